@@ -1,0 +1,41 @@
+//! Embeds the shipped `actors/` folder so that `warden run` works from any directory.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if p.is_dir() {
+            walk(root, &p, out);
+        } else if let Ok(rel) = p.strip_prefix(root) {
+            out.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("actors");
+    println!("cargo:rerun-if-changed=actors");
+    let mut files = Vec::new();
+    walk(&root, &root, &mut files);
+    let mut src = String::from(
+        "/// Every file of the shipped `actors/` folder: (relative path, contents).\npub static FILES: &[(&str, &str)] = &[\n",
+    );
+    for f in &files {
+        println!("cargo:rerun-if-changed=actors/{f}");
+        let abs = root.join(f);
+        let _ = writeln!(
+            src,
+            "    ({f:?}, include_str!({:?})),",
+            abs.display().to_string()
+        );
+    }
+    src.push_str("];\n");
+    let out = Path::new(&std::env::var("OUT_DIR").unwrap()).join("embedded_actors.rs");
+    std::fs::write(out, src).unwrap();
+}

@@ -1,0 +1,102 @@
+//! A small HTTP/1.1 client for the admin API on loopback (the CLI and tests use it).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot connect to the warden admin API at {addr}: {source} (is `warden run` running?)"
+    )]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("admin API i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("malformed response from the admin API")]
+    Malformed,
+}
+
+/// A response: status code and body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+/// Sends one request and reads the whole response (`Connection: close`).
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Result<Response, ClientError> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|source| ClientError::Connect { addr, source })?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if method != "GET" {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    parse(&raw)
+}
+
+fn parse(raw: &[u8]) -> Result<Response, ClientError> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or(ClientError::Malformed)?;
+    let head = std::str::from_utf8(&raw[..split]).map_err(|_| ClientError::Malformed)?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or(ClientError::Malformed)?;
+    let chunked = lines.any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let mut body = &raw[split + 4..];
+    let text = if chunked {
+        let mut out = Vec::new();
+        loop {
+            let nl = body
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or(ClientError::Malformed)?;
+            let size = usize::from_str_radix(
+                std::str::from_utf8(&body[..nl])
+                    .map_err(|_| ClientError::Malformed)?
+                    .trim(),
+                16,
+            )
+            .map_err(|_| ClientError::Malformed)?;
+            body = &body[nl + 2..];
+            if size == 0 || body.len() < size {
+                break;
+            }
+            out.extend_from_slice(&body[..size]);
+            body = &body[(size + 2).min(body.len())..];
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    } else {
+        String::from_utf8_lossy(body).into_owned()
+    };
+    Ok(Response { status, body: text })
+}

@@ -1,0 +1,398 @@
+//! The `Admin` actor and its HTTP API (actix-web) on loopback, behind a bearer token.
+//!
+//! Owns: the HTTP server and the token. Accepts: HTTP requests. Emits: `Route` and raw
+//! log batches into the supervisor, queries to the knowledge base, fault injection.
+//! Survives a restart: the token file; everything else is read from the knowledge base.
+//!
+//! Every endpoint requires `Authorization: Bearer <token>` (401 otherwise); malformed
+//! JSON is a 400 with the parser's message; a body over the limit is a 413.
+
+pub mod client;
+pub mod token;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use actix_web::body::BoxBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::error::{InternalError, JsonPayloadError, PayloadError};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::config::LogFormat;
+use crate::ingest::{BatchAck, BatchBuilder, send_batch};
+use crate::kb::Kb;
+use crate::messages::{Envelope, Payload};
+use crate::supervisor::{InjectPanic, ListAgents, Route, Supervisor, SupervisorError};
+use crate::telemetry::Metrics;
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct AdminState {
+    pub supervisor: Addr<Supervisor>,
+    pub kb: Kb,
+    pub metrics: Arc<Metrics>,
+    pub token: Arc<String>,
+    pub sources: Arc<BTreeMap<String, LogFormat>>,
+    pub fault_injection: bool,
+    pub max_body: usize,
+    pub started: Instant,
+    pub detector_state_key: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+fn error(status: actix_web::http::StatusCode, message: impl std::fmt::Display) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": message.to_string() }))
+}
+
+fn authorized(req: &actix_web::dev::ServiceRequest, token: &str) -> bool {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| token::equal(t.trim().as_bytes(), token.as_bytes()))
+}
+
+fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    use actix_web::http::StatusCode;
+    let resp = match &err {
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the limit of {limit} bytes"),
+        ),
+        JsonPayloadError::Payload(PayloadError::Overflow) => {
+            error(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large")
+        }
+        JsonPayloadError::ContentType => error(
+            StatusCode::BAD_REQUEST,
+            "expected Content-Type: application/json",
+        ),
+        JsonPayloadError::Deserialize(e) => {
+            error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}"))
+        }
+        other => error(
+            StatusCode::BAD_REQUEST,
+            format!("bad request body: {other}"),
+        ),
+    };
+    InternalError::from_response(err, resp).into()
+}
+
+/// Binds the API and runs it in the background; returns the actor that owns it.
+pub fn start(listen: SocketAddr, state: AdminState) -> Result<Addr<Admin>, AdminError> {
+    let max_body = state.max_body;
+    let fault = state.fault_injection;
+    let token = state.token.clone();
+    let server = HttpServer::new(move || {
+        let token = token.clone();
+        let mut app = App::new()
+            .app_data(web::Data::new(state.clone()))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(max_body)
+                    .error_handler(json_error),
+            )
+            .wrap_fn(
+                move |req,
+                      srv|
+                      -> Pin<
+                    Box<dyn Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>>,
+                > {
+                    if authorized(&req, &token) {
+                        let fut = srv.call(req);
+                        Box::pin(async move { fut.await.map(|r| r.map_into_boxed_body()) })
+                    } else {
+                        let resp = req.into_response(error(
+                            actix_web::http::StatusCode::UNAUTHORIZED,
+                            "missing or wrong bearer token (see <data-dir>/admin.token)",
+                        ));
+                        Box::pin(async move { Ok(resp.map_into_boxed_body()) })
+                    }
+                },
+            )
+            .route("/v1/health", web::get().to(health))
+            .route("/v1/agents", web::get().to(agents))
+            .route("/v1/incidents", web::get().to(incidents))
+            .route("/v1/incidents/{id}", web::get().to(incident))
+            .route("/v1/inject", web::post().to(inject))
+            .route("/v1/audit/verify", web::get().to(audit_verify))
+            .route("/metrics", web::get().to(metrics));
+        if fault {
+            app = app.route(
+                "/v1/testing/agents/{name}/panic",
+                web::post().to(panic_agent),
+            );
+        }
+        app.default_service(web::to(|| async {
+            error(actix_web::http::StatusCode::NOT_FOUND, "no such endpoint")
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(listen)
+    .map_err(|source| AdminError::Bind {
+        addr: listen,
+        source,
+    })?
+    .run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    Ok(Admin { handle }.start())
+}
+
+/// Owns the running HTTP server; stopping the actor stops the server.
+pub struct Admin {
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Actor for Admin {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        let h = self.handle.clone();
+        actix_rt::spawn(async move { h.stop(true).await });
+    }
+}
+
+async fn health(st: web::Data<AdminState>) -> HttpResponse {
+    let agents = st.supervisor.send(ListAgents).await.unwrap_or_default();
+    let failed: Vec<&str> = agents
+        .iter()
+        .filter(|a| a.state == crate::supervisor::AgentState::Failed)
+        .map(|a| a.name.as_str())
+        .collect();
+    HttpResponse::Ok().json(json!({
+        "status": if failed.is_empty() { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": st.started.elapsed().as_secs(),
+        "agents": agents.len(),
+        "failed_agents": failed,
+    }))
+}
+
+async fn agents(st: web::Data<AdminState>) -> HttpResponse {
+    match st.supervisor.send(ListAgents).await {
+        Ok(a) => HttpResponse::Ok().json(a),
+        Err(e) => error(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+async fn incidents(st: web::Data<AdminState>) -> HttpResponse {
+    match st.kb.incidents().await {
+        Ok(i) => HttpResponse::Ok().json(i),
+        Err(e) => error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn incident(st: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return error(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "incident id must be a UUID",
+        );
+    };
+    match st.kb.incident(id).await {
+        Ok(Some(i)) => HttpResponse::Ok().json(i),
+        Ok(None) => error(
+            actix_web::http::StatusCode::NOT_FOUND,
+            format!("no incident {id}"),
+        ),
+        Err(e) => error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InjectEnvelope {
+    #[serde(default)]
+    to: Option<String>,
+    payload: Payload,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InjectLines {
+    source: String,
+    lines: Vec<String>,
+}
+
+async fn inject(st: web::Data<AdminState>, body: web::Json<serde_json::Value>) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let body = body.into_inner();
+    if body.get("payload").is_some() {
+        let req: InjectEnvelope = match serde_json::from_value(body) {
+            Ok(r) => r,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid envelope: {e}")),
+        };
+        let envelope = Envelope::new("admin", req.payload);
+        return match st
+            .supervisor
+            .send(Route {
+                envelope,
+                to: req.to,
+            })
+            .await
+        {
+            Ok(Ok(id)) => HttpResponse::Accepted().json(json!({ "envelope_id": id })),
+            Ok(Err(e @ SupervisorError::Route(_))) => error(StatusCode::BAD_REQUEST, e),
+            Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        };
+    }
+    if body.get("source").is_some() {
+        let req: InjectLines = match serde_json::from_value(body) {
+            Ok(r) => r,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid lines: {e}")),
+        };
+        let Some(format) = st.sources.get(&req.source) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("no source named `{}` in the configuration", req.source),
+            );
+        };
+        let mut b = BatchBuilder::new(*format, Utc::now());
+        let max = 64 * 1024;
+        for l in &req.lines {
+            // Injected lines get the same limits as read ones.
+            let mut cut = l.as_str();
+            if cut.len() > max {
+                let mut end = max;
+                while !cut.is_char_boundary(end) {
+                    end -= 1;
+                }
+                cut = &cut[..end];
+                b.stats.truncated += 1;
+            }
+            for part in cut.split('\n') {
+                b.line(part.strip_suffix('\r').unwrap_or(part));
+            }
+        }
+        let batch = b.take(&req.source, None, None);
+        let id = batch.id;
+        let lines = batch.stats.lines;
+        return match send_batch(&st.supervisor, batch).await {
+            Ok(BatchAck::Applied { findings }) => HttpResponse::Accepted()
+                .json(json!({ "envelope_id": id, "lines": lines, "findings": findings })),
+            Ok(BatchAck::AlreadyApplied) => HttpResponse::Accepted()
+                .json(json!({ "envelope_id": id, "lines": lines, "findings": 0 })),
+            Err(e) => error(StatusCode::BAD_REQUEST, e),
+        };
+    }
+    error(
+        StatusCode::BAD_REQUEST,
+        "expected {\"payload\": {...}} (with optional \"to\") or {\"source\": NAME, \"lines\": [...]}",
+    )
+}
+
+async fn audit_verify(st: web::Data<AdminState>) -> HttpResponse {
+    match st.kb.verify_audit().await {
+        Ok(r) => HttpResponse::Ok().json(r),
+        Err(e) => error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn metrics(st: web::Data<AdminState>) -> HttpResponse {
+    let mut durable: Vec<(String, String, Vec<(String, String)>, u64)> = Vec::new();
+    if let Ok(cps) = st.kb.checkpoints().await {
+        for (src, cp) in cps {
+            durable.push((
+                "warden_source_lines_total".into(),
+                "Lines processed from a source since it was first read (durable)".into(),
+                vec![("source".into(), src)],
+                cp.lines_total,
+            ));
+        }
+    }
+    if let Some(key) = &st.detector_state_key
+        && let Ok(Some(v)) = st.kb.state(key).await
+        && let Some(counts) = v.get("counts").and_then(|c| c.as_object())
+    {
+        for (kind, n) in counts {
+            durable.push((
+                "warden_auth_events_total".into(),
+                "Authentication events seen, by kind (durable)".into(),
+                vec![("kind".into(), kind.clone())],
+                n.as_u64().unwrap_or(0),
+            ));
+        }
+    }
+    if let Ok(s) = st.kb.stats().await {
+        durable.push((
+            "warden_incidents_stored".into(),
+            "Incidents in the knowledge base".into(),
+            vec![],
+            s.incidents as u64,
+        ));
+        durable.push((
+            "warden_findings_stored".into(),
+            "Findings in the knowledge base".into(),
+            vec![],
+            s.findings as u64,
+        ));
+        durable.push((
+            "warden_inbox_depth".into(),
+            "Routed envelopes not yet acknowledged".into(),
+            vec![],
+            s.inbox as u64,
+        ));
+        durable.push((
+            "warden_audit_records".into(),
+            "Records in the audit ledger".into(),
+            vec![],
+            s.audit_records,
+        ));
+        durable.push((
+            "warden_db_size_bytes".into(),
+            "Size of the database on disk".into(),
+            vec![],
+            s.size_on_disk,
+        ));
+    }
+    if let Ok(agents) = st.supervisor.send(ListAgents).await {
+        for a in agents {
+            durable.push((
+                "warden_agent_restarts".into(),
+                "Restarts of an agent in this process".into(),
+                vec![("agent".into(), a.name.clone())],
+                a.restarts,
+            ));
+            durable.push((
+                "warden_agent_up".into(),
+                "1 when the agent is running".into(),
+                vec![("agent".into(), a.name.clone())],
+                (a.state == crate::supervisor::AgentState::Running) as u64,
+            ));
+        }
+    }
+    durable.sort_by(|a, b| a.0.cmp(&b.0));
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(st.metrics.render(&durable))
+}
+
+async fn panic_agent(st: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    match st.supervisor.send(InjectPanic(name.into_inner())).await {
+        Ok(Ok(())) => HttpResponse::Accepted().json(json!({ "armed": true })),
+        Ok(Err(e @ SupervisorError::UnknownAgent(_))) => error(StatusCode::NOT_FOUND, e),
+        Ok(Err(e)) => error(StatusCode::CONFLICT, e),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}

@@ -1,0 +1,381 @@
+//! Incident-response logic: findings become incidents, incidents are triaged, and
+//! containment is requested and carried out through the `contain_threat` tool.
+//!
+//! Decision state: the incidents (rebuilt from the knowledge base on every start) and
+//! an index from entity (the attacker's address) to its active incident.
+//! Flow: `Detection` opens or extends an incident and routes `Triage`; `Triage` sets
+//! severity and priority and routes `Containment` unless the target is protected;
+//! `Containment` records the action with its exact argv (dry run unless enforcing).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use futures_util::future::LocalBoxFuture;
+use uuid::Uuid;
+
+use super::{AgentEnv, AgentError, AgentLogic, Effects, Tools};
+use crate::definitions::AgentDefinition;
+use crate::kb::Write;
+use crate::kb::audit::{AuditEntry, AuditKind};
+use crate::messages::{
+    Action, ActionKind, ActionStatus, ContainmentRequest, Envelope, Finding, Incident, IncidentRef,
+    IncidentStatus, Payload, Priority, ResponseMode,
+};
+use crate::tools::response::ContainSpec;
+use crate::tools::{ToolCall, ToolOutcome, ToolOutput};
+
+pub struct IncidentResponse {
+    def: Arc<AgentDefinition>,
+    env: Arc<AgentEnv>,
+    incidents: HashMap<Uuid, Incident>,
+    by_entity: HashMap<String, Uuid>,
+}
+
+/// The stricter of two modes (observe < approve < enforce).
+pub fn stricter(a: ResponseMode, b: ResponseMode) -> ResponseMode {
+    let rank = |m| match m {
+        ResponseMode::Observe => 0,
+        ResponseMode::Approve => 1,
+        ResponseMode::Enforce => 2,
+    };
+    if rank(a) <= rank(b) { a } else { b }
+}
+
+impl IncidentResponse {
+    pub fn new(def: Arc<AgentDefinition>, env: Arc<AgentEnv>, incidents: Vec<Incident>) -> Self {
+        let mut me = IncidentResponse {
+            def,
+            env,
+            incidents: HashMap::new(),
+            by_entity: HashMap::new(),
+        };
+        for i in incidents {
+            if i.status != IncidentStatus::Closed && i.kind != "agent_failed" {
+                for e in &i.entities {
+                    me.by_entity.insert(e.clone(), i.id);
+                }
+            }
+            me.incidents.insert(i.id, i);
+        }
+        me
+    }
+
+    fn name(&self) -> &str {
+        &self.def.name
+    }
+
+    fn active_for(&self, entity: &str, f: &Finding) -> Option<Uuid> {
+        let id = *self.by_entity.get(entity)?;
+        let inc = self.incidents.get(&id)?;
+        let active = Duration::seconds(self.def.response.incident_active_secs as i64);
+        (inc.status != IncidentStatus::Closed && f.last_seen - inc.last_activity <= active)
+            .then_some(id)
+    }
+
+    fn detection(&mut self, env: &Envelope, f: &Finding) -> Result<Effects, AgentError> {
+        let mut fx = Effects::default();
+        let entity = f
+            .src_ip
+            .clone()
+            .unwrap_or_else(|| format!("host:{}", f.host));
+        let now = Utc::now();
+        if self
+            .incidents
+            .values()
+            .any(|i| i.findings.iter().any(|x| x.id == f.id))
+        {
+            return Ok(fx); // Already attached (idempotent by finding id).
+        }
+        let id = match self.active_for(&entity, f) {
+            Some(id) => {
+                let inc = self
+                    .incidents
+                    .get_mut(&id)
+                    .expect("indexed incident exists");
+                inc.findings.push(f.clone());
+                inc.severity = inc.severity.max(f.severity);
+                inc.last_activity = inc.last_activity.max(f.last_seen);
+                inc.updated_at = now;
+                inc.version += 1;
+                for u in &f.users {
+                    let e = format!("user:{u}");
+                    if !inc.entities.contains(&e) && inc.entities.len() < 32 {
+                        inc.entities.push(e);
+                    }
+                }
+                id
+            }
+            None => {
+                // Deterministic from the finding: re-handling cannot open a second one.
+                let id = Uuid::new_v5(&f.id, b"incident");
+                let mut entities = vec![entity.clone()];
+                entities.extend(f.users.iter().take(16).map(|u| format!("user:{u}")));
+                let inc = Incident {
+                    id,
+                    kind: f.rule.clone(),
+                    title: f.title.clone(),
+                    severity: f.severity,
+                    priority: Priority::P4,
+                    status: IncidentStatus::Open,
+                    entities,
+                    findings: vec![f.clone()],
+                    actions: Vec::new(),
+                    created_at: now,
+                    updated_at: now,
+                    last_activity: f.last_seen,
+                    notes: Vec::new(),
+                    version: 1,
+                };
+                self.by_entity.insert(entity.clone(), id);
+                self.incidents.insert(id, inc);
+                self.env.metrics.inc(&self.env.metrics.incidents);
+                tracing::info!(agent = %self.def.name, incident = %id, %entity, "incident opened");
+                id
+            }
+        };
+        let inc = &self.incidents[&id];
+        fx.writes.push(Write::Incident(inc.clone()));
+        fx.route.push(Envelope::caused_by(
+            env,
+            self.name(),
+            Payload::Triage(IncidentRef { incident_id: id }),
+            0,
+        ));
+        Ok(fx)
+    }
+
+    async fn triage(
+        &mut self,
+        env: &Envelope,
+        r: &IncidentRef,
+        tools: &dyn Tools,
+    ) -> Result<Effects, AgentError> {
+        let Some(inc) = self.incidents.get(&r.incident_id) else {
+            return Err(AgentError::Rejected(format!(
+                "no incident {}",
+                r.incident_id
+            )));
+        };
+        let result = match tools
+            .call(ToolCall::TriageIncident {
+                incident: Box::new(inc.clone()),
+            })
+            .await
+        {
+            ToolOutcome::Succeeded(ToolOutput::Triage(t)) => t,
+            other => {
+                return Err(AgentError::Fatal(format!(
+                    "triage_incident {}",
+                    other.summary()
+                )));
+            }
+        };
+        let name = self.def.name.clone();
+        let contain_min = self.def.response.contain_min_severity;
+        let protected = self.env.protected.clone();
+        let inc = self
+            .incidents
+            .get_mut(&r.incident_id)
+            .expect("checked above");
+        inc.severity = result.severity;
+        inc.priority = result.priority;
+        inc.kind = result.kind.clone();
+        if inc.status == IncidentStatus::Open {
+            inc.status = IncidentStatus::Triaged;
+        }
+        inc.updated_at = Utc::now();
+        inc.version += 1;
+        let mut fx = Effects::default();
+        fx.audit.push(AuditEntry::new(
+            &name,
+            AuditKind::ToolCall,
+            "triage_incident",
+            serde_json::json!({ "incident": inc.id, "severity": result.severity, "priority": result.priority, "reasons": result.reasons }),
+        ));
+        // Propose containment for the attacker's address, unless it is protected or
+        // already has a block.
+        let target = inc.entities.iter().find_map(|e| e.parse::<IpAddr>().ok());
+        if let Some(ip) = target
+            && inc.severity >= contain_min
+        {
+            let already = inc
+                .actions
+                .iter()
+                .any(|a| a.kind == ActionKind::BlockIp && a.target == ip.to_string());
+            if protected.contains(ip) {
+                let note = format!("{ip} is protected: no containment proposed");
+                if !inc.notes.contains(&note) {
+                    inc.notes.push(note);
+                }
+            } else if !already {
+                fx.route.push(Envelope::caused_by(
+                    env,
+                    &name,
+                    Payload::Containment(ContainmentRequest {
+                        incident_id: inc.id,
+                        action: ActionKind::BlockIp,
+                        target: ip.to_string(),
+                        reason: format!("{} ({})", inc.title, result.reasons.join("; ")),
+                    }),
+                    0,
+                ));
+            }
+        }
+        fx.writes.push(Write::Incident(inc.clone()));
+        Ok(fx)
+    }
+
+    async fn containment(
+        &mut self,
+        req: &ContainmentRequest,
+        tools: &dyn Tools,
+    ) -> Result<Effects, AgentError> {
+        let name = self.def.name.clone();
+        let Some(inc) = self.incidents.get(&req.incident_id) else {
+            return Err(AgentError::Rejected(format!(
+                "no incident {}",
+                req.incident_id
+            )));
+        };
+        let mut fx = Effects::default();
+        let ip: IpAddr = req.target.parse().map_err(|_| {
+            AgentError::Rejected(format!(
+                "containment target `{}` is not an IP address",
+                crate::ingest::sanitize(&req.target, 64)
+            ))
+        })?;
+        let target = ip.to_string();
+        if inc
+            .actions
+            .iter()
+            .any(|a| a.kind == req.action && a.target == target)
+        {
+            return Ok(fx); // Already requested.
+        }
+        let mode = stricter(self.env.response_mode, self.def.autonomy);
+        let ttl = self.def.response.block_ttl_secs;
+        let spec = ContainSpec {
+            kind: req.action,
+            target: target.clone(),
+            ttl_secs: ttl,
+            mode,
+        };
+        let outcome = tools.call(ToolCall::ContainThreat(spec.clone())).await;
+        fx.audit.push(AuditEntry::new(
+            &name,
+            AuditKind::ToolCall,
+            "contain_threat",
+            serde_json::json!({ "incident": inc.id, "spec": spec, "outcome": outcome.summary() }),
+        ));
+        let now = Utc::now();
+        let (status, argv, output) = match outcome {
+            ToolOutcome::DryRun { argv } if mode == ResponseMode::Approve => {
+                (ActionStatus::PendingApproval, argv, None)
+            }
+            ToolOutcome::DryRun { argv } => (ActionStatus::DryRun, argv, None),
+            ToolOutcome::Succeeded(ToolOutput::Executed { argv, output }) => {
+                (ActionStatus::Executed, argv, Some(output))
+            }
+            ToolOutcome::Denied(reason) => {
+                let inc = self
+                    .incidents
+                    .get_mut(&req.incident_id)
+                    .expect("checked above");
+                inc.notes
+                    .push(format!("containment of {target} denied: {reason}"));
+                inc.version += 1;
+                fx.writes.push(Write::Incident(inc.clone()));
+                return Ok(fx);
+            }
+            ToolOutcome::Failed(e) => (
+                ActionStatus::Failed,
+                crate::tools::response::block_ip_argv(ip, ttl),
+                Some(e),
+            ),
+            ToolOutcome::TimedOut => (
+                ActionStatus::Failed,
+                crate::tools::response::block_ip_argv(ip, ttl),
+                Some("timed out".into()),
+            ),
+            ToolOutcome::Succeeded(_) => {
+                return Err(AgentError::Fatal(
+                    "contain_threat returned an unexpected output".into(),
+                ));
+            }
+        };
+        let action = Action {
+            id: Uuid::new_v5(
+                &req.incident_id,
+                format!("{}/{}", req.action, target).as_bytes(),
+            ),
+            kind: req.action,
+            target,
+            mode,
+            status,
+            argv,
+            reason: crate::ingest::sanitize(&req.reason, 1024),
+            created_at: now,
+            expires_at: Some(now + Duration::seconds(ttl as i64)),
+            output,
+        };
+        let inc = self
+            .incidents
+            .get_mut(&req.incident_id)
+            .expect("checked above");
+        if status == ActionStatus::Executed {
+            inc.status = IncidentStatus::Contained;
+            fx.flush = true;
+        }
+        inc.actions.push(action.clone());
+        inc.updated_at = now;
+        inc.version += 1;
+        self.env.metrics.inc(&self.env.metrics.actions);
+        fx.audit.push(AuditEntry::new(
+            &name,
+            AuditKind::Action,
+            action.id,
+            serde_json::to_value(&action).unwrap_or_default(),
+        ));
+        fx.writes.push(Write::Action {
+            incident_id: inc.id,
+            action,
+        });
+        fx.writes.push(Write::Incident(inc.clone()));
+        Ok(fx)
+    }
+}
+
+impl AgentLogic for IncidentResponse {
+    fn on_envelope<'a>(
+        &'a mut self,
+        env: &'a Envelope,
+        tools: &'a dyn Tools,
+    ) -> LocalBoxFuture<'a, Result<Effects, AgentError>> {
+        Box::pin(async move {
+            match &env.payload {
+                Payload::Detection(f) => self.detection(env, f),
+                Payload::Triage(r) => self.triage(env, r, tools).await,
+                Payload::Containment(c) => self.containment(c, tools).await,
+                Payload::Handoff(h) => {
+                    let mut fx = Effects::default();
+                    if let Some(inc) = h.incident_id.and_then(|id| self.incidents.get_mut(&id)) {
+                        inc.notes.push(format!(
+                            "handoff from {}: {}",
+                            h.from,
+                            crate::ingest::sanitize(&h.context.to_string(), 1024)
+                        ));
+                        inc.version += 1;
+                        fx.writes.push(Write::Incident(inc.clone()));
+                    }
+                    Ok(fx)
+                }
+                Payload::Instruction(_) => Ok(Effects::default()),
+                Payload::PatchVerification(_) => Err(AgentError::Rejected(
+                    "incident-response does not verify patches".into(),
+                )),
+            }
+        })
+    }
+}

@@ -1,0 +1,202 @@
+//! Agents: the plain structs that decide, and the generic actor shell that performs
+//! their decisions.
+//!
+//! An agent's logic implements [`AgentLogic`]: given an envelope (or, for threat
+//! detection, a log batch) and access to its tools, it returns [`Effects`] — records to
+//! write, audit entries, envelopes to route. It never writes the knowledge base or
+//! routes anything itself, so it can be tested as "envelopes in, effects out".
+
+pub mod incident_response;
+pub mod shell;
+pub mod threat_detection;
+pub mod vulnerability_management;
+
+use std::sync::Arc;
+
+use futures_util::future::LocalBoxFuture;
+
+use crate::definitions::{AgentDefinition, AgentKind};
+use crate::ingest::LogBatch;
+use crate::kb::audit::AuditEntry;
+use crate::kb::{Kb, KbError, Write};
+use crate::messages::{Envelope, Incident, ResponseMode};
+use crate::supervisor::routing::RoutingTable;
+use crate::telemetry::Metrics;
+use crate::tools::response::Protected;
+use crate::tools::{ExecuteTool, ToolCall, ToolExecutor, ToolOutcome};
+
+pub use shell::{AgentActor, ArmPanic, Deliver};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AgentError {
+    /// The agent cannot go on; it is stopped and rebuilt from durable state.
+    #[error("fatal: {0}")]
+    Fatal(String),
+    /// The input cannot be handled (it is acknowledged and recorded as a dead letter).
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The agent is not running (restarting or failed); try again later.
+    #[error("agent `{0}` is not running")]
+    Unavailable(String),
+}
+
+impl From<KbError> for AgentError {
+    fn from(e: KbError) -> Self {
+        AgentError::Fatal(format!("knowledge base: {e}"))
+    }
+}
+
+/// What handling one input decided.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub writes: Vec<Write>,
+    pub audit: Vec<AuditEntry>,
+    /// Envelopes to route; they are persisted in the same commit.
+    pub route: Vec<Envelope>,
+    /// Flush before acknowledging (something irreversible happened).
+    pub flush: bool,
+    /// Findings opened (for batch acknowledgements and metrics).
+    pub findings: usize,
+    /// The batch was applied before (a re-send after a restart): nothing to do.
+    pub stale: bool,
+}
+
+/// Access to an agent's tools. The real one forwards to its `ToolExecutor`; tests may
+/// substitute a mock.
+#[cfg_attr(test, mockall::automock)]
+pub trait Tools {
+    fn call(&self, call: ToolCall) -> LocalBoxFuture<'_, ToolOutcome>;
+}
+
+/// Forwards tool calls to the agent's executor actor.
+pub struct ExecutorTools(pub actix::Addr<ToolExecutor>);
+
+impl Tools for ExecutorTools {
+    fn call(&self, call: ToolCall) -> LocalBoxFuture<'_, ToolOutcome> {
+        Box::pin(async move {
+            match self.0.send(ExecuteTool(call)).await {
+                Ok(o) => o,
+                Err(e) => ToolOutcome::Failed(format!("tool executor unavailable: {e}")),
+            }
+        })
+    }
+}
+
+/// The decision logic of one agent.
+pub trait AgentLogic {
+    fn on_envelope<'a>(
+        &'a mut self,
+        env: &'a Envelope,
+        tools: &'a dyn Tools,
+    ) -> LocalBoxFuture<'a, Result<Effects, AgentError>>;
+
+    /// Log batches; only threat detection reads them.
+    fn on_batch<'a>(
+        &'a mut self,
+        batch: LogBatch,
+        _tools: &'a dyn Tools,
+    ) -> LocalBoxFuture<'a, Result<Effects, AgentError>> {
+        let _ = batch;
+        Box::pin(async {
+            Err(AgentError::Rejected(
+                "this agent does not read log batches".into(),
+            ))
+        })
+    }
+}
+
+/// What every agent shares: the knowledge base, the routing table, policy.
+pub struct AgentEnv {
+    pub kb: Kb,
+    pub routes: Arc<RoutingTable>,
+    pub protected: Arc<Protected>,
+    /// The configured response mode; the stricter of it and the agent's autonomy wins.
+    pub response_mode: ResponseMode,
+    pub metrics: Arc<Metrics>,
+}
+
+/// An agent's durable state, read from the knowledge base before it is (re)built.
+pub enum Restored {
+    ThreatDetection {
+        detector: Option<crate::tools::detection::AuthDetectorState>,
+    },
+    IncidentResponse {
+        incidents: Vec<Incident>,
+    },
+    VulnerabilityManagement,
+}
+
+/// Reads what an agent of this definition needs to resume.
+pub async fn restore(def: &AgentDefinition, kb: &Kb) -> Result<Restored, KbError> {
+    Ok(match def.kind {
+        AgentKind::ThreatDetection => {
+            let detector = match kb.state(&threat_detection::state_key(&def.name)).await? {
+                Some(v) => match serde_json::from_value(v) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        // An unreadable state must not silently reset detection: fail loudly.
+                        return Err(KbError::Decode {
+                            what: "detector state",
+                            source: e,
+                        });
+                    }
+                },
+                None => None,
+            };
+            Restored::ThreatDetection { detector }
+        }
+        AgentKind::IncidentResponse => Restored::IncidentResponse {
+            incidents: kb.incidents().await?,
+        },
+        AgentKind::VulnerabilityManagement => Restored::VulnerabilityManagement,
+    })
+}
+
+/// Builds an agent's logic and its executor from its definition and restored state.
+pub fn build(
+    def: &Arc<AgentDefinition>,
+    restored: Restored,
+    env: &Arc<AgentEnv>,
+) -> (Box<dyn AgentLogic>, ToolExecutor) {
+    match restored {
+        Restored::ThreatDetection { detector } => (
+            Box::new(threat_detection::ThreatDetection::new(
+                def.clone(),
+                env.clone(),
+            )),
+            ToolExecutor::new(
+                &def.name,
+                &def.tools,
+                &def.detection,
+                detector,
+                env.protected.clone(),
+            ),
+        ),
+        Restored::IncidentResponse { incidents } => (
+            Box::new(incident_response::IncidentResponse::new(
+                def.clone(),
+                env.clone(),
+                incidents,
+            )),
+            ToolExecutor::new(
+                &def.name,
+                &def.tools,
+                &def.detection,
+                None,
+                env.protected.clone(),
+            ),
+        ),
+        Restored::VulnerabilityManagement => (
+            Box::new(vulnerability_management::VulnerabilityManagement::new(
+                def.clone(),
+            )),
+            ToolExecutor::new(
+                &def.name,
+                &def.tools,
+                &def.detection,
+                None,
+                env.protected.clone(),
+            ),
+        ),
+    }
+}

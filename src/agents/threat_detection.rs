@@ -1,0 +1,156 @@
+//! Threat-detection logic: log batches in, findings out.
+//!
+//! Decision state: the last committed batch sequence number per source (read lazily
+//! from the checkpoints). The detector windows live in the `analyze_logs` tool; the
+//! state it returns is written in the same commit as the source checkpoint.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::future::LocalBoxFuture;
+use uuid::Uuid;
+
+use super::{AgentEnv, AgentError, AgentLogic, Effects, Tools};
+use crate::definitions::AgentDefinition;
+use crate::ingest::LogBatch;
+use crate::kb::Write;
+use crate::kb::audit::{AuditEntry, AuditKind};
+use crate::messages::{Envelope, Payload};
+use crate::tools::{ToolCall, ToolOutcome, ToolOutput};
+
+/// Key of the detector state in the `state` tree.
+pub fn state_key(agent: &str) -> String {
+    format!("{agent}/analyze_logs")
+}
+
+pub struct ThreatDetection {
+    def: Arc<AgentDefinition>,
+    env: Arc<AgentEnv>,
+    seqs: HashMap<String, u64>,
+}
+
+impl ThreatDetection {
+    pub fn new(def: Arc<AgentDefinition>, env: Arc<AgentEnv>) -> Self {
+        ThreatDetection {
+            def,
+            env,
+            seqs: HashMap::new(),
+        }
+    }
+
+    async fn batch(&mut self, batch: LogBatch, tools: &dyn Tools) -> Result<Effects, AgentError> {
+        if let Some(seq) = batch.seq {
+            let last = match self.seqs.get(&batch.source) {
+                Some(s) => *s,
+                None => self
+                    .env
+                    .kb
+                    .checkpoint(&batch.source)
+                    .await?
+                    .map(|c| c.seq)
+                    .unwrap_or(0),
+            };
+            if seq <= last {
+                self.seqs.insert(batch.source.clone(), last);
+                return Ok(Effects {
+                    stale: true,
+                    ..Effects::default()
+                });
+            }
+        }
+        let m = &self.env.metrics;
+        m.add_source(&batch.source, &batch.stats, batch.events.len() as u64);
+        let events = batch.events.len();
+        let outcome = tools
+            .call(ToolCall::AnalyzeLogs {
+                events: batch.events,
+            })
+            .await;
+        let (findings, state) = match outcome {
+            ToolOutcome::Succeeded(ToolOutput::Findings { findings, state }) => (findings, state),
+            other => {
+                return Err(AgentError::Fatal(format!(
+                    "analyze_logs {}",
+                    other.summary()
+                )));
+            }
+        };
+        let name = &self.def.name;
+        let mut fx = Effects {
+            findings: findings.len(),
+            ..Effects::default()
+        };
+        fx.writes.push(Write::State {
+            key: state_key(name),
+            value: state,
+        });
+        if let (Some(seq), Some(cp)) = (batch.seq, batch.checkpoint) {
+            let mut cp = cp;
+            cp.seq = seq;
+            fx.writes.push(Write::Checkpoint {
+                source: batch.source.clone(),
+                checkpoint: cp,
+            });
+            self.seqs.insert(batch.source.clone(), seq);
+        }
+        fx.audit.push(AuditEntry::new(
+            name,
+            AuditKind::ToolCall,
+            "analyze_logs",
+            serde_json::json!({
+                "batch": batch.id,
+                "source": batch.source,
+                "lines": batch.stats.lines,
+                "events": events,
+                "findings": findings.iter().map(|f| f.id).collect::<Vec<_>>(),
+            }),
+        ));
+        for f in findings {
+            m.inc(&m.findings);
+            tracing::info!(agent = %name, rule = %f.rule, src_ip = ?f.src_ip, finding = %f.id, "finding opened");
+            // The envelope id derives from the finding id: a re-read yields the same one.
+            let id = Uuid::new_v5(&f.id, b"detection");
+            let mut env = Envelope::new(name.clone(), Payload::Detection(f.clone()));
+            env.id = id;
+            env.correlation_id = id;
+            env.causation_id = Some(batch.id);
+            fx.writes.push(Write::Finding(f));
+            fx.route.push(env);
+        }
+        Ok(fx)
+    }
+}
+
+impl AgentLogic for ThreatDetection {
+    fn on_envelope<'a>(
+        &'a mut self,
+        env: &'a Envelope,
+        _tools: &'a dyn Tools,
+    ) -> LocalBoxFuture<'a, Result<Effects, AgentError>> {
+        Box::pin(async move {
+            match &env.payload {
+                Payload::Instruction(i) => Ok(Effects {
+                    audit: vec![AuditEntry::new(
+                        &self.def.name,
+                        AuditKind::EnvelopeHandled,
+                        env.id,
+                        serde_json::json!({ "instruction": crate::ingest::sanitize(&i.text, 512), "note": "no language model configured; instruction recorded" }),
+                    )],
+                    ..Effects::default()
+                }),
+                other => Err(AgentError::Rejected(format!(
+                    "threat-detection does not handle `{}`",
+                    other.kind()
+                ))),
+            }
+        })
+    }
+
+    fn on_batch<'a>(
+        &'a mut self,
+        batch: LogBatch,
+        tools: &'a dyn Tools,
+    ) -> LocalBoxFuture<'a, Result<Effects, AgentError>> {
+        Box::pin(self.batch(batch, tools))
+    }
+}

@@ -1,0 +1,343 @@
+//! Warden's configuration: TOML, strict (unknown keys are errors), with an embedded
+//! default that tails `/var/log/auth.log` in observe mode.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::messages::ResponseMode;
+
+/// The configuration `warden run` uses when no `--config` is given.
+pub const DEFAULT_CONFIG: &str = r#"# Warden's embedded default configuration.
+[admin]
+listen = "127.0.0.1:8720"
+
+[[sources]]
+name = "auth"
+kind = "file"
+path = "/var/log/auth.log"
+format = "auth"
+
+[response]
+mode = "observe"
+"#;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the database and the admin token live.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub response: ResponseConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub testing: TestingConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8720))
+}
+fn default_max_body() -> usize {
+    1 << 20
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: default_listen(),
+            max_body_bytes: default_max_body(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    File,
+    Stdin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// Classic syslog `auth.log` (sshd, PAM).
+    Auth,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub name: String,
+    pub kind: SourceKind,
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    #[serde(default = "default_format")]
+    pub format: LogFormat,
+}
+
+fn default_format() -> LogFormat {
+    LogFormat::Auth
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseConfig {
+    #[serde(default)]
+    pub mode: ResponseMode,
+    /// Addresses and networks never acted against, besides loopback and the host's own.
+    #[serde(default)]
+    pub protected: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Lines longer than this are cut here (and counted).
+    #[serde(default = "default_max_line")]
+    pub max_line_bytes: usize,
+    /// The backstop poll of tailed files, in milliseconds.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// Most lines in one batch.
+    #[serde(default = "default_batch_lines")]
+    pub batch_lines: usize,
+}
+
+fn default_max_line() -> usize {
+    64 * 1024
+}
+fn default_poll_ms() -> u64 {
+    250
+}
+fn default_batch_lines() -> usize {
+    2048
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_line_bytes: default_max_line(),
+            poll_interval_ms: default_poll_ms(),
+            batch_lines: default_batch_lines(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// sled's page cache, in MiB.
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: u64,
+}
+
+fn default_cache_mb() -> u64 {
+    64
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            cache_mb: default_cache_mb(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TestingConfig {
+    /// Enables `POST /v1/testing/agents/{name}/panic`. Never turn on in production.
+    #[serde(default)]
+    pub fault_injection: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}:{line}: {message}")]
+    Parse {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+}
+
+impl Config {
+    /// Parses and validates a configuration; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_string(),
+            line: e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(0),
+            message: e.message().trim().replace('\n', " "),
+        })?;
+        cfg.validate(file)?;
+        Ok(cfg)
+    }
+
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            None => Config::parse(DEFAULT_CONFIG, "<embedded default config>"),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                Config::parse(&text, &p.display().to_string())
+            }
+        }
+    }
+
+    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            file: file.to_string(),
+            message,
+        };
+        let mut names = std::collections::HashSet::new();
+        for s in &self.sources {
+            if s.name.is_empty()
+                || !s
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(invalid(format!(
+                    "source name `{}` must be non-empty and use only letters, digits, `-`, `_`, `.`",
+                    s.name
+                )));
+            }
+            if !names.insert(s.name.as_str()) {
+                return Err(invalid(format!("two sources are named `{}`", s.name)));
+            }
+            match s.kind {
+                SourceKind::File if s.path.is_none() => {
+                    return Err(invalid(format!(
+                        "source `{}` is a file source without a `path`",
+                        s.name
+                    )));
+                }
+                SourceKind::Stdin if s.path.is_some() => {
+                    return Err(invalid(format!(
+                        "source `{}` reads stdin and takes no `path`",
+                        s.name
+                    )));
+                }
+                _ => {}
+            }
+        }
+        if self.ingest.max_line_bytes < 256 {
+            return Err(invalid(
+                "`ingest.max_line_bytes` must be at least 256".into(),
+            ));
+        }
+        if self.ingest.batch_lines == 0 || self.ingest.poll_interval_ms == 0 {
+            return Err(invalid(
+                "`ingest.batch_lines` and `ingest.poll_interval_ms` must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The data directory: `--data-dir`, else the config's `data_dir`, else a default
+    /// that a fresh machine can write (`/var/lib/warden` for root, the user's state
+    /// directory otherwise).
+    pub fn data_dir(&self, cli: Option<&Path>) -> PathBuf {
+        if let Some(d) = cli {
+            return d.to_path_buf();
+        }
+        if let Some(d) = &self.data_dir {
+            return d.clone();
+        }
+        default_data_dir()
+    }
+}
+
+/// `/var/lib/warden` when running as root, else `$XDG_STATE_HOME/warden` or
+/// `~/.local/state/warden`.
+pub fn default_data_dir() -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false);
+    if is_root {
+        return PathBuf::from("/var/lib/warden");
+    }
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(x).join("warden");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/state/warden"),
+        None => PathBuf::from("warden-data"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.sources.len(), 1);
+        assert_eq!(
+            c.sources[0].path.as_deref(),
+            Some(Path::new("/var/log/auth.log"))
+        );
+        assert_eq!(c.response.mode, ResponseMode::Observe);
+        assert!(c.admin.listen.ip().is_loopback());
+        assert!(!c.testing.fault_injection);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_its_line() {
+        let text =
+            "[admin]\nlisten = \"127.0.0.1:1\"\n\n[response]\nmode = \"observe\"\nbogus = 1\n";
+        let e = Config::parse(text, "w.toml").unwrap_err().to_string();
+        assert!(e.starts_with("w.toml:6: "), "{e}");
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn bad_mode_is_an_error() {
+        let e = Config::parse("[response]\nmode = \"yolo\"\n", "w.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("w.toml:2: "), "{e}");
+    }
+
+    #[test]
+    fn file_source_needs_a_path() {
+        let e = Config::parse("[[sources]]\nname = \"a\"\nkind = \"file\"\n", "w.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("without a `path`"), "{e}");
+    }
+}

@@ -1,0 +1,608 @@
+//! Agent definitions: loading and linting the `actors/` folder.
+//!
+//! Each agent is a folder `actors/<name>/` with an `agent.toml`. Definitions are strict:
+//! unknown keys, unknown kinds, unknown tools and unknown payload kinds are errors, each
+//! reported as `file:line: message`. Loading fails unless every payload kind has a handler.
+
+mod embedded;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::messages::{PayloadKind, ResponseMode};
+
+/// The kinds of agent this build can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentKind {
+    ThreatDetection,
+    IncidentResponse,
+    VulnerabilityManagement,
+}
+
+impl AgentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentKind::ThreatDetection => "threat-detection",
+            AgentKind::IncidentResponse => "incident-response",
+            AgentKind::VulnerabilityManagement => "vulnerability-management",
+        }
+    }
+
+    /// The tools an agent of this kind may declare.
+    pub fn toolbelt(self) -> &'static [ToolName] {
+        match self {
+            AgentKind::ThreatDetection => &[
+                ToolName::AnalyzeLogs,
+                ToolName::AnalyzeNetworkTraffic,
+                ToolName::DetectIoc,
+                ToolName::CorrelateEvents,
+            ],
+            AgentKind::IncidentResponse => &[
+                ToolName::TriageIncident,
+                ToolName::ExecutePlaybook,
+                ToolName::ContainThreat,
+                ToolName::CollectEvidence,
+                ToolName::GenerateReport,
+            ],
+            AgentKind::VulnerabilityManagement => &[
+                ToolName::ScanVulnerabilities,
+                ToolName::PrioritizeRisk,
+                ToolName::RecommendRemediation,
+                ToolName::VerifyPatch,
+                ToolName::GenerateVulnReport,
+            ],
+        }
+    }
+}
+
+/// Every tool name Warden knows.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolName {
+    AnalyzeLogs,
+    AnalyzeNetworkTraffic,
+    DetectIoc,
+    CorrelateEvents,
+    TriageIncident,
+    ExecutePlaybook,
+    ContainThreat,
+    CollectEvidence,
+    GenerateReport,
+    ScanVulnerabilities,
+    PrioritizeRisk,
+    RecommendRemediation,
+    VerifyPatch,
+    GenerateVulnReport,
+}
+
+impl ToolName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolName::AnalyzeLogs => "analyze_logs",
+            ToolName::AnalyzeNetworkTraffic => "analyze_network_traffic",
+            ToolName::DetectIoc => "detect_ioc",
+            ToolName::CorrelateEvents => "correlate_events",
+            ToolName::TriageIncident => "triage_incident",
+            ToolName::ExecutePlaybook => "execute_playbook",
+            ToolName::ContainThreat => "contain_threat",
+            ToolName::CollectEvidence => "collect_evidence",
+            ToolName::GenerateReport => "generate_report",
+            ToolName::ScanVulnerabilities => "scan_vulnerabilities",
+            ToolName::PrioritizeRisk => "prioritize_risk",
+            ToolName::RecommendRemediation => "recommend_remediation",
+            ToolName::VerifyPatch => "verify_patch",
+            ToolName::GenerateVulnReport => "generate_vuln_report",
+        }
+    }
+
+    /// Whether this build implements the tool. Declaring one it does not is an error,
+    /// so a definition never promises a capability that silently does nothing.
+    pub fn implemented(self) -> bool {
+        matches!(
+            self,
+            ToolName::AnalyzeLogs | ToolName::TriageIncident | ToolName::ContainThreat
+        )
+    }
+}
+
+/// How often an agent may be restarted before it is marked failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartBudget {
+    #[serde(default = "default_max_restarts")]
+    pub max_restarts: u32,
+    #[serde(default = "default_within_secs")]
+    pub within_secs: u64,
+    /// First backoff delay; doubles per restart inside the window, with jitter.
+    #[serde(default = "default_backoff_ms")]
+    pub backoff_ms: u64,
+    #[serde(default = "default_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+}
+
+fn default_max_restarts() -> u32 {
+    5
+}
+fn default_within_secs() -> u64 {
+    60
+}
+fn default_backoff_ms() -> u64 {
+    100
+}
+fn default_backoff_max_ms() -> u64 {
+    10_000
+}
+fn default_mailbox_spanned() -> Spanned<usize> {
+    Spanned::new(0..0, 64)
+}
+
+impl Default for RestartBudget {
+    fn default() -> Self {
+        RestartBudget {
+            max_restarts: default_max_restarts(),
+            within_secs: default_within_secs(),
+            backoff_ms: default_backoff_ms(),
+            backoff_max_ms: default_backoff_max_ms(),
+        }
+    }
+}
+
+/// Parameters of the threat-detection agent's built-in detectors.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionParams {
+    #[serde(default)]
+    pub brute_force: BruteForceParams,
+    #[serde(default)]
+    pub success_after_failures: SuccessAfterFailuresParams,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BruteForceParams {
+    /// Failures from one address that open a finding.
+    pub failures: u32,
+    /// Sliding window, in seconds of log time.
+    pub window_secs: u64,
+}
+
+impl Default for BruteForceParams {
+    fn default() -> Self {
+        BruteForceParams {
+            failures: 5,
+            window_secs: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuccessAfterFailuresParams {
+    /// Failures from the same address that make a later success suspicious.
+    pub min_failures: u32,
+    /// How far back (log time) failures count.
+    pub lookback_secs: u64,
+}
+
+impl Default for SuccessAfterFailuresParams {
+    fn default() -> Self {
+        SuccessAfterFailuresParams {
+            min_failures: 3,
+            lookback_secs: 86_400,
+        }
+    }
+}
+
+/// Parameters of the incident-response agent.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseParams {
+    /// An incident stays active (later findings attach to it) this long after its last
+    /// finding, in log time.
+    #[serde(default = "default_active_secs")]
+    pub incident_active_secs: u64,
+    /// How long a block lasts before it expires.
+    #[serde(default = "default_block_ttl")]
+    pub block_ttl_secs: u64,
+    /// Lowest finding severity that gets a containment action.
+    #[serde(default = "default_contain_min")]
+    pub contain_min_severity: crate::messages::Severity,
+}
+
+fn default_active_secs() -> u64 {
+    86_400
+}
+fn default_block_ttl() -> u64 {
+    3_600
+}
+fn default_contain_min() -> crate::messages::Severity {
+    crate::messages::Severity::Medium
+}
+
+impl Default for ResponseParams {
+    fn default() -> Self {
+        ResponseParams {
+            incident_active_secs: default_active_secs(),
+            block_ttl_secs: default_block_ttl(),
+            contain_min_severity: default_contain_min(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefinition {
+    name: Spanned<String>,
+    kind: Spanned<AgentKind>,
+    #[serde(default)]
+    description: String,
+    handles: Vec<Spanned<PayloadKind>>,
+    #[serde(default)]
+    tools: Vec<Spanned<ToolName>>,
+    #[serde(default)]
+    prompt: Option<Spanned<String>>,
+    #[serde(default)]
+    autonomy: ResponseMode,
+    #[serde(default = "default_mailbox_spanned")]
+    mailbox: Spanned<usize>,
+    #[serde(default)]
+    restart: RestartBudget,
+    #[serde(default)]
+    detection: Option<Spanned<DetectionParams>>,
+    #[serde(default)]
+    response: Option<Spanned<ResponseParams>>,
+}
+
+/// A validated agent definition.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AgentDefinition {
+    pub name: String,
+    pub kind: AgentKind,
+    pub description: String,
+    pub handles: Vec<PayloadKind>,
+    pub tools: Vec<ToolName>,
+    /// The prompt text (used only with an LLM).
+    pub prompt: Option<String>,
+    pub autonomy: ResponseMode,
+    pub mailbox: usize,
+    pub restart: RestartBudget,
+    pub detection: DetectionParams,
+    pub response: ResponseParams,
+    /// Where it was loaded from, for messages.
+    pub path: String,
+}
+
+impl AgentDefinition {
+    pub fn handles(&self, kind: PayloadKind) -> bool {
+        self.handles.contains(&kind)
+    }
+}
+
+/// One lint error: `file:line: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LintError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for LintError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+/// Every error found while loading a folder of definitions.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", self.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct LintErrors {
+    pub errors: Vec<LintError>,
+}
+
+/// The agent definitions of one folder, keyed by name.
+#[derive(Debug, Clone)]
+pub struct Definitions {
+    pub agents: BTreeMap<String, AgentDefinition>,
+    /// Where they came from (`<embedded>` for the copy built into the binary).
+    pub origin: String,
+}
+
+/// Where definitions are read from.
+#[derive(Debug, Clone)]
+pub enum ActorsDir {
+    Disk(PathBuf),
+    /// The `actors/` folder of the source tree, built into the binary.
+    Embedded,
+}
+
+impl ActorsDir {
+    /// `dir` if given, else `./actors` if it exists, else the embedded copy.
+    pub fn resolve(dir: Option<&Path>) -> ActorsDir {
+        match dir {
+            Some(d) => ActorsDir::Disk(d.to_path_buf()),
+            None if Path::new("actors").is_dir() => ActorsDir::Disk(PathBuf::from("actors")),
+            None => ActorsDir::Embedded,
+        }
+    }
+
+    fn display(&self) -> String {
+        match self {
+            ActorsDir::Disk(p) => p.display().to_string(),
+            ActorsDir::Embedded => "<embedded>/actors".to_string(),
+        }
+    }
+
+    /// `(agent folder name, agent.toml path for messages, its text)` for every agent.
+    fn agent_files(&self) -> Result<Vec<(String, String, String)>, LintError> {
+        match self {
+            ActorsDir::Embedded => Ok(embedded::FILES
+                .iter()
+                .filter_map(|(p, text)| {
+                    let agent = p.strip_suffix("/agent.toml")?;
+                    (!agent.contains('/')).then(|| {
+                        (
+                            agent.to_string(),
+                            format!("<embedded>/actors/{p}"),
+                            text.to_string(),
+                        )
+                    })
+                })
+                .collect()),
+            ActorsDir::Disk(dir) => {
+                let entries = std::fs::read_dir(dir).map_err(|e| LintError {
+                    file: dir.display().to_string(),
+                    line: 0,
+                    message: format!("cannot read the actors folder: {e}"),
+                })?;
+                let mut out = Vec::new();
+                let mut names: Vec<PathBuf> =
+                    entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                names.sort();
+                for sub in names.into_iter().filter(|p| p.is_dir()) {
+                    let file = sub.join("agent.toml");
+                    let name = sub
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default();
+                    match std::fs::read_to_string(&file) {
+                        Ok(text) => out.push((name, file.display().to_string(), text)),
+                        Err(e) => {
+                            return Err(LintError {
+                                file: file.display().to_string(),
+                                line: 0,
+                                message: format!("cannot read agent definition: {e}"),
+                            });
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Reads a file of an agent's folder (its prompt, rules, ...).
+    fn read(&self, agent: &str, rel: &str) -> Option<String> {
+        match self {
+            ActorsDir::Disk(dir) => std::fs::read_to_string(dir.join(agent).join(rel)).ok(),
+            ActorsDir::Embedded => {
+                let want = format!("{agent}/{rel}");
+                embedded::FILES
+                    .iter()
+                    .find(|(p, _)| *p == want)
+                    .map(|(_, t)| t.to_string())
+            }
+        }
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
+}
+
+/// Loads and validates every agent definition; returns every error found.
+pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
+    let mut errors = Vec::new();
+    let mut agents = BTreeMap::new();
+    let files = dir
+        .agent_files()
+        .map_err(|e| LintErrors { errors: vec![e] })?;
+    for (folder, file, text) in files {
+        let err = |span: std::ops::Range<usize>, message: String| LintError {
+            file: file.clone(),
+            line: line_of(&text, span.start),
+            message,
+        };
+        let raw: RawDefinition = match toml::from_str(&text) {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.span().map(|s| line_of(&text, s.start)).unwrap_or(0);
+                let message = e.message().trim().replace('\n', " ");
+                errors.push(LintError {
+                    file: file.clone(),
+                    line,
+                    message,
+                });
+                continue;
+            }
+        };
+        let kind = *raw.kind.get_ref();
+        if raw.name.get_ref() != &folder {
+            errors.push(err(
+                raw.name.span(),
+                format!(
+                    "agent name `{}` must match its folder name `{folder}`",
+                    raw.name.get_ref()
+                ),
+            ));
+        }
+        if raw.handles.is_empty() {
+            errors.push(err(
+                0..0,
+                "`handles` is empty: an agent must handle at least one payload kind".into(),
+            ));
+        }
+        let mut handles = Vec::new();
+        for h in &raw.handles {
+            if handles.contains(h.get_ref()) {
+                errors.push(err(
+                    h.span(),
+                    format!("payload kind `{}` is listed twice", h.get_ref()),
+                ));
+            } else {
+                handles.push(*h.get_ref());
+            }
+        }
+        let mut tools = Vec::new();
+        for t in &raw.tools {
+            let tool = *t.get_ref();
+            if !kind.toolbelt().contains(&tool) {
+                errors.push(err(
+                    t.span(),
+                    format!(
+                        "tool `{}` is not in the toolbelt of a `{}` agent",
+                        tool.as_str(),
+                        kind.as_str()
+                    ),
+                ));
+            } else if !tool.implemented() {
+                errors.push(err(
+                    t.span(),
+                    format!(
+                        "tool `{}` is not available in this build of warden",
+                        tool.as_str()
+                    ),
+                ));
+            } else if tools.contains(&tool) {
+                errors.push(err(
+                    t.span(),
+                    format!("tool `{}` is listed twice", tool.as_str()),
+                ));
+            } else {
+                tools.push(tool);
+            }
+        }
+        let prompt = match &raw.prompt {
+            Some(p) => match dir.read(&folder, p.get_ref()) {
+                Some(text) => Some(text),
+                None => {
+                    errors.push(err(
+                        p.span(),
+                        format!(
+                            "prompt file `{}` not found in the agent's folder",
+                            p.get_ref()
+                        ),
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        if *raw.mailbox.get_ref() == 0 {
+            errors.push(err(
+                raw.mailbox.span(),
+                "`mailbox` must be at least 1".into(),
+            ));
+        }
+        if raw.restart.within_secs == 0 {
+            errors.push(err(0..0, "`restart.within_secs` must be at least 1".into()));
+        }
+        if let Some(d) = &raw.detection {
+            if kind != AgentKind::ThreatDetection {
+                errors.push(err(
+                    d.span(),
+                    format!(
+                        "`[detection]` applies only to threat-detection agents, not `{}`",
+                        kind.as_str()
+                    ),
+                ));
+            }
+            let p = d.get_ref();
+            if p.brute_force.failures == 0 || p.brute_force.window_secs == 0 {
+                errors.push(err(
+                    d.span(),
+                    "`detection.brute_force` needs failures and window_secs of at least 1".into(),
+                ));
+            }
+        }
+        if let Some(r) = &raw.response
+            && kind != AgentKind::IncidentResponse
+        {
+            errors.push(err(
+                r.span(),
+                format!(
+                    "`[response]` applies only to incident-response agents, not `{}`",
+                    kind.as_str()
+                ),
+            ));
+        }
+        agents.insert(
+            folder.clone(),
+            AgentDefinition {
+                name: raw.name.into_inner(),
+                kind,
+                description: raw.description,
+                handles,
+                tools,
+                prompt,
+                autonomy: raw.autonomy,
+                mailbox: raw.mailbox.into_inner().max(1),
+                restart: raw.restart,
+                detection: raw
+                    .detection
+                    .map(|d| d.into_inner())
+                    .unwrap_or(DetectionParams {
+                        brute_force: BruteForceParams::default(),
+                        success_after_failures: SuccessAfterFailuresParams::default(),
+                    }),
+                response: raw.response.map(|r| r.into_inner()).unwrap_or_default(),
+                path: file,
+            },
+        );
+    }
+    if agents.is_empty() && errors.is_empty() {
+        errors.push(LintError {
+            file: dir.display(),
+            line: 0,
+            message: "no agent definitions found (expected <name>/agent.toml)".into(),
+        });
+    }
+    if errors.is_empty() {
+        for kind in PayloadKind::ALL {
+            if !agents.values().any(|a| a.handles(kind)) {
+                errors.push(LintError {
+                    file: dir.display(),
+                    line: 0,
+                    message: format!("no agent handles payload kind `{kind}`"),
+                });
+            }
+        }
+        if !agents
+            .values()
+            .any(|a| a.kind == AgentKind::ThreatDetection)
+        {
+            errors.push(LintError {
+                file: dir.display(),
+                line: 0,
+                message: "no threat-detection agent: log sources would have no reader".into(),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(Definitions {
+            agents,
+            origin: dir.display(),
+        })
+    } else {
+        Err(LintErrors { errors })
+    }
+}

@@ -1,0 +1,370 @@
+//! Ingestion: sources that read log lines and the parsers that turn them into events.
+//!
+//! Sources ([`file_tail`], [`replay`], [`stdin`]) split bytes into lines with a
+//! [`LineSplitter`] (lossy UTF-8, over-long lines cut, both counted), parse them with the
+//! source's format, and send [`LogBatch`]es to the threat-detection agent with
+//! `send().await`, one batch in flight per source: a slow consumer slows the reader.
+//! Only this module names `notify`.
+
+pub mod file_tail;
+pub mod parse;
+pub mod replay;
+pub mod stdin;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::config::LogFormat;
+use crate::messages::{Checkpoint, Event};
+
+/// A batch of parsed lines from one source, with the checkpoint it advances to.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<BatchAck, crate::agents::AgentError>")]
+pub struct LogBatch {
+    pub id: Uuid,
+    pub source: String,
+    /// Per-source batch sequence number; `None` for batches that are not checkpointed
+    /// (raw lines injected through the admin API).
+    pub seq: Option<u64>,
+    /// The checkpoint to store with the batch's effects.
+    pub checkpoint: Option<Checkpoint>,
+    /// Shared so that a re-send after an agent restart does not copy the events.
+    pub events: std::sync::Arc<Vec<Event>>,
+    pub stats: BatchStats,
+}
+
+/// Counts of what a batch covered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BatchStats {
+    pub lines: u64,
+    pub invalid_utf8: u64,
+    pub truncated: u64,
+    /// Lines whose syslog header could not be parsed.
+    pub unparsed: u64,
+}
+
+impl BatchStats {
+    pub fn add(&mut self, o: &BatchStats) {
+        self.lines += o.lines;
+        self.invalid_utf8 += o.invalid_utf8;
+        self.truncated += o.truncated;
+        self.unparsed += o.unparsed;
+    }
+}
+
+/// The answer to a batch: whether it was applied or was a stale re-send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchAck {
+    Applied { findings: usize },
+    AlreadyApplied,
+}
+
+/// Splits a byte stream into lines: lossy UTF-8, lines over `max` bytes cut at `max`
+/// and the rest of them discarded, a trailing `\r` removed.
+#[derive(Debug)]
+pub struct LineSplitter {
+    buf: Vec<u8>,
+    max: usize,
+    /// Discarding the rest of a line that was cut.
+    pub skipping: bool,
+    pub invalid_utf8: u64,
+    pub truncated: u64,
+}
+
+impl LineSplitter {
+    pub fn new(max: usize) -> Self {
+        LineSplitter {
+            buf: Vec::new(),
+            max: max.max(1),
+            skipping: false,
+            invalid_utf8: 0,
+            truncated: 0,
+        }
+    }
+
+    /// Bytes of an incomplete line held back.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Feeds bytes; complete lines are passed to `emit`.
+    pub fn push(&mut self, mut data: &[u8], emit: &mut impl FnMut(String)) {
+        while !data.is_empty() {
+            if self.skipping {
+                match memchr(b'\n', data) {
+                    Some(i) => {
+                        self.skipping = false;
+                        data = &data[i + 1..];
+                    }
+                    None => return,
+                }
+                continue;
+            }
+            match memchr(b'\n', data) {
+                Some(i) => {
+                    if self.buf.is_empty() {
+                        if i > self.max {
+                            self.cut(&data[..i.min(self.max + 4)], emit);
+                        } else {
+                            let line = &data[..i];
+                            emit(self.decode(line));
+                        }
+                    } else {
+                        let room = self.max - self.buf.len();
+                        if i > room {
+                            let mut b = std::mem::take(&mut self.buf);
+                            b.extend_from_slice(&data[..i.min(room + 4)]);
+                            self.cut(&b, emit);
+                        } else {
+                            let mut b = std::mem::take(&mut self.buf);
+                            b.extend_from_slice(&data[..i]);
+                            let s = self.decode(&b);
+                            emit(s);
+                            b.clear();
+                            self.buf = b;
+                        }
+                    }
+                    data = &data[i + 1..];
+                }
+                None => {
+                    let room = self.max - self.buf.len();
+                    if data.len() > room {
+                        let mut b = std::mem::take(&mut self.buf);
+                        b.extend_from_slice(&data[..data.len().min(room + 4)]);
+                        self.cut(&b, emit);
+                        self.skipping = true;
+                    } else {
+                        self.buf.extend_from_slice(data);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Emits what is held back as a final line (end of a rotated or replayed file).
+    pub fn finish(&mut self, emit: &mut impl FnMut(String)) {
+        if !self.buf.is_empty() {
+            let b = std::mem::take(&mut self.buf);
+            emit(self.decode(&b));
+        }
+        self.skipping = false;
+    }
+
+    /// Forgets a held-back partial line (the file was truncated under it).
+    pub fn reset(&mut self) {
+        self.buf.clear();
+        self.skipping = false;
+    }
+
+    fn cut(&mut self, line: &[u8], emit: &mut impl FnMut(String)) {
+        self.truncated += 1;
+        // Do not split a UTF-8 sequence at the cut: back off to a char boundary.
+        // `line` may run a few bytes past the limit so the cut can back off to a char
+        // boundary instead of splitting a UTF-8 sequence.
+        let mut end = line.len().min(self.max);
+        while end > 0 && end < line.len() && (line[end] & 0xC0) == 0x80 {
+            end -= 1;
+        }
+        tracing::warn!(max = self.max, "line too long, cut");
+        let s = self.decode(&line[..end]);
+        emit(s);
+    }
+
+    fn decode(&mut self, line: &[u8]) -> String {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match std::str::from_utf8(line) {
+            Ok(s) => s.to_owned(),
+            Err(_) => {
+                self.invalid_utf8 += 1;
+                String::from_utf8_lossy(line).into_owned()
+            }
+        }
+    }
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|b| *b == needle)
+}
+
+/// Escapes control characters so a hostile line cannot forge terminal output or logs.
+pub fn sanitize(line: &str, max: usize) -> String {
+    let mut out = String::with_capacity(line.len().min(max));
+    for c in line.chars() {
+        if out.len() >= max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A cheap, stable hash of a file's first bytes (FNV-1a), to recognise it after a restart.
+pub fn fingerprint(head: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in head {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// How many leading bytes form a file's fingerprint.
+pub const FINGERPRINT_BYTES: usize = 256;
+
+/// Parses lines of one format into events, counting what it could not parse.
+pub struct LineParser {
+    format: LogFormat,
+    years: parse::YearInference,
+}
+
+impl LineParser {
+    pub fn new(format: LogFormat, reference: DateTime<Utc>) -> Self {
+        LineParser {
+            format,
+            years: parse::YearInference::new(reference),
+        }
+    }
+
+    /// Sets the "now" against which year-less timestamps are placed.
+    pub fn set_reference(&mut self, reference: DateTime<Utc>) {
+        self.years = parse::YearInference::new(reference);
+    }
+
+    pub fn parse(&mut self, line: &str, stats: &mut BatchStats, out: &mut Vec<Event>) {
+        stats.lines += 1;
+        match self.format {
+            LogFormat::Auth => match parse::auth::parse_line(line, &mut self.years) {
+                Some(Some(ev)) => out.push(ev),
+                Some(None) => {}
+                None => stats.unparsed += 1,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(max: usize, chunks: &[&[u8]]) -> (Vec<String>, LineSplitter) {
+        let mut s = LineSplitter::new(max);
+        let mut out = Vec::new();
+        for c in chunks {
+            s.push(c, &mut |l| out.push(l));
+        }
+        (out, s)
+    }
+
+    #[test]
+    fn partial_lines_wait_for_their_newline() {
+        let (out, s) = split(100, &[b"ab", b"c\nde", b"f\r\ng"]);
+        assert_eq!(out, vec!["abc", "def"]);
+        assert_eq!(s.pending(), 1);
+    }
+
+    #[test]
+    fn invalid_utf8_is_lossy_and_counted() {
+        let (out, s) = split(100, &[b"ok\n\xff\xfebad\n"]);
+        assert_eq!(out[1], "\u{fffd}\u{fffd}bad");
+        assert_eq!(s.invalid_utf8, 1);
+    }
+
+    #[test]
+    fn over_long_lines_are_cut_and_counted() {
+        let long = vec![b'x'; 1000];
+        let (out, s) = split(10, &[&long, &long, b"\nnext\n"]);
+        assert_eq!(out, vec!["xxxxxxxxxx", "next"]);
+        assert_eq!(s.truncated, 1);
+        let (out, s) = split(10, &[b"0123456789abc\nz\n"]);
+        assert_eq!(out, vec!["0123456789", "z"]);
+        assert_eq!(s.truncated, 1);
+        let (out, _) = split(10, &[b"01234", b"56789abc\nz\n"]);
+        assert_eq!(out, vec!["0123456789", "z"]);
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        let (out, _) = split(4, &["aé€x\n".as_bytes()]);
+        assert_eq!(out, vec!["aé"]);
+    }
+
+    #[test]
+    fn sanitize_escapes_controls() {
+        assert_eq!(sanitize("a\x1b[31mb\n", 100), "a\\u{1b}[31mb\\n");
+    }
+}
+
+/// Accumulates parsed lines into a batch.
+pub struct BatchBuilder {
+    pub parser: LineParser,
+    pub events: Vec<Event>,
+    pub stats: BatchStats,
+}
+
+impl BatchBuilder {
+    pub fn new(format: LogFormat, reference: DateTime<Utc>) -> Self {
+        BatchBuilder {
+            parser: LineParser::new(format, reference),
+            events: Vec::new(),
+            stats: BatchStats::default(),
+        }
+    }
+
+    pub fn line(&mut self, line: &str) {
+        self.parser.parse(line, &mut self.stats, &mut self.events);
+    }
+
+    /// Takes what was accumulated as a batch.
+    pub fn take(
+        &mut self,
+        source: &str,
+        seq: Option<u64>,
+        checkpoint: Option<Checkpoint>,
+    ) -> LogBatch {
+        LogBatch {
+            id: Uuid::now_v7(),
+            source: source.to_string(),
+            seq,
+            checkpoint,
+            events: std::sync::Arc::new(std::mem::take(&mut self.events)),
+            stats: std::mem::take(&mut self.stats),
+        }
+    }
+}
+
+/// Sends a batch to the current log sink and waits for it to be applied. While the
+/// threat-detection agent is restarting (or failed) it keeps the batch and retries, so a
+/// source never skips lines; this wait is also the backpressure on the reader.
+pub async fn send_batch(
+    supervisor: &Addr<crate::supervisor::Supervisor>,
+    batch: LogBatch,
+) -> Result<BatchAck, String> {
+    let mut delay = std::time::Duration::from_millis(50);
+    loop {
+        let sink = supervisor
+            .send(crate::supervisor::LogSink)
+            .await
+            .map_err(|e| format!("supervisor gone: {e}"))?;
+        if let Some(sink) = sink {
+            match sink.send(batch.clone()).await {
+                Ok(Ok(ack)) => return Ok(ack),
+                Ok(Err(crate::agents::AgentError::Rejected(r))) => return Err(r),
+                Ok(Err(e)) => {
+                    tracing::warn!(source = %batch.source, error = %e, "batch not applied; retrying")
+                }
+                Err(e) => {
+                    tracing::warn!(source = %batch.source, error = %e, "log sink went away; retrying")
+                }
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(2));
+    }
+}

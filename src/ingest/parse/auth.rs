@@ -1,0 +1,221 @@
+//! sshd and PAM lines of a syslog `auth.log`.
+//!
+//! Everything after the syslog header is written by sshd from attacker-supplied data
+//! (user names, client versions). Fields are therefore located from the end of the
+//! message: the source address is taken from the *last* ` from ` so that a user name
+//! such as `x from 10.0.0.1 port 22` cannot frame another address.
+
+use std::net::IpAddr;
+
+use super::{YearInference, syslog};
+use crate::messages::{AuthEvent, AuthEventKind, Event};
+
+/// Parses one line. `None`: not a syslog line. `Some(None)`: a syslog line that is not an
+/// authentication event Warden tracks. `Some(Some(event))`: an event.
+pub fn parse_line(line: &str, years: &mut YearInference) -> Option<Option<Event>> {
+    let s = syslog(line, years)?;
+    let auth = match s.program {
+        "sshd" | "sshd-session" | "sshd-auth" => parse_sshd(s.message),
+        _ => None,
+    };
+    Some(auth.map(|auth| Event {
+        time: s.time,
+        host: s.host.to_string(),
+        program: s.program.to_string(),
+        auth: Some(auth),
+        raw: line.to_string(),
+    }))
+}
+
+fn ip(token: &str) -> Option<IpAddr> {
+    let t = token
+        .trim_start_matches('[')
+        .trim_end_matches([']', ',', ';', ':']);
+    t.parse().ok()
+}
+
+/// The address after the last ` from ` (or `rhost=`), and what precedes it.
+fn from_addr(msg: &str) -> Option<(&str, IpAddr)> {
+    let i = msg.rfind(" from ")?;
+    let addr = msg[i + 6..].split(' ').next()?;
+    Some((&msg[..i], ip(addr)?))
+}
+
+fn event(
+    kind: AuthEventKind,
+    src_ip: Option<IpAddr>,
+    user: Option<&str>,
+    method: Option<&str>,
+) -> AuthEvent {
+    AuthEvent {
+        kind,
+        src_ip,
+        user: user.map(|u| u.to_string()),
+        method: method.map(|m| m.to_string()),
+        count: 1,
+    }
+}
+
+/// Parses an sshd message.
+pub fn parse_sshd(msg: &str) -> Option<AuthEvent> {
+    // rsyslog's de-duplication: `message repeated 3 times: [ Failed password for ...]`.
+    if let Some(rest) = msg.strip_prefix("message repeated ") {
+        let (n, inner) = rest.split_once(" times: [ ")?;
+        let n: u32 = n.parse().ok()?;
+        let inner = inner.strip_suffix(']').unwrap_or(inner);
+        let mut ev = parse_sshd(inner)?;
+        ev.count = n.clamp(1, 10_000);
+        return Some(ev);
+    }
+    if let Some(rest) = msg.strip_prefix("Failed ") {
+        let (method, rest) = rest.split_once(" for ")?;
+        let (who, addr) = from_addr(rest)?;
+        let user = who.strip_prefix("invalid user ").unwrap_or(who);
+        return Some(event(
+            AuthEventKind::Failure,
+            Some(addr),
+            Some(user),
+            Some(method),
+        ));
+    }
+    if let Some(rest) = msg.strip_prefix("Accepted ") {
+        let (method, rest) = rest.split_once(" for ")?;
+        let (user, addr) = from_addr(rest)?;
+        return Some(event(
+            AuthEventKind::Success,
+            Some(addr),
+            Some(user),
+            Some(method),
+        ));
+    }
+    if let Some(rest) = msg.strip_prefix("Invalid user ") {
+        let (user, addr) =
+            from_addr(&format!(" {rest}")).map(|(u, a)| (u.trim_start().to_string(), a))?;
+        return Some(event(
+            AuthEventKind::InvalidUser,
+            Some(addr),
+            Some(&user),
+            None,
+        ));
+    }
+    if let Some(rest) = msg.strip_prefix("Did not receive identification string from ") {
+        return Some(event(
+            AuthEventKind::NoIdentification,
+            ip(rest.split(' ').next()?),
+            None,
+            None,
+        ));
+    }
+    if let Some(rest) = msg.strip_prefix("error: maximum authentication attempts exceeded for ") {
+        let (who, addr) = from_addr(rest)?;
+        let user = who.strip_prefix("invalid user ").unwrap_or(who);
+        return Some(event(
+            AuthEventKind::MaxAttempts,
+            Some(addr),
+            Some(user),
+            None,
+        ));
+    }
+    if msg.starts_with("Disconnecting ") && msg.contains("Too many authentication failures") {
+        // `Disconnecting authenticating user root 1.2.3.4 port 22: Too many ...`
+        let head = msg.split(" port ").next()?;
+        let mut words = head.rsplit(' ');
+        let addr = ip(words.next()?)?;
+        let user = words.next();
+        return Some(event(AuthEventKind::MaxAttempts, Some(addr), user, None));
+    }
+    if msg.starts_with("pam_unix(") && msg.contains("): authentication failure;") {
+        let addr = msg
+            .split(' ')
+            .find_map(|w| w.strip_prefix("rhost="))
+            .and_then(ip);
+        let user = msg.split(' ').find_map(|w| w.strip_prefix("user="));
+        return Some(event(AuthEventKind::PamFailure, addr, user, None));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AuthEventKind::*;
+
+    fn p(msg: &str) -> Option<(AuthEventKind, Option<String>, Option<String>, u32)> {
+        parse_sshd(msg).map(|e| (e.kind, e.src_ip.map(|i| i.to_string()), e.user, e.count))
+    }
+
+    fn some(
+        k: AuthEventKind,
+        ip: &str,
+        user: Option<&str>,
+    ) -> Option<(AuthEventKind, Option<String>, Option<String>, u32)> {
+        Some((k, Some(ip.to_string()), user.map(|u| u.to_string()), 1))
+    }
+
+    #[test]
+    fn sshd_messages() {
+        assert_eq!(
+            p("Failed password for root from 1.2.3.4 port 22 ssh2"),
+            some(Failure, "1.2.3.4", Some("root"))
+        );
+        assert_eq!(
+            p("Failed password for invalid user admin from 2001:db8::1 port 22 ssh2"),
+            some(Failure, "2001:db8::1", Some("admin"))
+        );
+        assert_eq!(
+            p("Failed none for invalid user x from 5.6.7.8 port 1 ssh2"),
+            some(Failure, "5.6.7.8", Some("x"))
+        );
+        assert_eq!(
+            p("Accepted publickey for bob from 10.1.2.3 port 5 ssh2: RSA SHA256:abc"),
+            some(Success, "10.1.2.3", Some("bob"))
+        );
+        assert_eq!(
+            p("Invalid user webmaster from 173.234.31.186"),
+            some(InvalidUser, "173.234.31.186", Some("webmaster"))
+        );
+        assert_eq!(
+            p("Invalid user a from 1.1.1.1 port 40"),
+            some(InvalidUser, "1.1.1.1", Some("a"))
+        );
+        assert_eq!(
+            p("Did not receive identification string from 9.9.9.9 port 3"),
+            some(NoIdentification, "9.9.9.9", None)
+        );
+        assert_eq!(
+            p(
+                "error: maximum authentication attempts exceeded for invalid user z from 4.4.4.4 port 2 ssh2 [preauth]"
+            ),
+            some(MaxAttempts, "4.4.4.4", Some("z"))
+        );
+        assert_eq!(
+            p(
+                "Disconnecting authenticating user root 4.3.2.1 port 22: Too many authentication failures [preauth]"
+            ),
+            some(MaxAttempts, "4.3.2.1", Some("root"))
+        );
+        assert_eq!(
+            p(
+                "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=8.8.4.4  user=root"
+            ),
+            some(PamFailure, "8.8.4.4", Some("root"))
+        );
+        assert_eq!(
+            p("message repeated 3 times: [ Failed password for root from 1.2.3.4 port 22 ssh2]"),
+            Some((Failure, Some("1.2.3.4".into()), Some("root".into()), 3))
+        );
+        assert_eq!(p("Connection closed by 1.2.3.4 port 22 [preauth]"), None);
+        assert_eq!(
+            p("Failed password for root from not-an-ip port 22 ssh2"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_user_name_cannot_frame_another_address() {
+        let got = p(
+            "Failed password for invalid user x from 10.0.0.1 port 22 ssh2 from 6.6.6.6 port 4444 ssh2",
+        );
+        assert_eq!(got.unwrap().1.as_deref(), Some("6.6.6.6"));
+    }
+}

@@ -1,0 +1,506 @@
+//! The `KnowledgeBase` actor: the only owner of the store at run time.
+//!
+//! Owns: the [`Store`] and the head of the audit chain (next sequence number and hash).
+//! Accepts: [`Commit`] (an atomic batch of typed writes plus audit entries) and typed
+//! queries. Emits: nothing; it only answers.
+//! Survives a restart: everything — it is the durable state. The audit head is
+//! re-read from the last record on open.
+//!
+//! Every commit is one sled transaction across trees, so the effects of a batch and the
+//! checkpoint (or inbox acknowledgement) that produced them land together or not at all.
+
+pub mod audit;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use serde::{Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+use crate::messages::{Action, Checkpoint, Finding, InboxEntry, Incident};
+use crate::store::{RawWrite, Store, StoreError, TreeName};
+use audit::{AuditEntry, AuditRecord, AuditReport, StoredAudit};
+
+/// Schema version of every stored record.
+pub const RECORD_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KbError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot encode a {what} record: {source}")]
+    Encode {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("stored {what} record is unreadable: {source}")]
+    Decode {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("stored record has schema version {found}, this build reads {RECORD_VERSION}")]
+    Version { found: u32 },
+    #[error("knowledge base is not running")]
+    Gone,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct Versioned<T> {
+    v: u32,
+    data: T,
+}
+
+fn encode<T: Serialize>(what: &'static str, data: &T) -> Result<Vec<u8>, KbError> {
+    serde_json::to_vec(&Versioned {
+        v: RECORD_VERSION,
+        data,
+    })
+    .map_err(|source| KbError::Encode { what, source })
+}
+
+fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, KbError> {
+    let rec: Versioned<T> =
+        serde_json::from_slice(bytes).map_err(|source| KbError::Decode { what, source })?;
+    if rec.v != RECORD_VERSION {
+        return Err(KbError::Version { found: rec.v });
+    }
+    Ok(rec.data)
+}
+
+/// Key of an inbox entry: creation time then id, so a scan delivers in routing order.
+pub fn inbox_key(created_at: DateTime<Utc>, id: Uuid) -> Vec<u8> {
+    let mut k = Vec::with_capacity(24);
+    k.extend_from_slice(&(created_at.timestamp_nanos_opt().unwrap_or(0) as u64).to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// One typed write of a [`Commit`].
+#[derive(Debug, Clone)]
+pub enum Write {
+    Finding(Finding),
+    Incident(Incident),
+    Action {
+        incident_id: Uuid,
+        action: Action,
+    },
+    Handoff {
+        id: Uuid,
+        record: serde_json::Value,
+    },
+    Checkpoint {
+        source: String,
+        checkpoint: Checkpoint,
+    },
+    State {
+        key: String,
+        value: serde_json::Value,
+    },
+    InboxPut(InboxEntry),
+    InboxAck {
+        created_at: DateTime<Utc>,
+        id: Uuid,
+    },
+    Meta {
+        key: String,
+        value: serde_json::Value,
+    },
+}
+
+/// Applies writes and appends audit entries atomically; with `flush`, answers only once
+/// they are on disk.
+#[derive(Message, Debug, Clone, Default)]
+#[rtype(result = "Result<(), KbError>")]
+pub struct Commit {
+    pub writes: Vec<Write>,
+    pub audit: Vec<AuditEntry>,
+    pub flush: bool,
+}
+
+/// Typed queries.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<QueryAnswer, KbError>")]
+pub enum Query {
+    Incident(Uuid),
+    Incidents,
+    Finding(Uuid),
+    Checkpoint(String),
+    Checkpoints,
+    State(String),
+    InboxContains(Vec<u8>),
+    /// Every pending inbox entry, optionally only those routed to one agent.
+    Inbox(Option<String>),
+    VerifyAudit,
+    Stats,
+}
+
+#[derive(Debug, Clone)]
+pub enum QueryAnswer {
+    Incident(Option<Incident>),
+    Incidents(Vec<Incident>),
+    Finding(Option<Finding>),
+    Checkpoint(Option<Checkpoint>),
+    Checkpoints(Vec<(String, Checkpoint)>),
+    State(Option<serde_json::Value>),
+    Contains(bool),
+    Inbox(Vec<InboxEntry>),
+    Audit(AuditReport),
+    Stats(KbStats),
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct KbStats {
+    pub findings: usize,
+    pub incidents: usize,
+    pub actions: usize,
+    pub inbox: usize,
+    pub audit_records: u64,
+    pub size_on_disk: u64,
+}
+
+/// Makes everything committed so far durable.
+#[derive(Message)]
+#[rtype(result = "Result<(), KbError>")]
+pub struct Flush;
+
+/// The knowledge base: a store plus the audit head.
+pub struct KnowledgeBase {
+    store: Store,
+    next_seq: u64,
+    head: String,
+}
+
+impl KnowledgeBase {
+    /// Opens the knowledge base over a store, reading the audit head.
+    pub fn new(store: Store) -> Result<KnowledgeBase, KbError> {
+        let (next_seq, head) = match store.last(TreeName::Audit)? {
+            Some((_, v)) => {
+                let s: StoredAudit =
+                    serde_json::from_slice(&v).map_err(|source| KbError::Decode {
+                        what: "audit",
+                        source,
+                    })?;
+                (s.record.seq + 1, s.hash)
+            }
+            None => (0, audit::GENESIS.to_string()),
+        };
+        Ok(KnowledgeBase {
+            store,
+            next_seq,
+            head,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Applies a commit synchronously (the actor's handler and tests use this).
+    pub fn commit(&mut self, c: &Commit) -> Result<(), KbError> {
+        let mut raw = Vec::with_capacity(c.writes.len() + c.audit.len());
+        for w in &c.writes {
+            raw.push(self.raw_write(w)?);
+        }
+        let mut seq = self.next_seq;
+        let mut head = self.head.clone();
+        let now = Utc::now();
+        for entry in &c.audit {
+            let record = AuditRecord {
+                seq,
+                at: now,
+                prev: head.clone(),
+                entry: entry.clone(),
+            };
+            let hash = audit::chain_hash(&head, &record);
+            let value = serde_json::to_vec(&StoredAudit {
+                record,
+                hash: hash.clone(),
+            })
+            .map_err(|source| KbError::Encode {
+                what: "audit",
+                source,
+            })?;
+            raw.push(RawWrite::Put {
+                tree: TreeName::Audit,
+                key: seq.to_be_bytes().to_vec(),
+                value,
+            });
+            head = hash;
+            seq += 1;
+        }
+        self.store.apply(&raw)?;
+        self.next_seq = seq;
+        self.head = head;
+        Ok(())
+    }
+
+    fn raw_write(&self, w: &Write) -> Result<RawWrite, KbError> {
+        Ok(match w {
+            Write::Finding(f) => put(
+                TreeName::Findings,
+                f.id.as_bytes().to_vec(),
+                encode("finding", f)?,
+            ),
+            Write::Incident(i) => put(
+                TreeName::Incidents,
+                i.id.as_bytes().to_vec(),
+                encode("incident", i)?,
+            ),
+            Write::Action {
+                incident_id,
+                action,
+            } => {
+                let rec = serde_json::json!({ "incident_id": incident_id, "action": action });
+                put(
+                    TreeName::Actions,
+                    action.id.as_bytes().to_vec(),
+                    encode("action", &rec)?,
+                )
+            }
+            Write::Handoff { id, record } => put(
+                TreeName::Handoffs,
+                id.as_bytes().to_vec(),
+                encode("handoff", record)?,
+            ),
+            Write::Checkpoint { source, checkpoint } => put(
+                TreeName::Checkpoints,
+                source.as_bytes().to_vec(),
+                encode("checkpoint", checkpoint)?,
+            ),
+            Write::State { key, value } => put(
+                TreeName::State,
+                key.as_bytes().to_vec(),
+                encode("state", value)?,
+            ),
+            Write::InboxPut(e) => put(
+                TreeName::Inbox,
+                inbox_key(e.envelope.created_at, e.envelope.id),
+                encode("inbox", e)?,
+            ),
+            Write::InboxAck { created_at, id } => RawWrite::Delete {
+                tree: TreeName::Inbox,
+                key: inbox_key(*created_at, *id),
+            },
+            Write::Meta { key, value } => put(
+                TreeName::Meta,
+                key.as_bytes().to_vec(),
+                encode("meta", value)?,
+            ),
+        })
+    }
+
+    /// Recomputes the audit chain.
+    pub fn verify_audit(&self) -> Result<AuditReport, KbError> {
+        Ok(audit::verify(self.store.iter(TreeName::Audit))?)
+    }
+
+    /// Answers a query synchronously.
+    pub fn query(&self, q: &Query) -> Result<QueryAnswer, KbError> {
+        let s = &self.store;
+        Ok(match q {
+            Query::Incident(id) => QueryAnswer::Incident(
+                s.get(TreeName::Incidents, id.as_bytes())?
+                    .map(|v| decode("incident", &v))
+                    .transpose()?,
+            ),
+            Query::Incidents => {
+                let mut all = Vec::new();
+                for item in s.iter(TreeName::Incidents) {
+                    let (_, v) = item?;
+                    all.push(decode::<Incident>("incident", &v)?);
+                }
+                all.sort_by_key(|i| i.created_at);
+                QueryAnswer::Incidents(all)
+            }
+            Query::Finding(id) => QueryAnswer::Finding(
+                s.get(TreeName::Findings, id.as_bytes())?
+                    .map(|v| decode("finding", &v))
+                    .transpose()?,
+            ),
+            Query::Checkpoint(src) => QueryAnswer::Checkpoint(
+                s.get(TreeName::Checkpoints, src.as_bytes())?
+                    .map(|v| decode("checkpoint", &v))
+                    .transpose()?,
+            ),
+            Query::Checkpoints => {
+                let mut out = Vec::new();
+                for item in s.iter(TreeName::Checkpoints) {
+                    let (k, v) = item?;
+                    out.push((
+                        String::from_utf8_lossy(&k).into_owned(),
+                        decode("checkpoint", &v)?,
+                    ));
+                }
+                QueryAnswer::Checkpoints(out)
+            }
+            Query::InboxContains(key) => {
+                QueryAnswer::Contains(s.get(TreeName::Inbox, key)?.is_some())
+            }
+            Query::State(key) => QueryAnswer::State(
+                s.get(TreeName::State, key.as_bytes())?
+                    .map(|v| decode("state", &v))
+                    .transpose()?,
+            ),
+            Query::Inbox(target) => {
+                let mut out = Vec::new();
+                for item in s.iter(TreeName::Inbox) {
+                    let (_, v) = item?;
+                    let e: InboxEntry = decode("inbox", &v)?;
+                    if target.as_ref().is_none_or(|t| *t == e.target) {
+                        out.push(e);
+                    }
+                }
+                QueryAnswer::Inbox(out)
+            }
+            Query::VerifyAudit => QueryAnswer::Audit(audit::verify(s.iter(TreeName::Audit))?),
+            Query::Stats => QueryAnswer::Stats(KbStats {
+                findings: s.len(TreeName::Findings),
+                incidents: s.len(TreeName::Incidents),
+                actions: s.len(TreeName::Actions),
+                inbox: s.len(TreeName::Inbox),
+                audit_records: self.next_seq,
+                size_on_disk: s.size_on_disk(),
+            }),
+        })
+    }
+}
+
+fn put(tree: TreeName, key: Vec<u8>, value: Vec<u8>) -> RawWrite {
+    RawWrite::Put { tree, key, value }
+}
+
+impl Actor for KnowledgeBase {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(1024);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if let Err(e) = self.store.flush_blocking() {
+            tracing::error!(error = %e, "flushing the knowledge base on stop failed");
+        }
+    }
+}
+
+impl Handler<Commit> for KnowledgeBase {
+    type Result = ResponseFuture<Result<(), KbError>>;
+
+    fn handle(&mut self, msg: Commit, _: &mut Self::Context) -> Self::Result {
+        let res = self.commit(&msg);
+        let store = self.store.clone();
+        Box::pin(async move {
+            res?;
+            if msg.flush {
+                store.flush().await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Handler<Query> for KnowledgeBase {
+    type Result = Result<QueryAnswer, KbError>;
+
+    fn handle(&mut self, msg: Query, _: &mut Self::Context) -> Self::Result {
+        self.query(&msg)
+    }
+}
+
+impl Handler<Flush> for KnowledgeBase {
+    type Result = ResponseFuture<Result<(), KbError>>;
+
+    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
+        let store = self.store.clone();
+        Box::pin(async move { Ok(store.flush().await?) })
+    }
+}
+
+/// A cloneable handle to the knowledge base actor with typed helpers.
+#[derive(Clone)]
+pub struct Kb {
+    pub addr: Addr<KnowledgeBase>,
+}
+
+impl Kb {
+    pub async fn commit(&self, c: Commit) -> Result<(), KbError> {
+        self.addr.send(c).await.map_err(|_| KbError::Gone)?
+    }
+
+    pub async fn query(&self, q: Query) -> Result<QueryAnswer, KbError> {
+        self.addr.send(q).await.map_err(|_| KbError::Gone)?
+    }
+
+    pub async fn flush(&self) -> Result<(), KbError> {
+        self.addr.send(Flush).await.map_err(|_| KbError::Gone)?
+    }
+
+    pub async fn incident(&self, id: Uuid) -> Result<Option<Incident>, KbError> {
+        match self.query(Query::Incident(id)).await? {
+            QueryAnswer::Incident(i) => Ok(i),
+            _ => Ok(None),
+        }
+    }
+
+    pub async fn incidents(&self) -> Result<Vec<Incident>, KbError> {
+        match self.query(Query::Incidents).await? {
+            QueryAnswer::Incidents(i) => Ok(i),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    pub async fn checkpoint(&self, source: &str) -> Result<Option<Checkpoint>, KbError> {
+        match self.query(Query::Checkpoint(source.to_string())).await? {
+            QueryAnswer::Checkpoint(c) => Ok(c),
+            _ => Ok(None),
+        }
+    }
+
+    pub async fn checkpoints(&self) -> Result<Vec<(String, Checkpoint)>, KbError> {
+        match self.query(Query::Checkpoints).await? {
+            QueryAnswer::Checkpoints(c) => Ok(c),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    pub async fn inbox_contains(
+        &self,
+        created_at: DateTime<Utc>,
+        id: Uuid,
+    ) -> Result<bool, KbError> {
+        match self
+            .query(Query::InboxContains(inbox_key(created_at, id)))
+            .await?
+        {
+            QueryAnswer::Contains(b) => Ok(b),
+            _ => Ok(false),
+        }
+    }
+
+    pub async fn state(&self, key: &str) -> Result<Option<serde_json::Value>, KbError> {
+        match self.query(Query::State(key.to_string())).await? {
+            QueryAnswer::State(s) => Ok(s),
+            _ => Ok(None),
+        }
+    }
+
+    pub async fn inbox(&self, target: Option<String>) -> Result<Vec<InboxEntry>, KbError> {
+        match self.query(Query::Inbox(target)).await? {
+            QueryAnswer::Inbox(e) => Ok(e),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    pub async fn verify_audit(&self) -> Result<AuditReport, KbError> {
+        match self.query(Query::VerifyAudit).await? {
+            QueryAnswer::Audit(r) => Ok(r),
+            _ => Err(KbError::Gone),
+        }
+    }
+
+    pub async fn stats(&self) -> Result<KbStats, KbError> {
+        match self.query(Query::Stats).await? {
+            QueryAnswer::Stats(s) => Ok(s),
+            _ => Err(KbError::Gone),
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! The `warden` command line: the daemon, replay, lint, and clients of the admin API.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+use warden::admin::{self, client};
+use warden::config::{Config, LogFormat};
+use warden::definitions::{self, ActorsDir};
+use warden::messages::Incident;
+use warden::runtime::Runtime;
+use warden::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "warden",
+    version,
+    about = "An autonomous Security Operations Center in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct ClientOpts {
+    /// The daemon's configuration file (for its admin address and data directory).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// The daemon's data directory (holds admin.token).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: tail the configured sources, detect, respond, serve the admin API.
+    Run {
+        #[command(flatten)]
+        opts: ClientOpts,
+        /// Folder of agent definitions (default: ./actors if present, else the built-in copy).
+        #[arg(long)]
+        actors: Option<PathBuf>,
+    },
+    /// Run log files through the agents as fast as possible and print what they found.
+    Replay {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print the incidents as JSON.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        actors: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check agent definitions; prints every error as file:line: message.
+    Lint {
+        #[arg(long)]
+        actors: Option<PathBuf>,
+    },
+    /// Show the daemon's health.
+    Status(ClientOpts),
+    /// List agents with their state and restarts.
+    Agents(ClientOpts),
+    /// List incidents.
+    Incidents {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one incident as JSON.
+    Incident {
+        id: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Inject an envelope (`--payload JSON [--to AGENT]`) or raw log lines (`--source NAME LINE...`).
+    Inject {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[arg(long)]
+        to: Option<String>,
+        /// The payload as JSON, tagged by "kind", e.g. '{"kind":"instruction","text":"hi"}'.
+        #[arg(long, conflicts_with = "source")]
+        payload: Option<String>,
+        /// The configured source the lines belong to.
+        #[arg(long)]
+        source: Option<String>,
+        /// Lines (with --source).
+        lines: Vec<String>,
+    },
+    /// Audit ledger commands.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain and name the first broken record.
+    Verify {
+        #[command(flatten)]
+        opts: ClientOpts,
+        /// Open the database directly instead of asking the daemon (it must be stopped).
+        #[arg(long)]
+        offline: bool,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("warden: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Run { opts, actors } => run(opts, actors),
+        Command::Replay {
+            files,
+            json,
+            actors,
+            config,
+        } => replay(files, json, actors, config),
+        Command::Lint { actors } => lint(actors),
+        Command::Status(o) => print_get(&o, "/v1/health"),
+        Command::Agents(o) => agents(&o),
+        Command::Incidents { opts, json } => incidents(&opts, json),
+        Command::Incident { id, opts } => print_get(&opts, &format!("/v1/incidents/{id}")),
+        Command::Inject {
+            opts,
+            to,
+            payload,
+            source,
+            lines,
+        } => inject(&opts, to, payload, source, lines),
+        Command::Audit {
+            command: AuditCommand::Verify { opts, offline },
+        } => audit_verify(&opts, offline),
+    }
+}
+
+fn load_defs(actors: Option<&Path>) -> Result<definitions::Definitions> {
+    let dir = ActorsDir::resolve(actors);
+    definitions::load(&dir).map_err(|e| anyhow::anyhow!("invalid agent definitions:\n{e}"))
+}
+
+fn lint(actors: Option<PathBuf>) -> Result<i32> {
+    let dir = ActorsDir::resolve(actors.as_deref());
+    match definitions::load(&dir) {
+        Ok(d) => {
+            println!(
+                "{}: {} agents OK ({})",
+                d.origin,
+                d.agents.len(),
+                d.agents.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+            Ok(0)
+        }
+        Err(e) => {
+            for err in &e.errors {
+                println!("{err}");
+            }
+            eprintln!("{} error(s)", e.errors.len());
+            Ok(1)
+        }
+    }
+}
+
+/// Creates the data directory (0700) and checks that it is usable.
+fn prepare_data_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| {
+                format!(
+                    "cannot create the data directory {} (choose another with --data-dir)",
+                    dir.display()
+                )
+            })?;
+    }
+    if !dir.is_dir() {
+        bail!("data directory {} is not a directory", dir.display());
+    }
+    let probe = dir.join(".warden-write-test");
+    std::fs::write(&probe, b"ok").with_context(|| {
+        format!(
+            "data directory {} is not writable (choose another with --data-dir)",
+            dir.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
+    warden::telemetry::init_tracing("info");
+    let cfg = Config::load(opts.config.as_deref())?;
+    let defs = load_defs(actors.as_deref())?;
+    let data_dir = cfg.data_dir(opts.data_dir.as_deref());
+    prepare_data_dir(&data_dir)?;
+    let store =
+        Store::open(&data_dir.join("db"), cfg.storage.cache_mb << 20).with_context(|| {
+            format!(
+                "unusable data directory {} (is another warden using it?)",
+                data_dir.display()
+            )
+        })?;
+    let token = admin::token::ensure(&data_dir)?;
+    let sys = actix::System::new();
+    sys.block_on(async move {
+        let mut rt = Runtime::start(&cfg, &defs, store)?;
+        let state = admin::AdminState {
+            supervisor: rt.supervisor.clone(),
+            kb: rt.kb.clone(),
+            metrics: rt.metrics.clone(),
+            token: Arc::new(token),
+            sources: Arc::new(cfg.sources.iter().map(|s| (s.name.clone(), s.format)).collect()),
+            fault_injection: cfg.testing.fault_injection,
+            max_body: cfg.admin.max_body_bytes,
+            started: Instant::now(),
+            detector_state_key: rt.detector_state_key.clone(),
+        };
+        let admin = admin::start(cfg.admin.listen, state)?;
+        if cfg.testing.fault_injection {
+            tracing::warn!("fault injection is ON: never use this configuration in production");
+        }
+        rt.start_sources(&cfg);
+        tracing::info!(admin = %cfg.admin.listen, data_dir = %data_dir.display(), mode = %cfg.response.mode, actors = %defs.origin, "warden running");
+        wait_for_signal().await;
+        tracing::info!("stopping");
+        drop(admin);
+        rt.shutdown().await?;
+        tracing::info!("stopped; knowledge base flushed");
+        anyhow::Ok(())
+    })?;
+    Ok(0)
+}
+
+async fn wait_for_signal() {
+    use actix_rt::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = actix_rt::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+}
+
+fn replay(
+    files: Vec<PathBuf>,
+    json: bool,
+    actors: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> Result<i32> {
+    warden::telemetry::init_tracing("warn");
+    let cfg = Config::load(config.as_deref())?;
+    let defs = load_defs(actors.as_deref())?;
+    for f in &files {
+        std::fs::metadata(f).with_context(|| format!("cannot read {}", f.display()))?;
+    }
+    let store = Store::temporary(cfg.storage.cache_mb << 20)?;
+    let sys = actix::System::new();
+    let (incidents, lines, elapsed) = sys.block_on(async move {
+        let rt = Runtime::start(&cfg, &defs, store)?;
+        rt.ready().await;
+        let progress = warden::ingest::replay::progress();
+        let started = Instant::now();
+        let total_bytes: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+        let ticker = std::io::stderr().is_terminal().then(|| {
+            let p = progress.clone();
+            actix_rt::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    let (b, l) = (p.bytes.load(Ordering::Relaxed), p.lines.load(Ordering::Relaxed));
+                    let secs = started.elapsed().as_secs_f64().max(1e-3);
+                    eprint!("\r{:5.1}%  {l} lines  {:.0} lines/s   ", 100.0 * b as f64 / total_bytes.max(1) as f64, l as f64 / secs);
+                }
+            })
+        });
+        let mut lines = 0u64;
+        for (i, f) in files.iter().enumerate() {
+            let source = format!("replay-{i}");
+            let stats = warden::ingest::replay::replay_file(f, &source, LogFormat::Auth, &cfg.ingest, &rt.supervisor, &progress).await?;
+            lines += stats.lines;
+            if stats.invalid_utf8 + stats.truncated > 0 {
+                tracing::warn!(file = %f.display(), invalid_utf8 = stats.invalid_utf8, truncated = stats.truncated, "damaged lines");
+            }
+        }
+        rt.quiesce().await;
+        let elapsed = started.elapsed();
+        if let Some(t) = ticker {
+            t.abort();
+            eprint!("\r\x1b[2K");
+        }
+        let incidents = rt.kb.incidents().await?;
+        rt.shutdown().await?;
+        anyhow::Ok((incidents, lines, elapsed))
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&incidents)?);
+    } else {
+        print_incidents(&incidents);
+        let actions: usize = incidents.iter().map(|i| i.actions.len()).sum();
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        println!(
+            "replayed {lines} lines in {:.3} s ({:.0} lines/s): {} incidents, {actions} actions",
+            secs,
+            lines as f64 / secs,
+            incidents.len()
+        );
+    }
+    Ok(0)
+}
+
+fn print_incidents(incidents: &[Incident]) {
+    for i in incidents {
+        println!(
+            "{}  {:<28} {:<8} {}  {:<9} {}",
+            i.id,
+            i.kind,
+            i.severity.to_string(),
+            serde_json::to_value(i.priority)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            serde_json::to_value(i.status)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            i.entities.join(",")
+        );
+        for a in &i.actions {
+            let status = serde_json::to_value(a.status)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            println!(
+                "    {} {} mode={} status={}: {}",
+                a.kind,
+                a.target,
+                a.mode,
+                status,
+                a.argv.join(" ")
+            );
+        }
+        for n in &i.notes {
+            println!("    note: {n}");
+        }
+    }
+}
+
+/// The admin address and token of the daemon the CLI talks to.
+fn client_target(o: &ClientOpts) -> Result<(SocketAddr, String)> {
+    let cfg = Config::load(o.config.as_deref())?;
+    let dir = cfg.data_dir(o.data_dir.as_deref());
+    let token = admin::token::read(&dir)?;
+    Ok((cfg.admin.listen, token))
+}
+
+fn call(o: &ClientOpts, method: &str, path: &str, body: Option<&str>) -> Result<client::Response> {
+    let (addr, token) = client_target(o)?;
+    Ok(client::request(addr, method, path, Some(&token), body)?)
+}
+
+fn check(r: client::Response) -> Result<client::Response> {
+    if r.status >= 400 {
+        let msg = serde_json::from_str::<serde_json::Value>(&r.body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
+            .unwrap_or(r.body);
+        bail!("admin API answered {}: {msg}", r.status);
+    }
+    Ok(r)
+}
+
+fn pretty(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| body.to_string())
+}
+
+fn print_get(o: &ClientOpts, path: &str) -> Result<i32> {
+    let r = check(call(o, "GET", path, None)?)?;
+    println!("{}", pretty(&r.body));
+    Ok(0)
+}
+
+fn agents(o: &ClientOpts) -> Result<i32> {
+    let r = check(call(o, "GET", "/v1/agents", None)?)?;
+    let list: Vec<serde_json::Value> = serde_json::from_str(&r.body)?;
+    println!(
+        "{:<26} {:<10} {:>8} {:>8}  last error",
+        "AGENT", "STATE", "RESTARTS", "PENDING"
+    );
+    for a in list {
+        println!(
+            "{:<26} {:<10} {:>8} {:>8}  {}",
+            a["name"].as_str().unwrap_or(""),
+            a["state"].as_str().unwrap_or(""),
+            a["restarts"].as_u64().unwrap_or(0),
+            a["mailbox_depth"].as_u64().unwrap_or(0),
+            a["last_error"].as_str().unwrap_or("-")
+        );
+    }
+    Ok(0)
+}
+
+fn incidents(o: &ClientOpts, json: bool) -> Result<i32> {
+    let r = check(call(o, "GET", "/v1/incidents", None)?)?;
+    if json {
+        println!("{}", pretty(&r.body));
+    } else {
+        let list: Vec<Incident> = serde_json::from_str(&r.body)?;
+        print_incidents(&list);
+    }
+    Ok(0)
+}
+
+fn inject(
+    o: &ClientOpts,
+    to: Option<String>,
+    payload: Option<String>,
+    source: Option<String>,
+    lines: Vec<String>,
+) -> Result<i32> {
+    let body = match (payload, source) {
+        (Some(p), None) => {
+            let payload: serde_json::Value =
+                serde_json::from_str(&p).context("--payload is not valid JSON")?;
+            serde_json::json!({ "to": to, "payload": payload })
+        }
+        (None, Some(s)) => serde_json::json!({ "source": s, "lines": lines }),
+        _ => bail!("give either --payload JSON or --source NAME LINE..."),
+    };
+    let r = check(call(o, "POST", "/v1/inject", Some(&body.to_string()))?)?;
+    println!("{}", pretty(&r.body));
+    Ok(0)
+}
+
+fn audit_verify(o: &ClientOpts, offline: bool) -> Result<i32> {
+    let report: warden::kb::audit::AuditReport = if offline {
+        let cfg = Config::load(o.config.as_deref())?;
+        let dir = cfg.data_dir(o.data_dir.as_deref());
+        let store = Store::open(&dir.join("db"), 16 << 20)
+            .with_context(|| format!("cannot open {} (stop the daemon first)", dir.display()))?;
+        warden::kb::KnowledgeBase::new(store)?.verify_audit()?
+    } else {
+        serde_json::from_str(&check(call(o, "GET", "/v1/audit/verify", None)?)?.body)?
+    };
+    match &report.first_broken {
+        None => {
+            println!(
+                "audit ledger OK: {} records, head {}",
+                report.records, report.head
+            );
+            Ok(0)
+        }
+        Some(b) => {
+            println!("audit ledger BROKEN at record {}: {}", b.seq, b.reason);
+            Ok(2)
+        }
+    }
+}

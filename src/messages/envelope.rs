@@ -1,0 +1,171 @@
+//! The routed envelope and its closed set of payloads.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Finding;
+
+/// One routed message: a payload plus the ids that tie it to what caused it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// Unique, time-ordered (UUIDv7) unless derived deterministically from its cause.
+    pub id: Uuid,
+    /// The first envelope of the chain this one belongs to.
+    pub correlation_id: Uuid,
+    /// The envelope (or batch) that directly caused this one.
+    pub causation_id: Option<Uuid>,
+    /// Who emitted it: an agent name, `admin`, or a source name.
+    pub origin: String,
+    pub created_at: DateTime<Utc>,
+    pub payload: Payload,
+}
+
+impl Envelope {
+    /// A fresh envelope that starts a new correlation chain.
+    pub fn new(origin: impl Into<String>, payload: Payload) -> Self {
+        let id = Uuid::now_v7();
+        Envelope {
+            id,
+            correlation_id: id,
+            causation_id: None,
+            origin: origin.into(),
+            created_at: Utc::now(),
+            payload,
+        }
+    }
+
+    /// An envelope caused by `cause`, with a deterministic id so that re-handling the
+    /// cause after a crash produces the same envelope (and is deduplicated downstream).
+    pub fn caused_by(
+        cause: &Envelope,
+        origin: impl Into<String>,
+        payload: Payload,
+        n: u32,
+    ) -> Self {
+        let origin = origin.into();
+        let name = format!("{}/{}/{}", cause.id, origin, n);
+        Envelope {
+            id: Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()),
+            correlation_id: cause.correlation_id,
+            causation_id: Some(cause.id),
+            origin,
+            created_at: Utc::now(),
+            payload,
+        }
+    }
+}
+
+/// The closed set of routed payloads, tagged by `kind` in snake_case.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Payload {
+    Detection(Finding),
+    Triage(IncidentRef),
+    Containment(ContainmentRequest),
+    PatchVerification(VerifyRequest),
+    Handoff(Handoff),
+    Instruction(Instruction),
+}
+
+/// Free text for an agent (used by LLM-backed agents; others acknowledge it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Instruction {
+    pub text: String,
+}
+
+impl Payload {
+    pub fn kind(&self) -> PayloadKind {
+        match self {
+            Payload::Detection(_) => PayloadKind::Detection,
+            Payload::Triage(_) => PayloadKind::Triage,
+            Payload::Containment(_) => PayloadKind::Containment,
+            Payload::PatchVerification(_) => PayloadKind::PatchVerification,
+            Payload::Handoff(_) => PayloadKind::Handoff,
+            Payload::Instruction(_) => PayloadKind::Instruction,
+        }
+    }
+}
+
+/// The kinds of [`Payload`], as named in agent definitions (`handles = [...]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadKind {
+    Detection,
+    Triage,
+    Containment,
+    PatchVerification,
+    Handoff,
+    Instruction,
+}
+
+impl PayloadKind {
+    pub const ALL: [PayloadKind; 6] = [
+        PayloadKind::Detection,
+        PayloadKind::Triage,
+        PayloadKind::Containment,
+        PayloadKind::PatchVerification,
+        PayloadKind::Handoff,
+        PayloadKind::Instruction,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayloadKind::Detection => "detection",
+            PayloadKind::Triage => "triage",
+            PayloadKind::Containment => "containment",
+            PayloadKind::PatchVerification => "patch_verification",
+            PayloadKind::Handoff => "handoff",
+            PayloadKind::Instruction => "instruction",
+        }
+    }
+}
+
+impl std::fmt::Display for PayloadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A reference to a stored incident, asking its handler to (re-)triage it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentRef {
+    pub incident_id: Uuid,
+}
+
+/// A request to contain a threat tied to an incident.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ContainmentRequest {
+    pub incident_id: Uuid,
+    pub action: super::ActionKind,
+    /// What the action applies to: an IP address for `block_ip`.
+    pub target: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A request to verify that a vulnerability was patched.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    #[serde(default)]
+    pub incident_id: Option<Uuid>,
+    pub package: String,
+    #[serde(default)]
+    pub fixed_version: Option<String>,
+}
+
+/// One agent passing work to another, with the context the receiver needs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Handoff {
+    pub from: String,
+    pub to: String,
+    #[serde(default)]
+    pub incident_id: Option<Uuid>,
+    pub context: serde_json::Value,
+}

@@ -1,0 +1,62 @@
+//! Parsed log events.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// One parsed log line. `time` is the log's own timestamp (event time), never the
+/// time Warden read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub time: DateTime<Utc>,
+    /// The host that wrote the line (the syslog hostname field).
+    pub host: String,
+    /// The program that wrote the line (`sshd`, `sudo`, ...).
+    pub program: String,
+    pub auth: Option<AuthEvent>,
+    /// The line as read (lossy UTF-8, possibly cut), kept as evidence.
+    pub raw: String,
+}
+
+/// An authentication event recognised in an sshd/PAM line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthEvent {
+    pub kind: AuthEventKind,
+    pub src_ip: Option<IpAddr>,
+    pub user: Option<String>,
+    /// The authentication method (`password`, `publickey`, ...).
+    pub method: Option<String>,
+    /// How many attempts the line stands for (syslog's "message repeated N times").
+    pub count: u32,
+}
+
+/// The kinds of authentication event Warden recognises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthEventKind {
+    /// `Failed <method> for [invalid user] USER from IP`.
+    Failure,
+    /// `Invalid user USER from IP`.
+    InvalidUser,
+    /// `maximum authentication attempts exceeded` / `Too many authentication failures`.
+    MaxAttempts,
+    /// `Did not receive identification string from IP` and similar pre-auth probes.
+    NoIdentification,
+    /// `Accepted <method> for USER from IP`.
+    Success,
+    /// `pam_unix(...): authentication failure; ... rhost=IP` (mirrors sshd's own line).
+    PamFailure,
+}
+
+impl AuthEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthEventKind::Failure => "failure",
+            AuthEventKind::InvalidUser => "invalid_user",
+            AuthEventKind::MaxAttempts => "max_attempts",
+            AuthEventKind::NoIdentification => "no_identification",
+            AuthEventKind::Success => "success",
+            AuthEventKind::PamFailure => "pam_failure",
+        }
+    }
+}

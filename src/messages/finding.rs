@@ -1,0 +1,75 @@
+//! Findings: what a detector concluded from events.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Severity of a finding or incident, ordered from least to most severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        })
+    }
+}
+
+/// A detection. Its id is derived from the rule, the entity and the event time that
+/// triggered it, so re-reading the same lines after a crash yields the same id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Finding {
+    pub id: Uuid,
+    /// The rule that fired, e.g. `ssh_brute_force`.
+    pub rule: String,
+    pub title: String,
+    pub severity: Severity,
+    /// How sure the rule is, 0.0 to 1.0.
+    #[serde(default = "default_confidence")]
+    pub confidence: f32,
+    /// The attacker's address as a string, when there is one.
+    #[serde(default)]
+    pub src_ip: Option<String>,
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// The host whose logs showed it.
+    #[serde(default)]
+    pub host: String,
+    /// Event time of the first and last event that contributed.
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    #[serde(default)]
+    pub event_count: u64,
+    /// ATT&CK technique ids, e.g. `T1110.001`.
+    #[serde(default)]
+    pub techniques: Vec<String>,
+    /// A few of the lines that triggered it, with control characters escaped.
+    #[serde(default)]
+    pub evidence: Vec<String>,
+}
+
+fn default_confidence() -> f32 {
+    0.8
+}
+
+impl Finding {
+    /// The deterministic id of a finding of `rule` on `entity` triggered at `at`.
+    pub fn derive_id(rule: &str, entity: &str, at: DateTime<Utc>) -> Uuid {
+        let name = format!(
+            "finding/{rule}/{entity}/{}",
+            at.timestamp_nanos_opt().unwrap_or(0)
+        );
+        Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes())
+    }
+}

@@ -1,0 +1,95 @@
+//! Incidents and the actions taken on them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Finding, ResponseMode, Severity};
+
+/// An incident: one attacker (or one internal failure) while it is active, with every
+/// finding attached to it and every action taken.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Incident {
+    pub id: Uuid,
+    /// `ssh_brute_force`, `account_compromise`, `agent_failed`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub severity: Severity,
+    pub priority: Priority,
+    pub status: IncidentStatus,
+    /// The entities involved: the attacker's address, accounts, agents.
+    pub entities: Vec<String>,
+    pub findings: Vec<Finding>,
+    pub actions: Vec<Action>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Event time of the latest finding; drives "still active".
+    pub last_activity: DateTime<Utc>,
+    /// Why something was or was not done (e.g. a containment refused for a protected address).
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// Record version, bumped on every update.
+    pub version: u64,
+}
+
+/// Priority from triage, P1 (act now) to P4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Priority {
+    P1,
+    P2,
+    P3,
+    P4,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentStatus {
+    Open,
+    Triaged,
+    Contained,
+    Closed,
+}
+
+/// A containment (or other response) action on an incident.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Action {
+    pub id: Uuid,
+    pub kind: ActionKind,
+    pub target: String,
+    pub mode: ResponseMode,
+    pub status: ActionStatus,
+    /// The exact program and arguments that run (or would run); never a shell string.
+    pub argv: Vec<String>,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+    /// When the block expires and is rolled back, for actions with a TTL.
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub output: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    BlockIp,
+}
+
+impl std::fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ActionKind::BlockIp => "block_ip",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionStatus {
+    /// Observe mode: recorded with its argv, never executed.
+    DryRun,
+    /// Approve mode: waiting for an operator.
+    PendingApproval,
+    Executed,
+    Failed,
+}

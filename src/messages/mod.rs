@@ -1,0 +1,67 @@
+//! Plain data that crosses actor boundaries: envelopes and the routed payloads,
+//! findings, incidents and actions.
+//!
+//! Nothing in here talks to an actor or to storage; every type is serde data so that
+//! it can be persisted in the knowledge base, shown by the admin API and replayed.
+
+mod envelope;
+mod event;
+mod finding;
+mod incident;
+
+pub use envelope::{
+    ContainmentRequest, Envelope, Handoff, IncidentRef, Instruction, Payload, PayloadKind,
+    VerifyRequest,
+};
+pub use event::{AuthEvent, AuthEventKind, Event};
+pub use finding::{Finding, Severity};
+pub use incident::{Action, ActionKind, ActionStatus, Incident, IncidentStatus, Priority};
+
+/// The response mode: what the incident-response executor does with a containment action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    /// Store the exact command that would run, never execute it (the default).
+    #[default]
+    Observe,
+    /// Store the action as pending until an operator approves it.
+    Approve,
+    /// Execute the action.
+    Enforce,
+}
+
+impl std::fmt::Display for ResponseMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ResponseMode::Observe => "observe",
+            ResponseMode::Approve => "approve",
+            ResponseMode::Enforce => "enforce",
+        })
+    }
+}
+
+/// Where a source has read up to, stored with the effects of the batch that reached it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    pub device: u64,
+    pub inode: u64,
+    /// Byte offset just past the last line whose effects are stored.
+    pub offset: u64,
+    /// Hash of the file's first bytes, to tell a reused inode from the same file.
+    pub fingerprint: u64,
+    /// Sequence number of the last committed batch (batches at or below it are stale).
+    pub seq: u64,
+    /// True when the reader was discarding the tail of an over-long line.
+    pub skipping: bool,
+    /// Lines processed from this source since it was first read (durable counter).
+    pub lines_total: u64,
+}
+
+/// An envelope waiting in the durable inbox of the agent it is routed to.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InboxEntry {
+    pub target: String,
+    pub envelope: Envelope,
+    /// How many times it has been delivered without being acknowledged.
+    pub attempts: u32,
+}

@@ -1,0 +1,145 @@
+//! Assembles a running Warden: knowledge base, supervisor with its agents, sources.
+//! `warden run`, `warden replay` and the tests all start through here.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::agents::AgentEnv;
+use crate::config::{Config, SourceKind};
+use crate::definitions::{AgentKind, Definitions};
+use crate::ingest::file_tail::FileTail;
+use crate::ingest::stdin::Stdin;
+use crate::kb::{Kb, KbError, KnowledgeBase};
+use crate::store::Store;
+use crate::supervisor::Supervisor;
+use crate::supervisor::routing::{RouteError, RoutingTable};
+use crate::telemetry::Metrics;
+use crate::tools::response::Protected;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("knowledge base: {0}")]
+    Kb(#[from] KbError),
+    #[error("agent definitions: {0}")]
+    Routes(#[from] RouteError),
+}
+
+/// Handles to a running Warden.
+pub struct Runtime {
+    pub supervisor: Addr<Supervisor>,
+    pub kb: Kb,
+    pub metrics: Arc<Metrics>,
+    pub detector_state_key: Option<String>,
+    arbiters: Vec<Arbiter>,
+}
+
+impl Runtime {
+    /// Starts the knowledge base and the supervisor (which starts the agents). Must be
+    /// called inside an actix system.
+    pub fn start(cfg: &Config, defs: &Definitions, store: Store) -> Result<Runtime, RuntimeError> {
+        let routes = Arc::new(RoutingTable::new(defs)?);
+        let kb_state = KnowledgeBase::new(store)?;
+        let kb_arbiter = Arbiter::new();
+        let kb = Kb {
+            addr: KnowledgeBase::start_in_arbiter(&kb_arbiter.handle(), move |_| kb_state),
+        };
+        let metrics = Arc::new(Metrics::default());
+        let env = Arc::new(AgentEnv {
+            kb: kb.clone(),
+            routes,
+            protected: Arc::new(Protected::new(&cfg.response.protected)),
+            response_mode: cfg.response.mode,
+            metrics: metrics.clone(),
+        });
+        let supervisor = Supervisor::new(defs, env).start();
+        let detector_state_key = defs
+            .agents
+            .values()
+            .find(|d| d.kind == AgentKind::ThreatDetection)
+            .map(|d| crate::agents::threat_detection::state_key(&d.name));
+        Ok(Runtime {
+            supervisor,
+            kb,
+            metrics,
+            detector_state_key,
+            arbiters: vec![kb_arbiter],
+        })
+    }
+
+    /// Starts the configured sources, each on its own thread.
+    pub fn start_sources(&mut self, cfg: &Config) {
+        for s in &cfg.sources {
+            let arbiter = Arbiter::new();
+            let (source, format, ingest) = (s.name.clone(), s.format, cfg.ingest.clone());
+            let (kb, supervisor, metrics) = (
+                self.kb.clone(),
+                self.supervisor.clone(),
+                self.metrics.clone(),
+            );
+            match s.kind {
+                SourceKind::File => {
+                    let path = s.path.clone().unwrap_or_default();
+                    FileTail::start_in_arbiter(&arbiter.handle(), move |_| FileTail {
+                        source,
+                        path,
+                        format,
+                        cfg: ingest,
+                        kb,
+                        supervisor,
+                        metrics,
+                    });
+                }
+                SourceKind::Stdin => {
+                    Stdin::start_in_arbiter(&arbiter.handle(), move |_| Stdin {
+                        source,
+                        format,
+                        cfg: ingest,
+                        supervisor,
+                        metrics,
+                    });
+                }
+            }
+            self.arbiters.push(arbiter);
+        }
+    }
+
+    /// Waits until the threat-detection agent can take log batches.
+    pub async fn ready(&self) {
+        while self
+            .supervisor
+            .send(crate::supervisor::LogSink)
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits until every routed envelope has been handled.
+    pub async fn quiesce(&self) {
+        loop {
+            if self
+                .supervisor
+                .send(crate::supervisor::Idle)
+                .await
+                .unwrap_or(true)
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Stops agents and sources and makes the knowledge base durable.
+    pub async fn shutdown(self) -> Result<(), KbError> {
+        let _ = self.supervisor.send(crate::supervisor::Shutdown).await;
+        let res = self.kb.flush().await;
+        for a in &self.arbiters {
+            a.stop();
+        }
+        res
+    }
+}

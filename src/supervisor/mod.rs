@@ -1,0 +1,626 @@
+//! The `Supervisor` actor: Warden's orchestrator.
+//!
+//! Owns: the registry of agents (definition, state, address, restart history), the
+//! routing table, and the set of deliveries in flight. Accepts: [`Route`] (an envelope
+//! from outside, persisted here), [`Dispatch`] (envelopes an agent already persisted),
+//! [`AgentExited`], [`ListAgents`], [`LogSink`], [`InjectPanic`], [`Shutdown`],
+//! [`Idle`]. Emits: `Deliver` to agents, audit records, the "agent failed" incident.
+//! Survives a restart: the durable inbox. On start, and whenever an agent is rebuilt,
+//! every unacknowledged envelope routed to it is delivered again.
+//!
+//! Routed envelopes are persisted before delivery and acknowledged by the agent in the
+//! same commit as their effects: delivery is at least once, effects exactly once.
+
+pub mod backoff;
+pub mod routing;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use chrono::Utc;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::agents::shell::{ExitGuard, StopAgent};
+use crate::agents::{self, AgentActor, AgentEnv, ArmPanic, Deliver, ExecutorTools};
+use crate::definitions::{AgentDefinition, Definitions};
+use crate::ingest::LogBatch;
+use crate::kb::audit::{AuditEntry, AuditKind};
+use crate::kb::{Commit, Write};
+use crate::messages::{
+    Envelope, InboxEntry, Incident, IncidentStatus, Payload, Priority, Severity,
+};
+use backoff::{RestartHistory, Verdict};
+use routing::RouteError;
+
+/// Deliveries in flight before further envelopes wait in the durable inbox.
+const MAX_IN_FLIGHT: usize = 1024;
+/// Deliveries of one envelope without acknowledgement before it is dead-lettered.
+const MAX_ATTEMPTS: u32 = 4;
+
+/// The writes and audit entries that persist a routed envelope. A handoff is also stored
+/// in the `handoffs` tree, in the same commit, before its target can receive it.
+pub fn persist_entry(actor: &str, entry: &InboxEntry) -> (Vec<Write>, Vec<AuditEntry>) {
+    let e = &entry.envelope;
+    let mut writes = vec![Write::InboxPut(entry.clone())];
+    let mut audit = vec![AuditEntry::new(
+        actor,
+        AuditKind::EnvelopeRouted,
+        e.id,
+        serde_json::json!({ "kind": e.payload.kind(), "to": entry.target, "origin": e.origin, "causation_id": e.causation_id }),
+    )];
+    if let Payload::Handoff(h) = &e.payload {
+        let record = serde_json::json!({ "envelope_id": e.id, "from": h.from, "to": h.to, "incident_id": h.incident_id, "context": h.context, "at": e.created_at });
+        writes.push(Write::Handoff {
+            id: e.id,
+            record: record.clone(),
+        });
+        audit.push(AuditEntry::new(actor, AuditKind::Handoff, e.id, record));
+    }
+    (writes, audit)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    Starting,
+    Running,
+    Restarting,
+    Failed,
+    Stopped,
+}
+
+/// What `warden agents` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentStatus {
+    pub name: String,
+    pub kind: String,
+    pub state: AgentState,
+    pub restarts: u64,
+    pub generation: u64,
+    /// Envelopes routed to it and not yet acknowledged.
+    pub mailbox_depth: usize,
+    pub mailbox_capacity: usize,
+    pub handles: Vec<String>,
+    pub tools: Vec<String>,
+    pub last_error: Option<String>,
+}
+
+struct Slot {
+    def: Arc<AgentDefinition>,
+    arbiter: ArbiterHandle,
+    addr: Option<Addr<AgentActor>>,
+    state: AgentState,
+    generation: u64,
+    history: RestartHistory,
+    last_error: Option<String>,
+}
+
+/// Routes an envelope from outside the agents (the admin API): persisted, then delivered.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Uuid, SupervisorError>")]
+pub struct Route {
+    pub envelope: Envelope,
+    pub to: Option<String>,
+}
+
+/// Delivers envelopes an agent already persisted in its commit.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Dispatch(pub Vec<InboxEntry>);
+
+/// An agent went away. `reason` is `None` for a requested stop.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct AgentExited {
+    pub name: String,
+    pub generation: u64,
+    pub reason: Option<String>,
+}
+
+#[derive(Message)]
+#[rtype(result = "Vec<AgentStatus>")]
+pub struct ListAgents;
+
+/// The current recipient of log batches (the threat-detection agent), if running.
+#[derive(Message)]
+#[rtype(result = "Option<Recipient<LogBatch>>")]
+pub struct LogSink;
+
+#[derive(Message)]
+#[rtype(result = "Result<(), SupervisorError>")]
+pub struct InjectPanic(pub String);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// True when no delivery is in flight and the durable inbox is empty.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Idle;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SupervisorError {
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error("cannot persist the envelope: {0}")]
+    Store(String),
+    #[error("no agent named `{0}`")]
+    UnknownAgent(String),
+    #[error("agent `{0}` is not running")]
+    NotRunning(String),
+}
+
+pub struct Supervisor {
+    env: Arc<AgentEnv>,
+    slots: BTreeMap<String, Slot>,
+    in_flight: HashSet<Uuid>,
+    attempts: HashMap<Uuid, u32>,
+    backlog: bool,
+    shutting_down: bool,
+}
+
+impl Supervisor {
+    /// One arbiter (thread) per agent, kept across restarts.
+    pub fn new(defs: &Definitions, env: Arc<AgentEnv>) -> Supervisor {
+        let slots = defs
+            .agents
+            .iter()
+            .map(|(name, def)| {
+                let arbiter = Arbiter::new().handle();
+                (
+                    name.clone(),
+                    Slot {
+                        def: Arc::new(def.clone()),
+                        arbiter,
+                        addr: None,
+                        state: AgentState::Starting,
+                        generation: 0,
+                        history: RestartHistory::default(),
+                        last_error: None,
+                    },
+                )
+            })
+            .collect();
+        Supervisor {
+            env,
+            slots,
+            in_flight: HashSet::new(),
+            attempts: HashMap::new(),
+            backlog: false,
+            shutting_down: false,
+        }
+    }
+
+    fn spawn_agent(&mut self, name: &str, ctx: &mut Context<Self>) {
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
+        slot.state = AgentState::Starting;
+        slot.generation += 1;
+        let generation = slot.generation;
+        let def = slot.def.clone();
+        let kb = self.env.kb.clone();
+        let name = name.to_string();
+        let fut = async move { agents::restore(&def, &kb).await };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            let restored = match res {
+                Ok(r) => r,
+                Err(e) => {
+                    act.on_exit(
+                        &name,
+                        generation,
+                        Some(format!("cannot restore durable state: {e}")),
+                        ctx,
+                    );
+                    return;
+                }
+            };
+            let Some(slot) = act.slots.get_mut(&name) else {
+                return;
+            };
+            if slot.generation != generation || act.shutting_down {
+                return;
+            }
+            let def = slot.def.clone();
+            let env = act.env.clone();
+            let dispatch = ctx.address().recipient::<Dispatch>();
+            let exited = ctx.address().recipient::<AgentExited>();
+            let agent_name = name.clone();
+            let addr = AgentActor::start_in_arbiter(&slot.arbiter, move |_| {
+                let (logic, executor) = agents::build(&def, restored, &env);
+                let exec = executor.start();
+                let guard = ExitGuard {
+                    name: agent_name,
+                    generation,
+                    supervisor: exited,
+                    clean: false,
+                    fatal: None,
+                };
+                AgentActor::new(
+                    logic,
+                    ExecutorTools(exec),
+                    env,
+                    dispatch,
+                    guard,
+                    def.mailbox,
+                )
+            });
+            slot.addr = Some(addr);
+            slot.state = AgentState::Running;
+            act.redeliver(Some(name.clone()), ctx);
+        }));
+    }
+
+    /// Delivers every pending inbox entry (of one agent, or of all).
+    fn redeliver(&mut self, target: Option<String>, ctx: &mut Context<Self>) {
+        let kb = self.env.kb.clone();
+        ctx.spawn(
+            async move { kb.inbox(target).await }
+                .into_actor(self)
+                .map(|res, act, ctx| match res {
+                    Ok(entries) => {
+                        for e in entries {
+                            if !act.in_flight.contains(&e.envelope.id) {
+                                act.env.metrics.inc(&act.env.metrics.redeliveries);
+                                act.deliver(e, ctx);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot read the inbox for redelivery"),
+                }),
+        );
+    }
+
+    fn deliver(&mut self, entry: InboxEntry, ctx: &mut Context<Self>) {
+        let id = entry.envelope.id;
+        let Some(slot) = self.slots.get(&entry.target) else {
+            tracing::error!(target = %entry.target, envelope = %id, "envelope routed to an unknown agent stays in the inbox");
+            return;
+        };
+        let Some(addr) = slot
+            .addr
+            .clone()
+            .filter(|_| slot.state == AgentState::Running)
+        else {
+            return; // Delivered when the agent is running again.
+        };
+        if self.in_flight.contains(&id) {
+            return;
+        }
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            self.backlog = true;
+            return;
+        }
+        let attempts = self.attempts.entry(id).or_insert(0);
+        *attempts += 1;
+        if *attempts > MAX_ATTEMPTS {
+            self.attempts.remove(&id);
+            self.dead_letter(entry, "delivered too often without acknowledgement", ctx);
+            return;
+        }
+        self.in_flight.insert(id);
+        ctx.spawn(async move { addr.send(Deliver(entry.envelope)).await }.into_actor(self).map(move |res, act, ctx| {
+            act.in_flight.remove(&id);
+            match res {
+                Ok(Ok(())) => {
+                    act.attempts.remove(&id);
+                }
+                Ok(Err(e)) => tracing::warn!(envelope = %id, error = %e, "delivery failed; it stays in the inbox"),
+                Err(e) => tracing::warn!(envelope = %id, error = %e, "agent went away during delivery; it stays in the inbox"),
+            }
+            if act.backlog && act.in_flight.len() < MAX_IN_FLIGHT / 2 {
+                act.backlog = false;
+                act.redeliver(None, ctx);
+            }
+        }));
+    }
+
+    fn dead_letter(&mut self, entry: InboxEntry, reason: &str, ctx: &mut Context<Self>) {
+        let e = &entry.envelope;
+        tracing::error!(envelope = %e.id, target = %entry.target, reason, "dead letter");
+        self.env.metrics.inc(&self.env.metrics.dead_letters);
+        let commit = Commit {
+            writes: vec![
+                Write::InboxAck {
+                    created_at: e.created_at,
+                    id: e.id,
+                },
+                Write::Meta {
+                    key: format!("dead_letter/{}", e.id),
+                    value: serde_json::to_value(&entry).unwrap_or_default(),
+                },
+            ],
+            audit: vec![AuditEntry::new(
+                "supervisor",
+                AuditKind::DeadLetter,
+                e.id,
+                serde_json::json!({ "reason": reason, "target": entry.target }),
+            )],
+            flush: false,
+        };
+        let kb = self.env.kb.clone();
+        ctx.spawn(
+            async move {
+                if let Err(err) = kb.commit(commit).await {
+                    tracing::error!(error = %err, "cannot record a dead letter");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn on_exit(
+        &mut self,
+        name: &str,
+        generation: u64,
+        reason: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        let shutting_down = self.shutting_down;
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
+        if slot.generation != generation {
+            return; // A notice from an older incarnation.
+        }
+        slot.addr = None;
+        let Some(reason) = reason else {
+            slot.state = AgentState::Stopped;
+            return;
+        };
+        if shutting_down {
+            slot.state = AgentState::Stopped;
+            return;
+        }
+        slot.last_error = Some(reason.clone());
+        let verdict = slot
+            .history
+            .on_exit(&slot.def.restart, Instant::now(), fastrand::f64());
+        let restarts = slot.history.total;
+        let kb = self.env.kb.clone();
+        match verdict {
+            Verdict::RestartAfter(delay) => {
+                slot.state = AgentState::Restarting;
+                self.env.metrics.inc(&self.env.metrics.agent_restarts);
+                tracing::warn!(agent = %name, %reason, restarts, delay_ms = delay.as_millis() as u64, "agent exited; restarting");
+                let audit = AuditEntry::new(
+                    "supervisor",
+                    AuditKind::AgentRestarted,
+                    name,
+                    serde_json::json!({ "reason": reason, "restarts": restarts, "delay_ms": delay.as_millis() as u64 }),
+                );
+                ctx.spawn(
+                    async move {
+                        let _ = kb
+                            .commit(Commit {
+                                audit: vec![audit],
+                                ..Commit::default()
+                            })
+                            .await;
+                    }
+                    .into_actor(self),
+                );
+                let name = name.to_string();
+                ctx.run_later(delay, move |act, ctx| {
+                    if !act.shutting_down {
+                        act.spawn_agent(&name, ctx);
+                    }
+                });
+            }
+            Verdict::GiveUp => {
+                slot.state = AgentState::Failed;
+                let budget = slot.def.restart;
+                tracing::error!(agent = %name, %reason, "agent exhausted its restart budget; marked failed");
+                let now = Utc::now();
+                let id = Uuid::new_v5(
+                    &Uuid::NAMESPACE_OID,
+                    format!(
+                        "agent_failed/{name}/{}",
+                        now.timestamp_nanos_opt().unwrap_or(0)
+                    )
+                    .as_bytes(),
+                );
+                let incident = Incident {
+                    id,
+                    kind: "agent_failed".into(),
+                    title: format!(
+                        "agent failed: {name} exceeded its restart budget ({} restarts in {} s)",
+                        budget.max_restarts, budget.within_secs
+                    ),
+                    severity: Severity::High,
+                    priority: Priority::P1,
+                    status: IncidentStatus::Open,
+                    entities: vec![format!("agent:{name}")],
+                    findings: Vec::new(),
+                    actions: Vec::new(),
+                    created_at: now,
+                    updated_at: now,
+                    last_activity: now,
+                    notes: vec![format!("last error: {reason}")],
+                    version: 1,
+                };
+                let audit = AuditEntry::new(
+                    "supervisor",
+                    AuditKind::AgentFailed,
+                    name,
+                    serde_json::json!({ "reason": reason, "incident": id }),
+                );
+                ctx.spawn(
+                    async move {
+                        if let Err(e) = kb
+                            .commit(Commit {
+                                writes: vec![Write::Incident(incident)],
+                                audit: vec![audit],
+                                flush: true,
+                            })
+                            .await
+                        {
+                            tracing::error!(error = %e, "cannot store the agent-failed incident");
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
+        }
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        let names: Vec<String> = self.slots.keys().cloned().collect();
+        for n in names {
+            self.spawn_agent(&n, ctx);
+        }
+    }
+}
+
+impl Handler<Route> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<Uuid, SupervisorError>>;
+
+    fn handle(&mut self, msg: Route, _: &mut Self::Context) -> Self::Result {
+        let target = match self.env.routes.target_for(&msg.envelope, msg.to.as_deref()) {
+            Ok(t) => t,
+            Err(e) => return Box::pin(fut::ready(Err(e.into()))),
+        };
+        let entry = InboxEntry {
+            target,
+            envelope: msg.envelope,
+            attempts: 0,
+        };
+        let (writes, audit) = persist_entry("supervisor", &entry);
+        let kb = self.env.kb.clone();
+        let id = entry.envelope.id;
+        Box::pin(
+            async move {
+                kb.commit(Commit {
+                    writes,
+                    audit,
+                    flush: true,
+                })
+                .await
+            }
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                res.map_err(|e| SupervisorError::Store(e.to_string()))?;
+                act.env.metrics.inc(&act.env.metrics.envelopes_routed);
+                act.deliver(entry, ctx);
+                Ok(id)
+            }),
+        )
+    }
+}
+
+impl Handler<Dispatch> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, Dispatch(entries): Dispatch, ctx: &mut Self::Context) {
+        for e in entries {
+            self.env.metrics.inc(&self.env.metrics.envelopes_routed);
+            self.deliver(e, ctx);
+        }
+    }
+}
+
+impl Handler<AgentExited> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentExited, ctx: &mut Self::Context) {
+        self.on_exit(&msg.name, msg.generation, msg.reason, ctx);
+    }
+}
+
+impl Handler<ListAgents> for Supervisor {
+    type Result = ResponseActFuture<Self, Vec<AgentStatus>>;
+
+    fn handle(&mut self, _: ListAgents, _: &mut Self::Context) -> Self::Result {
+        let kb = self.env.kb.clone();
+        Box::pin(
+            async move { kb.inbox(None).await.unwrap_or_default() }
+                .into_actor(self)
+                .map(|inbox, act, _| {
+                    act.slots
+                        .iter()
+                        .map(|(name, s)| AgentStatus {
+                            name: name.clone(),
+                            kind: s.def.kind.as_str().to_string(),
+                            state: s.state,
+                            restarts: s.history.total,
+                            generation: s.generation,
+                            mailbox_depth: inbox.iter().filter(|e| &e.target == name).count(),
+                            mailbox_capacity: s.def.mailbox,
+                            handles: s.def.handles.iter().map(|k| k.to_string()).collect(),
+                            tools: s.def.tools.iter().map(|t| t.as_str().to_string()).collect(),
+                            last_error: s.last_error.clone(),
+                        })
+                        .collect()
+                }),
+        )
+    }
+}
+
+impl Handler<LogSink> for Supervisor {
+    type Result = Option<Recipient<LogBatch>>;
+
+    fn handle(&mut self, _: LogSink, _: &mut Self::Context) -> Self::Result {
+        self.slots
+            .values()
+            .filter(|s| {
+                s.def.kind == crate::definitions::AgentKind::ThreatDetection
+                    && s.state == AgentState::Running
+            })
+            .find_map(|s| s.addr.clone())
+            .map(|a| a.recipient())
+    }
+}
+
+impl Handler<InjectPanic> for Supervisor {
+    type Result = Result<(), SupervisorError>;
+
+    fn handle(&mut self, InjectPanic(name): InjectPanic, _: &mut Self::Context) -> Self::Result {
+        let slot = self
+            .slots
+            .get(&name)
+            .ok_or_else(|| SupervisorError::UnknownAgent(name.clone()))?;
+        let addr = slot
+            .addr
+            .clone()
+            .filter(|_| slot.state == AgentState::Running)
+            .ok_or(SupervisorError::NotRunning(name))?;
+        addr.try_send(ArmPanic)
+            .map_err(|e| SupervisorError::Store(e.to_string()))
+    }
+}
+
+impl Handler<Shutdown> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) {
+        self.shutting_down = true;
+        for s in self.slots.values_mut() {
+            if let Some(a) = s.addr.take() {
+                let _ = a.try_send(StopAgent);
+            }
+            s.state = AgentState::Stopped;
+        }
+    }
+}
+
+impl Handler<Idle> for Supervisor {
+    type Result = ResponseActFuture<Self, bool>;
+
+    fn handle(&mut self, _: Idle, _: &mut Self::Context) -> Self::Result {
+        let kb = self.env.kb.clone();
+        Box::pin(
+            async move { kb.stats().await.map(|s| s.inbox).unwrap_or(1) }
+                .into_actor(self)
+                .map(|inbox, act, _| inbox == 0 && act.in_flight.is_empty()),
+        )
+    }
+}

@@ -1,0 +1,211 @@
+//! Telemetry: tracing setup and the process's counters, rendered for `/metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::ingest::BatchStats;
+
+/// Counters since this process started. Durable totals (lines per source, events by
+/// kind) come from the knowledge base and are rendered next to them.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub findings: AtomicU64,
+    pub incidents: AtomicU64,
+    pub actions: AtomicU64,
+    pub envelopes_routed: AtomicU64,
+    pub envelopes_handled: AtomicU64,
+    pub duplicates_skipped: AtomicU64,
+    pub redeliveries: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub agent_restarts: AtomicU64,
+    pub source_errors: AtomicU64,
+    sources: Mutex<BTreeMap<String, SourceCounters>>,
+}
+
+/// Per-source counters of this process.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct SourceCounters {
+    pub lines: u64,
+    pub invalid_utf8: u64,
+    pub truncated: u64,
+    pub unparsed: u64,
+    pub events: u64,
+    pub rotations: u64,
+    pub truncations: u64,
+    pub missing: u64,
+}
+
+impl Metrics {
+    pub fn inc(&self, c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn add_source(&self, source: &str, stats: &BatchStats, events: u64) {
+        let mut m = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        let c = m.entry(source.to_string()).or_default();
+        c.lines += stats.lines;
+        c.invalid_utf8 += stats.invalid_utf8;
+        c.truncated += stats.truncated;
+        c.unparsed += stats.unparsed;
+        c.events += events;
+    }
+
+    /// Updates a source's file-level counters (rotations, truncations, missing file).
+    pub fn source_event(&self, source: &str, f: impl FnOnce(&mut SourceCounters)) {
+        let mut m = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        f(m.entry(source.to_string()).or_default());
+    }
+
+    pub fn sources(&self) -> BTreeMap<String, SourceCounters> {
+        self.sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Renders the Prometheus text exposition format. `durable` adds gauges that come
+    /// from the knowledge base: `(name, help, labels, value)`.
+    pub fn render(&self, durable: &[(String, String, Vec<(String, String)>, u64)]) -> String {
+        let mut out = String::new();
+        let counters: [(&str, &str, &AtomicU64); 10] = [
+            (
+                "warden_findings_total",
+                "Findings opened by this process",
+                &self.findings,
+            ),
+            (
+                "warden_incidents_opened_total",
+                "Incidents opened by this process",
+                &self.incidents,
+            ),
+            (
+                "warden_actions_total",
+                "Containment actions recorded by this process",
+                &self.actions,
+            ),
+            (
+                "warden_envelopes_routed_total",
+                "Envelopes routed",
+                &self.envelopes_routed,
+            ),
+            (
+                "warden_envelopes_handled_total",
+                "Envelopes handled and acknowledged",
+                &self.envelopes_handled,
+            ),
+            (
+                "warden_envelopes_duplicate_total",
+                "Redelivered envelopes skipped as already handled",
+                &self.duplicates_skipped,
+            ),
+            (
+                "warden_envelopes_redelivered_total",
+                "Envelopes delivered again from the durable inbox",
+                &self.redeliveries,
+            ),
+            (
+                "warden_dead_letters_total",
+                "Envelopes given up on",
+                &self.dead_letters,
+            ),
+            (
+                "warden_agent_restarts_total",
+                "Agent restarts",
+                &self.agent_restarts,
+            ),
+            (
+                "warden_source_errors_total",
+                "Source read errors",
+                &self.source_errors,
+            ),
+        ];
+        for (name, help, c) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
+        let sources = self.sources();
+        let per_source: [(&str, &str, fn(&SourceCounters) -> u64); 8] = [
+            (
+                "warden_lines_read_total",
+                "Lines read by this process",
+                |c| c.lines,
+            ),
+            (
+                "warden_lines_invalid_utf8_total",
+                "Lines with invalid UTF-8 (decoded lossily)",
+                |c| c.invalid_utf8,
+            ),
+            (
+                "warden_lines_truncated_total",
+                "Lines cut at the length limit",
+                |c| c.truncated,
+            ),
+            (
+                "warden_lines_unparsed_total",
+                "Lines whose header could not be parsed",
+                |c| c.unparsed,
+            ),
+            ("warden_events_total", "Authentication events parsed", |c| {
+                c.events
+            }),
+            ("warden_file_rotations_total", "Rotations followed", |c| {
+                c.rotations
+            }),
+            (
+                "warden_file_truncations_total",
+                "Truncations (copytruncate) followed",
+                |c| c.truncations,
+            ),
+            (
+                "warden_file_missing_total",
+                "Times a tailed file was found missing",
+                |c| c.missing,
+            ),
+        ];
+        for (name, help, get) in per_source {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (src, c) in &sources {
+                let _ = writeln!(out, "{name}{{source=\"{}\"}} {}", escape_label(src), get(c));
+            }
+        }
+        let mut last = String::new();
+        for (name, help, labels, value) in durable {
+            if *name != last {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+                last = name.clone();
+            }
+            let labels: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
+                .collect();
+            if labels.is_empty() {
+                let _ = writeln!(out, "{name} {value}");
+            } else {
+                let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
+            }
+        }
+        out
+    }
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default level (`info`).
+pub fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}

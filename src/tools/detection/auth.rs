@@ -1,0 +1,324 @@
+//! Built-in SSH detectors: brute force (a true sliding window over log time) and a
+//! successful login that follows failures from the same address.
+//!
+//! The detector's whole state is plain serde data so that the agent stores it in the
+//! same transaction as the source checkpoint that produced it: after a crash the
+//! windows are exactly as they were when the last committed line was read.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::definitions::DetectionParams;
+use crate::ingest::sanitize;
+use crate::messages::{AuthEventKind, Event, Finding, Severity};
+
+/// Lines kept as evidence per address, and how much of each.
+const SAMPLES: usize = 4;
+const SAMPLE_CHARS: usize = 512;
+
+/// Per-address state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AddrState {
+    /// Failures inside the brute-force window: (event time, count), time-ordered.
+    window: VecDeque<(DateTime<Utc>, u32)>,
+    /// Sum of the counts in `window`.
+    in_window: u64,
+    /// Event time of the last brute-force finding; at most one per window.
+    last_alert: Option<DateTime<Utc>>,
+    /// Failures since the last success, and when the latest of them happened.
+    streak: u64,
+    streak_first: Option<DateTime<Utc>>,
+    streak_last: Option<DateTime<Utc>>,
+    users: Vec<String>,
+    samples: Vec<String>,
+    last_seen: Option<DateTime<Utc>>,
+}
+
+/// Everything the detector remembers, persisted with the source checkpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AuthDetectorState {
+    addrs: HashMap<IpAddr, AddrState>,
+    /// Newest event time seen; drives pruning.
+    newest: Option<DateTime<Utc>>,
+    /// Events seen, by kind (durable counters, exposed on `/metrics`).
+    pub counts: std::collections::BTreeMap<String, u64>,
+}
+
+/// The detector: parameters plus state.
+#[derive(Debug, Clone)]
+pub struct AuthDetector {
+    params: DetectionParams,
+    pub state: AuthDetectorState,
+}
+
+impl AuthDetector {
+    pub fn new(params: DetectionParams, state: AuthDetectorState) -> Self {
+        AuthDetector { params, state }
+    }
+
+    /// Runs every event through the detectors and returns the findings they opened.
+    pub fn analyze(&mut self, events: &[Event]) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for ev in events {
+            self.one(ev, &mut findings);
+        }
+        self.prune();
+        findings
+    }
+
+    fn one(&mut self, ev: &Event, findings: &mut Vec<Finding>) {
+        let Some(a) = &ev.auth else { return };
+        *self
+            .state
+            .counts
+            .entry(a.kind.as_str().to_string())
+            .or_default() += a.count as u64;
+        let Some(ip) = a.src_ip else { return };
+        let t = ev.time;
+        self.state.newest = Some(self.state.newest.map_or(t, |n| n.max(t)));
+        let bf = &self.params.brute_force;
+        let saf = &self.params.success_after_failures;
+        let window = Duration::seconds(bf.window_secs as i64);
+        match a.kind {
+            AuthEventKind::Failure => {
+                let st = self.state.addrs.entry(ip).or_default();
+                st.last_seen = Some(st.last_seen.map_or(t, |l| l.max(t)));
+                // Insert in time order: merged streams may be slightly out of order.
+                let pos = st.window.partition_point(|(wt, _)| *wt <= t);
+                st.window.insert(pos, (t, a.count));
+                st.in_window += a.count as u64;
+                let newest = st.window.back().map(|(wt, _)| *wt).unwrap_or(t);
+                while let Some((wt, c)) = st.window.front().copied() {
+                    if wt <= newest - window {
+                        st.window.pop_front();
+                        st.in_window -= c as u64;
+                    } else {
+                        break;
+                    }
+                }
+                st.streak += a.count as u64;
+                st.streak_first.get_or_insert(t);
+                st.streak_last = Some(st.streak_last.map_or(t, |l| l.max(t)));
+                if let Some(u) = &a.user
+                    && st.users.len() < 16
+                    && !st.users.contains(u)
+                {
+                    st.users.push(sanitize(u, 64));
+                }
+                if st.samples.len() < SAMPLES - 1 {
+                    st.samples.push(sanitize(&ev.raw, SAMPLE_CHARS));
+                }
+                let due = st.last_alert.is_none_or(|l| t >= l + window);
+                if st.in_window >= bf.failures as u64 && due {
+                    st.last_alert = Some(t);
+                    let first = st.window.front().map(|(wt, _)| *wt).unwrap_or(t);
+                    let mut evidence = st.samples.clone();
+                    evidence.push(sanitize(&ev.raw, SAMPLE_CHARS));
+                    let n = st.in_window;
+                    let severity =
+                        if st.users.iter().any(|u| u == "root") || n >= 4 * bf.failures as u64 {
+                            Severity::High
+                        } else {
+                            Severity::Medium
+                        };
+                    findings.push(Finding {
+                        id: Finding::derive_id("ssh_brute_force", &ip.to_string(), t),
+                        rule: "ssh_brute_force".into(),
+                        title: format!(
+                            "SSH brute force from {ip}: {n} failed logins within {}s",
+                            bf.window_secs
+                        ),
+                        severity,
+                        confidence: 0.9,
+                        src_ip: Some(ip.to_string()),
+                        users: st.users.clone(),
+                        host: sanitize(&ev.host, 255),
+                        first_seen: first,
+                        last_seen: t,
+                        event_count: n,
+                        techniques: vec!["T1110.001".into()],
+                        evidence,
+                    });
+                    st.samples.clear();
+                }
+            }
+            AuthEventKind::Success => {
+                let Some(st) = self.state.addrs.get_mut(&ip) else {
+                    return;
+                };
+                let lookback = Duration::seconds(saf.lookback_secs as i64);
+                let recent = st.streak_last.is_some_and(|l| t - l <= lookback && l <= t);
+                if st.streak >= saf.min_failures as u64 && recent {
+                    let user = a.user.clone().unwrap_or_default();
+                    let mut evidence = st.samples.clone();
+                    evidence.push(sanitize(&ev.raw, SAMPLE_CHARS));
+                    findings.push(Finding {
+                        id: Finding::derive_id("ssh_success_after_failures", &ip.to_string(), t),
+                        rule: "ssh_success_after_failures".into(),
+                        title: format!(
+                            "Successful SSH login as {} from {ip} after {} failed attempts",
+                            sanitize(&user, 64),
+                            st.streak
+                        ),
+                        severity: Severity::High,
+                        confidence: 0.75,
+                        src_ip: Some(ip.to_string()),
+                        users: vec![sanitize(&user, 64)],
+                        host: sanitize(&ev.host, 255),
+                        first_seen: st.streak_first.unwrap_or(t),
+                        last_seen: t,
+                        event_count: st.streak + 1,
+                        techniques: vec!["T1110".into(), "T1078".into()],
+                        evidence,
+                    });
+                }
+                st.streak = 0;
+                st.streak_first = None;
+                st.streak_last = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Forgets addresses with no failure within the longest horizon.
+    fn prune(&mut self) {
+        let Some(newest) = self.state.newest else {
+            return;
+        };
+        let horizon = Duration::seconds(
+            self.params
+                .brute_force
+                .window_secs
+                .max(self.params.success_after_failures.lookback_secs) as i64,
+        );
+        self.state
+            .addrs
+            .retain(|_, st| st.last_seen.is_some_and(|l| newest - l <= horizon));
+    }
+
+    /// Addresses currently tracked (for memory accounting and tests).
+    pub fn tracked(&self) -> usize {
+        self.state.addrs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definitions::{BruteForceParams, SuccessAfterFailuresParams};
+    use crate::messages::AuthEvent;
+
+    fn params() -> DetectionParams {
+        DetectionParams {
+            brute_force: BruteForceParams {
+                failures: 5,
+                window_secs: 600,
+            },
+            success_after_failures: SuccessAfterFailuresParams {
+                min_failures: 3,
+                lookback_secs: 86_400,
+            },
+        }
+    }
+
+    fn ev(kind: AuthEventKind, ip: &str, secs: i64) -> Event {
+        let time = DateTime::<Utc>::from_timestamp(1_700_000_000 + secs, 0).unwrap();
+        Event {
+            time,
+            host: "h".into(),
+            program: "sshd".into(),
+            auth: Some(AuthEvent {
+                kind,
+                src_ip: ip.parse().ok(),
+                user: Some("root".into()),
+                method: None,
+                count: 1,
+            }),
+            raw: format!("line at {secs}"),
+        }
+    }
+
+    fn fail(ip: &str, secs: i64) -> Event {
+        ev(AuthEventKind::Failure, ip, secs)
+    }
+
+    #[test]
+    fn five_failures_within_the_window_open_one_finding() {
+        let mut d = AuthDetector::new(params(), Default::default());
+        let evs: Vec<_> = (0..4).map(|i| fail("1.2.3.4", i * 100)).collect();
+        assert!(d.analyze(&evs).is_empty());
+        let f = d.analyze(&[fail("1.2.3.4", 450)]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].rule, "ssh_brute_force");
+        assert_eq!(f[0].event_count, 5);
+        assert_eq!(f[0].src_ip.as_deref(), Some("1.2.3.4"));
+        // More failures inside the same window do not open another finding.
+        assert!(
+            d.analyze(&[fail("1.2.3.4", 460), fail("1.2.3.4", 470)])
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_window_slides_on_log_time() {
+        let mut d = AuthDetector::new(params(), Default::default());
+        // Five failures spread over more than ten minutes never fill the window.
+        let evs: Vec<_> = (0..5).map(|i| fail("1.2.3.4", i * 151)).collect();
+        assert!(d.analyze(&evs).is_empty());
+        // A sixth makes the last five fit in 600 s (151..=755 spans 604 s: still not).
+        assert!(d.analyze(&[fail("1.2.3.4", 755)]).is_empty());
+        assert_eq!(d.analyze(&[fail("1.2.3.4", 760)]).len(), 1);
+    }
+
+    #[test]
+    fn addresses_are_counted_separately() {
+        let mut d = AuthDetector::new(params(), Default::default());
+        let evs: Vec<_> = (0..8)
+            .map(|i| fail(if i % 2 == 0 { "1.1.1.1" } else { "2.2.2.2" }, i))
+            .collect();
+        assert!(d.analyze(&evs).is_empty());
+    }
+
+    #[test]
+    fn success_after_failures_is_high_even_when_slow() {
+        let mut d = AuthDetector::new(params(), Default::default());
+        let evs: Vec<_> = (0..3).map(|i| fail("9.9.9.9", i * 3600)).collect();
+        assert!(d.analyze(&evs).is_empty());
+        let f = d.analyze(&[ev(AuthEventKind::Success, "9.9.9.9", 3 * 3600)]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].rule, "ssh_success_after_failures");
+        assert_eq!(f[0].severity, Severity::High);
+        // A success with no failures before it is not suspicious.
+        assert!(
+            d.analyze(&[ev(AuthEventKind::Success, "9.9.9.9", 3 * 3600 + 5)])
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn state_round_trips_and_gives_the_same_finding_id() {
+        let mut a = AuthDetector::new(params(), Default::default());
+        let evs: Vec<_> = (0..3).map(|i| fail("1.2.3.4", i)).collect();
+        a.analyze(&evs);
+        let saved: AuthDetectorState =
+            serde_json::from_value(serde_json::to_value(&a.state).unwrap()).unwrap();
+        let mut b = AuthDetector::new(params(), saved);
+        let rest = [fail("1.2.3.4", 3), fail("1.2.3.4", 4)];
+        let fa = a.analyze(&rest);
+        let fb = b.analyze(&rest);
+        assert_eq!(fa.len(), 1);
+        assert_eq!(fa, fb);
+    }
+
+    #[test]
+    fn idle_addresses_are_pruned() {
+        let mut d = AuthDetector::new(params(), Default::default());
+        d.analyze(&[fail("1.2.3.4", 0)]);
+        assert_eq!(d.tracked(), 1);
+        d.analyze(&[fail("5.6.7.8", 90_000)]);
+        assert_eq!(d.tracked(), 1);
+    }
+}

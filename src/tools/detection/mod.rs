@@ -1,0 +1,6 @@
+//! The threat-detection toolbelt. `analyze_logs` runs the built-in authentication
+//! detectors over parsed events, on event time.
+
+pub mod auth;
+
+pub use auth::{AuthDetector, AuthDetectorState};

@@ -1,0 +1,294 @@
+//! The `ToolExecutor` actor: one per agent, its toolbelt.
+//!
+//! Owns: the agent's tool instances, including stateful ones (the authentication
+//! detector's windows). Accepts: [`ExecuteTool`]. Emits: a [`ToolOutcome`] per call —
+//! `Succeeded`, `Failed`, `Denied`, `TimedOut` or `DryRun`.
+//! Survives a restart: nothing by itself. The detector state it returns with every
+//! `analyze_logs` call is stored by the agent with the source checkpoint, and a new
+//! executor is built from that stored state.
+//!
+//! A panic inside a tool is caught here and becomes `Failed`; a tool that panicked is
+//! poisoned until the agent (and with it the executor) is rebuilt from durable state.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::definitions::{DetectionParams, ToolName};
+use crate::messages::{ActionKind, Event, Finding, Incident, ResponseMode};
+use crate::tools::detection::{AuthDetector, AuthDetectorState};
+use crate::tools::response::{self, ContainSpec, Protected, TriageResult};
+
+/// How long an executed containment command may run.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One tool call.
+#[derive(Debug, Clone)]
+pub enum ToolCall {
+    AnalyzeLogs { events: std::sync::Arc<Vec<Event>> },
+    TriageIncident { incident: Box<Incident> },
+    ContainThreat(ContainSpec),
+}
+
+impl ToolCall {
+    pub fn tool(&self) -> ToolName {
+        match self {
+            ToolCall::AnalyzeLogs { .. } => ToolName::AnalyzeLogs,
+            ToolCall::TriageIncident { .. } => ToolName::TriageIncident,
+            ToolCall::ContainThreat(_) => ToolName::ContainThreat,
+        }
+    }
+}
+
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "ToolOutcome")]
+pub struct ExecuteTool(pub ToolCall);
+
+/// What a successful tool call produced.
+#[derive(Debug, Clone)]
+pub enum ToolOutput {
+    Findings {
+        findings: Vec<Finding>,
+        state: serde_json::Value,
+    },
+    Triage(TriageResult),
+    Executed {
+        argv: Vec<String>,
+        output: String,
+    },
+}
+
+/// The outcome of a tool call. Failure is a value.
+#[derive(Debug, Clone)]
+pub enum ToolOutcome {
+    Succeeded(ToolOutput),
+    Failed(String),
+    Denied(String),
+    TimedOut,
+    /// The command that would have run, not run (observe and approve modes).
+    DryRun {
+        argv: Vec<String>,
+    },
+}
+
+impl ToolOutcome {
+    pub fn summary(&self) -> String {
+        match self {
+            ToolOutcome::Succeeded(_) => "succeeded".into(),
+            ToolOutcome::Failed(e) => format!("failed: {e}"),
+            ToolOutcome::Denied(e) => format!("denied: {e}"),
+            ToolOutcome::TimedOut => "timed out".into(),
+            ToolOutcome::DryRun { .. } => "dry run".into(),
+        }
+    }
+}
+
+/// The toolbelt of one agent.
+pub struct ToolExecutor {
+    agent: String,
+    allowed: Vec<ToolName>,
+    detector: Option<AuthDetector>,
+    detector_poisoned: bool,
+    protected: std::sync::Arc<Protected>,
+    nft_ready: bool,
+}
+
+impl ToolExecutor {
+    pub fn new(
+        agent: &str,
+        allowed: &[ToolName],
+        detection: &DetectionParams,
+        detector_state: Option<AuthDetectorState>,
+        protected: std::sync::Arc<Protected>,
+    ) -> Self {
+        let detector = allowed
+            .contains(&ToolName::AnalyzeLogs)
+            .then(|| AuthDetector::new(detection.clone(), detector_state.unwrap_or_default()));
+        ToolExecutor {
+            agent: agent.to_string(),
+            allowed: allowed.to_vec(),
+            detector,
+            detector_poisoned: false,
+            protected,
+            nft_ready: false,
+        }
+    }
+
+    /// Runs a synchronous tool call (everything except an enforced containment).
+    pub fn run_sync(&mut self, call: ToolCall) -> Result<ToolOutcome, ContainSpec> {
+        if !self.allowed.contains(&call.tool()) {
+            return Ok(ToolOutcome::Denied(format!(
+                "agent `{}` does not declare tool `{}`",
+                self.agent,
+                call.tool().as_str()
+            )));
+        }
+        Ok(match call {
+            ToolCall::AnalyzeLogs { events } => {
+                if self.detector_poisoned {
+                    return Ok(ToolOutcome::Failed(
+                        "detector state lost after a panic; the agent must be rebuilt".into(),
+                    ));
+                }
+                let Some(det) = self.detector.as_mut() else {
+                    return Ok(ToolOutcome::Failed("analyze_logs has no detector".into()));
+                };
+                match catch_unwind(AssertUnwindSafe(|| {
+                    let findings = det.analyze(&events);
+                    let state = serde_json::to_value(&det.state);
+                    (findings, state)
+                })) {
+                    Ok((findings, Ok(state))) => {
+                        ToolOutcome::Succeeded(ToolOutput::Findings { findings, state })
+                    }
+                    Ok((_, Err(e))) => {
+                        ToolOutcome::Failed(format!("cannot encode detector state: {e}"))
+                    }
+                    Err(p) => {
+                        self.detector_poisoned = true;
+                        ToolOutcome::Failed(format!("analyze_logs panicked: {}", panic_text(&p)))
+                    }
+                }
+            }
+            ToolCall::TriageIncident { incident } => {
+                match catch_unwind(AssertUnwindSafe(|| response::triage(&incident))) {
+                    Ok(t) => ToolOutcome::Succeeded(ToolOutput::Triage(t)),
+                    Err(p) => {
+                        ToolOutcome::Failed(format!("triage_incident panicked: {}", panic_text(&p)))
+                    }
+                }
+            }
+            ToolCall::ContainThreat(spec) => {
+                let ActionKind::BlockIp = spec.kind;
+                let ip: std::net::IpAddr = match spec.target.parse() {
+                    Ok(ip) => ip,
+                    Err(_) => {
+                        return Ok(ToolOutcome::Denied(format!(
+                            "`{}` is not an IP address",
+                            spec.target
+                        )));
+                    }
+                };
+                if self.protected.contains(ip) {
+                    return Ok(ToolOutcome::Denied(format!("{ip} is protected")));
+                }
+                match spec.mode {
+                    ResponseMode::Observe | ResponseMode::Approve => ToolOutcome::DryRun {
+                        argv: response::block_ip_argv(ip, spec.ttl_secs),
+                    },
+                    ResponseMode::Enforce => return Err(spec),
+                }
+            }
+        })
+    }
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Runs an argv (never through a shell) with a timeout.
+async fn run_argv(argv: &[String], stdin: Option<&str>) -> ToolOutcome {
+    use tokio::io::AsyncWriteExt;
+    let Some((prog, args)) = argv.split_first() else {
+        return ToolOutcome::Failed("empty command".into());
+    };
+    let mut cmd = tokio::process::Command::new(prog);
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return ToolOutcome::Failed(format!("cannot run {prog}: {e}")),
+    };
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let _ = pipe.write_all(input.as_bytes()).await;
+    }
+    match tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output()).await {
+        Err(_) => ToolOutcome::TimedOut,
+        Ok(Err(e)) => ToolOutcome::Failed(format!("{prog}: {e}")),
+        Ok(Ok(out)) => {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if out.status.success() {
+                ToolOutcome::Succeeded(ToolOutput::Executed {
+                    argv: argv.to_vec(),
+                    output: text,
+                })
+            } else {
+                ToolOutcome::Failed(format!(
+                    "{prog} exited with {}: {}",
+                    out.status,
+                    text.trim()
+                ))
+            }
+        }
+    }
+}
+
+/// The nftables table, sets and drop rules Warden's blocks go into, created once.
+const NFT_SETUP: &str = "table inet warden {
+  set blocklist_v4 { type ipv4_addr; flags timeout; }
+  set blocklist_v6 { type ipv6_addr; flags timeout; }
+  chain input {
+    type filter hook input priority -10; policy accept;
+    ip saddr @blocklist_v4 drop
+    ip6 saddr @blocklist_v6 drop
+  }
+}
+";
+
+impl Actor for ToolExecutor {
+    type Context = Context<Self>;
+}
+
+impl Handler<ExecuteTool> for ToolExecutor {
+    type Result = ResponseActFuture<Self, ToolOutcome>;
+
+    fn handle(&mut self, msg: ExecuteTool, _: &mut Self::Context) -> Self::Result {
+        match self.run_sync(msg.0) {
+            Ok(outcome) => Box::pin(fut::ready(outcome)),
+            Err(spec) => {
+                let need_setup = !self.nft_ready;
+                let ip: std::net::IpAddr = spec.target.parse().expect("validated in run_sync");
+                let argv = response::block_ip_argv(ip, spec.ttl_secs);
+                Box::pin(
+                    async move {
+                        if need_setup {
+                            let list =
+                                ["nft", "list", "table", "inet", response::contain::NFT_TABLE]
+                                    .map(String::from);
+                            if !matches!(run_argv(&list, None).await, ToolOutcome::Succeeded(_)) {
+                                let setup = ["nft", "-f", "-"].map(String::from);
+                                if let o @ (ToolOutcome::Failed(_) | ToolOutcome::TimedOut) =
+                                    run_argv(&setup, Some(NFT_SETUP)).await
+                                {
+                                    return (false, o);
+                                }
+                            }
+                        }
+                        (true, run_argv(&argv, None).await)
+                    }
+                    .into_actor(self)
+                    .map(|(ready, outcome), act, _| {
+                        act.nft_ready |= ready;
+                        outcome
+                    }),
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Tools and the per-agent `ToolExecutor` that runs them.
+
+pub mod detection;
+pub mod executor;
+pub mod response;
+
+pub use executor::{ExecuteTool, ToolCall, ToolExecutor, ToolOutcome, ToolOutput};

@@ -1,0 +1,7 @@
+//! The incident-response toolbelt: triage and containment.
+
+pub mod contain;
+pub mod triage;
+
+pub use contain::{ContainSpec, Protected, block_ip_argv};
+pub use triage::{TriageResult, triage};
