@@ -1,1 +1,4 @@
-//! Integration tests.
+//! Warden's integration tests: one binary, one module per area.
+
+mod daemon;
+mod support;

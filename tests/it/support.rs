@@ -1,0 +1,257 @@
+//! Helpers shared by the integration tests: a real `warden run` process on loopback
+//! with temporary directories, an admin client, and polling with a deadline.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use warden::admin::client::{self, Response};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_warden");
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `secs`.
+pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {secs} s waiting for: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The shipped actors folder.
+pub fn actors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("actors")
+}
+
+/// Copies the shipped actors folder so a test can change a definition.
+pub fn copy_actors(to: &Path) -> PathBuf {
+    let dst = to.join("actors");
+    for entry in walk(&actors_dir()) {
+        let rel = entry.strip_prefix(actors_dir()).unwrap();
+        let target = dst.join(rel);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &target).unwrap();
+    }
+    dst
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
+    }
+    out
+}
+
+/// A syslog auth.log line with a fixed, recent timestamp.
+pub fn auth_line(second: u32, msg: &str) -> String {
+    let now = chrono::Local::now();
+    let t = now - chrono::Duration::seconds(3600 - second as i64);
+    format!(
+        "{} testhost sshd[{}]: {msg}\n",
+        t.format("%b %e %H:%M:%S"),
+        1000 + second
+    )
+}
+
+pub fn failed(ip: &str, user: &str, second: u32) -> String {
+    auth_line(
+        second,
+        &format!(
+            "Failed password for {user} from {ip} port {} ssh2",
+            40000 + second
+        ),
+    )
+}
+
+/// A `warden run` process; killed when dropped.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub data_dir: PathBuf,
+    pub addr: SocketAddr,
+    pub token: String,
+    pub actors: Option<PathBuf>,
+    pub stderr_log: PathBuf,
+}
+
+impl Daemon {
+    /// Writes a config with `sources_toml` and `extra_toml` and starts the daemon.
+    pub fn start(
+        dir: &Path,
+        sources_toml: &str,
+        extra_toml: &str,
+        actors: Option<PathBuf>,
+    ) -> Daemon {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let data_dir = dir.join("data");
+        let config = dir.join("warden.toml");
+        std::fs::write(
+            &config,
+            format!("data_dir = {:?}\n[admin]\nlisten = \"{addr}\"\nmax_body_bytes = 65536\n[ingest]\npoll_interval_ms = 100\n{sources_toml}\n{extra_toml}\n", data_dir.display().to_string()),
+        )
+        .unwrap();
+        let mut d = Daemon {
+            child: None,
+            dir: dir.to_path_buf(),
+            config,
+            data_dir,
+            addr,
+            token: String::new(),
+            actors,
+            stderr_log: dir.join("warden.stderr"),
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr_log)
+            .unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.arg("run").arg("--config").arg(&self.config);
+        if let Some(a) = &self.actors {
+            cmd.arg("--actors").arg(a);
+        }
+        cmd.env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        self.child = Some(cmd.spawn().expect("start warden"));
+        let token_path = self.data_dir.join("admin.token");
+        self.token = eventually(30, "admin token file", || {
+            std::fs::read_to_string(&token_path)
+                .ok()
+                .filter(|t| !t.is_empty())
+        });
+        eventually(30, "admin API to answer", || {
+            self.get("/v1/health").ok().filter(|r| r.status == 200)
+        });
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap(); // SIGKILL
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st.code();
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("warden did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Result<Response, client::ClientError> {
+        client::request(self.addr, "GET", path, Some(&self.token), None)
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> Result<Response, client::ClientError> {
+        client::request(self.addr, "POST", path, Some(&self.token), Some(body))
+    }
+
+    pub fn incidents(&self) -> Vec<serde_json::Value> {
+        let r = self.get("/v1/incidents").unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        serde_json::from_str(&r.body).unwrap()
+    }
+
+    pub fn agents(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.get("/v1/agents").unwrap().body).unwrap()
+    }
+
+    /// A metric's value from `/metrics` (`name{labels}` exactly as rendered).
+    pub fn metric(&self, series: &str) -> Option<u64> {
+        let body = self.get("/metrics").ok()?.body;
+        body.lines().find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|v| v.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+    }
+
+    /// Runs a CLI client command against this daemon.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .unwrap()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Finds the incident whose entities include `entity`.
+pub fn incident_for<'a>(
+    incidents: &'a [serde_json::Value],
+    entity: &str,
+) -> Option<&'a serde_json::Value> {
+    incidents.iter().find(|i| {
+        i["entities"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|x| x == entity))
+    })
+}
+
+/// Appends text to a file (creating it).
+pub fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
