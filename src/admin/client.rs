@@ -15,6 +15,8 @@ pub enum ClientError {
     },
     #[error("admin API i/o error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("no answer from {addr} within 60 s (is it a warden admin API?)")]
+    Timeout { addr: SocketAddr },
     #[error("malformed response from the admin API")]
     Malformed,
 }
@@ -52,7 +54,12 @@ pub fn request(
     s.write_all(req.as_bytes())?;
     s.write_all(body.as_bytes())?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
+    s.read_to_end(&mut raw).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            ClientError::Timeout { addr }
+        }
+        _ => ClientError::Io(e),
+    })?;
     parse(&raw)
 }
 

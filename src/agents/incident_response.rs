@@ -254,6 +254,24 @@ impl IncidentResponse {
         {
             return Ok(fx); // Already requested.
         }
+        if self.env.protected.contains(ip) {
+            let inc = self
+                .incidents
+                .get_mut(&req.incident_id)
+                .expect("checked above");
+            inc.notes.push(format!(
+                "containment of {target} refused: the address is protected"
+            ));
+            inc.version += 1;
+            fx.audit.push(AuditEntry::new(
+                &name,
+                AuditKind::Action,
+                inc.id,
+                serde_json::json!({ "refused": target, "reason": "protected" }),
+            ));
+            fx.writes.push(Write::Incident(inc.clone()));
+            return Ok(fx);
+        }
         let mode = stricter(self.env.response_mode, self.def.autonomy);
         let ttl = self.def.response.block_ttl_secs;
         let spec = ContainSpec {
@@ -377,5 +395,160 @@ impl AgentLogic for IncidentResponse {
                 )),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Envelopes in, effects out: the logic with a mocked toolbelt (mockall) and a real
+    //! knowledge base on a temporary sled database.
+
+    use super::*;
+    use crate::agents::MockTools;
+    use crate::definitions::{ActorsDir, load};
+    use crate::kb::{Kb, KnowledgeBase};
+    use crate::messages::Severity;
+    use crate::supervisor::routing::RoutingTable;
+    use crate::tools::response::{Protected, TriageResult};
+    use actix::Actor;
+
+    fn setup(mode: ResponseMode) -> IncidentResponse {
+        let defs = load(&ActorsDir::Disk(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("actors"),
+        ))
+        .unwrap();
+        let store = crate::store::Store::temporary(1 << 20).unwrap();
+        let kb = Kb {
+            addr: KnowledgeBase::new(store).unwrap().start(),
+        };
+        let env = Arc::new(AgentEnv {
+            kb,
+            routes: Arc::new(RoutingTable::new(&defs).unwrap()),
+            protected: Arc::new(Protected::new(&["10.0.0.0/8".parse().unwrap()])),
+            response_mode: mode,
+            metrics: Default::default(),
+        });
+        IncidentResponse::new(
+            Arc::new(defs.agents["incident-response"].clone()),
+            env,
+            Vec::new(),
+        )
+    }
+
+    fn finding(ip: &str, secs: i64) -> Finding {
+        let t = chrono::DateTime::<Utc>::from_timestamp(1_700_000_000 + secs, 0).unwrap();
+        Finding {
+            id: Finding::derive_id("ssh_brute_force", ip, t),
+            rule: "ssh_brute_force".into(),
+            title: format!("brute force from {ip}"),
+            severity: Severity::Medium,
+            confidence: 0.9,
+            src_ip: Some(ip.into()),
+            users: vec!["root".into()],
+            host: "h".into(),
+            first_seen: t,
+            last_seen: t,
+            event_count: 5,
+            techniques: vec![],
+            evidence: vec![],
+        }
+    }
+
+    fn triage_tools() -> MockTools {
+        let mut tools = MockTools::new();
+        tools.expect_call().returning(|call| {
+            let out = match call {
+                ToolCall::TriageIncident { .. } => {
+                    ToolOutcome::Succeeded(ToolOutput::Triage(TriageResult {
+                        kind: "ssh_brute_force".into(),
+                        severity: Severity::High,
+                        priority: Priority::P2,
+                        reasons: vec!["test".into()],
+                    }))
+                }
+                ToolCall::ContainThreat(spec) => ToolOutcome::DryRun {
+                    argv: vec!["nft".into(), spec.target.clone()],
+                },
+                ToolCall::AnalyzeLogs { .. } => ToolOutcome::Failed("not here".into()),
+            };
+            Box::pin(async move { out })
+        });
+        tools
+    }
+
+    #[actix_rt::test]
+    async fn detection_triage_containment() {
+        let mut ir = setup(ResponseMode::Enforce);
+        let tools = triage_tools();
+        let d = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 0)));
+        let fx = ir.on_envelope(&d, &tools).await.unwrap();
+        let Payload::Triage(r) = &fx.route[0].payload else {
+            panic!("expected a triage: {:?}", fx.route)
+        };
+        assert!(
+            matches!(&fx.writes[0], Write::Incident(i) if i.id == r.incident_id && i.status == IncidentStatus::Open)
+        );
+
+        let t = fx.route[0].clone();
+        let fx = ir.on_envelope(&t, &tools).await.unwrap();
+        assert!(
+            matches!(&fx.writes[0], Write::Incident(i) if i.priority == Priority::P2 && i.status == IncidentStatus::Triaged)
+        );
+        let Payload::Containment(c) = &fx.route[0].payload else {
+            panic!("expected containment")
+        };
+        assert_eq!(c.target, "203.0.113.9");
+
+        let fx = ir.on_envelope(&fx.route[0].clone(), &tools).await.unwrap();
+        let action = fx
+            .writes
+            .iter()
+            .find_map(|w| match w {
+                Write::Action { action, .. } => Some(action.clone()),
+                _ => None,
+            })
+            .unwrap();
+        // The agent's autonomy (observe) is stricter than the configured enforce.
+        assert_eq!(action.mode, ResponseMode::Observe);
+        assert_eq!(action.status, ActionStatus::DryRun);
+        assert_eq!(action.argv, ["nft", "203.0.113.9"]);
+
+        // A later finding from the same address attaches to the same incident.
+        let d2 = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 900)));
+        let fx = ir.on_envelope(&d2, &tools).await.unwrap();
+        assert!(
+            matches!(&fx.writes[0], Write::Incident(i) if i.id == r.incident_id && i.findings.len() == 2)
+        );
+        // Handling the same detection again changes nothing.
+        assert!(ir.on_envelope(&d2, &tools).await.unwrap().writes.is_empty());
+    }
+
+    #[actix_rt::test]
+    async fn protected_addresses_get_no_proposal() {
+        let mut ir = setup(ResponseMode::Observe);
+        let tools = triage_tools();
+        let d = Envelope::new("test", Payload::Detection(finding("10.1.2.3", 0)));
+        let fx = ir.on_envelope(&d, &tools).await.unwrap();
+        let fx = ir.on_envelope(&fx.route[0].clone(), &tools).await.unwrap();
+        assert!(fx.route.is_empty(), "no containment proposed");
+        assert!(matches!(&fx.writes[0], Write::Incident(i) if i.notes[0].contains("protected")));
+        // An injected containment against it is refused by the logic as well.
+        let Write::Incident(inc) = &fx.writes[0] else {
+            unreachable!()
+        };
+        let req = ContainmentRequest {
+            incident_id: inc.id,
+            action: ActionKind::BlockIp,
+            target: "10.1.2.3".into(),
+            reason: String::new(),
+        };
+        let mut denying = MockTools::new();
+        let env = Envelope::new("admin", Payload::Containment(req));
+        denying.expect_call().times(0);
+        let fx = ir.on_envelope(&env, &denying).await.unwrap();
+        assert!(!fx.writes.iter().any(|w| matches!(w, Write::Action { .. })));
+        assert!(
+            matches!(&fx.writes[0], Write::Incident(i) if i.notes.iter().any(|n| n.contains("refused")))
+        );
     }
 }

@@ -1,4 +1,8 @@
 //! Warden's integration tests: one binary, one module per area.
 
 mod daemon;
+mod definitions;
+mod kb;
+mod replay;
 mod support;
+mod tail;
