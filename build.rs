@@ -29,11 +29,7 @@ fn main() {
     for f in &files {
         println!("cargo:rerun-if-changed=actors/{f}");
         let abs = root.join(f);
-        let _ = writeln!(
-            src,
-            "    ({f:?}, include_str!({:?})),",
-            abs.display().to_string()
-        );
+        let _ = writeln!(src, "    ({f:?}, include_str!({:?})),", abs.display().to_string());
     }
     src.push_str("];\n");
     let out = Path::new(&std::env::var("OUT_DIR").unwrap()).join("embedded_actors.rs");

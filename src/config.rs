@@ -63,10 +63,7 @@ fn default_max_body() -> usize {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig {
-            listen: default_listen(),
-            max_body_bytes: default_max_body(),
-        }
+        AdminConfig { listen: default_listen(), max_body_bytes: default_max_body() }
     }
 }
 
@@ -157,9 +154,7 @@ fn default_cache_mb() -> u64 {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig {
-            cache_mb: default_cache_mb(),
-        }
+        StorageConfig { cache_mb: default_cache_mb() }
     }
 }
 
@@ -174,16 +169,9 @@ pub struct TestingConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}:{line}: {message}")]
-    Parse {
-        file: String,
-        line: usize,
-        message: String,
-    },
+    Parse { file: String, line: usize, message: String },
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{file}: {message}")]
     Invalid { file: String, message: String },
 }
@@ -193,10 +181,7 @@ impl Config {
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             file: file.to_string(),
-            line: e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
-                .unwrap_or(0),
+            line: e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(0),
             message: e.message().trim().replace('\n', " "),
         })?;
         cfg.validate(file)?;
@@ -207,28 +192,18 @@ impl Config {
         match path {
             None => Config::parse(DEFAULT_CONFIG, "<embedded default config>"),
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_path_buf(),
-                    source,
-                })?;
+                let text =
+                    std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
                 Config::parse(&text, &p.display().to_string())
             }
         }
     }
 
     fn validate(&self, file: &str) -> Result<(), ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            file: file.to_string(),
-            message,
-        };
+        let invalid = |message: String| ConfigError::Invalid { file: file.to_string(), message };
         let mut names = std::collections::HashSet::new();
         for s in &self.sources {
-            if s.name.is_empty()
-                || !s
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
+            if s.name.is_empty() || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
                 return Err(invalid(format!(
                     "source name `{}` must be non-empty and use only letters, digits, `-`, `_`, `.`",
                     s.name
@@ -239,29 +214,19 @@ impl Config {
             }
             match s.kind {
                 SourceKind::File if s.path.is_none() => {
-                    return Err(invalid(format!(
-                        "source `{}` is a file source without a `path`",
-                        s.name
-                    )));
+                    return Err(invalid(format!("source `{}` is a file source without a `path`", s.name)));
                 }
                 SourceKind::Stdin if s.path.is_some() => {
-                    return Err(invalid(format!(
-                        "source `{}` reads stdin and takes no `path`",
-                        s.name
-                    )));
+                    return Err(invalid(format!("source `{}` reads stdin and takes no `path`", s.name)));
                 }
                 _ => {}
             }
         }
         if self.ingest.max_line_bytes < 256 {
-            return Err(invalid(
-                "`ingest.max_line_bytes` must be at least 256".into(),
-            ));
+            return Err(invalid("`ingest.max_line_bytes` must be at least 256".into()));
         }
         if self.ingest.batch_lines == 0 || self.ingest.poll_interval_ms == 0 {
-            return Err(invalid(
-                "`ingest.batch_lines` and `ingest.poll_interval_ms` must be at least 1".into(),
-            ));
+            return Err(invalid("`ingest.batch_lines` and `ingest.poll_interval_ms` must be at least 1".into()));
         }
         Ok(())
     }
@@ -284,9 +249,7 @@ impl Config {
 /// `~/.local/state/warden`.
 pub fn default_data_dir() -> PathBuf {
     use std::os::unix::fs::MetadataExt;
-    let is_root = std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false);
+    let is_root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
     if is_root {
         return PathBuf::from("/var/lib/warden");
     }
@@ -307,10 +270,7 @@ mod tests {
     fn embedded_default_parses() {
         let c = Config::load(None).unwrap();
         assert_eq!(c.sources.len(), 1);
-        assert_eq!(
-            c.sources[0].path.as_deref(),
-            Some(Path::new("/var/log/auth.log"))
-        );
+        assert_eq!(c.sources[0].path.as_deref(), Some(Path::new("/var/log/auth.log")));
         assert_eq!(c.response.mode, ResponseMode::Observe);
         assert!(c.admin.listen.ip().is_loopback());
         assert!(!c.testing.fault_injection);
@@ -318,8 +278,7 @@ mod tests {
 
     #[test]
     fn unknown_key_is_an_error_with_its_line() {
-        let text =
-            "[admin]\nlisten = \"127.0.0.1:1\"\n\n[response]\nmode = \"observe\"\nbogus = 1\n";
+        let text = "[admin]\nlisten = \"127.0.0.1:1\"\n\n[response]\nmode = \"observe\"\nbogus = 1\n";
         let e = Config::parse(text, "w.toml").unwrap_err().to_string();
         assert!(e.starts_with("w.toml:6: "), "{e}");
         assert!(e.contains("bogus"), "{e}");
@@ -327,17 +286,13 @@ mod tests {
 
     #[test]
     fn bad_mode_is_an_error() {
-        let e = Config::parse("[response]\nmode = \"yolo\"\n", "w.toml")
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse("[response]\nmode = \"yolo\"\n", "w.toml").unwrap_err().to_string();
         assert!(e.starts_with("w.toml:2: "), "{e}");
     }
 
     #[test]
     fn file_source_needs_a_path() {
-        let e = Config::parse("[[sources]]\nname = \"a\"\nkind = \"file\"\n", "w.toml")
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse("[[sources]]\nname = \"a\"\nkind = \"file\"\n", "w.toml").unwrap_err().to_string();
         assert!(e.contains("without a `path`"), "{e}");
     }
 }

@@ -38,12 +38,15 @@ impl Runtime {
     /// Starts the knowledge base and the supervisor (which starts the agents). Must be
     /// called inside an actix system.
     pub fn start(cfg: &Config, defs: &Definitions, store: Store) -> Result<Runtime, RuntimeError> {
+        Self::start_with(cfg, defs, store, true)
+    }
+
+    /// Like [`Runtime::start`]; `durable = false` for throw-away databases (replay).
+    pub fn start_with(cfg: &Config, defs: &Definitions, store: Store, durable: bool) -> Result<Runtime, RuntimeError> {
         let routes = Arc::new(RoutingTable::new(defs)?);
         let kb_state = KnowledgeBase::new(store)?;
         let kb_arbiter = Arbiter::new();
-        let kb = Kb {
-            addr: KnowledgeBase::start_in_arbiter(&kb_arbiter.handle(), move |_| kb_state),
-        };
+        let kb = Kb { addr: KnowledgeBase::start_in_arbiter(&kb_arbiter.handle(), move |_| kb_state) };
         let metrics = Arc::new(Metrics::default());
         let env = Arc::new(AgentEnv {
             kb: kb.clone(),
@@ -51,6 +54,7 @@ impl Runtime {
             protected: Arc::new(Protected::new(&cfg.response.protected)),
             response_mode: cfg.response.mode,
             metrics: metrics.clone(),
+            durable,
         });
         let supervisor = Supervisor::new(defs, env).start();
         let detector_state_key = defs
@@ -58,13 +62,7 @@ impl Runtime {
             .values()
             .find(|d| d.kind == AgentKind::ThreatDetection)
             .map(|d| crate::agents::threat_detection::state_key(&d.name));
-        Ok(Runtime {
-            supervisor,
-            kb,
-            metrics,
-            detector_state_key,
-            arbiters: vec![kb_arbiter],
-        })
+        Ok(Runtime { supervisor, kb, metrics, detector_state_key, arbiters: vec![kb_arbiter] })
     }
 
     /// Starts the configured sources, each on its own thread.
@@ -72,11 +70,7 @@ impl Runtime {
         for s in &cfg.sources {
             let arbiter = Arbiter::new();
             let (source, format, ingest) = (s.name.clone(), s.format, cfg.ingest.clone());
-            let (kb, supervisor, metrics) = (
-                self.kb.clone(),
-                self.supervisor.clone(),
-                self.metrics.clone(),
-            );
+            let (kb, supervisor, metrics) = (self.kb.clone(), self.supervisor.clone(), self.metrics.clone());
             match s.kind {
                 SourceKind::File => {
                     let path = s.path.clone().unwrap_or_default();
@@ -106,14 +100,7 @@ impl Runtime {
 
     /// Waits until the threat-detection agent can take log batches.
     pub async fn ready(&self) {
-        while self
-            .supervisor
-            .send(crate::supervisor::LogSink)
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-        {
+        while self.supervisor.send(crate::supervisor::LogSink).await.ok().flatten().is_none() {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
@@ -121,12 +108,7 @@ impl Runtime {
     /// Waits until every routed envelope has been handled.
     pub async fn quiesce(&self) {
         loop {
-            if self
-                .supervisor
-                .send(crate::supervisor::Idle)
-                .await
-                .unwrap_or(true)
-            {
+            if self.supervisor.send(crate::supervisor::Idle).await.unwrap_or(true) {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;

@@ -6,13 +6,8 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error(
-        "cannot connect to the warden admin API at {addr}: {source} (is `warden run` running?)"
-    )]
-    Connect {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error("cannot connect to the warden admin API at {addr}: {source} (is `warden run` running?)")]
+    Connect { addr: SocketAddr, source: std::io::Error },
     #[error("admin API i/o error: {0}")]
     Io(#[from] std::io::Error),
     #[error("no answer from {addr} within 60 s (is it a warden admin API?)")]
@@ -45,36 +40,25 @@ pub fn request(
     }
     let body = body.unwrap_or("");
     if method != "GET" {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
+        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes())?;
     s.write_all(body.as_bytes())?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-            ClientError::Timeout { addr }
-        }
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => ClientError::Timeout { addr },
         _ => ClientError::Io(e),
     })?;
     parse(&raw)
 }
 
 fn parse(raw: &[u8]) -> Result<Response, ClientError> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or(ClientError::Malformed)?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or(ClientError::Malformed)?;
     let head = std::str::from_utf8(&raw[..split]).map_err(|_| ClientError::Malformed)?;
     let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .ok_or(ClientError::Malformed)?;
+    let status: u16 =
+        lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).ok_or(ClientError::Malformed)?;
     let chunked = lines.any(|l| {
         let l = l.to_ascii_lowercase();
         l.starts_with("transfer-encoding:") && l.contains("chunked")
@@ -83,17 +67,10 @@ fn parse(raw: &[u8]) -> Result<Response, ClientError> {
     let text = if chunked {
         let mut out = Vec::new();
         loop {
-            let nl = body
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .ok_or(ClientError::Malformed)?;
-            let size = usize::from_str_radix(
-                std::str::from_utf8(&body[..nl])
-                    .map_err(|_| ClientError::Malformed)?
-                    .trim(),
-                16,
-            )
-            .map_err(|_| ClientError::Malformed)?;
+            let nl = body.windows(2).position(|w| w == b"\r\n").ok_or(ClientError::Malformed)?;
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&body[..nl]).map_err(|_| ClientError::Malformed)?.trim(), 16)
+                    .map_err(|_| ClientError::Malformed)?;
             body = &body[nl + 2..];
             if size == 0 || body.len() < size {
                 break;

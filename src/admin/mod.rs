@@ -51,10 +51,7 @@ pub struct AdminState {
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 fn error(status: actix_web::http::StatusCode, message: impl std::fmt::Display) -> HttpResponse {
@@ -72,25 +69,15 @@ fn authorized(req: &actix_web::dev::ServiceRequest, token: &str) -> bool {
 fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
     use actix_web::http::StatusCode;
     let resp = match &err {
-        JsonPayloadError::Overflow { limit }
-        | JsonPayloadError::OverflowKnownLength { limit, .. } => error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than the limit of {limit} bytes"),
-        ),
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body is larger than the limit of {limit} bytes"))
+        }
         JsonPayloadError::Payload(PayloadError::Overflow) => {
             error(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large")
         }
-        JsonPayloadError::ContentType => error(
-            StatusCode::BAD_REQUEST,
-            "expected Content-Type: application/json",
-        ),
-        JsonPayloadError::Deserialize(e) => {
-            error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}"))
-        }
-        other => error(
-            StatusCode::BAD_REQUEST,
-            format!("bad request body: {other}"),
-        ),
+        JsonPayloadError::ContentType => error(StatusCode::BAD_REQUEST, "expected Content-Type: application/json"),
+        JsonPayloadError::Deserialize(e) => error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")),
+        other => error(StatusCode::BAD_REQUEST, format!("bad request body: {other}")),
     };
     InternalError::from_response(err, resp).into()
 }
@@ -104,17 +91,9 @@ pub fn start(listen: SocketAddr, state: AdminState) -> Result<Addr<Admin>, Admin
         let token = token.clone();
         let mut app = App::new()
             .app_data(web::Data::new(state.clone()))
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(max_body)
-                    .error_handler(json_error),
-            )
+            .app_data(web::JsonConfig::default().limit(max_body).error_handler(json_error))
             .wrap_fn(
-                move |req,
-                      srv|
-                      -> Pin<
-                    Box<dyn Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>>,
-                > {
+                move |req, srv| -> Pin<Box<dyn Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>>> {
                     if authorized(&req, &token) {
                         let fut = srv.call(req);
                         Box::pin(async move { fut.await.map(|r| r.map_into_boxed_body()) })
@@ -135,22 +114,14 @@ pub fn start(listen: SocketAddr, state: AdminState) -> Result<Addr<Admin>, Admin
             .route("/v1/audit/verify", web::get().to(audit_verify))
             .route("/metrics", web::get().to(metrics));
         if fault {
-            app = app.route(
-                "/v1/testing/agents/{name}/panic",
-                web::post().to(panic_agent),
-            );
+            app = app.route("/v1/testing/agents/{name}/panic", web::post().to(panic_agent));
         }
-        app.default_service(web::to(|| async {
-            error(actix_web::http::StatusCode::NOT_FOUND, "no such endpoint")
-        }))
+        app.default_service(web::to(|| async { error(actix_web::http::StatusCode::NOT_FOUND, "no such endpoint") }))
     })
     .workers(1)
     .disable_signals()
     .bind(listen)
-    .map_err(|source| AdminError::Bind {
-        addr: listen,
-        source,
-    })?
+    .map_err(|source| AdminError::Bind { addr: listen, source })?
     .run();
     let handle = server.handle();
     actix_rt::spawn(server);
@@ -173,11 +144,8 @@ impl Actor for Admin {
 
 async fn health(st: web::Data<AdminState>) -> HttpResponse {
     let agents = st.supervisor.send(ListAgents).await.unwrap_or_default();
-    let failed: Vec<&str> = agents
-        .iter()
-        .filter(|a| a.state == crate::supervisor::AgentState::Failed)
-        .map(|a| a.name.as_str())
-        .collect();
+    let failed: Vec<&str> =
+        agents.iter().filter(|a| a.state == crate::supervisor::AgentState::Failed).map(|a| a.name.as_str()).collect();
     HttpResponse::Ok().json(json!({
         "status": if failed.is_empty() { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
@@ -203,17 +171,11 @@ async fn incidents(st: web::Data<AdminState>) -> HttpResponse {
 
 async fn incident(st: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
     let Ok(id) = Uuid::parse_str(&id) else {
-        return error(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "incident id must be a UUID",
-        );
+        return error(actix_web::http::StatusCode::BAD_REQUEST, "incident id must be a UUID");
     };
     match st.kb.incident(id).await {
         Ok(Some(i)) => HttpResponse::Ok().json(i),
-        Ok(None) => error(
-            actix_web::http::StatusCode::NOT_FOUND,
-            format!("no incident {id}"),
-        ),
+        Ok(None) => error(actix_web::http::StatusCode::NOT_FOUND, format!("no incident {id}")),
         Err(e) => error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
@@ -242,14 +204,7 @@ async fn inject(st: web::Data<AdminState>, body: web::Json<serde_json::Value>) -
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid envelope: {e}")),
         };
         let envelope = Envelope::new("admin", req.payload);
-        return match st
-            .supervisor
-            .send(Route {
-                envelope,
-                to: req.to,
-            })
-            .await
-        {
+        return match st.supervisor.send(Route { envelope, to: req.to }).await {
             Ok(Ok(id)) => HttpResponse::Accepted().json(json!({ "envelope_id": id })),
             Ok(Err(e @ SupervisorError::Route(_))) => error(StatusCode::BAD_REQUEST, e),
             Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
@@ -262,10 +217,7 @@ async fn inject(st: web::Data<AdminState>, body: web::Json<serde_json::Value>) -
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid lines: {e}")),
         };
         let Some(format) = st.sources.get(&req.source) else {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("no source named `{}` in the configuration", req.source),
-            );
+            return error(StatusCode::BAD_REQUEST, format!("no source named `{}` in the configuration", req.source));
         };
         let mut b = BatchBuilder::new(*format, Utc::now());
         let max = 64 * 1024;
@@ -288,10 +240,12 @@ async fn inject(st: web::Data<AdminState>, body: web::Json<serde_json::Value>) -
         let id = batch.id;
         let lines = batch.stats.lines;
         return match send_batch(&st.supervisor, batch).await {
-            Ok(BatchAck::Applied { findings }) => HttpResponse::Accepted()
-                .json(json!({ "envelope_id": id, "lines": lines, "findings": findings })),
-            Ok(BatchAck::AlreadyApplied) => HttpResponse::Accepted()
-                .json(json!({ "envelope_id": id, "lines": lines, "findings": 0 })),
+            Ok(BatchAck::Applied { findings }) => {
+                HttpResponse::Accepted().json(json!({ "envelope_id": id, "lines": lines, "findings": findings }))
+            }
+            Ok(BatchAck::AlreadyApplied) => {
+                HttpResponse::Accepted().json(json!({ "envelope_id": id, "lines": lines, "findings": 0 }))
+            }
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         };
     }
@@ -352,18 +306,8 @@ async fn metrics(st: web::Data<AdminState>) -> HttpResponse {
             vec![],
             s.inbox as u64,
         ));
-        durable.push((
-            "warden_audit_records".into(),
-            "Records in the audit ledger".into(),
-            vec![],
-            s.audit_records,
-        ));
-        durable.push((
-            "warden_db_size_bytes".into(),
-            "Size of the database on disk".into(),
-            vec![],
-            s.size_on_disk,
-        ));
+        durable.push(("warden_audit_records".into(), "Records in the audit ledger".into(), vec![], s.audit_records));
+        durable.push(("warden_db_size_bytes".into(), "Size of the database on disk".into(), vec![], s.size_on_disk));
     }
     if let Ok(agents) = st.supervisor.send(ListAgents).await {
         for a in agents {
@@ -382,9 +326,7 @@ async fn metrics(st: web::Data<AdminState>) -> HttpResponse {
         }
     }
     durable.sort_by(|a, b| a.0.cmp(&b.0));
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(st.metrics.render(&durable))
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(st.metrics.render(&durable))
 }
 
 async fn panic_agent(st: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {

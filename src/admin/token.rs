@@ -7,20 +7,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("cannot create the admin token {path}: {source}")]
-    Create {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "cannot read the admin token {path}: {source} (pass the daemon's --data-dir or --config)"
-    )]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "admin token {path} has mode {mode:o}; it must not be readable by others (run: chmod 600 {path})"
-    )]
+    Create { path: PathBuf, source: std::io::Error },
+    #[error("cannot read the admin token {path}: {source} (pass the daemon's --data-dir or --config)")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("admin token {path} has mode {mode:o}; it must not be readable by others (run: chmod 600 {path})")]
     Permissions { path: PathBuf, mode: u32 },
     #[error("admin token {path} is empty")]
     Empty { path: PathBuf },
@@ -34,26 +24,16 @@ pub fn path(data_dir: &Path) -> PathBuf {
 pub fn ensure(data_dir: &Path) -> Result<String, TokenError> {
     let p = path(data_dir);
     if !p.exists() {
-        let token = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
+        let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&p)
-            .map_err(|source| TokenError::Create {
-                path: p.clone(),
-                source,
-            })?;
+            .map_err(|source| TokenError::Create { path: p.clone(), source })?;
         f.write_all(token.as_bytes())
             .and_then(|_| f.sync_all())
-            .map_err(|source| TokenError::Create {
-                path: p.clone(),
-                source,
-            })?;
+            .map_err(|source| TokenError::Create { path: p.clone(), source })?;
         return Ok(token);
     }
     read(data_dir)
@@ -62,18 +42,12 @@ pub fn ensure(data_dir: &Path) -> Result<String, TokenError> {
 /// Reads an existing token, refusing one that others can read.
 pub fn read(data_dir: &Path) -> Result<String, TokenError> {
     let p = path(data_dir);
-    let meta = std::fs::metadata(&p).map_err(|source| TokenError::Read {
-        path: p.clone(),
-        source,
-    })?;
+    let meta = std::fs::metadata(&p).map_err(|source| TokenError::Read { path: p.clone(), source })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(TokenError::Permissions { path: p, mode });
     }
-    let t = std::fs::read_to_string(&p).map_err(|source| TokenError::Read {
-        path: p.clone(),
-        source,
-    })?;
+    let t = std::fs::read_to_string(&p).map_err(|source| TokenError::Read { path: p.clone(), source })?;
     let t = t.trim().to_string();
     if t.is_empty() {
         return Err(TokenError::Empty { path: p });

@@ -20,8 +20,8 @@ use crate::definitions::AgentDefinition;
 use crate::kb::Write;
 use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::messages::{
-    Action, ActionKind, ActionStatus, ContainmentRequest, Envelope, Finding, Incident, IncidentRef,
-    IncidentStatus, Payload, Priority, ResponseMode,
+    Action, ActionKind, ActionStatus, ContainmentRequest, Envelope, Finding, Incident, IncidentRef, IncidentStatus,
+    Payload, Priority, ResponseMode,
 };
 use crate::tools::response::ContainSpec;
 use crate::tools::{ToolCall, ToolOutcome, ToolOutput};
@@ -45,12 +45,7 @@ pub fn stricter(a: ResponseMode, b: ResponseMode) -> ResponseMode {
 
 impl IncidentResponse {
     pub fn new(def: Arc<AgentDefinition>, env: Arc<AgentEnv>, incidents: Vec<Incident>) -> Self {
-        let mut me = IncidentResponse {
-            def,
-            env,
-            incidents: HashMap::new(),
-            by_entity: HashMap::new(),
-        };
+        let mut me = IncidentResponse { def, env, incidents: HashMap::new(), by_entity: HashMap::new() };
         for i in incidents {
             if i.status != IncidentStatus::Closed && i.kind != "agent_failed" {
                 for e in &i.entities {
@@ -70,30 +65,19 @@ impl IncidentResponse {
         let id = *self.by_entity.get(entity)?;
         let inc = self.incidents.get(&id)?;
         let active = Duration::seconds(self.def.response.incident_active_secs as i64);
-        (inc.status != IncidentStatus::Closed && f.last_seen - inc.last_activity <= active)
-            .then_some(id)
+        (inc.status != IncidentStatus::Closed && f.last_seen - inc.last_activity <= active).then_some(id)
     }
 
     fn detection(&mut self, env: &Envelope, f: &Finding) -> Result<Effects, AgentError> {
         let mut fx = Effects::default();
-        let entity = f
-            .src_ip
-            .clone()
-            .unwrap_or_else(|| format!("host:{}", f.host));
+        let entity = f.src_ip.clone().unwrap_or_else(|| format!("host:{}", f.host));
         let now = Utc::now();
-        if self
-            .incidents
-            .values()
-            .any(|i| i.findings.iter().any(|x| x.id == f.id))
-        {
+        if self.incidents.values().any(|i| i.findings.iter().any(|x| x.id == f.id)) {
             return Ok(fx); // Already attached (idempotent by finding id).
         }
         let id = match self.active_for(&entity, f) {
             Some(id) => {
-                let inc = self
-                    .incidents
-                    .get_mut(&id)
-                    .expect("indexed incident exists");
+                let inc = self.incidents.get_mut(&id).expect("indexed incident exists");
                 inc.findings.push(f.clone());
                 inc.severity = inc.severity.max(f.severity);
                 inc.last_activity = inc.last_activity.max(f.last_seen);
@@ -137,48 +121,24 @@ impl IncidentResponse {
         };
         let inc = &self.incidents[&id];
         fx.writes.push(Write::Incident(inc.clone()));
-        fx.route.push(Envelope::caused_by(
-            env,
-            self.name(),
-            Payload::Triage(IncidentRef { incident_id: id }),
-            0,
-        ));
+        fx.route.push(Envelope::caused_by(env, self.name(), Payload::Triage(IncidentRef { incident_id: id }), 0));
         Ok(fx)
     }
 
-    async fn triage(
-        &mut self,
-        env: &Envelope,
-        r: &IncidentRef,
-        tools: &dyn Tools,
-    ) -> Result<Effects, AgentError> {
+    async fn triage(&mut self, env: &Envelope, r: &IncidentRef, tools: &dyn Tools) -> Result<Effects, AgentError> {
         let Some(inc) = self.incidents.get(&r.incident_id) else {
-            return Err(AgentError::Rejected(format!(
-                "no incident {}",
-                r.incident_id
-            )));
+            return Err(AgentError::Rejected(format!("no incident {}", r.incident_id)));
         };
-        let result = match tools
-            .call(ToolCall::TriageIncident {
-                incident: Box::new(inc.clone()),
-            })
-            .await
-        {
+        let result = match tools.call(ToolCall::TriageIncident { incident: Box::new(inc.clone()) }).await {
             ToolOutcome::Succeeded(ToolOutput::Triage(t)) => t,
             other => {
-                return Err(AgentError::Fatal(format!(
-                    "triage_incident {}",
-                    other.summary()
-                )));
+                return Err(AgentError::Fatal(format!("triage_incident {}", other.summary())));
             }
         };
         let name = self.def.name.clone();
         let contain_min = self.def.response.contain_min_severity;
         let protected = self.env.protected.clone();
-        let inc = self
-            .incidents
-            .get_mut(&r.incident_id)
-            .expect("checked above");
+        let inc = self.incidents.get_mut(&r.incident_id).expect("checked above");
         inc.severity = result.severity;
         inc.priority = result.priority;
         inc.kind = result.kind.clone();
@@ -200,10 +160,7 @@ impl IncidentResponse {
         if let Some(ip) = target
             && inc.severity >= contain_min
         {
-            let already = inc
-                .actions
-                .iter()
-                .any(|a| a.kind == ActionKind::BlockIp && a.target == ip.to_string());
+            let already = inc.actions.iter().any(|a| a.kind == ActionKind::BlockIp && a.target == ip.to_string());
             if protected.contains(ip) {
                 let note = format!("{ip} is protected: no containment proposed");
                 if !inc.notes.contains(&note) {
@@ -227,17 +184,10 @@ impl IncidentResponse {
         Ok(fx)
     }
 
-    async fn containment(
-        &mut self,
-        req: &ContainmentRequest,
-        tools: &dyn Tools,
-    ) -> Result<Effects, AgentError> {
+    async fn containment(&mut self, req: &ContainmentRequest, tools: &dyn Tools) -> Result<Effects, AgentError> {
         let name = self.def.name.clone();
         let Some(inc) = self.incidents.get(&req.incident_id) else {
-            return Err(AgentError::Rejected(format!(
-                "no incident {}",
-                req.incident_id
-            )));
+            return Err(AgentError::Rejected(format!("no incident {}", req.incident_id)));
         };
         let mut fx = Effects::default();
         let ip: IpAddr = req.target.parse().map_err(|_| {
@@ -247,21 +197,12 @@ impl IncidentResponse {
             ))
         })?;
         let target = ip.to_string();
-        if inc
-            .actions
-            .iter()
-            .any(|a| a.kind == req.action && a.target == target)
-        {
+        if inc.actions.iter().any(|a| a.kind == req.action && a.target == target) {
             return Ok(fx); // Already requested.
         }
         if self.env.protected.contains(ip) {
-            let inc = self
-                .incidents
-                .get_mut(&req.incident_id)
-                .expect("checked above");
-            inc.notes.push(format!(
-                "containment of {target} refused: the address is protected"
-            ));
+            let inc = self.incidents.get_mut(&req.incident_id).expect("checked above");
+            inc.notes.push(format!("containment of {target} refused: the address is protected"));
             inc.version += 1;
             fx.audit.push(AuditEntry::new(
                 &name,
@@ -274,12 +215,7 @@ impl IncidentResponse {
         }
         let mode = stricter(self.env.response_mode, self.def.autonomy);
         let ttl = self.def.response.block_ttl_secs;
-        let spec = ContainSpec {
-            kind: req.action,
-            target: target.clone(),
-            ttl_secs: ttl,
-            mode,
-        };
+        let spec = ContainSpec { kind: req.action, target: target.clone(), ttl_secs: ttl, mode };
         let outcome = tools.call(ToolCall::ContainThreat(spec.clone())).await;
         fx.audit.push(AuditEntry::new(
             &name,
@@ -297,37 +233,22 @@ impl IncidentResponse {
                 (ActionStatus::Executed, argv, Some(output))
             }
             ToolOutcome::Denied(reason) => {
-                let inc = self
-                    .incidents
-                    .get_mut(&req.incident_id)
-                    .expect("checked above");
-                inc.notes
-                    .push(format!("containment of {target} denied: {reason}"));
+                let inc = self.incidents.get_mut(&req.incident_id).expect("checked above");
+                inc.notes.push(format!("containment of {target} denied: {reason}"));
                 inc.version += 1;
                 fx.writes.push(Write::Incident(inc.clone()));
                 return Ok(fx);
             }
-            ToolOutcome::Failed(e) => (
-                ActionStatus::Failed,
-                crate::tools::response::block_ip_argv(ip, ttl),
-                Some(e),
-            ),
-            ToolOutcome::TimedOut => (
-                ActionStatus::Failed,
-                crate::tools::response::block_ip_argv(ip, ttl),
-                Some("timed out".into()),
-            ),
+            ToolOutcome::Failed(e) => (ActionStatus::Failed, crate::tools::response::block_ip_argv(ip, ttl), Some(e)),
+            ToolOutcome::TimedOut => {
+                (ActionStatus::Failed, crate::tools::response::block_ip_argv(ip, ttl), Some("timed out".into()))
+            }
             ToolOutcome::Succeeded(_) => {
-                return Err(AgentError::Fatal(
-                    "contain_threat returned an unexpected output".into(),
-                ));
+                return Err(AgentError::Fatal("contain_threat returned an unexpected output".into()));
             }
         };
         let action = Action {
-            id: Uuid::new_v5(
-                &req.incident_id,
-                format!("{}/{}", req.action, target).as_bytes(),
-            ),
+            id: Uuid::new_v5(&req.incident_id, format!("{}/{}", req.action, target).as_bytes()),
             kind: req.action,
             target,
             mode,
@@ -338,10 +259,7 @@ impl IncidentResponse {
             expires_at: Some(now + Duration::seconds(ttl as i64)),
             output,
         };
-        let inc = self
-            .incidents
-            .get_mut(&req.incident_id)
-            .expect("checked above");
+        let inc = self.incidents.get_mut(&req.incident_id).expect("checked above");
         if status == ActionStatus::Executed {
             inc.status = IncidentStatus::Contained;
             fx.flush = true;
@@ -356,10 +274,7 @@ impl IncidentResponse {
             action.id,
             serde_json::to_value(&action).unwrap_or_default(),
         ));
-        fx.writes.push(Write::Action {
-            incident_id: inc.id,
-            action,
-        });
+        fx.writes.push(Write::Action { incident_id: inc.id, action });
         fx.writes.push(Write::Incident(inc.clone()));
         Ok(fx)
     }
@@ -390,9 +305,9 @@ impl AgentLogic for IncidentResponse {
                     Ok(fx)
                 }
                 Payload::Instruction(_) => Ok(Effects::default()),
-                Payload::PatchVerification(_) => Err(AgentError::Rejected(
-                    "incident-response does not verify patches".into(),
-                )),
+                Payload::PatchVerification(_) => {
+                    Err(AgentError::Rejected("incident-response does not verify patches".into()))
+                }
             }
         })
     }
@@ -413,26 +328,18 @@ mod tests {
     use actix::Actor;
 
     fn setup(mode: ResponseMode) -> IncidentResponse {
-        let defs = load(&ActorsDir::Disk(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("actors"),
-        ))
-        .unwrap();
+        let defs = load(&ActorsDir::Disk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("actors"))).unwrap();
         let store = crate::store::Store::temporary(1 << 20).unwrap();
-        let kb = Kb {
-            addr: KnowledgeBase::new(store).unwrap().start(),
-        };
+        let kb = Kb { addr: KnowledgeBase::new(store).unwrap().start() };
         let env = Arc::new(AgentEnv {
             kb,
             routes: Arc::new(RoutingTable::new(&defs).unwrap()),
             protected: Arc::new(Protected::new(&["10.0.0.0/8".parse().unwrap()])),
             response_mode: mode,
             metrics: Default::default(),
+            durable: true,
         });
-        IncidentResponse::new(
-            Arc::new(defs.agents["incident-response"].clone()),
-            env,
-            Vec::new(),
-        )
+        IncidentResponse::new(Arc::new(defs.agents["incident-response"].clone()), env, Vec::new())
     }
 
     fn finding(ip: &str, secs: i64) -> Finding {
@@ -458,17 +365,13 @@ mod tests {
         let mut tools = MockTools::new();
         tools.expect_call().returning(|call| {
             let out = match call {
-                ToolCall::TriageIncident { .. } => {
-                    ToolOutcome::Succeeded(ToolOutput::Triage(TriageResult {
-                        kind: "ssh_brute_force".into(),
-                        severity: Severity::High,
-                        priority: Priority::P2,
-                        reasons: vec!["test".into()],
-                    }))
-                }
-                ToolCall::ContainThreat(spec) => ToolOutcome::DryRun {
-                    argv: vec!["nft".into(), spec.target.clone()],
-                },
+                ToolCall::TriageIncident { .. } => ToolOutcome::Succeeded(ToolOutput::Triage(TriageResult {
+                    kind: "ssh_brute_force".into(),
+                    severity: Severity::High,
+                    priority: Priority::P2,
+                    reasons: vec!["test".into()],
+                })),
+                ToolCall::ContainThreat(spec) => ToolOutcome::DryRun { argv: vec!["nft".into(), spec.target.clone()] },
                 ToolCall::AnalyzeLogs { .. } => ToolOutcome::Failed("not here".into()),
             };
             Box::pin(async move { out })
@@ -482,9 +385,7 @@ mod tests {
         let tools = triage_tools();
         let d = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 0)));
         let fx = ir.on_envelope(&d, &tools).await.unwrap();
-        let Payload::Triage(r) = &fx.route[0].payload else {
-            panic!("expected a triage: {:?}", fx.route)
-        };
+        let Payload::Triage(r) = &fx.route[0].payload else { panic!("expected a triage: {:?}", fx.route) };
         assert!(
             matches!(&fx.writes[0], Write::Incident(i) if i.id == r.incident_id && i.status == IncidentStatus::Open)
         );
@@ -494,9 +395,7 @@ mod tests {
         assert!(
             matches!(&fx.writes[0], Write::Incident(i) if i.priority == Priority::P2 && i.status == IncidentStatus::Triaged)
         );
-        let Payload::Containment(c) = &fx.route[0].payload else {
-            panic!("expected containment")
-        };
+        let Payload::Containment(c) = &fx.route[0].payload else { panic!("expected containment") };
         assert_eq!(c.target, "203.0.113.9");
 
         let fx = ir.on_envelope(&fx.route[0].clone(), &tools).await.unwrap();
@@ -516,9 +415,7 @@ mod tests {
         // A later finding from the same address attaches to the same incident.
         let d2 = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 900)));
         let fx = ir.on_envelope(&d2, &tools).await.unwrap();
-        assert!(
-            matches!(&fx.writes[0], Write::Incident(i) if i.id == r.incident_id && i.findings.len() == 2)
-        );
+        assert!(matches!(&fx.writes[0], Write::Incident(i) if i.id == r.incident_id && i.findings.len() == 2));
         // Handling the same detection again changes nothing.
         assert!(ir.on_envelope(&d2, &tools).await.unwrap().writes.is_empty());
     }
@@ -533,9 +430,7 @@ mod tests {
         assert!(fx.route.is_empty(), "no containment proposed");
         assert!(matches!(&fx.writes[0], Write::Incident(i) if i.notes[0].contains("protected")));
         // An injected containment against it is refused by the logic as well.
-        let Write::Incident(inc) = &fx.writes[0] else {
-            unreachable!()
-        };
+        let Write::Incident(inc) = &fx.writes[0] else { unreachable!() };
         let req = ContainmentRequest {
             incident_id: inc.id,
             action: ActionKind::BlockIp,
@@ -547,8 +442,6 @@ mod tests {
         denying.expect_call().times(0);
         let fx = ir.on_envelope(&env, &denying).await.unwrap();
         assert!(!fx.writes.iter().any(|w| matches!(w, Write::Action { .. })));
-        assert!(
-            matches!(&fx.writes[0], Write::Incident(i) if i.notes.iter().any(|n| n.contains("refused")))
-        );
+        assert!(matches!(&fx.writes[0], Write::Incident(i) if i.notes.iter().any(|n| n.contains("refused"))));
     }
 }

@@ -97,11 +97,7 @@ pub trait AgentLogic {
         _tools: &'a dyn Tools,
     ) -> LocalBoxFuture<'a, Result<Effects, AgentError>> {
         let _ = batch;
-        Box::pin(async {
-            Err(AgentError::Rejected(
-                "this agent does not read log batches".into(),
-            ))
-        })
+        Box::pin(async { Err(AgentError::Rejected("this agent does not read log batches".into())) })
     }
 }
 
@@ -113,16 +109,15 @@ pub struct AgentEnv {
     /// The configured response mode; the stricter of it and the agent's autonomy wins.
     pub response_mode: ResponseMode,
     pub metrics: Arc<Metrics>,
+    /// False for `warden replay`, whose database is thrown away: agents skip storing
+    /// state that exists only to survive a restart (detector windows).
+    pub durable: bool,
 }
 
 /// An agent's durable state, read from the knowledge base before it is (re)built.
 pub enum Restored {
-    ThreatDetection {
-        detector: Option<crate::tools::detection::AuthDetectorState>,
-    },
-    IncidentResponse {
-        incidents: Vec<Incident>,
-    },
+    ThreatDetection { detector: Option<crate::tools::detection::AuthDetectorState> },
+    IncidentResponse { incidents: Vec<Incident> },
     VulnerabilityManagement,
 }
 
@@ -130,24 +125,26 @@ pub enum Restored {
 pub async fn restore(def: &AgentDefinition, kb: &Kb) -> Result<Restored, KbError> {
     Ok(match def.kind {
         AgentKind::ThreatDetection => {
+            // An unreadable state must not silently reset detection: fail loudly.
+            let bad = |source| KbError::Decode { what: "detector state", source };
             let detector = match kb.state(&threat_detection::state_key(&def.name)).await? {
-                Some(v) => match serde_json::from_value(v) {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        // An unreadable state must not silently reset detection: fail loudly.
-                        return Err(KbError::Decode {
-                            what: "detector state",
-                            source: e,
-                        });
+                Some(head) => {
+                    let mut state = crate::tools::detection::AuthDetectorState {
+                        head: serde_json::from_value(head).map_err(bad)?,
+                        ..Default::default()
+                    };
+                    let prefix = threat_detection::addr_prefix(&def.name);
+                    for (key, value) in kb.states(&prefix).await? {
+                        let Ok(ip) = key[prefix.len()..].parse() else { continue };
+                        state.addrs.insert(ip, serde_json::from_value(value).map_err(bad)?);
                     }
-                },
+                    Some(state)
+                }
                 None => None,
             };
             Restored::ThreatDetection { detector }
         }
-        AgentKind::IncidentResponse => Restored::IncidentResponse {
-            incidents: kb.incidents().await?,
-        },
+        AgentKind::IncidentResponse => Restored::IncidentResponse { incidents: kb.incidents().await? },
         AgentKind::VulnerabilityManagement => Restored::VulnerabilityManagement,
     })
 }
@@ -160,43 +157,16 @@ pub fn build(
 ) -> (Box<dyn AgentLogic>, ToolExecutor) {
     match restored {
         Restored::ThreatDetection { detector } => (
-            Box::new(threat_detection::ThreatDetection::new(
-                def.clone(),
-                env.clone(),
-            )),
-            ToolExecutor::new(
-                &def.name,
-                &def.tools,
-                &def.detection,
-                detector,
-                env.protected.clone(),
-            ),
+            Box::new(threat_detection::ThreatDetection::new(def.clone(), env.clone())),
+            ToolExecutor::new(&def.name, &def.tools, &def.detection, detector, env.protected.clone()),
         ),
         Restored::IncidentResponse { incidents } => (
-            Box::new(incident_response::IncidentResponse::new(
-                def.clone(),
-                env.clone(),
-                incidents,
-            )),
-            ToolExecutor::new(
-                &def.name,
-                &def.tools,
-                &def.detection,
-                None,
-                env.protected.clone(),
-            ),
+            Box::new(incident_response::IncidentResponse::new(def.clone(), env.clone(), incidents)),
+            ToolExecutor::new(&def.name, &def.tools, &def.detection, None, env.protected.clone()),
         ),
         Restored::VulnerabilityManagement => (
-            Box::new(vulnerability_management::VulnerabilityManagement::new(
-                def.clone(),
-            )),
-            ToolExecutor::new(
-                &def.name,
-                &def.tools,
-                &def.detection,
-                None,
-                env.protected.clone(),
-            ),
+            Box::new(vulnerability_management::VulnerabilityManagement::new(def.clone())),
+            ToolExecutor::new(&def.name, &def.tools, &def.detection, None, env.protected.clone()),
         ),
     }
 }

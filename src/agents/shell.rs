@@ -23,10 +23,37 @@ use crate::kb::{Commit, Write};
 use crate::messages::{Envelope, InboxEntry};
 use crate::supervisor::{AgentExited, Dispatch};
 
-/// Delivers a routed envelope to an agent.
+/// Delivers a routed envelope to an agent. `verify` asks the agent to check the durable
+/// inbox first: set for redeliveries, whose envelope may have been handled meanwhile.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<(), AgentError>")]
-pub struct Deliver(pub Envelope);
+pub struct Deliver {
+    pub envelope: Envelope,
+    pub verify: bool,
+}
+
+/// Ids of envelopes this incarnation handled, bounded: catches a live delivery that
+/// races a redelivery of the same envelope without a knowledge-base read per envelope.
+#[derive(Default)]
+struct Handled {
+    set: std::collections::HashSet<uuid::Uuid>,
+    order: std::collections::VecDeque<uuid::Uuid>,
+}
+
+impl Handled {
+    const CAP: usize = 65_536;
+
+    fn insert(&mut self, id: uuid::Uuid) {
+        if self.set.insert(id) {
+            self.order.push_back(id);
+            if self.order.len() > Self::CAP
+                && let Some(old) = self.order.pop_front()
+            {
+                self.set.remove(&old);
+            }
+        }
+    }
+}
 
 /// Makes the agent panic on its next envelope (fault injection for chaos tests).
 #[derive(Message, Debug, Clone, Copy)]
@@ -50,18 +77,10 @@ pub struct ExitGuard {
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
-        let reason = if self.clean {
-            None
-        } else {
-            Some(self.fatal.take().unwrap_or_else(|| "panicked".to_string()))
-        };
+        let reason = if self.clean { None } else { Some(self.fatal.take().unwrap_or_else(|| "panicked".to_string())) };
         // One notice per agent death cannot grow a mailbox; do_send is safe here and the
         // only send that works from a destructor.
-        self.supervisor.do_send(AgentExited {
-            name: self.name.clone(),
-            generation: self.generation,
-            reason,
-        });
+        self.supervisor.do_send(AgentExited { name: self.name.clone(), generation: self.generation, reason });
     }
 }
 
@@ -74,6 +93,7 @@ pub struct AgentActor {
     guard: ExitGuard,
     panic_next: bool,
     mailbox: usize,
+    handled: Handled,
 }
 
 impl AgentActor {
@@ -94,6 +114,7 @@ impl AgentActor {
             guard,
             panic_next: false,
             mailbox,
+            handled: Handled::default(),
         }
     }
 }
@@ -118,10 +139,7 @@ async fn commit(
     let mut writes = std::mem::take(&mut effects.writes);
     let mut audit = std::mem::take(&mut effects.audit);
     if let Some(e) = ack {
-        writes.push(Write::InboxAck {
-            created_at: e.created_at,
-            id: e.id,
-        });
+        writes.push(Write::InboxAck { created_at: e.created_at, id: e.id });
         audit.push(AuditEntry::new(
             name,
             AuditKind::EnvelopeHandled,
@@ -133,11 +151,7 @@ async fn commit(
     for envelope in effects.route {
         match env.routes.target_for(&envelope, None) {
             Ok(target) => {
-                let entry = InboxEntry {
-                    target,
-                    envelope,
-                    attempts: 0,
-                };
+                let entry = InboxEntry { target, envelope, attempts: 0 };
                 let (w, a) = crate::supervisor::persist_entry(name, &entry);
                 writes.extend(w);
                 audit.extend(a);
@@ -154,13 +168,7 @@ async fn commit(
             }
         }
     }
-    env.kb
-        .commit(Commit {
-            writes,
-            audit,
-            flush: effects.flush,
-        })
-        .await?;
+    env.kb.commit(Commit { writes, audit, flush: effects.flush }).await?;
     Ok(entries)
 }
 
@@ -171,13 +179,10 @@ async fn handle_envelope(
     tools: &ExecutorTools,
     supervisor: Recipient<Dispatch>,
     envelope: Envelope,
+    verify: bool,
 ) -> Result<(), AgentError> {
     // Handled before (the acknowledgement removed the inbox entry): skip.
-    if !env
-        .kb
-        .inbox_contains(envelope.created_at, envelope.id)
-        .await?
-    {
+    if verify && !env.kb.inbox_contains(envelope.created_at, envelope.id).await? {
         env.metrics.inc(&env.metrics.duplicates_skipped);
         return Ok(());
     }
@@ -228,43 +233,38 @@ async fn handle_batch(
 impl Handler<Deliver> for AgentActor {
     type Result = AtomicResponse<Self, Result<(), AgentError>>;
 
-    fn handle(&mut self, Deliver(envelope): Deliver, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, Deliver { envelope, verify }: Deliver, _: &mut Self::Context) -> Self::Result {
+        let id = envelope.id;
+        if self.handled.set.contains(&id) {
+            self.env.metrics.inc(&self.env.metrics.duplicates_skipped);
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+        }
         if self.panic_next {
             self.panic_next = false;
-            panic!(
-                "fault injection: agent `{}` panics on envelope {}",
-                self.name, envelope.id
-            );
+            panic!("fault injection: agent `{}` panics on envelope {}", self.name, envelope.id);
         }
         let logic = self.logic.take();
-        let (tools, env, name, sup) = (
-            self.tools.clone(),
-            self.env.clone(),
-            self.name.clone(),
-            self.supervisor.clone(),
-        );
+        let (tools, env, name, sup) =
+            (self.tools.clone(), self.env.clone(), self.name.clone(), self.supervisor.clone());
         let fut = async move {
             let mut logic = logic;
             let res = match logic.as_mut() {
-                Some(l) => handle_envelope(name, env, l.as_mut(), &tools, sup, envelope).await,
+                Some(l) => handle_envelope(name, env, l.as_mut(), &tools, sup, envelope, verify).await,
                 None => Err(AgentError::Fatal("agent logic missing".into())),
             };
             (logic, res)
         };
-        AtomicResponse::new(Box::pin(fut.into_actor(self).map(
-            |(logic, res), act, ctx| {
-                act.logic = logic;
-                finish(act, ctx, res)
-            },
-        )))
+        AtomicResponse::new(Box::pin(fut.into_actor(self).map(move |(logic, res), act, ctx| {
+            act.logic = logic;
+            if res.is_ok() {
+                act.handled.insert(id);
+            }
+            finish(act, ctx, res)
+        })))
     }
 }
 
-fn finish<T>(
-    act: &mut AgentActor,
-    ctx: &mut Context<AgentActor>,
-    res: Result<T, AgentError>,
-) -> Result<T, AgentError> {
+fn finish<T>(act: &mut AgentActor, ctx: &mut Context<AgentActor>, res: Result<T, AgentError>) -> Result<T, AgentError> {
     if let Err(AgentError::Fatal(reason)) = &res {
         tracing::error!(agent = %act.name, %reason, "agent failed; stopping for a restart");
         act.guard.fatal = Some(reason.clone());
@@ -278,12 +278,8 @@ impl Handler<LogBatch> for AgentActor {
 
     fn handle(&mut self, batch: LogBatch, _: &mut Self::Context) -> Self::Result {
         let logic = self.logic.take();
-        let (tools, env, name, sup) = (
-            self.tools.clone(),
-            self.env.clone(),
-            self.name.clone(),
-            self.supervisor.clone(),
-        );
+        let (tools, env, name, sup) =
+            (self.tools.clone(), self.env.clone(), self.name.clone(), self.supervisor.clone());
         let fut = async move {
             let mut logic = logic;
             let res = match logic.as_mut() {
@@ -292,12 +288,10 @@ impl Handler<LogBatch> for AgentActor {
             };
             (logic, res)
         };
-        AtomicResponse::new(Box::pin(fut.into_actor(self).map(
-            |(logic, res), act, ctx| {
-                act.logic = logic;
-                finish(act, ctx, res)
-            },
-        )))
+        AtomicResponse::new(Box::pin(fut.into_actor(self).map(|(logic, res), act, ctx| {
+            act.logic = logic;
+            finish(act, ctx, res)
+        })))
     }
 }
 

@@ -18,9 +18,14 @@ use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::messages::{Envelope, Payload};
 use crate::tools::{ToolCall, ToolOutcome, ToolOutput};
 
-/// Key of the detector state in the `state` tree.
+/// Key of the detector state's head (counters, newest event time) in the `state` tree.
 pub fn state_key(agent: &str) -> String {
     format!("{agent}/analyze_logs")
+}
+
+/// Prefix of the per-address detector records.
+pub fn addr_prefix(agent: &str) -> String {
+    format!("{agent}/analyze_logs/addr/")
 }
 
 pub struct ThreatDetection {
@@ -31,66 +36,48 @@ pub struct ThreatDetection {
 
 impl ThreatDetection {
     pub fn new(def: Arc<AgentDefinition>, env: Arc<AgentEnv>) -> Self {
-        ThreatDetection {
-            def,
-            env,
-            seqs: HashMap::new(),
-        }
+        ThreatDetection { def, env, seqs: HashMap::new() }
     }
 
     async fn batch(&mut self, batch: LogBatch, tools: &dyn Tools) -> Result<Effects, AgentError> {
         if let Some(seq) = batch.seq {
             let last = match self.seqs.get(&batch.source) {
                 Some(s) => *s,
-                None => self
-                    .env
-                    .kb
-                    .checkpoint(&batch.source)
-                    .await?
-                    .map(|c| c.seq)
-                    .unwrap_or(0),
+                None => self.env.kb.checkpoint(&batch.source).await?.map(|c| c.seq).unwrap_or(0),
             };
             if seq <= last {
                 self.seqs.insert(batch.source.clone(), last);
-                return Ok(Effects {
-                    stale: true,
-                    ..Effects::default()
-                });
+                return Ok(Effects { stale: true, ..Effects::default() });
             }
         }
         let m = &self.env.metrics;
         m.add_source(&batch.source, &batch.stats, batch.events.len() as u64);
         let events = batch.events.len();
-        let outcome = tools
-            .call(ToolCall::AnalyzeLogs {
-                events: batch.events,
-            })
-            .await;
-        let (findings, state) = match outcome {
-            ToolOutcome::Succeeded(ToolOutput::Findings { findings, state }) => (findings, state),
+        let outcome = tools.call(ToolCall::AnalyzeLogs { events: batch.events }).await;
+        let (findings, delta) = match outcome {
+            ToolOutcome::Succeeded(ToolOutput::Findings { findings, delta }) => (findings, delta),
             other => {
-                return Err(AgentError::Fatal(format!(
-                    "analyze_logs {}",
-                    other.summary()
-                )));
+                return Err(AgentError::Fatal(format!("analyze_logs {}", other.summary())));
             }
         };
         let name = &self.def.name;
-        let mut fx = Effects {
-            findings: findings.len(),
-            ..Effects::default()
-        };
-        fx.writes.push(Write::State {
-            key: state_key(name),
-            value: state,
-        });
+        // Lines without a checkpoint (stdin, admin injection) cannot be read again: make
+        // their effects durable before acknowledging them.
+        let mut fx = Effects { findings: findings.len(), flush: batch.seq.is_none(), ..Effects::default() };
+        if self.env.durable {
+            fx.writes.push(Write::State { key: state_key(name), value: encode(&delta.head)? });
+            let prefix = addr_prefix(name);
+            for (ip, st) in &delta.upserts {
+                fx.writes.push(Write::State { key: format!("{prefix}{ip}"), value: encode(st)? });
+            }
+            for ip in &delta.removed {
+                fx.writes.push(Write::StateDelete { key: format!("{prefix}{ip}") });
+            }
+        }
         if let (Some(seq), Some(cp)) = (batch.seq, batch.checkpoint) {
             let mut cp = cp;
             cp.seq = seq;
-            fx.writes.push(Write::Checkpoint {
-                source: batch.source.clone(),
-                checkpoint: cp,
-            });
+            fx.writes.push(Write::Checkpoint { source: batch.source.clone(), checkpoint: cp });
             self.seqs.insert(batch.source.clone(), seq);
         }
         fx.audit.push(AuditEntry::new(
@@ -138,10 +125,7 @@ impl AgentLogic for ThreatDetection {
                     )],
                     ..Effects::default()
                 }),
-                other => Err(AgentError::Rejected(format!(
-                    "threat-detection does not handle `{}`",
-                    other.kind()
-                ))),
+                other => Err(AgentError::Rejected(format!("threat-detection does not handle `{}`", other.kind()))),
             }
         })
     }
@@ -153,4 +137,8 @@ impl AgentLogic for ThreatDetection {
     ) -> LocalBoxFuture<'a, Result<Effects, AgentError>> {
         Box::pin(self.batch(batch, tools))
     }
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, AgentError> {
+    serde_json::to_value(v).map_err(|e| AgentError::Fatal(format!("cannot encode detector state: {e}")))
 }

@@ -60,9 +60,7 @@ impl AgentKind {
 }
 
 /// Every tool name Warden knows.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ToolName {
     AnalyzeLogs,
@@ -104,10 +102,7 @@ impl ToolName {
     /// Whether this build implements the tool. Declaring one it does not is an error,
     /// so a definition never promises a capability that silently does nothing.
     pub fn implemented(self) -> bool {
-        matches!(
-            self,
-            ToolName::AnalyzeLogs | ToolName::TriageIncident | ToolName::ContainThreat
-        )
+        matches!(self, ToolName::AnalyzeLogs | ToolName::TriageIncident | ToolName::ContainThreat)
     }
 }
 
@@ -174,10 +169,7 @@ pub struct BruteForceParams {
 
 impl Default for BruteForceParams {
     fn default() -> Self {
-        BruteForceParams {
-            failures: 5,
-            window_secs: 600,
-        }
+        BruteForceParams { failures: 5, window_secs: 600 }
     }
 }
 
@@ -192,10 +184,7 @@ pub struct SuccessAfterFailuresParams {
 
 impl Default for SuccessAfterFailuresParams {
     fn default() -> Self {
-        SuccessAfterFailuresParams {
-            min_failures: 3,
-            lookback_secs: 86_400,
-        }
+        SuccessAfterFailuresParams { min_failures: 3, lookback_secs: 86_400 }
     }
 }
 
@@ -350,13 +339,8 @@ impl ActorsDir {
                 .iter()
                 .filter_map(|(p, text)| {
                     let agent = p.strip_suffix("/agent.toml")?;
-                    (!agent.contains('/')).then(|| {
-                        (
-                            agent.to_string(),
-                            format!("<embedded>/actors/{p}"),
-                            text.to_string(),
-                        )
-                    })
+                    (!agent.contains('/'))
+                        .then(|| (agent.to_string(), format!("<embedded>/actors/{p}"), text.to_string()))
                 })
                 .collect()),
             ActorsDir::Disk(dir) => {
@@ -366,15 +350,11 @@ impl ActorsDir {
                     message: format!("cannot read the actors folder: {e}"),
                 })?;
                 let mut out = Vec::new();
-                let mut names: Vec<PathBuf> =
-                    entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
                 names.sort();
                 for sub in names.into_iter().filter(|p| p.is_dir()) {
                     let file = sub.join("agent.toml");
-                    let name = sub
-                        .file_name()
-                        .map(|n| n.to_string_lossy().to_string())
-                        .unwrap_or_default();
+                    let name = sub.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
                     match std::fs::read_to_string(&file) {
                         Ok(text) => out.push((name, file.display().to_string(), text)),
                         Err(e) => {
@@ -397,30 +377,21 @@ impl ActorsDir {
             ActorsDir::Disk(dir) => std::fs::read_to_string(dir.join(agent).join(rel)).ok(),
             ActorsDir::Embedded => {
                 let want = format!("{agent}/{rel}");
-                embedded::FILES
-                    .iter()
-                    .find(|(p, _)| *p == want)
-                    .map(|(_, t)| t.to_string())
+                embedded::FILES.iter().find(|(p, _)| *p == want).map(|(_, t)| t.to_string())
             }
         }
     }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|b| *b == b'\n')
-        .count()
-        + 1
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
 }
 
 /// Loads and validates every agent definition; returns every error found.
 pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
     let mut errors = Vec::new();
     let mut agents = BTreeMap::new();
-    let files = dir
-        .agent_files()
-        .map_err(|e| LintErrors { errors: vec![e] })?;
+    let files = dir.agent_files().map_err(|e| LintErrors { errors: vec![e] })?;
     for (folder, file, text) in files {
         let err = |span: std::ops::Range<usize>, message: String| LintError {
             file: file.clone(),
@@ -432,11 +403,7 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
             Err(e) => {
                 let line = e.span().map(|s| line_of(&text, s.start)).unwrap_or(0);
                 let message = e.message().trim().replace('\n', " ");
-                errors.push(LintError {
-                    file: file.clone(),
-                    line,
-                    message,
-                });
+                errors.push(LintError { file: file.clone(), line, message });
                 continue;
             }
         };
@@ -444,25 +411,16 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
         if raw.name.get_ref() != &folder {
             errors.push(err(
                 raw.name.span(),
-                format!(
-                    "agent name `{}` must match its folder name `{folder}`",
-                    raw.name.get_ref()
-                ),
+                format!("agent name `{}` must match its folder name `{folder}`", raw.name.get_ref()),
             ));
         }
         if raw.handles.is_empty() {
-            errors.push(err(
-                0..0,
-                "`handles` is empty: an agent must handle at least one payload kind".into(),
-            ));
+            errors.push(err(0..0, "`handles` is empty: an agent must handle at least one payload kind".into()));
         }
         let mut handles = Vec::new();
         for h in &raw.handles {
             if handles.contains(h.get_ref()) {
-                errors.push(err(
-                    h.span(),
-                    format!("payload kind `{}` is listed twice", h.get_ref()),
-                ));
+                errors.push(err(h.span(), format!("payload kind `{}` is listed twice", h.get_ref())));
             } else {
                 handles.push(*h.get_ref());
             }
@@ -473,25 +431,13 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
             if !kind.toolbelt().contains(&tool) {
                 errors.push(err(
                     t.span(),
-                    format!(
-                        "tool `{}` is not in the toolbelt of a `{}` agent",
-                        tool.as_str(),
-                        kind.as_str()
-                    ),
+                    format!("tool `{}` is not in the toolbelt of a `{}` agent", tool.as_str(), kind.as_str()),
                 ));
             } else if !tool.implemented() {
-                errors.push(err(
-                    t.span(),
-                    format!(
-                        "tool `{}` is not available in this build of warden",
-                        tool.as_str()
-                    ),
-                ));
+                errors
+                    .push(err(t.span(), format!("tool `{}` is not available in this build of warden", tool.as_str())));
             } else if tools.contains(&tool) {
-                errors.push(err(
-                    t.span(),
-                    format!("tool `{}` is listed twice", tool.as_str()),
-                ));
+                errors.push(err(t.span(), format!("tool `{}` is listed twice", tool.as_str())));
             } else {
                 tools.push(tool);
             }
@@ -500,23 +446,15 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
             Some(p) => match dir.read(&folder, p.get_ref()) {
                 Some(text) => Some(text),
                 None => {
-                    errors.push(err(
-                        p.span(),
-                        format!(
-                            "prompt file `{}` not found in the agent's folder",
-                            p.get_ref()
-                        ),
-                    ));
+                    errors
+                        .push(err(p.span(), format!("prompt file `{}` not found in the agent's folder", p.get_ref())));
                     None
                 }
             },
             None => None,
         };
         if *raw.mailbox.get_ref() == 0 {
-            errors.push(err(
-                raw.mailbox.span(),
-                "`mailbox` must be at least 1".into(),
-            ));
+            errors.push(err(raw.mailbox.span(), "`mailbox` must be at least 1".into()));
         }
         if raw.restart.within_secs == 0 {
             errors.push(err(0..0, "`restart.within_secs` must be at least 1".into()));
@@ -525,18 +463,13 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
             if kind != AgentKind::ThreatDetection {
                 errors.push(err(
                     d.span(),
-                    format!(
-                        "`[detection]` applies only to threat-detection agents, not `{}`",
-                        kind.as_str()
-                    ),
+                    format!("`[detection]` applies only to threat-detection agents, not `{}`", kind.as_str()),
                 ));
             }
             let p = d.get_ref();
             if p.brute_force.failures == 0 || p.brute_force.window_secs == 0 {
-                errors.push(err(
-                    d.span(),
-                    "`detection.brute_force` needs failures and window_secs of at least 1".into(),
-                ));
+                errors
+                    .push(err(d.span(), "`detection.brute_force` needs failures and window_secs of at least 1".into()));
             }
         }
         if let Some(r) = &raw.response
@@ -544,10 +477,7 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
         {
             errors.push(err(
                 r.span(),
-                format!(
-                    "`[response]` applies only to incident-response agents, not `{}`",
-                    kind.as_str()
-                ),
+                format!("`[response]` applies only to incident-response agents, not `{}`", kind.as_str()),
             ));
         }
         agents.insert(
@@ -562,13 +492,10 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
                 autonomy: raw.autonomy,
                 mailbox: raw.mailbox.into_inner().max(1),
                 restart: raw.restart,
-                detection: raw
-                    .detection
-                    .map(|d| d.into_inner())
-                    .unwrap_or(DetectionParams {
-                        brute_force: BruteForceParams::default(),
-                        success_after_failures: SuccessAfterFailuresParams::default(),
-                    }),
+                detection: raw.detection.map(|d| d.into_inner()).unwrap_or(DetectionParams {
+                    brute_force: BruteForceParams::default(),
+                    success_after_failures: SuccessAfterFailuresParams::default(),
+                }),
                 response: raw.response.map(|r| r.into_inner()).unwrap_or_default(),
                 path: file,
             },
@@ -591,10 +518,7 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
                 });
             }
         }
-        if !agents
-            .values()
-            .any(|a| a.kind == AgentKind::ThreatDetection)
-        {
+        if !agents.values().any(|a| a.kind == AgentKind::ThreatDetection) {
             errors.push(LintError {
                 file: dir.display(),
                 line: 0,
@@ -602,12 +526,5 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
             });
         }
     }
-    if errors.is_empty() {
-        Ok(Definitions {
-            agents,
-            origin: dir.display(),
-        })
-    } else {
-        Err(LintErrors { errors })
-    }
+    if errors.is_empty() { Ok(Definitions { agents, origin: dir.display() }) } else { Err(LintErrors { errors }) }
 }

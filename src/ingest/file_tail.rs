@@ -56,11 +56,7 @@ fn file_fingerprint(path: &Path) -> u64 {
             Ok(k) => n += k,
         }
     }
-    if n < FINGERPRINT_BYTES {
-        0
-    } else {
-        fingerprint(&head)
-    }
+    if n < FINGERPRINT_BYTES { 0 } else { fingerprint(&head) }
 }
 
 /// The tailing state machine, independent of the actor so tests can drive it.
@@ -130,18 +126,13 @@ impl Tailer {
     /// Finds where the checkpoint's file is now: at the path, or renamed beside it.
     fn resume(&mut self, cp: &Checkpoint) {
         let mut candidates = vec![self.path.clone()];
-        if let Some(dir) = self.path.parent().and_then(|d| {
-            std::fs::read_dir(if d.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                d
-            })
-            .ok()
-        }) {
-            let mut siblings: Vec<PathBuf> = dir
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| *p != self.path)
-                .collect();
+        if let Some(dir) = self
+            .path
+            .parent()
+            .and_then(|d| std::fs::read_dir(if d.as_os_str().is_empty() { Path::new(".") } else { d }).ok())
+        {
+            let mut siblings: Vec<PathBuf> =
+                dir.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| *p != self.path).collect();
             siblings.sort();
             candidates.extend(siblings);
         }
@@ -263,8 +254,7 @@ impl Tailer {
                     splitter.finish(&mut |l| builder.line(&l));
                     builder.stats.invalid_utf8 += splitter.invalid_utf8 - inv0;
                     tracing::info!(source = %self.source, from = %o.path.display(), "file rotated; following the new file");
-                    self.metrics
-                        .source_event(&self.source, |c| c.rotations += 1);
+                    self.metrics.source_event(&self.source, |c| c.rotations += 1);
                     let batch = self.make_batch();
                     self.open = None;
                     self.missing_reported = false;
@@ -275,8 +265,7 @@ impl Tailer {
                 }
                 Ok(meta) if meta.len() < o.pos => {
                     tracing::warn!(source = %self.source, size = meta.len(), offset = o.pos, "file truncated (copytruncate); reading from its start");
-                    self.metrics
-                        .source_event(&self.source, |c| c.truncations += 1);
+                    self.metrics.source_event(&self.source, |c| c.truncations += 1);
                     let batch = self.make_batch();
                     self.splitter.reset();
                     let o = self.open.as_mut().expect("opened above");
@@ -319,20 +308,9 @@ impl Actor for FileTail {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let (source, path, format, cfg) = (
-            self.source.clone(),
-            self.path.clone(),
-            self.format,
-            self.cfg.clone(),
-        );
-        let (kb, supervisor, metrics) = (
-            self.kb.clone(),
-            self.supervisor.clone(),
-            self.metrics.clone(),
-        );
-        ctx.spawn(actix::fut::wrap_future(run(
-            source, path, format, cfg, kb, supervisor, metrics,
-        )));
+        let (source, path, format, cfg) = (self.source.clone(), self.path.clone(), self.format, self.cfg.clone());
+        let (kb, supervisor, metrics) = (self.kb.clone(), self.supervisor.clone(), self.metrics.clone());
+        ctx.spawn(actix::fut::wrap_future(run(source, path, format, cfg, kb, supervisor, metrics)));
     }
 }
 
@@ -376,15 +354,9 @@ async fn run(
 
 /// Watches the file's directory (so creation and renames are seen); every event is only
 /// a wake-up for the loop.
-fn watch_parent(
-    path: &Path,
-    tx: tokio::sync::mpsc::Sender<()>,
-) -> Option<notify::RecommendedWatcher> {
+fn watch_parent(path: &Path, tx: tokio::sync::mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
         let _ = tx.try_send(());
     })

@@ -74,13 +74,7 @@ pub struct LineSplitter {
 
 impl LineSplitter {
     pub fn new(max: usize) -> Self {
-        LineSplitter {
-            buf: Vec::new(),
-            max: max.max(1),
-            skipping: false,
-            invalid_utf8: 0,
-            truncated: 0,
-        }
+        LineSplitter { buf: Vec::new(), max: max.max(1), skipping: false, invalid_utf8: 0, truncated: 0 }
     }
 
     /// Bytes of an incomplete line held back.
@@ -226,10 +220,7 @@ pub struct LineParser {
 
 impl LineParser {
     pub fn new(format: LogFormat, reference: DateTime<Utc>) -> Self {
-        LineParser {
-            format,
-            years: parse::YearInference::new(reference),
-        }
+        LineParser { format, years: parse::YearInference::new(reference) }
     }
 
     /// Sets the "now" against which year-less timestamps are placed.
@@ -310,11 +301,7 @@ pub struct BatchBuilder {
 
 impl BatchBuilder {
     pub fn new(format: LogFormat, reference: DateTime<Utc>) -> Self {
-        BatchBuilder {
-            parser: LineParser::new(format, reference),
-            events: Vec::new(),
-            stats: BatchStats::default(),
-        }
+        BatchBuilder { parser: LineParser::new(format, reference), events: Vec::new(), stats: BatchStats::default() }
     }
 
     pub fn line(&mut self, line: &str) {
@@ -322,12 +309,7 @@ impl BatchBuilder {
     }
 
     /// Takes what was accumulated as a batch.
-    pub fn take(
-        &mut self,
-        source: &str,
-        seq: Option<u64>,
-        checkpoint: Option<Checkpoint>,
-    ) -> LogBatch {
+    pub fn take(&mut self, source: &str, seq: Option<u64>, checkpoint: Option<Checkpoint>) -> LogBatch {
         LogBatch {
             id: Uuid::now_v7(),
             source: source.to_string(),
@@ -342,16 +324,10 @@ impl BatchBuilder {
 /// Sends a batch to the current log sink and waits for it to be applied. While the
 /// threat-detection agent is restarting (or failed) it keeps the batch and retries, so a
 /// source never skips lines; this wait is also the backpressure on the reader.
-pub async fn send_batch(
-    supervisor: &Addr<crate::supervisor::Supervisor>,
-    batch: LogBatch,
-) -> Result<BatchAck, String> {
+pub async fn send_batch(supervisor: &Addr<crate::supervisor::Supervisor>, batch: LogBatch) -> Result<BatchAck, String> {
     let mut delay = std::time::Duration::from_millis(50);
     loop {
-        let sink = supervisor
-            .send(crate::supervisor::LogSink)
-            .await
-            .map_err(|e| format!("supervisor gone: {e}"))?;
+        let sink = supervisor.send(crate::supervisor::LogSink).await.map_err(|e| format!("supervisor gone: {e}"))?;
         if let Some(sink) = sink {
             match sink.send(batch.clone()).await {
                 Ok(Ok(ack)) => return Ok(ack),

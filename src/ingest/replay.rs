@@ -24,10 +24,7 @@ pub struct Progress {
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{0}")]
     Sink(String),
 }
@@ -41,16 +38,10 @@ pub async fn replay_file(
     supervisor: &Addr<Supervisor>,
     progress: &Progress,
 ) -> Result<BatchStats, ReplayError> {
-    let err = |e| ReplayError::Read {
-        path: path.display().to_string(),
-        source: e,
-    };
+    let err = |e| ReplayError::Read { path: path.display().to_string(), source: e };
     let mut file = std::fs::File::open(path).map_err(err)?;
-    let reference: DateTime<Utc> = file
-        .metadata()
-        .and_then(|m| m.modified())
-        .map(DateTime::<Utc>::from)
-        .unwrap_or_else(|_| Utc::now());
+    let reference: DateTime<Utc> =
+        file.metadata().and_then(|m| m.modified()).map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
     let mut splitter = LineSplitter::new(cfg.max_line_bytes);
     let mut builder = BatchBuilder::new(format, reference);
     let mut total = BatchStats::default();
@@ -73,12 +64,8 @@ pub async fn replay_file(
         if builder.stats.lines >= cfg.batch_lines as u64 || (n == 0 && builder.stats.lines > 0) {
             let batch = builder.take(source, None, None);
             total.add(&batch.stats);
-            progress
-                .lines
-                .fetch_add(batch.stats.lines, Ordering::Relaxed);
-            send_batch(supervisor, batch)
-                .await
-                .map_err(ReplayError::Sink)?;
+            progress.lines.fetch_add(batch.stats.lines, Ordering::Relaxed);
+            send_batch(supervisor, batch).await.map_err(ReplayError::Sink)?;
         }
         if n == 0 {
             return Ok(total);

@@ -24,12 +24,7 @@ impl Actor for Stdin {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let (source, format, cfg, sup) = (
-            self.source.clone(),
-            self.format,
-            self.cfg.clone(),
-            self.supervisor.clone(),
-        );
+        let (source, format, cfg, sup) = (self.source.clone(), self.format, self.cfg.clone(), self.supervisor.clone());
         let metrics = self.metrics.clone();
         ctx.spawn(actix::fut::wrap_future(async move {
             let mut input = tokio::io::stdin();

@@ -35,18 +35,8 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    pub fn new(
-        actor: &str,
-        kind: AuditKind,
-        subject: impl ToString,
-        detail: serde_json::Value,
-    ) -> Self {
-        AuditEntry {
-            actor: actor.to_string(),
-            kind,
-            subject: subject.to_string(),
-            detail,
-        }
+    pub fn new(actor: &str, kind: AuditKind, subject: impl ToString, detail: serde_json::Value) -> Self {
+        AuditEntry { actor: actor.to_string(), kind, subject: subject.to_string(), detail }
     }
 }
 
@@ -69,9 +59,7 @@ pub struct StoredAudit {
 
 /// Computes a record's hash from the previous hash and the record's canonical JSON.
 pub fn chain_hash(prev: &str, record: &AuditRecord) -> String {
-    let canonical = serde_json::to_value(record)
-        .map(|v| v.to_string())
-        .unwrap_or_default();
+    let canonical = serde_json::to_value(record).map(|v| v.to_string()).unwrap_or_default();
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
     h.update(canonical.as_bytes());
@@ -115,19 +103,12 @@ where
     let mut expected_seq = 0u64;
     for item in records {
         let (key, value) = item?;
-        let key_seq = key
-            .as_slice()
-            .try_into()
-            .map(u64::from_be_bytes)
-            .unwrap_or(u64::MAX);
+        let key_seq = key.as_slice().try_into().map(u64::from_be_bytes).unwrap_or(u64::MAX);
         count += 1;
         let broken = |reason: String| AuditReport {
             ok: false,
             records: count,
-            first_broken: Some(BrokenRecord {
-                seq: key_seq,
-                reason,
-            }),
+            first_broken: Some(BrokenRecord { seq: key_seq, reason }),
             head: prev.clone(),
         };
         let stored: StoredAudit = match serde_json::from_slice(&value) {
@@ -141,9 +122,7 @@ where
             )));
         }
         if stored.record.prev != prev {
-            return Ok(broken(
-                "previous-hash link does not match the preceding record".into(),
-            ));
+            return Ok(broken("previous-hash link does not match the preceding record".into()));
         }
         let recomputed = chain_hash(&prev, &stored.record);
         if recomputed != stored.hash {
@@ -155,10 +134,5 @@ where
         prev = stored.hash;
         expected_seq += 1;
     }
-    Ok(AuditReport {
-        ok: true,
-        records: count,
-        first_broken: None,
-        head: prev,
-    })
+    Ok(AuditReport { ok: true, records: count, first_broken: None, head: prev })
 }

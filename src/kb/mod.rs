@@ -28,15 +28,9 @@ pub enum KbError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot encode a {what} record: {source}")]
-    Encode {
-        what: &'static str,
-        source: serde_json::Error,
-    },
+    Encode { what: &'static str, source: serde_json::Error },
     #[error("stored {what} record is unreadable: {source}")]
-    Decode {
-        what: &'static str,
-        source: serde_json::Error,
-    },
+    Decode { what: &'static str, source: serde_json::Error },
     #[error("stored record has schema version {found}, this build reads {RECORD_VERSION}")]
     Version { found: u32 },
     #[error("knowledge base is not running")]
@@ -50,16 +44,11 @@ struct Versioned<T> {
 }
 
 fn encode<T: Serialize>(what: &'static str, data: &T) -> Result<Vec<u8>, KbError> {
-    serde_json::to_vec(&Versioned {
-        v: RECORD_VERSION,
-        data,
-    })
-    .map_err(|source| KbError::Encode { what, source })
+    serde_json::to_vec(&Versioned { v: RECORD_VERSION, data }).map_err(|source| KbError::Encode { what, source })
 }
 
 fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, KbError> {
-    let rec: Versioned<T> =
-        serde_json::from_slice(bytes).map_err(|source| KbError::Decode { what, source })?;
+    let rec: Versioned<T> = serde_json::from_slice(bytes).map_err(|source| KbError::Decode { what, source })?;
     if rec.v != RECORD_VERSION {
         return Err(KbError::Version { found: rec.v });
     }
@@ -79,31 +68,14 @@ pub fn inbox_key(created_at: DateTime<Utc>, id: Uuid) -> Vec<u8> {
 pub enum Write {
     Finding(Finding),
     Incident(Incident),
-    Action {
-        incident_id: Uuid,
-        action: Action,
-    },
-    Handoff {
-        id: Uuid,
-        record: serde_json::Value,
-    },
-    Checkpoint {
-        source: String,
-        checkpoint: Checkpoint,
-    },
-    State {
-        key: String,
-        value: serde_json::Value,
-    },
+    Action { incident_id: Uuid, action: Action },
+    Handoff { id: Uuid, record: serde_json::Value },
+    Checkpoint { source: String, checkpoint: Checkpoint },
+    State { key: String, value: serde_json::Value },
+    StateDelete { key: String },
     InboxPut(InboxEntry),
-    InboxAck {
-        created_at: DateTime<Utc>,
-        id: Uuid,
-    },
-    Meta {
-        key: String,
-        value: serde_json::Value,
-    },
+    InboxAck { created_at: DateTime<Utc>, id: Uuid },
+    Meta { key: String, value: serde_json::Value },
 }
 
 /// Applies writes and appends audit entries atomically; with `flush`, answers only once
@@ -126,7 +98,10 @@ pub enum Query {
     Checkpoint(String),
     Checkpoints,
     State(String),
+    /// Every state record whose key starts with the prefix.
+    StatePrefix(String),
     InboxContains(Vec<u8>),
+    InboxEmpty,
     /// Every pending inbox entry, optionally only those routed to one agent.
     Inbox(Option<String>),
     VerifyAudit,
@@ -141,6 +116,7 @@ pub enum QueryAnswer {
     Checkpoint(Option<Checkpoint>),
     Checkpoints(Vec<(String, Checkpoint)>),
     State(Option<serde_json::Value>),
+    States(Vec<(String, serde_json::Value)>),
     Contains(bool),
     Inbox(Vec<InboxEntry>),
     Audit(AuditReport),
@@ -175,19 +151,12 @@ impl KnowledgeBase {
         let (next_seq, head) = match store.last(TreeName::Audit)? {
             Some((_, v)) => {
                 let s: StoredAudit =
-                    serde_json::from_slice(&v).map_err(|source| KbError::Decode {
-                        what: "audit",
-                        source,
-                    })?;
+                    serde_json::from_slice(&v).map_err(|source| KbError::Decode { what: "audit", source })?;
                 (s.record.seq + 1, s.hash)
             }
             None => (0, audit::GENESIS.to_string()),
         };
-        Ok(KnowledgeBase {
-            store,
-            next_seq,
-            head,
-        })
+        Ok(KnowledgeBase { store, next_seq, head })
     }
 
     pub fn store(&self) -> &Store {
@@ -204,26 +173,11 @@ impl KnowledgeBase {
         let mut head = self.head.clone();
         let now = Utc::now();
         for entry in &c.audit {
-            let record = AuditRecord {
-                seq,
-                at: now,
-                prev: head.clone(),
-                entry: entry.clone(),
-            };
+            let record = AuditRecord { seq, at: now, prev: head.clone(), entry: entry.clone() };
             let hash = audit::chain_hash(&head, &record);
-            let value = serde_json::to_vec(&StoredAudit {
-                record,
-                hash: hash.clone(),
-            })
-            .map_err(|source| KbError::Encode {
-                what: "audit",
-                source,
-            })?;
-            raw.push(RawWrite::Put {
-                tree: TreeName::Audit,
-                key: seq.to_be_bytes().to_vec(),
-                value,
-            });
+            let value = serde_json::to_vec(&StoredAudit { record, hash: hash.clone() })
+                .map_err(|source| KbError::Encode { what: "audit", source })?;
+            raw.push(RawWrite::Put { tree: TreeName::Audit, key: seq.to_be_bytes().to_vec(), value });
             head = hash;
             seq += 1;
         }
@@ -235,56 +189,27 @@ impl KnowledgeBase {
 
     fn raw_write(&self, w: &Write) -> Result<RawWrite, KbError> {
         Ok(match w {
-            Write::Finding(f) => put(
-                TreeName::Findings,
-                f.id.as_bytes().to_vec(),
-                encode("finding", f)?,
-            ),
-            Write::Incident(i) => put(
-                TreeName::Incidents,
-                i.id.as_bytes().to_vec(),
-                encode("incident", i)?,
-            ),
-            Write::Action {
-                incident_id,
-                action,
-            } => {
+            Write::Finding(f) => put(TreeName::Findings, f.id.as_bytes().to_vec(), encode("finding", f)?),
+            Write::Incident(i) => put(TreeName::Incidents, i.id.as_bytes().to_vec(), encode("incident", i)?),
+            Write::Action { incident_id, action } => {
                 let rec = serde_json::json!({ "incident_id": incident_id, "action": action });
-                put(
-                    TreeName::Actions,
-                    action.id.as_bytes().to_vec(),
-                    encode("action", &rec)?,
-                )
+                put(TreeName::Actions, action.id.as_bytes().to_vec(), encode("action", &rec)?)
             }
-            Write::Handoff { id, record } => put(
-                TreeName::Handoffs,
-                id.as_bytes().to_vec(),
-                encode("handoff", record)?,
-            ),
-            Write::Checkpoint { source, checkpoint } => put(
-                TreeName::Checkpoints,
-                source.as_bytes().to_vec(),
-                encode("checkpoint", checkpoint)?,
-            ),
-            Write::State { key, value } => put(
-                TreeName::State,
-                key.as_bytes().to_vec(),
-                encode("state", value)?,
-            ),
-            Write::InboxPut(e) => put(
-                TreeName::Inbox,
-                inbox_key(e.envelope.created_at, e.envelope.id),
-                encode("inbox", e)?,
-            ),
-            Write::InboxAck { created_at, id } => RawWrite::Delete {
-                tree: TreeName::Inbox,
-                key: inbox_key(*created_at, *id),
-            },
-            Write::Meta { key, value } => put(
-                TreeName::Meta,
-                key.as_bytes().to_vec(),
-                encode("meta", value)?,
-            ),
+            Write::Handoff { id, record } => {
+                put(TreeName::Handoffs, id.as_bytes().to_vec(), encode("handoff", record)?)
+            }
+            Write::Checkpoint { source, checkpoint } => {
+                put(TreeName::Checkpoints, source.as_bytes().to_vec(), encode("checkpoint", checkpoint)?)
+            }
+            Write::State { key, value } => put(TreeName::State, key.as_bytes().to_vec(), encode("state", value)?),
+            Write::StateDelete { key } => RawWrite::Delete { tree: TreeName::State, key: key.as_bytes().to_vec() },
+            Write::InboxPut(e) => {
+                put(TreeName::Inbox, inbox_key(e.envelope.created_at, e.envelope.id), encode("inbox", e)?)
+            }
+            Write::InboxAck { created_at, id } => {
+                RawWrite::Delete { tree: TreeName::Inbox, key: inbox_key(*created_at, *id) }
+            }
+            Write::Meta { key, value } => put(TreeName::Meta, key.as_bytes().to_vec(), encode("meta", value)?),
         })
     }
 
@@ -298,9 +223,7 @@ impl KnowledgeBase {
         let s = &self.store;
         Ok(match q {
             Query::Incident(id) => QueryAnswer::Incident(
-                s.get(TreeName::Incidents, id.as_bytes())?
-                    .map(|v| decode("incident", &v))
-                    .transpose()?,
+                s.get(TreeName::Incidents, id.as_bytes())?.map(|v| decode("incident", &v)).transpose()?,
             ),
             Query::Incidents => {
                 let mut all = Vec::new();
@@ -312,34 +235,31 @@ impl KnowledgeBase {
                 QueryAnswer::Incidents(all)
             }
             Query::Finding(id) => QueryAnswer::Finding(
-                s.get(TreeName::Findings, id.as_bytes())?
-                    .map(|v| decode("finding", &v))
-                    .transpose()?,
+                s.get(TreeName::Findings, id.as_bytes())?.map(|v| decode("finding", &v)).transpose()?,
             ),
             Query::Checkpoint(src) => QueryAnswer::Checkpoint(
-                s.get(TreeName::Checkpoints, src.as_bytes())?
-                    .map(|v| decode("checkpoint", &v))
-                    .transpose()?,
+                s.get(TreeName::Checkpoints, src.as_bytes())?.map(|v| decode("checkpoint", &v)).transpose()?,
             ),
             Query::Checkpoints => {
                 let mut out = Vec::new();
                 for item in s.iter(TreeName::Checkpoints) {
                     let (k, v) = item?;
-                    out.push((
-                        String::from_utf8_lossy(&k).into_owned(),
-                        decode("checkpoint", &v)?,
-                    ));
+                    out.push((String::from_utf8_lossy(&k).into_owned(), decode("checkpoint", &v)?));
                 }
                 QueryAnswer::Checkpoints(out)
             }
-            Query::InboxContains(key) => {
-                QueryAnswer::Contains(s.get(TreeName::Inbox, key)?.is_some())
+            Query::StatePrefix(prefix) => {
+                let mut out = Vec::new();
+                for (k, v) in s.scan_prefix(TreeName::State, prefix.as_bytes())? {
+                    out.push((String::from_utf8_lossy(&k).into_owned(), decode("state", &v)?));
+                }
+                QueryAnswer::States(out)
             }
-            Query::State(key) => QueryAnswer::State(
-                s.get(TreeName::State, key.as_bytes())?
-                    .map(|v| decode("state", &v))
-                    .transpose()?,
-            ),
+            Query::InboxEmpty => QueryAnswer::Contains(s.is_empty(TreeName::Inbox)),
+            Query::InboxContains(key) => QueryAnswer::Contains(s.get(TreeName::Inbox, key)?.is_some()),
+            Query::State(key) => {
+                QueryAnswer::State(s.get(TreeName::State, key.as_bytes())?.map(|v| decode("state", &v)).transpose()?)
+            }
             Query::Inbox(target) => {
                 let mut out = Vec::new();
                 for item in s.iter(TreeName::Inbox) {
@@ -462,15 +382,22 @@ impl Kb {
         }
     }
 
-    pub async fn inbox_contains(
-        &self,
-        created_at: DateTime<Utc>,
-        id: Uuid,
-    ) -> Result<bool, KbError> {
-        match self
-            .query(Query::InboxContains(inbox_key(created_at, id)))
-            .await?
-        {
+    pub async fn inbox_contains(&self, created_at: DateTime<Utc>, id: Uuid) -> Result<bool, KbError> {
+        match self.query(Query::InboxContains(inbox_key(created_at, id))).await? {
+            QueryAnswer::Contains(b) => Ok(b),
+            _ => Ok(false),
+        }
+    }
+
+    pub async fn states(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, KbError> {
+        match self.query(Query::StatePrefix(prefix.to_string())).await? {
+            QueryAnswer::States(s) => Ok(s),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    pub async fn inbox_empty(&self) -> Result<bool, KbError> {
+        match self.query(Query::InboxEmpty).await? {
             QueryAnswer::Contains(b) => Ok(b),
             _ => Ok(false),
         }

@@ -26,24 +26,12 @@ impl Envelope {
     /// A fresh envelope that starts a new correlation chain.
     pub fn new(origin: impl Into<String>, payload: Payload) -> Self {
         let id = Uuid::now_v7();
-        Envelope {
-            id,
-            correlation_id: id,
-            causation_id: None,
-            origin: origin.into(),
-            created_at: Utc::now(),
-            payload,
-        }
+        Envelope { id, correlation_id: id, causation_id: None, origin: origin.into(), created_at: Utc::now(), payload }
     }
 
     /// An envelope caused by `cause`, with a deterministic id so that re-handling the
     /// cause after a crash produces the same envelope (and is deduplicated downstream).
-    pub fn caused_by(
-        cause: &Envelope,
-        origin: impl Into<String>,
-        payload: Payload,
-        n: u32,
-    ) -> Self {
+    pub fn caused_by(cause: &Envelope, origin: impl Into<String>, payload: Payload, n: u32) -> Self {
         let origin = origin.into();
         let name = format!("{}/{}/{}", cause.id, origin, n);
         Envelope {

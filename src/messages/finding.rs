@@ -66,10 +66,7 @@ fn default_confidence() -> f32 {
 impl Finding {
     /// The deterministic id of a finding of `rule` on `entity` triggered at `at`.
     pub fn derive_id(rule: &str, entity: &str, at: DateTime<Utc>) -> Uuid {
-        let name = format!(
-            "finding/{rule}/{entity}/{}",
-            at.timestamp_nanos_opt().unwrap_or(0)
-        );
+        let name = format!("finding/{rule}/{entity}/{}", at.timestamp_nanos_opt().unwrap_or(0));
         Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes())
     }
 }

@@ -10,8 +10,7 @@ mod finding;
 mod incident;
 
 pub use envelope::{
-    ContainmentRequest, Envelope, Handoff, IncidentRef, Instruction, Payload, PayloadKind,
-    VerifyRequest,
+    ContainmentRequest, Envelope, Handoff, IncidentRef, Instruction, Payload, PayloadKind, VerifyRequest,
 };
 pub use event::{AuthEvent, AuthEventKind, Event};
 pub use finding::{Finding, Severity};

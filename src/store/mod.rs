@@ -70,15 +70,8 @@ impl TreeName {
 /// One write of an atomic batch.
 #[derive(Debug, Clone)]
 pub enum RawWrite {
-    Put {
-        tree: TreeName,
-        key: Vec<u8>,
-        value: Vec<u8>,
-    },
-    Delete {
-        tree: TreeName,
-        key: Vec<u8>,
-    },
+    Put { tree: TreeName, key: Vec<u8>, value: Vec<u8> },
+    Delete { tree: TreeName, key: Vec<u8> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,27 +99,19 @@ impl Store {
             .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput)
             .open()
-            .map_err(|source| StoreError::Open {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| StoreError::Open { path: dir.to_path_buf(), source })?;
         Self::with_db(db)
     }
 
     /// A database that lives only as long as the process (for `warden replay`).
     pub fn temporary(cache_bytes: u64) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .temporary(true)
-            .cache_capacity(cache_bytes)
-            .open()?;
+        let db =
+            sled::Config::new().temporary(true).cache_capacity(cache_bytes).mode(sled::Mode::HighThroughput).open()?;
         Self::with_db(db)
     }
 
     fn with_db(db: sled::Db) -> Result<Store, StoreError> {
-        let trees = TreeName::ALL
-            .iter()
-            .map(|t| db.open_tree(t.as_str()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let trees = TreeName::ALL.iter().map(|t| db.open_tree(t.as_str())).collect::<Result<Vec<_>, _>>()?;
         Ok(Store { db, trees })
     }
 
@@ -139,39 +124,28 @@ impl Store {
     }
 
     /// Every `(key, value)` of a tree whose key starts with `prefix`, in key order.
-    pub fn scan_prefix(
-        &self,
-        tree: TreeName,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         self.tree(tree)
             .scan_prefix(prefix)
-            .map(|r| {
-                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                    .map_err(StoreError::from)
-            })
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
             .collect()
     }
 
     /// Iterates a whole tree in key order without collecting it.
-    pub fn iter(
-        &self,
-        tree: TreeName,
-    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
-        self.tree(tree).iter().map(|r| {
-            r.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .map_err(StoreError::from)
-        })
+    pub fn iter(&self, tree: TreeName) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
+        self.tree(tree).iter().map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
     }
 
     /// The entry with the greatest key of a tree.
     pub fn last(&self, tree: TreeName) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
-        Ok(self
-            .tree(tree)
-            .last()?
-            .map(|(k, v)| (k.to_vec(), v.to_vec())))
+        Ok(self.tree(tree).last()?.map(|(k, v)| (k.to_vec(), v.to_vec())))
     }
 
+    pub fn is_empty(&self, tree: TreeName) -> bool {
+        self.tree(tree).is_empty()
+    }
+
+    /// Counts the entries (walks the tree: not for hot paths).
     pub fn len(&self, tree: TreeName) -> usize {
         self.tree(tree).len()
     }

@@ -29,9 +29,7 @@ use crate::definitions::{AgentDefinition, Definitions};
 use crate::ingest::LogBatch;
 use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::kb::{Commit, Write};
-use crate::messages::{
-    Envelope, InboxEntry, Incident, IncidentStatus, Payload, Priority, Severity,
-};
+use crate::messages::{Envelope, InboxEntry, Incident, IncidentStatus, Payload, Priority, Severity};
 use backoff::{RestartHistory, Verdict};
 use routing::RouteError;
 
@@ -53,10 +51,7 @@ pub fn persist_entry(actor: &str, entry: &InboxEntry) -> (Vec<Write>, Vec<AuditE
     )];
     if let Payload::Handoff(h) = &e.payload {
         let record = serde_json::json!({ "envelope_id": e.id, "from": h.from, "to": h.to, "incident_id": h.incident_id, "context": h.context, "at": e.created_at });
-        writes.push(Write::Handoff {
-            id: e.id,
-            record: record.clone(),
-        });
+        writes.push(Write::Handoff { id: e.id, record: record.clone() });
         audit.push(AuditEntry::new(actor, AuditKind::Handoff, e.id, record));
     }
     (writes, audit)
@@ -118,6 +113,14 @@ pub struct AgentExited {
     pub name: String,
     pub generation: u64,
     pub reason: Option<String>,
+}
+
+/// A delivery finished (the agent handled the envelope, or did not).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Delivered {
+    id: Uuid,
+    outcome: Result<(), String>,
 }
 
 #[derive(Message)]
@@ -210,12 +213,7 @@ impl Supervisor {
             let restored = match res {
                 Ok(r) => r,
                 Err(e) => {
-                    act.on_exit(
-                        &name,
-                        generation,
-                        Some(format!("cannot restore durable state: {e}")),
-                        ctx,
-                    );
+                    act.on_exit(&name, generation, Some(format!("cannot restore durable state: {e}")), ctx);
                     return;
                 }
             };
@@ -233,21 +231,8 @@ impl Supervisor {
             let addr = AgentActor::start_in_arbiter(&slot.arbiter, move |_| {
                 let (logic, executor) = agents::build(&def, restored, &env);
                 let exec = executor.start();
-                let guard = ExitGuard {
-                    name: agent_name,
-                    generation,
-                    supervisor: exited,
-                    clean: false,
-                    fatal: None,
-                };
-                AgentActor::new(
-                    logic,
-                    ExecutorTools(exec),
-                    env,
-                    dispatch,
-                    guard,
-                    def.mailbox,
-                )
+                let guard = ExitGuard { name: agent_name, generation, supervisor: exited, clean: false, fatal: None };
+                AgentActor::new(logic, ExecutorTools(exec), env, dispatch, guard, def.mailbox)
             });
             slot.addr = Some(addr);
             slot.state = AgentState::Running;
@@ -258,34 +243,26 @@ impl Supervisor {
     /// Delivers every pending inbox entry (of one agent, or of all).
     fn redeliver(&mut self, target: Option<String>, ctx: &mut Context<Self>) {
         let kb = self.env.kb.clone();
-        ctx.spawn(
-            async move { kb.inbox(target).await }
-                .into_actor(self)
-                .map(|res, act, ctx| match res {
-                    Ok(entries) => {
-                        for e in entries {
-                            if !act.in_flight.contains(&e.envelope.id) {
-                                act.env.metrics.inc(&act.env.metrics.redeliveries);
-                                act.deliver(e, ctx);
-                            }
-                        }
+        ctx.spawn(async move { kb.inbox(target).await }.into_actor(self).map(|res, act, ctx| match res {
+            Ok(entries) => {
+                for e in entries {
+                    if !act.in_flight.contains(&e.envelope.id) {
+                        act.env.metrics.inc(&act.env.metrics.redeliveries);
+                        act.deliver(e, true, ctx);
                     }
-                    Err(e) => tracing::error!(error = %e, "cannot read the inbox for redelivery"),
-                }),
-        );
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the inbox for redelivery"),
+        }));
     }
 
-    fn deliver(&mut self, entry: InboxEntry, ctx: &mut Context<Self>) {
+    fn deliver(&mut self, entry: InboxEntry, verify: bool, ctx: &mut Context<Self>) {
         let id = entry.envelope.id;
         let Some(slot) = self.slots.get(&entry.target) else {
             tracing::error!(target = %entry.target, envelope = %id, "envelope routed to an unknown agent stays in the inbox");
             return;
         };
-        let Some(addr) = slot
-            .addr
-            .clone()
-            .filter(|_| slot.state == AgentState::Running)
-        else {
+        let Some(addr) = slot.addr.clone().filter(|_| slot.state == AgentState::Running) else {
             return; // Delivered when the agent is running again.
         };
         if self.in_flight.contains(&id) {
@@ -303,20 +280,18 @@ impl Supervisor {
             return;
         }
         self.in_flight.insert(id);
-        ctx.spawn(async move { addr.send(Deliver(entry.envelope)).await }.into_actor(self).map(move |res, act, ctx| {
-            act.in_flight.remove(&id);
-            match res {
-                Ok(Ok(())) => {
-                    act.attempts.remove(&id);
-                }
-                Ok(Err(e)) => tracing::warn!(envelope = %id, error = %e, "delivery failed; it stays in the inbox"),
-                Err(e) => tracing::warn!(envelope = %id, error = %e, "agent went away during delivery; it stays in the inbox"),
-            }
-            if act.backlog && act.in_flight.len() < MAX_IN_FLIGHT / 2 {
-                act.backlog = false;
-                act.redeliver(None, ctx);
-            }
-        }));
+        // Each delivery runs as its own task, not inside this actor's context: actix polls
+        // every future spawned in a context on each wake-up, which would make a thousand
+        // deliveries in flight cost a thousand polls per message.
+        let me = ctx.address();
+        actix_rt::spawn(async move {
+            let outcome = match addr.send(Deliver { envelope: entry.envelope, verify }).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("delivery failed: {e}")),
+                Err(e) => Err(format!("agent went away during delivery: {e}")),
+            };
+            let _ = me.send(Delivered { id, outcome }).await;
+        });
     }
 
     fn dead_letter(&mut self, entry: InboxEntry, reason: &str, ctx: &mut Context<Self>) {
@@ -325,10 +300,7 @@ impl Supervisor {
         self.env.metrics.inc(&self.env.metrics.dead_letters);
         let commit = Commit {
             writes: vec![
-                Write::InboxAck {
-                    created_at: e.created_at,
-                    id: e.id,
-                },
+                Write::InboxAck { created_at: e.created_at, id: e.id },
                 Write::Meta {
                     key: format!("dead_letter/{}", e.id),
                     value: serde_json::to_value(&entry).unwrap_or_default(),
@@ -353,13 +325,7 @@ impl Supervisor {
         );
     }
 
-    fn on_exit(
-        &mut self,
-        name: &str,
-        generation: u64,
-        reason: Option<String>,
-        ctx: &mut Context<Self>,
-    ) {
+    fn on_exit(&mut self, name: &str, generation: u64, reason: Option<String>, ctx: &mut Context<Self>) {
         let shutting_down = self.shutting_down;
         let Some(slot) = self.slots.get_mut(name) else {
             return;
@@ -377,9 +343,7 @@ impl Supervisor {
             return;
         }
         slot.last_error = Some(reason.clone());
-        let verdict = slot
-            .history
-            .on_exit(&slot.def.restart, Instant::now(), fastrand::f64());
+        let verdict = slot.history.on_exit(&slot.def.restart, Instant::now(), fastrand::f64());
         let restarts = slot.history.total;
         let kb = self.env.kb.clone();
         match verdict {
@@ -395,12 +359,7 @@ impl Supervisor {
                 );
                 ctx.spawn(
                     async move {
-                        let _ = kb
-                            .commit(Commit {
-                                audit: vec![audit],
-                                ..Commit::default()
-                            })
-                            .await;
+                        let _ = kb.commit(Commit { audit: vec![audit], ..Commit::default() }).await;
                     }
                     .into_actor(self),
                 );
@@ -418,11 +377,7 @@ impl Supervisor {
                 let now = Utc::now();
                 let id = Uuid::new_v5(
                     &Uuid::NAMESPACE_OID,
-                    format!(
-                        "agent_failed/{name}/{}",
-                        now.timestamp_nanos_opt().unwrap_or(0)
-                    )
-                    .as_bytes(),
+                    format!("agent_failed/{name}/{}", now.timestamp_nanos_opt().unwrap_or(0)).as_bytes(),
                 );
                 let incident = Incident {
                     id,
@@ -452,11 +407,7 @@ impl Supervisor {
                 ctx.spawn(
                     async move {
                         if let Err(e) = kb
-                            .commit(Commit {
-                                writes: vec![Write::Incident(incident)],
-                                audit: vec![audit],
-                                flush: true,
-                            })
+                            .commit(Commit { writes: vec![Write::Incident(incident)], audit: vec![audit], flush: true })
                             .await
                         {
                             tracing::error!(error = %e, "cannot store the agent-failed incident");
@@ -489,31 +440,18 @@ impl Handler<Route> for Supervisor {
             Ok(t) => t,
             Err(e) => return Box::pin(fut::ready(Err(e.into()))),
         };
-        let entry = InboxEntry {
-            target,
-            envelope: msg.envelope,
-            attempts: 0,
-        };
+        let entry = InboxEntry { target, envelope: msg.envelope, attempts: 0 };
         let (writes, audit) = persist_entry("supervisor", &entry);
         let kb = self.env.kb.clone();
         let id = entry.envelope.id;
-        Box::pin(
-            async move {
-                kb.commit(Commit {
-                    writes,
-                    audit,
-                    flush: true,
-                })
-                .await
-            }
-            .into_actor(self)
-            .map(move |res, act, ctx| {
+        Box::pin(async move { kb.commit(Commit { writes, audit, flush: true }).await }.into_actor(self).map(
+            move |res, act, ctx| {
                 res.map_err(|e| SupervisorError::Store(e.to_string()))?;
                 act.env.metrics.inc(&act.env.metrics.envelopes_routed);
-                act.deliver(entry, ctx);
+                act.deliver(entry, false, ctx);
                 Ok(id)
-            }),
-        )
+            },
+        ))
     }
 }
 
@@ -523,7 +461,25 @@ impl Handler<Dispatch> for Supervisor {
     fn handle(&mut self, Dispatch(entries): Dispatch, ctx: &mut Self::Context) {
         for e in entries {
             self.env.metrics.inc(&self.env.metrics.envelopes_routed);
-            self.deliver(e, ctx);
+            self.deliver(e, false, ctx);
+        }
+    }
+}
+
+impl Handler<Delivered> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, Delivered { id, outcome }: Delivered, ctx: &mut Self::Context) {
+        self.in_flight.remove(&id);
+        match outcome {
+            Ok(()) => {
+                self.attempts.remove(&id);
+            }
+            Err(e) => tracing::warn!(envelope = %id, error = %e, "envelope stays in the inbox for redelivery"),
+        }
+        if self.backlog && self.in_flight.len() < MAX_IN_FLIGHT / 2 {
+            self.backlog = false;
+            self.redeliver(None, ctx);
         }
     }
 }
@@ -541,27 +497,23 @@ impl Handler<ListAgents> for Supervisor {
 
     fn handle(&mut self, _: ListAgents, _: &mut Self::Context) -> Self::Result {
         let kb = self.env.kb.clone();
-        Box::pin(
-            async move { kb.inbox(None).await.unwrap_or_default() }
-                .into_actor(self)
-                .map(|inbox, act, _| {
-                    act.slots
-                        .iter()
-                        .map(|(name, s)| AgentStatus {
-                            name: name.clone(),
-                            kind: s.def.kind.as_str().to_string(),
-                            state: s.state,
-                            restarts: s.history.total,
-                            generation: s.generation,
-                            mailbox_depth: inbox.iter().filter(|e| &e.target == name).count(),
-                            mailbox_capacity: s.def.mailbox,
-                            handles: s.def.handles.iter().map(|k| k.to_string()).collect(),
-                            tools: s.def.tools.iter().map(|t| t.as_str().to_string()).collect(),
-                            last_error: s.last_error.clone(),
-                        })
-                        .collect()
-                }),
-        )
+        Box::pin(async move { kb.inbox(None).await.unwrap_or_default() }.into_actor(self).map(|inbox, act, _| {
+            act.slots
+                .iter()
+                .map(|(name, s)| AgentStatus {
+                    name: name.clone(),
+                    kind: s.def.kind.as_str().to_string(),
+                    state: s.state,
+                    restarts: s.history.total,
+                    generation: s.generation,
+                    mailbox_depth: inbox.iter().filter(|e| &e.target == name).count(),
+                    mailbox_capacity: s.def.mailbox,
+                    handles: s.def.handles.iter().map(|k| k.to_string()).collect(),
+                    tools: s.def.tools.iter().map(|t| t.as_str().to_string()).collect(),
+                    last_error: s.last_error.clone(),
+                })
+                .collect()
+        }))
     }
 }
 
@@ -571,10 +523,7 @@ impl Handler<LogSink> for Supervisor {
     fn handle(&mut self, _: LogSink, _: &mut Self::Context) -> Self::Result {
         self.slots
             .values()
-            .filter(|s| {
-                s.def.kind == crate::definitions::AgentKind::ThreatDetection
-                    && s.state == AgentState::Running
-            })
+            .filter(|s| s.def.kind == crate::definitions::AgentKind::ThreatDetection && s.state == AgentState::Running)
             .find_map(|s| s.addr.clone())
             .map(|a| a.recipient())
     }
@@ -584,17 +533,10 @@ impl Handler<InjectPanic> for Supervisor {
     type Result = Result<(), SupervisorError>;
 
     fn handle(&mut self, InjectPanic(name): InjectPanic, _: &mut Self::Context) -> Self::Result {
-        let slot = self
-            .slots
-            .get(&name)
-            .ok_or_else(|| SupervisorError::UnknownAgent(name.clone()))?;
-        let addr = slot
-            .addr
-            .clone()
-            .filter(|_| slot.state == AgentState::Running)
-            .ok_or(SupervisorError::NotRunning(name))?;
-        addr.try_send(ArmPanic)
-            .map_err(|e| SupervisorError::Store(e.to_string()))
+        let slot = self.slots.get(&name).ok_or_else(|| SupervisorError::UnknownAgent(name.clone()))?;
+        let addr =
+            slot.addr.clone().filter(|_| slot.state == AgentState::Running).ok_or(SupervisorError::NotRunning(name))?;
+        addr.try_send(ArmPanic).map_err(|e| SupervisorError::Store(e.to_string()))
     }
 }
 
@@ -618,9 +560,9 @@ impl Handler<Idle> for Supervisor {
     fn handle(&mut self, _: Idle, _: &mut Self::Context) -> Self::Result {
         let kb = self.env.kb.clone();
         Box::pin(
-            async move { kb.stats().await.map(|s| s.inbox).unwrap_or(1) }
+            async move { kb.inbox_empty().await.unwrap_or(false) }
                 .into_actor(self)
-                .map(|inbox, act, _| inbox == 0 && act.in_flight.is_empty()),
+                .map(|empty, act, _| empty && act.in_flight.is_empty()),
         )
     }
 }

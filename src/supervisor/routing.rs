@@ -43,25 +43,15 @@ impl RoutingTable {
     }
 
     fn default_for(&self, kind: PayloadKind) -> Result<String, RouteError> {
-        self.handlers
-            .get(&kind)
-            .and_then(|h| h.first())
-            .cloned()
-            .ok_or(RouteError::NoHandler(kind))
+        self.handlers.get(&kind).and_then(|h| h.first()).cloned().ok_or(RouteError::NoHandler(kind))
     }
 
     fn check(&self, agent: &str, kind: PayloadKind) -> Result<String, RouteError> {
-        let handles = self
-            .agents
-            .get(agent)
-            .ok_or_else(|| RouteError::UnknownAgent(agent.to_string()))?;
+        let handles = self.agents.get(agent).ok_or_else(|| RouteError::UnknownAgent(agent.to_string()))?;
         if handles.contains(&kind) {
             Ok(agent.to_string())
         } else {
-            Err(RouteError::NotHandled {
-                agent: agent.to_string(),
-                kind,
-            })
+            Err(RouteError::NotHandled { agent: agent.to_string(), kind })
         }
     }
 
@@ -78,10 +68,7 @@ impl RoutingTable {
             | Payload::Instruction(_) => None,
         };
         match (explicit, to) {
-            (Some(a), Some(b)) if a != b => Err(RouteError::NotHandled {
-                agent: b.to_string(),
-                kind,
-            }),
+            (Some(a), Some(b)) if a != b => Err(RouteError::NotHandled { agent: b.to_string(), kind }),
             (Some(a), _) | (None, Some(a)) => self.check(a, kind),
             (None, None) => self.default_for(kind),
         }

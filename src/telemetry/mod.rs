@@ -59,10 +59,7 @@ impl Metrics {
     }
 
     pub fn sources(&self) -> BTreeMap<String, SourceCounters> {
-        self.sources
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.sources.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Renders the Prometheus text exposition format. `durable` adds gauges that come
@@ -70,31 +67,11 @@ impl Metrics {
     pub fn render(&self, durable: &[(String, String, Vec<(String, String)>, u64)]) -> String {
         let mut out = String::new();
         let counters: [(&str, &str, &AtomicU64); 10] = [
-            (
-                "warden_findings_total",
-                "Findings opened by this process",
-                &self.findings,
-            ),
-            (
-                "warden_incidents_opened_total",
-                "Incidents opened by this process",
-                &self.incidents,
-            ),
-            (
-                "warden_actions_total",
-                "Containment actions recorded by this process",
-                &self.actions,
-            ),
-            (
-                "warden_envelopes_routed_total",
-                "Envelopes routed",
-                &self.envelopes_routed,
-            ),
-            (
-                "warden_envelopes_handled_total",
-                "Envelopes handled and acknowledged",
-                &self.envelopes_handled,
-            ),
+            ("warden_findings_total", "Findings opened by this process", &self.findings),
+            ("warden_incidents_opened_total", "Incidents opened by this process", &self.incidents),
+            ("warden_actions_total", "Containment actions recorded by this process", &self.actions),
+            ("warden_envelopes_routed_total", "Envelopes routed", &self.envelopes_routed),
+            ("warden_envelopes_handled_total", "Envelopes handled and acknowledged", &self.envelopes_handled),
             (
                 "warden_envelopes_duplicate_total",
                 "Redelivered envelopes skipped as already handled",
@@ -105,67 +82,23 @@ impl Metrics {
                 "Envelopes delivered again from the durable inbox",
                 &self.redeliveries,
             ),
-            (
-                "warden_dead_letters_total",
-                "Envelopes given up on",
-                &self.dead_letters,
-            ),
-            (
-                "warden_agent_restarts_total",
-                "Agent restarts",
-                &self.agent_restarts,
-            ),
-            (
-                "warden_source_errors_total",
-                "Source read errors",
-                &self.source_errors,
-            ),
+            ("warden_dead_letters_total", "Envelopes given up on", &self.dead_letters),
+            ("warden_agent_restarts_total", "Agent restarts", &self.agent_restarts),
+            ("warden_source_errors_total", "Source read errors", &self.source_errors),
         ];
         for (name, help, c) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                c.load(Ordering::Relaxed)
-            );
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.load(Ordering::Relaxed));
         }
         let sources = self.sources();
         let per_source: [(&str, &str, fn(&SourceCounters) -> u64); 8] = [
-            (
-                "warden_lines_read_total",
-                "Lines read by this process",
-                |c| c.lines,
-            ),
-            (
-                "warden_lines_invalid_utf8_total",
-                "Lines with invalid UTF-8 (decoded lossily)",
-                |c| c.invalid_utf8,
-            ),
-            (
-                "warden_lines_truncated_total",
-                "Lines cut at the length limit",
-                |c| c.truncated,
-            ),
-            (
-                "warden_lines_unparsed_total",
-                "Lines whose header could not be parsed",
-                |c| c.unparsed,
-            ),
-            ("warden_events_total", "Authentication events parsed", |c| {
-                c.events
-            }),
-            ("warden_file_rotations_total", "Rotations followed", |c| {
-                c.rotations
-            }),
-            (
-                "warden_file_truncations_total",
-                "Truncations (copytruncate) followed",
-                |c| c.truncations,
-            ),
-            (
-                "warden_file_missing_total",
-                "Times a tailed file was found missing",
-                |c| c.missing,
-            ),
+            ("warden_lines_read_total", "Lines read by this process", |c| c.lines),
+            ("warden_lines_invalid_utf8_total", "Lines with invalid UTF-8 (decoded lossily)", |c| c.invalid_utf8),
+            ("warden_lines_truncated_total", "Lines cut at the length limit", |c| c.truncated),
+            ("warden_lines_unparsed_total", "Lines whose header could not be parsed", |c| c.unparsed),
+            ("warden_events_total", "Authentication events parsed", |c| c.events),
+            ("warden_file_rotations_total", "Rotations followed", |c| c.rotations),
+            ("warden_file_truncations_total", "Truncations (copytruncate) followed", |c| c.truncations),
+            ("warden_file_missing_total", "Times a tailed file was found missing", |c| c.missing),
         ];
         for (name, help, get) in per_source {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -179,10 +112,7 @@ impl Metrics {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
                 last = name.clone();
             }
-            let labels: Vec<String> = labels
-                .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
-                .collect();
+            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape_label(v))).collect();
             if labels.is_empty() {
                 let _ = writeln!(out, "{name} {value}");
             } else {
@@ -194,9 +124,7 @@ impl Metrics {
 }
 
 fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default level (`info`).

@@ -48,15 +48,9 @@ pub struct ExecuteTool(pub ToolCall);
 /// What a successful tool call produced.
 #[derive(Debug, Clone)]
 pub enum ToolOutput {
-    Findings {
-        findings: Vec<Finding>,
-        state: serde_json::Value,
-    },
+    Findings { findings: Vec<Finding>, delta: crate::tools::detection::auth::StateDelta },
     Triage(TriageResult),
-    Executed {
-        argv: Vec<String>,
-        output: String,
-    },
+    Executed { argv: Vec<String>, output: String },
 }
 
 /// The outcome of a tool call. Failure is a value.
@@ -136,15 +130,9 @@ impl ToolExecutor {
                 };
                 match catch_unwind(AssertUnwindSafe(|| {
                     let findings = det.analyze(&events);
-                    let state = serde_json::to_value(&det.state);
-                    (findings, state)
+                    (findings, det.take_delta())
                 })) {
-                    Ok((findings, Ok(state))) => {
-                        ToolOutcome::Succeeded(ToolOutput::Findings { findings, state })
-                    }
-                    Ok((_, Err(e))) => {
-                        ToolOutcome::Failed(format!("cannot encode detector state: {e}"))
-                    }
+                    Ok((findings, delta)) => ToolOutcome::Succeeded(ToolOutput::Findings { findings, delta }),
                     Err(p) => {
                         self.detector_poisoned = true;
                         ToolOutcome::Failed(format!("analyze_logs panicked: {}", panic_text(&p)))
@@ -154,9 +142,7 @@ impl ToolExecutor {
             ToolCall::TriageIncident { incident } => {
                 match catch_unwind(AssertUnwindSafe(|| response::triage(&incident))) {
                     Ok(t) => ToolOutcome::Succeeded(ToolOutput::Triage(t)),
-                    Err(p) => {
-                        ToolOutcome::Failed(format!("triage_incident panicked: {}", panic_text(&p)))
-                    }
+                    Err(p) => ToolOutcome::Failed(format!("triage_incident panicked: {}", panic_text(&p))),
                 }
             }
             ToolCall::ContainThreat(spec) => {
@@ -164,19 +150,16 @@ impl ToolExecutor {
                 let ip: std::net::IpAddr = match spec.target.parse() {
                     Ok(ip) => ip,
                     Err(_) => {
-                        return Ok(ToolOutcome::Denied(format!(
-                            "`{}` is not an IP address",
-                            spec.target
-                        )));
+                        return Ok(ToolOutcome::Denied(format!("`{}` is not an IP address", spec.target)));
                     }
                 };
                 if self.protected.contains(ip) {
                     return Ok(ToolOutcome::Denied(format!("{ip} is protected")));
                 }
                 match spec.mode {
-                    ResponseMode::Observe | ResponseMode::Approve => ToolOutcome::DryRun {
-                        argv: response::block_ip_argv(ip, spec.ttl_secs),
-                    },
+                    ResponseMode::Observe | ResponseMode::Approve => {
+                        ToolOutcome::DryRun { argv: response::block_ip_argv(ip, spec.ttl_secs) }
+                    }
                     ResponseMode::Enforce => return Err(spec),
                 }
             }
@@ -199,11 +182,7 @@ async fn run_argv(argv: &[String], stdin: Option<&str>) -> ToolOutcome {
     };
     let mut cmd = tokio::process::Command::new(prog);
     cmd.args(args)
-        .stdin(if stdin.is_some() {
-            std::process::Stdio::piped()
-        } else {
-            std::process::Stdio::null()
-        })
+        .stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
@@ -218,22 +197,11 @@ async fn run_argv(argv: &[String], stdin: Option<&str>) -> ToolOutcome {
         Err(_) => ToolOutcome::TimedOut,
         Ok(Err(e)) => ToolOutcome::Failed(format!("{prog}: {e}")),
         Ok(Ok(out)) => {
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
             if out.status.success() {
-                ToolOutcome::Succeeded(ToolOutput::Executed {
-                    argv: argv.to_vec(),
-                    output: text,
-                })
+                ToolOutcome::Succeeded(ToolOutput::Executed { argv: argv.to_vec(), output: text })
             } else {
-                ToolOutcome::Failed(format!(
-                    "{prog} exited with {}: {}",
-                    out.status,
-                    text.trim()
-                ))
+                ToolOutcome::Failed(format!("{prog} exited with {}: {}", out.status, text.trim()))
             }
         }
     }
@@ -268,9 +236,7 @@ impl Handler<ExecuteTool> for ToolExecutor {
                 Box::pin(
                     async move {
                         if need_setup {
-                            let list =
-                                ["nft", "list", "table", "inet", response::contain::NFT_TABLE]
-                                    .map(String::from);
+                            let list = ["nft", "list", "table", "inet", response::contain::NFT_TABLE].map(String::from);
                             if !matches!(run_argv(&list, None).await, ToolOutcome::Succeeded(_)) {
                                 let setup = ["nft", "-f", "-"].map(String::from);
                                 if let o @ (ToolOutcome::Failed(_) | ToolOutcome::TimedOut) =

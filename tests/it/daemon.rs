@@ -13,8 +13,7 @@ fn file_source(log: &Path) -> String {
 }
 
 fn lines_processed(d: &Daemon) -> u64 {
-    d.metric("warden_source_lines_total{source=\"auth\"}")
-        .unwrap_or(0)
+    d.metric("warden_source_lines_total{source=\"auth\"}").unwrap_or(0)
 }
 
 /// An injected Detection envelope for `ip`, with a fresh finding id.
@@ -28,10 +27,7 @@ fn detection(ip: &str) -> String {
 }
 
 fn block_action(incident: &serde_json::Value) -> Option<&serde_json::Value> {
-    incident["actions"]
-        .as_array()?
-        .iter()
-        .find(|a| a["kind"] == "block_ip")
+    incident["actions"].as_array()?.iter().find(|a| a["kind"] == "block_ip")
 }
 
 #[test]
@@ -45,46 +41,24 @@ fn brute_force_through_rotations_becomes_a_dry_run_block() {
     let a = "203.0.113.10";
     let first: String = (0..3).map(|i| failed(a, "root", i)).collect();
     append(&log, &first);
-    eventually(20, "first lines read", || {
-        (lines_processed(&d) == 3).then_some(())
-    });
+    eventually(20, "first lines read", || (lines_processed(&d) == 3).then_some(()));
     std::fs::rename(&log, tmp.path().join("auth.log.1")).unwrap();
-    append(
-        &log,
-        &(3..5).map(|i| failed(a, "root", i)).collect::<String>(),
-    );
+    append(&log, &(3..5).map(|i| failed(a, "root", i)).collect::<String>());
 
     // Attacker B: three failures, then copytruncate, then two more.
     let b = "198.51.100.20";
-    append(
-        &log,
-        &(10..13).map(|i| failed(b, "admin", i)).collect::<String>(),
-    );
-    eventually(20, "lines before copytruncate read", || {
-        (lines_processed(&d) == 8).then_some(())
-    });
+    append(&log, &(10..13).map(|i| failed(b, "admin", i)).collect::<String>());
+    eventually(20, "lines before copytruncate read", || (lines_processed(&d) == 8).then_some(()));
     std::fs::copy(&log, tmp.path().join("auth.log.2")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(&log)
-        .unwrap();
+    std::fs::OpenOptions::new().write(true).truncate(true).open(&log).unwrap();
     eventually(20, "truncation noticed", || {
-        (d.metric("warden_file_truncations_total{source=\"auth\"}")
-            .unwrap_or(0)
-            == 1)
-            .then_some(())
+        (d.metric("warden_file_truncations_total{source=\"auth\"}").unwrap_or(0) == 1).then_some(())
     });
-    append(
-        &log,
-        &(13..15).map(|i| failed(b, "admin", i)).collect::<String>(),
-    );
+    append(&log, &(13..15).map(|i| failed(b, "admin", i)).collect::<String>());
 
     let incidents = eventually(20, "both incidents with their dry-run blocks", || {
         let all = d.incidents();
-        let ok = [a, b]
-            .iter()
-            .all(|ip| incident_for(&all, ip).and_then(block_action).is_some());
+        let ok = [a, b].iter().all(|ip| incident_for(&all, ip).and_then(block_action).is_some());
         ok.then_some(all)
     });
     assert_eq!(incidents.len(), 2, "{incidents:#?}");
@@ -99,38 +73,18 @@ fn brute_force_through_rotations_becomes_a_dry_run_block() {
         assert_eq!(act["target"], ip);
         assert_eq!(act["mode"], "observe");
         assert_eq!(act["status"], "dry_run");
-        let argv: Vec<&str> = act["argv"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
+        let argv: Vec<&str> = act["argv"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         assert_eq!(
             argv,
-            [
-                "nft",
-                "add",
-                "element",
-                "inet",
-                "warden",
-                "blocklist_v4",
-                &format!("{{ {ip} timeout 3600s }}")
-            ]
+            ["nft", "add", "element", "inet", "warden", "blocklist_v4", &format!("{{ {ip} timeout 3600s }}")]
         );
     }
-    assert_eq!(
-        d.metric("warden_file_rotations_total{source=\"auth\"}"),
-        Some(1)
-    );
+    assert_eq!(d.metric("warden_file_rotations_total{source=\"auth\"}"), Some(1));
     assert_eq!(lines_processed(&d), 10);
 
     // The CLI reads the same incidents through the API.
     let out = d.cli(&["incidents", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let cli: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cli.len(), 2);
     let id = cli[0]["id"].as_str().unwrap();
@@ -150,15 +104,8 @@ fn kill_9_while_appending_loses_and_duplicates_nothing() {
     let mut lines = Vec::new();
     for round in 0..6u32 {
         for n in 0..30u32 {
-            lines.push(failed(
-                &format!("198.18.7.{}", n + 1),
-                "root",
-                round * 40 + n,
-            ));
-            lines.push(auth_line(
-                round * 40 + n,
-                "pam_unix(sshd:session): session closed for user deploy",
-            ));
+            lines.push(failed(&format!("198.18.7.{}", n + 1), "root", round * 40 + n));
+            lines.push(auth_line(round * 40 + n, "pam_unix(sshd:session): session closed for user deploy"));
             lines.push(format!(
                 "{} testhost CRON[77]: (root) CMD (run-parts /etc/cron.hourly)\n",
                 chrono::Local::now().format("%b %e %H:%M:%S")
@@ -180,48 +127,23 @@ fn kill_9_while_appending_loses_and_duplicates_nothing() {
     }
     d.spawn();
 
-    eventually(30, "every line processed after restart", || {
-        (lines_processed(&d) == total).then_some(())
-    });
+    eventually(30, "every line processed after restart", || (lines_processed(&d) == total).then_some(()));
     let incidents = eventually(30, "30 incidents with actions", || {
         let all = d.incidents();
         (all.len() == 30 && all.iter().all(|i| block_action(i).is_some())).then_some(all)
     });
-    assert_eq!(
-        d.metric("warden_auth_events_total{kind=\"failure\"}"),
-        Some(180),
-        "each failure counted exactly once"
-    );
+    assert_eq!(d.metric("warden_auth_events_total{kind=\"failure\"}"), Some(180), "each failure counted exactly once");
     for n in 1..=30 {
         let ip = format!("198.18.7.{n}");
-        let matching: Vec<_> = incidents
-            .iter()
-            .filter(|i| {
-                i["entities"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|e| e == ip.as_str())
-            })
-            .collect();
+        let matching: Vec<_> =
+            incidents.iter().filter(|i| i["entities"].as_array().unwrap().iter().any(|e| e == ip.as_str())).collect();
         assert_eq!(matching.len(), 1, "exactly one incident for {ip}");
-        assert_eq!(
-            matching[0]["findings"].as_array().unwrap().len(),
-            1,
-            "one finding for {ip}"
-        );
-        assert_eq!(
-            matching[0]["actions"].as_array().unwrap().len(),
-            1,
-            "one action for {ip}"
-        );
+        assert_eq!(matching[0]["findings"].as_array().unwrap().len(), 1, "one finding for {ip}");
+        assert_eq!(matching[0]["actions"].as_array().unwrap().len(), 1, "one action for {ip}");
     }
     // Nothing is left unacknowledged, and the ledger is intact.
-    eventually(10, "inbox drained", || {
-        (d.metric("warden_inbox_depth") == Some(0)).then_some(())
-    });
-    let verify: serde_json::Value =
-        serde_json::from_str(&d.get("/v1/audit/verify").unwrap().body).unwrap();
+    eventually(10, "inbox drained", || (d.metric("warden_inbox_depth") == Some(0)).then_some(()));
+    let verify: serde_json::Value = serde_json::from_str(&d.get("/v1/audit/verify").unwrap().body).unwrap();
     assert_eq!(verify["ok"], true, "{verify}");
 }
 
@@ -230,35 +152,19 @@ fn a_panicking_agent_is_restarted_and_its_message_redelivered_until_the_budget_i
     let tmp = tempfile::tempdir().unwrap();
     let actors = copy_actors(tmp.path());
     let ir = actors.join("incident-response/agent.toml");
-    let text = std::fs::read_to_string(&ir)
-        .unwrap()
-        .replace("max_restarts = 5", "max_restarts = 2\nbackoff_ms = 20");
+    let text = std::fs::read_to_string(&ir).unwrap().replace("max_restarts = 5", "max_restarts = 2\nbackoff_ms = 20");
     std::fs::write(&ir, text).unwrap();
-    let d = Daemon::start(
-        tmp.path(),
-        "",
-        "[testing]\nfault_injection = true\n",
-        Some(actors),
-    );
+    let d = Daemon::start(tmp.path(), "", "[testing]\nfault_injection = true\n", Some(actors));
 
     let restarts = |d: &Daemon| {
         d.agents()
             .into_iter()
             .find(|a| a["name"] == "incident-response")
-            .map(|a| {
-                (
-                    a["state"].as_str().unwrap().to_string(),
-                    a["restarts"].as_u64().unwrap(),
-                )
-            })
+            .map(|a| (a["state"].as_str().unwrap().to_string(), a["restarts"].as_u64().unwrap()))
     };
     let arm = |d: &Daemon| {
-        eventually(10, "incident-response running", || {
-            (restarts(d).unwrap().0 == "running").then_some(())
-        });
-        let r = d
-            .post("/v1/testing/agents/incident-response/panic", "")
-            .unwrap();
+        eventually(10, "incident-response running", || (restarts(d).unwrap().0 == "running").then_some(()));
+        let r = d.post("/v1/testing/agents/incident-response/panic", "").unwrap();
         assert_eq!(r.status, 202, "{}", r.body);
     };
 
@@ -266,57 +172,31 @@ fn a_panicking_agent_is_restarted_and_its_message_redelivered_until_the_budget_i
     arm(&d);
     let r = d.post("/v1/inject", &detection("203.0.113.50")).unwrap();
     assert_eq!(r.status, 202, "{}", r.body);
-    let inc = eventually(20, "incident after redelivery", || {
-        incident_for(&d.incidents(), "203.0.113.50").cloned()
-    });
+    let inc = eventually(20, "incident after redelivery", || incident_for(&d.incidents(), "203.0.113.50").cloned());
     assert_eq!(inc["findings"].as_array().unwrap().len(), 1);
     assert_eq!(restarts(&d).unwrap().1, 1);
-    assert!(
-        d.stderr()
-            .contains("fault injection: agent `incident-response` panics")
-    );
+    assert!(d.stderr().contains("fault injection: agent `incident-response` panics"));
 
     // 2. A second panic is still within the budget of 2.
     arm(&d);
     d.post("/v1/inject", &detection("203.0.113.51")).unwrap();
-    eventually(20, "second incident", || {
-        incident_for(&d.incidents(), "203.0.113.51").cloned()
-    });
+    eventually(20, "second incident", || incident_for(&d.incidents(), "203.0.113.51").cloned());
     assert_eq!(restarts(&d).unwrap().1, 2);
 
     // 3. The third exhausts it: the agent is failed and an incident says so.
     arm(&d);
     d.post("/v1/inject", &detection("203.0.113.52")).unwrap();
-    eventually(20, "agent marked failed", || {
-        (restarts(&d).unwrap().0 == "failed").then_some(())
-    });
-    let failed = eventually(10, "agent-failed incident", || {
-        d.incidents()
-            .into_iter()
-            .find(|i| i["type"] == "agent_failed")
-    });
-    assert!(
-        failed["title"]
-            .as_str()
-            .unwrap()
-            .contains("incident-response")
-    );
+    eventually(20, "agent marked failed", || (restarts(&d).unwrap().0 == "failed").then_some(()));
+    let failed =
+        eventually(10, "agent-failed incident", || d.incidents().into_iter().find(|i| i["type"] == "agent_failed"));
+    assert!(failed["title"].as_str().unwrap().contains("incident-response"));
     // The undelivered detection is kept, not lost.
-    let ir = d
-        .agents()
-        .into_iter()
-        .find(|a| a["name"] == "incident-response")
-        .unwrap();
+    let ir = d.agents().into_iter().find(|a| a["name"] == "incident-response").unwrap();
     assert_eq!(ir["mailbox_depth"], 1);
     let out = d.cli(&["agents"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("incident-response") && l.contains("failed")),
-        "{text}"
-    );
-    let health: serde_json::Value =
-        serde_json::from_str(&d.get("/v1/health").unwrap().body).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("incident-response") && l.contains("failed")), "{text}");
+    let health: serde_json::Value = serde_json::from_str(&d.get("/v1/health").unwrap().body).unwrap();
     assert_eq!(health["status"], "degraded");
 }
 
@@ -324,12 +204,7 @@ fn a_panicking_agent_is_restarted_and_its_message_redelivered_until_the_budget_i
 fn fault_injection_is_off_by_default() {
     let tmp = tempfile::tempdir().unwrap();
     let d = Daemon::start(tmp.path(), "", "", None);
-    assert_eq!(
-        d.post("/v1/testing/agents/incident-response/panic", "")
-            .unwrap()
-            .status,
-        404
-    );
+    assert_eq!(d.post("/v1/testing/agents/incident-response/panic", "").unwrap().status, 404);
 }
 
 #[test]
@@ -341,67 +216,32 @@ fn admin_rejects_bad_requests_and_routes_injected_envelopes() {
 
     // The token file is private.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(d.data_dir.join("admin.token"))
-        .unwrap()
-        .permissions()
-        .mode();
+    let mode = std::fs::metadata(d.data_dir.join("admin.token")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 
     // 401: missing or wrong token, on every endpoint.
     for path in ["/v1/health", "/v1/incidents", "/metrics", "/v1/agents"] {
-        assert_eq!(
-            request(d.addr, "GET", path, None, None).unwrap().status,
-            401,
-            "{path}"
-        );
-        assert_eq!(
-            request(d.addr, "GET", path, Some("wrong"), None)
-                .unwrap()
-                .status,
-            401,
-            "{path}"
-        );
+        assert_eq!(request(d.addr, "GET", path, None, None).unwrap().status, 401, "{path}");
+        assert_eq!(request(d.addr, "GET", path, Some("wrong"), None).unwrap().status, 401, "{path}");
     }
-    assert_eq!(
-        request(d.addr, "POST", "/v1/inject", None, Some("{not json"))
-            .unwrap()
-            .status,
-        401
-    );
+    assert_eq!(request(d.addr, "POST", "/v1/inject", None, Some("{not json")).unwrap().status, 401);
     // 400: malformed JSON, unknown payload kind, unknown fields, unknown agent.
     let r = d.post("/v1/inject", "{not json").unwrap();
     assert_eq!(r.status, 400);
     assert!(r.body.contains("malformed JSON"), "{}", r.body);
-    let r = d
-        .post("/v1/inject", r#"{"payload": {"kind": "nonsense"}}"#)
-        .unwrap();
+    let r = d.post("/v1/inject", r#"{"payload": {"kind": "nonsense"}}"#).unwrap();
     assert_eq!(r.status, 400);
     assert!(r.body.contains("nonsense"), "{}", r.body);
-    let r = d
-        .post(
-            "/v1/inject",
-            r#"{"payload": {"kind": "instruction", "text": "x"}, "to": "nobody"}"#,
-        )
-        .unwrap();
+    let r = d.post("/v1/inject", r#"{"payload": {"kind": "instruction", "text": "x"}, "to": "nobody"}"#).unwrap();
     assert_eq!(r.status, 400);
     assert!(r.body.contains("nobody"), "{}", r.body);
-    let r = d
-        .post("/v1/inject", r#"{"source": "nope", "lines": []}"#)
-        .unwrap();
+    let r = d.post("/v1/inject", r#"{"source": "nope", "lines": []}"#).unwrap();
     assert_eq!(r.status, 400);
     assert_eq!(d.post("/v1/inject", r#"{"hello": 1}"#).unwrap().status, 400);
     assert_eq!(d.get("/v1/incidents/not-a-uuid").unwrap().status, 400);
-    assert_eq!(
-        d.get(&format!("/v1/incidents/{}", uuid::Uuid::new_v4()))
-            .unwrap()
-            .status,
-        404
-    );
+    assert_eq!(d.get(&format!("/v1/incidents/{}", uuid::Uuid::new_v4())).unwrap().status, 404);
     // 413: a body over the configured 64 KiB limit.
-    let big = format!(
-        r#"{{"source": "auth", "lines": ["{}"]}}"#,
-        "a".repeat(70_000)
-    );
+    let big = format!(r#"{{"source": "auth", "lines": ["{}"]}}"#, "a".repeat(70_000));
     assert_eq!(d.post("/v1/inject", &big).unwrap().status, 413);
 
     // An injected Detection envelope becomes a triaged incident with a dry-run block.
@@ -410,71 +250,34 @@ fn admin_rejects_bad_requests_and_routes_injected_envelopes() {
     let id: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert!(uuid::Uuid::parse_str(id["envelope_id"].as_str().unwrap()).is_ok());
     let inc = eventually(20, "injected incident", || {
-        incident_for(&d.incidents(), "198.51.100.77")
-            .cloned()
-            .filter(|i| block_action(i).is_some())
+        incident_for(&d.incidents(), "198.51.100.77").cloned().filter(|i| block_action(i).is_some())
     });
     assert_eq!(inc["status"], "triaged");
 
     // A Detection against a protected address opens an incident but proposes nothing.
-    assert_eq!(
-        d.post("/v1/inject", &detection("127.0.0.1"))
-            .unwrap()
-            .status,
-        202
-    );
+    assert_eq!(d.post("/v1/inject", &detection("127.0.0.1")).unwrap().status, 202);
     let inc = eventually(20, "protected incident triaged", || {
-        incident_for(&d.incidents(), "127.0.0.1")
-            .cloned()
-            .filter(|i| i["status"] == "triaged")
+        incident_for(&d.incidents(), "127.0.0.1").cloned().filter(|i| i["status"] == "triaged")
     });
     assert!(inc["actions"].as_array().unwrap().is_empty(), "{inc:#}");
     assert!(inc["notes"][0].as_str().unwrap().contains("protected"));
 
     // Raw lines for a named source go through detection like read ones.
-    let lines: Vec<String> = (0..5)
-        .map(|i| failed("203.0.113.99", "oracle", i).trim_end().to_string())
-        .collect();
-    let r = d
-        .post(
-            "/v1/inject",
-            &serde_json::json!({ "source": "auth", "lines": lines }).to_string(),
-        )
-        .unwrap();
+    let lines: Vec<String> = (0..5).map(|i| failed("203.0.113.99", "oracle", i).trim_end().to_string()).collect();
+    let r = d.post("/v1/inject", &serde_json::json!({ "source": "auth", "lines": lines }).to_string()).unwrap();
     assert_eq!(r.status, 202, "{}", r.body);
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["findings"],
-        1
-    );
-    eventually(20, "incident from injected lines", || {
-        incident_for(&d.incidents(), "203.0.113.99").cloned()
-    });
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["findings"], 1);
+    eventually(20, "incident from injected lines", || incident_for(&d.incidents(), "203.0.113.99").cloned());
 
     // The CLI inject, status and audit verify work against the same daemon.
-    let out = d.cli(&[
-        "inject",
-        "--payload",
-        r#"{"kind":"instruction","text":"hello"}"#,
-        "--to",
-        "vulnerability-management",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        d.cli(&["inject", "--payload", r#"{"kind":"instruction","text":"hello"}"#, "--to", "vulnerability-management"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(d.cli(&["status"]).status.success());
     let out = d.cli(&["audit", "verify"]);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("audit ledger OK"),
-        "{out:?}"
-    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("audit ledger OK"), "{out:?}");
     let metrics = d.get("/metrics").unwrap();
-    assert!(
-        metrics
-            .body
-            .contains("# TYPE warden_findings_total counter")
-    );
+    assert!(metrics.body.contains("# TYPE warden_findings_total counter"));
 
     // SIGTERM stops it cleanly.
     assert_eq!(d.terminate(), Some(0));
@@ -487,10 +290,8 @@ fn hostile_input_is_counted_not_fatal() {
     let log = tmp.path().join("auth.log");
     std::fs::write(&log, b"").unwrap(); // An empty file to start with.
     let d = Daemon::start(tmp.path(), &file_source(&log), "", None);
-    let mut garbage: Vec<u8> = (0..4096u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
-        .filter(|b| *b != b'\n')
-        .collect();
+    let mut garbage: Vec<u8> =
+        (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).filter(|b| *b != b'\n').collect();
     garbage.push(b'\n');
     let mut data = Vec::new();
     data.extend_from_slice(b"\xff\xfe invalid utf-8 \xc3\x28\n");
@@ -505,37 +306,18 @@ fn hostile_input_is_counted_not_fatal() {
         .open(&log)
         .and_then(|mut f| std::io::Write::write_all(&mut f, &data))
         .unwrap();
-    let inc = eventually(30, "incident after garbage", || {
-        incident_for(&d.incidents(), "203.0.113.77").cloned()
-    });
-    assert!(
-        d.metric("warden_lines_invalid_utf8_total{source=\"auth\"}")
-            .unwrap()
-            >= 2
-    );
-    assert_eq!(
-        d.metric("warden_lines_truncated_total{source=\"auth\"}"),
-        Some(1)
-    );
+    let inc = eventually(30, "incident after garbage", || incident_for(&d.incidents(), "203.0.113.77").cloned());
+    assert!(d.metric("warden_lines_invalid_utf8_total{source=\"auth\"}").unwrap() >= 2);
+    assert_eq!(d.metric("warden_lines_truncated_total{source=\"auth\"}"), Some(1));
     // Control characters from the log never reach the record raw.
     assert!(!inc.to_string().contains('\u{1b}'));
     // The tailed file is deleted: counted, logged, and a new file is picked up.
     std::fs::remove_file(&log).unwrap();
     eventually(20, "missing file counted", || {
-        (d.metric("warden_file_missing_total{source=\"auth\"}")
-            .unwrap_or(0)
-            >= 1)
-            .then_some(())
+        (d.metric("warden_file_missing_total{source=\"auth\"}").unwrap_or(0) >= 1).then_some(())
     });
-    append(
-        &log,
-        &(0..5)
-            .map(|i| failed("203.0.113.78", "root", 100 + i))
-            .collect::<String>(),
-    );
-    eventually(20, "incident from the new file", || {
-        incident_for(&d.incidents(), "203.0.113.78").cloned()
-    });
+    append(&log, &(0..5).map(|i| failed("203.0.113.78", "root", 100 + i)).collect::<String>());
+    eventually(20, "incident from the new file", || incident_for(&d.incidents(), "203.0.113.78").cloned());
     assert!(d.stderr().contains("line too long, cut"));
     assert!(d.stderr().contains("tailed file was removed"));
     assert!(!d.stderr().contains("panicked"));

@@ -7,12 +7,7 @@ use warden::messages::Checkpoint;
 use warden::store::{Store, TreeName};
 
 fn entry(i: u32) -> AuditEntry {
-    AuditEntry::new(
-        "test",
-        AuditKind::ToolCall,
-        format!("call-{i}"),
-        serde_json::json!({ "n": i }),
-    )
+    AuditEntry::new("test", AuditKind::ToolCall, format!("call-{i}"), serde_json::json!({ "n": i }))
 }
 
 #[test]
@@ -22,11 +17,7 @@ fn a_tampered_audit_record_is_named_by_verify() {
     {
         let mut kb = KnowledgeBase::new(Store::open(&db, 8 << 20).unwrap()).unwrap();
         for i in 0..10 {
-            kb.commit(&Commit {
-                audit: vec![entry(i)],
-                ..Commit::default()
-            })
-            .unwrap();
+            kb.commit(&Commit { audit: vec![entry(i)], ..Commit::default() }).unwrap();
         }
         let report = kb.verify_audit().unwrap();
         assert!(report.ok);
@@ -36,30 +27,18 @@ fn a_tampered_audit_record_is_named_by_verify() {
     // Reopening continues the chain from the stored head.
     {
         let mut kb = KnowledgeBase::new(Store::open(&db, 8 << 20).unwrap()).unwrap();
-        kb.commit(&Commit {
-            audit: vec![entry(10), entry(11)],
-            ..Commit::default()
-        })
-        .unwrap();
+        kb.commit(&Commit { audit: vec![entry(10), entry(11)], ..Commit::default() }).unwrap();
         assert_eq!(kb.verify_audit().unwrap().records, 12);
         // Tamper: change the detail of record 6 without fixing its hash.
         let key = 6u64.to_be_bytes();
         let raw = kb.store().get(TreeName::Audit, &key).unwrap().unwrap();
-        let forged = String::from_utf8(raw)
-            .unwrap()
-            .replace("\"n\":6", "\"n\":666");
-        kb.store()
-            .put_raw(TreeName::Audit, &key, forged.as_bytes())
-            .unwrap();
+        let forged = String::from_utf8(raw).unwrap().replace("\"n\":6", "\"n\":666");
+        kb.store().put_raw(TreeName::Audit, &key, forged.as_bytes()).unwrap();
         let report = kb.verify_audit().unwrap();
         assert!(!report.ok);
         let broken = report.first_broken.unwrap();
         assert_eq!(broken.seq, 6);
-        assert!(
-            broken.reason.contains("does not match its hash"),
-            "{}",
-            broken.reason
-        );
+        assert!(broken.reason.contains("does not match its hash"), "{}", broken.reason);
         kb.store().flush_blocking().unwrap();
     }
     // The CLI reports it too (offline, as the daemon is not running).
@@ -69,67 +48,35 @@ fn a_tampered_audit_record_is_named_by_verify() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("BROKEN at record 6"),
-        "{out:?}"
-    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("BROKEN at record 6"), "{out:?}");
 }
 
 #[test]
 fn a_rechained_forgery_breaks_the_next_link() {
     let tmp = tempfile::tempdir().unwrap();
     let mut kb = KnowledgeBase::new(Store::open(tmp.path(), 8 << 20).unwrap()).unwrap();
-    kb.commit(&Commit {
-        audit: (0..5).map(entry).collect(),
-        ..Commit::default()
-    })
-    .unwrap();
+    kb.commit(&Commit { audit: (0..5).map(entry).collect(), ..Commit::default() }).unwrap();
     // Re-chaining a forged record is detected by the next record's link.
-    let raw = kb
-        .store()
-        .get(TreeName::Audit, &2u64.to_be_bytes())
-        .unwrap()
-        .unwrap();
+    let raw = kb.store().get(TreeName::Audit, &2u64.to_be_bytes()).unwrap().unwrap();
     let mut v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     v["record"]["detail"]["n"] = 99.into();
     let rec: warden::kb::audit::AuditRecord = serde_json::from_value(v["record"].clone()).unwrap();
     v["hash"] = warden::kb::audit::chain_hash(&rec.prev, &rec).into();
-    kb.store()
-        .put_raw(
-            TreeName::Audit,
-            &2u64.to_be_bytes(),
-            v.to_string().as_bytes(),
-        )
-        .unwrap();
+    kb.store().put_raw(TreeName::Audit, &2u64.to_be_bytes(), v.to_string().as_bytes()).unwrap();
     let broken = kb.verify_audit().unwrap().first_broken.unwrap();
     assert_eq!(broken.seq, 3);
-    assert!(
-        broken.reason.contains("previous-hash link"),
-        "{}",
-        broken.reason
-    );
+    assert!(broken.reason.contains("previous-hash link"), "{}", broken.reason);
 }
 
 #[test]
 fn commits_are_atomic_and_records_versioned() {
     let tmp = tempfile::tempdir().unwrap();
     let mut kb = KnowledgeBase::new(Store::open(tmp.path(), 8 << 20).unwrap()).unwrap();
-    let cp = Checkpoint {
-        inode: 7,
-        offset: 42,
-        seq: 3,
-        ..Checkpoint::default()
-    };
+    let cp = Checkpoint { inode: 7, offset: 42, seq: 3, ..Checkpoint::default() };
     kb.commit(&Commit {
         writes: vec![
-            Write::Checkpoint {
-                source: "auth".into(),
-                checkpoint: cp.clone(),
-            },
-            Write::State {
-                key: "x".into(),
-                value: serde_json::json!({ "a": 1 }),
-            },
+            Write::Checkpoint { source: "auth".into(), checkpoint: cp.clone() },
+            Write::State { key: "x".into(), value: serde_json::json!({ "a": 1 }) },
         ],
         audit: vec![entry(0)],
         flush: false,
@@ -139,19 +86,10 @@ fn commits_are_atomic_and_records_versioned() {
         QueryAnswer::Checkpoint(Some(got)) => assert_eq!(got, cp),
         other => panic!("{other:?}"),
     }
-    let raw = kb
-        .store()
-        .get(TreeName::Checkpoints, b"auth")
-        .unwrap()
-        .unwrap();
-    assert!(
-        String::from_utf8(raw).unwrap().starts_with("{\"v\":1,"),
-        "records carry their schema version"
-    );
+    let raw = kb.store().get(TreeName::Checkpoints, b"auth").unwrap().unwrap();
+    assert!(String::from_utf8(raw).unwrap().starts_with("{\"v\":1,"), "records carry their schema version");
     // A record from a future schema is refused, not misread.
-    kb.store()
-        .put_raw(TreeName::State, b"x", br#"{"v":99,"data":{}}"#)
-        .unwrap();
+    kb.store().put_raw(TreeName::State, b"x", br#"{"v":99,"data":{}}"#).unwrap();
     let err = kb.query(&Query::State("x".into())).unwrap_err().to_string();
     assert!(err.contains("schema version 99"), "{err}");
 }

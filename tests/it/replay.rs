@@ -30,24 +30,14 @@ struct ExpectedIncident {
 }
 
 fn replay_json(file: &Path) -> Vec<serde_json::Value> {
-    let out = Command::new(BIN)
-        .arg("replay")
-        .arg("--json")
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "replay failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(BIN).arg("replay").arg("--json").arg(file).output().unwrap();
+    assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Runs one scenario and compares what replay found with what it expects.
 fn check(case: &Path) {
-    let expected: Expected =
-        toml::from_str(&std::fs::read_to_string(case.join("expected.toml")).unwrap()).unwrap();
+    let expected: Expected = toml::from_str(&std::fs::read_to_string(case.join("expected.toml")).unwrap()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("auth.log");
     std::fs::copy(case.join("input.log"), &input).unwrap();
@@ -56,21 +46,13 @@ fn check(case: &Path) {
     drop(f);
     let got = replay_json(&input);
     let name = case.file_name().unwrap().to_string_lossy();
-    assert_eq!(
-        got.len(),
-        expected.incidents.len(),
-        "{name}: incidents {got:#?}"
-    );
+    assert_eq!(got.len(), expected.incidents.len(), "{name}: incidents {got:#?}");
     for want in &expected.incidents {
         let inc = crate::support::incident_for(&got, &want.entity)
             .unwrap_or_else(|| panic!("{name}: no incident for {}", want.entity));
         assert_eq!(inc["type"], want.kind.as_str(), "{name}");
         assert_eq!(inc["severity"], want.severity.as_str(), "{name}");
-        assert_eq!(
-            inc["findings"].as_array().unwrap().len(),
-            want.findings,
-            "{name}: {inc:#}"
-        );
+        assert_eq!(inc["findings"].as_array().unwrap().len(), want.findings, "{name}: {inc:#}");
         let actions = inc["actions"].as_array().unwrap();
         match want.action.as_str() {
             "none" => assert!(actions.is_empty(), "{name}: {inc:#}"),
@@ -82,11 +64,7 @@ fn check(case: &Path) {
         }
         if let Some(note) = &want.note {
             assert!(
-                inc["notes"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|n| n.as_str().unwrap().contains(note.as_str())),
+                inc["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains(note.as_str())),
                 "{name}: {inc:#}"
             );
         }
@@ -96,10 +74,7 @@ fn check(case: &Path) {
 #[test]
 fn scenarios() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios");
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
     cases.sort();
     assert!(cases.len() >= 5);
     for case in cases {
@@ -109,11 +84,13 @@ fn scenarios() {
 
 #[test]
 fn replay_prints_a_readable_summary() {
-    let case =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/brute-force/input.log");
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/brute-force/input.log");
     let out = Command::new(BIN).arg("replay").arg(&case).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("block_ip 203.0.113.7 mode=observe status=dry_run: nft add element inet warden blocklist_v4"), "{text}");
+    assert!(
+        text.contains("block_ip 203.0.113.7 mode=observe status=dry_run: nft add element inet warden blocklist_v4"),
+        "{text}"
+    );
     assert!(text.contains("replayed 9 lines"), "{text}");
 }
 
@@ -135,49 +112,23 @@ fn loghub_openssh_corpus() {
         let Some(i) = line.find("Failed ") else {
             continue;
         };
-        let secs = line[7..15]
-            .split(':')
-            .map(|p| p.parse::<u32>().unwrap())
-            .fold(0, |a, p| a * 60 + p);
+        let secs = line[7..15].split(':').map(|p| p.parse::<u32>().unwrap()).fold(0, |a, p| a * 60 + p);
         let n = line
             .find("message repeated ")
-            .map(|j| {
-                line[j + 17..]
-                    .split(' ')
-                    .next()
-                    .unwrap()
-                    .parse::<usize>()
-                    .unwrap()
-            })
+            .map(|j| line[j + 17..].split(' ').next().unwrap().parse::<usize>().unwrap())
             .unwrap_or(1);
-        let ip = line[i..]
-            .rsplit(" from ")
-            .next()
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap()
-            .to_string();
-        failures
-            .entry(ip)
-            .or_default()
-            .extend(std::iter::repeat_n(secs, n));
+        let ip = line[i..].rsplit(" from ").next().unwrap().split(' ').next().unwrap().to_string();
+        failures.entry(ip).or_default().extend(std::iter::repeat_n(secs, n));
     }
     let expected: std::collections::BTreeSet<String> = failures
         .iter()
-        .filter(|(_, ts)| {
-            ts.iter()
-                .enumerate()
-                .any(|(k, t)| ts[k..].iter().take_while(|u| **u < t + 600).count() >= 5)
-        })
+        .filter(|(_, ts)| ts.iter().enumerate().any(|(k, t)| ts[k..].iter().take_while(|u| **u < t + 600).count() >= 5))
         .map(|(ip, _)| ip.clone())
         .collect();
     assert!(expected.contains("183.62.140.253"));
     let got = replay_json(&file);
-    let got_ips: std::collections::BTreeSet<String> = got
-        .iter()
-        .map(|i| i["entities"][0].as_str().unwrap().to_string())
-        .collect();
+    let got_ips: std::collections::BTreeSet<String> =
+        got.iter().map(|i| i["entities"][0].as_str().unwrap().to_string()).collect();
     assert_eq!(got_ips, expected);
     assert_eq!(got.len(), expected.len(), "one incident per attacker");
     let busiest = crate::support::incident_for(&got, "183.62.140.253").unwrap();
@@ -189,37 +140,17 @@ fn clear_errors_for_bad_config_data_dir_and_port() {
     let tmp = tempfile::tempdir().unwrap();
     // A config error names the file and line.
     let cfg = tmp.path().join("bad.toml");
-    std::fs::write(
-        &cfg,
-        "[admin]\nlisten = \"127.0.0.1:1\"\n[response]\nmode = \"yolo\"\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .arg("run")
-        .arg("--config")
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    std::fs::write(&cfg, "[admin]\nlisten = \"127.0.0.1:1\"\n[response]\nmode = \"yolo\"\n").unwrap();
+    let out = Command::new(BIN).arg("run").arg("--config").arg(&cfg).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!("{}:4: unknown variant `yolo`", cfg.display())),
-        "{err}"
-    );
+    assert!(err.contains(&format!("{}:4: unknown variant `yolo`", cfg.display())), "{err}");
     // An unusable data directory (a file where a directory should be).
     let file = tmp.path().join("not-a-dir");
     std::fs::write(&file, "").unwrap();
-    let out = Command::new(BIN)
-        .arg("run")
-        .arg("--data-dir")
-        .arg(file.join("sub"))
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).arg("run").arg("--data-dir").arg(file.join("sub")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cannot create the data directory"),
-        "{out:?}"
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot create the data directory"), "{out:?}");
     // A port in use.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();
@@ -235,10 +166,7 @@ fn clear_errors_for_bad_config_data_dir_and_port() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
-        "{err}"
-    );
+    assert!(err.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{err}");
     // The CLI without a running daemon says so.
     drop(busy);
     let out = Command::new(BIN)
@@ -249,8 +177,5 @@ fn clear_errors_for_bad_config_data_dir_and_port() {
         .arg(tmp.path().join("d"))
         .output()
         .unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("is `warden run` running?"),
-        "{out:?}"
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is `warden run` running?"), "{out:?}");
 }

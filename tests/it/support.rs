@@ -25,11 +25,7 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) ->
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The shipped actors folder.
@@ -53,11 +49,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p))
-        } else {
-            out.push(p)
-        }
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
     }
     out
 }
@@ -66,21 +58,11 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 pub fn auth_line(second: u32, msg: &str) -> String {
     let now = chrono::Local::now();
     let t = now - chrono::Duration::seconds(3600 - second as i64);
-    format!(
-        "{} testhost sshd[{}]: {msg}\n",
-        t.format("%b %e %H:%M:%S"),
-        1000 + second
-    )
+    format!("{} testhost sshd[{}]: {msg}\n", t.format("%b %e %H:%M:%S"), 1000 + second)
 }
 
 pub fn failed(ip: &str, user: &str, second: u32) -> String {
-    auth_line(
-        second,
-        &format!(
-            "Failed password for {user} from {ip} port {} ssh2",
-            40000 + second
-        ),
-    )
+    auth_line(second, &format!("Failed password for {user} from {ip} port {} ssh2", 40000 + second))
 }
 
 /// A `warden run` process; killed when dropped.
@@ -97,12 +79,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// Writes a config with `sources_toml` and `extra_toml` and starts the daemon.
-    pub fn start(
-        dir: &Path,
-        sources_toml: &str,
-        extra_toml: &str,
-        actors: Option<PathBuf>,
-    ) -> Daemon {
+    pub fn start(dir: &Path, sources_toml: &str, extra_toml: &str, actors: Option<PathBuf>) -> Daemon {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let data_dir = dir.join("data");
@@ -127,30 +104,18 @@ impl Daemon {
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.stderr_log)
-            .unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.stderr_log).unwrap();
         let mut cmd = Command::new(BIN);
         cmd.arg("run").arg("--config").arg(&self.config);
         if let Some(a) = &self.actors {
             cmd.arg("--actors").arg(a);
         }
-        cmd.env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+        cmd.env("RUST_LOG", "info").stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         self.child = Some(cmd.spawn().expect("start warden"));
         let token_path = self.data_dir.join("admin.token");
-        self.token = eventually(30, "admin token file", || {
-            std::fs::read_to_string(&token_path)
-                .ok()
-                .filter(|t| !t.is_empty())
-        });
-        eventually(30, "admin API to answer", || {
-            self.get("/v1/health").ok().filter(|r| r.status == 200)
-        });
+        self.token =
+            eventually(30, "admin token file", || std::fs::read_to_string(&token_path).ok().filter(|t| !t.is_empty()));
+        eventually(30, "admin API to answer", || self.get("/v1/health").ok().filter(|r| r.status == 200));
     }
 
     pub fn kill9(&mut self) {
@@ -163,11 +128,7 @@ impl Daemon {
     /// SIGTERM and wait for a clean exit; returns the exit status code.
     pub fn terminate(&mut self) -> Option<i32> {
         let mut c = self.child.take()?;
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status()
-            .unwrap();
+        Command::new("kill").arg("-TERM").arg(c.id().to_string()).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(st) = c.try_wait().unwrap() {
@@ -202,21 +163,13 @@ impl Daemon {
     /// A metric's value from `/metrics` (`name{labels}` exactly as rendered).
     pub fn metric(&self, series: &str) -> Option<u64> {
         let body = self.get("/metrics").ok()?.body;
-        body.lines().find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|v| v.strip_prefix(' '))
-                .and_then(|v| v.trim().parse().ok())
-        })
+        body.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
     }
 
     /// Runs a CLI client command against this daemon.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN)
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .output()
-            .unwrap()
+        Command::new(BIN).args(args).arg("--config").arg(&self.config).output().unwrap()
     }
 
     pub fn stderr(&self) -> String {
@@ -234,24 +187,13 @@ impl Drop for Daemon {
 }
 
 /// Finds the incident whose entities include `entity`.
-pub fn incident_for<'a>(
-    incidents: &'a [serde_json::Value],
-    entity: &str,
-) -> Option<&'a serde_json::Value> {
-    incidents.iter().find(|i| {
-        i["entities"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|x| x == entity))
-    })
+pub fn incident_for<'a>(incidents: &'a [serde_json::Value], entity: &str) -> Option<&'a serde_json::Value> {
+    incidents.iter().find(|i| i["entities"].as_array().is_some_and(|e| e.iter().any(|x| x == entity)))
 }
 
 /// Appends text to a file (creating it).
 pub fn append(path: &Path, text: &str) {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
     f.write_all(text.as_bytes()).unwrap();
 }

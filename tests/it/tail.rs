@@ -13,22 +13,11 @@ use warden::telemetry::Metrics;
 use crate::support::{append, failed};
 
 fn cfg() -> IngestConfig {
-    IngestConfig {
-        max_line_bytes: 4096,
-        poll_interval_ms: 50,
-        batch_lines: 4,
-    }
+    IngestConfig { max_line_bytes: 4096, poll_interval_ms: 50, batch_lines: 4 }
 }
 
 fn tailer(path: &Path, cp: Option<Checkpoint>) -> Tailer {
-    Tailer::new(
-        "t",
-        path,
-        LogFormat::Auth,
-        cfg(),
-        cp,
-        Arc::new(Metrics::default()),
-    )
+    Tailer::new("t", path, LogFormat::Auth, cfg(), cp, Arc::new(Metrics::default()))
 }
 
 /// Drains everything available; returns the raw lines of the events and the last checkpoint.
@@ -72,16 +61,8 @@ fn resumes_from_the_checkpoint_across_a_rotation_while_stopped() {
     append(&log, &all[10..20].concat());
     let mut t = tailer(&log, Some(cp));
     let (raw, last, batches) = drain(&mut t);
-    assert_eq!(
-        raw,
-        trimmed(&all[n..]),
-        "every line after the checkpoint exactly once, in order"
-    );
-    assert_eq!(
-        batches.first().unwrap().seq,
-        Some(2),
-        "sequence numbers continue"
-    );
+    assert_eq!(raw, trimmed(&all[n..]), "every line after the checkpoint exactly once, in order");
+    assert_eq!(batches.first().unwrap().seq, Some(2), "sequence numbers continue");
     assert_eq!(last.unwrap().lines_total, 20);
 }
 
@@ -110,11 +91,7 @@ fn copytruncate_restarts_at_the_beginning() {
     append(&log, &all[..4].concat());
     let mut t = tailer(&log, None);
     assert_eq!(drain(&mut t).0.len(), 4);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(&log)
-        .unwrap();
+    std::fs::OpenOptions::new().write(true).truncate(true).open(&log).unwrap();
     assert!(drain(&mut t).0.is_empty());
     append(&log, &all[4..].concat());
     assert_eq!(drain(&mut t).0, trimmed(&all[4..]));

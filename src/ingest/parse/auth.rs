@@ -28,9 +28,7 @@ pub fn parse_line(line: &str, years: &mut YearInference) -> Option<Option<Event>
 }
 
 fn ip(token: &str) -> Option<IpAddr> {
-    let t = token
-        .trim_start_matches('[')
-        .trim_end_matches([']', ',', ';', ':']);
+    let t = token.trim_start_matches('[').trim_end_matches([']', ',', ';', ':']);
     t.parse().ok()
 }
 
@@ -41,19 +39,8 @@ fn from_addr(msg: &str) -> Option<(&str, IpAddr)> {
     Some((&msg[..i], ip(addr)?))
 }
 
-fn event(
-    kind: AuthEventKind,
-    src_ip: Option<IpAddr>,
-    user: Option<&str>,
-    method: Option<&str>,
-) -> AuthEvent {
-    AuthEvent {
-        kind,
-        src_ip,
-        user: user.map(|u| u.to_string()),
-        method: method.map(|m| m.to_string()),
-        count: 1,
-    }
+fn event(kind: AuthEventKind, src_ip: Option<IpAddr>, user: Option<&str>, method: Option<&str>) -> AuthEvent {
+    AuthEvent { kind, src_ip, user: user.map(|u| u.to_string()), method: method.map(|m| m.to_string()), count: 1 }
 }
 
 /// Parses an sshd message.
@@ -71,50 +58,24 @@ pub fn parse_sshd(msg: &str) -> Option<AuthEvent> {
         let (method, rest) = rest.split_once(" for ")?;
         let (who, addr) = from_addr(rest)?;
         let user = who.strip_prefix("invalid user ").unwrap_or(who);
-        return Some(event(
-            AuthEventKind::Failure,
-            Some(addr),
-            Some(user),
-            Some(method),
-        ));
+        return Some(event(AuthEventKind::Failure, Some(addr), Some(user), Some(method)));
     }
     if let Some(rest) = msg.strip_prefix("Accepted ") {
         let (method, rest) = rest.split_once(" for ")?;
         let (user, addr) = from_addr(rest)?;
-        return Some(event(
-            AuthEventKind::Success,
-            Some(addr),
-            Some(user),
-            Some(method),
-        ));
+        return Some(event(AuthEventKind::Success, Some(addr), Some(user), Some(method)));
     }
     if let Some(rest) = msg.strip_prefix("Invalid user ") {
-        let (user, addr) =
-            from_addr(&format!(" {rest}")).map(|(u, a)| (u.trim_start().to_string(), a))?;
-        return Some(event(
-            AuthEventKind::InvalidUser,
-            Some(addr),
-            Some(&user),
-            None,
-        ));
+        let (user, addr) = from_addr(&format!(" {rest}")).map(|(u, a)| (u.trim_start().to_string(), a))?;
+        return Some(event(AuthEventKind::InvalidUser, Some(addr), Some(&user), None));
     }
     if let Some(rest) = msg.strip_prefix("Did not receive identification string from ") {
-        return Some(event(
-            AuthEventKind::NoIdentification,
-            ip(rest.split(' ').next()?),
-            None,
-            None,
-        ));
+        return Some(event(AuthEventKind::NoIdentification, ip(rest.split(' ').next()?), None, None));
     }
     if let Some(rest) = msg.strip_prefix("error: maximum authentication attempts exceeded for ") {
         let (who, addr) = from_addr(rest)?;
         let user = who.strip_prefix("invalid user ").unwrap_or(who);
-        return Some(event(
-            AuthEventKind::MaxAttempts,
-            Some(addr),
-            Some(user),
-            None,
-        ));
+        return Some(event(AuthEventKind::MaxAttempts, Some(addr), Some(user), None));
     }
     if msg.starts_with("Disconnecting ") && msg.contains("Too many authentication failures") {
         // `Disconnecting authenticating user root 1.2.3.4 port 22: Too many ...`
@@ -125,10 +86,7 @@ pub fn parse_sshd(msg: &str) -> Option<AuthEvent> {
         return Some(event(AuthEventKind::MaxAttempts, Some(addr), user, None));
     }
     if msg.starts_with("pam_unix(") && msg.contains("): authentication failure;") {
-        let addr = msg
-            .split(' ')
-            .find_map(|w| w.strip_prefix("rhost="))
-            .and_then(ip);
+        let addr = msg.split(' ').find_map(|w| w.strip_prefix("rhost=")).and_then(ip);
         let user = msg.split(' ').find_map(|w| w.strip_prefix("user="));
         return Some(event(AuthEventKind::PamFailure, addr, user, None));
     }
@@ -154,18 +112,12 @@ mod tests {
 
     #[test]
     fn sshd_messages() {
-        assert_eq!(
-            p("Failed password for root from 1.2.3.4 port 22 ssh2"),
-            some(Failure, "1.2.3.4", Some("root"))
-        );
+        assert_eq!(p("Failed password for root from 1.2.3.4 port 22 ssh2"), some(Failure, "1.2.3.4", Some("root")));
         assert_eq!(
             p("Failed password for invalid user admin from 2001:db8::1 port 22 ssh2"),
             some(Failure, "2001:db8::1", Some("admin"))
         );
-        assert_eq!(
-            p("Failed none for invalid user x from 5.6.7.8 port 1 ssh2"),
-            some(Failure, "5.6.7.8", Some("x"))
-        );
+        assert_eq!(p("Failed none for invalid user x from 5.6.7.8 port 1 ssh2"), some(Failure, "5.6.7.8", Some("x")));
         assert_eq!(
             p("Accepted publickey for bob from 10.1.2.3 port 5 ssh2: RSA SHA256:abc"),
             some(Success, "10.1.2.3", Some("bob"))
@@ -174,24 +126,17 @@ mod tests {
             p("Invalid user webmaster from 173.234.31.186"),
             some(InvalidUser, "173.234.31.186", Some("webmaster"))
         );
-        assert_eq!(
-            p("Invalid user a from 1.1.1.1 port 40"),
-            some(InvalidUser, "1.1.1.1", Some("a"))
-        );
+        assert_eq!(p("Invalid user a from 1.1.1.1 port 40"), some(InvalidUser, "1.1.1.1", Some("a")));
         assert_eq!(
             p("Did not receive identification string from 9.9.9.9 port 3"),
             some(NoIdentification, "9.9.9.9", None)
         );
         assert_eq!(
-            p(
-                "error: maximum authentication attempts exceeded for invalid user z from 4.4.4.4 port 2 ssh2 [preauth]"
-            ),
+            p("error: maximum authentication attempts exceeded for invalid user z from 4.4.4.4 port 2 ssh2 [preauth]"),
             some(MaxAttempts, "4.4.4.4", Some("z"))
         );
         assert_eq!(
-            p(
-                "Disconnecting authenticating user root 4.3.2.1 port 22: Too many authentication failures [preauth]"
-            ),
+            p("Disconnecting authenticating user root 4.3.2.1 port 22: Too many authentication failures [preauth]"),
             some(MaxAttempts, "4.3.2.1", Some("root"))
         );
         assert_eq!(
@@ -205,17 +150,12 @@ mod tests {
             Some((Failure, Some("1.2.3.4".into()), Some("root".into()), 3))
         );
         assert_eq!(p("Connection closed by 1.2.3.4 port 22 [preauth]"), None);
-        assert_eq!(
-            p("Failed password for root from not-an-ip port 22 ssh2"),
-            None
-        );
+        assert_eq!(p("Failed password for root from not-an-ip port 22 ssh2"), None);
     }
 
     #[test]
     fn a_user_name_cannot_frame_another_address() {
-        let got = p(
-            "Failed password for invalid user x from 10.0.0.1 port 22 ssh2 from 6.6.6.6 port 4444 ssh2",
-        );
+        let got = p("Failed password for invalid user x from 10.0.0.1 port 22 ssh2 from 6.6.6.6 port 4444 ssh2");
         assert_eq!(got.unwrap().1.as_deref(), Some("6.6.6.6"));
     }
 }

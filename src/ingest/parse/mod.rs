@@ -18,8 +18,7 @@ pub struct YearInference {
 
 impl YearInference {
     pub fn new(reference: DateTime<Utc>) -> Self {
-        let offset =
-            chrono::Offset::fix(&chrono::Local.offset_from_utc_datetime(&reference.naive_utc()));
+        let offset = chrono::Offset::fix(&chrono::Local.offset_from_utc_datetime(&reference.naive_utc()));
         YearInference { reference, offset }
     }
 
@@ -32,12 +31,7 @@ impl YearInference {
         let year = self.reference.year();
         let at = |y: i32| {
             let naive = NaiveDate::from_ymd_opt(y, month, day)?.and_hms_opt(h, m, s)?;
-            Some(
-                self.offset
-                    .from_local_datetime(&naive)
-                    .single()?
-                    .with_timezone(&Utc),
-            )
+            Some(self.offset.from_local_datetime(&naive).single()?.with_timezone(&Utc))
         };
         // Feb 29 may exist only in the previous year.
         let this = at(year);
@@ -77,9 +71,7 @@ fn month(b: &[u8]) -> Option<u32> {
 
 fn num2(b: &[u8]) -> Option<u32> {
     match b {
-        [a, b] if a.is_ascii_digit() && b.is_ascii_digit() => {
-            Some(((a - b'0') * 10 + (b - b'0')) as u32)
-        }
+        [a, b] if a.is_ascii_digit() && b.is_ascii_digit() => Some(((a - b'0') * 10 + (b - b'0')) as u32),
         [b' ', b] | [b] if b.is_ascii_digit() => Some((b - b'0') as u32),
         _ => None,
     }
@@ -89,29 +81,19 @@ fn num2(b: &[u8]) -> Option<u32> {
 /// (`2026-11-26T14:47:49.123456+01:00 host program[pid]: message`).
 pub fn syslog<'a>(line: &'a str, years: &YearInference) -> Option<SyslogLine<'a>> {
     let b = line.as_bytes();
-    let (time, rest) =
-        if b.len() >= 16 && b[3] == b' ' && b[6] == b' ' && b[9] == b':' && b[12] == b':' {
-            let t = years.place(
-                month(&b[0..3])?,
-                num2(&b[4..6])?,
-                num2(&b[7..9])?,
-                num2(&b[10..12])?,
-                num2(&b[13..15])?,
-            )?;
-            (t, line.get(16..)?)
-        } else if b.len() > 20 && b[4] == b'-' && b[10] == b'T' {
-            let sp = line.find(' ')?;
-            let t = DateTime::parse_from_rfc3339(&line[..sp])
-                .ok()?
-                .with_timezone(&Utc);
-            (t, &line[sp + 1..])
-        } else {
-            return None;
-        };
+    let (time, rest) = if b.len() >= 16 && b[3] == b' ' && b[6] == b' ' && b[9] == b':' && b[12] == b':' {
+        let t =
+            years.place(month(&b[0..3])?, num2(&b[4..6])?, num2(&b[7..9])?, num2(&b[10..12])?, num2(&b[13..15])?)?;
+        (t, line.get(16..)?)
+    } else if b.len() > 20 && b[4] == b'-' && b[10] == b'T' {
+        let sp = line.find(' ')?;
+        let t = DateTime::parse_from_rfc3339(&line[..sp]).ok()?.with_timezone(&Utc);
+        (t, &line[sp + 1..])
+    } else {
+        return None;
+    };
     let (host, rest) = rest.split_once(' ')?;
-    let (tag, message) = rest
-        .split_once(": ")
-        .or_else(|| rest.strip_suffix(':').map(|t| (t, "")))?;
+    let (tag, message) = rest.split_once(": ").or_else(|| rest.strip_suffix(':').map(|t| (t, "")))?;
     let program = match tag.find('[') {
         Some(i) => &tag[..i],
         None => tag,
@@ -119,12 +101,7 @@ pub fn syslog<'a>(line: &'a str, years: &YearInference) -> Option<SyslogLine<'a>
     if program.is_empty() || program.contains(' ') {
         return None;
     }
-    Some(SyslogLine {
-        time,
-        host,
-        program,
-        message,
-    })
+    Some(SyslogLine { time, host, program, message })
 }
 
 #[cfg(test)]
@@ -132,47 +109,28 @@ mod tests {
     use super::*;
 
     fn years(reference: &str) -> YearInference {
-        YearInference::with_offset(
-            reference.parse().unwrap(),
-            FixedOffset::east_opt(0).unwrap(),
-        )
+        YearInference::with_offset(reference.parse().unwrap(), FixedOffset::east_opt(0).unwrap())
     }
 
     #[test]
     fn year_comes_from_the_reference() {
         let y = years("2026-11-26T12:00:00Z");
-        assert_eq!(
-            y.place(11, 26, 11, 0, 0).unwrap().to_rfc3339(),
-            "2026-11-26T11:00:00+00:00"
-        );
+        assert_eq!(y.place(11, 26, 11, 0, 0).unwrap().to_rfc3339(), "2026-11-26T11:00:00+00:00");
         // A December line read in early January belongs to last year.
         let y = years("2027-01-02T00:00:00Z");
-        assert_eq!(
-            y.place(12, 31, 23, 59, 59).unwrap().to_rfc3339(),
-            "2026-12-31T23:59:59+00:00"
-        );
+        assert_eq!(y.place(12, 31, 23, 59, 59).unwrap().to_rfc3339(), "2026-12-31T23:59:59+00:00");
         // Feb 29 of a leap year read in a non-leap year.
         let y = years("2025-03-01T00:00:00Z");
-        assert_eq!(
-            y.place(2, 29, 1, 0, 0).unwrap().to_rfc3339(),
-            "2024-02-29T01:00:00+00:00"
-        );
+        assert_eq!(y.place(2, 29, 1, 0, 0).unwrap().to_rfc3339(), "2024-02-29T01:00:00+00:00");
     }
 
     #[test]
     fn parses_both_header_forms() {
         let y = years("2026-11-26T12:00:00Z");
         let l = syslog("Nov  3 04:05:06 web1 sshd[42]: Failed password", &y).unwrap();
-        assert_eq!(
-            (l.host, l.program, l.message),
-            ("web1", "sshd", "Failed password")
-        );
+        assert_eq!((l.host, l.program, l.message), ("web1", "sshd", "Failed password"));
         assert_eq!(l.time.to_rfc3339(), "2026-11-03T04:05:06+00:00");
-        let l = syslog(
-            "2026-11-26T14:47:49.123+01:00 h sshd-session[7]: Accepted x",
-            &y,
-        )
-        .unwrap();
+        let l = syslog("2026-11-26T14:47:49.123+01:00 h sshd-session[7]: Accepted x", &y).unwrap();
         assert_eq!(l.program, "sshd-session");
         assert_eq!(l.time.to_rfc3339(), "2026-11-26T13:47:49.123+00:00");
         assert!(syslog("garbage", &y).is_none());

@@ -28,6 +28,10 @@ pub struct AddrState {
     in_window: u64,
     /// Event time of the last brute-force finding; at most one per window.
     last_alert: Option<DateTime<Utc>>,
+    /// Brute-force findings for this address so far; each doubles the wait before the
+    /// next one, so a persistent attacker extends its incident without flooding it.
+    #[serde(default)]
+    alerts: u32,
     /// Failures since the last success, and when the latest of them happened.
     streak: u64,
     streak_first: Option<DateTime<Utc>>,
@@ -40,11 +44,27 @@ pub struct AddrState {
 /// Everything the detector remembers, persisted with the source checkpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct AuthDetectorState {
-    addrs: HashMap<IpAddr, AddrState>,
+    pub addrs: HashMap<IpAddr, AddrState>,
+    #[serde(flatten)]
+    pub head: StateHead,
+}
+
+/// The part of the state that is not per address.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StateHead {
     /// Newest event time seen; drives pruning.
-    newest: Option<DateTime<Utc>>,
+    pub newest: Option<DateTime<Utc>>,
     /// Events seen, by kind (durable counters, exposed on `/metrics`).
     pub counts: std::collections::BTreeMap<String, u64>,
+}
+
+/// What changed since the last delta: stored instead of the whole state, so the cost of
+/// persisting a batch follows the addresses it touched, not all that are tracked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StateDelta {
+    pub head: StateHead,
+    pub upserts: Vec<(IpAddr, AddrState)>,
+    pub removed: Vec<IpAddr>,
 }
 
 /// The detector: parameters plus state.
@@ -52,11 +72,19 @@ pub struct AuthDetectorState {
 pub struct AuthDetector {
     params: DetectionParams,
     pub state: AuthDetectorState,
+    dirty: std::collections::HashSet<IpAddr>,
+    removed: Vec<IpAddr>,
 }
 
 impl AuthDetector {
     pub fn new(params: DetectionParams, state: AuthDetectorState) -> Self {
-        AuthDetector { params, state }
+        AuthDetector { params, state, dirty: Default::default(), removed: Vec::new() }
+    }
+
+    /// The changes since the previous call.
+    pub fn take_delta(&mut self) -> StateDelta {
+        let upserts = self.dirty.drain().filter_map(|ip| self.state.addrs.get(&ip).map(|s| (ip, s.clone()))).collect();
+        StateDelta { head: self.state.head.clone(), upserts, removed: std::mem::take(&mut self.removed) }
     }
 
     /// Runs every event through the detectors and returns the findings they opened.
@@ -71,14 +99,15 @@ impl AuthDetector {
 
     fn one(&mut self, ev: &Event, findings: &mut Vec<Finding>) {
         let Some(a) = &ev.auth else { return };
-        *self
-            .state
-            .counts
-            .entry(a.kind.as_str().to_string())
-            .or_default() += a.count as u64;
+        *self.state.head.counts.entry(a.kind.as_str().to_string()).or_default() += a.count as u64;
         let Some(ip) = a.src_ip else { return };
+        if matches!(a.kind, AuthEventKind::Failure | AuthEventKind::Success)
+            && (a.kind == AuthEventKind::Failure || self.state.addrs.contains_key(&ip))
+        {
+            self.dirty.insert(ip);
+        }
         let t = ev.time;
-        self.state.newest = Some(self.state.newest.map_or(t, |n| n.max(t)));
+        self.state.head.newest = Some(self.state.head.newest.map_or(t, |n| n.max(t)));
         let bf = &self.params.brute_force;
         let saf = &self.params.success_after_failures;
         let window = Duration::seconds(bf.window_secs as i64);
@@ -111,26 +140,24 @@ impl AuthDetector {
                 if st.samples.len() < SAMPLES - 1 {
                     st.samples.push(sanitize(&ev.raw, SAMPLE_CHARS));
                 }
-                let due = st.last_alert.is_none_or(|l| t >= l + window);
+                let backoff = (window * 2i32.pow(st.alerts.saturating_sub(1).min(7))).min(Duration::days(1));
+                let due = st.last_alert.is_none_or(|l| t >= l + backoff);
                 if st.in_window >= bf.failures as u64 && due {
                     st.last_alert = Some(t);
+                    st.alerts += 1;
                     let first = st.window.front().map(|(wt, _)| *wt).unwrap_or(t);
                     let mut evidence = st.samples.clone();
                     evidence.push(sanitize(&ev.raw, SAMPLE_CHARS));
                     let n = st.in_window;
-                    let severity =
-                        if st.users.iter().any(|u| u == "root") || n >= 4 * bf.failures as u64 {
-                            Severity::High
-                        } else {
-                            Severity::Medium
-                        };
+                    let severity = if st.users.iter().any(|u| u == "root") || n >= 4 * bf.failures as u64 {
+                        Severity::High
+                    } else {
+                        Severity::Medium
+                    };
                     findings.push(Finding {
                         id: Finding::derive_id("ssh_brute_force", &ip.to_string(), t),
                         rule: "ssh_brute_force".into(),
-                        title: format!(
-                            "SSH brute force from {ip}: {n} failed logins within {}s",
-                            bf.window_secs
-                        ),
+                        title: format!("SSH brute force from {ip}: {n} failed logins within {}s", bf.window_secs),
                         severity,
                         confidence: 0.9,
                         src_ip: Some(ip.to_string()),
@@ -185,18 +212,22 @@ impl AuthDetector {
 
     /// Forgets addresses with no failure within the longest horizon.
     fn prune(&mut self) {
-        let Some(newest) = self.state.newest else {
+        let Some(newest) = self.state.head.newest else {
             return;
         };
         let horizon = Duration::seconds(
-            self.params
-                .brute_force
-                .window_secs
-                .max(self.params.success_after_failures.lookback_secs) as i64,
+            self.params.brute_force.window_secs.max(self.params.success_after_failures.lookback_secs) as i64,
         );
-        self.state
-            .addrs
-            .retain(|_, st| st.last_seen.is_some_and(|l| newest - l <= horizon));
+        let removed = &mut self.removed;
+        let dirty = &mut self.dirty;
+        self.state.addrs.retain(|ip, st| {
+            let keep = st.last_seen.is_some_and(|l| newest - l <= horizon);
+            if !keep {
+                dirty.remove(ip);
+                removed.push(*ip);
+            }
+            keep
+        });
     }
 
     /// Addresses currently tracked (for memory accounting and tests).
@@ -213,14 +244,8 @@ mod tests {
 
     fn params() -> DetectionParams {
         DetectionParams {
-            brute_force: BruteForceParams {
-                failures: 5,
-                window_secs: 600,
-            },
-            success_after_failures: SuccessAfterFailuresParams {
-                min_failures: 3,
-                lookback_secs: 86_400,
-            },
+            brute_force: BruteForceParams { failures: 5, window_secs: 600 },
+            success_after_failures: SuccessAfterFailuresParams { min_failures: 3, lookback_secs: 86_400 },
         }
     }
 
@@ -230,13 +255,7 @@ mod tests {
             time,
             host: "h".into(),
             program: "sshd".into(),
-            auth: Some(AuthEvent {
-                kind,
-                src_ip: ip.parse().ok(),
-                user: Some("root".into()),
-                method: None,
-                count: 1,
-            }),
+            auth: Some(AuthEvent { kind, src_ip: ip.parse().ok(), user: Some("root".into()), method: None, count: 1 }),
             raw: format!("line at {secs}"),
         }
     }
@@ -256,10 +275,7 @@ mod tests {
         assert_eq!(f[0].event_count, 5);
         assert_eq!(f[0].src_ip.as_deref(), Some("1.2.3.4"));
         // More failures inside the same window do not open another finding.
-        assert!(
-            d.analyze(&[fail("1.2.3.4", 460), fail("1.2.3.4", 470)])
-                .is_empty()
-        );
+        assert!(d.analyze(&[fail("1.2.3.4", 460), fail("1.2.3.4", 470)]).is_empty());
     }
 
     #[test]
@@ -276,9 +292,7 @@ mod tests {
     #[test]
     fn addresses_are_counted_separately() {
         let mut d = AuthDetector::new(params(), Default::default());
-        let evs: Vec<_> = (0..8)
-            .map(|i| fail(if i % 2 == 0 { "1.1.1.1" } else { "2.2.2.2" }, i))
-            .collect();
+        let evs: Vec<_> = (0..8).map(|i| fail(if i % 2 == 0 { "1.1.1.1" } else { "2.2.2.2" }, i)).collect();
         assert!(d.analyze(&evs).is_empty());
     }
 
@@ -292,10 +306,7 @@ mod tests {
         assert_eq!(f[0].rule, "ssh_success_after_failures");
         assert_eq!(f[0].severity, Severity::High);
         // A success with no failures before it is not suspicious.
-        assert!(
-            d.analyze(&[ev(AuthEventKind::Success, "9.9.9.9", 3 * 3600 + 5)])
-                .is_empty()
-        );
+        assert!(d.analyze(&[ev(AuthEventKind::Success, "9.9.9.9", 3 * 3600 + 5)]).is_empty());
     }
 
     #[test]
@@ -303,8 +314,7 @@ mod tests {
         let mut a = AuthDetector::new(params(), Default::default());
         let evs: Vec<_> = (0..3).map(|i| fail("1.2.3.4", i)).collect();
         a.analyze(&evs);
-        let saved: AuthDetectorState =
-            serde_json::from_value(serde_json::to_value(&a.state).unwrap()).unwrap();
+        let saved: AuthDetectorState = serde_json::from_value(serde_json::to_value(&a.state).unwrap()).unwrap();
         let mut b = AuthDetector::new(params(), saved);
         let rest = [fail("1.2.3.4", 3), fail("1.2.3.4", 4)];
         let fa = a.analyze(&rest);

@@ -97,11 +97,7 @@ pub fn host_addresses() -> Vec<IpAddr> {
                 continue;
             }
             let mut bytes = [0u8; 16];
-            let ok = (0..16).all(|i| {
-                u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-                    .map(|b| bytes[i] = b)
-                    .is_ok()
-            });
+            let ok = (0..16).all(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map(|b| bytes[i] = b).is_ok());
             if ok {
                 let ip = IpAddr::from(bytes);
                 if !out.contains(&ip) {
@@ -121,20 +117,9 @@ mod tests {
     fn argv_is_exact_and_family_aware() {
         assert_eq!(
             block_ip_argv("203.0.113.7".parse().unwrap(), 3600),
-            [
-                "nft",
-                "add",
-                "element",
-                "inet",
-                "warden",
-                "blocklist_v4",
-                "{ 203.0.113.7 timeout 3600s }"
-            ]
+            ["nft", "add", "element", "inet", "warden", "blocklist_v4", "{ 203.0.113.7 timeout 3600s }"]
         );
-        assert_eq!(
-            block_ip_argv("2001:db8::7".parse().unwrap(), 60)[5],
-            "blocklist_v6"
-        );
+        assert_eq!(block_ip_argv("2001:db8::7".parse().unwrap(), 60)[5], "blocklist_v6");
     }
 
     #[test]

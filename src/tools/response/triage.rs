@@ -19,26 +19,10 @@ pub struct TriageResult {
 /// Triage an incident from its findings.
 pub fn triage(incident: &Incident) -> TriageResult {
     let mut reasons = Vec::new();
-    let severity = incident
-        .findings
-        .iter()
-        .map(|f| f.severity)
-        .max()
-        .unwrap_or(incident.severity);
-    let confidence = incident
-        .findings
-        .iter()
-        .map(|f| f.confidence)
-        .fold(0.0f32, f32::max);
-    let compromised = incident
-        .findings
-        .iter()
-        .any(|f| f.rule == "ssh_success_after_failures");
-    let kind = if compromised {
-        "account_compromise".to_string()
-    } else {
-        incident.kind.clone()
-    };
+    let severity = incident.findings.iter().map(|f| f.severity).max().unwrap_or(incident.severity);
+    let confidence = incident.findings.iter().map(|f| f.confidence).fold(0.0f32, f32::max);
+    let compromised = incident.findings.iter().any(|f| f.rule == "ssh_success_after_failures");
+    let kind = if compromised { "account_compromise".to_string() } else { incident.kind.clone() };
     if compromised {
         reasons.push("a login succeeded after failures from the same address".to_string());
     }
@@ -57,10 +41,7 @@ pub fn triage(incident: &Incident) -> TriageResult {
     }
     if incident.findings.len() >= 3 {
         score += 1;
-        reasons.push(format!(
-            "{} findings attached: the attack persists",
-            incident.findings.len()
-        ));
+        reasons.push(format!("{} findings attached: the attack persists", incident.findings.len()));
     }
     let priority = match score {
         s if s >= 4 => Priority::P1,
@@ -69,10 +50,5 @@ pub fn triage(incident: &Incident) -> TriageResult {
         _ => Priority::P4,
     };
     reasons.push(format!("worst finding severity {severity}"));
-    TriageResult {
-        kind,
-        severity,
-        priority,
-        reasons,
-    }
+    TriageResult { kind, severity, priority, reasons }
 }
