@@ -193,9 +193,13 @@ impl Tailer {
                         self.open = Some(o);
                         self.missing_reported = false;
                     }
-                    Err(_) => {
+                    Err(e) => {
                         if !self.missing_reported {
-                            tracing::warn!(source = %self.source, file = %self.path.display(), "file not found; waiting for it to appear");
+                            if e.kind() == std::io::ErrorKind::NotFound {
+                                tracing::warn!(source = %self.source, file = %self.path.display(), "file not found; waiting for it to appear");
+                            } else {
+                                tracing::error!(source = %self.source, file = %self.path.display(), error = %e, "cannot open the file; retrying");
+                            }
                             self.metrics.source_event(&self.source, |c| c.missing += 1);
                             self.missing_reported = true;
                         }
