@@ -2,6 +2,7 @@
 
 mod daemon;
 mod definitions;
+mod enforce;
 mod kb;
 mod replay;
 mod support;
