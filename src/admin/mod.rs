@@ -27,11 +27,12 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::agents::Fault;
 use crate::config::LogFormat;
 use crate::ingest::{BatchAck, BatchBuilder, send_batch};
 use crate::kb::Kb;
 use crate::messages::{Envelope, Payload};
-use crate::supervisor::{InjectPanic, ListAgents, Route, Supervisor, SupervisorError};
+use crate::supervisor::{InjectFault, ListAgents, Route, Supervisor, SupervisorError};
 use crate::telemetry::Metrics;
 
 /// What the HTTP handlers share.
@@ -114,7 +115,9 @@ pub fn start(listen: SocketAddr, state: AdminState) -> Result<Addr<Admin>, Admin
             .route("/v1/audit/verify", web::get().to(audit_verify))
             .route("/metrics", web::get().to(metrics));
         if fault {
-            app = app.route("/v1/testing/agents/{name}/panic", web::post().to(panic_agent));
+            app = app
+                .route("/v1/testing/agents/{name}/panic", web::post().to(panic_agent))
+                .route("/v1/testing/agents/{name}/fail", web::post().to(fail_agent));
         }
         app.default_service(web::to(|| async { error(actix_web::http::StatusCode::NOT_FOUND, "no such endpoint") }))
     })
@@ -330,8 +333,16 @@ async fn metrics(st: web::Data<AdminState>) -> HttpResponse {
 }
 
 async fn panic_agent(st: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {
+    arm_fault(st, name.into_inner(), Fault::Panic).await
+}
+
+async fn fail_agent(st: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {
+    arm_fault(st, name.into_inner(), Fault::Fatal).await
+}
+
+async fn arm_fault(st: web::Data<AdminState>, name: String, fault: Fault) -> HttpResponse {
     use actix_web::http::StatusCode;
-    match st.supervisor.send(InjectPanic(name.into_inner())).await {
+    match st.supervisor.send(InjectFault(name, fault)).await {
         Ok(Ok(())) => HttpResponse::Accepted().json(json!({ "armed": true })),
         Ok(Err(e @ SupervisorError::UnknownAgent(_))) => error(StatusCode::NOT_FOUND, e),
         Ok(Err(e)) => error(StatusCode::CONFLICT, e),

@@ -25,7 +25,7 @@ use crate::telemetry::Metrics;
 use crate::tools::response::Protected;
 use crate::tools::{ExecuteTool, ToolCall, ToolExecutor, ToolOutcome};
 
-pub use shell::{AgentActor, ArmPanic, Deliver};
+pub use shell::{AgentActor, ArmFault, Deliver, Fault};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AgentError {

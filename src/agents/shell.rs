@@ -2,7 +2,7 @@
 //!
 //! Owns: the agent's logic (a plain struct), the address of its `ToolExecutor`, and an
 //! exit guard. Accepts: [`Deliver`] (a routed envelope), [`LogBatch`] (threat detection
-//! only), [`ArmPanic`] (fault injection). Emits: tool calls to its executor, one atomic
+//! only), [`ArmFault`] (fault injection). Emits: tool calls to its executor, one atomic
 //! knowledge-base commit per input (effects + acknowledgement + routed envelopes), then
 //! [`Dispatch`] of the routed envelopes to the supervisor.
 //! Survives a restart: nothing in memory. The supervisor rebuilds the agent from its
@@ -55,10 +55,19 @@ impl Handled {
     }
 }
 
-/// Makes the agent panic on its next envelope (fault injection for chaos tests).
+/// Makes the agent fail on its next envelope (fault injection for chaos tests).
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
-pub struct ArmPanic;
+pub struct ArmFault(pub Fault);
+
+/// How an armed agent fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Panic inside the handler.
+    Panic,
+    /// Return a fatal error from the handler.
+    Fatal,
+}
 
 /// Stops the agent without a restart (shutdown).
 #[derive(Message, Debug, Clone, Copy)]
@@ -91,7 +100,7 @@ pub struct AgentActor {
     env: Arc<AgentEnv>,
     supervisor: Recipient<Dispatch>,
     guard: ExitGuard,
-    panic_next: bool,
+    fault_next: Option<Fault>,
     mailbox: usize,
     handled: Handled,
 }
@@ -112,7 +121,7 @@ impl AgentActor {
             env,
             supervisor,
             guard,
-            panic_next: false,
+            fault_next: None,
             mailbox,
             handled: Handled::default(),
         }
@@ -239,9 +248,15 @@ impl Handler<Deliver> for AgentActor {
             self.env.metrics.inc(&self.env.metrics.duplicates_skipped);
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
-        if self.panic_next {
-            self.panic_next = false;
-            panic!("fault injection: agent `{}` panics on envelope {}", self.name, envelope.id);
+        match self.fault_next.take() {
+            Some(Fault::Panic) => panic!("fault injection: agent `{}` panics on envelope {}", self.name, envelope.id),
+            Some(Fault::Fatal) => {
+                let reason = format!("fault injection: agent `{}` fails on envelope {}", self.name, envelope.id);
+                return AtomicResponse::new(Box::pin(
+                    fut::ready(Err(AgentError::Fatal(reason))).map(|res, act, ctx| finish(act, ctx, res)),
+                ));
+            }
+            None => {}
         }
         let logic = self.logic.take();
         let (tools, env, name, sup) =
@@ -295,12 +310,12 @@ impl Handler<LogBatch> for AgentActor {
     }
 }
 
-impl Handler<ArmPanic> for AgentActor {
+impl Handler<ArmFault> for AgentActor {
     type Result = ();
 
-    fn handle(&mut self, _: ArmPanic, _: &mut Self::Context) {
-        tracing::warn!(agent = %self.name, "fault injection armed: panicking on the next envelope");
-        self.panic_next = true;
+    fn handle(&mut self, ArmFault(fault): ArmFault, _: &mut Self::Context) {
+        tracing::warn!(agent = %self.name, ?fault, "fault injection armed for the next envelope");
+        self.fault_next = Some(fault);
     }
 }
 

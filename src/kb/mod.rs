@@ -105,6 +105,10 @@ pub enum Query {
     /// Every pending inbox entry, optionally only those routed to one agent.
     Inbox(Option<String>),
     VerifyAudit,
+    /// Every audit record, in order.
+    AuditRecords,
+    /// Every stored handoff.
+    Handoffs,
     Stats,
 }
 
@@ -120,6 +124,8 @@ pub enum QueryAnswer {
     Contains(bool),
     Inbox(Vec<InboxEntry>),
     Audit(AuditReport),
+    AuditRecords(Vec<AuditRecord>),
+    Handoffs(Vec<serde_json::Value>),
     Stats(KbStats),
 }
 
@@ -272,6 +278,24 @@ impl KnowledgeBase {
                 QueryAnswer::Inbox(out)
             }
             Query::VerifyAudit => QueryAnswer::Audit(audit::verify(s.iter(TreeName::Audit))?),
+            Query::AuditRecords => {
+                let mut out = Vec::new();
+                for item in s.iter(TreeName::Audit) {
+                    let (_, v) = item?;
+                    let stored: StoredAudit =
+                        serde_json::from_slice(&v).map_err(|source| KbError::Decode { what: "audit", source })?;
+                    out.push(stored.record);
+                }
+                QueryAnswer::AuditRecords(out)
+            }
+            Query::Handoffs => {
+                let mut out = Vec::new();
+                for item in s.iter(TreeName::Handoffs) {
+                    let (_, v) = item?;
+                    out.push(decode("handoff", &v)?);
+                }
+                QueryAnswer::Handoffs(out)
+            }
             Query::Stats => QueryAnswer::Stats(KbStats {
                 findings: s.len(TreeName::Findings),
                 incidents: s.len(TreeName::Incidents),
@@ -420,6 +444,20 @@ impl Kb {
     pub async fn verify_audit(&self) -> Result<AuditReport, KbError> {
         match self.query(Query::VerifyAudit).await? {
             QueryAnswer::Audit(r) => Ok(r),
+            _ => Err(KbError::Gone),
+        }
+    }
+
+    pub async fn audit_records(&self) -> Result<Vec<AuditRecord>, KbError> {
+        match self.query(Query::AuditRecords).await? {
+            QueryAnswer::AuditRecords(r) => Ok(r),
+            _ => Err(KbError::Gone),
+        }
+    }
+
+    pub async fn handoffs(&self) -> Result<Vec<serde_json::Value>, KbError> {
+        match self.query(Query::Handoffs).await? {
+            QueryAnswer::Handoffs(h) => Ok(h),
             _ => Err(KbError::Gone),
         }
     }

@@ -3,7 +3,7 @@
 //! Owns: the registry of agents (definition, state, address, restart history), the
 //! routing table, and the set of deliveries in flight. Accepts: [`Route`] (an envelope
 //! from outside, persisted here), [`Dispatch`] (envelopes an agent already persisted),
-//! [`AgentExited`], [`ListAgents`], [`LogSink`], [`InjectPanic`], [`Shutdown`],
+//! [`AgentExited`], [`ListAgents`], [`LogSink`], [`InjectFault`], [`Shutdown`],
 //! [`Idle`]. Emits: `Deliver` to agents, audit records, the "agent failed" incident.
 //! Survives a restart: the durable inbox. On start, and whenever an agent is rebuilt,
 //! every unacknowledged envelope routed to it is delivered again.
@@ -24,7 +24,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::agents::shell::{ExitGuard, StopAgent};
-use crate::agents::{self, AgentActor, AgentEnv, ArmPanic, Deliver, ExecutorTools};
+use crate::agents::{self, AgentActor, AgentEnv, ArmFault, Deliver, ExecutorTools, Fault};
 use crate::definitions::{AgentDefinition, Definitions};
 use crate::ingest::LogBatch;
 use crate::kb::audit::{AuditEntry, AuditKind};
@@ -134,7 +134,7 @@ pub struct LogSink;
 
 #[derive(Message)]
 #[rtype(result = "Result<(), SupervisorError>")]
-pub struct InjectPanic(pub String);
+pub struct InjectFault(pub String, pub Fault);
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -529,14 +529,14 @@ impl Handler<LogSink> for Supervisor {
     }
 }
 
-impl Handler<InjectPanic> for Supervisor {
+impl Handler<InjectFault> for Supervisor {
     type Result = Result<(), SupervisorError>;
 
-    fn handle(&mut self, InjectPanic(name): InjectPanic, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, InjectFault(name, fault): InjectFault, _: &mut Self::Context) -> Self::Result {
         let slot = self.slots.get(&name).ok_or_else(|| SupervisorError::UnknownAgent(name.clone()))?;
         let addr =
             slot.addr.clone().filter(|_| slot.state == AgentState::Running).ok_or(SupervisorError::NotRunning(name))?;
-        addr.try_send(ArmPanic).map_err(|e| SupervisorError::Store(e.to_string()))
+        addr.try_send(ArmFault(fault)).map_err(|e| SupervisorError::Store(e.to_string()))
     }
 }
 

@@ -162,14 +162,14 @@ fn a_panicking_agent_is_restarted_and_its_message_redelivered_until_the_budget_i
             .find(|a| a["name"] == "incident-response")
             .map(|a| (a["state"].as_str().unwrap().to_string(), a["restarts"].as_u64().unwrap()))
     };
-    let arm = |d: &Daemon| {
+    let arm = |d: &Daemon, fault: &str| {
         eventually(10, "incident-response running", || (restarts(d).unwrap().0 == "running").then_some(()));
-        let r = d.post("/v1/testing/agents/incident-response/panic", "").unwrap();
+        let r = d.post(&format!("/v1/testing/agents/incident-response/{fault}"), "").unwrap();
         assert_eq!(r.status, 202, "{}", r.body);
     };
 
     // 1. Panic while handling a detection: restarted, and the detection is delivered again.
-    arm(&d);
+    arm(&d, "panic");
     let r = d.post("/v1/inject", &detection("203.0.113.50")).unwrap();
     assert_eq!(r.status, 202, "{}", r.body);
     let inc = eventually(20, "incident after redelivery", || incident_for(&d.incidents(), "203.0.113.50").cloned());
@@ -177,14 +177,16 @@ fn a_panicking_agent_is_restarted_and_its_message_redelivered_until_the_budget_i
     assert_eq!(restarts(&d).unwrap().1, 1);
     assert!(d.stderr().contains("fault injection: agent `incident-response` panics"));
 
-    // 2. A second panic is still within the budget of 2.
-    arm(&d);
+    // 2. A fatal error (rather than a panic) is handled the same way, within the budget of 2.
+    arm(&d, "fail");
     d.post("/v1/inject", &detection("203.0.113.51")).unwrap();
     eventually(20, "second incident", || incident_for(&d.incidents(), "203.0.113.51").cloned());
     assert_eq!(restarts(&d).unwrap().1, 2);
+    let ir = d.agents().into_iter().find(|a| a["name"] == "incident-response").unwrap();
+    assert!(ir["last_error"].as_str().unwrap().contains("fails on envelope"), "{ir}");
 
     // 3. The third exhausts it: the agent is failed and an incident says so.
-    arm(&d);
+    arm(&d, "panic");
     d.post("/v1/inject", &detection("203.0.113.52")).unwrap();
     eventually(20, "agent marked failed", || (restarts(&d).unwrap().0 == "failed").then_some(()));
     let failed =
@@ -205,6 +207,7 @@ fn fault_injection_is_off_by_default() {
     let tmp = tempfile::tempdir().unwrap();
     let d = Daemon::start(tmp.path(), "", "", None);
     assert_eq!(d.post("/v1/testing/agents/incident-response/panic", "").unwrap().status, 404);
+    assert_eq!(d.post("/v1/testing/agents/incident-response/fail", "").unwrap().status, 404);
 }
 
 #[test]

@@ -5,5 +5,6 @@ mod definitions;
 mod enforce;
 mod kb;
 mod replay;
+mod runtime;
 mod support;
 mod tail;

@@ -1,0 +1,92 @@
+//! The runtime in-process (a real actix system and a real sled database): handoffs and
+//! the stdin source.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use warden::config::Config;
+use warden::definitions::{ActorsDir, load};
+use warden::kb::audit::AuditKind;
+use warden::messages::{Envelope, Handoff, Payload};
+use warden::runtime::Runtime;
+use warden::store::Store;
+use warden::supervisor::Route;
+
+use crate::support::{BIN, actors_dir, eventually, failed, free_port};
+
+#[actix_rt::test]
+async fn a_handoff_is_stored_before_its_target_receives_it() {
+    let defs = load(&ActorsDir::Disk(actors_dir())).unwrap();
+    let cfg = Config::parse("", "test").unwrap();
+    let rt = Runtime::start(&cfg, &defs, Store::temporary(8 << 20).unwrap()).unwrap();
+    rt.ready().await;
+    let context = serde_json::json!({ "root_cause": "sshd accepts passwords", "package": "openssh-server" });
+    let handoff = Handoff {
+        from: "incident-response".into(),
+        to: "vulnerability-management".into(),
+        incident_id: None,
+        context: context.clone(),
+    };
+    let env = Envelope::new("incident-response", Payload::Handoff(handoff));
+    let id = rt.supervisor.send(Route { envelope: env, to: None }).await.unwrap().unwrap();
+    rt.quiesce().await;
+
+    let stored = rt.kb.handoffs().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["context"], context);
+    assert_eq!(stored[0]["to"], "vulnerability-management");
+    // In the ledger the handoff comes before the target's handling of it.
+    let records = rt.kb.audit_records().await.unwrap();
+    let pos = |kind: AuditKind, actor: &str| {
+        records.iter().position(|r| r.entry.kind == kind && r.entry.actor == actor && r.entry.subject == id.to_string())
+    };
+    let stored_at = pos(AuditKind::Handoff, "supervisor").expect("handoff audited");
+    let handled_at = pos(AuditKind::EnvelopeHandled, "vulnerability-management").expect("handoff handled");
+    assert!(stored_at < handled_at);
+
+    // A handoff to an agent that does not declare `handoff` is refused.
+    let bad =
+        Handoff { from: "x".into(), to: "threat-detection".into(), incident_id: None, context: serde_json::json!({}) };
+    let err =
+        rt.supervisor.send(Route { envelope: Envelope::new("test", Payload::Handoff(bad)), to: None }).await.unwrap();
+    assert!(err.unwrap_err().to_string().contains("does not handle `handoff`"));
+    rt.shutdown().await.unwrap();
+}
+
+#[test]
+fn the_stdin_source_feeds_detection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = tmp.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[admin]\nlisten = \"127.0.0.1:{port}\"\n[[sources]]\nname = \"in\"\nkind = \"stdin\"\nformat = \"auth\"\n",
+            tmp.path().join("data").display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let lines: String = (0..5).map(|i| failed("203.0.113.123", "root", i)).collect();
+    stdin.write_all(lines.as_bytes()).unwrap();
+    drop(stdin); // End of input: the last batch is flushed and applied.
+    let token_path = tmp.path().join("data/admin.token");
+    let token = eventually(30, "token", || std::fs::read_to_string(&token_path).ok().filter(|t| !t.is_empty()));
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let found = eventually(30, "incident from stdin", || {
+        let r = warden::admin::client::request(addr, "GET", "/v1/incidents", Some(&token), None).ok()?;
+        let list: Vec<serde_json::Value> = serde_json::from_str(&r.body).ok()?;
+        crate::support::incident_for(&list, "203.0.113.123").cloned()
+    });
+    assert_eq!(found["findings"][0]["event_count"], 5);
+    let _ = child.kill();
+    let _ = child.wait();
+}
