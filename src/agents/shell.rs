@@ -23,13 +23,14 @@ use crate::kb::{Commit, Write};
 use crate::messages::{Envelope, InboxEntry};
 use crate::supervisor::{AgentExited, Dispatch};
 
-/// Delivers a routed envelope to an agent. `verify` asks the agent to check the durable
-/// inbox first: set for redeliveries, whose envelope may have been handled meanwhile.
+/// Delivers routed envelopes to an agent, in routing order. `verify` asks the agent to
+/// check the durable inbox first: set for redeliveries, whose envelope may have been
+/// handled meanwhile. The agent handles them in order and commits all their effects and
+/// acknowledgements in one transaction.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<(), AgentError>")]
 pub struct Deliver {
-    pub envelope: Envelope,
-    pub verify: bool,
+    pub envelopes: Vec<(Envelope, bool)>,
 }
 
 /// Ids of envelopes this incarnation handled, bounded: catches a live delivery that
@@ -143,11 +144,11 @@ async fn commit(
     name: &str,
     env: &AgentEnv,
     mut effects: Effects,
-    ack: Option<&Envelope>,
+    acks: &[Envelope],
 ) -> Result<Vec<InboxEntry>, AgentError> {
-    let mut writes = std::mem::take(&mut effects.writes);
+    let mut writes = dedupe_incidents(std::mem::take(&mut effects.writes));
     let mut audit = std::mem::take(&mut effects.audit);
-    if let Some(e) = ack {
+    for e in acks {
         writes.push(Write::InboxAck { created_at: e.created_at, id: e.id });
         audit.push(AuditEntry::new(
             name,
@@ -181,42 +182,71 @@ async fn commit(
     Ok(entries)
 }
 
-async fn handle_envelope(
+/// Several envelopes in one commit may rewrite the same incident: only its last version
+/// needs writing.
+fn dedupe_incidents(writes: Vec<Write>) -> Vec<Write> {
+    let last: std::collections::HashMap<uuid::Uuid, usize> = writes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| match w {
+            Write::Incident(inc) => Some((inc.id, i)),
+            _ => None,
+        })
+        .collect();
+    writes
+        .into_iter()
+        .enumerate()
+        .filter(|(i, w)| !matches!(w, Write::Incident(inc) if last[&inc.id] != *i))
+        .map(|(_, w)| w)
+        .collect()
+}
+
+/// Handles envelopes in order and commits everything they decided at once; returns the
+/// ids handled.
+async fn handle_envelopes(
     name: String,
     env: Arc<AgentEnv>,
     logic: &mut dyn AgentLogic,
     tools: &ExecutorTools,
     supervisor: Recipient<Dispatch>,
-    envelope: Envelope,
-    verify: bool,
-) -> Result<(), AgentError> {
-    // Handled before (the acknowledgement removed the inbox entry): skip.
-    if verify && !env.kb.inbox_contains(envelope.created_at, envelope.id).await? {
-        env.metrics.inc(&env.metrics.duplicates_skipped);
-        return Ok(());
-    }
-    let effects = match logic.on_envelope(&envelope, tools).await {
-        Ok(e) => e,
-        Err(AgentError::Rejected(reason)) => {
-            tracing::warn!(agent = %name, envelope = %envelope.id, %reason, "envelope rejected; recorded as dead letter");
-            Effects {
-                audit: vec![AuditEntry::new(
+    envelopes: Vec<(Envelope, bool)>,
+) -> Result<Vec<uuid::Uuid>, AgentError> {
+    let mut all = Effects::default();
+    let mut acks = Vec::with_capacity(envelopes.len());
+    for (envelope, verify) in envelopes {
+        // Handled before (the acknowledgement removed the inbox entry): skip.
+        if verify && !env.kb.inbox_contains(envelope.created_at, envelope.id).await? {
+            env.metrics.inc(&env.metrics.duplicates_skipped);
+            continue;
+        }
+        match logic.on_envelope(&envelope, tools).await {
+            Ok(mut fx) => {
+                all.writes.append(&mut fx.writes);
+                all.audit.append(&mut fx.audit);
+                all.route.append(&mut fx.route);
+                all.flush |= fx.flush;
+            }
+            Err(AgentError::Rejected(reason)) => {
+                tracing::warn!(agent = %name, envelope = %envelope.id, %reason, "envelope rejected; recorded as dead letter");
+                all.audit.push(AuditEntry::new(
                     &name,
                     AuditKind::DeadLetter,
                     envelope.id,
                     serde_json::json!({ "reason": reason }),
-                )],
-                ..Effects::default()
+                ));
             }
+            Err(e) => return Err(e),
         }
-        Err(e) => return Err(e),
-    };
-    let entries = commit(&name, &env, effects, Some(&envelope)).await?;
-    env.metrics.inc(&env.metrics.envelopes_handled);
+        acks.push(envelope);
+    }
+    let entries = commit(&name, &env, all, &acks).await?;
+    for _ in &acks {
+        env.metrics.inc(&env.metrics.envelopes_handled);
+    }
     if !entries.is_empty() {
         let _ = supervisor.send(Dispatch(entries)).await;
     }
-    Ok(())
+    Ok(acks.iter().map(|e| e.id).collect())
 }
 
 async fn handle_batch(
@@ -232,7 +262,7 @@ async fn handle_batch(
         return Ok(BatchAck::AlreadyApplied);
     }
     let findings = effects.findings;
-    let entries = commit(&name, &env, effects, None).await?;
+    let entries = commit(&name, &env, effects, &[]).await?;
     if !entries.is_empty() {
         let _ = supervisor.send(Dispatch(entries)).await;
     }
@@ -242,16 +272,19 @@ async fn handle_batch(
 impl Handler<Deliver> for AgentActor {
     type Result = AtomicResponse<Self, Result<(), AgentError>>;
 
-    fn handle(&mut self, Deliver { envelope, verify }: Deliver, _: &mut Self::Context) -> Self::Result {
-        let id = envelope.id;
-        if self.handled.set.contains(&id) {
+    fn handle(&mut self, Deliver { mut envelopes }: Deliver, _: &mut Self::Context) -> Self::Result {
+        let before = envelopes.len();
+        envelopes.retain(|(e, _)| !self.handled.set.contains(&e.id));
+        for _ in envelopes.len()..before {
             self.env.metrics.inc(&self.env.metrics.duplicates_skipped);
-            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
+        let Some((first, _)) = envelopes.first() else {
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+        };
         match self.fault_next.take() {
-            Some(Fault::Panic) => panic!("fault injection: agent `{}` panics on envelope {}", self.name, envelope.id),
+            Some(Fault::Panic) => panic!("fault injection: agent `{}` panics on envelope {}", self.name, first.id),
             Some(Fault::Fatal) => {
-                let reason = format!("fault injection: agent `{}` fails on envelope {}", self.name, envelope.id);
+                let reason = format!("fault injection: agent `{}` fails on envelope {}", self.name, first.id);
                 return AtomicResponse::new(Box::pin(
                     fut::ready(Err(AgentError::Fatal(reason))).map(|res, act, ctx| finish(act, ctx, res)),
                 ));
@@ -264,17 +297,18 @@ impl Handler<Deliver> for AgentActor {
         let fut = async move {
             let mut logic = logic;
             let res = match logic.as_mut() {
-                Some(l) => handle_envelope(name, env, l.as_mut(), &tools, sup, envelope, verify).await,
+                Some(l) => handle_envelopes(name, env, l.as_mut(), &tools, sup, envelopes).await,
                 None => Err(AgentError::Fatal("agent logic missing".into())),
             };
             (logic, res)
         };
         AtomicResponse::new(Box::pin(fut.into_actor(self).map(move |(logic, res), act, ctx| {
             act.logic = logic;
-            if res.is_ok() {
-                act.handled.insert(id);
-            }
-            finish(act, ctx, res)
+            finish(act, ctx, res).map(|ids| {
+                for id in ids {
+                    act.handled.insert(id);
+                }
+            })
         })))
     }
 }

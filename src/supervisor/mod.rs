@@ -33,8 +33,10 @@ use crate::messages::{Envelope, InboxEntry, Incident, IncidentStatus, Payload, P
 use backoff::{RestartHistory, Verdict};
 use routing::RouteError;
 
-/// Deliveries in flight before further envelopes wait in the durable inbox.
-const MAX_IN_FLIGHT: usize = 1024;
+/// Envelopes queued in memory per agent before further ones wait in the durable inbox.
+const MAX_QUEUED: usize = 4096;
+/// Most envelopes handed to an agent at once (it commits them in one transaction).
+const MAX_BATCH: usize = 256;
 /// Deliveries of one envelope without acknowledgement before it is dead-lettered.
 const MAX_ATTEMPTS: u32 = 4;
 
@@ -83,6 +85,17 @@ pub struct AgentStatus {
     pub last_error: Option<String>,
 }
 
+/// Envelopes waiting for one agent; one delivery (a batch) in flight at a time.
+#[derive(Default)]
+struct AgentQueue {
+    pending: std::collections::VecDeque<(InboxEntry, bool)>,
+    /// The generation of the agent a batch is in flight to, and the batch's ids.
+    busy: Option<u64>,
+    in_flight: Vec<Uuid>,
+    /// Entries were left in the durable inbox because the queue was full.
+    backlog: bool,
+}
+
 struct Slot {
     def: Arc<AgentDefinition>,
     arbiter: ArbiterHandle,
@@ -119,7 +132,9 @@ pub struct AgentExited {
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Delivered {
-    id: Uuid,
+    agent: String,
+    generation: u64,
+    ids: Vec<Uuid>,
     outcome: Result<(), String>,
 }
 
@@ -160,9 +175,10 @@ pub enum SupervisorError {
 pub struct Supervisor {
     env: Arc<AgentEnv>,
     slots: BTreeMap<String, Slot>,
-    in_flight: HashSet<Uuid>,
+    queues: HashMap<String, AgentQueue>,
+    /// Ids queued or being delivered, so a redelivery scan does not queue them twice.
+    known: HashSet<Uuid>,
     attempts: HashMap<Uuid, u32>,
-    backlog: bool,
     shutting_down: bool,
 }
 
@@ -191,9 +207,9 @@ impl Supervisor {
         Supervisor {
             env,
             slots,
-            in_flight: HashSet::new(),
+            queues: HashMap::new(),
+            known: HashSet::new(),
             attempts: HashMap::new(),
-            backlog: false,
             shutting_down: false,
         }
     }
@@ -246,7 +262,7 @@ impl Supervisor {
         ctx.spawn(async move { kb.inbox(target).await }.into_actor(self).map(|res, act, ctx| match res {
             Ok(entries) => {
                 for e in entries {
-                    if !act.in_flight.contains(&e.envelope.id) {
+                    if !act.known.contains(&e.envelope.id) {
                         act.env.metrics.inc(&act.env.metrics.redeliveries);
                         act.deliver(e, true, ctx);
                     }
@@ -256,42 +272,74 @@ impl Supervisor {
         }));
     }
 
+    /// Queues an envelope for its agent and starts a delivery if none is in flight.
     fn deliver(&mut self, entry: InboxEntry, verify: bool, ctx: &mut Context<Self>) {
         let id = entry.envelope.id;
-        let Some(slot) = self.slots.get(&entry.target) else {
+        if !self.slots.contains_key(&entry.target) {
             tracing::error!(target = %entry.target, envelope = %id, "envelope routed to an unknown agent stays in the inbox");
             return;
-        };
+        }
+        if self.known.contains(&id) {
+            return;
+        }
+        let target = entry.target.clone();
+        let q = self.queues.entry(target.clone()).or_default();
+        if q.pending.len() >= MAX_QUEUED {
+            q.backlog = true; // It is in the durable inbox; a later scan picks it up.
+            return;
+        }
+        self.known.insert(id);
+        q.pending.push_back((entry, verify));
+        self.pump(&target, ctx);
+    }
+
+    /// Hands the next batch of queued envelopes to a running agent.
+    fn pump(&mut self, agent: &str, ctx: &mut Context<Self>) {
+        let Some(slot) = self.slots.get(agent) else { return };
         let Some(addr) = slot.addr.clone().filter(|_| slot.state == AgentState::Running) else {
             return; // Delivered when the agent is running again.
         };
-        if self.in_flight.contains(&id) {
+        let generation = slot.generation;
+        let Some(q) = self.queues.get_mut(agent) else { return };
+        if q.busy.is_some() {
             return;
         }
-        if self.in_flight.len() >= MAX_IN_FLIGHT {
-            self.backlog = true;
-            return;
+        let mut batch = Vec::new();
+        let mut ids = Vec::new();
+        let mut dead = Vec::new();
+        while batch.len() < MAX_BATCH {
+            let Some((entry, verify)) = q.pending.pop_front() else { break };
+            let id = entry.envelope.id;
+            let attempts = self.attempts.entry(id).or_insert(0);
+            *attempts += 1;
+            if *attempts > MAX_ATTEMPTS {
+                self.attempts.remove(&id);
+                self.known.remove(&id);
+                dead.push(entry);
+            } else {
+                ids.push(id);
+                batch.push((entry.envelope, verify));
+            }
         }
-        let attempts = self.attempts.entry(id).or_insert(0);
-        *attempts += 1;
-        if *attempts > MAX_ATTEMPTS {
-            self.attempts.remove(&id);
+        if !batch.is_empty() {
+            q.busy = Some(generation);
+            q.in_flight = ids.clone();
+            // The delivery runs as its own task, not inside this actor's context: actix
+            // polls every future spawned in a context on each wake-up.
+            let me = ctx.address();
+            let agent = agent.to_string();
+            actix_rt::spawn(async move {
+                let outcome = match addr.send(Deliver { envelopes: batch }).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(format!("delivery failed: {e}")),
+                    Err(e) => Err(format!("agent went away during delivery: {e}")),
+                };
+                let _ = me.send(Delivered { agent, generation, ids, outcome }).await;
+            });
+        }
+        for entry in dead {
             self.dead_letter(entry, "delivered too often without acknowledgement", ctx);
-            return;
         }
-        self.in_flight.insert(id);
-        // Each delivery runs as its own task, not inside this actor's context: actix polls
-        // every future spawned in a context on each wake-up, which would make a thousand
-        // deliveries in flight cost a thousand polls per message.
-        let me = ctx.address();
-        actix_rt::spawn(async move {
-            let outcome = match addr.send(Deliver { envelope: entry.envelope, verify }).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(format!("delivery failed: {e}")),
-                Err(e) => Err(format!("agent went away during delivery: {e}")),
-            };
-            let _ = me.send(Delivered { id, outcome }).await;
-        });
     }
 
     fn dead_letter(&mut self, entry: InboxEntry, reason: &str, ctx: &mut Context<Self>) {
@@ -334,6 +382,15 @@ impl Supervisor {
             return; // A notice from an older incarnation.
         }
         slot.addr = None;
+        // What was queued for it is in the durable inbox; the rebuilt agent gets it by a scan.
+        if let Some(q) = self.queues.remove(name) {
+            for (e, _) in q.pending {
+                self.known.remove(&e.envelope.id);
+            }
+            for id in q.in_flight {
+                self.known.remove(&id);
+            }
+        }
         let Some(reason) = reason else {
             slot.state = AgentState::Stopped;
             return;
@@ -469,18 +526,31 @@ impl Handler<Dispatch> for Supervisor {
 impl Handler<Delivered> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, Delivered { id, outcome }: Delivered, ctx: &mut Self::Context) {
-        self.in_flight.remove(&id);
+    fn handle(&mut self, Delivered { agent, generation, ids, outcome }: Delivered, ctx: &mut Self::Context) {
+        let current = self.queues.get(&agent).is_some_and(|q| q.busy == Some(generation));
+        if !current {
+            return; // A batch to an incarnation that is gone; its queue was already reset.
+        }
+        for id in &ids {
+            self.known.remove(id);
+        }
         match outcome {
             Ok(()) => {
-                self.attempts.remove(&id);
+                for id in &ids {
+                    self.attempts.remove(id);
+                }
             }
-            Err(e) => tracing::warn!(envelope = %id, error = %e, "envelope stays in the inbox for redelivery"),
+            // The agent died or failed: its restart redelivers from the durable inbox.
+            Err(e) => tracing::warn!(%agent, envelopes = ids.len(), error = %e, "envelopes stay in the inbox for redelivery"),
         }
-        if self.backlog && self.in_flight.len() < MAX_IN_FLIGHT / 2 {
-            self.backlog = false;
-            self.redeliver(None, ctx);
+        let Some(q) = self.queues.get_mut(&agent) else { return };
+        q.busy = None;
+        q.in_flight.clear();
+        if q.backlog && q.pending.len() < MAX_QUEUED / 2 {
+            q.backlog = false;
+            self.redeliver(Some(agent.clone()), ctx);
         }
+        self.pump(&agent, ctx);
     }
 }
 
@@ -562,7 +632,7 @@ impl Handler<Idle> for Supervisor {
         Box::pin(
             async move { kb.inbox_empty().await.unwrap_or(false) }
                 .into_actor(self)
-                .map(|empty, act, _| empty && act.in_flight.is_empty()),
+                .map(|empty, act, _| empty && act.known.is_empty()),
         )
     }
 }
