@@ -31,6 +31,10 @@ pub struct IncidentResponse {
     env: Arc<AgentEnv>,
     incidents: HashMap<Uuid, Incident>,
     by_entity: HashMap<String, Uuid>,
+    /// Ids of every finding attached to an incident (handling one twice is a no-op).
+    finding_ids: std::collections::HashSet<Uuid>,
+    /// Incidents changed since the last `pending_writes`.
+    dirty: std::collections::BTreeSet<Uuid>,
 }
 
 /// The stricter of two modes (observe < approve < enforce).
@@ -45,13 +49,21 @@ pub fn stricter(a: ResponseMode, b: ResponseMode) -> ResponseMode {
 
 impl IncidentResponse {
     pub fn new(def: Arc<AgentDefinition>, env: Arc<AgentEnv>, incidents: Vec<Incident>) -> Self {
-        let mut me = IncidentResponse { def, env, incidents: HashMap::new(), by_entity: HashMap::new() };
+        let mut me = IncidentResponse {
+            def,
+            env,
+            incidents: HashMap::new(),
+            by_entity: HashMap::new(),
+            finding_ids: Default::default(),
+            dirty: Default::default(),
+        };
         for i in incidents {
             if i.status != IncidentStatus::Closed && i.kind != "agent_failed" {
                 for e in &i.entities {
                     me.by_entity.insert(e.clone(), i.id);
                 }
             }
+            me.finding_ids.extend(i.findings.iter().map(|f| f.id));
             me.incidents.insert(i.id, i);
         }
         me
@@ -72,7 +84,7 @@ impl IncidentResponse {
         let mut fx = Effects::default();
         let entity = f.src_ip.clone().unwrap_or_else(|| format!("host:{}", f.host));
         let now = Utc::now();
-        if self.incidents.values().any(|i| i.findings.iter().any(|x| x.id == f.id)) {
+        if !self.finding_ids.insert(f.id) {
             return Ok(fx); // Already attached (idempotent by finding id).
         }
         let id = match self.active_for(&entity, f) {
@@ -120,7 +132,7 @@ impl IncidentResponse {
             }
         };
         let inc = &self.incidents[&id];
-        fx.writes.push(Write::Incident(inc.clone()));
+        self.dirty.insert(inc.id);
         fx.route.push(Envelope::caused_by(env, self.name(), Payload::Triage(IncidentRef { incident_id: id }), 0));
         Ok(fx)
     }
@@ -180,7 +192,7 @@ impl IncidentResponse {
                 ));
             }
         }
-        fx.writes.push(Write::Incident(inc.clone()));
+        self.dirty.insert(inc.id);
         Ok(fx)
     }
 
@@ -210,7 +222,7 @@ impl IncidentResponse {
                 inc.id,
                 serde_json::json!({ "refused": target, "reason": "protected" }),
             ));
-            fx.writes.push(Write::Incident(inc.clone()));
+            self.dirty.insert(inc.id);
             return Ok(fx);
         }
         let mode = stricter(self.env.response_mode, self.def.autonomy);
@@ -236,7 +248,7 @@ impl IncidentResponse {
                 let inc = self.incidents.get_mut(&req.incident_id).expect("checked above");
                 inc.notes.push(format!("containment of {target} denied: {reason}"));
                 inc.version += 1;
-                fx.writes.push(Write::Incident(inc.clone()));
+                self.dirty.insert(inc.id);
                 return Ok(fx);
             }
             ToolOutcome::Failed(e) => (ActionStatus::Failed, crate::tools::response::block_ip_argv(ip, ttl), Some(e)),
@@ -275,12 +287,17 @@ impl IncidentResponse {
             serde_json::to_value(&action).unwrap_or_default(),
         ));
         fx.writes.push(Write::Action { incident_id: inc.id, action });
-        fx.writes.push(Write::Incident(inc.clone()));
+        self.dirty.insert(inc.id);
         Ok(fx)
     }
 }
 
 impl AgentLogic for IncidentResponse {
+    fn pending_writes(&mut self) -> Vec<Write> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty.into_iter().filter_map(|id| self.incidents.get(&id).map(|i| Write::Incident(i.clone()))).collect()
+    }
+
     fn on_envelope<'a>(
         &'a mut self,
         env: &'a Envelope,
@@ -292,7 +309,7 @@ impl AgentLogic for IncidentResponse {
                 Payload::Triage(r) => self.triage(env, r, tools).await,
                 Payload::Containment(c) => self.containment(c, tools).await,
                 Payload::Handoff(h) => {
-                    let mut fx = Effects::default();
+                    let fx = Effects::default();
                     if let Some(inc) = h.incident_id.and_then(|id| self.incidents.get_mut(&id)) {
                         inc.notes.push(format!(
                             "handoff from {}: {}",
@@ -300,7 +317,7 @@ impl AgentLogic for IncidentResponse {
                             crate::ingest::sanitize(&h.context.to_string(), 1024)
                         ));
                         inc.version += 1;
-                        fx.writes.push(Write::Incident(inc.clone()));
+                        self.dirty.insert(inc.id);
                     }
                     Ok(fx)
                 }
@@ -361,6 +378,13 @@ mod tests {
         }
     }
 
+    /// Handles one envelope and collects the incident writes it left pending.
+    async fn handle(ir: &mut IncidentResponse, env: &Envelope, tools: &MockTools) -> Effects {
+        let mut fx = ir.on_envelope(env, tools).await.unwrap();
+        fx.writes.extend(ir.pending_writes());
+        fx
+    }
+
     fn triage_tools() -> MockTools {
         let mut tools = MockTools::new();
         tools.expect_call().returning(|call| {
@@ -384,21 +408,21 @@ mod tests {
         let mut ir = setup(ResponseMode::Enforce);
         let tools = triage_tools();
         let d = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 0)));
-        let fx = ir.on_envelope(&d, &tools).await.unwrap();
+        let fx = handle(&mut ir, &d, &tools).await;
         let Payload::Triage(r) = &fx.route[0].payload else { panic!("expected a triage: {:?}", fx.route) };
         assert!(
             matches!(&fx.writes[0], Write::Incident(i) if i.id == r.incident_id && i.status == IncidentStatus::Open)
         );
 
         let t = fx.route[0].clone();
-        let fx = ir.on_envelope(&t, &tools).await.unwrap();
+        let fx = handle(&mut ir, &t, &tools).await;
         assert!(
             matches!(&fx.writes[0], Write::Incident(i) if i.priority == Priority::P2 && i.status == IncidentStatus::Triaged)
         );
         let Payload::Containment(c) = &fx.route[0].payload else { panic!("expected containment") };
         assert_eq!(c.target, "203.0.113.9");
 
-        let fx = ir.on_envelope(&fx.route[0].clone(), &tools).await.unwrap();
+        let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
         let action = fx
             .writes
             .iter()
@@ -414,10 +438,10 @@ mod tests {
 
         // A later finding from the same address attaches to the same incident.
         let d2 = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 900)));
-        let fx = ir.on_envelope(&d2, &tools).await.unwrap();
+        let fx = handle(&mut ir, &d2, &tools).await;
         assert!(matches!(&fx.writes[0], Write::Incident(i) if i.id == r.incident_id && i.findings.len() == 2));
         // Handling the same detection again changes nothing.
-        assert!(ir.on_envelope(&d2, &tools).await.unwrap().writes.is_empty());
+        assert!(handle(&mut ir, &d2, &tools).await.writes.is_empty());
     }
 
     #[actix_rt::test]
@@ -425,8 +449,8 @@ mod tests {
         let mut ir = setup(ResponseMode::Observe);
         let tools = triage_tools();
         let d = Envelope::new("test", Payload::Detection(finding("10.1.2.3", 0)));
-        let fx = ir.on_envelope(&d, &tools).await.unwrap();
-        let fx = ir.on_envelope(&fx.route[0].clone(), &tools).await.unwrap();
+        let fx = handle(&mut ir, &d, &tools).await;
+        let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
         assert!(fx.route.is_empty(), "no containment proposed");
         assert!(matches!(&fx.writes[0], Write::Incident(i) if i.notes[0].contains("protected")));
         // An injected containment against it is refused by the logic as well.
@@ -440,7 +464,7 @@ mod tests {
         let mut denying = MockTools::new();
         let env = Envelope::new("admin", Payload::Containment(req));
         denying.expect_call().times(0);
-        let fx = ir.on_envelope(&env, &denying).await.unwrap();
+        let fx = handle(&mut ir, &env, &denying).await;
         assert!(!fx.writes.iter().any(|w| matches!(w, Write::Action { .. })));
         assert!(matches!(&fx.writes[0], Write::Incident(i) if i.notes.iter().any(|n| n.contains("refused"))));
     }

@@ -90,6 +90,13 @@ pub trait AgentLogic {
         tools: &'a dyn Tools,
     ) -> LocalBoxFuture<'a, Result<Effects, AgentError>>;
 
+    /// Records changed while handling envelopes that have not been written yet; the
+    /// shell calls this once per delivered batch, so an incident touched by several
+    /// envelopes is encoded once.
+    fn pending_writes(&mut self) -> Vec<Write> {
+        Vec::new()
+    }
+
     /// Log batches; only threat detection reads them.
     fn on_batch<'a>(
         &'a mut self,
@@ -158,15 +165,15 @@ pub fn build(
     match restored {
         Restored::ThreatDetection { detector } => (
             Box::new(threat_detection::ThreatDetection::new(def.clone(), env.clone())),
-            ToolExecutor::new(&def.name, &def.tools, &def.detection, detector, env.protected.clone()),
+            ToolExecutor::new(&def.name, &def.tools, &def.detection, detector, env.protected.clone(), env.durable),
         ),
         Restored::IncidentResponse { incidents } => (
             Box::new(incident_response::IncidentResponse::new(def.clone(), env.clone(), incidents)),
-            ToolExecutor::new(&def.name, &def.tools, &def.detection, None, env.protected.clone()),
+            ToolExecutor::new(&def.name, &def.tools, &def.detection, None, env.protected.clone(), env.durable),
         ),
         Restored::VulnerabilityManagement => (
             Box::new(vulnerability_management::VulnerabilityManagement::new(def.clone())),
-            ToolExecutor::new(&def.name, &def.tools, &def.detection, None, env.protected.clone()),
+            ToolExecutor::new(&def.name, &def.tools, &def.detection, None, env.protected.clone(), env.durable),
         ),
     }
 }

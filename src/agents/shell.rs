@@ -239,6 +239,7 @@ async fn handle_envelopes(
         }
         acks.push(envelope);
     }
+    all.writes.extend(logic.pending_writes());
     let entries = commit(&name, &env, all, &acks).await?;
     for _ in &acks {
         env.metrics.inc(&env.metrics.envelopes_handled);

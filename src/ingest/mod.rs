@@ -179,7 +179,7 @@ impl LineSplitter {
 }
 
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|b| *b == needle)
+    memchr::memchr(needle, hay)
 }
 
 /// Escapes control characters so a hostile line cannot forge terminal output or logs.

@@ -541,7 +541,9 @@ impl Handler<Delivered> for Supervisor {
                 }
             }
             // The agent died or failed: its restart redelivers from the durable inbox.
-            Err(e) => tracing::warn!(%agent, envelopes = ids.len(), error = %e, "envelopes stay in the inbox for redelivery"),
+            Err(e) => {
+                tracing::warn!(%agent, envelopes = ids.len(), error = %e, "envelopes stay in the inbox for redelivery")
+            }
         }
         let Some(q) = self.queues.get_mut(&agent) else { return };
         q.busy = None;

@@ -86,6 +86,8 @@ pub struct ToolExecutor {
     detector_poisoned: bool,
     protected: std::sync::Arc<Protected>,
     nft_ready: bool,
+    /// Whether the agent stores detector deltas (false for replay's throw-away database).
+    keep_delta: bool,
 }
 
 impl ToolExecutor {
@@ -95,6 +97,7 @@ impl ToolExecutor {
         detection: &DetectionParams,
         detector_state: Option<AuthDetectorState>,
         protected: std::sync::Arc<Protected>,
+        keep_delta: bool,
     ) -> Self {
         let detector = allowed
             .contains(&ToolName::AnalyzeLogs)
@@ -106,6 +109,7 @@ impl ToolExecutor {
             detector_poisoned: false,
             protected,
             nft_ready: false,
+            keep_delta,
         }
     }
 
@@ -130,7 +134,13 @@ impl ToolExecutor {
                 };
                 match catch_unwind(AssertUnwindSafe(|| {
                     let findings = det.analyze(&events);
-                    (findings, det.take_delta())
+                    let delta = if self.keep_delta {
+                        det.take_delta()
+                    } else {
+                        det.discard_delta();
+                        Default::default()
+                    };
+                    (findings, delta)
                 })) {
                     Ok((findings, delta)) => ToolOutcome::Succeeded(ToolOutput::Findings { findings, delta }),
                     Err(p) => {

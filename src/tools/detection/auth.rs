@@ -81,6 +81,12 @@ impl AuthDetector {
         AuthDetector { params, state, dirty: Default::default(), removed: Vec::new() }
     }
 
+    /// Forgets the changes since the previous delta (when nothing stores them).
+    pub fn discard_delta(&mut self) {
+        self.dirty.clear();
+        self.removed.clear();
+    }
+
     /// The changes since the previous call.
     pub fn take_delta(&mut self) -> StateDelta {
         let upserts = self.dirty.drain().filter_map(|ip| self.state.addrs.get(&ip).map(|s| (ip, s.clone()))).collect();
