@@ -90,3 +90,44 @@ fn the_stdin_source_feeds_detection() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// More envelopes than the supervisor queues in memory (4,096 per agent): the rest wait
+/// in the durable inbox and are picked up by a scan as the queue drains. Every one is
+/// handled exactly once.
+#[actix_rt::test]
+async fn a_flood_of_envelopes_is_queued_in_bounds_and_all_handled() {
+    use warden::kb::{Commit, Write};
+    use warden::messages::{InboxEntry, Instruction};
+    use warden::supervisor::Dispatch;
+
+    let defs = load(&ActorsDir::Disk(actors_dir())).unwrap();
+    let cfg = Config::parse("", "test").unwrap();
+    let rt = Runtime::start(&cfg, &defs, Store::temporary(32 << 20).unwrap()).unwrap();
+    rt.ready().await;
+    let entries: Vec<InboxEntry> = (0..6000)
+        .map(|i| InboxEntry {
+            target: "vulnerability-management".into(),
+            envelope: Envelope::new("test", Payload::Instruction(Instruction { text: format!("n{i}") })),
+            attempts: 0,
+        })
+        .collect();
+    let writes = entries.iter().cloned().map(Write::InboxPut).collect();
+    rt.kb.commit(Commit { writes, ..Commit::default() }).await.unwrap();
+    rt.supervisor.send(Dispatch(entries.clone())).await.unwrap();
+    rt.quiesce().await;
+    assert!(rt.kb.inbox(None).await.unwrap().is_empty());
+    let records = rt.kb.audit_records().await.unwrap();
+    let handled: std::collections::HashSet<String> = records
+        .iter()
+        .filter(|r| r.entry.kind == AuditKind::EnvelopeHandled && r.entry.actor == "vulnerability-management")
+        .map(|r| r.entry.subject.clone())
+        .collect();
+    let handled_records = records
+        .iter()
+        .filter(|r| r.entry.kind == AuditKind::EnvelopeHandled && r.entry.actor == "vulnerability-management")
+        .count();
+    assert_eq!(handled.len(), 6000, "every envelope handled");
+    // The logic records one entry and the shell one acknowledgement per envelope.
+    assert_eq!(handled_records, 2 * 6000, "none handled twice");
+    rt.shutdown().await.unwrap();
+}
