@@ -1,10 +1,10 @@
 //! `AgentActor`: the generic actor shell around an agent's logic.
 //!
 //! Owns: the agent's logic (a plain struct), the address of its `ToolExecutor`, and an
-//! exit guard. Accepts: [`Deliver`] (a routed envelope), [`LogBatch`] (threat detection
-//! only), [`ArmFault`] (fault injection). Emits: tool calls to its executor, one atomic
-//! knowledge-base commit per input (effects + acknowledgement + routed envelopes), then
-//! [`Dispatch`] of the routed envelopes to the supervisor.
+//! exit guard. Accepts: [`Deliver`] (routed envelopes, in order), [`LogBatch`] (threat
+//! detection only), [`ArmFault`] (fault injection). Emits: tool calls to its executor, one
+//! atomic knowledge-base commit per delivery or log batch (effects + acknowledgements +
+//! routed envelopes), then [`Dispatch`] of the routed envelopes to the supervisor.
 //! Survives a restart: nothing in memory. The supervisor rebuilds the agent from its
 //! definition and durable state; unacknowledged envelopes are delivered again.
 //!

@@ -1,7 +1,8 @@
 //! The `Supervisor` actor: Warden's orchestrator.
 //!
 //! Owns: the registry of agents (definition, state, address, restart history), the
-//! routing table, and the set of deliveries in flight. Accepts: [`Route`] (an envelope
+//! routing table, and a bounded queue per agent (at most 4,096 envelopes; the rest wait in
+//! the durable inbox) with one delivery of up to 256 envelopes in flight. Accepts: [`Route`] (an envelope
 //! from outside, persisted here), [`Dispatch`] (envelopes an agent already persisted),
 //! [`AgentExited`], [`ListAgents`], [`LogSink`], [`InjectFault`], [`Shutdown`],
 //! [`Idle`]. Emits: `Deliver` to agents, audit records, the "agent failed" incident.
