@@ -309,7 +309,16 @@ impl Supervisor {
         let mut ids = Vec::new();
         let mut dead = Vec::new();
         while batch.len() < MAX_BATCH {
+            // An envelope whose delivery failed before goes alone: if it is the one that
+            // kills the agent, the others must not share its fate (and its dead letter).
+            let retried = |e: &InboxEntry| self.attempts.get(&e.envelope.id).is_some_and(|n| *n > 0);
+            match q.pending.front() {
+                None => break,
+                Some((e, _)) if !batch.is_empty() && retried(e) => break,
+                Some(_) => {}
+            }
             let Some((entry, verify)) = q.pending.pop_front() else { break };
+            let solo = retried(&entry);
             let id = entry.envelope.id;
             let attempts = self.attempts.entry(id).or_insert(0);
             *attempts += 1;
@@ -320,6 +329,9 @@ impl Supervisor {
             } else {
                 ids.push(id);
                 batch.push((entry.envelope, verify));
+                if solo {
+                    break;
+                }
             }
         }
         if !batch.is_empty() {
