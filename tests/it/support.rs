@@ -68,7 +68,6 @@ pub fn failed(ip: &str, user: &str, second: u32) -> String {
 /// A `warden run` process; killed when dropped.
 pub struct Daemon {
     pub child: Option<Child>,
-    pub dir: PathBuf,
     pub config: PathBuf,
     pub data_dir: PathBuf,
     pub addr: SocketAddr,
