@@ -90,7 +90,6 @@ impl Daemon {
         .unwrap();
         let mut d = Daemon {
             child: None,
-            dir: dir.to_path_buf(),
             config,
             data_dir,
             addr,
