@@ -62,3 +62,21 @@ pub fn equal(a: &[u8], b: &[u8]) -> bool {
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_private_and_refused_when_readable_by_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = ensure(dir.path()).unwrap();
+        assert_eq!(t.len(), 64);
+        assert_eq!(ensure(dir.path()).unwrap(), t, "the token survives restarts");
+        assert_eq!(std::fs::metadata(path(dir.path())).unwrap().permissions().mode() & 0o777, 0o600);
+        std::fs::set_permissions(path(dir.path()), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+        assert!(equal(b"abc", b"abc") && !equal(b"abc", b"abd") && !equal(b"abc", b"ab"));
+    }
+}

@@ -345,6 +345,10 @@ mod tests {
     use actix::Actor;
 
     fn setup(mode: ResponseMode) -> IncidentResponse {
+        setup_with(mode, None)
+    }
+
+    fn setup_with(mode: ResponseMode, autonomy: Option<ResponseMode>) -> IncidentResponse {
         let defs = load(&ActorsDir::Disk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("actors"))).unwrap();
         let store = crate::store::Store::temporary(1 << 20).unwrap();
         let kb = Kb { addr: KnowledgeBase::new(store).unwrap().start() };
@@ -356,7 +360,11 @@ mod tests {
             metrics: Default::default(),
             durable: true,
         });
-        IncidentResponse::new(Arc::new(defs.agents["incident-response"].clone()), env, Vec::new())
+        let mut def = defs.agents["incident-response"].clone();
+        if let Some(a) = autonomy {
+            def.autonomy = a;
+        }
+        IncidentResponse::new(Arc::new(def), env, Vec::new())
     }
 
     fn finding(ip: &str, secs: i64) -> Finding {
@@ -467,5 +475,25 @@ mod tests {
         let fx = handle(&mut ir, &env, &denying).await;
         assert!(!fx.writes.iter().any(|w| matches!(w, Write::Action { .. })));
         assert!(matches!(&fx.writes[0], Write::Incident(i) if i.notes.iter().any(|n| n.contains("refused"))));
+    }
+
+    #[actix_rt::test]
+    async fn approve_mode_stores_the_action_as_pending() {
+        let mut ir = setup_with(ResponseMode::Approve, Some(ResponseMode::Enforce));
+        let tools = triage_tools();
+        let d = Envelope::new("test", Payload::Detection(finding("203.0.113.10", 0)));
+        let fx = handle(&mut ir, &d, &tools).await;
+        let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
+        let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
+        let action = fx
+            .writes
+            .iter()
+            .find_map(|w| match w {
+                Write::Action { action, .. } => Some(action.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(action.mode, ResponseMode::Approve);
+        assert_eq!(action.status, ActionStatus::PendingApproval);
     }
 }

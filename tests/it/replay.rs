@@ -156,26 +156,22 @@ fn clear_errors_for_bad_config_data_dir_and_port() {
     let port = busy.local_addr().unwrap().port();
     let cfg = tmp.path().join("busy.toml");
     std::fs::write(&cfg, format!("[admin]\nlisten = \"127.0.0.1:{port}\"\n")).unwrap();
-    let out = Command::new(BIN)
-        .arg("run")
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--data-dir")
-        .arg(tmp.path().join("d"))
-        .output()
-        .unwrap();
+    let with_cfg = |cmd: &str| {
+        Command::new(BIN)
+            .arg(cmd)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(tmp.path().join("d"))
+            .output()
+            .unwrap()
+    };
+    let out = with_cfg("run");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{err}");
     // The CLI without a running daemon says so.
     drop(busy);
-    let out = Command::new(BIN)
-        .arg("status")
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--data-dir")
-        .arg(tmp.path().join("d"))
-        .output()
-        .unwrap();
+    let out = with_cfg("status");
     assert!(String::from_utf8_lossy(&out.stderr).contains("is `warden run` running?"), "{out:?}");
 }
