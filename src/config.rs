@@ -72,6 +72,10 @@ impl Default for AdminConfig {
 pub enum SourceKind {
     File,
     Stdin,
+    /// Syslog messages over UDP (RFC 3164 or RFC 5424), one per datagram.
+    SyslogUdp,
+    /// Syslog over TCP, framed by newlines or by octet counting (RFC 6587).
+    SyslogTcp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -88,6 +92,9 @@ pub struct SourceConfig {
     pub kind: SourceKind,
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// The address a syslog source listens on.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
     #[serde(default = "default_format")]
     pub format: LogFormat,
 }
@@ -218,6 +225,15 @@ impl Config {
                 }
                 SourceKind::Stdin if s.path.is_some() => {
                     return Err(invalid(format!("source `{}` reads stdin and takes no `path`", s.name)));
+                }
+                SourceKind::SyslogUdp | SourceKind::SyslogTcp if s.listen.is_none() || s.path.is_some() => {
+                    return Err(invalid(format!(
+                        "syslog source `{}` needs a `listen` address and takes no `path`",
+                        s.name
+                    )));
+                }
+                SourceKind::File | SourceKind::Stdin if s.listen.is_some() => {
+                    return Err(invalid(format!("source `{}` does not listen: remove `listen`", s.name)));
                 }
                 _ => {}
             }

@@ -198,6 +198,10 @@ fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
     let sys = actix::System::new();
     sys.block_on(async move {
         let mut rt = Runtime::start(&cfg, &defs, store)?;
+        // Sources first: once the admin API answers, every listener is bound.
+        for (source, addr) in rt.start_sources(&cfg).map_err(anyhow::Error::msg)? {
+            tracing::info!(%source, %addr, "syslog source listening");
+        }
         let state = admin::AdminState {
             supervisor: rt.supervisor.clone(),
             kb: rt.kb.clone(),
@@ -213,7 +217,6 @@ fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
         if cfg.testing.fault_injection {
             tracing::warn!("fault injection is ON: never use this configuration in production");
         }
-        rt.start_sources(&cfg);
         tracing::info!(admin = %cfg.admin.listen, data_dir = %data_dir.display(), mode = %cfg.response.mode, actors = %defs.origin, "warden running");
         wait_for_signal().await;
         tracing::info!("stopping");

@@ -10,6 +10,7 @@ use crate::config::{Config, SourceKind};
 use crate::definitions::{AgentKind, Definitions};
 use crate::ingest::file_tail::FileTail;
 use crate::ingest::stdin::Stdin;
+use crate::ingest::syslog::{Syslog, Transport};
 use crate::kb::{Kb, KbError, KnowledgeBase};
 use crate::store::Store;
 use crate::supervisor::Supervisor;
@@ -65,8 +66,10 @@ impl Runtime {
         Ok(Runtime { supervisor, kb, metrics, detector_state_key, arbiters: vec![kb_arbiter] })
     }
 
-    /// Starts the configured sources, each on its own thread.
-    pub fn start_sources(&mut self, cfg: &Config) {
+    /// Starts the configured sources, each on its own thread. Fails if a syslog source
+    /// cannot listen on its address; returns the addresses the syslog sources listen on.
+    pub fn start_sources(&mut self, cfg: &Config) -> Result<Vec<(String, std::net::SocketAddr)>, String> {
+        let mut listening = Vec::new();
         for s in &cfg.sources {
             let arbiter = Arbiter::new();
             let (source, format, ingest) = (s.name.clone(), s.format, cfg.ingest.clone());
@@ -93,9 +96,30 @@ impl Runtime {
                         metrics,
                     });
                 }
+                SourceKind::SyslogUdp | SourceKind::SyslogTcp => {
+                    let transport = if s.kind == SourceKind::SyslogUdp { Transport::Udp } else { Transport::Tcp };
+                    let listen = s.listen.ok_or_else(|| format!("syslog source `{}` has no listen address", s.name))?;
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    let name = source.clone();
+                    Syslog::start_in_arbiter(&arbiter.handle(), move |_| Syslog {
+                        source,
+                        listen,
+                        transport,
+                        format,
+                        cfg: ingest,
+                        supervisor,
+                        metrics,
+                        bound: Some(tx),
+                    });
+                    let addr = rx
+                        .recv_timeout(std::time::Duration::from_secs(10))
+                        .map_err(|_| format!("syslog source `{name}` did not start"))??;
+                    listening.push((name, addr));
+                }
             }
             self.arbiters.push(arbiter);
         }
+        Ok(listening)
     }
 
     /// Waits until the threat-detection agent can take log batches.

@@ -10,6 +10,7 @@ pub mod file_tail;
 pub mod parse;
 pub mod replay;
 pub mod stdin;
+pub mod syslog;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};

@@ -7,4 +7,5 @@ mod kb;
 mod replay;
 mod runtime;
 mod support;
+mod syslog;
 mod tail;

@@ -1,0 +1,465 @@
+//! `Syslog`: receives syslog messages over UDP or TCP, so rsyslog, syslog-ng or Vector
+//! can forward many hosts to one Warden.
+//!
+//! Owns: the listening socket, one task per TCP connection (at most
+//! [`MAX_CONNECTIONS`]), and a batcher. Accepts: datagrams and TCP streams; TCP frames are
+//! newline-terminated or octet-counted (RFC 6587), detected per frame. Emits: `LogBatch`es
+//! (not checkpointed: a network stream cannot be read again, so the agent flushes their
+//! effects before acknowledging them).
+//! Survives a restart: nothing; senders retransmit over TCP, UDP is lossy by nature.
+//!
+//! Each message (RFC 3164 or RFC 5424) is rewritten into one normalised line
+//! `TIMESTAMP HOST APP[PROCID]: MSG` for the source's parser; the host in the message
+//! header becomes the event's host (the sender's address when the header has none).
+//! Backpressure: connections push into a bounded channel, so a slow consumer stops TCP
+//! reads (and senders), and UDP datagrams beyond the socket buffer are dropped by the kernel.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+use super::{BatchBuilder, LineSplitter, send_batch};
+use crate::config::{IngestConfig, LogFormat};
+use crate::supervisor::Supervisor;
+use crate::telemetry::Metrics;
+
+/// Concurrent TCP connections; more are refused until one closes.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a partial batch waits for more messages.
+const BATCH_DELAY: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// Why a syslog message was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("no <PRI> header")]
+    NoPriority,
+    #[error("RFC 5424 header is incomplete")]
+    Truncated5424,
+    #[error("octet count `{0}` is not a valid frame length")]
+    BadLength(String),
+}
+
+fn is_printable_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Rewrites one syslog message into the line format the parsers read.
+pub fn normalize(msg: &str, peer: IpAddr, now: DateTime<Utc>) -> Result<String, FrameError> {
+    let msg = msg.trim_end_matches(['\n', '\r', '\0']);
+    let rest = msg.strip_prefix('<').ok_or(FrameError::NoPriority)?;
+    let close = rest.find('>').filter(|i| (1..=3).contains(i)).ok_or(FrameError::NoPriority)?;
+    let pri: u16 = rest[..close].parse().map_err(|_| FrameError::NoPriority)?;
+    if pri > 191 {
+        return Err(FrameError::NoPriority);
+    }
+    let rest = &rest[close + 1..];
+    if let Some(body) = rest.strip_prefix("1 ") {
+        // RFC 5424: TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA [MSG]
+        let mut parts = body.splitn(6, ' ');
+        let (ts, host, app, procid, _msgid, tail) = (
+            parts.next().ok_or(FrameError::Truncated5424)?,
+            parts.next().ok_or(FrameError::Truncated5424)?,
+            parts.next().ok_or(FrameError::Truncated5424)?,
+            parts.next().ok_or(FrameError::Truncated5424)?,
+            parts.next().ok_or(FrameError::Truncated5424)?,
+            parts.next().unwrap_or("-"),
+        );
+        let ts = match DateTime::parse_from_rfc3339(ts) {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(_) => now,
+        };
+        let host = if host != "-" && is_printable_token(host) { host.to_string() } else { peer.to_string() };
+        let app = if is_printable_token(app) && app != "-" { app } else { "-" };
+        let text = skip_structured_data(tail);
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let tag =
+            if procid != "-" && is_printable_token(procid) { format!("{app}[{procid}]") } else { app.to_string() };
+        return Ok(format!("{} {host} {tag}: {text}", ts.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)));
+    }
+    // RFC 3164: `Mmm dd hh:mm:ss HOST TAG: MSG`. Without a timestamp, the receiver's time
+    // and the sender's address stand in.
+    let b = rest.as_bytes();
+    let has_ts = b.len() >= 16 && b[3] == b' ' && b[6] == b' ' && b[9] == b':' && b[12] == b':';
+    if has_ts {
+        let after = &rest[16..];
+        // A sender that leaves out the host writes `TAG: MSG` right after the time.
+        let first = after.split(' ').next().unwrap_or("");
+        if first.ends_with(':') || first.contains('[') {
+            return Ok(format!("{} {peer} {after}", &rest[..15]));
+        }
+        return Ok(rest.to_string());
+    }
+    let local = now.with_timezone(&chrono::Local).format("%b %e %H:%M:%S");
+    Ok(format!("{local} {peer} {rest}"))
+}
+
+/// Skips RFC 5424 structured data (`-` or one or more `[...]` elements, with `\]` escapes).
+fn skip_structured_data(s: &str) -> &str {
+    if let Some(rest) = s.strip_prefix('-') {
+        return rest.strip_prefix(' ').unwrap_or(rest);
+    }
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() && b[i] == b'[' {
+        i += 1;
+        while i < b.len() && b[i] != b']' {
+            if b[i] == b'\\' {
+                i += 1;
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    let rest = s.get(i.min(s.len())..).unwrap_or("");
+    rest.strip_prefix(' ').unwrap_or(rest)
+}
+
+/// Splits a TCP byte stream into syslog frames. A connection that starts with a digit is
+/// octet-counted (`LEN SP MSG`, RFC 6587 §3.4.1), any other is newline-terminated; a
+/// sender keeps one method for the whole connection.
+pub struct TcpFramer {
+    buf: Vec<u8>,
+    lines: LineSplitter,
+    max: usize,
+    counted: Option<bool>,
+}
+
+impl TcpFramer {
+    pub fn new(max: usize) -> Self {
+        TcpFramer { buf: Vec::new(), lines: LineSplitter::new(max), max, counted: None }
+    }
+
+    /// Lines with invalid UTF-8 and lines cut at the limit so far.
+    pub fn damaged(&self) -> (u64, u64) {
+        (self.lines.invalid_utf8, self.lines.truncated)
+    }
+
+    /// Feeds bytes; complete frames go to `emit`. An invalid octet count is an error:
+    /// the stream cannot be resynchronised and the connection should be closed.
+    pub fn push(&mut self, data: &[u8], emit: &mut impl FnMut(String)) -> Result<(), FrameError> {
+        let counted = *self.counted.get_or_insert_with(|| data.first().is_some_and(|b| b.is_ascii_digit()));
+        if !counted {
+            self.lines.push(data, emit);
+            return Ok(());
+        }
+        self.buf.extend_from_slice(data);
+        let mut start = 0;
+        while start < self.buf.len() {
+            let rest = &self.buf[start..];
+            let Some(sp) = rest.iter().take(8).position(|b| *b == b' ') else {
+                if rest.len() >= 8 {
+                    return Err(FrameError::BadLength(String::from_utf8_lossy(&rest[..8]).into_owned()));
+                }
+                break; // The length is still arriving.
+            };
+            let digits = std::str::from_utf8(&rest[..sp]).unwrap_or("");
+            let len: usize = digits.parse().map_err(|_| FrameError::BadLength(digits.to_string()))?;
+            if len == 0 || len > self.max {
+                return Err(FrameError::BadLength(digits.to_string()));
+            }
+            if rest.len() < sp + 1 + len {
+                break; // The frame is still arriving.
+            }
+            // A counted frame may contain newlines (a multi-line message): it stays one
+            // message, its line breaks turned into spaces.
+            let frame = &rest[sp + 1..sp + 1 + len];
+            let text = match std::str::from_utf8(frame) {
+                Ok(t) => t.to_string(),
+                Err(_) => {
+                    self.lines.invalid_utf8 += 1;
+                    String::from_utf8_lossy(frame).into_owned()
+                }
+            };
+            emit(text.replace(['\r', '\n'], " "));
+            start += sp + 1 + len;
+        }
+        self.buf.drain(..start);
+        Ok(())
+    }
+
+    /// Emits a final newline-framed message that the sender did not terminate.
+    pub fn finish(&mut self, emit: &mut impl FnMut(String)) {
+        self.lines.finish(emit);
+    }
+}
+
+/// The syslog source actor.
+pub struct Syslog {
+    pub source: String,
+    pub listen: SocketAddr,
+    pub transport: Transport,
+    pub format: LogFormat,
+    pub cfg: IngestConfig,
+    pub supervisor: Addr<Supervisor>,
+    pub metrics: Arc<Metrics>,
+    /// Told the bound address (port 0 picks a free one), or why binding failed.
+    pub bound: Option<std::sync::mpsc::Sender<Result<SocketAddr, String>>>,
+}
+
+impl Actor for Syslog {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let (tx, rx) = mpsc::channel::<(String, u64, u64)>(4096);
+        let (source, format, cfg, sup, metrics) =
+            (self.source.clone(), self.format, self.cfg.clone(), self.supervisor.clone(), self.metrics.clone());
+        ctx.spawn(actix::fut::wrap_future(batcher(source, format, cfg.batch_lines, rx, sup, metrics)));
+        let (source, listen, max, metrics, bound) =
+            (self.source.clone(), self.listen, self.cfg.max_line_bytes, self.metrics.clone(), self.bound.take());
+        match self.transport {
+            Transport::Udp => ctx.spawn(actix::fut::wrap_future(udp(source, listen, max, tx, metrics, bound))),
+            Transport::Tcp => ctx.spawn(actix::fut::wrap_future(tcp(source, listen, max, tx, metrics, bound))),
+        };
+    }
+}
+
+/// Collects normalised lines into batches and applies them one at a time.
+async fn batcher(
+    source: String,
+    format: LogFormat,
+    batch_lines: usize,
+    mut rx: mpsc::Receiver<(String, u64, u64)>,
+    supervisor: Addr<Supervisor>,
+    metrics: Arc<Metrics>,
+) {
+    let mut builder = BatchBuilder::new(format, Utc::now());
+    loop {
+        let Some((line, invalid, truncated)) = rx.recv().await else { return };
+        builder.parser.set_reference(Utc::now());
+        let add = |b: &mut BatchBuilder, line: String, invalid: u64, truncated: u64| {
+            b.line(&line);
+            b.stats.invalid_utf8 += invalid;
+            b.stats.truncated += truncated;
+        };
+        add(&mut builder, line, invalid, truncated);
+        let deadline = tokio::time::Instant::now() + BATCH_DELAY;
+        while builder.stats.lines < batch_lines as u64 {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some((line, invalid, truncated))) => add(&mut builder, line, invalid, truncated),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let batch = builder.take(&source, None, None);
+        if let Err(e) = send_batch(&supervisor, batch).await {
+            metrics.inc(&metrics.source_errors);
+            tracing::error!(%source, error = %e, "batch rejected");
+        }
+    }
+}
+
+fn report_bound(bound: Option<std::sync::mpsc::Sender<Result<SocketAddr, String>>>, r: Result<SocketAddr, String>) {
+    if let Some(b) = bound {
+        let _ = b.send(r);
+    }
+}
+
+async fn udp(
+    source: String,
+    listen: SocketAddr,
+    max: usize,
+    tx: mpsc::Sender<(String, u64, u64)>,
+    metrics: Arc<Metrics>,
+    bound: Option<std::sync::mpsc::Sender<Result<SocketAddr, String>>>,
+) {
+    let sock = match tokio::net::UdpSocket::bind(listen).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(%source, %listen, error = %e, "cannot listen for syslog over UDP");
+            report_bound(bound, Err(format!("cannot listen on {listen}/udp: {e}")));
+            return;
+        }
+    };
+    report_bound(bound, sock.local_addr().map_err(|e| e.to_string()));
+    tracing::info!(%source, %listen, "listening for syslog over UDP");
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, peer) = match sock.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(%source, error = %e, "UDP receive error");
+                metrics.inc(&metrics.source_errors);
+                continue;
+            }
+        };
+        let mut one = LineSplitter::new(max);
+        let mut frame = None;
+        one.push(&buf[..n], &mut |l| {
+            frame.get_or_insert(l);
+        });
+        one.finish(&mut |l| {
+            frame.get_or_insert(l);
+        });
+        let Some(frame) = frame else { continue };
+        match normalize(&frame, peer.ip(), Utc::now()) {
+            Ok(line) => {
+                if tx.send((line, one.invalid_utf8, one.truncated)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                metrics.source_event(&source, |c| c.unparsed += 1);
+                tracing::warn!(%source, %peer, error = %e, "syslog message skipped");
+            }
+        }
+    }
+}
+
+async fn tcp(
+    source: String,
+    listen: SocketAddr,
+    max: usize,
+    tx: mpsc::Sender<(String, u64, u64)>,
+    metrics: Arc<Metrics>,
+    bound: Option<std::sync::mpsc::Sender<Result<SocketAddr, String>>>,
+) {
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(%source, %listen, error = %e, "cannot listen for syslog over TCP");
+            report_bound(bound, Err(format!("cannot listen on {listen}/tcp: {e}")));
+            return;
+        }
+    };
+    report_bound(bound, listener.local_addr().map_err(|e| e.to_string()));
+    tracing::info!(%source, %listen, "listening for syslog over TCP");
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(%source, error = %e, "TCP accept error");
+                metrics.inc(&metrics.source_errors);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%source, %peer, "too many syslog connections; refusing one");
+            metrics.inc(&metrics.source_errors);
+            continue; // Dropping the stream closes it.
+        };
+        let (tx, metrics, source) = (tx.clone(), metrics.clone(), source.clone());
+        actix_rt::spawn(async move {
+            let _permit = permit;
+            connection(stream, peer, max, tx, metrics, source).await;
+        });
+    }
+}
+
+async fn connection(
+    mut stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    max: usize,
+    tx: mpsc::Sender<(String, u64, u64)>,
+    metrics: Arc<Metrics>,
+    source: String,
+) {
+    let mut framer = TcpFramer::new(max);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut done = false;
+    while !done {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => {
+                done = true;
+                0
+            }
+            Ok(n) => n,
+        };
+        let mut frames = Vec::new();
+        let (inv0, tr0) = framer.damaged();
+        let res = framer.push(&buf[..n], &mut |f| frames.push(f));
+        if done {
+            framer.finish(&mut |f| frames.push(f));
+        }
+        let (inv1, tr1) = framer.damaged();
+        let (mut invalid, mut truncated) = (inv1 - inv0, tr1 - tr0);
+        for f in frames {
+            match normalize(&f, peer.ip(), Utc::now()) {
+                Ok(line) => {
+                    // Damage counts ride on the first line of the read that had them.
+                    if tx.send((line, std::mem::take(&mut invalid), std::mem::take(&mut truncated))).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    metrics.source_event(&source, |c| c.unparsed += 1);
+                    tracing::warn!(%source, %peer, error = %e, "syslog message skipped");
+                }
+            }
+        }
+        if let Err(e) = res {
+            tracing::warn!(%source, %peer, error = %e, "closing a syslog connection that cannot be framed");
+            metrics.inc(&metrics.source_errors);
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-26T12:00:00Z".parse().unwrap()
+    }
+    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 9));
+
+    #[test]
+    fn rfc5424_becomes_a_line() {
+        let m = "<38>1 2026-11-26T11:59:58.5Z web1 sshd 1234 - [meta sequenceId=\"1\\]x\"] Failed password for root from 1.2.3.4 port 22 ssh2";
+        assert_eq!(
+            normalize(m, PEER, now()).unwrap(),
+            "2026-11-26T11:59:58.500Z web1 sshd[1234]: Failed password for root from 1.2.3.4 port 22 ssh2"
+        );
+        let m = "<38>1 - - sshd - - - \u{feff}hello";
+        assert_eq!(normalize(m, PEER, now()).unwrap(), "2026-11-26T12:00:00Z 192.0.2.9 sshd: hello");
+        assert_eq!(normalize("<38>1 2026-11-26T11:59:58Z web1", PEER, now()), Err(FrameError::Truncated5424));
+    }
+
+    #[test]
+    fn rfc3164_keeps_its_host_or_takes_the_peer() {
+        let m = "<38>Nov 26 11:59:58 web2 sshd[7]: Invalid user x from 5.6.7.8";
+        assert_eq!(normalize(m, PEER, now()).unwrap(), "Nov 26 11:59:58 web2 sshd[7]: Invalid user x from 5.6.7.8");
+        let m = "<38>Nov 26 11:59:58 sshd[7]: Invalid user x from 5.6.7.8";
+        assert_eq!(
+            normalize(m, PEER, now()).unwrap(),
+            "Nov 26 11:59:58 192.0.2.9 sshd[7]: Invalid user x from 5.6.7.8"
+        );
+        assert_eq!(normalize("no priority", PEER, now()), Err(FrameError::NoPriority));
+        assert_eq!(normalize("<999>x", PEER, now()), Err(FrameError::NoPriority));
+    }
+
+    #[test]
+    fn tcp_framing_by_octet_count() {
+        let mut f = TcpFramer::new(1024);
+        let mut out = Vec::new();
+        f.push(b"12 <38>hello w", &mut |l| out.push(l)).unwrap();
+        assert!(out.is_empty(), "a frame is emitted only when complete");
+        f.push(b"d5 <38>x16 <38>with\nnewline", &mut |l| out.push(l)).unwrap();
+        assert_eq!(out, vec!["<38>hello wd", "<38>x", "<38>with newline"]);
+        assert!(matches!(f.push(b"99999999 x", &mut |_| {}), Err(FrameError::BadLength(_))));
+        let mut f = TcpFramer::new(1024);
+        assert!(matches!(f.push(b"12x <38>a", &mut |_| {}), Err(FrameError::BadLength(_))));
+    }
+
+    #[test]
+    fn tcp_framing_by_newline() {
+        let mut f = TcpFramer::new(1024);
+        let mut out = Vec::new();
+        f.push(b"<38>line one\n<38>li", &mut |l| out.push(l)).unwrap();
+        f.push(b"ne two\r\n<38>three", &mut |l| out.push(l)).unwrap();
+        f.finish(&mut |l| out.push(l));
+        assert_eq!(out, vec!["<38>line one", "<38>line two", "<38>three"]);
+    }
+}
