@@ -23,7 +23,7 @@ fn main() {
         let mut events = Vec::new();
         let mut kept = 0usize;
         for chunk in data.chunks(256 * 1024) {
-            splitter.push(chunk, &mut |l| parser.parse(&l, &mut stats, &mut events));
+            splitter.push(chunk, &mut |l| parser.parse(l, &mut stats, &mut events));
             kept += events.len();
             events.clear();
         }

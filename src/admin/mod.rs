@@ -236,7 +236,7 @@ async fn inject(st: web::Data<AdminState>, body: web::Json<serde_json::Value>) -
                 b.stats.truncated += 1;
             }
             for part in cut.split('\n') {
-                b.line(part.strip_suffix('\r').unwrap_or(part));
+                b.line(part.strip_suffix('\r').unwrap_or(part).to_string());
             }
         }
         let batch = b.take(&req.source, None, None);

@@ -223,7 +223,7 @@ impl Tailer {
                         o.pos += n as u64;
                         let (splitter, builder) = (&mut self.splitter, &mut self.builder);
                         let (inv0, tr0) = (splitter.invalid_utf8, splitter.truncated);
-                        splitter.push(&buf[..n], &mut |l| builder.line(&l));
+                        splitter.push(&buf[..n], &mut |l| builder.line(l));
                         builder.stats.invalid_utf8 += splitter.invalid_utf8 - inv0;
                         builder.stats.truncated += splitter.truncated - tr0;
                     }
@@ -255,7 +255,7 @@ impl Tailer {
                     // unterminated last line will never be completed, so emit it.
                     let (splitter, builder) = (&mut self.splitter, &mut self.builder);
                     let inv0 = splitter.invalid_utf8;
-                    splitter.finish(&mut |l| builder.line(&l));
+                    splitter.finish(&mut |l| builder.line(l));
                     builder.stats.invalid_utf8 += splitter.invalid_utf8 - inv0;
                     tracing::info!(source = %self.source, from = %o.path.display(), "file rotated; following the new file");
                     self.metrics.source_event(&self.source, |c| c.rotations += 1);

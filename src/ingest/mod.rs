@@ -217,11 +217,12 @@ pub const FINGERPRINT_BYTES: usize = 256;
 pub struct LineParser {
     format: LogFormat,
     years: parse::YearInference,
+    last_time: Option<DateTime<Utc>>,
 }
 
 impl LineParser {
     pub fn new(format: LogFormat, reference: DateTime<Utc>) -> Self {
-        LineParser { format, years: parse::YearInference::new(reference) }
+        LineParser { format, years: parse::YearInference::new(reference), last_time: None }
     }
 
     /// Sets the "now" against which year-less timestamps are placed.
@@ -229,14 +230,23 @@ impl LineParser {
         self.years = parse::YearInference::new(reference);
     }
 
-    pub fn parse(&mut self, line: &str, stats: &mut BatchStats, out: &mut Vec<Event>) {
+    /// Parses a line into an event. A line whose header cannot be parsed is counted and
+    /// still becomes an event (for keyword rules) at the time of the line before it.
+    pub fn parse(&mut self, line: String, stats: &mut BatchStats, out: &mut Vec<Event>) {
         stats.lines += 1;
-        match self.format {
-            LogFormat::Auth => match parse::auth::parse_line(line, &mut self.years) {
-                Some(Some(ev)) => out.push(ev),
-                Some(None) => {}
-                None => stats.unparsed += 1,
-            },
+        let parsed = match self.format {
+            LogFormat::Auth => parse::auth::parse_line(line, &mut self.years),
+        };
+        match parsed {
+            Ok(ev) => {
+                self.last_time = Some(ev.time);
+                out.push(ev);
+            }
+            Err(raw) => {
+                stats.unparsed += 1;
+                let time = self.last_time.unwrap_or_else(|| self.years.reference());
+                out.push(Event { time, host: String::new(), program: String::new(), auth: None, raw, message_at: 0 });
+            }
         }
     }
 }
@@ -305,7 +315,7 @@ impl BatchBuilder {
         BatchBuilder { parser: LineParser::new(format, reference), events: Vec::new(), stats: BatchStats::default() }
     }
 
-    pub fn line(&mut self, line: &str) {
+    pub fn line(&mut self, line: String) {
         self.parser.parse(line, &mut self.stats, &mut self.events);
     }
 

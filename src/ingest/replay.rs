@@ -54,9 +54,9 @@ pub async fn replay_file(
         };
         let (inv0, tr0) = (splitter.invalid_utf8, splitter.truncated);
         if n == 0 {
-            splitter.finish(&mut |l| builder.line(&l));
+            splitter.finish(&mut |l| builder.line(l));
         } else {
-            splitter.push(&buf[..n], &mut |l| builder.line(&l));
+            splitter.push(&buf[..n], &mut |l| builder.line(l));
         }
         builder.stats.invalid_utf8 += splitter.invalid_utf8 - inv0;
         builder.stats.truncated += splitter.truncated - tr0;

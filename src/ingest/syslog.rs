@@ -238,7 +238,7 @@ async fn batcher(
         let Some((line, invalid, truncated)) = rx.recv().await else { return };
         builder.parser.set_reference(Utc::now());
         let add = |b: &mut BatchBuilder, line: String, invalid: u64, truncated: u64| {
-            b.line(&line);
+            b.line(line);
             b.stats.invalid_utf8 += invalid;
             b.stats.truncated += truncated;
         };

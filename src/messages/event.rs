@@ -4,8 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
-/// One parsed log line. `time` is the log's own timestamp (event time), never the
-/// time Warden read it.
+/// One log line. `time` is the log's own timestamp (event time), never the time Warden
+/// read it. Every line becomes an event — one whose header could not be parsed still
+/// reaches keyword rules, with the time of the line before it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub time: DateTime<Utc>,
@@ -16,6 +17,16 @@ pub struct Event {
     pub auth: Option<AuthEvent>,
     /// The line as read (lossy UTF-8, possibly cut), kept as evidence.
     pub raw: String,
+    /// Byte offset in `raw` where the message (after the syslog header) starts.
+    #[serde(default)]
+    pub message_at: usize,
+}
+
+impl Event {
+    /// The message after the syslog header (the whole line when there is none).
+    pub fn message(&self) -> &str {
+        self.raw.get(self.message_at..).unwrap_or(&self.raw)
+    }
 }
 
 /// An authentication event recognised in an sshd/PAM line.

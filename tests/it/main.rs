@@ -6,6 +6,7 @@ mod enforce;
 mod kb;
 mod replay;
 mod runtime;
+mod sigma;
 mod support;
 mod syslog;
 mod tail;

@@ -10,21 +10,17 @@ use std::net::IpAddr;
 use super::{YearInference, syslog};
 use crate::messages::{AuthEvent, AuthEventKind, Event};
 
-/// Parses one line. `None`: not a syslog line. `Some(None)`: a syslog line that is not an
-/// authentication event Warden tracks. `Some(Some(event))`: an event.
-pub fn parse_line(line: &str, years: &mut YearInference) -> Option<Option<Event>> {
-    let s = syslog(line, years)?;
+/// Parses one line into an event. `Err` hands the line back when its syslog header
+/// cannot be parsed.
+pub fn parse_line(line: String, years: &mut YearInference) -> Result<Event, String> {
+    let Some(s) = syslog(&line, years) else { return Err(line) };
     let auth = match s.program {
         "sshd" | "sshd-session" | "sshd-auth" => parse_sshd(s.message),
         _ => None,
     };
-    Some(auth.map(|auth| Event {
-        time: s.time,
-        host: s.host.to_string(),
-        program: s.program.to_string(),
-        auth: Some(auth),
-        raw: line.to_string(),
-    }))
+    let (time, host, program) = (s.time, s.host.to_string(), s.program.to_string());
+    let message_at = line.len() - s.message.len();
+    Ok(Event { time, host, program, auth, raw: line, message_at })
 }
 
 fn ip(token: &str) -> Option<IpAddr> {

@@ -27,6 +27,11 @@ impl YearInference {
         YearInference { reference, offset }
     }
 
+    /// The reference time ("now" for a live source).
+    pub fn reference(&self) -> DateTime<Utc> {
+        self.reference
+    }
+
     pub fn place(&self, month: u32, day: u32, h: u32, m: u32, s: u32) -> Option<DateTime<Utc>> {
         let year = self.reference.year();
         let at = |y: i32| {

@@ -263,6 +263,7 @@ mod tests {
             program: "sshd".into(),
             auth: Some(AuthEvent { kind, src_ip: ip.parse().ok(), user: Some("root".into()), method: None, count: 1 }),
             raw: format!("line at {secs}"),
+            message_at: 0,
         }
     }
 

@@ -2,5 +2,6 @@
 //! detectors over parsed events, on event time.
 
 pub mod auth;
+pub mod sigma;
 
 pub use auth::{AuthDetector, AuthDetectorState};
