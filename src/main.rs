@@ -53,6 +53,9 @@ enum Command {
         /// Also print the process's peak memory (resident set).
         #[arg(long)]
         stats: bool,
+        /// Print every finding (JSON) instead of the incidents.
+        #[arg(long)]
+        findings: bool,
         #[arg(long)]
         actors: Option<PathBuf>,
         #[arg(long)]
@@ -129,7 +132,9 @@ fn main() {
 fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run { opts, actors } => run(opts, actors),
-        Command::Replay { files, json, stats, actors, config } => replay(files, json, stats, actors, config),
+        Command::Replay { files, json, stats, findings, actors, config } => {
+            replay(files, ReplayOutput { json, stats, findings }, actors, config)
+        }
         Command::Lint { actors } => lint(actors),
         Command::Status(o) => print_get(&o, "/v1/health"),
         Command::Agents(o) => agents(&o),
@@ -142,20 +147,28 @@ fn dispatch(cli: Cli) -> Result<i32> {
 
 fn load_defs(actors: Option<&Path>) -> Result<definitions::Definitions> {
     let dir = ActorsDir::resolve(actors);
-    definitions::load(&dir).map_err(|e| anyhow::anyhow!("invalid agent definitions:\n{e}"))
+    let defs = definitions::load(&dir).map_err(|e| anyhow::anyhow!("invalid agent definitions:\n{e}"))?;
+    for w in &defs.warnings {
+        tracing::warn!(%w, "rule not loaded");
+    }
+    Ok(defs)
 }
 
 fn lint(actors: Option<PathBuf>) -> Result<i32> {
     let dir = ActorsDir::resolve(actors.as_deref());
     match definitions::load(&dir) {
-        Ok(d) => {
-            println!(
-                "{}: {} agents OK ({})",
-                d.origin,
-                d.agents.len(),
-                d.agents.keys().cloned().collect::<Vec<_>>().join(", ")
-            );
+        Ok(d) if d.warnings.is_empty() => {
+            let rules: usize = d.agents.values().map(|a| a.rule_files.len()).sum();
+            let names = d.agents.keys().cloned().collect::<Vec<_>>().join(", ");
+            println!("{}: {} agents OK ({names}), {rules} rule files", d.origin, d.agents.len());
             Ok(0)
+        }
+        Ok(d) => {
+            for w in &d.warnings {
+                println!("{w}");
+            }
+            eprintln!("{} rule(s) would not load; the agents run without them", d.warnings.len());
+            Ok(1)
         }
         Err(e) => {
             for err in &e.errors {
@@ -237,13 +250,15 @@ async fn wait_for_signal() {
     }
 }
 
-fn replay(
-    files: Vec<PathBuf>,
+/// What `warden replay` prints.
+struct ReplayOutput {
     json: bool,
     stats: bool,
-    actors: Option<PathBuf>,
-    config: Option<PathBuf>,
-) -> Result<i32> {
+    findings: bool,
+}
+
+fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, config: Option<PathBuf>) -> Result<i32> {
+    let ReplayOutput { json, stats, findings: want_findings } = out;
     warden::telemetry::init_tracing("warn");
     let cfg = Config::load(config.as_deref())?;
     let defs = load_defs(actors.as_deref())?;
@@ -255,7 +270,7 @@ fn replay(
     let mut cfg = cfg;
     cfg.ingest.batch_lines = cfg.ingest.batch_lines.max(16_384);
     let sys = actix::System::new();
-    let (incidents, lines, elapsed, read_secs) = sys.block_on(async move {
+    let (incidents, findings, lines, elapsed, read_secs) = sys.block_on(async move {
         let rt = Runtime::start_with(&cfg, &defs, store, false)?;
         rt.ready().await;
         let progress = warden::ingest::replay::progress();
@@ -289,10 +304,13 @@ fn replay(
             eprint!("\r\x1b[2K");
         }
         let incidents = rt.kb.incidents().await?;
+        let findings = if want_findings { rt.kb.findings().await? } else { Vec::new() };
         rt.shutdown().await?;
-        anyhow::Ok((incidents, lines, elapsed, read_secs))
+        anyhow::Ok((incidents, findings, lines, elapsed, read_secs))
     })?;
-    if json {
+    if want_findings {
+        println!("{}", serde_json::to_string_pretty(&findings)?);
+    } else if json {
         println!("{}", serde_json::to_string_pretty(&incidents)?);
     } else {
         print_incidents(&incidents);

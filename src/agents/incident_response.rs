@@ -87,6 +87,13 @@ impl IncidentResponse {
         if !self.finding_ids.insert(f.id) {
             return Ok(fx); // Already attached (idempotent by finding id).
         }
+        // Stored incidents refer to their findings by id: make sure this one is stored
+        // (a detection injected through the admin API was not written by a detector).
+        fx.writes.push(Write::Finding(f.clone()));
+        if self.active_for(&entity, f).is_none() && f.severity < self.def.response.open_min_severity {
+            self.env.metrics.inc(&self.env.metrics.findings_without_incident);
+            return Ok(fx); // Stored, not an incident on its own.
+        }
         let id = match self.active_for(&entity, f) {
             Some(id) => {
                 let inc = self.incidents.get_mut(&id).expect("indexed incident exists");
@@ -386,6 +393,14 @@ mod tests {
         }
     }
 
+    /// The incident an effect writes.
+    fn written(fx: &Effects) -> &Incident {
+        fx.writes
+            .iter()
+            .find_map(|w| if let Write::Incident(i) = w { Some(i) } else { None })
+            .expect("an incident write")
+    }
+
     /// Handles one envelope and collects the incident writes it left pending.
     async fn handle(ir: &mut IncidentResponse, env: &Envelope, tools: &MockTools) -> Effects {
         let mut fx = ir.on_envelope(env, tools).await.unwrap();
@@ -418,15 +433,13 @@ mod tests {
         let d = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 0)));
         let fx = handle(&mut ir, &d, &tools).await;
         let Payload::Triage(r) = &fx.route[0].payload else { panic!("expected a triage: {:?}", fx.route) };
-        assert!(
-            matches!(&fx.writes[0], Write::Incident(i) if i.id == r.incident_id && i.status == IncidentStatus::Open)
-        );
+        let i = written(&fx);
+        assert!(i.id == r.incident_id && i.status == IncidentStatus::Open);
 
         let t = fx.route[0].clone();
         let fx = handle(&mut ir, &t, &tools).await;
-        assert!(
-            matches!(&fx.writes[0], Write::Incident(i) if i.priority == Priority::P2 && i.status == IncidentStatus::Triaged)
-        );
+        let i = written(&fx);
+        assert!(i.priority == Priority::P2 && i.status == IncidentStatus::Triaged);
         let Payload::Containment(c) = &fx.route[0].payload else { panic!("expected containment") };
         assert_eq!(c.target, "203.0.113.9");
 
@@ -447,7 +460,8 @@ mod tests {
         // A later finding from the same address attaches to the same incident.
         let d2 = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 900)));
         let fx = handle(&mut ir, &d2, &tools).await;
-        assert!(matches!(&fx.writes[0], Write::Incident(i) if i.id == r.incident_id && i.findings.len() == 2));
+        let i = written(&fx);
+        assert!(i.id == r.incident_id && i.findings.len() == 2);
         // Handling the same detection again changes nothing.
         assert!(handle(&mut ir, &d2, &tools).await.writes.is_empty());
     }
@@ -460,9 +474,9 @@ mod tests {
         let fx = handle(&mut ir, &d, &tools).await;
         let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
         assert!(fx.route.is_empty(), "no containment proposed");
-        assert!(matches!(&fx.writes[0], Write::Incident(i) if i.notes[0].contains("protected")));
+        assert!(written(&fx).notes[0].contains("protected"));
         // An injected containment against it is refused by the logic as well.
-        let Write::Incident(inc) = &fx.writes[0] else { unreachable!() };
+        let inc = written(&fx);
         let req = ContainmentRequest {
             incident_id: inc.id,
             action: ActionKind::BlockIp,
@@ -474,7 +488,7 @@ mod tests {
         denying.expect_call().times(0);
         let fx = handle(&mut ir, &env, &denying).await;
         assert!(!fx.writes.iter().any(|w| matches!(w, Write::Action { .. })));
-        assert!(matches!(&fx.writes[0], Write::Incident(i) if i.notes.iter().any(|n| n.contains("refused"))));
+        assert!(written(&fx).notes.iter().any(|n| n.contains("refused")));
     }
 
     #[actix_rt::test]

@@ -165,15 +165,23 @@ pub fn build(
     match restored {
         Restored::ThreatDetection { detector } => (
             Box::new(threat_detection::ThreatDetection::new(def.clone(), env.clone())),
-            ToolExecutor::new(&def.name, &def.tools, &def.detection, detector, env.protected.clone(), env.durable),
+            ToolExecutor::new(
+                &def.name,
+                &def.tools,
+                &def.detection,
+                detector,
+                &def.rule_files,
+                env.protected.clone(),
+                env.durable,
+            ),
         ),
         Restored::IncidentResponse { incidents } => (
             Box::new(incident_response::IncidentResponse::new(def.clone(), env.clone(), incidents)),
-            ToolExecutor::new(&def.name, &def.tools, &def.detection, None, env.protected.clone(), env.durable),
+            ToolExecutor::new(&def.name, &def.tools, &def.detection, None, &[], env.protected.clone(), env.durable),
         ),
         Restored::VulnerabilityManagement => (
             Box::new(vulnerability_management::VulnerabilityManagement::new(def.clone())),
-            ToolExecutor::new(&def.name, &def.tools, &def.detection, None, env.protected.clone(), env.durable),
+            ToolExecutor::new(&def.name, &def.tools, &def.detection, None, &[], env.protected.clone(), env.durable),
         ),
     }
 }

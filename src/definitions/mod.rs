@@ -202,6 +202,14 @@ pub struct ResponseParams {
     /// Lowest finding severity that gets a containment action.
     #[serde(default = "default_contain_min")]
     pub contain_min_severity: crate::messages::Severity,
+    /// Lowest finding severity that opens an incident on its own; weaker findings are
+    /// stored, and attach to an incident its entity already has.
+    #[serde(default = "default_open_min")]
+    pub open_min_severity: crate::messages::Severity,
+}
+
+fn default_open_min() -> crate::messages::Severity {
+    crate::messages::Severity::Medium
 }
 
 fn default_active_secs() -> u64 {
@@ -220,6 +228,7 @@ impl Default for ResponseParams {
             incident_active_secs: default_active_secs(),
             block_ttl_secs: default_block_ttl(),
             contain_min_severity: default_contain_min(),
+            open_min_severity: default_open_min(),
         }
     }
 }
@@ -236,6 +245,9 @@ struct RawDefinition {
     tools: Vec<Spanned<ToolName>>,
     #[serde(default)]
     prompt: Option<Spanned<String>>,
+    /// Folder of Sigma rules (threat detection), relative to the agent's folder.
+    #[serde(default)]
+    rules: Option<Spanned<String>>,
     #[serde(default)]
     autonomy: ResponseMode,
     #[serde(default = "default_mailbox_spanned")]
@@ -258,6 +270,8 @@ pub struct AgentDefinition {
     pub tools: Vec<ToolName>,
     /// The prompt text (used only with an LLM).
     pub prompt: Option<String>,
+    /// Sigma rule files: (path for messages, text).
+    pub rule_files: Vec<(String, String)>,
     pub autonomy: ResponseMode,
     pub mailbox: usize,
     pub restart: RestartBudget,
@@ -305,6 +319,8 @@ pub struct Definitions {
     pub agents: BTreeMap<String, AgentDefinition>,
     /// Where they came from (`<embedded>` for the copy built into the binary).
     pub origin: String,
+    /// Problems that do not stop the agents (rules that did not load).
+    pub warnings: Vec<LintError>,
 }
 
 /// Where definitions are read from.
@@ -371,6 +387,34 @@ impl ActorsDir {
         }
     }
 
+    /// Every `*.yml`/`*.yaml` file below `rel` in an agent's folder: (path, text).
+    fn read_tree(&self, agent: &str, rel: &str) -> Option<Vec<(String, String)>> {
+        match self {
+            ActorsDir::Disk(dir) => {
+                let root = dir.join(agent).join(rel);
+                let files = crate::tools::detection::sigma::rule_files(&root).ok()?;
+                Some(
+                    files
+                        .into_iter()
+                        .map(|p| {
+                            let text = std::fs::read_to_string(&p).unwrap_or_default();
+                            (p.display().to_string(), text)
+                        })
+                        .collect(),
+                )
+            }
+            ActorsDir::Embedded => {
+                let prefix = format!("{agent}/{}/", rel.trim_end_matches('/'));
+                let files: Vec<_> = embedded::FILES
+                    .iter()
+                    .filter(|(p, _)| p.starts_with(&prefix) && (p.ends_with(".yml") || p.ends_with(".yaml")))
+                    .map(|(p, t)| (format!("<embedded>/actors/{p}"), t.to_string()))
+                    .collect();
+                (!files.is_empty()).then_some(files)
+            }
+        }
+    }
+
     /// Reads a file of an agent's folder (its prompt, rules, ...).
     fn read(&self, agent: &str, rel: &str) -> Option<String> {
         match self {
@@ -390,6 +434,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// Loads and validates every agent definition; returns every error found.
 pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
     let mut errors = Vec::new();
+    let mut warnings = Vec::new();
     let mut agents = BTreeMap::new();
     let files = dir.agent_files().map_err(|e| LintErrors { errors: vec![e] })?;
     for (folder, file, text) in files {
@@ -453,6 +498,31 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
             },
             None => None,
         };
+        let mut rule_files = Vec::new();
+        if let Some(r) = &raw.rules {
+            if kind != AgentKind::ThreatDetection {
+                errors.push(err(
+                    r.span(),
+                    format!("`rules` applies only to threat-detection agents, not `{}`", kind.as_str()),
+                ));
+            } else {
+                match dir.read_tree(&folder, r.get_ref()) {
+                    Some(files) => {
+                        // A broken rule is a warning: `warden lint` fails on it, but the
+                        // agent still runs with every rule that loads.
+                        let set = crate::tools::detection::sigma::load(&files);
+                        warnings.extend(set.report.errors.into_iter().map(|e| LintError {
+                            file: e.file,
+                            line: e.line,
+                            message: e.message,
+                        }));
+                        rule_files = files;
+                    }
+                    None => errors
+                        .push(err(r.span(), format!("rules folder `{}` not found in the agent's folder", r.get_ref()))),
+                }
+            }
+        }
         if *raw.mailbox.get_ref() == 0 {
             errors.push(err(raw.mailbox.span(), "`mailbox` must be at least 1".into()));
         }
@@ -489,6 +559,7 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
                 handles,
                 tools,
                 prompt,
+                rule_files,
                 autonomy: raw.autonomy,
                 mailbox: raw.mailbox.into_inner().max(1),
                 restart: raw.restart,
@@ -526,5 +597,9 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
             });
         }
     }
-    if errors.is_empty() { Ok(Definitions { agents, origin: dir.display() }) } else { Err(LintErrors { errors }) }
+    if errors.is_empty() {
+        Ok(Definitions { agents, origin: dir.display(), warnings })
+    } else {
+        Err(LintErrors { errors })
+    }
 }

@@ -63,6 +63,68 @@ pub fn inbox_key(created_at: DateTime<Utc>, id: Uuid) -> Vec<u8> {
     k
 }
 
+/// An incident as stored: its findings by id (they live in the `findings` tree), so an
+/// incident that collects findings over hours is not rewritten with all of them each time.
+#[derive(Serialize)]
+struct IncidentOut<'a> {
+    id: Uuid,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    severity: crate::messages::Severity,
+    priority: crate::messages::Priority,
+    status: crate::messages::IncidentStatus,
+    entities: &'a [String],
+    finding_ids: Vec<Uuid>,
+    actions: &'a [Action],
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    last_activity: DateTime<Utc>,
+    notes: &'a [String],
+    version: u64,
+}
+
+impl<'a> From<&'a Incident> for IncidentOut<'a> {
+    fn from(i: &'a Incident) -> Self {
+        IncidentOut {
+            id: i.id,
+            kind: &i.kind,
+            title: &i.title,
+            severity: i.severity,
+            priority: i.priority,
+            status: i.status,
+            entities: &i.entities,
+            finding_ids: i.findings.iter().map(|f| f.id).collect(),
+            actions: &i.actions,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+            last_activity: i.last_activity,
+            notes: &i.notes,
+            version: i.version,
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct IncidentIn {
+    id: Uuid,
+    #[serde(rename = "type")]
+    kind: String,
+    title: String,
+    severity: crate::messages::Severity,
+    priority: crate::messages::Priority,
+    status: crate::messages::IncidentStatus,
+    entities: Vec<String>,
+    finding_ids: Vec<Uuid>,
+    actions: Vec<Action>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    last_activity: DateTime<Utc>,
+    #[serde(default)]
+    notes: Vec<String>,
+    version: u64,
+}
+
 /// One typed write of a [`Commit`].
 #[derive(Debug, Clone)]
 pub enum Write {
@@ -94,6 +156,8 @@ pub struct Commit {
 pub enum Query {
     Incident(Uuid),
     Incidents,
+    /// Every stored finding, by first event time.
+    Findings,
     Finding(Uuid),
     Checkpoint(String),
     Checkpoints,
@@ -116,6 +180,7 @@ pub enum Query {
 pub enum QueryAnswer {
     Incident(Option<Incident>),
     Incidents(Vec<Incident>),
+    Findings(Vec<Finding>),
     Finding(Option<Finding>),
     Checkpoint(Option<Checkpoint>),
     Checkpoints(Vec<(String, Checkpoint)>),
@@ -196,7 +261,9 @@ impl KnowledgeBase {
     fn raw_write(&self, w: &Write) -> Result<RawWrite, KbError> {
         Ok(match w {
             Write::Finding(f) => put(TreeName::Findings, f.id.as_bytes().to_vec(), encode("finding", f)?),
-            Write::Incident(i) => put(TreeName::Incidents, i.id.as_bytes().to_vec(), encode("incident", i)?),
+            Write::Incident(i) => {
+                put(TreeName::Incidents, i.id.as_bytes().to_vec(), encode("incident", &IncidentOut::from(i))?)
+            }
             Write::Action { incident_id, action } => {
                 let rec = serde_json::json!({ "incident_id": incident_id, "action": action });
                 put(TreeName::Actions, action.id.as_bytes().to_vec(), encode("action", &rec)?)
@@ -219,6 +286,35 @@ impl KnowledgeBase {
         })
     }
 
+    /// Puts an incident's findings back from the `findings` tree.
+    fn join(&self, rec: IncidentIn) -> Result<Incident, KbError> {
+        let mut findings = Vec::with_capacity(rec.finding_ids.len());
+        for id in &rec.finding_ids {
+            match self.store.get(TreeName::Findings, id.as_bytes())? {
+                Some(v) => findings.push(decode("finding", &v)?),
+                None => {
+                    tracing::warn!(incident = %rec.id, finding = %id, "an incident's finding is missing from the findings tree")
+                }
+            }
+        }
+        Ok(Incident {
+            id: rec.id,
+            kind: rec.kind,
+            title: rec.title,
+            severity: rec.severity,
+            priority: rec.priority,
+            status: rec.status,
+            entities: rec.entities,
+            findings,
+            actions: rec.actions,
+            created_at: rec.created_at,
+            updated_at: rec.updated_at,
+            last_activity: rec.last_activity,
+            notes: rec.notes,
+            version: rec.version,
+        })
+    }
+
     /// Recomputes the audit chain.
     pub fn verify_audit(&self) -> Result<AuditReport, KbError> {
         Ok(audit::verify(self.store.iter(TreeName::Audit))?)
@@ -228,17 +324,27 @@ impl KnowledgeBase {
     pub fn query(&self, q: &Query) -> Result<QueryAnswer, KbError> {
         let s = &self.store;
         Ok(match q {
-            Query::Incident(id) => QueryAnswer::Incident(
-                s.get(TreeName::Incidents, id.as_bytes())?.map(|v| decode("incident", &v)).transpose()?,
-            ),
+            Query::Incident(id) => QueryAnswer::Incident(match s.get(TreeName::Incidents, id.as_bytes())? {
+                Some(v) => Some(self.join(decode("incident", &v)?)?),
+                None => None,
+            }),
             Query::Incidents => {
                 let mut all = Vec::new();
                 for item in s.iter(TreeName::Incidents) {
                     let (_, v) = item?;
-                    all.push(decode::<Incident>("incident", &v)?);
+                    all.push(self.join(decode("incident", &v)?)?);
                 }
                 all.sort_by_key(|i| i.created_at);
                 QueryAnswer::Incidents(all)
+            }
+            Query::Findings => {
+                let mut all = Vec::new();
+                for item in s.iter(TreeName::Findings) {
+                    let (_, v) = item?;
+                    all.push(decode::<Finding>("finding", &v)?);
+                }
+                all.sort_by(|a, b| a.first_seen.cmp(&b.first_seen).then(a.id.cmp(&b.id)));
+                QueryAnswer::Findings(all)
             }
             Query::Finding(id) => QueryAnswer::Finding(
                 s.get(TreeName::Findings, id.as_bytes())?.map(|v| decode("finding", &v)).transpose()?,
@@ -388,6 +494,13 @@ impl Kb {
     pub async fn incidents(&self) -> Result<Vec<Incident>, KbError> {
         match self.query(Query::Incidents).await? {
             QueryAnswer::Incidents(i) => Ok(i),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    pub async fn findings(&self) -> Result<Vec<Finding>, KbError> {
+        match self.query(Query::Findings).await? {
+            QueryAnswer::Findings(f) => Ok(f),
             _ => Ok(Vec::new()),
         }
     }

@@ -12,6 +12,7 @@ use crate::ingest::BatchStats;
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub findings: AtomicU64,
+    pub findings_without_incident: AtomicU64,
     pub incidents: AtomicU64,
     pub actions: AtomicU64,
     pub envelopes_routed: AtomicU64,
@@ -66,8 +67,13 @@ impl Metrics {
     /// from the knowledge base: `(name, help, labels, value)`.
     pub fn render(&self, durable: &[(String, String, Vec<(String, String)>, u64)]) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 10] = [
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             ("warden_findings_total", "Findings opened by this process", &self.findings),
+            (
+                "warden_findings_without_incident_total",
+                "Findings below the severity that opens an incident, stored only",
+                &self.findings_without_incident,
+            ),
             ("warden_incidents_opened_total", "Incidents opened by this process", &self.incidents),
             ("warden_actions_total", "Containment actions recorded by this process", &self.actions),
             ("warden_envelopes_routed_total", "Envelopes routed", &self.envelopes_routed),

@@ -96,12 +96,14 @@ impl ToolExecutor {
         allowed: &[ToolName],
         detection: &DetectionParams,
         detector_state: Option<AuthDetectorState>,
+        rule_files: &[(String, String)],
         protected: std::sync::Arc<Protected>,
         keep_delta: bool,
     ) -> Self {
-        let detector = allowed
-            .contains(&ToolName::AnalyzeLogs)
-            .then(|| AuthDetector::new(detection.clone(), detector_state.unwrap_or_default()));
+        let detector = allowed.contains(&ToolName::AnalyzeLogs).then(|| {
+            let rules = (!rule_files.is_empty()).then(|| crate::tools::detection::sigma::load(rule_files));
+            AuthDetector::with_rules(detection.clone(), detector_state.unwrap_or_default(), rules)
+        });
         ToolExecutor {
             agent: agent.to_string(),
             allowed: allowed.to_vec(),

@@ -12,6 +12,8 @@ use crate::support::{BIN, actors_dir};
 #[test]
 fn the_shipped_actors_folder_loads() {
     let defs = load(&ActorsDir::Disk(actors_dir())).unwrap();
+    assert!(defs.warnings.is_empty(), "every shipped rule loads: {:?}", defs.warnings);
+    assert!(defs.agents["threat-detection"].rule_files.len() >= 4);
     for name in ["threat-detection", "incident-response", "vulnerability-management"] {
         let d = &defs.agents[name];
         assert!(d.prompt.as_deref().is_some_and(|p| !p.is_empty()), "{name} has a prompt");
@@ -69,4 +71,26 @@ fn run_refuses_broken_definitions_with_a_clear_error() {
         Command::new(BIN).arg("run").arg("--actors").arg(&agents).arg("--data-dir").arg(tmp.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no agent handles payload kind `patch_verification`"));
+}
+
+#[test]
+fn broken_rules_are_reported_but_do_not_stop_the_others() {
+    let agents = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rules-broken/agents");
+    let defs = load(&ActorsDir::Disk(agents.clone())).expect("definitions load despite broken rules");
+    let prefix = format!("{}/threat-detection/rules/", agents.display());
+    let mut got: Vec<String> = defs.warnings.iter().map(|w| w.to_string().replace(&prefix, "")).collect();
+    got.sort();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].starts_with("bad-modifier.yml:6: ") && got[0].contains("frobnicate"), "{got:?}");
+    assert!(got[1].starts_with("bad-yaml.yml:7: YAML parse error"), "{got:?}");
+    // lint fails on them...
+    let out = Command::new(BIN).args(["lint", "--actors"]).arg(&agents).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    // ...while the good rule still detects.
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/rule-sudo-to-shell/input.log");
+    let out = Command::new(BIN).args(["replay", "--json", "--actors"]).arg(&agents).arg(&input).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let incidents: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0]["type"], "sudo_to_an_interactive_shell");
 }

@@ -14,6 +14,21 @@ struct Expected {
     reference: chrono::DateTime<chrono::Utc>,
     #[serde(default)]
     incidents: Vec<ExpectedIncident>,
+    /// When present, exactly these findings (grouped by rule and entity) must exist.
+    #[serde(default)]
+    findings: Vec<ExpectedFindings>,
+    /// The input must produce no finding at all.
+    #[serde(default)]
+    no_findings: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectedFindings {
+    rule: String,
+    /// The source address, or `host:NAME` for findings without one.
+    entity: String,
+    count: usize,
 }
 
 #[derive(Deserialize)]
@@ -30,7 +45,11 @@ struct ExpectedIncident {
 }
 
 fn replay_json(file: &Path) -> Vec<serde_json::Value> {
-    let out = Command::new(BIN).arg("replay").arg("--json").arg(file).output().unwrap();
+    replay_with(file, "--json")
+}
+
+fn replay_with(file: &Path, flag: &str) -> Vec<serde_json::Value> {
+    let out = Command::new(BIN).arg("replay").arg(flag).arg(file).output().unwrap();
     assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -46,6 +65,19 @@ fn check(case: &Path) {
     drop(f);
     let got = replay_json(&input);
     let name = case.file_name().unwrap().to_string_lossy();
+    if !expected.findings.is_empty() || expected.no_findings {
+        let mut groups: std::collections::BTreeMap<(String, String), usize> = Default::default();
+        for f in replay_with(&input, "--findings") {
+            let entity = f["src_ip"]
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| format!("host:{}", f["host"].as_str().unwrap()));
+            *groups.entry((f["rule"].as_str().unwrap().to_string(), entity)).or_default() += 1;
+        }
+        let want: std::collections::BTreeMap<(String, String), usize> =
+            expected.findings.iter().map(|f| ((f.rule.clone(), f.entity.clone()), f.count)).collect();
+        assert_eq!(groups, want, "{name}: findings");
+    }
     assert_eq!(got.len(), expected.incidents.len(), "{name}: incidents {got:#?}");
     for want in &expected.incidents {
         let inc = crate::support::incident_for(&got, &want.entity)

@@ -56,6 +56,9 @@ pub struct StateHead {
     pub newest: Option<DateTime<Utc>>,
     /// Events seen, by kind (durable counters, exposed on `/metrics`).
     pub counts: std::collections::BTreeMap<String, u64>,
+    /// Sigma rules' suppression and correlation state.
+    #[serde(default)]
+    pub sigma: super::sigma::SigmaState,
 }
 
 /// What changed since the last delta: stored instead of the whole state, so the cost of
@@ -67,18 +70,36 @@ pub struct StateDelta {
     pub removed: Vec<IpAddr>,
 }
 
-/// The detector: parameters plus state.
-#[derive(Debug, Clone)]
+/// The detector: parameters, state, and the agent's Sigma rules.
 pub struct AuthDetector {
     params: DetectionParams,
     pub state: AuthDetectorState,
     dirty: std::collections::HashSet<IpAddr>,
     removed: Vec<IpAddr>,
+    rules: Option<super::sigma::RuleSet>,
+}
+
+impl std::fmt::Debug for AuthDetector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthDetector").field("tracked", &self.state.addrs.len()).finish_non_exhaustive()
+    }
 }
 
 impl AuthDetector {
     pub fn new(params: DetectionParams, state: AuthDetectorState) -> Self {
-        AuthDetector { params, state, dirty: Default::default(), removed: Vec::new() }
+        Self::with_rules(params, state, None)
+    }
+
+    /// A detector that also evaluates Sigma rules, resuming their saved state.
+    pub fn with_rules(
+        params: DetectionParams,
+        state: AuthDetectorState,
+        mut rules: Option<super::sigma::RuleSet>,
+    ) -> Self {
+        if let Some(r) = rules.as_mut() {
+            r.restore(&state.head.sigma);
+        }
+        AuthDetector { params, state, dirty: Default::default(), removed: Vec::new(), rules }
     }
 
     /// Forgets the changes since the previous delta (when nothing stores them).
@@ -89,6 +110,9 @@ impl AuthDetector {
 
     /// The changes since the previous call.
     pub fn take_delta(&mut self) -> StateDelta {
+        if let Some(r) = &self.rules {
+            self.state.head.sigma.correlation = r.snapshot();
+        }
         let upserts = self.dirty.drain().filter_map(|ip| self.state.addrs.get(&ip).map(|s| (ip, s.clone()))).collect();
         StateDelta { head: self.state.head.clone(), upserts, removed: std::mem::take(&mut self.removed) }
     }
@@ -96,10 +120,17 @@ impl AuthDetector {
     /// Runs every event through the detectors and returns the findings they opened.
     pub fn analyze(&mut self, events: &[Event]) -> Vec<Finding> {
         let mut findings = Vec::new();
+        let window = Duration::seconds(self.params.brute_force.window_secs as i64);
         for ev in events {
             self.one(ev, &mut findings);
+            if let Some(r) = self.rules.as_mut() {
+                findings.extend(r.evaluate(ev, &mut self.state.head.sigma, window));
+            }
         }
         self.prune();
+        if let Some(newest) = self.state.head.newest {
+            super::sigma::prune(&mut self.state.head.sigma, newest, window);
+        }
         findings
     }
 

@@ -10,10 +10,17 @@
 //! compile, is reported with its file, line (where the parser gives one) and the reason,
 //! and every other rule still loads.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rsigma_eval::{CorrelationConfig, CorrelationEngine, Engine};
-use rsigma_parser::{SigmaCollection, parse_sigma_yaml};
+use chrono::{DateTime, Duration, Utc};
+use rsigma_eval::{CorrelationConfig, CorrelationEngine, Engine, EventValue};
+use rsigma_parser::{Level, LogSource, SigmaCollection, parse_sigma_yaml};
+use serde::{Deserialize, Serialize};
+
+use crate::ingest::sanitize;
+use crate::messages::{Event, Finding, Severity};
 
 /// One rule file (or one rule in it) that could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +57,8 @@ pub struct LoadReport {
 pub struct RuleSet {
     pub engine: CorrelationEngine,
     pub report: LoadReport,
+    /// One prebuilt logsource per service, so evaluation allocates none.
+    logsources: Vec<(&'static str, LogSource)>,
 }
 
 /// The line a parser message points at (`... at line 12 column 3`), if any.
@@ -60,6 +69,17 @@ fn line_in(message: &str) -> usize {
         .and_then(|i| lower[i + 5..].split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|d| d.parse().ok())
         .unwrap_or(0)
+}
+
+/// The line an error is about: the parser's position, else the first line of the file
+/// that contains the quoted name the message complains about (`Unknown modifier 'x'`).
+fn locate(message: &str, text: &str) -> usize {
+    let line = line_in(message);
+    if line > 0 {
+        return line;
+    }
+    let quoted = message.split(['\'', '`']).nth(1).filter(|q| !q.is_empty());
+    quoted.and_then(|q| text.lines().position(|l| l.contains(q))).map(|i| i + 1).unwrap_or(0)
 }
 
 /// The line of `title: <title>` in a file, to point a compile error at its rule.
@@ -100,13 +120,13 @@ pub fn load(files: &[(String, String)]) -> RuleSet {
             Ok(c) => c,
             Err(e) => {
                 let msg = e.to_string();
-                report.errors.push(err(line_in(&msg), msg));
+                report.errors.push(err(locate(&msg, text), msg));
                 continue;
             }
         };
         let mut ok = parsed.errors.is_empty();
         for msg in &parsed.errors {
-            report.errors.push(err(line_in(msg), msg.clone()));
+            report.errors.push(err(locate(msg, text), msg.clone()));
         }
         for rule in parsed.rules {
             // Compile alone first, so one unsupported rule cannot poison the set.
@@ -132,6 +152,8 @@ pub fn load(files: &[(String, String)]) -> RuleSet {
         }
     }
     let mut engine = CorrelationEngine::new(CorrelationConfig::default());
+    // A bloom filter over each rule's literals skips most rules for most lines.
+    engine.set_bloom_prefilter(true);
     if let Err(e) = engine.add_collection(&good) {
         // A correlation that references a missing rule fails the whole collection:
         // report it and keep the detection rules.
@@ -143,7 +165,13 @@ pub fn load(files: &[(String, String)]) -> RuleSet {
             report.errors.push(RuleError { file: "<rules>".into(), line: 0, message: e.to_string() });
         }
     }
-    RuleSet { engine, report }
+    let logsources = SERVICES
+        .iter()
+        .map(|svc| {
+            (*svc, LogSource { product: Some("linux".into()), service: Some((*svc).into()), ..LogSource::default() })
+        })
+        .collect();
+    RuleSet { engine, report, logsources }
 }
 
 /// Loads every rule file below `dir`; paths in errors are as found.
@@ -154,6 +182,198 @@ pub fn load_dir(dir: &Path) -> std::io::Result<RuleSet> {
         files.push((p.display().to_string(), text));
     }
     Ok(load(&files))
+}
+
+/// An event as the Sigma engine sees it: Sigma-taxonomy field names over a parsed line.
+/// Keywords match the message (the whole line when it had no syslog header).
+pub struct SigmaView<'a>(pub &'a Event);
+
+impl SigmaView<'_> {
+    fn user(&self) -> Option<&str> {
+        self.0.auth.as_ref().and_then(|a| a.user.as_deref())
+    }
+}
+
+impl rsigma_eval::Event for SigmaView<'_> {
+    fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
+        let ev = self.0;
+        let s = |v: &str| Some(EventValue::Str(Cow::Owned(v.to_string())));
+        match path {
+            "message" | "Message" | "msg" => Some(EventValue::Str(Cow::Borrowed(ev.message()))),
+            "host" | "hostname" | "Hostname" | "ComputerName" if !ev.host.is_empty() => {
+                Some(EventValue::Str(Cow::Borrowed(&ev.host)))
+            }
+            "program" | "process" | "appname" | "syslog_program" if !ev.program.is_empty() => {
+                Some(EventValue::Str(Cow::Borrowed(&ev.program)))
+            }
+            "user" | "User" | "TargetUserName" | "pam_user" => self.user().map(|u| EventValue::Str(Cow::Borrowed(u))),
+            "src_ip" | "SourceIp" | "c-ip" | "pam_rhost" => {
+                ev.auth.as_ref().and_then(|a| a.src_ip).and_then(|ip| s(&ip.to_string()))
+            }
+            _ => None,
+        }
+    }
+
+    fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
+        pred(self.0.message())
+    }
+
+    fn all_string_values(&self) -> Vec<Cow<'_, str>> {
+        vec![Cow::Borrowed(self.0.message())]
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let ev = self.0;
+        serde_json::json!({
+            "message": ev.message(),
+            "host": ev.host,
+            "program": ev.program,
+            "user": self.user(),
+            "src_ip": ev.auth.as_ref().and_then(|a| a.src_ip).map(|ip| ip.to_string()),
+        })
+    }
+}
+
+/// The Sigma service of a syslog line (its logsource is `product: linux` with it): the
+/// program where Sigma names one, else `syslog`.
+pub fn service_of(ev: &Event) -> &'static str {
+    match ev.program.as_str() {
+        "sshd" | "sshd-session" | "sshd-auth" => "sshd",
+        "sudo" => "sudo",
+        "su" => "su",
+        "cron" | "CRON" | "crond" => "cron",
+        "vsftpd" => "vsftpd",
+        "clamd" | "freshclam" | "clamav" => "clamav",
+        "auditd" | "audit" => "auditd",
+        "guacd" | "guacamole" => "guacamole",
+        _ => "syslog",
+    }
+}
+
+const SERVICES: [&str; 9] = ["sshd", "sudo", "su", "cron", "vsftpd", "clamav", "auditd", "guacamole", "syslog"];
+
+/// State that must survive a restart: per rule and entity, the event time of the last
+/// finding (one finding per window), and the correlation engine's windows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SigmaState {
+    /// Per `rule|entity`: event time of the last finding and how many there were; each
+    /// doubles the wait before the next one (capped at a day), like the brute-force
+    /// detector, so a persistent source extends its incident without flooding it.
+    #[serde(default)]
+    pub last: BTreeMap<String, (DateTime<Utc>, u32)>,
+    #[serde(default)]
+    pub correlation: Option<serde_json::Value>,
+}
+
+fn severity(level: Option<Level>) -> Option<Severity> {
+    match level {
+        Some(Level::Informational) => None,
+        Some(Level::Low) => Some(Severity::Low),
+        None | Some(Level::Medium) => Some(Severity::Medium),
+        Some(Level::High) => Some(Severity::High),
+        Some(Level::Critical) => Some(Severity::Critical),
+    }
+}
+
+/// ATT&CK technique ids from Sigma tags (`attack.t1110.001` → `T1110.001`).
+pub fn techniques(tags: &[String]) -> Vec<String> {
+    tags.iter()
+        .filter_map(|t| t.strip_prefix("attack.t"))
+        .filter(|t| t.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .map(|t| format!("T{}", t.to_ascii_uppercase()))
+        .collect()
+}
+
+impl RuleSet {
+    /// Restores correlation windows saved by [`RuleSet::snapshot`].
+    pub fn restore(&mut self, state: &SigmaState) {
+        if let Some(v) = &state.correlation
+            && let Ok(snap) = serde_json::from_value(v.clone())
+            && !self.engine.import_state(snap)
+        {
+            tracing::warn!("stored correlation state is from an incompatible version; starting empty");
+        }
+    }
+
+    /// The correlation windows, when there are correlation rules.
+    pub fn snapshot(&self) -> Option<serde_json::Value> {
+        (self.engine.correlation_rule_count() > 0)
+            .then(|| serde_json::to_value(self.engine.export_state()).ok())
+            .flatten()
+    }
+
+    /// Runs the rules over one event and returns the findings it opens; a rule fires at
+    /// most once per `window` for the same entity (address, else host).
+    pub fn evaluate(&mut self, ev: &Event, state: &mut SigmaState, window: Duration) -> Vec<Finding> {
+        if self.engine.detection_rule_count() == 0 {
+            return Vec::new();
+        }
+        let view = SigmaView(ev);
+        let service = service_of(ev);
+        let Some((_, ls)) = self.logsources.iter().find(|(svc, _)| *svc == service) else { return Vec::new() };
+        let detections = self.engine.engine().evaluate_with_logsource(&view, ls);
+        let results = if self.engine.correlation_rule_count() > 0 {
+            self.engine.process_with_detections(&view, detections, ev.time.timestamp())
+        } else {
+            detections
+        };
+        let mut out = Vec::new();
+        for r in results {
+            let h = &r.header;
+            let Some(sev) = severity(h.level) else { continue };
+            let src_ip = ev.auth.as_ref().and_then(|a| a.src_ip).map(|ip| ip.to_string());
+            let entity = src_ip.clone().unwrap_or_else(|| format!("host:{}", ev.host));
+            let rule_key = format!("sigma:{}", h.rule_id.clone().unwrap_or_else(|| h.rule_title.clone()));
+            let key = format!("{rule_key}|{entity}");
+            let count = match state.last.get(&key) {
+                Some((l, n)) => {
+                    let wait = (window * 2i32.pow(n.saturating_sub(1).min(7))).min(Duration::days(1));
+                    if ev.time < *l + wait && ev.time >= *l {
+                        continue;
+                    }
+                    n + 1
+                }
+                None => 1,
+            };
+            state.last.insert(key, (ev.time, count));
+            out.push(Finding {
+                id: Finding::derive_id(&rule_key, &entity, ev.time),
+                rule: slug(&h.rule_title),
+                title: sanitize(&h.rule_title, 256),
+                severity: sev,
+                confidence: if sev >= Severity::High { 0.7 } else { 0.5 },
+                src_ip,
+                users: view.user().map(|u| vec![sanitize(u, 64)]).unwrap_or_default(),
+                host: sanitize(&ev.host, 255),
+                first_seen: ev.time,
+                last_seen: ev.time,
+                event_count: 1,
+                techniques: techniques(&h.tags),
+                evidence: vec![sanitize(&ev.raw, 512)],
+            });
+        }
+        out
+    }
+}
+
+/// A rule title as an identifier: `Sudo Authentication Failure` → `sudo_authentication_failure`.
+pub fn slug(title: &str) -> String {
+    let mut out = String::with_capacity(title.len());
+    for c in title.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').chars().take(64).collect()
+}
+
+/// Forgets suppression entries older than `window` before `newest`.
+pub fn prune(state: &mut SigmaState, newest: DateTime<Utc>, window: Duration) {
+    // Entries live as long as their longest wait (a day), so the backoff holds.
+    let horizon = window.max(Duration::days(1));
+    state.last.retain(|_, (t, _)| newest - *t <= horizon);
 }
 
 #[cfg(test)]
@@ -183,8 +403,36 @@ mod tests {
         let text: Vec<String> = r.errors.iter().map(|e| e.to_string()).collect();
         assert!(text.iter().any(|e| e.starts_with("bad-yaml.yml:")), "{text:?}");
         assert!(text.iter().any(|e| e.starts_with("bad-condition.yml") && e.contains("and")), "{text:?}");
-        assert!(text.iter().any(|e| e.starts_with("bad-modifier.yml") && e.contains("frobnicate")), "{text:?}");
+        assert!(text.iter().any(|e| e.starts_with("bad-modifier.yml:6:") && e.contains("frobnicate")), "{text:?}");
         assert_eq!(set.engine.detection_rule_count(), 1);
+    }
+
+    fn line(raw: &str) -> Event {
+        let mut years = crate::ingest::parse::YearInference::with_offset(
+            "2026-11-26T12:00:00Z".parse().unwrap(),
+            chrono::FixedOffset::east_opt(0).unwrap(),
+        );
+        crate::ingest::parse::auth::parse_line(raw.to_string(), &mut years).unwrap()
+    }
+
+    #[test]
+    fn keyword_rules_fire_once_per_window_on_their_logsource() {
+        let mut set = load(&[("good.yml".to_string(), GOOD.to_string())]);
+        let mut st = SigmaState::default();
+        let w = Duration::seconds(600);
+        let hit = line("Nov 26 10:00:00 h1 sshd[1]: Corrupted MAC on input. [preauth]");
+        let f = set.evaluate(&hit, &mut st, w);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].rule, "test_rule");
+        assert_eq!(f[0].severity, Severity::Medium);
+        assert_eq!(f[0].host, "h1");
+        // Same rule, same host, inside the window: suppressed.
+        assert!(set.evaluate(&line("Nov 26 10:05:00 h1 sshd[1]: Corrupted MAC on input."), &mut st, w).is_empty());
+        // Another host is another entity.
+        assert_eq!(set.evaluate(&line("Nov 26 10:05:00 h2 sshd[1]: Corrupted MAC on input."), &mut st, w).len(), 1);
+        // The keyword in a line of another service does not match an sshd rule.
+        assert!(set.evaluate(&line("Nov 26 10:06:00 h3 cron[1]: Corrupted MAC on input"), &mut st, w).is_empty());
+        assert_eq!(techniques(&["attack.t1110.001".into(), "attack.credential-access".into()]), ["T1110.001"]);
     }
 
     #[test]
