@@ -265,7 +265,8 @@ fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, confi
     for f in &files {
         std::fs::metadata(f).with_context(|| format!("cannot read {}", f.display()))?;
     }
-    let store = Store::temporary(cfg.storage.cache_mb << 20)?;
+    // A replay's database is thrown away at the end: a small page cache is enough.
+    let store = Store::temporary(cfg.storage.cache_mb.min(16) << 20)?;
     // Replay reads whole files: larger batches mean fewer commits.
     let mut cfg = cfg;
     cfg.ingest.batch_lines = cfg.ingest.batch_lines.max(16_384);

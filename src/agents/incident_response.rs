@@ -29,7 +29,9 @@ use crate::tools::{ToolCall, ToolOutcome, ToolOutput};
 pub struct IncidentResponse {
     def: Arc<AgentDefinition>,
     env: Arc<AgentEnv>,
-    incidents: HashMap<Uuid, Incident>,
+    /// Shared with the pending writes: once a commit has dropped them, changing an
+    /// incident does not copy it (`Arc::make_mut`).
+    incidents: HashMap<Uuid, Arc<Incident>>,
     by_entity: HashMap<String, Uuid>,
     /// Ids of every finding attached to an incident (handling one twice is a no-op).
     finding_ids: std::collections::HashSet<Uuid>,
@@ -64,7 +66,7 @@ impl IncidentResponse {
                 }
             }
             me.finding_ids.extend(i.findings.iter().map(|f| f.id));
-            me.incidents.insert(i.id, i);
+            me.incidents.insert(i.id, Arc::new(i));
         }
         me
     }
@@ -87,16 +89,18 @@ impl IncidentResponse {
         if !self.finding_ids.insert(f.id) {
             return Ok(fx); // Already attached (idempotent by finding id).
         }
-        // Stored incidents refer to their findings by id: make sure this one is stored
-        // (a detection injected through the admin API was not written by a detector).
-        fx.writes.push(Write::Finding(f.clone()));
+        // Stored incidents refer to their findings by id. A detector stores its findings
+        // itself; one injected from outside (the admin API) is stored here.
+        if self.env.routes.handles(&env.origin).is_empty() {
+            fx.writes.push(Write::Finding(f.clone()));
+        }
         if self.active_for(&entity, f).is_none() && f.severity < self.def.response.open_min_severity {
             self.env.metrics.inc(&self.env.metrics.findings_without_incident);
             return Ok(fx); // Stored, not an incident on its own.
         }
         let id = match self.active_for(&entity, f) {
             Some(id) => {
-                let inc = self.incidents.get_mut(&id).expect("indexed incident exists");
+                let inc = Arc::make_mut(self.incidents.get_mut(&id).expect("indexed incident exists"));
                 inc.findings.push(f.clone());
                 inc.severity = inc.severity.max(f.severity);
                 inc.last_activity = inc.last_activity.max(f.last_seen);
@@ -132,7 +136,7 @@ impl IncidentResponse {
                     version: 1,
                 };
                 self.by_entity.insert(entity.clone(), id);
-                self.incidents.insert(id, inc);
+                self.incidents.insert(id, Arc::new(inc));
                 self.env.metrics.inc(&self.env.metrics.incidents);
                 tracing::info!(agent = %self.def.name, incident = %id, %entity, "incident opened");
                 id
@@ -148,7 +152,7 @@ impl IncidentResponse {
         let Some(inc) = self.incidents.get(&r.incident_id) else {
             return Err(AgentError::Rejected(format!("no incident {}", r.incident_id)));
         };
-        let result = match tools.call(ToolCall::TriageIncident { incident: Box::new(inc.clone()) }).await {
+        let result = match tools.call(ToolCall::TriageIncident { incident: inc.clone() }).await {
             ToolOutcome::Succeeded(ToolOutput::Triage(t)) => t,
             other => {
                 return Err(AgentError::Fatal(format!("triage_incident {}", other.summary())));
@@ -157,7 +161,7 @@ impl IncidentResponse {
         let name = self.def.name.clone();
         let contain_min = self.def.response.contain_min_severity;
         let protected = self.env.protected.clone();
-        let inc = self.incidents.get_mut(&r.incident_id).expect("checked above");
+        let inc = Arc::make_mut(self.incidents.get_mut(&r.incident_id).expect("checked above"));
         inc.severity = result.severity;
         inc.priority = result.priority;
         inc.kind = result.kind.clone();
@@ -220,7 +224,7 @@ impl IncidentResponse {
             return Ok(fx); // Already requested.
         }
         if self.env.protected.contains(ip) {
-            let inc = self.incidents.get_mut(&req.incident_id).expect("checked above");
+            let inc = Arc::make_mut(self.incidents.get_mut(&req.incident_id).expect("checked above"));
             inc.notes.push(format!("containment of {target} refused: the address is protected"));
             inc.version += 1;
             fx.audit.push(AuditEntry::new(
@@ -252,7 +256,7 @@ impl IncidentResponse {
                 (ActionStatus::Executed, argv, Some(output))
             }
             ToolOutcome::Denied(reason) => {
-                let inc = self.incidents.get_mut(&req.incident_id).expect("checked above");
+                let inc = Arc::make_mut(self.incidents.get_mut(&req.incident_id).expect("checked above"));
                 inc.notes.push(format!("containment of {target} denied: {reason}"));
                 inc.version += 1;
                 self.dirty.insert(inc.id);
@@ -278,7 +282,7 @@ impl IncidentResponse {
             expires_at: Some(now + Duration::seconds(ttl as i64)),
             output,
         };
-        let inc = self.incidents.get_mut(&req.incident_id).expect("checked above");
+        let inc = Arc::make_mut(self.incidents.get_mut(&req.incident_id).expect("checked above"));
         if status == ActionStatus::Executed {
             inc.status = IncidentStatus::Contained;
             fx.flush = true;
@@ -317,7 +321,7 @@ impl AgentLogic for IncidentResponse {
                 Payload::Containment(c) => self.containment(c, tools).await,
                 Payload::Handoff(h) => {
                     let fx = Effects::default();
-                    if let Some(inc) = h.incident_id.and_then(|id| self.incidents.get_mut(&id)) {
+                    if let Some(inc) = h.incident_id.and_then(|id| self.incidents.get_mut(&id)).map(Arc::make_mut) {
                         inc.notes.push(format!(
                             "handoff from {}: {}",
                             h.from,

@@ -129,7 +129,7 @@ struct IncidentIn {
 #[derive(Debug, Clone)]
 pub enum Write {
     Finding(Finding),
-    Incident(Incident),
+    Incident(std::sync::Arc<Incident>),
     Action { incident_id: Uuid, action: Action },
     Handoff { id: Uuid, record: serde_json::Value },
     Checkpoint { source: String, checkpoint: Checkpoint },
@@ -262,7 +262,7 @@ impl KnowledgeBase {
         Ok(match w {
             Write::Finding(f) => put(TreeName::Findings, f.id.as_bytes().to_vec(), encode("finding", f)?),
             Write::Incident(i) => {
-                put(TreeName::Incidents, i.id.as_bytes().to_vec(), encode("incident", &IncidentOut::from(i))?)
+                put(TreeName::Incidents, i.id.as_bytes().to_vec(), encode("incident", &IncidentOut::from(i.as_ref()))?)
             }
             Write::Action { incident_id, action } => {
                 let rec = serde_json::json!({ "incident_id": incident_id, "action": action });

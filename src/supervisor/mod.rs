@@ -477,7 +477,11 @@ impl Supervisor {
                 ctx.spawn(
                     async move {
                         if let Err(e) = kb
-                            .commit(Commit { writes: vec![Write::Incident(incident)], audit: vec![audit], flush: true })
+                            .commit(Commit {
+                                writes: vec![Write::Incident(std::sync::Arc::new(incident))],
+                                audit: vec![audit],
+                                flush: true,
+                            })
                             .await
                         {
                             tracing::error!(error = %e, "cannot store the agent-failed incident");

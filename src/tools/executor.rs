@@ -27,7 +27,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub enum ToolCall {
     AnalyzeLogs { events: std::sync::Arc<Vec<Event>> },
-    TriageIncident { incident: Box<Incident> },
+    TriageIncident { incident: std::sync::Arc<Incident> },
     ContainThreat(ContainSpec),
 }
 
