@@ -83,6 +83,10 @@ pub enum SourceKind {
 pub enum LogFormat {
     /// Classic syslog `auth.log` (sshd, PAM).
     Auth,
+    /// Apache/nginx access logs (common or combined format).
+    Web,
+    /// Each line as whichever of the formats above it parses as.
+    Auto,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -56,6 +56,9 @@ enum Command {
         /// Print every finding (JSON) instead of the incidents.
         #[arg(long)]
         findings: bool,
+        /// The files' format: auth (syslog auth.log), web (access log) or auto.
+        #[arg(long, default_value = "auto")]
+        format: String,
         #[arg(long)]
         actors: Option<PathBuf>,
         #[arg(long)]
@@ -132,8 +135,14 @@ fn main() {
 fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run { opts, actors } => run(opts, actors),
-        Command::Replay { files, json, stats, findings, actors, config } => {
-            replay(files, ReplayOutput { json, stats, findings }, actors, config)
+        Command::Replay { files, json, stats, findings, format, actors, config } => {
+            let format = match format.as_str() {
+                "auth" => LogFormat::Auth,
+                "web" => LogFormat::Web,
+                "auto" => LogFormat::Auto,
+                other => bail!("unknown format `{other}` (expected auth, web or auto)"),
+            };
+            replay(files, ReplayOutput { json, stats, findings, format }, actors, config)
         }
         Command::Lint { actors } => lint(actors),
         Command::Status(o) => print_get(&o, "/v1/health"),
@@ -255,10 +264,11 @@ struct ReplayOutput {
     json: bool,
     stats: bool,
     findings: bool,
+    format: LogFormat,
 }
 
 fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, config: Option<PathBuf>) -> Result<i32> {
-    let ReplayOutput { json, stats, findings: want_findings } = out;
+    let ReplayOutput { json, stats, findings: want_findings, format } = out;
     warden::telemetry::init_tracing("warn");
     let cfg = Config::load(config.as_deref())?;
     let defs = load_defs(actors.as_deref())?;
@@ -291,7 +301,7 @@ fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, confi
         let mut lines = 0u64;
         for (i, f) in files.iter().enumerate() {
             let source = format!("replay-{i}");
-            let stats = warden::ingest::replay::replay_file(f, &source, LogFormat::Auth, &cfg.ingest, &rt.supervisor, &progress).await?;
+            let stats = warden::ingest::replay::replay_file(f, &source, format, &cfg.ingest, &rt.supervisor, &progress).await?;
             lines += stats.lines;
             if stats.invalid_utf8 + stats.truncated > 0 {
                 tracing::warn!(file = %f.display(), invalid_utf8 = stats.invalid_utf8, truncated = stats.truncated, "damaged lines");

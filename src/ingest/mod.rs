@@ -236,6 +236,8 @@ impl LineParser {
         stats.lines += 1;
         let parsed = match self.format {
             LogFormat::Auth => parse::auth::parse_line(line, &mut self.years),
+            LogFormat::Web => parse::web::parse_line(line),
+            LogFormat::Auto => parse::auth::parse_line(line, &mut self.years).or_else(parse::web::parse_line),
         };
         match parsed {
             Ok(ev) => {
@@ -245,7 +247,15 @@ impl LineParser {
             Err(raw) => {
                 stats.unparsed += 1;
                 let time = self.last_time.unwrap_or_else(|| self.years.reference());
-                out.push(Event { time, host: String::new(), program: String::new(), auth: None, raw, message_at: 0 });
+                out.push(Event {
+                    time,
+                    host: String::new(),
+                    program: String::new(),
+                    auth: None,
+                    web: None,
+                    raw,
+                    message_at: 0,
+                });
             }
         }
     }

@@ -15,6 +15,9 @@ pub struct Event {
     /// The program that wrote the line (`sshd`, `sudo`, ...).
     pub program: String,
     pub auth: Option<AuthEvent>,
+    /// A web server request (access logs).
+    #[serde(default)]
+    pub web: Option<Box<WebRequest>>,
     /// The line as read (lossy UTF-8, possibly cut), kept as evidence.
     pub raw: String,
     /// Byte offset in `raw` where the message (after the syslog header) starts.
@@ -22,7 +25,40 @@ pub struct Event {
     pub message_at: usize,
 }
 
+/// One request of a web server access log, with Sigma's web field names noted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebRequest {
+    /// `c-ip`: the client address as logged (an address, or a name).
+    pub client: String,
+    /// `cs-username`
+    pub user: Option<String>,
+    /// `cs-method`
+    pub method: String,
+    /// `cs-uri-stem`
+    pub uri_stem: String,
+    /// `cs-uri-query` (without the `?`)
+    pub uri_query: String,
+    /// `cs-version`
+    pub protocol: String,
+    /// `sc-status`
+    pub status: u16,
+    /// `sc-bytes`
+    pub bytes: u64,
+    /// `cs-referer`
+    pub referer: String,
+    /// `c-useragent`
+    pub user_agent: String,
+}
+
 impl Event {
+    /// The remote address the event is about: the client of a login or of a request.
+    pub fn src_ip(&self) -> Option<IpAddr> {
+        if let Some(a) = &self.auth {
+            return a.src_ip;
+        }
+        self.web.as_ref().and_then(|w| w.client.parse().ok())
+    }
+
     /// The message after the syslog header (the whole line when there is none).
     pub fn message(&self) -> &str {
         self.raw.get(self.message_at..).unwrap_or(&self.raw)

@@ -12,7 +12,7 @@ mod incident;
 pub use envelope::{
     ContainmentRequest, Envelope, Handoff, IncidentRef, Instruction, Payload, PayloadKind, VerifyRequest,
 };
-pub use event::{AuthEvent, AuthEventKind, Event};
+pub use event::{AuthEvent, AuthEventKind, Event, WebRequest};
 pub use finding::{Finding, Severity};
 pub use incident::{Action, ActionKind, ActionStatus, Incident, IncidentStatus, Priority};
 

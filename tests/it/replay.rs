@@ -207,3 +207,43 @@ fn clear_errors_for_bad_config_data_dir_and_port() {
     let out = with_cfg("status");
     assert!(String::from_utf8_lossy(&out.stderr).contains("is `warden run` running?"), "{out:?}");
 }
+
+fn corpus(rel: &str) -> Option<std::path::PathBuf> {
+    match std::env::var_os("WARDEN_CORPORA") {
+        Some(root) => Some(Path::new(&root).join(rel)),
+        None => {
+            eprintln!("SKIPPED corpus test on {rel}: WARDEN_CORPORA is not set");
+            None
+        }
+    }
+}
+
+/// An Acunetix scan of DVWA (everything from 192.168.4.25 is attack traffic): the
+/// scanner gets one incident, found by several of the shipped web rules, and nobody
+/// else is flagged.
+#[test]
+fn acunetix_scan_flags_the_scanner() {
+    let Some(file) = corpus("web/scanner/acunetix.txt") else { return };
+    let findings = replay_with(&file, "--findings");
+    let rules: std::collections::BTreeSet<&str> = findings.iter().map(|f| f["rule"].as_str().unwrap()).collect();
+    eprintln!("acunetix: {} findings from rules {rules:?}", findings.len());
+    assert!(findings.iter().all(|f| f["src_ip"] == "192.168.4.25"), "only the scanner is flagged");
+    assert!(rules.len() >= 4, "{rules:?}");
+    let incidents = replay_json(&file);
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0]["entities"][0], "192.168.4.25");
+    assert_eq!(incidents[0]["actions"][0]["status"], "dry_run");
+}
+
+/// 10,000 real, mostly benign Apache requests: the false positives are printed and
+/// must stay at or below 0.1 % of the lines.
+#[test]
+fn benign_apache_log_false_positives_stay_low() {
+    let Some(file) = corpus("web/benign/apache_logs") else { return };
+    let findings = replay_with(&file, "--findings");
+    eprintln!("benign apache log: {} findings on 10,000 lines", findings.len());
+    for f in &findings {
+        eprintln!("  {} {}: {}", f["rule"], f["src_ip"], f["evidence"][0]);
+    }
+    assert!(findings.len() <= 10, "{} false positives", findings.len());
+}

@@ -293,6 +293,7 @@ mod tests {
             host: "h".into(),
             program: "sshd".into(),
             auth: Some(AuthEvent { kind, src_ip: ip.parse().ok(), user: Some("root".into()), method: None, count: 1 }),
+            web: None,
             raw: format!("line at {secs}"),
             message_at: 0,
         }

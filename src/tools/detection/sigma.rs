@@ -165,12 +165,13 @@ pub fn load(files: &[(String, String)]) -> RuleSet {
             report.errors.push(RuleError { file: "<rules>".into(), line: 0, message: e.to_string() });
         }
     }
-    let logsources = SERVICES
+    let mut logsources: Vec<(&'static str, LogSource)> = SERVICES
         .iter()
         .map(|svc| {
             (*svc, LogSource { product: Some("linux".into()), service: Some((*svc).into()), ..LogSource::default() })
         })
         .collect();
+    logsources.push(("webserver", LogSource { category: Some("webserver".into()), ..LogSource::default() }));
     RuleSet { engine, report, logsources }
 }
 
@@ -188,6 +189,11 @@ pub fn load_dir(dir: &Path) -> std::io::Result<RuleSet> {
 /// Keywords match the message (the whole line when it had no syslog header).
 pub struct SigmaView<'a>(pub &'a Event);
 
+/// A borrowed string field.
+fn b(v: &str) -> Option<EventValue<'_>> {
+    Some(EventValue::Str(Cow::Borrowed(v)))
+}
+
 impl SigmaView<'_> {
     fn user(&self) -> Option<&str> {
         self.0.auth.as_ref().and_then(|a| a.user.as_deref())
@@ -198,6 +204,26 @@ impl rsigma_eval::Event for SigmaView<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
         let ev = self.0;
         let s = |v: &str| Some(EventValue::Str(Cow::Owned(v.to_string())));
+        if let Some(w) = &ev.web {
+            return match path {
+                "c-ip" | "src_ip" | "ClientIP" | "c-ip-address" => Some(EventValue::Str(Cow::Borrowed(&w.client))),
+                "cs-method" => b(&w.method),
+                "cs-uri-stem" => b(&w.uri_stem),
+                "cs-uri-query" => b(&w.uri_query),
+                "cs-uri" => s(&if w.uri_query.is_empty() {
+                    w.uri_stem.clone()
+                } else {
+                    format!("{}?{}", w.uri_stem, w.uri_query)
+                }),
+                "cs-version" => b(&w.protocol),
+                "sc-status" => Some(EventValue::Int(w.status as i64)),
+                "sc-bytes" => Some(EventValue::Int(w.bytes as i64)),
+                "cs-referer" | "cs-referrer" | "cs-Referer" => b(&w.referer),
+                "c-useragent" | "cs-user-agent" | "cs-User-Agent" => b(&w.user_agent),
+                "cs-username" => w.user.as_deref().map(|u| EventValue::Str(Cow::Borrowed(u))),
+                _ => None,
+            };
+        }
         match path {
             "message" | "Message" | "msg" => Some(EventValue::Str(Cow::Borrowed(ev.message()))),
             "host" | "hostname" | "Hostname" | "ComputerName" if !ev.host.is_empty() => {
@@ -224,6 +250,12 @@ impl rsigma_eval::Event for SigmaView<'_> {
 
     fn to_json(&self) -> serde_json::Value {
         let ev = self.0;
+        if let Some(w) = &ev.web {
+            return serde_json::json!({
+                "c-ip": w.client, "cs-method": w.method, "cs-uri-stem": w.uri_stem, "cs-uri-query": w.uri_query,
+                "sc-status": w.status, "c-useragent": w.user_agent, "cs-referer": w.referer,
+            });
+        }
         serde_json::json!({
             "message": ev.message(),
             "host": ev.host,
@@ -309,7 +341,7 @@ impl RuleSet {
             return Vec::new();
         }
         let view = SigmaView(ev);
-        let service = service_of(ev);
+        let service = if ev.web.is_some() { "webserver" } else { service_of(ev) };
         let Some((_, ls)) = self.logsources.iter().find(|(svc, _)| *svc == service) else { return Vec::new() };
         let detections = self.engine.engine().evaluate_with_logsource(&view, ls);
         let results = if self.engine.correlation_rule_count() > 0 {
@@ -321,7 +353,7 @@ impl RuleSet {
         for r in results {
             let h = &r.header;
             let Some(sev) = severity(h.level) else { continue };
-            let src_ip = ev.auth.as_ref().and_then(|a| a.src_ip).map(|ip| ip.to_string());
+            let src_ip = ev.src_ip().map(|ip| ip.to_string());
             let entity = src_ip.clone().unwrap_or_else(|| format!("host:{}", ev.host));
             let rule_key = format!("sigma:{}", h.rule_id.clone().unwrap_or_else(|| h.rule_title.clone()));
             let key = format!("{rule_key}|{entity}");
