@@ -209,11 +209,16 @@ async fn handle_envelopes(
     logic: &mut dyn AgentLogic,
     tools: &ExecutorTools,
     supervisor: Recipient<Dispatch>,
-    envelopes: Vec<(Envelope, bool)>,
+    envelopes: Vec<(Envelope, bool, bool)>,
 ) -> Result<Vec<uuid::Uuid>, AgentError> {
     let mut all = Effects::default();
     let mut acks = Vec::with_capacity(envelopes.len());
-    for (envelope, verify) in envelopes {
+    for (envelope, verify, duplicate) in envelopes {
+        if duplicate {
+            env.metrics.inc(&env.metrics.duplicates_skipped);
+            acks.push(envelope);
+            continue;
+        }
         // Handled before (the acknowledgement removed the inbox entry): skip.
         if verify && !env.kb.inbox_contains(envelope.created_at, envelope.id).await? {
             env.metrics.inc(&env.metrics.duplicates_skipped);
@@ -273,13 +278,15 @@ async fn handle_batch(
 impl Handler<Deliver> for AgentActor {
     type Result = AtomicResponse<Self, Result<(), AgentError>>;
 
-    fn handle(&mut self, Deliver { mut envelopes }: Deliver, _: &mut Self::Context) -> Self::Result {
-        let before = envelopes.len();
-        envelopes.retain(|(e, _)| !self.handled.set.contains(&e.id));
-        for _ in envelopes.len()..before {
-            self.env.metrics.inc(&self.env.metrics.duplicates_skipped);
-        }
-        let Some((first, _)) = envelopes.first() else {
+    fn handle(&mut self, Deliver { envelopes }: Deliver, _: &mut Self::Context) -> Self::Result {
+        // An envelope this incarnation already handled (the same id again, e.g. derived
+        // anew from the same cause) is acknowledged without being handled twice.
+        let envelopes: Vec<(Envelope, bool, bool)> = envelopes
+            .into_iter()
+            .map(|(e, verify)| (self.handled.set.contains(&e.id), e, verify))
+            .map(|(d, e, v)| (e, v, d))
+            .collect();
+        let Some((first, _, _)) = envelopes.first() else {
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         };
         match self.fault_next.take() {

@@ -86,13 +86,22 @@ pub struct AgentStatus {
     pub last_error: Option<String>,
 }
 
+/// An inbox entry's identity: creation time and id. Two entries may share an id (an
+/// envelope derived again from the same cause after a restart); both must be delivered
+/// so that both get acknowledged.
+type EntryKey = (i64, Uuid);
+
+fn entry_key(e: &Envelope) -> EntryKey {
+    (e.created_at.timestamp_nanos_opt().unwrap_or(0), e.id)
+}
+
 /// Envelopes waiting for one agent; one delivery (a batch) in flight at a time.
 #[derive(Default)]
 struct AgentQueue {
     pending: std::collections::VecDeque<(InboxEntry, bool)>,
     /// The generation of the agent a batch is in flight to, and the batch's ids.
     busy: Option<u64>,
-    in_flight: Vec<Uuid>,
+    in_flight: Vec<EntryKey>,
     /// Entries were left in the durable inbox because the queue was full.
     backlog: bool,
 }
@@ -135,7 +144,7 @@ pub struct AgentExited {
 struct Delivered {
     agent: String,
     generation: u64,
-    ids: Vec<Uuid>,
+    ids: Vec<EntryKey>,
     outcome: Result<(), String>,
 }
 
@@ -178,8 +187,8 @@ pub struct Supervisor {
     slots: BTreeMap<String, Slot>,
     queues: HashMap<String, AgentQueue>,
     /// Ids queued or being delivered, so a redelivery scan does not queue them twice.
-    known: HashSet<Uuid>,
-    attempts: HashMap<Uuid, u32>,
+    known: HashSet<EntryKey>,
+    attempts: HashMap<EntryKey, u32>,
     shutting_down: bool,
 }
 
@@ -263,7 +272,7 @@ impl Supervisor {
         ctx.spawn(async move { kb.inbox(target).await }.into_actor(self).map(|res, act, ctx| match res {
             Ok(entries) => {
                 for e in entries {
-                    if !act.known.contains(&e.envelope.id) {
+                    if !act.known.contains(&entry_key(&e.envelope)) {
                         act.env.metrics.inc(&act.env.metrics.redeliveries);
                         act.deliver(e, true, ctx);
                     }
@@ -276,11 +285,12 @@ impl Supervisor {
     /// Queues an envelope for its agent and starts a delivery if none is in flight.
     fn deliver(&mut self, entry: InboxEntry, verify: bool, ctx: &mut Context<Self>) {
         let id = entry.envelope.id;
+        let key = entry_key(&entry.envelope);
         if !self.slots.contains_key(&entry.target) {
             tracing::error!(target = %entry.target, envelope = %id, "envelope routed to an unknown agent stays in the inbox");
             return;
         }
-        if self.known.contains(&id) {
+        if self.known.contains(&key) {
             return;
         }
         let target = entry.target.clone();
@@ -289,7 +299,7 @@ impl Supervisor {
             q.backlog = true; // It is in the durable inbox; a later scan picks it up.
             return;
         }
-        self.known.insert(id);
+        self.known.insert(key);
         q.pending.push_back((entry, verify));
         self.pump(&target, ctx);
     }
@@ -311,7 +321,7 @@ impl Supervisor {
         while batch.len() < MAX_BATCH {
             // An envelope whose delivery failed before goes alone: if it is the one that
             // kills the agent, the others must not share its fate (and its dead letter).
-            let retried = |e: &InboxEntry| self.attempts.get(&e.envelope.id).is_some_and(|n| *n > 0);
+            let retried = |e: &InboxEntry| self.attempts.get(&entry_key(&e.envelope)).is_some_and(|n| *n > 0);
             match q.pending.front() {
                 None => break,
                 Some((e, _)) if !batch.is_empty() && retried(e) => break,
@@ -319,7 +329,7 @@ impl Supervisor {
             }
             let Some((entry, verify)) = q.pending.pop_front() else { break };
             let solo = retried(&entry);
-            let id = entry.envelope.id;
+            let id = entry_key(&entry.envelope);
             let attempts = self.attempts.entry(id).or_insert(0);
             *attempts += 1;
             if *attempts > MAX_ATTEMPTS {
@@ -398,7 +408,7 @@ impl Supervisor {
         // What was queued for it is in the durable inbox; the rebuilt agent gets it by a scan.
         if let Some(q) = self.queues.remove(name) {
             for (e, _) in q.pending {
-                self.known.remove(&e.envelope.id);
+                self.known.remove(&entry_key(&e.envelope));
             }
             for id in q.in_flight {
                 self.known.remove(&id);

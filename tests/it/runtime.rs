@@ -131,3 +131,42 @@ async fn a_flood_of_envelopes_is_queued_in_bounds_and_all_handled() {
     assert_eq!(handled_records, 2 * 6000, "none handled twice");
     rt.shutdown().await.unwrap();
 }
+
+/// Regression: an envelope derived again from the same cause has the same id but a new
+/// creation time, so it is a second inbox entry. Both entries must be acknowledged (the
+/// second without being handled again); the runtime used to skip the second and never
+/// become idle.
+#[actix_rt::test]
+async fn two_inbox_entries_with_one_id_are_both_acknowledged() {
+    use warden::kb::{Commit, Write};
+    use warden::messages::{InboxEntry, Instruction};
+    use warden::supervisor::Dispatch;
+
+    let defs = load(&ActorsDir::Disk(actors_dir())).unwrap();
+    let cfg = Config::parse("", "test").unwrap();
+    let rt = Runtime::start(&cfg, &defs, Store::temporary(8 << 20).unwrap()).unwrap();
+    rt.ready().await;
+    let first = Envelope::new("test", Payload::Instruction(Instruction { text: "same".into() }));
+    let mut second = first.clone();
+    second.created_at += chrono::Duration::nanoseconds(1);
+    let entries: Vec<InboxEntry> = [first, second]
+        .into_iter()
+        .map(|envelope| InboxEntry { target: "vulnerability-management".into(), envelope, attempts: 0 })
+        .collect();
+    let writes = entries.iter().cloned().map(Write::InboxPut).collect();
+    rt.kb.commit(Commit { writes, ..Commit::default() }).await.unwrap();
+    rt.supervisor.send(Dispatch(entries)).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(20), rt.quiesce()).await.expect("the runtime becomes idle");
+    assert!(rt.kb.inbox(None).await.unwrap().is_empty());
+    let handled_by_logic = rt
+        .kb
+        .audit_records()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.entry.kind == AuditKind::EnvelopeHandled && r.entry.actor == "vulnerability-management")
+        .count();
+    // The logic's own record once, plus one acknowledgement per entry.
+    assert_eq!(handled_by_logic, 3);
+    rt.shutdown().await.unwrap();
+}
