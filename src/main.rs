@@ -465,8 +465,17 @@ fn audit_verify(o: &ClientOpts, offline: bool) -> Result<i32> {
     let report: warden::kb::audit::AuditReport = if offline {
         let cfg = Config::load(o.config.as_deref())?;
         let dir = cfg.data_dir(o.data_dir.as_deref());
-        let store = Store::open(&dir.join("db"), 16 << 20)
-            .with_context(|| format!("cannot open {} (stop the daemon first)", dir.display()))?;
+        // A process that just exited may hold the database lock for a moment longer.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let store = loop {
+            match Store::open(&dir.join("db"), 16 << 20) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot open {} (stop the daemon first)", dir.display()));
+                }
+            }
+        };
         warden::kb::KnowledgeBase::new(store)?.verify_audit()?
     } else {
         serde_json::from_str(&check(call(o, "GET", "/v1/audit/verify", None)?)?.body)?
