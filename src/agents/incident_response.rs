@@ -84,7 +84,13 @@ impl IncidentResponse {
 
     fn detection(&mut self, env: &Envelope, f: &Finding) -> Result<Effects, AgentError> {
         let mut fx = Effects::default();
-        let entity = f.src_ip.clone().unwrap_or_else(|| format!("host:{}", f.host));
+        // The attacker's address; else the targeted account (a distributed attack);
+        // else the host whose logs showed it.
+        let entity = match (&f.src_ip, f.users.first()) {
+            (Some(ip), _) => ip.clone(),
+            (None, Some(u)) => format!("user:{u}"),
+            (None, None) => format!("host:{}", f.host),
+        };
         let now = Utc::now();
         if !self.finding_ids.insert(f.id) {
             return Ok(fx); // Already attached (idempotent by finding id).

@@ -104,7 +104,9 @@ fn kill_9_while_appending_loses_and_duplicates_nothing() {
     let mut lines = Vec::new();
     for round in 0..6u32 {
         for n in 0..30u32 {
-            lines.push(failed(&format!("198.18.7.{}", n + 1), "root", round * 40 + n));
+            // One account per attacker: 30 addresses failing as the same account would
+            // (rightly) add a distributed brute-force incident.
+            lines.push(failed(&format!("198.18.7.{}", n + 1), &format!("user{n}"), round * 40 + n));
             lines.push(auth_line(round * 40 + n, "pam_unix(sshd:session): session closed for user deploy"));
             lines.push(format!(
                 "{} testhost CRON[77]: (root) CMD (run-parts /etc/cron.hourly)\n",

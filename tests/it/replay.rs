@@ -26,7 +26,7 @@ struct Expected {
 #[serde(deny_unknown_fields)]
 struct ExpectedFindings {
     rule: String,
-    /// The source address, or `host:NAME` for findings without one.
+    /// The source address, else `user:NAME`, else `host:NAME`.
     entity: String,
     count: usize,
 }
@@ -68,10 +68,12 @@ fn check(case: &Path) {
     if !expected.findings.is_empty() || expected.no_findings {
         let mut groups: std::collections::BTreeMap<(String, String), usize> = Default::default();
         for f in replay_with(&input, "--findings") {
-            let entity = f["src_ip"]
-                .as_str()
-                .map(String::from)
-                .unwrap_or_else(|| format!("host:{}", f["host"].as_str().unwrap()));
+            // As incident response names entities: address, else account, else host.
+            let entity = match (f["src_ip"].as_str(), f["users"][0].as_str()) {
+                (Some(ip), _) => ip.to_string(),
+                (None, Some(u)) => format!("user:{u}"),
+                (None, None) => format!("host:{}", f["host"].as_str().unwrap()),
+            };
             *groups.entry((f["rule"].as_str().unwrap().to_string(), entity)).or_default() += 1;
         }
         let want: std::collections::BTreeMap<(String, String), usize> =

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
+use rsigma_eval::result::ResultBody;
 use rsigma_eval::{CorrelationConfig, CorrelationEngine, Engine, EventValue};
 use rsigma_parser::{Level, LogSource, SigmaCollection, parse_sigma_yaml};
 use serde::{Deserialize, Serialize};
@@ -353,8 +354,32 @@ impl RuleSet {
         for r in results {
             let h = &r.header;
             let Some(sev) = severity(h.level) else { continue };
-            let src_ip = ev.src_ip().map(|ip| ip.to_string());
-            let entity = src_ip.clone().unwrap_or_else(|| format!("host:{}", ev.host));
+            // A correlation is about its group (`group-by`), not about the event that
+            // completed it: an address in the group is the entity, else an account.
+            let (src_ip, users, event_count, first_seen) = match &r.body {
+                ResultBody::Correlation(c) => {
+                    let ip = c.group_key.iter().find_map(|(_, v)| v.parse::<std::net::IpAddr>().ok());
+                    let users = c
+                        .group_key
+                        .iter()
+                        .filter(|(f, _)| matches!(f.as_str(), "user" | "User" | "TargetUserName" | "cs-username"))
+                        .map(|(_, v)| sanitize(v, 64))
+                        .collect::<Vec<_>>();
+                    let start = ev.time - Duration::seconds(c.timespan_secs.min(i64::MAX as u64) as i64);
+                    (ip.map(|i| i.to_string()), users, c.aggregated_value.max(1.0) as u64, start)
+                }
+                ResultBody::Detection(_) => (
+                    ev.src_ip().map(|ip| ip.to_string()),
+                    view.user().map(|u| vec![sanitize(u, 64)]).unwrap_or_default(),
+                    1,
+                    ev.time,
+                ),
+            };
+            let entity = match (&src_ip, users.first()) {
+                (Some(ip), _) => ip.clone(),
+                (None, Some(u)) if r.is_correlation() => format!("user:{u}"),
+                _ => format!("host:{}", ev.host),
+            };
             let rule_key = format!("sigma:{}", h.rule_id.clone().unwrap_or_else(|| h.rule_title.clone()));
             let key = format!("{rule_key}|{entity}");
             let count = match state.last.get(&key) {
@@ -375,11 +400,11 @@ impl RuleSet {
                 severity: sev,
                 confidence: if sev >= Severity::High { 0.7 } else { 0.5 },
                 src_ip,
-                users: view.user().map(|u| vec![sanitize(u, 64)]).unwrap_or_default(),
+                users,
                 host: sanitize(&ev.host, 255),
-                first_seen: ev.time,
+                first_seen,
                 last_seen: ev.time,
-                event_count: 1,
+                event_count,
                 techniques: techniques(&h.tags),
                 evidence: vec![sanitize(&ev.raw, 512)],
             });
