@@ -111,6 +111,7 @@ pub fn start(listen: SocketAddr, state: AdminState) -> Result<Addr<Admin>, Admin
             .route("/v1/agents", web::get().to(agents))
             .route("/v1/incidents", web::get().to(incidents))
             .route("/v1/incidents/{id}", web::get().to(incident))
+            .route("/v1/findings", web::get().to(findings))
             .route("/v1/inject", web::post().to(inject))
             .route("/v1/audit/verify", web::get().to(audit_verify))
             .route("/metrics", web::get().to(metrics));
@@ -168,6 +169,13 @@ async fn agents(st: web::Data<AdminState>) -> HttpResponse {
 async fn incidents(st: web::Data<AdminState>) -> HttpResponse {
     match st.kb.incidents().await {
         Ok(i) => HttpResponse::Ok().json(i),
+        Err(e) => error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn findings(st: web::Data<AdminState>) -> HttpResponse {
+    match st.kb.findings().await {
+        Ok(f) => HttpResponse::Ok().json(f),
         Err(e) => error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }

@@ -53,7 +53,12 @@ impl ThreatDetection {
         let m = &self.env.metrics;
         m.add_source(&batch.source, &batch.stats, batch.events.len() as u64);
         let events = batch.events.len();
-        let outcome = tools.call(ToolCall::AnalyzeLogs { events: batch.events }).await;
+        let call = ToolCall::AnalyzeLogs {
+            events: batch.events,
+            source: batch.source.clone(),
+            file_truncated: batch.stats.file_truncated,
+        };
+        let outcome = tools.call(call).await;
         let (findings, delta) = match outcome {
             ToolOutcome::Succeeded(ToolOutput::Findings { findings, delta }) => (findings, delta),
             other => {

@@ -271,6 +271,7 @@ impl Tailer {
                     tracing::warn!(source = %self.source, size = meta.len(), offset = o.pos, "file truncated (copytruncate); reading from its start");
                     self.metrics.source_event(&self.source, |c| c.truncations += 1);
                     let batch = self.make_batch();
+                    self.builder.stats.file_truncated = true;
                     self.splitter.reset();
                     let o = self.open.as_mut().expect("opened above");
                     o.pos = 0;

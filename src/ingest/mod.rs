@@ -43,6 +43,10 @@ pub struct BatchStats {
     pub truncated: u64,
     /// Lines whose syslog header could not be parsed.
     pub unparsed: u64,
+    /// The file was truncated in place just before these lines (copytruncate, or
+    /// someone emptying a log).
+    #[serde(default)]
+    pub file_truncated: bool,
 }
 
 impl BatchStats {
@@ -51,6 +55,7 @@ impl BatchStats {
         self.invalid_utf8 += o.invalid_utf8;
         self.truncated += o.truncated;
         self.unparsed += o.unparsed;
+        self.file_truncated |= o.file_truncated;
     }
 }
 

@@ -26,7 +26,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// One tool call.
 #[derive(Debug, Clone)]
 pub enum ToolCall {
-    AnalyzeLogs { events: std::sync::Arc<Vec<Event>> },
+    AnalyzeLogs { events: std::sync::Arc<Vec<Event>>, source: String, file_truncated: bool },
     TriageIncident { incident: std::sync::Arc<Incident> },
     ContainThreat(ContainSpec),
 }
@@ -125,7 +125,7 @@ impl ToolExecutor {
             )));
         }
         Ok(match call {
-            ToolCall::AnalyzeLogs { events } => {
+            ToolCall::AnalyzeLogs { events, source, file_truncated } => {
                 if self.detector_poisoned {
                     return Ok(ToolOutcome::Failed(
                         "detector state lost after a panic; the agent must be rebuilt".into(),
@@ -135,7 +135,8 @@ impl ToolExecutor {
                     return Ok(ToolOutcome::Failed("analyze_logs has no detector".into()));
                 };
                 match catch_unwind(AssertUnwindSafe(|| {
-                    let findings = det.analyze(&events);
+                    let mut findings = det.check_log_integrity(&events, &source, file_truncated);
+                    findings.extend(det.analyze(&events));
                     let delta = if self.keep_delta {
                         det.take_delta()
                     } else {

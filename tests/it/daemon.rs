@@ -80,6 +80,9 @@ fn brute_force_through_rotations_becomes_a_dry_run_block() {
         );
     }
     assert_eq!(d.metric("warden_file_rotations_total{source=\"auth\"}"), Some(1));
+    // The in-place truncation is also recorded as a (low) log-tampering finding.
+    let findings: Vec<serde_json::Value> = serde_json::from_str(&d.get("/v1/findings").unwrap().body).unwrap();
+    assert_eq!(findings.iter().filter(|f| f["rule"] == "log_file_truncated").count(), 1, "{findings:#?}");
     assert_eq!(lines_processed(&d), 10);
 
     // The CLI reads the same incidents through the API.
@@ -108,10 +111,11 @@ fn kill_9_while_appending_loses_and_duplicates_nothing() {
             // (rightly) add a distributed brute-force incident.
             lines.push(failed(&format!("198.18.7.{}", n + 1), &format!("user{n}"), round * 40 + n));
             lines.push(auth_line(round * 40 + n, "pam_unix(sshd:session): session closed for user deploy"));
-            lines.push(format!(
-                "{} testhost CRON[77]: (root) CMD (run-parts /etc/cron.hourly)\n",
-                chrono::Local::now().format("%b %e %H:%M:%S")
-            ));
+            lines.push(
+                auth_line(round * 40 + n, "x")
+                    .replace("sshd[", "CRON[")
+                    .replace(": x", ": (root) CMD (run-parts /etc/cron.hourly)"),
+            );
         }
     }
     let total = lines.len() as u64;

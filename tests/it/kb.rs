@@ -6,6 +6,11 @@ use warden::kb::{Commit, KnowledgeBase, Query, QueryAnswer, Write};
 use warden::messages::Checkpoint;
 use warden::store::{Store, TreeName};
 
+/// Opens the store, waiting for a store dropped a moment ago to release its lock.
+fn open(dir: &std::path::Path) -> Store {
+    crate::support::eventually(10, "the database lock", || Store::open(dir, 8 << 20).ok())
+}
+
 fn entry(i: u32) -> AuditEntry {
     AuditEntry::new("test", AuditKind::ToolCall, format!("call-{i}"), serde_json::json!({ "n": i }))
 }
@@ -15,7 +20,7 @@ fn a_tampered_audit_record_is_named_by_verify() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db");
     {
-        let mut kb = KnowledgeBase::new(Store::open(&db, 8 << 20).unwrap()).unwrap();
+        let mut kb = KnowledgeBase::new(open(&db)).unwrap();
         for i in 0..10 {
             kb.commit(&Commit { audit: vec![entry(i)], ..Commit::default() }).unwrap();
         }
@@ -26,7 +31,7 @@ fn a_tampered_audit_record_is_named_by_verify() {
     }
     // Reopening continues the chain from the stored head.
     {
-        let mut kb = KnowledgeBase::new(Store::open(&db, 8 << 20).unwrap()).unwrap();
+        let mut kb = KnowledgeBase::new(open(&db)).unwrap();
         kb.commit(&Commit { audit: vec![entry(10), entry(11)], ..Commit::default() }).unwrap();
         assert_eq!(kb.verify_audit().unwrap().records, 12);
         // Tamper: change the detail of record 6 without fixing its hash.

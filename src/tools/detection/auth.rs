@@ -59,6 +59,9 @@ pub struct StateHead {
     /// Sigma rules' suppression and correlation state.
     #[serde(default)]
     pub sigma: super::sigma::SigmaState,
+    /// Per source and host, the newest event time seen (log tampering: time going back).
+    #[serde(default)]
+    pub newest_by_stream: std::collections::BTreeMap<String, DateTime<Utc>>,
 }
 
 /// What changed since the last delta: stored instead of the whole state, so the cost of
@@ -100,6 +103,69 @@ impl AuthDetector {
             r.restore(&state.head.sigma);
         }
         AuthDetector { params, state, dirty: Default::default(), removed: Vec::new(), rules }
+    }
+
+    /// Log tampering: a tailed file truncated in place, or a stream whose timestamps go
+    /// back by more than the window (lines inserted or a log rewritten). Truncation is
+    /// also what `copytruncate` rotation does, so it is a low finding that only adds to
+    /// an incident its host already has.
+    pub fn check_log_integrity(&mut self, events: &[Event], source: &str, file_truncated: bool) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let window = Duration::seconds(self.params.brute_force.window_secs as i64);
+        if file_truncated && let Some(first) = events.first() {
+            let host = if first.host.is_empty() { source.to_string() } else { sanitize(&first.host, 255) };
+            out.push(Finding {
+                id: Finding::derive_id("log_file_truncated", &format!("{source}/{host}"), first.time),
+                rule: "log_file_truncated".into(),
+                title: format!("Log source {source} was truncated in place"),
+                severity: Severity::Low,
+                confidence: 0.3,
+                src_ip: None,
+                users: Vec::new(),
+                host,
+                first_seen: first.time,
+                last_seen: first.time,
+                event_count: 1,
+                techniques: vec!["T1070.002".into()],
+                evidence: vec![format!("source {source} restarted from offset 0 with a smaller size")],
+            });
+        }
+        for ev in events {
+            // Syslog lines only: a line without a header has no time of its own, and web
+            // servers log a request when it ends with the time it began, so their lines
+            // are out of order by design.
+            if ev.host.is_empty() || ev.web.is_some() {
+                continue;
+            }
+            let key = format!("{source}/{}", ev.host);
+            let newest = self.state.head.newest_by_stream.entry(key.clone()).or_insert(ev.time);
+            if ev.time < *newest - window {
+                let behind = *newest - ev.time;
+                let rule_key = format!("builtin:log_time_backwards|{key}");
+                let due = self.state.head.sigma.last.get(&rule_key).is_none_or(|(l, _)| *l != *newest);
+                if due {
+                    self.state.head.sigma.last.insert(rule_key, (*newest, 1));
+                    out.push(Finding {
+                        id: Finding::derive_id("log_timestamps_backwards", &key, ev.time),
+                        rule: "log_timestamps_backwards".into(),
+                        title: format!("Log timestamps went back {} minutes in {source}", behind.num_minutes()),
+                        severity: Severity::Medium,
+                        confidence: 0.5,
+                        src_ip: None,
+                        users: Vec::new(),
+                        host: sanitize(&ev.host, 255),
+                        first_seen: ev.time,
+                        last_seen: *newest,
+                        event_count: 1,
+                        techniques: vec!["T1070".into()],
+                        evidence: vec![sanitize(&ev.raw, 512)],
+                    });
+                }
+            } else if ev.time > *newest {
+                *newest = ev.time;
+            }
+        }
+        out
     }
 
     /// Forgets the changes since the previous delta (when nothing stores them).
