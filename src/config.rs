@@ -85,6 +85,8 @@ pub enum LogFormat {
     Auth,
     /// Apache/nginx access logs (common or combined format).
     Web,
+    /// JSON lines: one object per line, fields as given.
+    Json,
     /// Each line as whichever of the formats above it parses as.
     Auto,
 }

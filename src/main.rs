@@ -139,8 +139,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let format = match format.as_str() {
                 "auth" => LogFormat::Auth,
                 "web" => LogFormat::Web,
+                "json" => LogFormat::Json,
                 "auto" => LogFormat::Auto,
-                other => bail!("unknown format `{other}` (expected auth, web or auto)"),
+                other => bail!("unknown format `{other}` (expected auth, web, json or auto)"),
             };
             replay(files, ReplayOutput { json, stats, findings, format }, actors, config)
         }

@@ -242,7 +242,13 @@ impl LineParser {
         let parsed = match self.format {
             LogFormat::Auth => parse::auth::parse_line(line, &mut self.years),
             LogFormat::Web => parse::web::parse_line(line),
-            LogFormat::Auto => parse::auth::parse_line(line, &mut self.years).or_else(parse::web::parse_line),
+            LogFormat::Json => parse::json::parse_line(line, self.last_time.unwrap_or_else(|| self.years.reference())),
+            LogFormat::Auto => {
+                let fallback = self.last_time.unwrap_or_else(|| self.years.reference());
+                parse::auth::parse_line(line, &mut self.years)
+                    .or_else(parse::web::parse_line)
+                    .or_else(|l| if l.starts_with('{') { parse::json::parse_line(l, fallback) } else { Err(l) })
+            }
         };
         match parsed {
             Ok(ev) => {
@@ -254,6 +260,7 @@ impl LineParser {
                 let time = self.last_time.unwrap_or_else(|| self.years.reference());
                 out.push(Event {
                     time,
+                    json: None,
                     host: String::new(),
                     program: String::new(),
                     auth: None,

@@ -18,6 +18,9 @@ pub struct Event {
     /// A web server request (access logs).
     #[serde(default)]
     pub web: Option<Box<WebRequest>>,
+    /// The fields of a JSON-lines record, as given.
+    #[serde(default)]
+    pub json: Option<Box<serde_json::Map<String, serde_json::Value>>>,
     /// The line as read (lossy UTF-8, possibly cut), kept as evidence.
     pub raw: String,
     /// Byte offset in `raw` where the message (after the syslog header) starts.
@@ -56,7 +59,13 @@ impl Event {
         if let Some(a) = &self.auth {
             return a.src_ip;
         }
-        self.web.as_ref().and_then(|w| w.client.parse().ok())
+        if let Some(w) = &self.web {
+            return w.client.parse().ok();
+        }
+        let m = self.json.as_ref()?;
+        ["src_ip", "source.ip", "client.ip", "c-ip", "remote_addr", "id.orig_h"].iter().find_map(|f| {
+            crate::ingest::parse::json::lookup(m, f).and_then(|v| v.as_str()).and_then(|s| s.parse().ok())
+        })
     }
 
     /// The message after the syslog header (the whole line when there is none).

@@ -1,6 +1,7 @@
 //! Parsers: syslog headers and the messages of the programs Warden understands.
 
 pub mod auth;
+pub mod json;
 pub mod web;
 
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, TimeZone, Utc};

@@ -38,6 +38,7 @@ pub fn parse_line(line: String) -> Result<Event, String> {
             program: "httpd".into(),
             auth: None,
             web: Some(Box::new(web)),
+            json: None,
             raw: line,
             message_at: 0,
         }),

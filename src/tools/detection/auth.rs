@@ -360,6 +360,7 @@ mod tests {
             program: "sshd".into(),
             auth: Some(AuthEvent { kind, src_ip: ip.parse().ok(), user: Some("root".into()), method: None, count: 1 }),
             web: None,
+            json: None,
             raw: format!("line at {secs}"),
             message_at: 0,
         }

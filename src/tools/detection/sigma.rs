@@ -190,6 +190,36 @@ pub fn load_dir(dir: &Path) -> std::io::Result<RuleSet> {
 /// Keywords match the message (the whole line when it had no syslog header).
 pub struct SigmaView<'a>(pub &'a Event);
 
+/// Nesting deeper than this is not searched by keywords (hostile input).
+const MAX_DEPTH: usize = 32;
+
+fn any_string(v: &serde_json::Value, pred: &dyn Fn(&str) -> bool, depth: usize) -> bool {
+    match v {
+        serde_json::Value::String(s) => pred(s),
+        serde_json::Value::Array(a) if depth < MAX_DEPTH => a.iter().any(|x| any_string(x, pred, depth + 1)),
+        serde_json::Value::Object(o) if depth < MAX_DEPTH => o.values().any(|x| any_string(x, pred, depth + 1)),
+        _ => false,
+    }
+}
+
+fn collect_strings<'a>(v: &'a serde_json::Value, out: &mut Vec<Cow<'a, str>>, depth: usize) {
+    match v {
+        serde_json::Value::String(s) => out.push(Cow::Borrowed(s)),
+        serde_json::Value::Array(a) if depth < MAX_DEPTH => a.iter().for_each(|x| collect_strings(x, out, depth + 1)),
+        serde_json::Value::Object(o) if depth < MAX_DEPTH => {
+            o.values().for_each(|x| collect_strings(x, out, depth + 1))
+        }
+        _ => {}
+    }
+}
+
+/// A JSON record's logsource, from its own `product`/`category`/`service` fields (rules
+/// without those constraints match any record).
+fn json_logsource(m: &serde_json::Map<String, serde_json::Value>) -> LogSource {
+    let get = |k: &str| m.get(k).and_then(|v| v.as_str()).map(String::from);
+    LogSource { product: get("product"), category: get("category"), service: get("service"), ..LogSource::default() }
+}
+
 /// A borrowed string field.
 fn b(v: &str) -> Option<EventValue<'_>> {
     Some(EventValue::Str(Cow::Borrowed(v)))
@@ -205,6 +235,9 @@ impl rsigma_eval::Event for SigmaView<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
         let ev = self.0;
         let s = |v: &str| Some(EventValue::Str(Cow::Owned(v.to_string())));
+        if let Some(m) = &ev.json {
+            return crate::ingest::parse::json::lookup(m, path).map(EventValue::from);
+        }
         if let Some(w) = &ev.web {
             return match path {
                 "c-ip" | "src_ip" | "ClientIP" | "c-ip-address" => Some(EventValue::Str(Cow::Borrowed(&w.client))),
@@ -242,15 +275,30 @@ impl rsigma_eval::Event for SigmaView<'_> {
     }
 
     fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
-        pred(self.0.message())
+        match &self.0.json {
+            Some(m) => m.values().any(|v| any_string(v, pred, 0)),
+            None => pred(self.0.message()),
+        }
     }
 
     fn all_string_values(&self) -> Vec<Cow<'_, str>> {
-        vec![Cow::Borrowed(self.0.message())]
+        match &self.0.json {
+            Some(m) => {
+                let mut out = Vec::new();
+                for v in m.values() {
+                    collect_strings(v, &mut out, 0);
+                }
+                out
+            }
+            None => vec![Cow::Borrowed(self.0.message())],
+        }
     }
 
     fn to_json(&self) -> serde_json::Value {
         let ev = self.0;
+        if let Some(m) = &ev.json {
+            return serde_json::Value::Object((**m).clone());
+        }
         if let Some(w) = &ev.web {
             return serde_json::json!({
                 "c-ip": w.client, "cs-method": w.method, "cs-uri-stem": w.uri_stem, "cs-uri-query": w.uri_query,
@@ -342,9 +390,13 @@ impl RuleSet {
             return Vec::new();
         }
         let view = SigmaView(ev);
-        let service = if ev.web.is_some() { "webserver" } else { service_of(ev) };
-        let Some((_, ls)) = self.logsources.iter().find(|(svc, _)| *svc == service) else { return Vec::new() };
-        let detections = self.engine.engine().evaluate_with_logsource(&view, ls);
+        let detections = if let Some(m) = &ev.json {
+            self.engine.engine().evaluate_with_logsource(&view, &json_logsource(m))
+        } else {
+            let service = if ev.web.is_some() { "webserver" } else { service_of(ev) };
+            let Some((_, ls)) = self.logsources.iter().find(|(svc, _)| *svc == service) else { return Vec::new() };
+            self.engine.engine().evaluate_with_logsource(&view, ls)
+        };
         let results = if self.engine.correlation_rule_count() > 0 {
             self.engine.process_with_detections(&view, detections, ev.time.timestamp())
         } else {
@@ -490,6 +542,24 @@ mod tests {
         // The keyword in a line of another service does not match an sshd rule.
         assert!(set.evaluate(&line("Nov 26 10:06:00 h3 cron[1]: Corrupted MAC on input"), &mut st, w).is_empty());
         assert_eq!(techniques(&["attack.t1110.001".into(), "attack.credential-access".into()]), ["T1110.001"]);
+    }
+
+    #[test]
+    fn json_records_match_fields_as_given() {
+        let rule = "title: Json rule\nid: 5d6a5c1e-1111-4c3b-9a8e-000000000002\nlogsource:\n  product: myapp\ndetection:\n  sel:\n    source.ip|cidr: 203.0.113.0/24\n    event.action: login_failed\n  condition: sel\nlevel: high\n";
+        let mut set = load(&[("j.yml".to_string(), rule.to_string())]);
+        let now = "2026-11-26T12:00:00Z".parse().unwrap();
+        let ev = |text: &str| crate::ingest::parse::json::parse_line(text.to_string(), now).unwrap();
+        let mut st = SigmaState::default();
+        let w = Duration::seconds(600);
+        let hit = ev(r#"{"product":"myapp","source":{"ip":"203.0.113.7"},"event":{"action":"login_failed"}}"#);
+        let f = set.evaluate(&hit, &mut st, w);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].src_ip.as_deref(), Some("203.0.113.7"));
+        let other_net = ev(r#"{"product":"myapp","source":{"ip":"198.51.100.7"},"event":{"action":"login_failed"}}"#);
+        assert!(set.evaluate(&other_net, &mut st, w).is_empty());
+        let other_product = ev(r#"{"product":"else","source":{"ip":"203.0.113.8"},"event":{"action":"login_failed"}}"#);
+        assert!(set.evaluate(&other_product, &mut st, w).is_empty());
     }
 
     #[test]

@@ -1,0 +1,81 @@
+//! JSON lines: one object per line, its fields kept as given (`fields as given`), so
+//! Sigma rules can name them directly, with dots for nested objects.
+
+use chrono::{DateTime, Utc};
+
+use crate::messages::Event;
+
+/// Field names tried, in order, for the event time.
+const TIME_FIELDS: [&str; 5] = ["@timestamp", "timestamp", "time", "ts", "date"];
+/// Field names tried, in order, for the host.
+const HOST_FIELDS: [&str; 4] = ["host", "hostname", "host.name", "computer"];
+
+/// Looks up a dotted path (`source.ip`) in an object; a literal dotted key wins.
+pub fn lookup<'a>(map: &'a serde_json::Map<String, serde_json::Value>, path: &str) -> Option<&'a serde_json::Value> {
+    if let Some(v) = map.get(path) {
+        return Some(v);
+    }
+    let mut cur: &serde_json::Value = map.get(path.split('.').next()?)?;
+    for part in path.split('.').skip(1) {
+        cur = cur.as_object()?.get(part)?;
+    }
+    Some(cur)
+}
+
+fn time_of(v: &serde_json::Value) -> Option<DateTime<Utc>> {
+    match v {
+        serde_json::Value::String(s) => DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)),
+        serde_json::Value::Number(n) => {
+            let f = n.as_f64()?;
+            // Seconds, or milliseconds when the number is too large to be seconds.
+            let secs = if f > 1e11 { f / 1000.0 } else { f };
+            DateTime::from_timestamp(secs.trunc() as i64, ((secs.fract()) * 1e9) as u32)
+        }
+        _ => None,
+    }
+}
+
+/// Parses one JSON object line; hands the line back if it is not one. `fallback` is the
+/// time for objects without a recognisable timestamp.
+pub fn parse_line(line: String, fallback: DateTime<Utc>) -> Result<Event, String> {
+    let map = match serde_json::from_str::<serde_json::Value>(&line) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => return Err(line),
+    };
+    let time = TIME_FIELDS.iter().find_map(|f| lookup(&map, f).and_then(time_of)).unwrap_or(fallback);
+    let host = HOST_FIELDS.iter().find_map(|f| lookup(&map, f).and_then(|v| v.as_str())).unwrap_or("").to_string();
+    Ok(Event {
+        time,
+        host,
+        program: String::new(),
+        auth: None,
+        web: None,
+        json: Some(Box::new(map)),
+        raw: line,
+        message_at: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_with_their_time_and_host() {
+        let now: DateTime<Utc> = "2026-11-26T12:00:00Z".parse().unwrap();
+        let ev = parse_line(
+            r#"{"@timestamp":"2026-11-26T10:00:00Z","host":{"name":"h1"},"source":{"ip":"1.2.3.4"},"msg":"x"}"#.into(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(ev.time.to_rfc3339(), "2026-11-26T10:00:00+00:00");
+        assert_eq!(ev.host, "h1");
+        let m = ev.json.as_ref().unwrap();
+        assert_eq!(lookup(m, "source.ip").unwrap(), "1.2.3.4");
+        let ev = parse_line(r#"{"ts": 1764151200.5, "a": 1}"#.into(), now).unwrap();
+        assert_eq!(ev.time.timestamp(), 1_764_151_200);
+        assert_eq!(parse_line(r#"{"a": 1}"#.into(), now).unwrap().time, now);
+        assert!(parse_line("[1, 2]".into(), now).is_err());
+        assert!(parse_line("not json".into(), now).is_err());
+    }
+}
