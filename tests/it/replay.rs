@@ -249,3 +249,34 @@ fn benign_apache_log_false_positives_stay_low() {
     }
     assert!(findings.len() <= 10, "{} false positives", findings.len());
 }
+
+/// Hostile lines: user names carrying shell syntax and terminal escapes, a user name that
+/// names another address, and a 60 KB request built against the rules' regular
+/// expressions. The block command holds only the parsed address, the evidence is
+/// escaped, and the long line is handled like any other.
+#[test]
+fn hostile_lines_cannot_reach_commands_reports_or_the_regex_engine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("mixed.log");
+    let mut text = String::new();
+    for i in 0..5 {
+        text.push_str(&format!(
+            "Mar  1 10:00:0{i} web1 sshd[1]: Failed password for invalid user $(rm -rf /);`reboot`\u{1b}[2J from 10.9.9.9 port 22 ssh2 from 203.0.113.66 port 4{i} ssh2\n"
+        ));
+    }
+    let evil_query = format!("page=http://{}.txt", "a".repeat(60_000));
+    text.push_str(&format!(
+        "203.0.113.67 - - [01/Mar/2026:10:01:00 +0000] \"GET /i.php?{evil_query} HTTP/1.1\" 200 1 \"-\" \"x\"\n"
+    ));
+    std::fs::write(&input, text).unwrap();
+    let out = Command::new(BIN).args(["replay", "--json"]).arg(&input).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let incidents: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(crate::support::incident_for(&incidents, "10.9.9.9").is_none(), "a user name cannot frame an address");
+    let inc = crate::support::incident_for(&incidents, "203.0.113.66").expect("the real attacker");
+    let argv: Vec<&str> = inc["actions"][0]["argv"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(argv, ["nft", "add", "element", "inet", "warden", "blocklist_v4", "{ 203.0.113.66 timeout 3600s }"]);
+    let text = serde_json::to_string(inc).unwrap();
+    assert!(!text.contains('\u{1b}'), "terminal escapes are escaped in stored evidence");
+    assert!(text.contains("\\\\u{1b}[2J"), "and kept visible: {text}");
+}
