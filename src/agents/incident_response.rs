@@ -84,13 +84,9 @@ impl IncidentResponse {
 
     fn detection(&mut self, env: &Envelope, f: &Finding) -> Result<Effects, AgentError> {
         let mut fx = Effects::default();
-        // The attacker's address; else the targeted account (a distributed attack);
-        // else the host whose logs showed it.
-        let entity = match (&f.src_ip, f.users.first()) {
-            (Some(ip), _) => ip.clone(),
-            (None, Some(u)) => format!("user:{u}"),
-            (None, None) => format!("host:{}", f.host),
-        };
+        // What the detector says the finding is about: the attacker's address, an
+        // attacked account, or the host whose logs showed it.
+        let entity = f.entity();
         let now = Utc::now();
         if !self.finding_ids.insert(f.id) {
             return Ok(fx); // Already attached (idempotent by finding id).
@@ -400,6 +396,7 @@ mod tests {
             event_count: 5,
             techniques: vec![],
             evidence: vec![],
+            entity: None,
         }
     }
 

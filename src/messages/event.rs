@@ -84,6 +84,12 @@ pub struct AuthEvent {
     pub method: Option<String>,
     /// How many attempts the line stands for (syslog's "message repeated N times").
     pub count: u32,
+    /// The account acted upon: sudo's `USER=`, su's target, a created account or group.
+    #[serde(default)]
+    pub target_user: Option<String>,
+    /// The command run (sudo's `COMMAND=`) or the change made (usermod).
+    #[serde(default)]
+    pub command: Option<String>,
 }
 
 /// The kinds of authentication event Warden recognises.
@@ -102,6 +108,24 @@ pub enum AuthEventKind {
     Success,
     /// `pam_unix(...): authentication failure; ... rhost=IP` (mirrors sshd's own line).
     PamFailure,
+    /// sudo ran a command (`USER : TTY=… ; USER=root ; COMMAND=…`).
+    SudoCommand,
+    /// sudo refused: wrong password, not in sudoers, command not allowed.
+    SudoFailure,
+    /// su opened a session as another user.
+    SuSession,
+    /// su authentication failed.
+    SuFailure,
+    /// useradd created an account.
+    UserAdded,
+    /// groupadd created a group.
+    GroupAdded,
+    /// usermod changed an account (group membership, lock, shell, …).
+    UserModified,
+    /// A password was changed (passwd, chpasswd).
+    PasswordChanged,
+    /// systemd-logind opened a session.
+    SessionOpened,
 }
 
 impl AuthEventKind {
@@ -113,6 +137,15 @@ impl AuthEventKind {
             AuthEventKind::NoIdentification => "no_identification",
             AuthEventKind::Success => "success",
             AuthEventKind::PamFailure => "pam_failure",
+            AuthEventKind::SudoCommand => "sudo_command",
+            AuthEventKind::SudoFailure => "sudo_failure",
+            AuthEventKind::SuSession => "su_session",
+            AuthEventKind::SuFailure => "su_failure",
+            AuthEventKind::UserAdded => "user_added",
+            AuthEventKind::GroupAdded => "group_added",
+            AuthEventKind::UserModified => "user_modified",
+            AuthEventKind::PasswordChanged => "password_changed",
+            AuthEventKind::SessionOpened => "session_opened",
         }
     }
 }

@@ -57,6 +57,22 @@ pub struct Finding {
     /// A few of the lines that triggered it, with control characters escaped.
     #[serde(default)]
     pub evidence: Vec<String>,
+    /// What the finding is about when that is not its address: `user:NAME` (an attack on
+    /// an account from many addresses) or `host:NAME`. Incident response groups findings
+    /// into incidents by this, else by `src_ip`, else by host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+}
+
+impl Finding {
+    /// The entity incidents are grouped by.
+    pub fn entity(&self) -> String {
+        match (&self.entity, &self.src_ip) {
+            (Some(e), _) => e.clone(),
+            (None, Some(ip)) => ip.clone(),
+            (None, None) => format!("host:{}", self.host),
+        }
+    }
 }
 
 fn default_confidence() -> f32 {

@@ -26,7 +26,7 @@ struct Expected {
 #[serde(deny_unknown_fields)]
 struct ExpectedFindings {
     rule: String,
-    /// The source address, else `user:NAME`, else `host:NAME`.
+    /// The finding's entity: its address, `user:NAME` or `host:NAME`.
     entity: String,
     count: usize,
 }
@@ -68,10 +68,11 @@ fn check(case: &Path) {
     if !expected.findings.is_empty() || expected.no_findings {
         let mut groups: std::collections::BTreeMap<(String, String), usize> = Default::default();
         for f in replay_with(&input, "--findings") {
-            // As incident response names entities: address, else account, else host.
-            let entity = match (f["src_ip"].as_str(), f["users"][0].as_str()) {
-                (Some(ip), _) => ip.to_string(),
-                (None, Some(u)) => format!("user:{u}"),
+            // As incident response groups them: the finding's entity, else its address,
+            // else its host.
+            let entity = match (f["entity"].as_str(), f["src_ip"].as_str()) {
+                (Some(e), _) => e.to_string(),
+                (None, Some(ip)) => ip.to_string(),
                 (None, None) => format!("host:{}", f["host"].as_str().unwrap()),
             };
             *groups.entry((f["rule"].as_str().unwrap().to_string(), entity)).or_default() += 1;

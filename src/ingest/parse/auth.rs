@@ -16,6 +16,10 @@ pub fn parse_line(line: String, years: &mut YearInference) -> Result<Event, Stri
     let Some(s) = syslog(&line, years) else { return Err(line) };
     let auth = match s.program {
         "sshd" | "sshd-session" | "sshd-auth" => parse_sshd(s.message),
+        "sudo" => parse_sudo(s.message),
+        "su" => parse_su(s.message),
+        "useradd" | "groupadd" | "usermod" | "passwd" | "chpasswd" | "chage" => parse_accounts(s.message),
+        "systemd-logind" => parse_logind(s.message),
         _ => None,
     };
     let (time, host, program) = (s.time, s.host.to_string(), s.program.to_string());
@@ -36,7 +40,108 @@ fn from_addr(msg: &str) -> Option<(&str, IpAddr)> {
 }
 
 fn event(kind: AuthEventKind, src_ip: Option<IpAddr>, user: Option<&str>, method: Option<&str>) -> AuthEvent {
-    AuthEvent { kind, src_ip, user: user.map(|u| u.to_string()), method: method.map(|m| m.to_string()), count: 1 }
+    AuthEvent {
+        kind,
+        src_ip,
+        user: user.map(|u| u.to_string()),
+        method: method.map(|m| m.to_string()),
+        count: 1,
+        target_user: None,
+        command: None,
+    }
+}
+
+fn with_target(mut ev: AuthEvent, target: Option<&str>, command: Option<&str>) -> AuthEvent {
+    ev.target_user = target.map(|t| t.to_string());
+    ev.command = command.map(|c| c.to_string());
+    ev
+}
+
+/// `key=value` from a PAM message (`logname=alice uid=1000 … user=root`).
+fn pam_field<'a>(msg: &'a str, key: &str) -> Option<&'a str> {
+    msg.split([' ', ';']).find_map(|w| w.strip_prefix(key)).filter(|v| !v.is_empty())
+}
+
+/// sudo: `alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/bash`, its failure
+/// forms (`3 incorrect password attempts`, `user NOT in sudoers`, `command not allowed`)
+/// and PAM's `pam_unix(sudo:auth): authentication failure`. The command is last on the
+/// line, so everything after `COMMAND=` is taken as it is.
+pub fn parse_sudo(msg: &str) -> Option<AuthEvent> {
+    if msg.starts_with("pam_unix(sudo:auth): authentication failure") {
+        let user = pam_field(msg, "ruser=").or_else(|| pam_field(msg, "logname="));
+        return Some(with_target(event(AuthEventKind::SudoFailure, None, user, None), pam_field(msg, "user="), None));
+    }
+    let (user, rest) = msg.trim_start().split_once(" : ")?;
+    let field = |k: &str| rest.split(" ; ").find_map(|p| p.trim().strip_prefix(k));
+    let command = rest.split_once("COMMAND=").map(|(_, c)| c.trim_end());
+    let target = field("USER=");
+    let failed = rest.contains("incorrect password attempt")
+        || rest.contains("NOT in sudoers")
+        || rest.contains("command not allowed");
+    let kind = if failed {
+        AuthEventKind::SudoFailure
+    } else if command.is_some() {
+        AuthEventKind::SudoCommand
+    } else {
+        return None;
+    };
+    Some(with_target(event(kind, None, Some(user.trim()), None), target, command))
+}
+
+/// su: `(to root) alice on pts/0`, `FAILED SU (to root) alice on pts/0`, and PAM's
+/// authentication failure.
+pub fn parse_su(msg: &str) -> Option<AuthEvent> {
+    let to = |s: &str| -> Option<(String, String)> {
+        let rest = s.strip_prefix("(to ")?;
+        let (target, rest) = rest.split_once(") ")?;
+        let user = rest.split(' ').next()?;
+        Some((target.to_string(), user.to_string()))
+    };
+    if let Some(rest) = msg.strip_prefix("FAILED SU ") {
+        let (target, user) = to(rest)?;
+        return Some(with_target(event(AuthEventKind::SuFailure, None, Some(&user), None), Some(&target), None));
+    }
+    if let Some((target, user)) = to(msg) {
+        return Some(with_target(event(AuthEventKind::SuSession, None, Some(&user), None), Some(&target), None));
+    }
+    if msg.starts_with("pam_unix(su:auth): authentication failure")
+        || msg.starts_with("pam_unix(su-l:auth): authentication failure")
+    {
+        let user = pam_field(msg, "ruser=").or_else(|| pam_field(msg, "logname="));
+        return Some(with_target(event(AuthEventKind::SuFailure, None, user, None), pam_field(msg, "user="), None));
+    }
+    None
+}
+
+/// Account changes: useradd's `new user: name=x, UID=…`, groupadd's `new group: name=x`,
+/// usermod's `add 'bob' to group 'sudo'` / `change user 'bob' …`, and password changes.
+pub fn parse_accounts(msg: &str) -> Option<AuthEvent> {
+    let name = |s: &str| s.split_once("name=").map(|(_, r)| r.split(',').next().unwrap_or("").trim().to_string());
+    if let Some(rest) = msg.strip_prefix("new user: ") {
+        let n = name(rest)?;
+        return Some(with_target(event(AuthEventKind::UserAdded, None, None, None), Some(&n), None));
+    }
+    if let Some(rest) = msg.strip_prefix("new group: ") {
+        let n = name(rest)?;
+        return Some(with_target(event(AuthEventKind::GroupAdded, None, None, None), Some(&n), None));
+    }
+    if msg.starts_with("add '") || msg.starts_with("change user '") || msg.starts_with("lock user '") {
+        let target = msg.split('\'').nth(1)?;
+        return Some(with_target(event(AuthEventKind::UserModified, None, None, None), Some(target), Some(msg)));
+    }
+    if let Some((_, rest)) = msg.split_once("password changed for ") {
+        let target = rest.split_whitespace().next()?;
+        return Some(with_target(event(AuthEventKind::PasswordChanged, None, None, None), Some(target), None));
+    }
+    None
+}
+
+/// systemd-logind: `New session 12 of user alice.`
+pub fn parse_logind(msg: &str) -> Option<AuthEvent> {
+    let rest = msg.strip_prefix("New session ")?;
+    let (id, rest) = rest.split_once(" of user ")?;
+    let user = rest.trim_end_matches('.');
+    Some(with_target(event(AuthEventKind::SessionOpened, None, Some(user), None), None, Some(id)))
 }
 
 /// Parses an sshd message.
@@ -147,6 +252,42 @@ mod tests {
         );
         assert_eq!(p("Connection closed by 1.2.3.4 port 22 [preauth]"), None);
         assert_eq!(p("Failed password for root from not-an-ip port 22 ssh2"), None);
+    }
+
+    #[test]
+    fn sudo_su_accounts_and_sessions() {
+        let e = parse_sudo("   alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/bash -c id ; x").unwrap();
+        assert_eq!(
+            (e.kind, e.user.as_deref(), e.target_user.as_deref()),
+            (AuthEventKind::SudoCommand, Some("alice"), Some("root"))
+        );
+        assert_eq!(e.command.as_deref(), Some("/bin/bash -c id ; x"));
+        let e =
+            parse_sudo("    bob : 3 incorrect password attempts ; TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/usr/bin/id")
+                .unwrap();
+        assert_eq!(e.kind, AuthEventKind::SudoFailure);
+        let e = parse_sudo("pam_unix(sudo:auth): authentication failure; logname=bob uid=1000 euid=0 tty=/dev/pts/1 ruser=bob rhost=  user=bob").unwrap();
+        assert_eq!((e.kind, e.user.as_deref()), (AuthEventKind::SudoFailure, Some("bob")));
+        assert!(parse_sudo("pam_unix(sudo:session): session opened for user root(uid=0) by bob(uid=1000)").is_none());
+        let e = parse_su("(to root) alice on pts/0").unwrap();
+        assert_eq!(
+            (e.kind, e.user.as_deref(), e.target_user.as_deref()),
+            (AuthEventKind::SuSession, Some("alice"), Some("root"))
+        );
+        assert_eq!(parse_su("FAILED SU (to root) mallory on pts/2").unwrap().kind, AuthEventKind::SuFailure);
+        let e = parse_accounts("new user: name=backdoor, UID=1001, GID=1001, home=/home/backdoor, shell=/bin/bash")
+            .unwrap();
+        assert_eq!((e.kind, e.target_user.as_deref()), (AuthEventKind::UserAdded, Some("backdoor")));
+        assert_eq!(parse_accounts("new group: name=ops, GID=1002").unwrap().target_user.as_deref(), Some("ops"));
+        let e = parse_accounts("add 'bob' to group 'sudo'").unwrap();
+        assert_eq!((e.kind, e.target_user.as_deref()), (AuthEventKind::UserModified, Some("bob")));
+        let e = parse_accounts("pam_unix(passwd:chauthtok): password changed for bob").unwrap();
+        assert_eq!((e.kind, e.target_user.as_deref()), (AuthEventKind::PasswordChanged, Some("bob")));
+        let e = parse_logind("New session 42 of user alice.").unwrap();
+        assert_eq!(
+            (e.kind, e.user.as_deref(), e.command.as_deref()),
+            (AuthEventKind::SessionOpened, Some("alice"), Some("42"))
+        );
     }
 
     #[test]

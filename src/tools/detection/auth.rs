@@ -128,6 +128,7 @@ impl AuthDetector {
                 event_count: 1,
                 techniques: vec!["T1070.002".into()],
                 evidence: vec![format!("source {source} restarted from offset 0 with a smaller size")],
+                entity: None,
             });
         }
         for ev in events {
@@ -159,6 +160,7 @@ impl AuthDetector {
                         event_count: 1,
                         techniques: vec!["T1070".into()],
                         evidence: vec![sanitize(&ev.raw, 512)],
+                        entity: None,
                     });
                 }
             } else if ev.time > *newest {
@@ -271,6 +273,7 @@ impl AuthDetector {
                         event_count: n,
                         techniques: vec!["T1110.001".into()],
                         evidence,
+                        entity: None,
                     });
                     st.samples.clear();
                 }
@@ -303,6 +306,7 @@ impl AuthDetector {
                         event_count: st.streak + 1,
                         techniques: vec!["T1110".into(), "T1078".into()],
                         evidence,
+                        entity: None,
                     });
                 }
                 st.streak = 0;
@@ -358,7 +362,15 @@ mod tests {
             time,
             host: "h".into(),
             program: "sshd".into(),
-            auth: Some(AuthEvent { kind, src_ip: ip.parse().ok(), user: Some("root".into()), method: None, count: 1 }),
+            auth: Some(AuthEvent {
+                kind,
+                src_ip: ip.parse().ok(),
+                user: Some("root".into()),
+                method: None,
+                count: 1,
+                target_user: None,
+                command: None,
+            }),
             web: None,
             json: None,
             raw: format!("line at {secs}"),

@@ -266,7 +266,10 @@ impl rsigma_eval::Event for SigmaView<'_> {
             "program" | "process" | "appname" | "syslog_program" if !ev.program.is_empty() => {
                 Some(EventValue::Str(Cow::Borrowed(&ev.program)))
             }
-            "user" | "User" | "TargetUserName" | "pam_user" => self.user().map(|u| EventValue::Str(Cow::Borrowed(u))),
+            "user" | "User" | "SubjectUserName" | "pam_user" => self.user().map(|u| EventValue::Str(Cow::Borrowed(u))),
+            "target_user" | "TargetUserName" => ev.auth.as_ref().and_then(|a| a.target_user.as_deref()).and_then(b),
+            "command" | "CommandLine" => ev.auth.as_ref().and_then(|a| a.command.as_deref()).and_then(b),
+            "event_kind" => ev.auth.as_ref().map(|a| EventValue::Str(Cow::Borrowed(a.kind.as_str()))),
             "src_ip" | "SourceIp" | "c-ip" | "pam_rhost" => {
                 ev.auth.as_ref().and_then(|a| a.src_ip).and_then(|ip| s(&ip.to_string()))
             }
@@ -432,6 +435,7 @@ impl RuleSet {
                 (None, Some(u)) if r.is_correlation() => format!("user:{u}"),
                 _ => format!("host:{}", ev.host),
             };
+            let src_ip_is_none = src_ip.is_none();
             let rule_key = format!("sigma:{}", h.rule_id.clone().unwrap_or_else(|| h.rule_title.clone()));
             let key = format!("{rule_key}|{entity}");
             let count = match state.last.get(&key) {
@@ -459,6 +463,8 @@ impl RuleSet {
                 event_count,
                 techniques: techniques(&h.tags),
                 evidence: vec![sanitize(&ev.raw, 512)],
+                // Without an address, the account or host is named explicitly.
+                entity: src_ip_is_none.then(|| entity.clone()),
             });
         }
         out
