@@ -273,58 +273,6 @@ impl LineParser {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn split(max: usize, chunks: &[&[u8]]) -> (Vec<String>, LineSplitter) {
-        let mut s = LineSplitter::new(max);
-        let mut out = Vec::new();
-        for c in chunks {
-            s.push(c, &mut |l| out.push(l));
-        }
-        (out, s)
-    }
-
-    #[test]
-    fn partial_lines_wait_for_their_newline() {
-        let (out, s) = split(100, &[b"ab", b"c\nde", b"f\r\ng"]);
-        assert_eq!(out, vec!["abc", "def"]);
-        assert_eq!(s.pending(), 1);
-    }
-
-    #[test]
-    fn invalid_utf8_is_lossy_and_counted() {
-        let (out, s) = split(100, &[b"ok\n\xff\xfebad\n"]);
-        assert_eq!(out[1], "\u{fffd}\u{fffd}bad");
-        assert_eq!(s.invalid_utf8, 1);
-    }
-
-    #[test]
-    fn over_long_lines_are_cut_and_counted() {
-        let long = vec![b'x'; 1000];
-        let (out, s) = split(10, &[&long, &long, b"\nnext\n"]);
-        assert_eq!(out, vec!["xxxxxxxxxx", "next"]);
-        assert_eq!(s.truncated, 1);
-        let (out, s) = split(10, &[b"0123456789abc\nz\n"]);
-        assert_eq!(out, vec!["0123456789", "z"]);
-        assert_eq!(s.truncated, 1);
-        let (out, _) = split(10, &[b"01234", b"56789abc\nz\n"]);
-        assert_eq!(out, vec!["0123456789", "z"]);
-    }
-
-    #[test]
-    fn a_cut_never_splits_a_character() {
-        let (out, _) = split(4, &["aé€x\n".as_bytes()]);
-        assert_eq!(out, vec!["aé"]);
-    }
-
-    #[test]
-    fn sanitize_escapes_controls() {
-        assert_eq!(sanitize("a\x1b[31mb\n", 100), "a\\u{1b}[31mb\\n");
-    }
-}
-
 /// Accumulates parsed lines into a batch.
 pub struct BatchBuilder {
     pub parser: LineParser,
@@ -375,5 +323,57 @@ pub async fn send_batch(supervisor: &Addr<crate::supervisor::Supervisor>, batch:
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(std::time::Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(max: usize, chunks: &[&[u8]]) -> (Vec<String>, LineSplitter) {
+        let mut s = LineSplitter::new(max);
+        let mut out = Vec::new();
+        for c in chunks {
+            s.push(c, &mut |l| out.push(l));
+        }
+        (out, s)
+    }
+
+    #[test]
+    fn partial_lines_wait_for_their_newline() {
+        let (out, s) = split(100, &[b"ab", b"c\nde", b"f\r\ng"]);
+        assert_eq!(out, vec!["abc", "def"]);
+        assert_eq!(s.pending(), 1);
+    }
+
+    #[test]
+    fn invalid_utf8_is_lossy_and_counted() {
+        let (out, s) = split(100, &[b"ok\n\xff\xfebad\n"]);
+        assert_eq!(out[1], "\u{fffd}\u{fffd}bad");
+        assert_eq!(s.invalid_utf8, 1);
+    }
+
+    #[test]
+    fn over_long_lines_are_cut_and_counted() {
+        let long = vec![b'x'; 1000];
+        let (out, s) = split(10, &[&long, &long, b"\nnext\n"]);
+        assert_eq!(out, vec!["xxxxxxxxxx", "next"]);
+        assert_eq!(s.truncated, 1);
+        let (out, s) = split(10, &[b"0123456789abc\nz\n"]);
+        assert_eq!(out, vec!["0123456789", "z"]);
+        assert_eq!(s.truncated, 1);
+        let (out, _) = split(10, &[b"01234", b"56789abc\nz\n"]);
+        assert_eq!(out, vec!["0123456789", "z"]);
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        let (out, _) = split(4, &["aé€x\n".as_bytes()]);
+        assert_eq!(out, vec!["aé"]);
+    }
+
+    #[test]
+    fn sanitize_escapes_controls() {
+        assert_eq!(sanitize("a\x1b[31mb\n", 100), "a\\u{1b}[31mb\\n");
     }
 }
