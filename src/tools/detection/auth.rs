@@ -131,6 +131,7 @@ impl AuthDetector {
                 entity: None,
             });
         }
+        let mut key = String::new();
         for ev in events {
             // Syslog lines only: a line without a header has no time of its own, and web
             // servers log a request when it ends with the time it began, so their lines
@@ -138,8 +139,15 @@ impl AuthDetector {
             if ev.host.is_empty() || ev.web.is_some() {
                 continue;
             }
-            let key = format!("{source}/{}", ev.host);
-            let newest = self.state.head.newest_by_stream.entry(key.clone()).or_insert(ev.time);
+            // One reused buffer: this runs for every line.
+            key.clear();
+            key.push_str(source);
+            key.push('/');
+            key.push_str(&ev.host);
+            if !self.state.head.newest_by_stream.contains_key(key.as_str()) {
+                self.state.head.newest_by_stream.insert(key.clone(), ev.time);
+            }
+            let Some(newest) = self.state.head.newest_by_stream.get_mut(key.as_str()) else { continue };
             if ev.time < *newest - window {
                 let behind = *newest - ev.time;
                 let rule_key = format!("builtin:log_time_backwards|{key}");

@@ -297,6 +297,14 @@ impl rsigma_eval::Event for SigmaView<'_> {
         }
     }
 
+    /// Overridden so the keyword index does not collect a `Vec` for every line.
+    fn visit_string_values(&self, visit: &mut dyn FnMut(&str)) {
+        match &self.0.json {
+            Some(_) => self.all_string_values().iter().for_each(|v| visit(v)),
+            None => visit(self.0.message()),
+        }
+    }
+
     fn to_json(&self) -> serde_json::Value {
         let ev = self.0;
         if let Some(m) = &ev.json {
