@@ -277,10 +277,10 @@ fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, confi
         std::fs::metadata(f).with_context(|| format!("cannot read {}", f.display()))?;
     }
     // A replay's database is thrown away at the end: a small page cache is enough.
-    let store = Store::temporary(cfg.storage.cache_mb.min(16) << 20)?;
+    let store = Store::temporary(cfg.storage.cache_mb.min(8) << 20)?;
     // Replay reads whole files: larger batches mean fewer commits.
     let mut cfg = cfg;
-    cfg.ingest.batch_lines = cfg.ingest.batch_lines.max(16_384);
+    cfg.ingest.batch_lines = cfg.ingest.batch_lines.max(8_192);
     let sys = actix::System::new();
     let (incidents, findings, lines, elapsed, read_secs) = sys.block_on(async move {
         let rt = Runtime::start_with(&cfg, &defs, store, false)?;
