@@ -85,8 +85,10 @@ pub enum LogFormat {
     Auth,
     /// Apache/nginx access logs (common or combined format).
     Web,
-    /// JSON lines: one object per line, fields as given.
+    /// JSON lines: one object per line, fields as given (Zeek's JSON logs too).
     Json,
+    /// Zeek TSV logs (`conn`, `dns`, `http`, `ssh`, …) with their `#fields` header.
+    Zeek,
     /// Each line as whichever of the formats above it parses as.
     Auto,
 }

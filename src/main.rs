@@ -140,8 +140,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 "auth" => LogFormat::Auth,
                 "web" => LogFormat::Web,
                 "json" => LogFormat::Json,
+                "zeek" => LogFormat::Zeek,
                 "auto" => LogFormat::Auto,
-                other => bail!("unknown format `{other}` (expected auth, web, json or auto)"),
+                other => bail!("unknown format `{other}` (expected auth, web, json, zeek or auto)"),
             };
             replay(files, ReplayOutput { json, stats, findings, format }, actors, config)
         }

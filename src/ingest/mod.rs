@@ -223,11 +223,12 @@ pub struct LineParser {
     format: LogFormat,
     years: parse::YearInference,
     last_time: Option<DateTime<Utc>>,
+    zeek: parse::zeek::ZeekHeader,
 }
 
 impl LineParser {
     pub fn new(format: LogFormat, reference: DateTime<Utc>) -> Self {
-        LineParser { format, years: parse::YearInference::new(reference), last_time: None }
+        LineParser { format, years: parse::YearInference::new(reference), last_time: None, zeek: Default::default() }
     }
 
     /// Sets the "now" against which year-less timestamps are placed.
@@ -239,7 +240,15 @@ impl LineParser {
     /// still becomes an event (for keyword rules) at the time of the line before it.
     pub fn parse(&mut self, line: String, stats: &mut BatchStats, out: &mut Vec<Event>) {
         stats.lines += 1;
+        // Zeek headers (also recognised in `auto`) configure the parser; they are not events.
+        if line.starts_with('#') && matches!(self.format, LogFormat::Zeek | LogFormat::Auto) && self.zeek.header(&line)
+        {
+            return;
+        }
+        let fallback = self.last_time.unwrap_or_else(|| self.years.reference());
         let parsed = match self.format {
+            LogFormat::Zeek => self.zeek.record(line, fallback),
+            LogFormat::Auto if self.zeek.ready() => self.zeek.record(line, fallback),
             LogFormat::Auth => parse::auth::parse_line(line, &mut self.years),
             LogFormat::Web => parse::web::parse_line(line),
             LogFormat::Json => parse::json::parse_line(line, self.last_time.unwrap_or_else(|| self.years.reference())),

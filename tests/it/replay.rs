@@ -281,3 +281,36 @@ fn hostile_lines_cannot_reach_commands_reports_or_the_regex_engine() {
     assert!(!text.contains('\u{1b}'), "terminal escapes are escaped in stored evidence");
     assert!(text.contains("\\\\u{1b}[2J"), "and kept visible: {text}");
 }
+
+/// Stratosphere's Zeek logs (conn, dns, http; TSV with headers) parse completely: every
+/// record becomes an event with Zeek's field names and its own time.
+#[test]
+fn zeek_tsv_logs_parse_completely() {
+    use warden::config::LogFormat;
+    use warden::ingest::{BatchStats, LineParser};
+    let Some(root) = corpus("zeek/stratosphere") else { return };
+    let mut checked = 0;
+    for case in ["003-zeek-scenario-malicious", "005-zeek-scenario-malicious"] {
+        for log in ["conn.log", "dns.log", "http.log"] {
+            let path = root.join(case).join(log);
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            for format in [LogFormat::Zeek, LogFormat::Auto] {
+                let mut p = LineParser::new(format, chrono::Utc::now());
+                let (mut stats, mut events) = (BatchStats::default(), Vec::new());
+                for line in text.lines() {
+                    p.parse(line.to_string(), &mut stats, &mut events);
+                }
+                let records = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count();
+                assert_eq!(stats.unparsed, 0, "{}", path.display());
+                assert_eq!(events.len(), records, "{}", path.display());
+                let first = &events[0];
+                assert!(first.json.as_ref().unwrap().contains_key("id.orig_h"), "{}", path.display());
+                let ts: f64 = first.json.as_ref().unwrap()["ts"].as_str().unwrap().parse().unwrap();
+                assert_eq!(first.time.timestamp(), ts.trunc() as i64, "the record's own time");
+            }
+            checked += 1;
+        }
+    }
+    eprintln!("zeek: {checked} logs parsed");
+    assert!(checked >= 4);
+}

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod json;
 pub mod web;
+pub mod zeek;
 
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
 

@@ -402,7 +402,14 @@ impl RuleSet {
         }
         let view = SigmaView(ev);
         let detections = if let Some(m) = &ev.json {
-            self.engine.engine().evaluate_with_logsource(&view, &json_logsource(m))
+            let ls = match ev.program.strip_prefix("zeek:") {
+                // Sigma's Zeek logsource: `product: zeek`, `service: conn|dns|http|…`.
+                Some(path) => {
+                    LogSource { product: Some("zeek".into()), service: Some(path.into()), ..LogSource::default() }
+                }
+                None => json_logsource(m),
+            };
+            self.engine.engine().evaluate_with_logsource(&view, &ls)
         } else {
             let service = if ev.web.is_some() { "webserver" } else { service_of(ev) };
             let Some((_, ls)) = self.logsources.iter().find(|(svc, _)| *svc == service) else { return Vec::new() };
