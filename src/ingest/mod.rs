@@ -1,10 +1,10 @@
 //! Ingestion: sources that read log lines and the parsers that turn them into events.
 //!
-//! Sources ([`file_tail`], [`replay`], [`stdin`]) split bytes into lines with a
-//! [`LineSplitter`] (lossy UTF-8, over-long lines cut, both counted), parse them with the
-//! source's format, and send [`LogBatch`]es to the threat-detection agent with
-//! `send().await`, one batch in flight per source: a slow consumer slows the reader.
-//! Only this module names `notify`.
+//! Sources ([`file_tail`], [`replay`], [`stdin`], [`syslog`]) split bytes into lines
+//! with a [`LineSplitter`] (lossy UTF-8, over-long lines cut, both counted), parse them
+//! with the source's format ([`parse`]: auth, web, JSON lines, Zeek, or auto), and send
+//! [`LogBatch`]es to the threat-detection agent with `send().await`, one batch in flight
+//! per source: a slow consumer slows the reader. Only this module names `notify`.
 
 pub mod file_tail;
 pub mod parse;
