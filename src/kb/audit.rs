@@ -59,11 +59,28 @@ pub struct StoredAudit {
 
 /// Computes a record's hash from the previous hash and the record's canonical JSON.
 pub fn chain_hash(prev: &str, record: &AuditRecord) -> String {
-    let canonical = serde_json::to_value(record).map(|v| v.to_string()).unwrap_or_default();
+    hash_canonical(prev, &canonical(record))
+}
+
+/// The canonical JSON of a record: serde_json's `Value` rendering, keys sorted.
+pub fn canonical(record: &AuditRecord) -> String {
+    serde_json::to_value(record).map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn hash_canonical(prev: &str, canonical: &str) -> String {
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
     h.update(canonical.as_bytes());
     hex(&h.finalize())
+}
+
+/// A record and its hash as stored, encoding the record once: the stored text is built
+/// from the same canonical JSON that was hashed.
+pub fn seal(prev: &str, record: &AuditRecord) -> (String, Vec<u8>) {
+    let canonical = canonical(record);
+    let hash = hash_canonical(prev, &canonical);
+    let stored = format!("{{\"record\":{canonical},\"hash\":\"{hash}\"}}").into_bytes();
+    (hash, stored)
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -245,9 +245,7 @@ impl KnowledgeBase {
         let now = Utc::now();
         for entry in &c.audit {
             let record = AuditRecord { seq, at: now, prev: head.clone(), entry: entry.clone() };
-            let hash = audit::chain_hash(&head, &record);
-            let value = serde_json::to_vec(&StoredAudit { record, hash: hash.clone() })
-                .map_err(|source| KbError::Encode { what: "audit", source })?;
+            let (hash, value) = audit::seal(&head, &record);
             raw.push(RawWrite::Put { tree: TreeName::Audit, key: seq.to_be_bytes().to_vec(), value });
             head = hash;
             seq += 1;
