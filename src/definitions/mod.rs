@@ -287,24 +287,9 @@ impl AgentDefinition {
     }
 }
 
-/// One lint error: `file:line: message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LintError {
-    pub file: String,
-    pub line: usize,
-    pub message: String,
-}
-
-impl std::fmt::Display for LintError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Line 0 means the error concerns the whole file or folder.
-        if self.line == 0 {
-            write!(f, "{}: {}", self.file, self.message)
-        } else {
-            write!(f, "{}:{}: {}", self.file, self.line, self.message)
-        }
-    }
-}
+/// One lint error, `file:line: message` — the same shape as a Sigma rule's load error,
+/// which lint reports too.
+pub use crate::tools::detection::sigma::RuleError as LintError;
 
 /// Every error found while loading a folder of definitions.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -511,11 +496,7 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
                         // A broken rule is a warning: `warden lint` fails on it, but the
                         // agent still runs with every rule that loads.
                         let set = crate::tools::detection::sigma::load(&files);
-                        warnings.extend(set.report.errors.into_iter().map(|e| LintError {
-                            file: e.file,
-                            line: e.line,
-                            message: e.message,
-                        }));
+                        warnings.extend(set.report.errors);
                         rule_files = files;
                     }
                     None => errors

@@ -204,7 +204,7 @@ pub struct Syslog {
     pub supervisor: Addr<Supervisor>,
     pub metrics: Arc<Metrics>,
     /// Told the bound address (port 0 picks a free one), or why binding failed.
-    pub bound: Option<std::sync::mpsc::Sender<Result<SocketAddr, String>>>,
+    pub bound: Bound,
 }
 
 impl Actor for Syslog {
@@ -258,9 +258,53 @@ async fn batcher(
     }
 }
 
-fn report_bound(bound: Option<std::sync::mpsc::Sender<Result<SocketAddr, String>>>, r: Result<SocketAddr, String>) {
-    if let Some(b) = bound {
-        let _ = b.send(r);
+type Bound = Option<std::sync::mpsc::Sender<Result<SocketAddr, String>>>;
+
+/// Tells whoever waits for it how binding went; returns the socket if it did.
+fn announce<T>(
+    source: &str,
+    listen: SocketAddr,
+    proto: &str,
+    bound: Bound,
+    res: std::io::Result<T>,
+    local: impl Fn(&T) -> std::io::Result<SocketAddr>,
+) -> Option<T> {
+    let report = |r: Result<SocketAddr, String>| {
+        if let Some(b) = &bound {
+            let _ = b.send(r);
+        }
+    };
+    match res {
+        Ok(sock) => {
+            report(local(&sock).map_err(|e| e.to_string()));
+            tracing::info!(%source, %listen, proto, "listening for syslog");
+            Some(sock)
+        }
+        Err(e) => {
+            tracing::error!(%source, %listen, proto, error = %e, "cannot listen for syslog");
+            report(Err(format!("cannot listen on {listen}/{proto}: {e}")));
+            None
+        }
+    }
+}
+
+/// Normalises one message and hands it to the batcher with the damage counts of its
+/// read. `None`: the batcher is gone; `Some(false)`: not syslog, skipped and counted.
+async fn forward(
+    frame: &str,
+    peer: SocketAddr,
+    damage: (u64, u64),
+    tx: &mpsc::Sender<(String, u64, u64)>,
+    metrics: &Metrics,
+    source: &str,
+) -> Option<bool> {
+    match normalize(frame, peer.ip(), Utc::now()) {
+        Ok(line) => tx.send((line, damage.0, damage.1)).await.ok().map(|_| true),
+        Err(e) => {
+            metrics.source_event(source, |c| c.unparsed += 1);
+            tracing::warn!(%source, %peer, error = %e, "syslog message skipped");
+            Some(false)
+        }
     }
 }
 
@@ -270,18 +314,10 @@ async fn udp(
     max: usize,
     tx: mpsc::Sender<(String, u64, u64)>,
     metrics: Arc<Metrics>,
-    bound: Option<std::sync::mpsc::Sender<Result<SocketAddr, String>>>,
+    bound: Bound,
 ) {
-    let sock = match tokio::net::UdpSocket::bind(listen).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(%source, %listen, error = %e, "cannot listen for syslog over UDP");
-            report_bound(bound, Err(format!("cannot listen on {listen}/udp: {e}")));
-            return;
-        }
-    };
-    report_bound(bound, sock.local_addr().map_err(|e| e.to_string()));
-    tracing::info!(%source, %listen, "listening for syslog over UDP");
+    let res = tokio::net::UdpSocket::bind(listen).await;
+    let Some(sock) = announce(&source, listen, "udp", bound, res, |s| s.local_addr()) else { return };
     let mut buf = vec![0u8; 65_536];
     loop {
         let (n, peer) = match sock.recv_from(&mut buf).await {
@@ -301,16 +337,8 @@ async fn udp(
             frame.get_or_insert(l);
         });
         let Some(frame) = frame else { continue };
-        match normalize(&frame, peer.ip(), Utc::now()) {
-            Ok(line) => {
-                if tx.send((line, one.invalid_utf8, one.truncated)).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                metrics.source_event(&source, |c| c.unparsed += 1);
-                tracing::warn!(%source, %peer, error = %e, "syslog message skipped");
-            }
+        if forward(&frame, peer, (one.invalid_utf8, one.truncated), &tx, &metrics, &source).await.is_none() {
+            return;
         }
     }
 }
@@ -321,18 +349,10 @@ async fn tcp(
     max: usize,
     tx: mpsc::Sender<(String, u64, u64)>,
     metrics: Arc<Metrics>,
-    bound: Option<std::sync::mpsc::Sender<Result<SocketAddr, String>>>,
+    bound: Bound,
 ) {
-    let listener = match tokio::net::TcpListener::bind(listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(%source, %listen, error = %e, "cannot listen for syslog over TCP");
-            report_bound(bound, Err(format!("cannot listen on {listen}/tcp: {e}")));
-            return;
-        }
-    };
-    report_bound(bound, listener.local_addr().map_err(|e| e.to_string()));
-    tracing::info!(%source, %listen, "listening for syslog over TCP");
+    let res = tokio::net::TcpListener::bind(listen).await;
+    let Some(listener) = announce(&source, listen, "tcp", bound, res, |l| l.local_addr()) else { return };
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -383,19 +403,13 @@ async fn connection(
             framer.finish(&mut |f| frames.push(f));
         }
         let (inv1, tr1) = framer.damaged();
-        let (mut invalid, mut truncated) = (inv1 - inv0, tr1 - tr0);
+        // Damage counts ride on the first message of the read that is taken.
+        let mut damage = (inv1 - inv0, tr1 - tr0);
         for f in frames {
-            match normalize(&f, peer.ip(), Utc::now()) {
-                Ok(line) => {
-                    // Damage counts ride on the first line of the read that had them.
-                    if tx.send((line, std::mem::take(&mut invalid), std::mem::take(&mut truncated))).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    metrics.source_event(&source, |c| c.unparsed += 1);
-                    tracing::warn!(%source, %peer, error = %e, "syslog message skipped");
-                }
+            match forward(&f, peer, damage, &tx, &metrics, &source).await {
+                None => return,
+                Some(true) => damage = (0, 0),
+                Some(false) => {}
             }
         }
         if let Err(e) = res {

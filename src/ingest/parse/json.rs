@@ -22,17 +22,32 @@ pub fn lookup<'a>(map: &'a serde_json::Map<String, serde_json::Value>, path: &st
     Some(cur)
 }
 
+/// A Unix time in (fractional) seconds.
+pub fn epoch(secs: f64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(secs.trunc() as i64, (secs.fract() * 1e9) as u32)
+}
+
 fn time_of(v: &serde_json::Value) -> Option<DateTime<Utc>> {
     match v {
         serde_json::Value::String(s) => DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)),
         serde_json::Value::Number(n) => {
             let f = n.as_f64()?;
             // Seconds, or milliseconds when the number is too large to be seconds.
-            let secs = if f > 1e11 { f / 1000.0 } else { f };
-            DateTime::from_timestamp(secs.trunc() as i64, ((secs.fract()) * 1e9) as u32)
+            epoch(if f > 1e11 { f / 1000.0 } else { f })
         }
         _ => None,
     }
+}
+
+/// An event whose fields are a record's, as given.
+pub fn record_event(
+    map: serde_json::Map<String, serde_json::Value>,
+    time: DateTime<Utc>,
+    host: String,
+    program: String,
+    raw: String,
+) -> Event {
+    Event { time, host, program, auth: None, web: None, json: Some(Box::new(map)), raw, message_at: 0 }
 }
 
 /// Parses one JSON object line; hands the line back if it is not one. `fallback` is the
@@ -44,16 +59,7 @@ pub fn parse_line(line: String, fallback: DateTime<Utc>) -> Result<Event, String
     };
     let time = TIME_FIELDS.iter().find_map(|f| lookup(&map, f).and_then(time_of)).unwrap_or(fallback);
     let host = HOST_FIELDS.iter().find_map(|f| lookup(&map, f).and_then(|v| v.as_str())).unwrap_or("").to_string();
-    Ok(Event {
-        time,
-        host,
-        program: String::new(),
-        auth: None,
-        web: None,
-        json: Some(Box::new(map)),
-        raw: line,
-        message_at: 0,
-    })
+    Ok(record_event(map, time, host, String::new(), line))
 }
 
 #[cfg(test)]

@@ -67,18 +67,9 @@ impl ZeekHeader {
             .get("ts")
             .and_then(|t| t.as_str())
             .and_then(|t| t.parse::<f64>().ok())
-            .and_then(|t| DateTime::from_timestamp(t.trunc() as i64, (t.fract() * 1e9) as u32))
+            .and_then(super::json::epoch)
             .unwrap_or(fallback);
-        Ok(Event {
-            time,
-            host: String::new(),
-            program: format!("zeek:{}", self.path),
-            auth: None,
-            web: None,
-            json: Some(Box::new(map)),
-            raw: line,
-            message_at: 0,
-        })
+        Ok(super::json::record_event(map, time, String::new(), format!("zeek:{}", self.path), line))
     }
 }
 

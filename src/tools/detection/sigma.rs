@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::ingest::sanitize;
 use crate::messages::{Event, Finding, Severity};
 
-/// One rule file (or one rule in it) that could not be loaded.
+/// A problem in a file, reported as `file:line: message` (line 0: the whole file or
+/// folder). One rule that could not be loaded, or one lint error of a definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleError {
     pub file: String,
