@@ -408,6 +408,14 @@ mod tests {
             .expect("an incident write")
     }
 
+    /// The action an effect writes.
+    fn action_written(fx: &Effects) -> Action {
+        fx.writes
+            .iter()
+            .find_map(|w| if let Write::Action { action, .. } = w { Some(action.clone()) } else { None })
+            .expect("an action write")
+    }
+
     /// Handles one envelope and collects the incident writes it left pending.
     async fn handle(ir: &mut IncidentResponse, env: &Envelope, tools: &MockTools) -> Effects {
         let mut fx = ir.on_envelope(env, tools).await.unwrap();
@@ -451,14 +459,7 @@ mod tests {
         assert_eq!(c.target, "203.0.113.9");
 
         let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
-        let action = fx
-            .writes
-            .iter()
-            .find_map(|w| match w {
-                Write::Action { action, .. } => Some(action.clone()),
-                _ => None,
-            })
-            .unwrap();
+        let action = action_written(&fx);
         // The agent's autonomy (observe) is stricter than the configured enforce.
         assert_eq!(action.mode, ResponseMode::Observe);
         assert_eq!(action.status, ActionStatus::DryRun);
@@ -506,14 +507,7 @@ mod tests {
         let fx = handle(&mut ir, &d, &tools).await;
         let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
         let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
-        let action = fx
-            .writes
-            .iter()
-            .find_map(|w| match w {
-                Write::Action { action, .. } => Some(action.clone()),
-                _ => None,
-            })
-            .unwrap();
+        let action = action_written(&fx);
         assert_eq!(action.mode, ResponseMode::Approve);
         assert_eq!(action.status, ActionStatus::PendingApproval);
     }
