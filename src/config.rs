@@ -133,6 +133,14 @@ pub struct IngestConfig {
     /// Most lines in one batch.
     #[serde(default = "default_batch_lines")]
     pub batch_lines: usize,
+    /// The backstop poll of threat-intel feed files, in seconds (changes are also
+    /// picked up at once through file notifications).
+    #[serde(default = "default_feed_poll")]
+    pub feed_poll_secs: u64,
+}
+
+fn default_feed_poll() -> u64 {
+    30
 }
 
 fn default_max_line() -> usize {
@@ -151,6 +159,7 @@ impl Default for IngestConfig {
             max_line_bytes: default_max_line(),
             poll_interval_ms: default_poll_ms(),
             batch_lines: default_batch_lines(),
+            feed_poll_secs: default_feed_poll(),
         }
     }
 }

@@ -168,17 +168,34 @@ fn load_defs(actors: Option<&Path>) -> Result<definitions::Definitions> {
 fn lint(actors: Option<PathBuf>) -> Result<i32> {
     let dir = ActorsDir::resolve(actors.as_deref());
     match definitions::load(&dir) {
-        Ok(d) if d.warnings.is_empty() => {
-            let rules: usize = d.agents.values().map(|a| a.rule_files.len()).sum();
-            let names = d.agents.keys().cloned().collect::<Vec<_>>().join(", ");
-            println!("{}: {} agents OK ({names}), {rules} rule files", d.origin, d.agents.len());
-            Ok(0)
-        }
         Ok(d) => {
-            for w in &d.warnings {
+            // Feeds are checked entry by entry; a broken entry is reported like a rule.
+            let mut feed_errors = Vec::new();
+            let mut indicators = 0;
+            for a in d.agents.values().filter(|a| !a.feeds.is_empty()) {
+                let idx = warden::tools::detection::ioc::IocIndex::load(&a.feeds);
+                indicators += idx.len();
+                feed_errors.extend(idx.errors);
+            }
+            if d.warnings.is_empty() && feed_errors.is_empty() {
+                let rules: usize = d.agents.values().map(|a| a.rule_files.len()).sum();
+                let names = d.agents.keys().cloned().collect::<Vec<_>>().join(", ");
+                println!(
+                    "{}: {} agents OK ({names}), {rules} rule files, {indicators} threat-intel indicators",
+                    d.origin,
+                    d.agents.len()
+                );
+                return Ok(0);
+            }
+            for w in d.warnings.iter().chain(&feed_errors) {
                 println!("{w}");
             }
-            eprintln!("{} rule(s) would not load; the agents run without them", d.warnings.len());
+            if !d.warnings.is_empty() {
+                eprintln!("{} rule(s) would not load; the agents run without them", d.warnings.len());
+            }
+            if !feed_errors.is_empty() {
+                eprintln!("{} feed entr(ies) would not load; the others do", feed_errors.len());
+            }
             Ok(1)
         }
         Err(e) => {

@@ -56,6 +56,18 @@ impl Runtime {
             response_mode: cfg.response.mode,
             metrics: metrics.clone(),
             durable,
+            intel: defs
+                .agents
+                .values()
+                .filter(|d| !d.feeds.is_empty())
+                .map(|d| {
+                    let store = crate::tools::detection::ioc::FeedStore::new(d.feeds.clone());
+                    if durable {
+                        store.watch(std::time::Duration::from_secs(cfg.ingest.feed_poll_secs.max(1)));
+                    }
+                    (d.name.clone(), store)
+                })
+                .collect(),
         });
         let supervisor = Supervisor::new(defs, env).start();
         let detector_state_key = defs

@@ -82,6 +82,58 @@ impl IncidentResponse {
         (inc.status != IncidentStatus::Closed && f.last_seen - inc.last_activity <= active).then_some(id)
     }
 
+    /// The open incident holding the earliest of a campaign's findings.
+    fn incident_of_related(&self, f: &Finding) -> Option<Uuid> {
+        f.related.iter().find_map(|rid| {
+            self.incidents
+                .values()
+                .find(|i| i.status != IncidentStatus::Closed && i.findings.iter().any(|x| x.id == *rid))
+                .map(|i| i.id)
+        })
+    }
+
+    /// Folds the other open incidents that hold findings of a campaign into the
+    /// campaign's incident: their findings move over, their entities point to it, and
+    /// they are closed with a note saying where they went.
+    fn merge_related(&mut self, target: Uuid, f: &Finding, now: chrono::DateTime<Utc>) {
+        let others: Vec<Uuid> = self
+            .incidents
+            .values()
+            .filter(|i| {
+                i.id != target
+                    && i.status != IncidentStatus::Closed
+                    && i.kind != "agent_failed"
+                    && i.findings.iter().any(|x| f.related.contains(&x.id))
+            })
+            .map(|i| i.id)
+            .collect();
+        for oid in others {
+            let other = Arc::make_mut(self.incidents.get_mut(&oid).expect("listed above"));
+            let moved = std::mem::take(&mut other.findings);
+            let entities = other.entities.clone();
+            other.status = IncidentStatus::Closed;
+            other.notes.push(format!("merged into campaign incident {target}"));
+            other.updated_at = now;
+            other.version += 1;
+            self.dirty.insert(oid);
+            let inc = Arc::make_mut(self.incidents.get_mut(&target).expect("target exists"));
+            for m in moved {
+                if !inc.findings.iter().any(|x| x.id == m.id) {
+                    inc.severity = inc.severity.max(m.severity);
+                    inc.findings.push(m);
+                }
+            }
+            for e in entities {
+                if !inc.entities.contains(&e) && inc.entities.len() < 32 {
+                    inc.entities.push(e.clone());
+                }
+                self.by_entity.insert(e, target);
+            }
+            inc.notes.push(format!("incident {oid} merged in: its findings belong to this campaign"));
+            inc.findings.sort_by_key(|x| (x.first_seen, x.id));
+        }
+    }
+
     fn detection(&mut self, env: &Envelope, f: &Finding) -> Result<Effects, AgentError> {
         let mut fx = Effects::default();
         // What the detector says the finding is about: the attacker's address, an
@@ -96,11 +148,18 @@ impl IncidentResponse {
         if self.env.routes.handles(&env.origin).is_empty() {
             fx.writes.push(Write::Finding(f.clone()));
         }
-        if self.active_for(&entity, f).is_none() && f.severity < self.def.response.open_min_severity {
+        // A campaign and its members share one incident.
+        let campaign_key = f.campaign.map(|c| format!("campaign:{c}"));
+        let existing = campaign_key
+            .as_deref()
+            .and_then(|k| self.active_for(k, f))
+            .or_else(|| self.active_for(&entity, f))
+            .or_else(|| self.incident_of_related(f));
+        if existing.is_none() && f.severity < self.def.response.open_min_severity {
             self.env.metrics.inc(&self.env.metrics.findings_without_incident);
             return Ok(fx); // Stored, not an incident on its own.
         }
-        let id = match self.active_for(&entity, f) {
+        let id = match existing {
             Some(id) => {
                 let inc = Arc::make_mut(self.incidents.get_mut(&id).expect("indexed incident exists"));
                 inc.findings.push(f.clone());
@@ -144,6 +203,17 @@ impl IncidentResponse {
                 id
             }
         };
+        if let Some(key) = campaign_key {
+            self.by_entity.insert(key.clone(), id);
+            let inc = Arc::make_mut(self.incidents.get_mut(&id).expect("indexed incident exists"));
+            if !inc.entities.contains(&key) {
+                inc.entities.push(key);
+            }
+            if !f.related.is_empty() {
+                inc.title = f.title.clone();
+                self.merge_related(id, f, now);
+            }
+        }
         let inc = &self.incidents[&id];
         self.dirty.insert(inc.id);
         fx.route.push(Envelope::caused_by(env, self.name(), Payload::Triage(IncidentRef { incident_id: id }), 0));
@@ -372,6 +442,7 @@ mod tests {
             response_mode: mode,
             metrics: Default::default(),
             durable: true,
+            intel: Default::default(),
         });
         let mut def = defs.agents["incident-response"].clone();
         if let Some(a) = autonomy {
@@ -396,7 +467,7 @@ mod tests {
             event_count: 5,
             techniques: vec![],
             evidence: vec![],
-            entity: None,
+            ..Default::default()
         }
     }
 
@@ -434,7 +505,7 @@ mod tests {
                     reasons: vec!["test".into()],
                 })),
                 ToolCall::ContainThreat(spec) => ToolOutcome::DryRun { argv: vec!["nft".into(), spec.target.clone()] },
-                ToolCall::AnalyzeLogs { .. } => ToolOutcome::Failed("not here".into()),
+                _ => ToolOutcome::Failed("not here".into()),
             };
             Box::pin(async move { out })
         });

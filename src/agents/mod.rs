@@ -119,11 +119,14 @@ pub struct AgentEnv {
     /// False for `warden replay`, whose database is thrown away: agents skip storing
     /// state that exists only to survive a restart (detector windows).
     pub durable: bool,
+    /// Threat-intel feeds per threat-detection agent, loaded once and reloaded on change;
+    /// they outlive agent restarts.
+    pub intel: std::collections::HashMap<String, Arc<crate::tools::detection::ioc::FeedStore>>,
 }
 
 /// An agent's durable state, read from the knowledge base before it is (re)built.
 pub enum Restored {
-    ThreatDetection { detector: Option<crate::tools::detection::AuthDetectorState> },
+    ThreatDetection { detector: crate::tools::DetectionRestore },
     IncidentResponse { incidents: Vec<Incident> },
     VulnerabilityManagement,
 }
@@ -149,7 +152,19 @@ pub async fn restore(def: &AgentDefinition, kb: &Kb) -> Result<Restored, KbError
                 }
                 None => None,
             };
-            Restored::ThreatDetection { detector }
+            // Keyed state of the other detection tools, below the agent's name.
+            let base = format!("{}/", def.name);
+            let mut keyed = Vec::new();
+            for prefix in [
+                crate::tools::detection::network::STATE_PREFIX,
+                crate::tools::detection::ioc::STATE_PREFIX,
+                crate::tools::detection::correlate::STATE_PREFIX,
+            ] {
+                for (key, value) in kb.states(&format!("{base}{prefix}")).await? {
+                    keyed.push((key[base.len()..].to_string(), value));
+                }
+            }
+            Restored::ThreatDetection { detector: crate::tools::DetectionRestore { auth: detector, keyed } }
         }
         AgentKind::IncidentResponse => Restored::IncidentResponse { incidents: kb.incidents().await? },
         AgentKind::VulnerabilityManagement => Restored::VulnerabilityManagement,
@@ -170,6 +185,7 @@ pub fn build(
                 &def.tools,
                 &def.detection,
                 detector,
+                env.intel.get(&def.name).cloned(),
                 &def.rule_files,
                 env.protected.clone(),
                 env.durable,
@@ -177,11 +193,29 @@ pub fn build(
         ),
         Restored::IncidentResponse { incidents } => (
             Box::new(incident_response::IncidentResponse::new(def.clone(), env.clone(), incidents)),
-            ToolExecutor::new(&def.name, &def.tools, &def.detection, None, &[], env.protected.clone(), env.durable),
+            ToolExecutor::new(
+                &def.name,
+                &def.tools,
+                &def.detection,
+                Default::default(),
+                None,
+                &[],
+                env.protected.clone(),
+                env.durable,
+            ),
         ),
         Restored::VulnerabilityManagement => (
             Box::new(vulnerability_management::VulnerabilityManagement::new(def.clone())),
-            ToolExecutor::new(&def.name, &def.tools, &def.detection, None, &[], env.protected.clone(), env.durable),
+            ToolExecutor::new(
+                &def.name,
+                &def.tools,
+                &def.detection,
+                Default::default(),
+                None,
+                &[],
+                env.protected.clone(),
+                env.durable,
+            ),
         ),
     }
 }

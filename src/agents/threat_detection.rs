@@ -11,7 +11,7 @@ use futures_util::future::LocalBoxFuture;
 use uuid::Uuid;
 
 use super::{AgentEnv, AgentError, AgentLogic, Effects, Tools};
-use crate::definitions::AgentDefinition;
+use crate::definitions::{AgentDefinition, ToolName};
 use crate::ingest::LogBatch;
 use crate::kb::Write;
 use crate::kb::audit::{AuditEntry, AuditKind};
@@ -53,19 +53,62 @@ impl ThreatDetection {
         let m = &self.env.metrics;
         m.add_source(&batch.source, &batch.stats, batch.events.len() as u64);
         let events = batch.events.len();
+        let events_arc = batch.events.clone();
         let call = ToolCall::AnalyzeLogs {
             events: batch.events,
             source: batch.source.clone(),
             file_truncated: batch.stats.file_truncated,
         };
         let outcome = tools.call(call).await;
-        let (findings, delta) = match outcome {
+        let (mut findings, delta) = match outcome {
             ToolOutcome::Succeeded(ToolOutput::Findings { findings, delta }) => (findings, delta),
             other => {
                 return Err(AgentError::Fatal(format!("analyze_logs {}", other.summary())));
             }
         };
         let name = &self.def.name;
+        let mut keyed = Vec::new();
+        let mut calls = Vec::new();
+        // Network sources (Zeek conn/dns, pcap flows) go through the network detectors.
+        if self.def.tools.contains(&ToolName::AnalyzeNetworkTraffic)
+            && events_arc.iter().any(crate::tools::detection::network::NetworkAnalyzer::is_network)
+        {
+            match tools.call(ToolCall::AnalyzeNetworkTraffic { events: events_arc.clone() }).await {
+                ToolOutcome::Succeeded(ToolOutput::Detected { findings: f, keyed: k }) => {
+                    calls.push(("analyze_network_traffic", f.iter().map(|x| x.id).collect::<Vec<_>>()));
+                    findings.extend(f);
+                    keyed.extend(k);
+                }
+                other => return Err(AgentError::Fatal(format!("analyze_network_traffic {}", other.summary()))),
+            }
+        }
+        // Every batch is matched against the threat-intel feeds; findings are enriched.
+        if self.def.tools.contains(&ToolName::DetectIoc) {
+            match tools.call(ToolCall::DetectIoc { events: events_arc.clone(), findings }).await {
+                ToolOutcome::Succeeded(ToolOutput::Intel { enriched, added, keyed: k }) => {
+                    if !added.is_empty() {
+                        calls.push(("detect_ioc", added.iter().map(|x| x.id).collect()));
+                    }
+                    findings = enriched;
+                    findings.extend(added);
+                    keyed.extend(k);
+                }
+                other => return Err(AgentError::Fatal(format!("detect_ioc {}", other.summary()))),
+            }
+        }
+        if self.def.tools.contains(&ToolName::CorrelateEvents) && !findings.is_empty() {
+            match tools.call(ToolCall::CorrelateEvents { findings }).await {
+                ToolOutcome::Succeeded(ToolOutput::Intel { enriched, added, keyed: k }) => {
+                    if !added.is_empty() {
+                        calls.push(("correlate_events", added.iter().map(|x| x.id).collect()));
+                    }
+                    findings = enriched;
+                    findings.extend(added);
+                    keyed.extend(k);
+                }
+                other => return Err(AgentError::Fatal(format!("correlate_events {}", other.summary()))),
+            }
+        }
         // Lines without a checkpoint (stdin, admin injection) cannot be read again: make
         // their effects durable before acknowledging them.
         let mut fx = Effects { findings: findings.len(), flush: batch.seq.is_none(), ..Effects::default() };
@@ -77,6 +120,13 @@ impl ThreatDetection {
             }
             for ip in &delta.removed {
                 fx.writes.push(Write::StateDelete { key: format!("{prefix}{ip}") });
+            }
+            for (key, value) in keyed {
+                let key = format!("{name}/{key}");
+                fx.writes.push(match value {
+                    Some(value) => Write::State { key, value },
+                    None => Write::StateDelete { key },
+                });
             }
         }
         if let (Some(seq), Some(cp)) = (batch.seq, batch.checkpoint) {
@@ -97,6 +147,14 @@ impl ThreatDetection {
                 "findings": findings.iter().map(|f| f.id).collect::<Vec<_>>(),
             }),
         ));
+        for (tool, ids) in calls {
+            fx.audit.push(AuditEntry::new(
+                name,
+                AuditKind::ToolCall,
+                tool,
+                serde_json::json!({ "batch": batch.id, "source": batch.source, "findings": ids }),
+            ));
+        }
         for f in findings {
             m.inc(&m.findings);
             tracing::info!(agent = %name, rule = %f.rule, src_ip = ?f.src_ip, finding = %f.id, "finding opened");

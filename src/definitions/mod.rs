@@ -102,7 +102,15 @@ impl ToolName {
     /// Whether this build implements the tool. Declaring one it does not is an error,
     /// so a definition never promises a capability that silently does nothing.
     pub fn implemented(self) -> bool {
-        matches!(self, ToolName::AnalyzeLogs | ToolName::TriageIncident | ToolName::ContainThreat)
+        matches!(
+            self,
+            ToolName::AnalyzeLogs
+                | ToolName::AnalyzeNetworkTraffic
+                | ToolName::DetectIoc
+                | ToolName::CorrelateEvents
+                | ToolName::TriageIncident
+                | ToolName::ContainThreat
+        )
     }
 }
 
@@ -149,13 +157,133 @@ impl Default for RestartBudget {
 }
 
 /// Parameters of the threat-detection agent's built-in detectors.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetectionParams {
     #[serde(default)]
     pub brute_force: BruteForceParams,
     #[serde(default)]
     pub success_after_failures: SuccessAfterFailuresParams,
+    #[serde(default)]
+    pub network: NetworkParams,
+    #[serde(default)]
+    pub correlation: CorrelationParams,
+}
+
+/// Thresholds of `analyze_network_traffic` (all in event time).
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkParams {
+    /// Window of the scan detectors.
+    pub scan_window_secs: u64,
+    /// Distinct ports of one host that make a vertical scan.
+    pub vertical_scan_ports: u32,
+    /// Distinct hosts on one port that make a horizontal scan.
+    pub horizontal_scan_hosts: u32,
+    /// Share of those attempts that must have gone unanswered or refused (a monitoring
+    /// host's checks are answered).
+    pub scan_min_unanswered_ratio: f64,
+    /// Connections of a pair before beaconing is scored.
+    pub beacon_min_connections: u32,
+    /// Connections kept per pair.
+    pub beacon_max_connections: usize,
+    /// Median interval below which regular connections are a burst, not a beacon.
+    pub beacon_min_interval_secs: f64,
+    /// Score (0–1) at which a pair is reported.
+    pub beacon_score: f64,
+    /// How long a pair is remembered, and the wait between two findings for it.
+    pub beacon_window_secs: u64,
+    /// Destination ports never scored (resolvers, time servers).
+    pub beacon_ignore_ports: Vec<u16>,
+    /// Score pairs whose destination is internal too (off: monitoring polls look alike).
+    pub beacon_internal: bool,
+    /// Window over which a host's outbound bytes are summed.
+    pub exfil_window_secs: u64,
+    /// A window this many times the host's baseline is reported…
+    pub exfil_factor: f64,
+    /// …when it is at least this many bytes and the baseline has this many windows.
+    pub exfil_min_bytes: u64,
+    pub exfil_baseline_windows: u32,
+    /// Outbound bytes in one window reported whatever the baseline.
+    pub exfil_threshold_bytes: u64,
+    /// Networks that are not "outbound" (CIDRs).
+    pub internal_networks: Vec<String>,
+    /// Sources never reported (CIDRs of known scanners or monitoring hosts).
+    pub ignore_sources: Vec<String>,
+    /// Destinations never scored for beaconing or exfiltration (CIDRs of update and
+    /// backup services whose regular calls are expected).
+    pub ignore_destinations: Vec<String>,
+    /// Window of the DNS tunnelling detector.
+    pub dns_window_secs: u64,
+    /// Distinct subdomains of one registered domain from one source in the window.
+    pub dns_min_distinct: u32,
+    /// A subdomain part at least this long counts as long.
+    pub dns_long_subdomain: usize,
+    /// A subdomain part at least `dns_entropy_min_len` long with at least this many bits
+    /// of entropy per character counts as encoded.
+    pub dns_entropy_bits: f64,
+    pub dns_entropy_min_len: usize,
+    /// Share of TXT/NULL queries that is suspicious by itself.
+    pub dns_txt_share: f64,
+}
+
+impl Default for NetworkParams {
+    fn default() -> Self {
+        NetworkParams {
+            scan_window_secs: 300,
+            vertical_scan_ports: 25,
+            horizontal_scan_hosts: 25,
+            scan_min_unanswered_ratio: 0.5,
+            beacon_min_connections: 8,
+            beacon_max_connections: 48,
+            beacon_min_interval_secs: 5.0,
+            beacon_score: 0.8,
+            beacon_window_secs: 86_400,
+            beacon_ignore_ports: vec![53, 123, 853, 5353],
+            beacon_internal: false,
+            exfil_window_secs: 600,
+            exfil_factor: 10.0,
+            exfil_min_bytes: 20_000_000,
+            exfil_baseline_windows: 3,
+            exfil_threshold_bytes: 1_000_000_000,
+            internal_networks: [
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "100.64.0.0/10",
+                "169.254.0.0/16",
+                "255.255.255.255/32",
+                "fc00::/7",
+                "fe80::/10",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ignore_sources: Vec::new(),
+            ignore_destinations: Vec::new(),
+            dns_window_secs: 600,
+            dns_min_distinct: 40,
+            dns_long_subdomain: 40,
+            dns_entropy_bits: 3.5,
+            dns_entropy_min_len: 20,
+            dns_txt_share: 0.5,
+        }
+    }
+}
+
+/// Parameters of `correlate_events`.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorrelationParams {
+    /// Findings sharing an entity within this window are linked.
+    pub window_secs: u64,
+    /// Distinct ATT&CK tactics a linked group must span to become a campaign.
+    pub min_tactics: usize,
+}
+
+impl Default for CorrelationParams {
+    fn default() -> Self {
+        CorrelationParams { window_secs: 86_400, min_tactics: 2 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -248,6 +376,9 @@ struct RawDefinition {
     /// Folder of Sigma rules (threat detection), relative to the agent's folder.
     #[serde(default)]
     rules: Option<Spanned<String>>,
+    /// List of threat-intel feeds (`feeds.toml`), relative to the agent's folder.
+    #[serde(default)]
+    feeds: Option<Spanned<String>>,
     #[serde(default)]
     autonomy: ResponseMode,
     #[serde(default = "default_mailbox_spanned")]
@@ -272,6 +403,8 @@ pub struct AgentDefinition {
     pub prompt: Option<String>,
     /// Sigma rule files: (path for messages, text).
     pub rule_files: Vec<(String, String)>,
+    /// Threat-intel feeds (`detect_ioc`).
+    pub feeds: Vec<crate::tools::detection::ioc::Feed>,
     pub autonomy: ResponseMode,
     pub mailbox: usize,
     pub restart: RestartBudget,
@@ -401,6 +534,39 @@ impl ActorsDir {
     }
 
     /// Reads a file of an agent's folder (its prompt, rules, ...).
+    /// How a file of an agent's folder is named in messages.
+    fn display_path(&self, agent: &str, rel: &str) -> String {
+        match self {
+            ActorsDir::Disk(dir) => dir.join(agent).join(rel).display().to_string(),
+            ActorsDir::Embedded => format!("<embedded>/actors/{agent}/{rel}"),
+        }
+    }
+
+    /// Where a feed's files are: an absolute path as is (it may not exist yet), a
+    /// relative one inside the agent's folder (it must exist).
+    fn feed_source(&self, agent: &str, rel: &str) -> Option<crate::tools::detection::ioc::FeedSource> {
+        use crate::tools::detection::ioc::FeedSource;
+        if Path::new(rel).is_absolute() {
+            return Some(FeedSource::Path(PathBuf::from(rel)));
+        }
+        match self {
+            ActorsDir::Disk(dir) => {
+                let p = dir.join(agent).join(rel);
+                p.exists().then_some(FeedSource::Path(p))
+            }
+            ActorsDir::Embedded => {
+                let want = format!("{agent}/{}", rel.trim_end_matches('/'));
+                let files: Vec<(String, String)> = embedded::FILES
+                    .iter()
+                    .filter(|(p, _)| *p == want || p.starts_with(&format!("{want}/")))
+                    .filter(|(p, _)| !p.rsplit('/').next().is_some_and(|n| n.starts_with('.')))
+                    .map(|(p, t)| (format!("<embedded>/actors/{p}"), t.to_string()))
+                    .collect();
+                (!files.is_empty()).then_some(FeedSource::Embedded(files))
+            }
+        }
+    }
+
     fn read(&self, agent: &str, rel: &str) -> Option<String> {
         match self {
             ActorsDir::Disk(dir) => std::fs::read_to_string(dir.join(agent).join(rel)).ok(),
@@ -504,6 +670,45 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
                 }
             }
         }
+        let mut feeds = Vec::new();
+        if let Some(fl) = &raw.feeds {
+            if kind != AgentKind::ThreatDetection {
+                errors.push(err(
+                    fl.span(),
+                    format!("`feeds` applies only to threat-detection agents, not `{}`", kind.as_str()),
+                ));
+            } else {
+                match dir.read(&folder, fl.get_ref()) {
+                    Some(text) => {
+                        let list_file = dir.display_path(&folder, fl.get_ref());
+                        match toml::from_str::<crate::tools::detection::ioc::FeedList>(&text) {
+                            Ok(list) => {
+                                for spec in list.feeds {
+                                    match dir.feed_source(&folder, &spec.path) {
+                                        Some(source) => feeds.push(crate::tools::detection::ioc::Feed { spec, source }),
+                                        None => errors.push(LintError {
+                                            file: list_file.clone(),
+                                            line: 0,
+                                            message: format!(
+                                                "feed `{}`: `{}` not found in the agent's folder",
+                                                spec.name, spec.path
+                                            ),
+                                        }),
+                                    }
+                                }
+                            }
+                            Err(e) => errors.push(LintError {
+                                file: list_file,
+                                line: e.span().map(|s| line_of(&text, s.start)).unwrap_or(0),
+                                message: e.message().to_string(),
+                            }),
+                        }
+                    }
+                    None => errors
+                        .push(err(fl.span(), format!("feeds list `{}` not found in the agent's folder", fl.get_ref()))),
+                }
+            }
+        }
         if *raw.mailbox.get_ref() == 0 {
             errors.push(err(raw.mailbox.span(), "`mailbox` must be at least 1".into()));
         }
@@ -522,7 +727,22 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
                 errors
                     .push(err(d.span(), "`detection.brute_force` needs failures and window_secs of at least 1".into()));
             }
+            let n = &p.network;
+            for cidr in n.internal_networks.iter().chain(&n.ignore_sources).chain(&n.ignore_destinations) {
+                if cidr.parse::<ipnet::IpNet>().is_err() {
+                    errors.push(err(d.span(), format!("`detection.network`: `{cidr}` is not a CIDR")));
+                }
+            }
+            if [n.scan_window_secs, n.beacon_window_secs, n.exfil_window_secs, n.dns_window_secs].contains(&0)
+                || p.correlation.window_secs == 0
+            {
+                errors.push(err(d.span(), "detection windows must be at least 1 second".into()));
+            }
+            if n.beacon_min_connections < 3 {
+                errors.push(err(d.span(), "`detection.network.beacon_min_connections` must be at least 3".into()));
+            }
         }
+        let detection = raw.detection.as_ref().map(|d| d.get_ref().clone()).unwrap_or_default();
         if let Some(r) = &raw.response
             && kind != AgentKind::IncidentResponse
         {
@@ -541,13 +761,11 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
                 tools,
                 prompt,
                 rule_files,
+                feeds,
                 autonomy: raw.autonomy,
                 mailbox: raw.mailbox.into_inner().max(1),
                 restart: raw.restart,
-                detection: raw.detection.map(|d| d.into_inner()).unwrap_or(DetectionParams {
-                    brute_force: BruteForceParams::default(),
-                    success_after_failures: SuccessAfterFailuresParams::default(),
-                }),
+                detection,
                 response: raw.response.map(|r| r.into_inner()).unwrap_or_default(),
                 path: file,
             },

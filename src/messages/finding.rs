@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Severity of a finding or incident, ordered from least to most severe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
+    #[default]
     Low,
     Medium,
     High,
@@ -27,7 +28,7 @@ impl std::fmt::Display for Severity {
 
 /// A detection. Its id is derived from the rule, the entity and the event time that
 /// triggered it, so re-reading the same lines after a crash yields the same id.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Finding {
     pub id: Uuid,
@@ -62,6 +63,40 @@ pub struct Finding {
     /// into incidents by this, else by `src_ip`, else by host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entity: Option<String>,
+    /// ATT&CK tactic ids (`TA0006`), from the techniques and the rule's tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tactics: Vec<String>,
+    /// The numbers that led to the finding (distinct ports, interval deviation, bytes…).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub numbers: std::collections::BTreeMap<String, f64>,
+    /// Threat-intelligence hits on the finding's entities or evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intel: Vec<IntelHit>,
+    /// For a campaign: the findings it links, in time order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<Uuid>,
+    /// The campaign this finding belongs to (its group's root id), once there is one:
+    /// incident response files it with the campaign's incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<Uuid>,
+}
+
+/// One indicator of a threat-intelligence feed that matched.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IntelHit {
+    /// The feed's name (its file stem or configured name).
+    pub feed: String,
+    /// `ipv4`, `ipv6`, `cidr`, `domain`, `url`, `md5`, `sha1`, `sha256`, `email`.
+    pub kind: String,
+    /// The indicator as the feed states it.
+    pub indicator: String,
+    /// What matched it (a field value or a piece of the raw line).
+    pub matched: String,
+    pub confidence: f32,
+    /// The feed's label for it (malware family, threat type), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 impl Finding {

@@ -13,7 +13,7 @@ pub use envelope::{
     ContainmentRequest, Envelope, Handoff, IncidentRef, Instruction, Payload, PayloadKind, VerifyRequest,
 };
 pub use event::{AuthEvent, AuthEventKind, Event, WebRequest};
-pub use finding::{Finding, Severity};
+pub use finding::{Finding, IntelHit, Severity};
 pub use incident::{Action, ActionKind, ActionStatus, Incident, IncidentStatus, Priority};
 
 /// The response mode: what the incident-response executor does with a containment action.

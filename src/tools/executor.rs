@@ -17,7 +17,18 @@ use actix::prelude::*;
 
 use crate::definitions::{DetectionParams, ToolName};
 use crate::messages::{ActionKind, Event, Finding, Incident, ResponseMode};
+use crate::tools::detection::correlate::{self, Correlator};
+use crate::tools::detection::ioc::{self, FeedStore, IocMatcher};
+use crate::tools::detection::network::{self, NetworkAnalyzer};
 use crate::tools::detection::{AuthDetector, AuthDetectorState};
+
+/// The detection state an executor resumes from.
+#[derive(Debug, Default)]
+pub struct DetectionRestore {
+    pub auth: Option<AuthDetectorState>,
+    /// Keyed entries (network analytics, correlation), keys relative to the agent name.
+    pub keyed: Vec<(String, serde_json::Value)>,
+}
 use crate::tools::response::{self, ContainSpec, Protected, TriageResult};
 
 /// How long an executed containment command may run.
@@ -26,8 +37,26 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// One tool call.
 #[derive(Debug, Clone)]
 pub enum ToolCall {
-    AnalyzeLogs { events: std::sync::Arc<Vec<Event>>, source: String, file_truncated: bool },
-    TriageIncident { incident: std::sync::Arc<Incident> },
+    AnalyzeLogs {
+        events: std::sync::Arc<Vec<Event>>,
+        source: String,
+        file_truncated: bool,
+    },
+    AnalyzeNetworkTraffic {
+        events: std::sync::Arc<Vec<Event>>,
+    },
+    /// Match the events against the threat-intel feeds and enrich these findings.
+    DetectIoc {
+        events: std::sync::Arc<Vec<Event>>,
+        findings: Vec<Finding>,
+    },
+    /// Link these findings with earlier ones into campaigns.
+    CorrelateEvents {
+        findings: Vec<Finding>,
+    },
+    TriageIncident {
+        incident: std::sync::Arc<Incident>,
+    },
     ContainThreat(ContainSpec),
 }
 
@@ -35,6 +64,9 @@ impl ToolCall {
     pub fn tool(&self) -> ToolName {
         match self {
             ToolCall::AnalyzeLogs { .. } => ToolName::AnalyzeLogs,
+            ToolCall::AnalyzeNetworkTraffic { .. } => ToolName::AnalyzeNetworkTraffic,
+            ToolCall::DetectIoc { .. } => ToolName::DetectIoc,
+            ToolCall::CorrelateEvents { .. } => ToolName::CorrelateEvents,
             ToolCall::TriageIncident { .. } => ToolName::TriageIncident,
             ToolCall::ContainThreat(_) => ToolName::ContainThreat,
         }
@@ -48,9 +80,28 @@ pub struct ExecuteTool(pub ToolCall);
 /// What a successful tool call produced.
 #[derive(Debug, Clone)]
 pub enum ToolOutput {
-    Findings { findings: Vec<Finding>, delta: crate::tools::detection::auth::StateDelta },
+    Findings {
+        findings: Vec<Finding>,
+        delta: crate::tools::detection::auth::StateDelta,
+    },
+    /// Findings and the keyed state entries that changed (`None`: deleted), keys
+    /// relative to the agent's name.
+    Detected {
+        findings: Vec<Finding>,
+        keyed: Vec<(String, Option<serde_json::Value>)>,
+    },
+    /// `detect_ioc` and `correlate_events`: the findings they were given, enriched (intel
+    /// hits, campaign membership), and the ones they opened.
+    Intel {
+        enriched: Vec<Finding>,
+        added: Vec<Finding>,
+        keyed: Vec<(String, Option<serde_json::Value>)>,
+    },
     Triage(TriageResult),
-    Executed { argv: Vec<String>, output: String },
+    Executed {
+        argv: Vec<String>,
+        output: String,
+    },
 }
 
 /// The outcome of a tool call. Failure is a value.
@@ -84,6 +135,9 @@ pub struct ToolExecutor {
     allowed: Vec<ToolName>,
     detector: Option<AuthDetector>,
     detector_poisoned: bool,
+    network: Option<NetworkAnalyzer>,
+    ioc: Option<IocMatcher>,
+    correlator: Option<Correlator>,
     protected: std::sync::Arc<Protected>,
     nft_ready: bool,
     /// Whether the agent stores detector deltas (false for replay's throw-away database).
@@ -91,24 +145,66 @@ pub struct ToolExecutor {
 }
 
 impl ToolExecutor {
+    /// An executor for an agent's declared tools, resuming the given detection state.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         agent: &str,
         allowed: &[ToolName],
         detection: &DetectionParams,
-        detector_state: Option<AuthDetectorState>,
+        restored: DetectionRestore,
+        feeds: Option<std::sync::Arc<FeedStore>>,
         rule_files: &[(String, String)],
         protected: std::sync::Arc<Protected>,
         keep_delta: bool,
     ) -> Self {
+        let DetectionRestore { auth, keyed } = restored;
         let detector = allowed.contains(&ToolName::AnalyzeLogs).then(|| {
             let rules = (!rule_files.is_empty()).then(|| crate::tools::detection::sigma::load(rule_files));
-            AuthDetector::with_rules(detection.clone(), detector_state.unwrap_or_default(), rules)
+            AuthDetector::with_rules(detection.clone(), auth.unwrap_or_default(), rules)
+        });
+        let mut poisoned = false;
+        let (mut net_entries, mut ioc_entries, mut cor_entries) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, value) in keyed {
+            if let Some(rest) = key.strip_prefix(network::STATE_PREFIX) {
+                net_entries.push((rest.to_string(), value));
+            } else if let Some(rest) = key.strip_prefix(ioc::STATE_PREFIX) {
+                ioc_entries.push((rest.to_string(), value));
+            } else if let Some(rest) = key.strip_prefix(correlate::STATE_PREFIX) {
+                cor_entries.push((rest.to_string(), value));
+            }
+        }
+        let mut restore_failed = |what: &str, r: Result<(), String>| {
+            if let Err(e) = r {
+                tracing::error!(agent, error = %e, "cannot restore the {what} state");
+                poisoned = true;
+            }
+        };
+        let ioc = match (allowed.contains(&ToolName::DetectIoc), feeds) {
+            (true, Some(store)) => {
+                let mut m = IocMatcher::new(store);
+                restore_failed("detect_ioc", m.restore(ioc_entries));
+                Some(m)
+            }
+            _ => None,
+        };
+        let correlator = allowed.contains(&ToolName::CorrelateEvents).then(|| {
+            let mut c = Correlator::new(detection.correlation.clone());
+            restore_failed("correlate_events", c.restore(cor_entries));
+            c
+        });
+        let network = allowed.contains(&ToolName::AnalyzeNetworkTraffic).then(|| {
+            let mut n = NetworkAnalyzer::new(detection.network.clone());
+            restore_failed("analyze_network_traffic", n.restore(net_entries));
+            n
         });
         ToolExecutor {
             agent: agent.to_string(),
             allowed: allowed.to_vec(),
             detector,
-            detector_poisoned: false,
+            detector_poisoned: poisoned,
+            network,
+            ioc,
+            correlator,
             protected,
             nft_ready: false,
             keep_delta,
@@ -137,6 +233,7 @@ impl ToolExecutor {
                 match catch_unwind(AssertUnwindSafe(|| {
                     let mut findings = det.check_log_integrity(&events, &source, file_truncated);
                     findings.extend(det.analyze(&events));
+                    findings.iter_mut().for_each(crate::tools::detection::attack::complete);
                     let delta = if self.keep_delta {
                         det.take_delta()
                     } else {
@@ -149,6 +246,78 @@ impl ToolExecutor {
                     Err(p) => {
                         self.detector_poisoned = true;
                         ToolOutcome::Failed(format!("analyze_logs panicked: {}", panic_text(&p)))
+                    }
+                }
+            }
+            ToolCall::AnalyzeNetworkTraffic { events } => {
+                if self.detector_poisoned {
+                    return Ok(ToolOutcome::Failed(
+                        "detector state lost after a panic; the agent must be rebuilt".into(),
+                    ));
+                }
+                let Some(net) = self.network.as_mut() else {
+                    return Ok(ToolOutcome::Failed("analyze_network_traffic has no analyser".into()));
+                };
+                let keep = self.keep_delta;
+                match catch_unwind(AssertUnwindSafe(|| {
+                    let findings = net.analyze(&events);
+                    let delta = net.take_delta();
+                    let keyed = if keep {
+                        delta.into_iter().map(|(k, v)| (format!("{}{k}", network::STATE_PREFIX), v)).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    (findings, keyed)
+                })) {
+                    Ok((findings, keyed)) => ToolOutcome::Succeeded(ToolOutput::Detected { findings, keyed }),
+                    Err(p) => {
+                        self.detector_poisoned = true;
+                        ToolOutcome::Failed(format!("analyze_network_traffic panicked: {}", panic_text(&p)))
+                    }
+                }
+            }
+            ToolCall::DetectIoc { events, mut findings } => {
+                let keep = self.keep_delta;
+                let Some(m) = self.ioc.as_mut() else {
+                    // No feeds configured: nothing to match, the findings pass unchanged.
+                    return Ok(ToolOutcome::Succeeded(ToolOutput::Intel {
+                        enriched: findings,
+                        added: Vec::new(),
+                        keyed: Vec::new(),
+                    }));
+                };
+                match catch_unwind(AssertUnwindSafe(|| {
+                    let added = m.run(&events, &mut findings);
+                    let keyed = m.take_delta();
+                    (findings, added, if keep { keyed } else { Vec::new() })
+                })) {
+                    Ok((enriched, added, keyed)) => {
+                        ToolOutcome::Succeeded(ToolOutput::Intel { enriched, added, keyed })
+                    }
+                    Err(p) => ToolOutcome::Failed(format!("detect_ioc panicked: {}", panic_text(&p))),
+                }
+            }
+            ToolCall::CorrelateEvents { mut findings } => {
+                if self.detector_poisoned {
+                    return Ok(ToolOutcome::Failed(
+                        "detector state lost after a panic; the agent must be rebuilt".into(),
+                    ));
+                }
+                let keep = self.keep_delta;
+                let Some(c) = self.correlator.as_mut() else {
+                    return Ok(ToolOutcome::Failed("correlate_events has no correlator".into()));
+                };
+                match catch_unwind(AssertUnwindSafe(|| {
+                    let added = c.correlate(&mut findings);
+                    let keyed = c.take_delta();
+                    (findings, added, if keep { keyed } else { Vec::new() })
+                })) {
+                    Ok((enriched, added, keyed)) => {
+                        ToolOutcome::Succeeded(ToolOutput::Intel { enriched, added, keyed })
+                    }
+                    Err(p) => {
+                        self.detector_poisoned = true;
+                        ToolOutcome::Failed(format!("correlate_events panicked: {}", panic_text(&p)))
                     }
                 }
             }

@@ -4,4 +4,4 @@ pub mod detection;
 pub mod executor;
 pub mod response;
 
-pub use executor::{ExecuteTool, ToolCall, ToolExecutor, ToolOutcome, ToolOutput};
+pub use executor::{DetectionRestore, ExecuteTool, ToolCall, ToolExecutor, ToolOutcome, ToolOutput};

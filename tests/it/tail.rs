@@ -13,7 +13,7 @@ use warden::telemetry::Metrics;
 use crate::support::{append, failed};
 
 fn cfg() -> IngestConfig {
-    IngestConfig { max_line_bytes: 4096, poll_interval_ms: 50, batch_lines: 4 }
+    IngestConfig { max_line_bytes: 4096, poll_interval_ms: 50, batch_lines: 4, ..Default::default() }
 }
 
 fn tailer(path: &Path, cp: Option<Checkpoint>) -> Tailer {

@@ -129,6 +129,7 @@ impl AuthDetector {
                 techniques: vec!["T1070.002".into()],
                 evidence: vec![format!("source {source} restarted from offset 0 with a smaller size")],
                 entity: None,
+                ..Default::default()
             });
         }
         let mut key = String::new();
@@ -169,6 +170,7 @@ impl AuthDetector {
                         techniques: vec!["T1070".into()],
                         evidence: vec![sanitize(&ev.raw, 512)],
                         entity: None,
+                        ..Default::default()
                     });
                 }
             } else if ev.time > *newest {
@@ -282,6 +284,7 @@ impl AuthDetector {
                         techniques: vec!["T1110.001".into()],
                         evidence,
                         entity: None,
+                        ..Default::default()
                     });
                     st.samples.clear();
                 }
@@ -315,6 +318,7 @@ impl AuthDetector {
                         techniques: vec!["T1110".into(), "T1078".into()],
                         evidence,
                         entity: None,
+                        ..Default::default()
                     });
                 }
                 st.streak = 0;
@@ -361,6 +365,7 @@ mod tests {
         DetectionParams {
             brute_force: BruteForceParams { failures: 5, window_secs: 600 },
             success_after_failures: SuccessAfterFailuresParams { min_failures: 3, lookback_secs: 86_400 },
+            ..Default::default()
         }
     }
 

@@ -1,7 +1,11 @@
 //! The threat-detection toolbelt. `analyze_logs` runs the built-in authentication
 //! detectors over parsed events, on event time.
 
+pub mod attack;
 pub mod auth;
+pub mod correlate;
+pub mod ioc;
+pub mod network;
 pub mod sigma;
 
 pub use auth::{AuthDetector, AuthDetectorState};

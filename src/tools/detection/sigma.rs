@@ -481,6 +481,8 @@ impl RuleSet {
                 evidence: vec![sanitize(&ev.raw, 512)],
                 // Without an address, the account or host is named explicitly.
                 entity: src_ip_is_none.then(|| entity.clone()),
+                tactics: h.tags.iter().filter_map(|t| super::attack::tactic_of_tag(t)).map(String::from).collect(),
+                ..Default::default()
             });
         }
         out
