@@ -61,7 +61,7 @@ impl Runtime {
                 .values()
                 .filter(|d| !d.feeds.is_empty())
                 .map(|d| {
-                    let store = crate::tools::detection::ioc::FeedStore::new(d.feeds.clone());
+                    let store = crate::tools::detection::ioc::FeedStore::new(d.feeds.clone(), Some(metrics.clone()));
                     if durable {
                         store.watch(std::time::Duration::from_secs(cfg.ingest.feed_poll_secs.max(1)));
                     }

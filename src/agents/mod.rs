@@ -193,29 +193,25 @@ pub fn build(
         ),
         Restored::IncidentResponse { incidents } => (
             Box::new(incident_response::IncidentResponse::new(def.clone(), env.clone(), incidents)),
-            ToolExecutor::new(
-                &def.name,
-                &def.tools,
-                &def.detection,
-                Default::default(),
-                None,
-                &[],
-                env.protected.clone(),
-                env.durable,
-            ),
+            stateless_executor(def, env),
         ),
         Restored::VulnerabilityManagement => (
             Box::new(vulnerability_management::VulnerabilityManagement::new(def.clone())),
-            ToolExecutor::new(
-                &def.name,
-                &def.tools,
-                &def.detection,
-                Default::default(),
-                None,
-                &[],
-                env.protected.clone(),
-                env.durable,
-            ),
+            stateless_executor(def, env),
         ),
     }
+}
+
+/// The executor of an agent whose tools keep no detection state.
+fn stateless_executor(def: &AgentDefinition, env: &AgentEnv) -> ToolExecutor {
+    ToolExecutor::new(
+        &def.name,
+        &def.tools,
+        &def.detection,
+        Default::default(),
+        None,
+        &[],
+        env.protected.clone(),
+        env.durable,
+    )
 }

@@ -22,6 +22,9 @@ pub struct Metrics {
     pub dead_letters: AtomicU64,
     pub agent_restarts: AtomicU64,
     pub source_errors: AtomicU64,
+    /// Threat-intel feed reloads, and the indicators the current index holds.
+    pub intel_reloads: AtomicU64,
+    pub intel_indicators: AtomicU64,
     sources: Mutex<BTreeMap<String, SourceCounters>>,
 }
 
@@ -67,7 +70,7 @@ impl Metrics {
     /// from the knowledge base: `(name, help, labels, value)`.
     pub fn render(&self, durable: &[(String, String, Vec<(String, String)>, u64)]) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 11] = [
+        let counters: [(&str, &str, &AtomicU64); 12] = [
             ("warden_findings_total", "Findings opened by this process", &self.findings),
             (
                 "warden_findings_without_incident_total",
@@ -91,10 +94,17 @@ impl Metrics {
             ("warden_dead_letters_total", "Envelopes given up on", &self.dead_letters),
             ("warden_agent_restarts_total", "Agent restarts", &self.agent_restarts),
             ("warden_source_errors_total", "Source read errors", &self.source_errors),
+            ("warden_intel_reloads_total", "Threat-intel feed reloads after a change", &self.intel_reloads),
         ];
         for (name, help, c) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.load(Ordering::Relaxed));
         }
+        let name = "warden_intel_indicators";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Threat-intel indicators loaded\n# TYPE {name} gauge\n{name} {}",
+            self.intel_indicators.load(Ordering::Relaxed)
+        );
         let sources = self.sources();
         let per_source: [(&str, &str, fn(&SourceCounters) -> u64); 8] = [
             ("warden_lines_read_total", "Lines read by this process", |c| c.lines),

@@ -3,7 +3,9 @@
 mod daemon;
 mod definitions;
 mod enforce;
+mod intel;
 mod kb;
+mod network;
 mod replay;
 mod runtime;
 mod sigma;

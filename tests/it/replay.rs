@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde::Deserialize;
 
-use crate::support::BIN;
+use crate::support::{BIN, corpus};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -209,16 +209,6 @@ fn clear_errors_for_bad_config_data_dir_and_port() {
     drop(busy);
     let out = with_cfg("status");
     assert!(String::from_utf8_lossy(&out.stderr).contains("is `warden run` running?"), "{out:?}");
-}
-
-fn corpus(rel: &str) -> Option<std::path::PathBuf> {
-    match std::env::var_os("WARDEN_CORPORA") {
-        Some(root) => Some(Path::new(&root).join(rel)),
-        None => {
-            eprintln!("SKIPPED corpus test on {rel}: WARDEN_CORPORA is not set");
-            None
-        }
-    }
 }
 
 /// An Acunetix scan of DVWA (everything from 192.168.4.25 is attack traffic): the

@@ -85,7 +85,7 @@ impl Daemon {
         let config = dir.join("warden.toml");
         std::fs::write(
             &config,
-            format!("data_dir = {:?}\n[admin]\nlisten = \"{addr}\"\nmax_body_bytes = 65536\n[ingest]\npoll_interval_ms = 100\n{sources_toml}\n{extra_toml}\n", data_dir.display().to_string()),
+            format!("data_dir = {:?}\n[admin]\nlisten = \"{addr}\"\nmax_body_bytes = 65536\n[ingest]\npoll_interval_ms = 100\nfeed_poll_secs = 1\n{sources_toml}\n{extra_toml}\n", data_dir.display().to_string()),
         )
         .unwrap();
         let mut d = Daemon {
@@ -194,4 +194,16 @@ pub fn append(path: &Path, text: &str) {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
     f.write_all(text.as_bytes()).unwrap();
+}
+
+/// A path inside the public corpora, or `None` (with a message saying the test is
+/// skipped) when `WARDEN_CORPORA` is not set.
+pub fn corpus(rel: &str) -> Option<PathBuf> {
+    match std::env::var_os("WARDEN_CORPORA") {
+        Some(root) => Some(Path::new(&root).join(rel)),
+        None => {
+            eprintln!("SKIPPED corpus test on {rel}: WARDEN_CORPORA is not set");
+            None
+        }
+    }
 }

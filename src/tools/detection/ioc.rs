@@ -482,26 +482,8 @@ impl IocIndex {
         let new = match v {
             Value::V4(a) => put(&mut self.v4, a, meta),
             Value::V6(a) => put(&mut self.v6, a, meta),
-            Value::Net4(a, len) => {
-                let slot = match self.cidr4.iter().position(|(l, _)| *l == len) {
-                    Some(i) => i,
-                    None => {
-                        self.cidr4.push((len, HashMap::new()));
-                        self.cidr4.len() - 1
-                    }
-                };
-                put(&mut self.cidr4[slot].1, a, meta)
-            }
-            Value::Net6(a, len) => {
-                let slot = match self.cidr6.iter().position(|(l, _)| *l == len) {
-                    Some(i) => i,
-                    None => {
-                        self.cidr6.push((len, HashMap::new()));
-                        self.cidr6.len() - 1
-                    }
-                };
-                put(&mut self.cidr6[slot].1, a, meta)
-            }
+            Value::Net4(a, len) => put(prefix_slot(&mut self.cidr4, len), a, meta),
+            Value::Net6(a, len) => put(prefix_slot(&mut self.cidr6, len), a, meta),
             Value::Domain(d) => put(&mut self.domains, d.into_boxed_str(), meta),
             Value::Url(u) => put(&mut self.urls, u.into_boxed_str(), meta),
             Value::Hash(_, h) => put(&mut self.hashes, h.into_boxed_str(), meta),
@@ -713,6 +695,18 @@ impl IocIndex {
     }
 }
 
+/// The map of networks of one prefix length, created when first needed.
+fn prefix_slot<K>(slots: &mut Vec<(u8, HashMap<K, Meta>)>, len: u8) -> &mut HashMap<K, Meta> {
+    let i = match slots.iter().position(|(l, _)| *l == len) {
+        Some(i) => i,
+        None => {
+            slots.push((len, HashMap::new()));
+            slots.len() - 1
+        }
+    };
+    &mut slots[i].1
+}
+
 fn token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'@' | b':')
 }
@@ -800,7 +794,19 @@ fn parse_value(raw: &str, hint: Option<IocKind>) -> Option<Value> {
             let d = s.trim_end_matches('.').to_ascii_lowercase();
             valid_domain(&d).then_some(Value::Domain(d))
         }
-        Some(IocKind::Url) => normalize_url(s).map(Value::Url),
+        Some(IocKind::Url) if s.contains("://") => normalize_url(s).map(Value::Url),
+        Some(IocKind::Url) => {
+            // Feeds (MISP `url` attributes) often leave the scheme out: `www.x.top/p`.
+            // Such a value is a URL when it starts with a host name or an address.
+            let host = s
+                .split(['/', '?'])
+                .next()
+                .unwrap_or("")
+                .rsplit_once(':')
+                .map_or(s.split(['/', '?']).next().unwrap_or(""), |(h, _)| h);
+            let ok = host.parse::<Ipv4Addr>().is_ok() || valid_domain(&host.to_ascii_lowercase());
+            if ok { normalize_url(&format!("http://{s}")).map(Value::Url) } else { None }
+        }
         Some(k @ (IocKind::Md5 | IocKind::Sha1 | IocKind::Sha256)) => {
             (hash_kind(s) == Some(k)).then(|| Value::Hash(k, s.to_ascii_lowercase()))
         }
@@ -1058,19 +1064,21 @@ pub fn feed_files(p: &Path) -> Vec<PathBuf> {
 pub struct FeedStore {
     feeds: Vec<Feed>,
     current: RwLock<Arc<IocIndex>>,
-    /// Reloads so far (exposed for tests and `/metrics`).
-    pub reloads: std::sync::atomic::AtomicU64,
+    metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
 
 impl FeedStore {
-    /// Loads the feeds now.
-    pub fn new(feeds: Vec<Feed>) -> Arc<FeedStore> {
+    /// Loads the feeds now; `metrics` gets the indicator count and the reloads.
+    pub fn new(feeds: Vec<Feed>, metrics: Option<Arc<crate::telemetry::Metrics>>) -> Arc<FeedStore> {
         let idx = IocIndex::load(&feeds);
         for e in &idx.errors {
             tracing::warn!("threat-intel feed: {e}");
         }
         tracing::info!(indicators = idx.len(), feeds = feeds.len(), "threat-intel feeds loaded");
-        Arc::new(FeedStore { feeds, current: RwLock::new(Arc::new(idx)), reloads: Default::default() })
+        if let Some(m) = &metrics {
+            m.intel_indicators.store(idx.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        Arc::new(FeedStore { feeds, current: RwLock::new(Arc::new(idx)), metrics })
     }
 
     pub fn index(&self) -> Arc<IocIndex> {
@@ -1098,8 +1106,11 @@ impl FeedStore {
             tracing::warn!("threat-intel feed: {e}");
         }
         tracing::info!(indicators = idx.len(), "threat-intel feeds reloaded");
+        if let Some(m) = &self.metrics {
+            m.intel_indicators.store(idx.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            m.intel_reloads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(idx);
-        self.reloads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Watches the feeds' folders (notify, with a poll of their fingerprints as the
