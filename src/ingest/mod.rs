@@ -8,6 +8,7 @@
 
 pub mod file_tail;
 pub mod parse;
+pub mod pcap;
 pub mod replay;
 pub mod stdin;
 pub mod syslog;

@@ -1,0 +1,441 @@
+//! Packet captures (pcap and pcapng) turned into flows and DNS queries, named as Zeek
+//! names its `conn` and `dns` fields, so the network detectors read them like Zeek logs.
+//!
+//! Link layers: Ethernet, raw IP, Linux cooked (SLL) and BSD loopback. A flow is one
+//! 5-tuple from its first packet until it closes (FIN both ways or RST), goes idle
+//! (TCP 5 minutes, others 1 minute) or a new SYN reopens it; its originator is the
+//! sender of the first packet (the receiver, when that packet is a SYN-ACK). Bytes are
+//! payload bytes, as Zeek's `orig_bytes`/`resp_bytes`. `conn_state` follows Zeek's
+//! meanings for the states it can tell from the packets: `S0`, `REJ`, `RSTOS0`,
+//! `S1`, `SF`, `S2`, `S3`, `RSTO`, `RSTR`, `OTH`.
+//!
+//! A capture is a file read once (`warden replay`), not a stream to tail.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use pcap_parser::pcapng::Block;
+use pcap_parser::{Linktype, PcapBlockOwned, PcapError};
+use serde_json::{Map, Value, json};
+
+use crate::messages::Event;
+
+/// Most flows open at once; packets of new flows past it are counted, not tracked.
+const MAX_OPEN_FLOWS: usize = 1_000_000;
+
+/// Whether the first bytes of a file are a pcap or pcapng magic number.
+pub fn is_capture(head: &[u8]) -> bool {
+    matches!(
+        head.get(..4),
+        Some([0xd4, 0xc3, 0xb2, 0xa1] | [0xa1, 0xb2, 0xc3, 0xd4] | [0x4d, 0x3c, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d])
+            | Some([0x0a, 0x0d, 0x0d, 0x0a])
+    )
+}
+
+/// What reading a capture found.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct CaptureStats {
+    pub packets: u64,
+    /// Packets whose link or network layer Warden does not decode (ARP, unknown links).
+    pub undecoded: u64,
+    pub flows: u64,
+    pub dns_queries: u64,
+    /// Packets of new flows dropped because the flow table was full.
+    pub dropped: u64,
+    /// The capture ended in the middle of a record.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone)]
+struct FlowState {
+    orig: (IpAddr, u16),
+    resp: (IpAddr, u16),
+    proto: &'static str,
+    first: f64,
+    last: f64,
+    orig_bytes: u64,
+    resp_bytes: u64,
+    orig_pkts: u64,
+    resp_pkts: u64,
+    syn: bool,
+    synack: bool,
+    orig_rst: bool,
+    resp_rst: bool,
+    orig_fin: bool,
+    resp_fin: bool,
+}
+
+impl FlowState {
+    fn closed(&self) -> bool {
+        self.orig_rst || self.resp_rst || (self.orig_fin && self.resp_fin)
+    }
+
+    fn conn_state(&self) -> &'static str {
+        match self.proto {
+            "tcp" => match (self.syn, self.synack) {
+                (false, _) => "OTH",
+                (true, false) if self.resp_rst => "REJ",
+                (true, false) if self.orig_rst => "RSTOS0",
+                (true, false) => "S0",
+                (true, true) if self.orig_rst => "RSTO",
+                (true, true) if self.resp_rst => "RSTR",
+                (true, true) => match (self.orig_fin, self.resp_fin) {
+                    (true, true) => "SF",
+                    (true, false) => "S2",
+                    (false, true) => "S3",
+                    (false, false) => "S1",
+                },
+            },
+            "udp" => {
+                if self.resp_pkts > 0 {
+                    "SF"
+                } else {
+                    "S0"
+                }
+            }
+            _ => "OTH",
+        }
+    }
+
+    fn event(&self) -> Event {
+        let dur = (self.last - self.first).max(0.0);
+        let mut m = Map::new();
+        m.insert("ts".into(), json!(self.first));
+        m.insert("id.orig_h".into(), json!(self.orig.0.to_string()));
+        m.insert("id.orig_p".into(), json!(self.orig.1));
+        m.insert("id.resp_h".into(), json!(self.resp.0.to_string()));
+        m.insert("id.resp_p".into(), json!(self.resp.1));
+        m.insert("proto".into(), json!(self.proto));
+        m.insert("duration".into(), json!(dur));
+        m.insert("orig_bytes".into(), json!(self.orig_bytes));
+        m.insert("resp_bytes".into(), json!(self.resp_bytes));
+        m.insert("conn_state".into(), json!(self.conn_state()));
+        m.insert("orig_pkts".into(), json!(self.orig_pkts));
+        m.insert("resp_pkts".into(), json!(self.resp_pkts));
+        let raw = format!(
+            "{:.6}\t{}\t{}\t{}\t{}\t{}\t{dur:.6}\t{}\t{}\t{}",
+            self.first,
+            self.orig.0,
+            self.orig.1,
+            self.resp.0,
+            self.resp.1,
+            self.proto,
+            self.orig_bytes,
+            self.resp_bytes,
+            self.conn_state()
+        );
+        event(self.first, "pcap:conn", m, raw)
+    }
+}
+
+fn event(ts: f64, program: &str, m: Map<String, Value>, raw: String) -> Event {
+    let time = crate::ingest::parse::json::epoch(ts).unwrap_or_default();
+    crate::ingest::parse::json::record_event(m, time, String::new(), program.into(), raw)
+}
+
+type Key = (IpAddr, u16, IpAddr, u16, u8);
+
+/// The flow table of one capture.
+#[derive(Default)]
+struct Flows {
+    open: HashMap<Key, FlowState>,
+    out: Vec<Event>,
+    stats: CaptureStats,
+}
+
+struct Packet<'a> {
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    sport: u16,
+    dport: u16,
+    syn: bool,
+    ack: bool,
+    fin: bool,
+    rst: bool,
+    payload: &'a [u8],
+}
+
+impl Flows {
+    fn packet(&mut self, ts: f64, link: Linktype, data: &[u8]) {
+        self.stats.packets += 1;
+        let Some(p) = decode(link, data) else {
+            self.stats.undecoded += 1;
+            return;
+        };
+        if p.proto == 17 && p.dport == 53 {
+            self.dns(ts, &p);
+        }
+        let a = (p.src, p.sport);
+        let b = (p.dst, p.dport);
+        let key: Key = if a <= b { (a.0, a.1, b.0, b.1, p.proto) } else { (b.0, b.1, a.0, a.1, p.proto) };
+        let idle = if p.proto == 6 { 300.0 } else { 60.0 };
+        let restart =
+            self.open.get(&key).is_some_and(|f| ts - f.last > idle || (f.closed() && p.proto == 6 && p.syn && !p.ack));
+        if restart && let Some(f) = self.open.remove(&key) {
+            self.finish(f);
+        }
+        if !self.open.contains_key(&key) {
+            if self.open.len() >= MAX_OPEN_FLOWS {
+                self.stats.dropped += 1;
+                return;
+            }
+            // A SYN-ACK seen first: its receiver opened the connection.
+            let (orig, resp) = if p.proto == 6 && p.syn && p.ack { (b, a) } else { (a, b) };
+            self.open.insert(
+                key,
+                FlowState {
+                    orig,
+                    resp,
+                    proto: match p.proto {
+                        6 => "tcp",
+                        17 => "udp",
+                        _ => "icmp",
+                    },
+                    first: ts,
+                    last: ts,
+                    orig_bytes: 0,
+                    resp_bytes: 0,
+                    orig_pkts: 0,
+                    resp_pkts: 0,
+                    syn: false,
+                    synack: false,
+                    orig_rst: false,
+                    resp_rst: false,
+                    orig_fin: false,
+                    resp_fin: false,
+                },
+            );
+        }
+        let f = self.open.get_mut(&key).expect("inserted above");
+        f.last = f.last.max(ts);
+        let from_orig = a == f.orig;
+        let n = p.payload.len() as u64;
+        if from_orig {
+            f.orig_bytes += n;
+            f.orig_pkts += 1;
+            f.syn |= p.syn && !p.ack;
+            f.orig_rst |= p.rst;
+            f.orig_fin |= p.fin;
+        } else {
+            f.resp_bytes += n;
+            f.resp_pkts += 1;
+            f.synack |= p.syn && p.ack;
+            f.resp_rst |= p.rst;
+            f.resp_fin |= p.fin;
+        }
+        if p.syn && p.ack && !from_orig {
+            // A SYN-ACK implies the SYN (it may have been missed by the capture).
+            f.syn = true;
+        }
+    }
+
+    fn finish(&mut self, f: FlowState) {
+        self.stats.flows += 1;
+        self.out.push(f.event());
+    }
+
+    fn dns(&mut self, ts: f64, p: &Packet<'_>) {
+        let Some((name, qtype)) = dns_question(p.payload) else { return };
+        self.stats.dns_queries += 1;
+        let mut m = Map::new();
+        m.insert("ts".into(), json!(ts));
+        m.insert("id.orig_h".into(), json!(p.src.to_string()));
+        m.insert("id.orig_p".into(), json!(p.sport));
+        m.insert("id.resp_h".into(), json!(p.dst.to_string()));
+        m.insert("id.resp_p".into(), json!(p.dport));
+        m.insert("proto".into(), json!("udp"));
+        m.insert("query".into(), json!(name));
+        m.insert("qtype_name".into(), json!(qtype));
+        let raw = format!("{ts:.6}\t{}\t{}\t{}\t{}\tudp\t{name}\t{qtype}", p.src, p.sport, p.dst, p.dport);
+        self.out.push(event(ts, "pcap:dns", m, raw));
+    }
+}
+
+fn decode(link: Linktype, data: &[u8]) -> Option<Packet<'_>> {
+    let sliced = match link.0 {
+        1 => SlicedPacket::from_ethernet(data).ok()?,
+        113 => SlicedPacket::from_linux_sll(data).ok()?,
+        12 | 14 | 101 | 228 | 229 => SlicedPacket::from_ip(data).ok()?,
+        // BSD loopback: a 4-byte address family, then IP.
+        0 | 108 => SlicedPacket::from_ip(data.get(4..)?).ok()?,
+        _ => return None,
+    };
+    let (src, dst) = match sliced.net.as_ref()? {
+        NetSlice::Ipv4(s) => (IpAddr::V4(s.header().source_addr()), IpAddr::V4(s.header().destination_addr())),
+        NetSlice::Ipv6(s) => (IpAddr::V6(s.header().source_addr()), IpAddr::V6(s.header().destination_addr())),
+        _ => return None,
+    };
+    let mut p =
+        Packet { src, dst, proto: 1, sport: 0, dport: 0, syn: false, ack: false, fin: false, rst: false, payload: &[] };
+    match sliced.transport.as_ref() {
+        Some(TransportSlice::Tcp(t)) => {
+            p.proto = 6;
+            p.sport = t.source_port();
+            p.dport = t.destination_port();
+            p.syn = t.syn();
+            p.ack = t.ack();
+            p.fin = t.fin();
+            p.rst = t.rst();
+            p.payload = t.payload();
+        }
+        Some(TransportSlice::Udp(u)) => {
+            p.proto = 17;
+            p.sport = u.source_port();
+            p.dport = u.destination_port();
+            p.payload = u.payload();
+        }
+        Some(TransportSlice::Icmpv4(_) | TransportSlice::Icmpv6(_)) => {}
+        _ => return None,
+    }
+    Some(p)
+}
+
+/// The first question of a DNS query message: (name, type). Responses and malformed
+/// messages give `None`. Label bytes outside printable ASCII are escaped (`\xNN`).
+pub fn dns_question(msg: &[u8]) -> Option<(String, String)> {
+    if msg.len() < 12 || msg[2] & 0x80 != 0 || u16::from_be_bytes([msg[4], msg[5]]) == 0 {
+        return None;
+    }
+    let mut i = 12;
+    let mut name = String::new();
+    loop {
+        let len = *msg.get(i)? as usize;
+        if len == 0 {
+            i += 1;
+            break;
+        }
+        if len & 0xc0 != 0 || name.len() > 255 {
+            return None; // No compression pointers in a question; over-long names stop.
+        }
+        let label = msg.get(i + 1..i + 1 + len)?;
+        if !name.is_empty() {
+            name.push('.');
+        }
+        for &b in label {
+            if b.is_ascii_graphic() && b != b'.' {
+                name.push(b.to_ascii_lowercase() as char);
+            } else {
+                name.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+        i += 1 + len;
+    }
+    let qtype = u16::from_be_bytes([*msg.get(i)?, *msg.get(i + 1)?]);
+    let t = match qtype {
+        1 => "A".to_string(),
+        2 => "NS".into(),
+        5 => "CNAME".into(),
+        6 => "SOA".into(),
+        10 => "NULL".into(),
+        12 => "PTR".into(),
+        15 => "MX".into(),
+        16 => "TXT".into(),
+        28 => "AAAA".into(),
+        33 => "SRV".into(),
+        65 => "HTTPS".into(),
+        255 => "ANY".into(),
+        n => format!("TYPE{n}"),
+    };
+    (!name.is_empty()).then_some((name, t))
+}
+
+/// Reads a whole capture: its flows and DNS queries as events, in time order.
+pub fn read(path: &Path) -> Result<(Vec<Event>, CaptureStats), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut reader = pcap_parser::create_reader(1 << 20, file)
+        .map_err(|e| format!("{}: not a pcap or pcapng capture ({e:?})", path.display()))?;
+    let mut flows = Flows::default();
+    let mut legacy = (Linktype(1), 1e6);
+    // Per interface of the current pcapng section: (link type, units per second, offset).
+    let mut ifaces: Vec<(Linktype, u64, i64)> = Vec::new();
+    let mut last_ts = 0.0;
+    let mut stalled = 0;
+    loop {
+        match reader.next() {
+            Ok((offset, block)) => {
+                stalled = 0;
+                match block {
+                    PcapBlockOwned::LegacyHeader(h) => {
+                        legacy = (h.network, if h.is_nanosecond_precision() { 1e9 } else { 1e6 });
+                    }
+                    PcapBlockOwned::Legacy(b) => {
+                        let ts = b.ts_sec as f64 + b.ts_usec as f64 / legacy.1;
+                        last_ts = ts;
+                        flows.packet(ts, legacy.0, b.data);
+                    }
+                    PcapBlockOwned::NG(Block::SectionHeader(_)) => ifaces.clear(),
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        ifaces.push((idb.linktype, idb.ts_resolution().unwrap_or(1_000_000), idb.ts_offset()))
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => match ifaces.get(epb.if_id as usize) {
+                        Some(&(link, res, off)) => {
+                            let ts = epb.decode_ts_f64(off.max(0) as u64, res.max(1));
+                            last_ts = ts;
+                            let data = &epb.data[..(epb.caplen as usize).min(epb.data.len())];
+                            flows.packet(ts, link, data);
+                        }
+                        None => flows.stats.undecoded += 1,
+                    },
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => match ifaces.first() {
+                        // No timestamp of its own: the previous packet's.
+                        Some(&(link, ..)) => flows.packet(last_ts, link, spb.data),
+                        None => flows.stats.undecoded += 1,
+                    },
+                    PcapBlockOwned::NG(_) => {}
+                }
+                reader.consume(offset);
+            }
+            Err(PcapError::Eof) => break,
+            Err(PcapError::Incomplete(_)) => {
+                stalled += 1;
+                if stalled > 2 || reader.refill().is_err() {
+                    flows.stats.truncated = true;
+                    break;
+                }
+            }
+            Err(e) => {
+                // A damaged record: what was read so far is kept, and the damage said.
+                tracing::warn!(file = %path.display(), error = ?e, "capture damaged; the rest is skipped");
+                flows.stats.truncated = true;
+                break;
+            }
+        }
+    }
+    let open: Vec<FlowState> = flows.open.drain().map(|(_, f)| f).collect();
+    for f in open {
+        flows.finish(f);
+    }
+    let Flows { mut out, stats, .. } = flows;
+    out.sort_by(|a, b| a.time.cmp(&b.time));
+    Ok((out, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_questions() {
+        // id, flags (RD), 1 question; "a1.Example.com" TXT.
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for l in ["a1", "Example", "com"] {
+            q.push(l.len() as u8);
+            q.extend(l.as_bytes());
+        }
+        q.extend([0, 0, 16, 0, 1]);
+        assert_eq!(dns_question(&q), Some(("a1.example.com".into(), "TXT".into())));
+        let mut resp = q.clone();
+        resp[2] |= 0x80;
+        assert_eq!(dns_question(&resp), None, "responses are not queries");
+        assert_eq!(dns_question(&q[..15]), None, "cut short");
+        let mut odd = vec![0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'a', 0, b'\n', 0, 0, 1, 0, 1];
+        assert_eq!(dns_question(&odd).unwrap().0, "a\\x00\\x0a");
+        odd[12] = 0xc0;
+        assert_eq!(dns_question(&odd), None);
+        assert!(is_capture(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0]) && is_capture(&[0x0a, 0x0d, 0x0d, 0x0a]));
+        assert!(!is_capture(b"Mar  1 10:00:00"));
+    }
+}
