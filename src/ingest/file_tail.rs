@@ -147,6 +147,9 @@ impl Tailer {
                             tracing::info!(source = %self.source, file = %c.display(), "resuming in the rotated file first");
                         }
                         self.splitter.skipping = cp.skipping;
+                        if cp.offset > 0 {
+                            self.builder.prime_from(&c);
+                        }
                         self.open = Some(o);
                         return;
                     }

@@ -232,6 +232,23 @@ impl LineParser {
         LineParser { format, years: parse::YearInference::new(reference), last_time: None, zeek: Default::default() }
     }
 
+    /// Before reading a file from the middle (a checkpoint), reads its header: a Zeek
+    /// log's `#fields` line comes only at the top, and its records cannot be read
+    /// without it.
+    pub fn prime_from(&mut self, path: &std::path::Path) {
+        use std::io::BufRead;
+        if !matches!(self.format, LogFormat::Zeek | LogFormat::Auto) {
+            return;
+        }
+        let Ok(f) = std::fs::File::open(path) else { return };
+        for line in std::io::BufReader::new(std::io::Read::take(f, 256 * 1024)).lines() {
+            let Ok(line) = line else { break };
+            if !line.starts_with('#') || !self.zeek.header(&line) {
+                break;
+            }
+        }
+    }
+
     /// Sets the "now" against which year-less timestamps are placed.
     pub fn set_reference(&mut self, reference: DateTime<Utc>) {
         self.years = parse::YearInference::new(reference);
@@ -293,6 +310,11 @@ pub struct BatchBuilder {
 impl BatchBuilder {
     pub fn new(format: LogFormat, reference: DateTime<Utc>) -> Self {
         BatchBuilder { parser: LineParser::new(format, reference), events: Vec::new(), stats: BatchStats::default() }
+    }
+
+    /// See [`LineParser::prime_from`].
+    pub fn prime_from(&mut self, path: &std::path::Path) {
+        self.parser.prime_from(path)
     }
 
     pub fn line(&mut self, line: String) {

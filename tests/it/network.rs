@@ -273,3 +273,43 @@ fn packet_captures_are_analysed_as_flows() {
         assert!(found.iter().any(|f| f["rule"] == "port_scan_vertical"), "{name}: {found:#?}");
     }
 }
+
+/// The network detectors' state is stored with each batch's checkpoint: a beacon whose
+/// first six connections were read before a `kill -9` and the last six after the
+/// restart is still found — once. (Six connections alone are below the minimum of
+/// eight, so a detector that forgot its state would find nothing.) The Zeek header is
+/// read again when the file is resumed from the middle.
+#[test]
+fn network_state_survives_kill_9() {
+    use crate::support::{Daemon, append, eventually};
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("conn.log");
+    let header = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n\
+                  #fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\n";
+    let conn = |i: u32| {
+        let ts = 1_772_409_600.0 + 60.0 * i as f64 + if i % 2 == 0 { 0.7 } else { -0.7 };
+        format!("{ts:.6}\tC{i:08}\t10.0.0.20\t{}\t203.0.113.80\t8443\ttcp\t-\t0.4\t312\t96\tSF\n", 50_000 + i)
+    };
+    std::fs::write(&log, header).unwrap();
+    let source = format!(
+        "[[sources]]\nname = \"conn\"\nkind = \"file\"\npath = {:?}\nformat = \"zeek\"\n",
+        log.display().to_string()
+    );
+    let mut d = Daemon::start(tmp.path(), &source, "", None);
+    let processed = |d: &Daemon| d.metric("warden_source_lines_total{source=\"conn\"}").unwrap_or(0);
+    append(&log, &(0..6).map(conn).collect::<String>());
+    eventually(30, "the first six connections read", || (processed(&d) == 12).then_some(()));
+    d.kill9();
+    append(&log, &(6..12).map(conn).collect::<String>());
+    d.spawn();
+    eventually(30, "the last six connections read", || (processed(&d) == 18).then_some(()));
+    let findings = eventually(30, "the beacon found", || {
+        let all: Vec<serde_json::Value> = serde_json::from_str(&d.get("/v1/findings").unwrap().body).unwrap();
+        let beacons: Vec<serde_json::Value> = all.into_iter().filter(|f| f["rule"] == "c2_beaconing").collect();
+        (!beacons.is_empty()).then_some(beacons)
+    });
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0]["entity"], "203.0.113.80");
+    // Found as soon as eight connections were known: six from before the crash.
+    assert!(findings[0]["numbers"]["connections"].as_f64().unwrap() >= 8.0, "{findings:#?}");
+}
