@@ -299,6 +299,13 @@ fn network_state_survives_kill_9() {
     let processed = |d: &Daemon| d.metric("warden_source_lines_total{source=\"conn\"}").unwrap_or(0);
     append(&log, &(0..6).map(conn).collect::<String>());
     eventually(30, "the first six connections read", || (processed(&d) == 12).then_some(()));
+    // Injected lines are flushed to disk before they are acknowledged, and with them
+    // every earlier commit: the checkpoint after the sixth connection is on disk now
+    // (otherwise the restart would simply read those lines again, which is the other
+    // correct recovery path).
+    let body = serde_json::json!({ "source": "conn", "lines": ["#close\t2026-03-02-00-10-00"] }).to_string();
+    let r = d.post("/v1/inject", &body).unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
     d.kill9();
     append(&log, &(6..12).map(conn).collect::<String>());
     d.spawn();
