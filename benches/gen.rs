@@ -169,10 +169,16 @@ pub fn generate_conn(out: &mut impl Write, lines: u64, seed: u64) -> std::io::Re
         let uid = rng.next() & 0xffff_ffff_ffff;
         let roll = rng.below(1000);
         let (src, dst, port, proto, state, ob, rb) = if roll < 5 {
-            // Scanners: refused probes of many ports and hosts.
-            let s = format!("203.0.113.{}", 1 + rng.below(5));
-            (s, format!("10.1.{}.{}", rng.below(4), 1 + rng.below(250)), 1 + rng.below(10_000), "tcp", "REJ", 0, 0)
-        } else if roll < 6 {
+            // Scanners, refused: one sweeps the ports of a few hosts, one tries 22/tcp
+            // across a /16.
+            let k = n / 100;
+            if roll < 3 {
+                ("203.0.113.7".to_string(), format!("10.1.0.{}", 1 + k % 4), 1 + k % 10_000, "tcp", "REJ", 0, 0)
+            } else {
+                ("203.0.113.9".to_string(), format!("10.1.{}.{}", k / 250 % 250, 1 + k % 250), 22, "tcp", "S0", 0, 0)
+            }
+        } else if n % 6000 == 0 {
+            // The implant: every 60 s of log time, the same small request.
             ("10.9.9.9".to_string(), "198.51.100.99".to_string(), 8443, "tcp", "SF", 512, 128)
         } else {
             let src = format!("10.0.{}.{}", rng.below(8), 1 + rng.below(250));

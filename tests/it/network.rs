@@ -84,10 +84,9 @@ fn stratosphere_008_false_positives_stay_bounded() {
     let tmp = tempfile::tempdir().unwrap();
     let actors = copy_actors(tmp.path());
     let def = actors.join("threat-detection/agent.toml");
-    let mut toml = std::fs::read_to_string(&def).unwrap();
-    toml.push_str(
-        "\n[detection.network]\ninternal_networks = [\"10.0.0.0/8\", \"192.168.0.0/16\", \"147.32.81.167/32\"]\n",
-    );
+    let toml = std::fs::read_to_string(&def).unwrap();
+    let line = toml.lines().find(|l| l.starts_with("internal_networks = ")).expect("internal_networks in agent.toml");
+    let toml = toml.replace(line, r#"internal_networks = ["10.0.0.0/8", "192.168.0.0/16", "147.32.81.167/32"]"#);
     std::fs::write(&def, toml).unwrap();
     let found = findings(&file, Some(&actors));
     let fp: Vec<&serde_json::Value> =
@@ -287,7 +286,7 @@ fn network_state_survives_kill_9() {
     let header = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n\
                   #fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\n";
     let conn = |i: u32| {
-        let ts = 1_772_409_600.0 + 60.0 * i as f64 + if i % 2 == 0 { 0.7 } else { -0.7 };
+        let ts = 1_772_409_600.0 + 60.0 * i as f64 + if i.is_multiple_of(2) { 0.7 } else { -0.7 };
         format!("{ts:.6}\tC{i:08}\t10.0.0.20\t{}\t203.0.113.80\t8443\ttcp\t-\t0.4\t312\t96\tSF\n", 50_000 + i)
     };
     std::fs::write(&log, header).unwrap();

@@ -244,7 +244,11 @@ impl Correlator {
         if g.emitted.is_some() {
             f.campaign = Some(root);
         }
-        if g.members.len() < 2 || g.tactics().len() < self.params.min_tactics {
+        // Linked findings must span the tactics: one finding that names two tactics
+        // (a scan is discovery and reconnaissance), repeated, is not a campaign.
+        let tactics = g.tactics();
+        let one_covers_all = g.members.iter().any(|m| tactics.iter().all(|t| m.tactics.iter().any(|x| x == t)));
+        if g.members.len() < 2 || tactics.len() < self.params.min_tactics || one_covers_all {
             return None;
         }
         let n = g.tactics().len();

@@ -1081,12 +1081,24 @@ impl FeedStore {
         Arc::new(FeedStore { feeds, current: RwLock::new(Arc::new(idx)), metrics })
     }
 
+    /// The folders to watch for changes (a feed's folder, or the folder of a feed file).
+    pub fn watched_dirs(&self) -> Vec<PathBuf> {
+        self.feeds
+            .iter()
+            .filter_map(|f| match &f.source {
+                FeedSource::Path(p) if p.is_dir() => Some(p.clone()),
+                FeedSource::Path(p) => p.parent().map(Path::to_path_buf),
+                FeedSource::Embedded(_) => None,
+            })
+            .collect()
+    }
+
     pub fn index(&self) -> Arc<IocIndex> {
         self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// A fingerprint of the feed files on disk (path, size, mtime).
-    fn signature(&self) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    pub fn signature(&self) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
         let mut sig = Vec::new();
         for f in &self.feeds {
             if let FeedSource::Path(p) = &f.source {
@@ -1111,54 +1123,6 @@ impl FeedStore {
             m.intel_reloads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(idx);
-    }
-
-    /// Watches the feeds' folders (notify, with a poll of their fingerprints as the
-    /// backstop) and reloads on a change, on a thread of its own, until the store is
-    /// dropped by everyone else.
-    pub fn watch(self: &Arc<Self>, poll: std::time::Duration) {
-        use notify::Watcher;
-        let dirs: Vec<PathBuf> = self
-            .feeds
-            .iter()
-            .filter_map(|f| match &f.source {
-                FeedSource::Path(p) if p.is_dir() => Some(p.clone()),
-                FeedSource::Path(p) => p.parent().map(Path::to_path_buf),
-                FeedSource::Embedded(_) => None,
-            })
-            .collect();
-        if dirs.is_empty() {
-            return;
-        }
-        let weak = Arc::downgrade(self);
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let _ = std::thread::Builder::new().name("warden-feeds".into()).spawn(move || {
-            let mut watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-                let _ = tx.send(());
-            })
-            .ok();
-            if let Some(w) = watcher.as_mut() {
-                for d in &dirs {
-                    let _ = w.watch(d, notify::RecursiveMode::NonRecursive);
-                }
-            }
-            let mut last = match weak.upgrade() {
-                Some(s) => s.signature(),
-                None => return,
-            };
-            loop {
-                let _ = rx.recv_timeout(poll);
-                // Let a writer finish before reading.
-                std::thread::sleep(std::time::Duration::from_millis(100));
-                while rx.try_recv().is_ok() {}
-                let Some(store) = weak.upgrade() else { return };
-                let sig = store.signature();
-                if sig != last {
-                    last = sig;
-                    store.reload();
-                }
-            }
-        });
     }
 }
 

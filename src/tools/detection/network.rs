@@ -615,7 +615,12 @@ impl NetworkAnalyzer {
             let times: Vec<f64> = b.times.iter().skip(n - len).copied().collect();
             let sizes: Vec<f64> = b.sizes.iter().skip(n - len).map(|s| *s as f64).collect();
             let Some(s) = beacon_score(&times, &sizes) else { continue };
-            if s.median_interval < p.beacon_min_interval_secs || s.score < p.beacon_score {
+            // The score and, by itself, the timing: intervals must be regular (a chatty
+            // client with a constant request size at random times is not a beacon).
+            if s.median_interval < p.beacon_min_interval_secs
+                || s.score < p.beacon_score
+                || s.interval_mad / s.median_interval > p.beacon_max_dispersion
+            {
                 continue;
             }
             b.last_alert = Some(f.ts);
@@ -915,8 +920,10 @@ pub struct BeaconScore {
 }
 
 /// Scores connection start times and payload sizes (time-ordered) for regularity:
-/// 0.35 × interval dispersion (1 − MAD/median) + 0.25 × interval symmetry (1 − |skew|)
-/// + 0.25 × size consistency (1 − MAD/median) + 0.15 × connection count (n/20, capped).
+/// 0.45 × interval dispersion (1 − MAD/median) + 0.2 × interval symmetry (1 − |skew|)
+/// + 0.2 × size consistency (1 − MAD/median) + 0.15 × connection count (n/20, capped).
+///
+/// Timing weighs most: constant sizes at random times (a chatty client) are not a beacon.
 pub fn beacon_score(times: &[f64], sizes: &[f64]) -> Option<BeaconScore> {
     if times.len() < 3 {
         return None;
@@ -940,7 +947,7 @@ pub fn beacon_score(times: &[f64], sizes: &[f64]) -> Option<BeaconScore> {
         skew,
         median_size: ms,
         size_mad: smad,
-        score: 0.35 * dispersion + 0.25 * symmetry + 0.25 * size + 0.15 * count,
+        score: 0.45 * dispersion + 0.2 * symmetry + 0.2 * size + 0.15 * count,
     })
 }
 
