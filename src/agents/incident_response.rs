@@ -35,6 +35,8 @@ pub struct IncidentResponse {
     by_entity: HashMap<String, Uuid>,
     /// Ids of every finding attached to an incident (handling one twice is a no-op).
     finding_ids: std::collections::HashSet<Uuid>,
+    /// The incident each attached finding is in (campaigns find their members' here).
+    finding_incident: HashMap<Uuid, Uuid>,
     /// Incidents changed since the last `pending_writes`.
     dirty: std::collections::BTreeSet<Uuid>,
 }
@@ -57,6 +59,7 @@ impl IncidentResponse {
             incidents: HashMap::new(),
             by_entity: HashMap::new(),
             finding_ids: Default::default(),
+            finding_incident: HashMap::new(),
             dirty: Default::default(),
         };
         for i in incidents {
@@ -66,6 +69,7 @@ impl IncidentResponse {
                 }
             }
             me.finding_ids.extend(i.findings.iter().map(|f| f.id));
+            me.finding_incident.extend(i.findings.iter().map(|f| (f.id, i.id)));
             me.incidents.insert(i.id, Arc::new(i));
         }
         me
@@ -85,10 +89,8 @@ impl IncidentResponse {
     /// The open incident holding the earliest of a campaign's findings.
     fn incident_of_related(&self, f: &Finding) -> Option<Uuid> {
         f.related.iter().find_map(|rid| {
-            self.incidents
-                .values()
-                .find(|i| i.status != IncidentStatus::Closed && i.findings.iter().any(|x| x.id == *rid))
-                .map(|i| i.id)
+            let id = self.finding_incident.get(rid)?;
+            self.incidents.get(id).filter(|i| i.status != IncidentStatus::Closed).map(|i| i.id)
         })
     }
 
@@ -96,17 +98,20 @@ impl IncidentResponse {
     /// campaign's incident: their findings move over, their entities point to it, and
     /// they are closed with a note saying where they went.
     fn merge_related(&mut self, target: Uuid, f: &Finding, now: chrono::DateTime<Utc>) {
-        let others: Vec<Uuid> = self
-            .incidents
-            .values()
-            .filter(|i| {
-                i.id != target
-                    && i.status != IncidentStatus::Closed
-                    && i.kind != "agent_failed"
-                    && i.findings.iter().any(|x| f.related.contains(&x.id))
+        let mut others: Vec<Uuid> = f
+            .related
+            .iter()
+            .filter_map(|rid| self.finding_incident.get(rid).copied())
+            .filter(|id| {
+                *id != target
+                    && self
+                        .incidents
+                        .get(id)
+                        .is_some_and(|i| i.status != IncidentStatus::Closed && i.kind != "agent_failed")
             })
-            .map(|i| i.id)
             .collect();
+        others.sort();
+        others.dedup();
         for oid in others {
             let other = Arc::make_mut(self.incidents.get_mut(&oid).expect("listed above"));
             let moved = std::mem::take(&mut other.findings);
@@ -118,6 +123,7 @@ impl IncidentResponse {
             self.dirty.insert(oid);
             let inc = Arc::make_mut(self.incidents.get_mut(&target).expect("target exists"));
             for m in moved {
+                self.finding_incident.insert(m.id, target);
                 if !inc.findings.iter().any(|x| x.id == m.id) {
                     inc.severity = inc.severity.max(m.severity);
                     inc.findings.push(m);
@@ -203,6 +209,7 @@ impl IncidentResponse {
                 id
             }
         };
+        self.finding_incident.insert(f.id, id);
         if let Some(key) = campaign_key {
             self.by_entity.insert(key.clone(), id);
             let inc = Arc::make_mut(self.incidents.get_mut(&id).expect("indexed incident exists"));

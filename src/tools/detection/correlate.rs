@@ -26,8 +26,9 @@ use crate::messages::{Finding, Severity};
 pub const STATE_PREFIX: &str = "correlate_events/";
 /// The rule name of campaign findings.
 pub const CAMPAIGN: &str = "campaign";
-/// Members kept per group (the timeline); later ones are counted.
-const MAX_MEMBERS: usize = 32;
+/// Members kept per group (the timeline); later ones are counted — except a finding
+/// that brings a new tactic, which is always kept (at most one per tactic).
+const MAX_MEMBERS: usize = 16;
 /// Groups tracked; past this new findings are not correlated (counted).
 const MAX_GROUPS: usize = 100_000;
 
@@ -192,7 +193,9 @@ impl Correlator {
                 self.dirty.remove(other);
                 let target = self.groups.get_mut(&root).expect("root group exists");
                 for m in g.members {
-                    if target.members.len() < MAX_MEMBERS {
+                    let known = target.tactics();
+                    let adds = m.tactics.iter().any(|t| !known.contains(t.as_str()));
+                    if target.members.len() < MAX_MEMBERS || adds {
                         target.members.push(m);
                     } else {
                         target.overflow += 1;
@@ -211,7 +214,11 @@ impl Correlator {
         if g.members.iter().any(|m| m.id == f.id) {
             return None; // Seen before (a re-read): nothing new.
         }
-        if g.members.len() < MAX_MEMBERS {
+        let adds_tactic = {
+            let known = g.tactics();
+            f.tactics.iter().any(|t| !known.contains(t.as_str()))
+        };
+        if g.members.len() < MAX_MEMBERS || adds_tactic {
             g.members.push(Member {
                 id: f.id,
                 rule: f.rule.clone(),
@@ -352,14 +359,19 @@ fn campaign(root: Uuid, g: &Group, at: DateTime<Utc>) -> Finding {
     let entity = primary.clone().unwrap_or_else(|| members[0].entity.clone());
     let max = members.iter().map(|m| m.severity).max().unwrap_or_default();
     let has = |t: &str| tactics.contains(&t);
-    let severity = if has("TA0001") && (has("TA0003") || has("TA0004") || has("TA0010")) || tactics.len() >= 4 {
+    // Escalation follows the stage reached, not the number of findings: probing and
+    // password guessing (reconnaissance, credential access, discovery) are what every
+    // server on the Internet sees — a campaign of only those keeps its findings'
+    // severity. A foothold (initial access, privilege escalation, C2) makes it at least
+    // high; a foothold followed by post-compromise activity, or four tactics, critical.
+    let foothold = tactics.iter().any(|t| FOOTHOLD.contains(t));
+    let post = tactics.iter().any(|t| POST_COMPROMISE.contains(t) && *t != "TA0007" && *t != "TA0004");
+    let severity = if foothold && (post || has("TA0004")) && tactics.len() >= 3 || tactics.len() >= 4 {
         Severity::Critical
+    } else if foothold {
+        max.max(Severity::High)
     } else {
-        match max {
-            Severity::Low => Severity::Medium,
-            Severity::Medium => Severity::High,
-            _ => Severity::Critical,
-        }
+        max
     };
     let chain = tactics.iter().map(|t| tactic_name(t)).collect::<Vec<_>>().join(" → ");
     let mut users: Vec<String> = members.iter().flat_map(|m| m.users.iter().cloned()).collect();
@@ -453,7 +465,7 @@ mod tests {
         let out = c.correlate(&mut brute);
         assert_eq!(out.len(), 1, "two tactics, two findings");
         assert_eq!(out[0].related.len(), 2);
-        assert_eq!(out[0].severity, Severity::High, "escalated from medium");
+        assert_eq!(out[0].severity, Severity::Medium, "probing and guessing alone are not escalated");
         assert_eq!(out[0].entity.as_deref(), Some("203.0.113.9"));
         assert_eq!(brute[0].campaign, out[0].campaign);
         // A new tactic: a campaign finding with the longer timeline.
