@@ -1250,6 +1250,20 @@ mod tests {
     }
 }
 
+/// What a hit stands for when its feed does not say: contact with a listed address or
+/// name is command and control (T1071), a listed URL a tool or payload download
+/// (T1105), a listed file a malicious file run by a user (T1204.002), a listed sender
+/// phishing (T1566).
+pub fn default_techniques(kind: &str) -> Vec<String> {
+    let t = match kind {
+        "url" => "T1105",
+        "md5" | "sha1" | "sha256" => "T1204.002",
+        "email" => "T1566",
+        _ => "T1071",
+    };
+    vec![t.to_string()]
+}
+
 /// The prefix of the stored `detect_ioc` state, below the agent's name.
 pub const STATE_PREFIX: &str = "detect_ioc/";
 
@@ -1351,7 +1365,10 @@ impl IocMatcher {
                     first_seen: ev.time,
                     last_seen: ev.time,
                     event_count: 1,
-                    techniques: idx.techniques(&hit.feed),
+                    techniques: {
+                        let t = idx.techniques(&hit.feed);
+                        if t.is_empty() { default_techniques(&hit.kind) } else { t }
+                    },
                     evidence: vec![crate::ingest::sanitize(&ev.raw, 512)],
                     entity: (!ip_kind).then_some(entity),
                     intel: vec![hit],
