@@ -111,7 +111,7 @@ fn default_format() -> LogFormat {
     LogFormat::Auth
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResponseConfig {
     #[serde(default)]
@@ -119,6 +119,40 @@ pub struct ResponseConfig {
     /// Addresses and networks never acted against, besides loopback and the host's own.
     #[serde(default)]
     pub protected: Vec<IpNet>,
+    /// Accounts never disabled (every UID-0 account is protected as well).
+    #[serde(default = "default_protected_accounts")]
+    pub protected_accounts: Vec<String>,
+    /// Networks that stay reachable when this host is isolated (the admins' way in).
+    /// Without one, isolating this host is refused.
+    #[serde(default)]
+    pub management: Vec<IpNet>,
+    /// Where quarantined files go (default: `<data_dir>/quarantine`).
+    #[serde(default)]
+    pub quarantine_dir: Option<PathBuf>,
+    /// The argv that isolates a remote host, `{host}` standing for it (e.g. a call to
+    /// the EDR or switch API); and the one that releases it.
+    #[serde(default)]
+    pub isolate_command: Vec<String>,
+    #[serde(default)]
+    pub release_command: Vec<String>,
+}
+
+impl Default for ResponseConfig {
+    fn default() -> Self {
+        ResponseConfig {
+            mode: ResponseMode::default(),
+            protected: Vec::new(),
+            protected_accounts: default_protected_accounts(),
+            management: Vec::new(),
+            quarantine_dir: None,
+            isolate_command: Vec::new(),
+            release_command: Vec::new(),
+        }
+    }
+}
+
+fn default_protected_accounts() -> Vec<String> {
+    vec!["root".into()]
 }
 
 #[derive(Debug, Clone, Deserialize)]

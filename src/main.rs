@@ -229,10 +229,12 @@ fn prepare_data_dir(dir: &Path) -> Result<()> {
 
 fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
     warden::telemetry::init_tracing("info");
-    let cfg = Config::load(opts.config.as_deref())?;
+    let mut cfg = Config::load(opts.config.as_deref())?;
     let defs = load_defs(actors.as_deref())?;
     let data_dir = cfg.data_dir(opts.data_dir.as_deref());
     prepare_data_dir(&data_dir)?;
+    // Everything below (quarantine, tokens) resolves paths from this one.
+    cfg.data_dir = Some(data_dir.clone());
     let store = Store::open(&data_dir.join("db"), cfg.storage.cache_mb << 20)
         .with_context(|| format!("unusable data directory {} (is another warden using it?)", data_dir.display()))?;
     let token = admin::token::ensure(&data_dir)?;

@@ -49,10 +49,22 @@ impl Runtime {
         let kb_arbiter = Arbiter::new();
         let kb = Kb { addr: KnowledgeBase::start_in_arbiter(&kb_arbiter.handle(), move |_| kb_state) };
         let metrics = Arc::new(Metrics::default());
+        let protected = Arc::new(Protected::new(&cfg.response.protected));
+        let r = &cfg.response;
+        let policy = Arc::new(crate::tools::response::actions::ContainPolicy {
+            protected: protected.clone(),
+            protected_accounts: r.protected_accounts.clone(),
+            management: r.management.clone(),
+            quarantine_dir: r.quarantine_dir.clone().unwrap_or_else(|| cfg.data_dir(None).join("quarantine")),
+            remote_isolate: r.isolate_command.clone(),
+            remote_release: r.release_command.clone(),
+            passwd: "/etc/passwd".into(),
+        });
         let env = Arc::new(AgentEnv {
             kb: kb.clone(),
             routes,
-            protected: Arc::new(Protected::new(&cfg.response.protected)),
+            protected,
+            policy,
             response_mode: cfg.response.mode,
             metrics: metrics.clone(),
             durable,

@@ -292,17 +292,23 @@ impl IncidentResponse {
             return Err(AgentError::Rejected(format!("no incident {}", req.incident_id)));
         };
         let mut fx = Effects::default();
-        let ip: IpAddr = req.target.parse().map_err(|_| {
-            AgentError::Rejected(format!(
+        // Addresses are normalised here (and refused when protected, whatever asked);
+        // every other target is validated by contain_threat itself.
+        let ip: Option<IpAddr> = req.target.trim().parse().ok();
+        if matches!(req.action, ActionKind::BlockIp | ActionKind::UnblockIp) && ip.is_none() {
+            return Err(AgentError::Rejected(format!(
                 "containment target `{}` is not an IP address",
                 crate::ingest::sanitize(&req.target, 64)
-            ))
-        })?;
-        let target = ip.to_string();
+            )));
+        }
+        let target = ip.map(|i| i.to_string()).unwrap_or_else(|| req.target.trim().to_string());
         if inc.actions.iter().any(|a| a.kind == req.action && a.target == target) {
             return Ok(fx); // Already requested.
         }
-        if self.env.protected.contains(ip) {
+        if let Some(ip) = ip
+            && req.action == ActionKind::BlockIp
+            && self.env.protected.contains(ip)
+        {
             let inc = Arc::make_mut(self.incidents.get_mut(&req.incident_id).expect("checked above"));
             inc.notes.push(format!("containment of {target} refused: the address is protected"));
             inc.version += 1;
@@ -327,24 +333,29 @@ impl IncidentResponse {
         ));
         let now = Utc::now();
         let (status, argv, output) = match outcome {
-            ToolOutcome::DryRun { argv } if mode == ResponseMode::Approve => {
+            ToolOutcome::DryRun { argv, .. } if mode == ResponseMode::Approve => {
                 (ActionStatus::PendingApproval, argv, None)
             }
-            ToolOutcome::DryRun { argv } => (ActionStatus::DryRun, argv, None),
+            ToolOutcome::DryRun { argv, .. } => (ActionStatus::DryRun, argv, None),
             ToolOutcome::Succeeded(ToolOutput::Executed { argv, output }) => {
                 (ActionStatus::Executed, argv, Some(output))
             }
             ToolOutcome::Denied(reason) => {
                 let inc = Arc::make_mut(self.incidents.get_mut(&req.incident_id).expect("checked above"));
-                inc.notes.push(format!("containment of {target} denied: {reason}"));
+                let target = crate::ingest::sanitize(&target, 80);
+                inc.notes.push(format!("{} of {target} denied: {reason}", req.action));
+                fx.audit.push(AuditEntry::new(
+                    &name,
+                    AuditKind::Action,
+                    inc.id,
+                    serde_json::json!({ "refused": target, "action": req.action, "reason": reason }),
+                ));
                 inc.version += 1;
                 self.dirty.insert(inc.id);
                 return Ok(fx);
             }
-            ToolOutcome::Failed(e) => (ActionStatus::Failed, crate::tools::response::block_ip_argv(ip, ttl), Some(e)),
-            ToolOutcome::TimedOut => {
-                (ActionStatus::Failed, crate::tools::response::block_ip_argv(ip, ttl), Some("timed out".into()))
-            }
+            ToolOutcome::Failed(e) => (ActionStatus::Failed, Vec::new(), Some(e)),
+            ToolOutcome::TimedOut => (ActionStatus::Failed, Vec::new(), Some("timed out".into())),
             ToolOutcome::Succeeded(_) => {
                 return Err(AgentError::Fatal("contain_threat returned an unexpected output".into()));
             }
@@ -352,7 +363,7 @@ impl IncidentResponse {
         let action = Action {
             id: Uuid::new_v5(&req.incident_id, format!("{}/{}", req.action, target).as_bytes()),
             kind: req.action,
-            target,
+            target: crate::ingest::sanitize(&target, 256),
             mode,
             status,
             argv,
@@ -446,6 +457,7 @@ mod tests {
             kb,
             routes: Arc::new(RoutingTable::new(&defs).unwrap()),
             protected: Arc::new(Protected::new(&["10.0.0.0/8".parse().unwrap()])),
+            policy: Default::default(),
             response_mode: mode,
             metrics: Default::default(),
             durable: true,
@@ -511,7 +523,7 @@ mod tests {
                     priority: Priority::P2,
                     reasons: vec!["test".into()],
                 })),
-                ToolCall::ContainThreat(spec) => ToolOutcome::DryRun { argv: vec!["nft".into(), spec.target.clone()] },
+                ToolCall::ContainThreat(spec) => ToolOutcome::DryRun { argv: vec!["nft".into(), spec.target.clone()], steps: vec![] },
                 _ => ToolOutcome::Failed("not here".into()),
             };
             Box::pin(async move { out })

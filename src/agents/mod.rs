@@ -113,6 +113,8 @@ pub struct AgentEnv {
     pub kb: Kb,
     pub routes: Arc<RoutingTable>,
     pub protected: Arc<Protected>,
+    /// What containment may touch and where it puts things.
+    pub policy: Arc<crate::tools::response::actions::ContainPolicy>,
     /// The configured response mode; the stricter of it and the agent's autonomy wins.
     pub response_mode: ResponseMode,
     pub metrics: Arc<Metrics>,
@@ -187,7 +189,7 @@ pub fn build(
                 detector,
                 env.intel.get(&def.name).cloned(),
                 &def.rule_files,
-                env.protected.clone(),
+                env.policy.clone(),
                 env.durable,
             ),
         ),
@@ -211,7 +213,7 @@ fn stateless_executor(def: &AgentDefinition, env: &AgentEnv) -> ToolExecutor {
         Default::default(),
         None,
         &[],
-        env.protected.clone(),
+        env.policy.clone(),
         env.durable,
     )
 }

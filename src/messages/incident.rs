@@ -72,14 +72,53 @@ pub struct Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
+    /// Add an address to Warden's nftables set, with a timeout.
     BlockIp,
+    UnblockIp,
+    /// This host: drop everything but loopback and the management networks; a remote
+    /// host: the configured command.
+    IsolateHost,
+    ReleaseHost,
+    /// Lock and expire a local account and end its processes.
+    DisableAccount,
+    EnableAccount,
+    /// Kill a process, only if it is still the one that was seen.
+    KillProcess,
+    /// Move a file into quarantine (by its SHA-256, no permissions).
+    QuarantineFile,
+    RestoreFile,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::BlockIp => "block_ip",
+            ActionKind::UnblockIp => "unblock_ip",
+            ActionKind::IsolateHost => "isolate_host",
+            ActionKind::ReleaseHost => "release_host",
+            ActionKind::DisableAccount => "disable_account",
+            ActionKind::EnableAccount => "enable_account",
+            ActionKind::KillProcess => "kill_process",
+            ActionKind::QuarantineFile => "quarantine_file",
+            ActionKind::RestoreFile => "restore_file",
+        }
+    }
+
+    /// The action that undoes this one when its time is up, if it can be undone.
+    pub fn rollback(self) -> Option<ActionKind> {
+        match self {
+            ActionKind::BlockIp => Some(ActionKind::UnblockIp),
+            ActionKind::IsolateHost => Some(ActionKind::ReleaseHost),
+            ActionKind::DisableAccount => Some(ActionKind::EnableAccount),
+            ActionKind::QuarantineFile => Some(ActionKind::RestoreFile),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for ActionKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ActionKind::BlockIp => "block_ip",
-        })
+        f.write_str(self.as_str())
     }
 }
 

@@ -17,6 +17,8 @@ use actix::prelude::*;
 
 use crate::definitions::{DetectionParams, ToolName};
 use crate::messages::{ActionKind, Event, Finding, Incident, ResponseMode};
+#[allow(unused_imports)]
+use crate::tools::response::Protected;
 use crate::tools::detection::correlate::{self, Correlator};
 use crate::tools::detection::ioc::{self, FeedStore, IocMatcher};
 use crate::tools::detection::network::{self, NetworkAnalyzer};
@@ -29,7 +31,8 @@ pub struct DetectionRestore {
     /// Keyed entries (network analytics, correlation), keys relative to the agent name.
     pub keyed: Vec<(String, serde_json::Value)>,
 }
-use crate::tools::response::{self, ContainSpec, Protected, TriageResult};
+use crate::tools::response::actions::{self, ContainPolicy, Native, Plan};
+use crate::tools::response::{self, ContainSpec, TriageResult};
 
 /// How long an executed containment command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -111,9 +114,11 @@ pub enum ToolOutcome {
     Failed(String),
     Denied(String),
     TimedOut,
-    /// The command that would have run, not run (observe and approve modes).
+    /// The command that would have run, not run (observe and approve modes); `steps`
+    /// lists every command and native step of the action.
     DryRun {
         argv: Vec<String>,
+        steps: Vec<String>,
     },
 }
 
@@ -138,7 +143,7 @@ pub struct ToolExecutor {
     network: Option<NetworkAnalyzer>,
     ioc: Option<IocMatcher>,
     correlator: Option<Correlator>,
-    protected: std::sync::Arc<Protected>,
+    policy: std::sync::Arc<ContainPolicy>,
     nft_ready: bool,
     /// Whether the agent stores detector deltas (false for replay's throw-away database).
     keep_delta: bool,
@@ -154,7 +159,7 @@ impl ToolExecutor {
         restored: DetectionRestore,
         feeds: Option<std::sync::Arc<FeedStore>>,
         rule_files: &[(String, String)],
-        protected: std::sync::Arc<Protected>,
+        policy: std::sync::Arc<ContainPolicy>,
         keep_delta: bool,
     ) -> Self {
         let DetectionRestore { auth, keyed } = restored;
@@ -205,14 +210,15 @@ impl ToolExecutor {
             network,
             ioc,
             correlator,
-            protected,
+            policy,
             nft_ready: false,
             keep_delta,
         }
     }
 
-    /// Runs a synchronous tool call (everything except an enforced containment).
-    pub fn run_sync(&mut self, call: ToolCall) -> Result<ToolOutcome, ContainSpec> {
+    /// Runs a synchronous tool call; an enforced containment comes back as the plan to
+    /// run.
+    pub fn run_sync(&mut self, call: ToolCall) -> Result<ToolOutcome, Box<Plan>> {
         if !self.allowed.contains(&call.tool()) {
             return Ok(ToolOutcome::Denied(format!(
                 "agent `{}` does not declare tool `{}`",
@@ -329,21 +335,15 @@ impl ToolExecutor {
                 }
             }
             ToolCall::ContainThreat(spec) => {
-                let ActionKind::BlockIp = spec.kind;
-                let ip: std::net::IpAddr = match spec.target.parse() {
-                    Ok(ip) => ip,
-                    Err(_) => {
-                        return Ok(ToolOutcome::Denied(format!("`{}` is not an IP address", spec.target)));
-                    }
+                let plan = match actions::plan(spec.kind, &spec.target, spec.ttl_secs, &self.policy) {
+                    Ok(p) => p,
+                    Err(why) => return Ok(ToolOutcome::Denied(why)),
                 };
-                if self.protected.contains(ip) {
-                    return Ok(ToolOutcome::Denied(format!("{ip} is protected")));
-                }
                 match spec.mode {
                     ResponseMode::Observe | ResponseMode::Approve => {
-                        ToolOutcome::DryRun { argv: response::block_ip_argv(ip, spec.ttl_secs) }
+                        ToolOutcome::DryRun { argv: plan.primary_argv(), steps: plan.display() }
                     }
-                    ResponseMode::Enforce => return Err(spec),
+                    ResponseMode::Enforce => return Err(Box::new(plan)),
                 }
             }
         })
@@ -357,11 +357,11 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// Runs an argv (never through a shell) with a timeout.
-async fn run_argv(argv: &[String], stdin: Option<&str>) -> ToolOutcome {
+/// Runs an argv (never through a shell) with a timeout: its exit code and output.
+async fn run_cmd(argv: &[String], stdin: Option<&str>) -> Result<(i32, String), ToolOutcome> {
     use tokio::io::AsyncWriteExt;
     let Some((prog, args)) = argv.split_first() else {
-        return ToolOutcome::Failed("empty command".into());
+        return Err(ToolOutcome::Failed("empty command".into()));
     };
     let mut cmd = tokio::process::Command::new(prog);
     cmd.args(args)
@@ -369,25 +369,62 @@ async fn run_argv(argv: &[String], stdin: Option<&str>) -> ToolOutcome {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => return ToolOutcome::Failed(format!("cannot run {prog}: {e}")),
-    };
+    let mut child = cmd.spawn().map_err(|e| ToolOutcome::Failed(format!("cannot run {prog}: {e}")))?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         let _ = pipe.write_all(input.as_bytes()).await;
     }
     match tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output()).await {
-        Err(_) => ToolOutcome::TimedOut,
-        Ok(Err(e)) => ToolOutcome::Failed(format!("{prog}: {e}")),
+        Err(_) => Err(ToolOutcome::TimedOut),
+        Ok(Err(e)) => Err(ToolOutcome::Failed(format!("{prog}: {e}"))),
         Ok(Ok(out)) => {
             let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-            if out.status.success() {
-                ToolOutcome::Succeeded(ToolOutput::Executed { argv: argv.to_vec(), output: text })
-            } else {
-                ToolOutcome::Failed(format!("{prog} exited with {}: {}", out.status, text.trim()))
-            }
+            Ok((out.status.code().unwrap_or(-1), text))
         }
     }
+}
+
+/// Runs an argv and calls anything but exit 0 a failure.
+async fn run_argv(argv: &[String], stdin: Option<&str>) -> ToolOutcome {
+    match run_cmd(argv, stdin).await {
+        Ok((0, output)) => ToolOutcome::Succeeded(ToolOutput::Executed { argv: argv.to_vec(), output }),
+        Ok((code, output)) => ToolOutcome::Failed(format!("{} exited with {code}: {}", argv[0], output.trim())),
+        Err(o) => o,
+    }
+}
+
+/// Runs a containment plan: its commands in order (stopping at the first failure; an
+/// exit code the plan lists as "nothing to do" is not one), then its native step.
+pub async fn execute_plan(plan: &Plan, policy: &ContainPolicy) -> ToolOutcome {
+    let mut log = Vec::new();
+    for (i, argv) in plan.argv.iter().enumerate() {
+        let stdin = (argv.len() == 3 && argv[0] == "nft" && argv[1] == "-f" && argv[2] == "-")
+            .then(|| actions::isolate_script(&policy.management));
+        match run_cmd(argv, stdin.as_deref()).await {
+            Ok((0, out)) => log.push(format!("$ {}\n{}", argv.join(" "), out.trim())),
+            Ok((code, out)) if plan.ok_codes.get(i).is_some_and(|c| c.contains(&code)) => {
+                log.push(format!("$ {} (exit {code}: nothing to do)\n{}", argv.join(" "), out.trim()))
+            }
+            Ok((code, out)) => {
+                return ToolOutcome::Failed(format!("{} exited with {code}: {}", argv.join(" "), out.trim()));
+            }
+            Err(o) => return o,
+        }
+    }
+    let native = match &plan.native {
+        None => Ok(None),
+        Some(Native::Kill { pid, start_time, exe }) => actions::kill_checked(*pid, *start_time, exe.as_deref()).map(Some),
+        Some(Native::Quarantine { path, dir }) => actions::quarantine(path, dir)
+            .map(|r| Some(format!("quarantined {} as {} ({} bytes, mode {:o})", r.original.display(), r.sha256, r.size, r.mode))),
+        Some(Native::Restore { sha256, dir }) => {
+            actions::restore(sha256, dir).map(|r| Some(format!("restored {} (mode {:o})", r.original.display(), r.mode)))
+        }
+    };
+    match native {
+        Ok(Some(line)) => log.push(line),
+        Ok(None) => {}
+        Err(e) => return ToolOutcome::Denied(e),
+    }
+    ToolOutcome::Succeeded(ToolOutput::Executed { argv: plan.primary_argv(), output: log.join("\n") })
 }
 
 /// The nftables table, sets and drop rules Warden's blocks go into, created once.
@@ -412,10 +449,9 @@ impl Handler<ExecuteTool> for ToolExecutor {
     fn handle(&mut self, msg: ExecuteTool, _: &mut Self::Context) -> Self::Result {
         match self.run_sync(msg.0) {
             Ok(outcome) => Box::pin(fut::ready(outcome)),
-            Err(spec) => {
-                let need_setup = !self.nft_ready;
-                let ip: std::net::IpAddr = spec.target.parse().expect("validated in run_sync");
-                let argv = response::block_ip_argv(ip, spec.ttl_secs);
+            Err(plan) => {
+                let need_setup = !self.nft_ready && plan.kind == ActionKind::BlockIp;
+                let policy = self.policy.clone();
                 Box::pin(
                     async move {
                         if need_setup {
@@ -429,7 +465,7 @@ impl Handler<ExecuteTool> for ToolExecutor {
                                 }
                             }
                         }
-                        (true, run_argv(&argv, None).await)
+                        (need_setup, execute_plan(&plan, &policy).await)
                     }
                     .into_actor(self)
                     .map(|(ready, outcome), act, _| {

@@ -1,5 +1,6 @@
 //! The incident-response toolbelt: triage and containment.
 
+pub mod actions;
 pub mod contain;
 pub mod triage;
 
