@@ -523,7 +523,9 @@ mod tests {
                     priority: Priority::P2,
                     reasons: vec!["test".into()],
                 })),
-                ToolCall::ContainThreat(spec) => ToolOutcome::DryRun { argv: vec!["nft".into(), spec.target.clone()], steps: vec![] },
+                ToolCall::ContainThreat(spec) => {
+                    ToolOutcome::DryRun { argv: vec!["nft".into(), spec.target.clone()], steps: vec![] }
+                }
                 _ => ToolOutcome::Failed("not here".into()),
             };
             Box::pin(async move { out })

@@ -17,12 +17,12 @@ use actix::prelude::*;
 
 use crate::definitions::{DetectionParams, ToolName};
 use crate::messages::{ActionKind, Event, Finding, Incident, ResponseMode};
-#[allow(unused_imports)]
-use crate::tools::response::Protected;
 use crate::tools::detection::correlate::{self, Correlator};
 use crate::tools::detection::ioc::{self, FeedStore, IocMatcher};
 use crate::tools::detection::network::{self, NetworkAnalyzer};
 use crate::tools::detection::{AuthDetector, AuthDetectorState};
+#[allow(unused_imports)]
+use crate::tools::response::Protected;
 
 /// The detection state an executor resumes from.
 #[derive(Debug, Default)]
@@ -144,7 +144,6 @@ pub struct ToolExecutor {
     ioc: Option<IocMatcher>,
     correlator: Option<Correlator>,
     policy: std::sync::Arc<ContainPolicy>,
-    nft_ready: bool,
     /// Whether the agent stores detector deltas (false for replay's throw-away database).
     keep_delta: bool,
 }
@@ -211,7 +210,6 @@ impl ToolExecutor {
             ioc,
             correlator,
             policy,
-            nft_ready: false,
             keep_delta,
         }
     }
@@ -396,6 +394,17 @@ async fn run_argv(argv: &[String], stdin: Option<&str>) -> ToolOutcome {
 /// exit code the plan lists as "nothing to do" is not one), then its native step.
 pub async fn execute_plan(plan: &Plan, policy: &ContainPolicy) -> ToolOutcome {
     let mut log = Vec::new();
+    if plan.kind == ActionKind::BlockIp {
+        // Warden's table, sets and drop rules, created on first use.
+        let list = ["nft", "list", "table", "inet", response::contain::NFT_TABLE].map(String::from);
+        if !matches!(run_argv(&list, None).await, ToolOutcome::Succeeded(_)) {
+            let setup = ["nft", "-f", "-"].map(String::from);
+            if let o @ (ToolOutcome::Failed(_) | ToolOutcome::TimedOut) = run_argv(&setup, Some(NFT_SETUP)).await {
+                return o;
+            }
+            log.push(format!("created table inet {}", response::contain::NFT_TABLE));
+        }
+    }
     for (i, argv) in plan.argv.iter().enumerate() {
         let stdin = (argv.len() == 3 && argv[0] == "nft" && argv[1] == "-f" && argv[2] == "-")
             .then(|| actions::isolate_script(&policy.management));
@@ -412,12 +421,14 @@ pub async fn execute_plan(plan: &Plan, policy: &ContainPolicy) -> ToolOutcome {
     }
     let native = match &plan.native {
         None => Ok(None),
-        Some(Native::Kill { pid, start_time, exe }) => actions::kill_checked(*pid, *start_time, exe.as_deref()).map(Some),
-        Some(Native::Quarantine { path, dir }) => actions::quarantine(path, dir)
-            .map(|r| Some(format!("quarantined {} as {} ({} bytes, mode {:o})", r.original.display(), r.sha256, r.size, r.mode))),
-        Some(Native::Restore { sha256, dir }) => {
-            actions::restore(sha256, dir).map(|r| Some(format!("restored {} (mode {:o})", r.original.display(), r.mode)))
+        Some(Native::Kill { pid, start_time, exe }) => {
+            actions::kill_checked(*pid, *start_time, exe.as_deref()).map(Some)
         }
+        Some(Native::Quarantine { path, dir }) => actions::quarantine(path, dir).map(|r| {
+            Some(format!("quarantined {} as {} ({} bytes, mode {:o})", r.original.display(), r.sha256, r.size, r.mode))
+        }),
+        Some(Native::Restore { sha256, dir }) => actions::restore(sha256, dir)
+            .map(|r| Some(format!("restored {} (mode {:o})", r.original.display(), r.mode))),
     };
     match native {
         Ok(Some(line)) => log.push(line),
@@ -450,29 +461,8 @@ impl Handler<ExecuteTool> for ToolExecutor {
         match self.run_sync(msg.0) {
             Ok(outcome) => Box::pin(fut::ready(outcome)),
             Err(plan) => {
-                let need_setup = !self.nft_ready && plan.kind == ActionKind::BlockIp;
                 let policy = self.policy.clone();
-                Box::pin(
-                    async move {
-                        if need_setup {
-                            let list = ["nft", "list", "table", "inet", response::contain::NFT_TABLE].map(String::from);
-                            if !matches!(run_argv(&list, None).await, ToolOutcome::Succeeded(_)) {
-                                let setup = ["nft", "-f", "-"].map(String::from);
-                                if let o @ (ToolOutcome::Failed(_) | ToolOutcome::TimedOut) =
-                                    run_argv(&setup, Some(NFT_SETUP)).await
-                                {
-                                    return (false, o);
-                                }
-                            }
-                        }
-                        (need_setup, execute_plan(&plan, &policy).await)
-                    }
-                    .into_actor(self)
-                    .map(|(ready, outcome), act, _| {
-                        act.nft_ready |= ready;
-                        outcome
-                    }),
-                )
+                Box::pin(async move { execute_plan(&plan, &policy).await }.into_actor(self))
             }
         }
     }

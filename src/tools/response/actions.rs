@@ -193,8 +193,9 @@ pub fn plan(kind: ActionKind, target: &str, ttl_secs: u64, policy: &ContainPolic
             let host = target.trim();
             if host.is_empty() || host == "local" || host == "localhost" {
                 if kind == ActionKind::IsolateHost && policy.management.is_empty() {
-                    return Err("no management network is configured: isolating this host would lock everyone out"
-                        .into());
+                    return Err(
+                        "no management network is configured: isolating this host would lock everyone out".into()
+                    );
                 }
                 let argv = if kind == ActionKind::IsolateHost {
                     s(&["nft", "-f", "-"])
@@ -212,7 +213,8 @@ pub fn plan(kind: ActionKind, target: &str, ttl_secs: u64, policy: &ContainPolic
             {
                 return Err(format!("{ip} is protected"));
             }
-            let template = if kind == ActionKind::IsolateHost { &policy.remote_isolate } else { &policy.remote_release };
+            let template =
+                if kind == ActionKind::IsolateHost { &policy.remote_isolate } else { &policy.remote_release };
             if template.is_empty() {
                 return Err(format!("no command is configured to {} a remote host", kind));
             }
@@ -263,7 +265,9 @@ pub fn plan(kind: ActionKind, target: &str, ttl_secs: u64, policy: &ContainPolic
                 None => now,
             };
             if start_time != now {
-                return Err(format!("process {pid} is not the one that was seen (start time {now}, expected {start_time})"));
+                return Err(format!(
+                    "process {pid} is not the one that was seen (start time {now}, expected {start_time})"
+                ));
             }
             let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
             if exe.is_none() && std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.is_empty()) {
@@ -371,10 +375,9 @@ pub fn quarantine(path: &Path, dir: &Path) -> Result<QuarantineRecord, String> {
 pub fn restore(sha256: &str, dir: &Path) -> Result<QuarantineRecord, String> {
     use std::os::unix::fs::PermissionsExt;
     let manifest = dir.join(format!("{sha256}.json"));
-    let record: QuarantineRecord = serde_json::from_slice(
-        &std::fs::read(&manifest).map_err(|e| format!("{}: {e}", manifest.display()))?,
-    )
-    .map_err(|e| format!("{}: {e}", manifest.display()))?;
+    let record: QuarantineRecord =
+        serde_json::from_slice(&std::fs::read(&manifest).map_err(|e| format!("{}: {e}", manifest.display()))?)
+            .map_err(|e| format!("{}: {e}", manifest.display()))?;
     if record.original.exists() {
         return Err(format!("{} exists again: not overwritten", record.original.display()));
     }
@@ -439,13 +442,7 @@ mod tests {
     #[test]
     fn hostile_targets_never_become_arguments() {
         let p = policy();
-        for evil in [
-            "203.0.113.7; rm -rf /",
-            "--flush",
-            "203.0.113.7\nnft flush ruleset",
-            "$(reboot)",
-            "",
-        ] {
+        for evil in ["203.0.113.7; rm -rf /", "--flush", "203.0.113.7\nnft flush ruleset", "$(reboot)", ""] {
             assert!(plan(ActionKind::BlockIp, evil, 60, &p).is_err(), "{evil:?}");
         }
         for evil in ["-r", "alice;id", "alice\nroot", "Alice", "../x", "a b", "root\0", "$(id)", "--expiredate"] {
@@ -468,7 +465,9 @@ mod tests {
         }
         assert!(plan(ActionKind::DisableAccount, "mallory", 0, &p).unwrap_err().contains("no local account"));
         assert!(plan(ActionKind::KillProcess, "1", 0, &p).unwrap_err().contains("protected"));
-        assert!(plan(ActionKind::KillProcess, &std::process::id().to_string(), 0, &p).unwrap_err().contains("protected"));
+        assert!(
+            plan(ActionKind::KillProcess, &std::process::id().to_string(), 0, &p).unwrap_err().contains("protected")
+        );
         assert!(plan(ActionKind::QuarantineFile, "/etc/passwd", 0, &p).unwrap_err().contains("protected"));
         assert!(plan(ActionKind::QuarantineFile, "/proc/self/status", 0, &p).is_err());
         let mut none = p.clone();
