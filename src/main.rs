@@ -86,6 +86,27 @@ enum Command {
         #[command(flatten)]
         opts: ClientOpts,
     },
+    /// Approve an action waiting for approval: it runs now, recorded with who and when.
+    Approve {
+        id: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+        /// Who approves (default: $SUDO_USER or $USER).
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Reject an action waiting for approval.
+    Reject {
+        id: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
     /// Inject an envelope (`--payload JSON [--to AGENT]`) or raw log lines (`--source NAME LINE...`).
     Inject {
         #[command(flatten)]
@@ -152,6 +173,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Incidents { opts, json } => incidents(&opts, json),
         Command::Incident { id, opts } => print_get(&opts, &format!("/v1/incidents/{id}")),
         Command::Inject { opts, to, payload, source, lines } => inject(&opts, to, payload, source, lines),
+        Command::Approve { id, opts, by, comment } => decide(&opts, &id, by, comment, true),
+        Command::Reject { id, opts, by, comment } => decide(&opts, &id, by, comment, false),
         Command::Audit { command: AuditCommand::Verify { opts, offline } } => audit_verify(&opts, offline),
     }
 }
@@ -480,6 +503,44 @@ fn inject(
     let r = check(call(o, "POST", "/v1/inject", Some(&body.to_string()))?)?;
     println!("{}", pretty(&r.body));
     Ok(0)
+}
+
+/// Sends an approval or rejection, then waits (up to 15 s) for the action's new status.
+fn decide(o: &ClientOpts, id: &str, by: Option<String>, comment: String, approve: bool) -> Result<i32> {
+    let by = by
+        .or_else(|| std::env::var("SUDO_USER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into());
+    let verb = if approve { "approve" } else { "reject" };
+    let body = serde_json::json!({ "by": by, "comment": comment });
+    check(call(o, "POST", &format!("/v1/actions/{id}/{verb}"), Some(&body.to_string()))?)?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = check(call(o, "GET", "/v1/incidents", None)?)?;
+        let incidents: Vec<serde_json::Value> = serde_json::from_str(&r.body).context("unreadable incidents")?;
+        let action = incidents
+            .iter()
+            .flat_map(|i| i["actions"].as_array().cloned().unwrap_or_default())
+            .find(|a| a["id"].as_str() == Some(id));
+        match action {
+            Some(a) if a["status"] != "pending_approval" => {
+                println!(
+                    "{} {} {}: {}",
+                    a["kind"].as_str().unwrap_or(""),
+                    a["target"].as_str().unwrap_or(""),
+                    verb,
+                    a["status"].as_str().unwrap_or("")
+                );
+                if let Some(out) = a["output"].as_str() {
+                    println!("{out}");
+                }
+                return Ok(if a["status"] == "failed" { 1 } else { 0 });
+            }
+            None => bail!("no action {id}"),
+            Some(_) if Instant::now() > deadline => bail!("the decision was sent but the action is still pending"),
+            Some(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
 }
 
 fn audit_verify(o: &ClientOpts, offline: bool) -> Result<i32> {

@@ -113,6 +113,8 @@ pub fn start(listen: SocketAddr, state: AdminState) -> Result<Addr<Admin>, Admin
             .route("/v1/incidents/{id}", web::get().to(incident))
             .route("/v1/findings", web::get().to(findings))
             .route("/v1/inject", web::post().to(inject))
+            .route("/v1/actions/{id}/approve", web::post().to(approve))
+            .route("/v1/actions/{id}/reject", web::post().to(reject))
             .route("/v1/audit/verify", web::get().to(audit_verify))
             .route("/metrics", web::get().to(metrics));
         if fault {
@@ -188,6 +190,48 @@ async fn incident(st: web::Data<AdminState>, id: web::Path<String>) -> HttpRespo
         Ok(Some(i)) => HttpResponse::Ok().json(i),
         Ok(None) => error(actix_web::http::StatusCode::NOT_FOUND, format!("no incident {id}")),
         Err(e) => error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// Who decides, and why.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    by: String,
+    #[serde(default)]
+    comment: String,
+}
+
+async fn approve(st: web::Data<AdminState>, id: web::Path<String>, body: web::Json<DecisionBody>) -> HttpResponse {
+    decide(st, &id, body.into_inner(), true).await
+}
+
+async fn reject(st: web::Data<AdminState>, id: web::Path<String>, body: web::Json<DecisionBody>) -> HttpResponse {
+    decide(st, &id, body.into_inner(), false).await
+}
+
+/// Routes an operator's decision to incident response, like any other message: it is
+/// in the inbox (and the ledger) before it is acted on.
+async fn decide(st: web::Data<AdminState>, id: &str, body: DecisionBody, approve: bool) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let Ok(action_id) = id.parse::<uuid::Uuid>() else {
+        return error(StatusCode::BAD_REQUEST, format!("`{}` is not an action id", crate::ingest::sanitize(id, 64)));
+    };
+    if body.by.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "say who decides: {\"by\": NAME}");
+    }
+    let payload = Payload::Approval(crate::messages::ApprovalDecision {
+        action_id,
+        approve,
+        by: crate::ingest::sanitize(body.by.trim(), 64),
+        comment: crate::ingest::sanitize(&body.comment, 512),
+    });
+    match st.supervisor.send(Route { envelope: Envelope::new("admin", payload), to: None }).await {
+        Ok(Ok(id)) => {
+            HttpResponse::Accepted().json(json!({ "envelope_id": id, "action_id": action_id, "approve": approve }))
+        }
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
 

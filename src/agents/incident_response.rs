@@ -20,8 +20,8 @@ use crate::definitions::AgentDefinition;
 use crate::kb::Write;
 use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::messages::{
-    Action, ActionKind, ActionStatus, ContainmentRequest, Envelope, Finding, Incident, IncidentRef, IncidentStatus,
-    Payload, Priority, ResponseMode,
+    Action, ActionKind, ActionStatus, ApprovalDecision, ContainmentRequest, Decision, Envelope, Finding, Incident,
+    IncidentRef, IncidentStatus, Payload, Priority, ResponseMode, Rollback,
 };
 use crate::tools::response::ContainSpec;
 use crate::tools::{ToolCall, ToolOutcome, ToolOutput};
@@ -321,7 +321,7 @@ impl IncidentResponse {
             self.dirty.insert(inc.id);
             return Ok(fx);
         }
-        let mode = stricter(self.env.response_mode, self.def.autonomy);
+        let mode = self.mode_for(req.action);
         let ttl = self.def.response.block_ttl_secs;
         let spec = ContainSpec { kind: req.action, target: target.clone(), ttl_secs: ttl, mode };
         let outcome = tools.call(ToolCall::ContainThreat(spec.clone())).await;
@@ -332,11 +332,16 @@ impl IncidentResponse {
             serde_json::json!({ "incident": inc.id, "spec": spec, "outcome": outcome.summary() }),
         ));
         let now = Utc::now();
+        let mut steps = Vec::new();
         let (status, argv, output) = match outcome {
-            ToolOutcome::DryRun { argv, .. } if mode == ResponseMode::Approve => {
+            ToolOutcome::DryRun { argv, steps: s } if mode == ResponseMode::Approve => {
+                steps = s;
                 (ActionStatus::PendingApproval, argv, None)
             }
-            ToolOutcome::DryRun { argv, .. } => (ActionStatus::DryRun, argv, None),
+            ToolOutcome::DryRun { argv, steps: s } => {
+                steps = s;
+                (ActionStatus::DryRun, argv, None)
+            }
             ToolOutcome::Succeeded(ToolOutput::Executed { argv, output }) => {
                 (ActionStatus::Executed, argv, Some(output))
             }
@@ -369,8 +374,12 @@ impl IncidentResponse {
             argv,
             reason: crate::ingest::sanitize(&req.reason, 1024),
             created_at: now,
-            expires_at: Some(now + Duration::seconds(ttl as i64)),
+            expires_at: self.expiry(req.action, status, now),
             output,
+            steps,
+            decision: None,
+            permanent: self.def.response.permanent.contains(&req.action) || req.action.rollback().is_none(),
+            rollback: None,
         };
         let inc = Arc::make_mut(self.incidents.get_mut(&req.incident_id).expect("checked above"));
         if status == ActionStatus::Executed {
@@ -393,7 +402,184 @@ impl IncidentResponse {
     }
 }
 
+impl IncidentResponse {
+    /// The effective mode of an action: the stricter of the configured mode, the
+    /// agent's autonomy and the action's own.
+    fn mode_for(&self, kind: ActionKind) -> ResponseMode {
+        let mut mode = stricter(self.env.response_mode, self.def.autonomy);
+        if let Some(m) = self.def.response.autonomy.get(&kind) {
+            mode = stricter(mode, *m);
+        }
+        mode
+    }
+
+    /// When an action lapses (waiting for approval) or is rolled back (executed).
+    fn expiry(
+        &self,
+        kind: ActionKind,
+        status: ActionStatus,
+        now: chrono::DateTime<Utc>,
+    ) -> Option<chrono::DateTime<Utc>> {
+        let r = &self.def.response;
+        match status {
+            ActionStatus::PendingApproval => Some(now + Duration::seconds(r.approval_timeout_secs as i64)),
+            _ if kind.rollback().is_none() || r.permanent.contains(&kind) => None,
+            _ => Some(now + Duration::seconds(r.block_ttl_secs as i64)),
+        }
+    }
+
+    fn find_action(&self, action_id: Uuid) -> Option<(Uuid, usize)> {
+        self.incidents.values().find_map(|i| i.actions.iter().position(|a| a.id == action_id).map(|p| (i.id, p)))
+    }
+
+    /// An operator's answer to an action waiting for approval: approved, it runs now
+    /// (through the same checks as any containment); rejected, it is recorded as such.
+    async fn approval(&mut self, d: &ApprovalDecision, tools: &dyn Tools) -> Result<Effects, AgentError> {
+        let name = self.def.name.clone();
+        let Some((incident_id, pos)) = self.find_action(d.action_id) else {
+            return Err(AgentError::Rejected(format!("no action {}", d.action_id)));
+        };
+        let action = self.incidents[&incident_id].actions[pos].clone();
+        let by = crate::ingest::sanitize(&d.by, 64);
+        let comment = crate::ingest::sanitize(&d.comment, 512);
+        let now = Utc::now();
+        let mut fx = Effects::default();
+        if action.status != ActionStatus::PendingApproval {
+            return Err(AgentError::Rejected(format!(
+                "action {} is {:?}, not waiting for approval",
+                action.id, action.status
+            )));
+        }
+        fx.audit.push(AuditEntry::new(
+            &name,
+            AuditKind::Approval,
+            action.id,
+            serde_json::json!({ "incident": incident_id, "approved": d.approve, "by": by, "at": now, "comment": comment,
+                "kind": action.kind, "target": action.target }),
+        ));
+        let mut updated = action.clone();
+        updated.decision = Some(Decision { approved: d.approve, by, at: now, comment });
+        if d.approve {
+            let spec = ContainSpec {
+                kind: action.kind,
+                target: action.target.clone(),
+                ttl_secs: self.def.response.block_ttl_secs,
+                mode: ResponseMode::Enforce,
+            };
+            let outcome = tools.call(ToolCall::ContainThreat(spec.clone())).await;
+            fx.audit.push(AuditEntry::new(
+                &name,
+                AuditKind::ToolCall,
+                "contain_threat",
+                serde_json::json!({ "incident": incident_id, "spec": spec, "outcome": outcome.summary(), "approved": true }),
+            ));
+            match outcome {
+                ToolOutcome::Succeeded(ToolOutput::Executed { argv, output }) => {
+                    updated.status = ActionStatus::Executed;
+                    updated.argv = argv;
+                    updated.output = Some(output);
+                    updated.expires_at = self.expiry(action.kind, ActionStatus::Executed, now);
+                    fx.flush = true;
+                }
+                other => {
+                    updated.status = ActionStatus::Failed;
+                    updated.output = Some(other.summary());
+                }
+            }
+        } else {
+            updated.status = ActionStatus::Rejected;
+            updated.expires_at = None;
+        }
+        let inc = Arc::make_mut(self.incidents.get_mut(&incident_id).expect("found above"));
+        if updated.status == ActionStatus::Executed {
+            inc.status = IncidentStatus::Contained;
+        }
+        inc.actions[pos] = updated.clone();
+        inc.updated_at = now;
+        inc.version += 1;
+        fx.audit.push(AuditEntry::new(
+            &name,
+            AuditKind::Action,
+            updated.id,
+            serde_json::to_value(&updated).unwrap_or_default(),
+        ));
+        fx.writes.push(Write::Action { incident_id, action: updated });
+        self.dirty.insert(incident_id);
+        Ok(fx)
+    }
+
+    /// Time passing: executed actions whose time is up are rolled back (unless
+    /// permanent), actions nobody approved in time lapse.
+    async fn tick(&mut self, now: chrono::DateTime<Utc>, tools: &dyn Tools) -> Result<Effects, AgentError> {
+        let name = self.def.name.clone();
+        let mut fx = Effects::default();
+        let mut due: Vec<(Uuid, usize)> = Vec::new();
+        for inc in self.incidents.values() {
+            for (pos, a) in inc.actions.iter().enumerate() {
+                let expired = a.expires_at.is_some_and(|e| e <= now);
+                let closed = inc.status == IncidentStatus::Closed;
+                match a.status {
+                    ActionStatus::PendingApproval if expired || closed => due.push((inc.id, pos)),
+                    ActionStatus::Executed if !a.permanent && a.rollback.is_none() && (expired || closed) => {
+                        due.push((inc.id, pos))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (incident_id, pos) in due {
+            let inc = &self.incidents[&incident_id];
+            let mut a = inc.actions[pos].clone();
+            let why = if inc.status == IncidentStatus::Closed { "incident closed" } else { "expired" };
+            if a.status == ActionStatus::PendingApproval {
+                a.status = ActionStatus::Expired;
+                a.output = Some(format!("nobody approved it before {}", a.expires_at.unwrap_or(now)));
+            } else if let Some(undo) = a.kind.rollback() {
+                let spec =
+                    ContainSpec { kind: undo, target: a.target.clone(), ttl_secs: 0, mode: ResponseMode::Enforce };
+                let outcome = tools.call(ToolCall::ContainThreat(spec)).await;
+                let (ok, argv, output) = match outcome {
+                    ToolOutcome::Succeeded(ToolOutput::Executed { argv, output }) => (true, argv, output),
+                    other => (false, Vec::new(), other.summary()),
+                };
+                a.rollback = Some(Rollback { at: now, why: why.into(), argv, ok, output });
+                if ok {
+                    a.status = ActionStatus::RolledBack;
+                }
+                fx.flush = true;
+                fx.audit.push(AuditEntry::new(
+                    &name,
+                    AuditKind::Rollback,
+                    a.id,
+                    serde_json::json!({ "incident": incident_id, "kind": a.kind, "undo": undo, "target": a.target, "why": why, "ok": ok }),
+                ));
+            }
+            fx.audit.push(AuditEntry::new(
+                &name,
+                AuditKind::Action,
+                a.id,
+                serde_json::to_value(&a).unwrap_or_default(),
+            ));
+            let inc = Arc::make_mut(self.incidents.get_mut(&incident_id).expect("listed above"));
+            inc.actions[pos] = a.clone();
+            inc.updated_at = now;
+            inc.version += 1;
+            fx.writes.push(Write::Action { incident_id, action: a });
+            self.dirty.insert(incident_id);
+        }
+        Ok(fx)
+    }
+}
+
 impl AgentLogic for IncidentResponse {
+    fn on_tick<'a>(
+        &'a mut self,
+        now: chrono::DateTime<Utc>,
+        tools: &'a dyn Tools,
+    ) -> LocalBoxFuture<'a, Result<Effects, AgentError>> {
+        Box::pin(self.tick(now, tools))
+    }
+
     fn pending_writes(&mut self) -> Vec<Write> {
         let dirty = std::mem::take(&mut self.dirty);
         dirty.into_iter().filter_map(|id| self.incidents.get(&id).map(|i| Write::Incident(i.clone()))).collect()
@@ -423,6 +609,7 @@ impl AgentLogic for IncidentResponse {
                     Ok(fx)
                 }
                 Payload::Instruction(_) => Ok(Effects::default()),
+                Payload::Approval(d) => self.approval(d, tools).await,
                 Payload::PatchVerification(_) => {
                     Err(AgentError::Rejected("incident-response does not verify patches".into()))
                 }

@@ -97,6 +97,16 @@ pub trait AgentLogic {
         Vec::new()
     }
 
+    /// Time passing (every second): actions that expire, approvals that lapse.
+    fn on_tick<'a>(
+        &'a mut self,
+        now: chrono::DateTime<chrono::Utc>,
+        _tools: &'a dyn Tools,
+    ) -> LocalBoxFuture<'a, Result<Effects, AgentError>> {
+        let _ = now;
+        Box::pin(async { Ok(Effects::default()) })
+    }
+
     /// Log batches; only threat detection reads them.
     fn on_batch<'a>(
         &'a mut self,

@@ -134,6 +134,8 @@ impl Actor for AgentActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.mailbox);
+        // Time-driven work (expiring actions, lapsing approvals) runs between deliveries.
+        ctx.run_interval(TICK, |_, ctx| ctx.notify(Tick));
         tracing::info!(agent = %self.name, generation = self.guard.generation, "agent started");
     }
 }
@@ -348,6 +350,49 @@ impl Handler<LogBatch> for AgentActor {
         AtomicResponse::new(Box::pin(fut.into_actor(self).map(|(logic, res), act, ctx| {
             act.logic = logic;
             finish(act, ctx, res)
+        })))
+    }
+}
+
+/// How often agents look at time-driven work.
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Tick;
+
+impl Handler<Tick> for AgentActor {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, _: Tick, _: &mut Self::Context) -> Self::Result {
+        let logic = self.logic.take();
+        let (tools, env, name, sup) =
+            (self.tools.clone(), self.env.clone(), self.name.clone(), self.supervisor.clone());
+        let fut = async move {
+            let mut logic = logic;
+            let res = match logic.as_mut() {
+                Some(l) => match l.on_tick(chrono::Utc::now(), tools.as_ref()).await {
+                    Ok(mut fx) if !(fx.writes.is_empty() && fx.audit.is_empty() && fx.route.is_empty()) => {
+                        fx.writes.extend(l.pending_writes());
+                        match commit(&name, &env, fx, &[]).await {
+                            Ok(entries) if !entries.is_empty() => {
+                                let _ = sup.send(Dispatch(entries)).await;
+                                Ok(())
+                            }
+                            Ok(_) => Ok(()),
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                },
+                None => Ok(()),
+            };
+            (logic, res)
+        };
+        AtomicResponse::new(Box::pin(fut.into_actor(self).map(|(logic, res), act, ctx| {
+            act.logic = logic;
+            let _ = finish(act, ctx, res);
         })))
     }
 }

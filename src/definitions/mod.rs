@@ -338,6 +338,20 @@ pub struct ResponseParams {
     /// stored, and attach to an incident its entity already has.
     #[serde(default = "default_open_min")]
     pub open_min_severity: crate::messages::Severity,
+    /// How long an action waits for approval before it lapses.
+    #[serde(default = "default_approval_timeout")]
+    pub approval_timeout_secs: u64,
+    /// Autonomy per action (`block_ip = "enforce"`, `disable_account = "approve"`); the
+    /// stricter of it, the agent's `autonomy` and `[response] mode` wins.
+    #[serde(default)]
+    pub autonomy: std::collections::BTreeMap<crate::messages::ActionKind, crate::messages::ResponseMode>,
+    /// Actions that are not rolled back when they expire.
+    #[serde(default)]
+    pub permanent: Vec<crate::messages::ActionKind>,
+}
+
+fn default_approval_timeout() -> u64 {
+    3_600
 }
 
 fn default_open_min() -> crate::messages::Severity {
@@ -361,6 +375,9 @@ impl Default for ResponseParams {
             block_ttl_secs: default_block_ttl(),
             contain_min_severity: default_contain_min(),
             open_min_severity: default_open_min(),
+            approval_timeout_secs: default_approval_timeout(),
+            autonomy: Default::default(),
+            permanent: Vec::new(),
         }
     }
 }

@@ -23,6 +23,10 @@ pub enum AuditKind {
     AgentRestarted,
     AgentFailed,
     DeadLetter,
+    /// An operator approved or rejected an action.
+    Approval,
+    /// An action undone (expired, or its incident closed).
+    Rollback,
 }
 
 /// An audit entry as a caller submits it; the ledger assigns `seq`, `at` and `prev`.

@@ -55,6 +55,19 @@ pub enum Payload {
     PatchVerification(VerifyRequest),
     Handoff(Handoff),
     Instruction(Instruction),
+    Approval(ApprovalDecision),
+}
+
+/// An operator's answer to an action waiting for approval.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalDecision {
+    pub action_id: Uuid,
+    pub approve: bool,
+    /// Who decided (the operator's name as the CLI or API caller gives it).
+    pub by: String,
+    #[serde(default)]
+    pub comment: String,
 }
 
 /// Free text for an agent (used by LLM-backed agents; others acknowledge it).
@@ -73,6 +86,7 @@ impl Payload {
             Payload::PatchVerification(_) => PayloadKind::PatchVerification,
             Payload::Handoff(_) => PayloadKind::Handoff,
             Payload::Instruction(_) => PayloadKind::Instruction,
+            Payload::Approval(_) => PayloadKind::Approval,
         }
     }
 }
@@ -87,16 +101,18 @@ pub enum PayloadKind {
     PatchVerification,
     Handoff,
     Instruction,
+    Approval,
 }
 
 impl PayloadKind {
-    pub const ALL: [PayloadKind; 6] = [
+    pub const ALL: [PayloadKind; 7] = [
         PayloadKind::Detection,
         PayloadKind::Triage,
         PayloadKind::Containment,
         PayloadKind::PatchVerification,
         PayloadKind::Handoff,
         PayloadKind::Instruction,
+        PayloadKind::Approval,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -107,6 +123,7 @@ impl PayloadKind {
             PayloadKind::PatchVerification => "patch_verification",
             PayloadKind::Handoff => "handoff",
             PayloadKind::Instruction => "instruction",
+            PayloadKind::Approval => "approval",
         }
     }
 }

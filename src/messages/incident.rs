@@ -63,13 +63,50 @@ pub struct Action {
     pub argv: Vec<String>,
     pub reason: String,
     pub created_at: DateTime<Utc>,
-    /// When the block expires and is rolled back, for actions with a TTL.
+    /// When the action expires and is rolled back (an executed one) or lapses (one
+    /// waiting for approval).
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub output: Option<String>,
+    /// Every command and native step of the action, as recorded or run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
+    /// A human's approval or rejection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    /// Kept when it expires (no rollback).
+    #[serde(default)]
+    pub permanent: bool,
+    /// When and how it was undone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Who approved or rejected an action, and when.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    pub approved: bool,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// The undoing of an action (an unblock for a block).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    pub at: DateTime<Utc>,
+    /// `expired` or `incident closed`.
+    pub why: String,
+    pub argv: Vec<String>,
+    pub ok: bool,
+    #[serde(default)]
+    pub output: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
     /// Add an address to Warden's nftables set, with a timeout.
@@ -131,4 +168,10 @@ pub enum ActionStatus {
     PendingApproval,
     Executed,
     Failed,
+    /// An operator said no.
+    Rejected,
+    /// Nobody decided before its deadline.
+    Expired,
+    /// Executed, then undone when it expired or its incident closed.
+    RolledBack,
 }

@@ -10,11 +10,12 @@ mod finding;
 mod incident;
 
 pub use envelope::{
-    ContainmentRequest, Envelope, Handoff, IncidentRef, Instruction, Payload, PayloadKind, VerifyRequest,
+    ApprovalDecision, ContainmentRequest, Envelope, Handoff, IncidentRef, Instruction, Payload, PayloadKind,
+    VerifyRequest,
 };
 pub use event::{AuthEvent, AuthEventKind, Event, WebRequest};
 pub use finding::{Finding, IntelHit, Severity};
-pub use incident::{Action, ActionKind, ActionStatus, Incident, IncidentStatus, Priority};
+pub use incident::{Action, ActionKind, ActionStatus, Decision, Incident, IncidentStatus, Priority, Rollback};
 
 /// The response mode: what the incident-response executor does with a containment action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]

@@ -65,7 +65,8 @@ impl RoutingTable {
             | Payload::Triage(_)
             | Payload::Containment(_)
             | Payload::PatchVerification(_)
-            | Payload::Instruction(_) => None,
+            | Payload::Instruction(_)
+            | Payload::Approval(_) => None,
         };
         match (explicit, to) {
             (Some(a), Some(b)) if a != b => Err(RouteError::NotHandled { agent: b.to_string(), kind }),
