@@ -333,6 +333,7 @@ impl IncidentResponse {
         ));
         let now = Utc::now();
         let mut steps = Vec::new();
+        let mut undo_target = None;
         let (status, argv, output) = match outcome {
             ToolOutcome::DryRun { argv, steps: s } if mode == ResponseMode::Approve => {
                 steps = s;
@@ -342,7 +343,8 @@ impl IncidentResponse {
                 steps = s;
                 (ActionStatus::DryRun, argv, None)
             }
-            ToolOutcome::Succeeded(ToolOutput::Executed { argv, output }) => {
+            ToolOutcome::Succeeded(ToolOutput::Executed { argv, output, undo }) => {
+                undo_target = undo;
                 (ActionStatus::Executed, argv, Some(output))
             }
             ToolOutcome::Denied(reason) => {
@@ -380,6 +382,7 @@ impl IncidentResponse {
             decision: None,
             permanent: self.def.response.permanent.contains(&req.action) || req.action.rollback().is_none(),
             rollback: None,
+            undo_target,
         };
         let inc = Arc::make_mut(self.incidents.get_mut(&req.incident_id).expect("checked above"));
         if status == ActionStatus::Executed {
@@ -474,7 +477,8 @@ impl IncidentResponse {
                 serde_json::json!({ "incident": incident_id, "spec": spec, "outcome": outcome.summary(), "approved": true }),
             ));
             match outcome {
-                ToolOutcome::Succeeded(ToolOutput::Executed { argv, output }) => {
+                ToolOutcome::Succeeded(ToolOutput::Executed { argv, output, undo }) => {
+                    updated.undo_target = undo;
                     updated.status = ActionStatus::Executed;
                     updated.argv = argv;
                     updated.output = Some(output);
@@ -535,11 +539,15 @@ impl IncidentResponse {
                 a.status = ActionStatus::Expired;
                 a.output = Some(format!("nobody approved it before {}", a.expires_at.unwrap_or(now)));
             } else if let Some(undo) = a.kind.rollback() {
-                let spec =
-                    ContainSpec { kind: undo, target: a.target.clone(), ttl_secs: 0, mode: ResponseMode::Enforce };
+                let spec = ContainSpec {
+                    kind: undo,
+                    target: a.undo_target.clone().unwrap_or_else(|| a.target.clone()),
+                    ttl_secs: 0,
+                    mode: ResponseMode::Enforce,
+                };
                 let outcome = tools.call(ToolCall::ContainThreat(spec)).await;
                 let (ok, argv, output) = match outcome {
-                    ToolOutcome::Succeeded(ToolOutput::Executed { argv, output }) => (true, argv, output),
+                    ToolOutcome::Succeeded(ToolOutput::Executed { argv, output, .. }) => (true, argv, output),
                     other => (false, Vec::new(), other.summary()),
                 };
                 a.rollback = Some(Rollback { at: now, why: why.into(), argv, ok, output });

@@ -235,6 +235,7 @@ async fn handle_envelopes(
             }
             Err(AgentError::Rejected(reason)) => {
                 tracing::warn!(agent = %name, envelope = %envelope.id, %reason, "envelope rejected; recorded as dead letter");
+                env.metrics.inc(&env.metrics.dead_letters);
                 all.audit.push(AuditEntry::new(
                     &name,
                     AuditKind::DeadLetter,

@@ -80,6 +80,9 @@ pub struct Action {
     /// When and how it was undone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<Rollback>,
+    /// What the undoing applies to when it is not `target` (a quarantined file's hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo_target: Option<String>,
 }
 
 /// Who approved or rejected an action, and when.

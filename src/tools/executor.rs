@@ -101,9 +101,12 @@ pub enum ToolOutput {
         keyed: Vec<(String, Option<serde_json::Value>)>,
     },
     Triage(TriageResult),
+    /// `undo`: the target its rollback needs when it is not the action's own (a
+    /// quarantined file is restored by its SHA-256).
     Executed {
         argv: Vec<String>,
         output: String,
+        undo: Option<String>,
     },
 }
 
@@ -384,7 +387,7 @@ async fn run_cmd(argv: &[String], stdin: Option<&str>) -> Result<(i32, String), 
 /// Runs an argv and calls anything but exit 0 a failure.
 async fn run_argv(argv: &[String], stdin: Option<&str>) -> ToolOutcome {
     match run_cmd(argv, stdin).await {
-        Ok((0, output)) => ToolOutcome::Succeeded(ToolOutput::Executed { argv: argv.to_vec(), output }),
+        Ok((0, output)) => ToolOutcome::Succeeded(ToolOutput::Executed { argv: argv.to_vec(), output, undo: None }),
         Ok((code, output)) => ToolOutcome::Failed(format!("{} exited with {code}: {}", argv[0], output.trim())),
         Err(o) => o,
     }
@@ -419,12 +422,14 @@ pub async fn execute_plan(plan: &Plan, policy: &ContainPolicy) -> ToolOutcome {
             Err(o) => return o,
         }
     }
+    let mut undo = None;
     let native = match &plan.native {
         None => Ok(None),
         Some(Native::Kill { pid, start_time, exe }) => {
             actions::kill_checked(*pid, *start_time, exe.as_deref()).map(Some)
         }
         Some(Native::Quarantine { path, dir }) => actions::quarantine(path, dir).map(|r| {
+            undo = Some(r.sha256.clone());
             Some(format!("quarantined {} as {} ({} bytes, mode {:o})", r.original.display(), r.sha256, r.size, r.mode))
         }),
         Some(Native::Restore { sha256, dir }) => actions::restore(sha256, dir)
@@ -435,7 +440,7 @@ pub async fn execute_plan(plan: &Plan, policy: &ContainPolicy) -> ToolOutcome {
         Ok(None) => {}
         Err(e) => return ToolOutcome::Denied(e),
     }
-    ToolOutcome::Succeeded(ToolOutput::Executed { argv: plan.primary_argv(), output: log.join("\n") })
+    ToolOutcome::Succeeded(ToolOutput::Executed { argv: plan.primary_argv(), output: log.join("\n"), undo })
 }
 
 /// The nftables table, sets and drop rules Warden's blocks go into, created once.

@@ -1,5 +1,6 @@
 //! Warden's integration tests: one binary, one module per area.
 
+mod approvals;
 mod contain;
 mod daemon;
 mod definitions;
