@@ -201,6 +201,7 @@ impl IncidentResponse {
                     last_activity: f.last_seen,
                     notes: Vec::new(),
                     version: 1,
+                    triage: None,
                 };
                 self.by_entity.insert(entity.clone(), id);
                 self.incidents.insert(id, Arc::new(inc));
@@ -231,12 +232,14 @@ impl IncidentResponse {
         let Some(inc) = self.incidents.get(&r.incident_id) else {
             return Err(AgentError::Rejected(format!("no incident {}", r.incident_id)));
         };
-        let result = match tools.call(ToolCall::TriageIncident { incident: inc.clone() }).await {
-            ToolOutcome::Succeeded(ToolOutput::Triage(t)) => t,
-            other => {
-                return Err(AgentError::Fatal(format!("triage_incident {}", other.summary())));
-            }
-        };
+        let result =
+            match tools.call(ToolCall::TriageIncident { incident: inc.clone(), assets: self.def.assets.clone() }).await
+            {
+                ToolOutcome::Succeeded(ToolOutput::Triage(t)) => t,
+                other => {
+                    return Err(AgentError::Fatal(format!("triage_incident {}", other.summary())));
+                }
+            };
         let name = self.def.name.clone();
         let contain_min = self.def.response.contain_min_severity;
         let protected = self.env.protected.clone();
@@ -244,6 +247,7 @@ impl IncidentResponse {
         inc.severity = result.severity;
         inc.priority = result.priority;
         inc.kind = result.kind.clone();
+        inc.triage = Some(result.clone());
         if inc.status == IncidentStatus::Open {
             inc.status = IncidentStatus::Triaged;
         }
@@ -716,6 +720,8 @@ mod tests {
                     kind: "ssh_brute_force".into(),
                     severity: Severity::High,
                     priority: Priority::P2,
+                    deadline: None,
+                    asset: None,
                     reasons: vec!["test".into()],
                 })),
                 ToolCall::ContainThreat(spec) => {

@@ -400,6 +400,9 @@ struct RawDefinition {
     /// List of threat-intel feeds (`feeds.toml`), relative to the agent's folder.
     #[serde(default)]
     feeds: Option<Spanned<String>>,
+    /// The assets incident response scores incidents against (`assets.toml`).
+    #[serde(default)]
+    assets: Option<Spanned<String>>,
     #[serde(default)]
     autonomy: ResponseMode,
     #[serde(default = "default_mailbox_spanned")]
@@ -426,6 +429,8 @@ pub struct AgentDefinition {
     pub rule_files: Vec<(String, String)>,
     /// Threat-intel feeds (`detect_ioc`).
     pub feeds: Vec<crate::tools::detection::ioc::Feed>,
+    /// Assets (`triage_incident`); the default only when none are listed.
+    pub assets: std::sync::Arc<crate::tools::response::triage::Assets>,
     pub autonomy: ResponseMode,
     pub mailbox: usize,
     pub restart: RestartBudget,
@@ -730,6 +735,28 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
                 }
             }
         }
+        let mut assets = crate::tools::response::triage::Assets::default();
+        if let Some(a) = &raw.assets {
+            if kind != AgentKind::IncidentResponse {
+                errors.push(err(
+                    a.span(),
+                    format!("`assets` applies only to incident-response agents, not `{}`", kind.as_str()),
+                ));
+            } else {
+                match dir.read(&folder, a.get_ref()) {
+                    Some(text) => match toml::from_str::<crate::tools::response::triage::Assets>(&text) {
+                        Ok(list) => assets = list,
+                        Err(e) => errors.push(LintError {
+                            file: dir.display_path(&folder, a.get_ref()),
+                            line: e.span().map(|s| line_of(&text, s.start)).unwrap_or(0),
+                            message: e.message().to_string(),
+                        }),
+                    },
+                    None => errors
+                        .push(err(a.span(), format!("assets file `{}` not found in the agent's folder", a.get_ref()))),
+                }
+            }
+        }
         if *raw.mailbox.get_ref() == 0 {
             errors.push(err(raw.mailbox.span(), "`mailbox` must be at least 1".into()));
         }
@@ -783,6 +810,7 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
                 prompt,
                 rule_files,
                 feeds,
+                assets: std::sync::Arc::new(assets),
                 autonomy: raw.autonomy,
                 mailbox: raw.mailbox.into_inner().max(1),
                 restart: raw.restart,

@@ -82,6 +82,8 @@ struct IncidentOut<'a> {
     last_activity: DateTime<Utc>,
     notes: &'a [String],
     version: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    triage: Option<&'a crate::tools::response::TriageResult>,
 }
 
 impl<'a> From<&'a Incident> for IncidentOut<'a> {
@@ -101,6 +103,7 @@ impl<'a> From<&'a Incident> for IncidentOut<'a> {
             last_activity: i.last_activity,
             notes: &i.notes,
             version: i.version,
+            triage: i.triage.as_ref(),
         }
     }
 }
@@ -123,6 +126,8 @@ struct IncidentIn {
     #[serde(default)]
     notes: Vec<String>,
     version: u64,
+    #[serde(default)]
+    triage: Option<crate::tools::response::TriageResult>,
 }
 
 /// One typed write of a [`Commit`].
@@ -310,6 +315,7 @@ impl KnowledgeBase {
             last_activity: rec.last_activity,
             notes: rec.notes,
             version: rec.version,
+            triage: rec.triage,
         })
     }
 

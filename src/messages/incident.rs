@@ -31,6 +31,9 @@ pub struct Incident {
     pub notes: Vec<String>,
     /// Record version, bumped on every update.
     pub version: u64,
+    /// What triage decided and why (type, severity, priority, deadline, asset, reasons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triage: Option<crate::tools::response::TriageResult>,
 }
 
 /// Priority from triage, P1 (act now) to P4.

@@ -477,6 +477,7 @@ impl Supervisor {
                     last_activity: now,
                     notes: vec![format!("last error: {reason}")],
                     version: 1,
+                    triage: None,
                 };
                 let audit = AuditEntry::new(
                     "supervisor",

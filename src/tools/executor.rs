@@ -59,6 +59,8 @@ pub enum ToolCall {
     },
     TriageIncident {
         incident: std::sync::Arc<Incident>,
+        /// The assets incident response knows (criticality, exposure, owner).
+        assets: std::sync::Arc<response::triage::Assets>,
     },
     ContainThreat(ContainSpec),
 }
@@ -329,8 +331,8 @@ impl ToolExecutor {
                     }
                 }
             }
-            ToolCall::TriageIncident { incident } => {
-                match catch_unwind(AssertUnwindSafe(|| response::triage(&incident))) {
+            ToolCall::TriageIncident { incident, assets } => {
+                match catch_unwind(AssertUnwindSafe(|| response::triage(&incident, &assets))) {
                     Ok(t) => ToolOutcome::Succeeded(ToolOutput::Triage(t)),
                     Err(p) => ToolOutcome::Failed(format!("triage_incident panicked: {}", panic_text(&p))),
                 }

@@ -64,7 +64,12 @@ fn brute_force_through_rotations_becomes_a_dry_run_block() {
     assert_eq!(incidents.len(), 2, "{incidents:#?}");
     for ip in [a, b] {
         let inc = incident_for(&incidents, ip).unwrap();
-        assert_eq!(inc["type"], "ssh_brute_force");
+        assert_eq!(inc["type"], "brute_force");
+        assert_eq!(inc["triage"]["kind"], "brute_force");
+        assert!(inc["triage"]["deadline"].is_string(), "{inc:#}");
+        assert!(
+            inc["triage"]["reasons"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().contains("unknown asset"))
+        );
         assert_eq!(inc["status"], "triaged");
         assert!(inc["severity"].is_string() && inc["priority"].is_string());
         assert_eq!(inc["findings"].as_array().unwrap().len(), 1);

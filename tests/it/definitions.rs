@@ -92,5 +92,6 @@ fn broken_rules_are_reported_but_do_not_stop_the_others() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let incidents: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(incidents.len(), 1);
-    assert_eq!(incidents[0]["type"], "sudo_to_an_interactive_shell");
+    assert_eq!(incidents[0]["type"], "privilege_abuse");
+    assert_eq!(incidents[0]["title"], "Sudo To An Interactive Shell");
 }
