@@ -21,7 +21,8 @@ use crate::kb::Write;
 use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::messages::{
     Action, ActionKind, ActionStatus, ApprovalDecision, ContainmentRequest, Decision, Envelope, Finding, Incident,
-    IncidentRef, IncidentStatus, Payload, Priority, ResponseMode, Rollback,
+    IncidentRef, IncidentStatus, Payload, PlaybookRun, PlaybookStepRef, Priority, ResponseMode, Rollback, RunStatus,
+    StepRecord,
 };
 use crate::tools::response::ContainSpec;
 use crate::tools::{ToolCall, ToolOutcome, ToolOutput};
@@ -202,6 +203,8 @@ impl IncidentResponse {
                     notes: Vec::new(),
                     version: 1,
                     triage: None,
+                    playbook: None,
+                    earlier_playbooks: Vec::new(),
                 };
                 self.by_entity.insert(entity.clone(), id);
                 self.incidents.insert(id, Arc::new(inc));
@@ -260,8 +263,59 @@ impl IncidentResponse {
             "triage_incident",
             serde_json::json!({ "incident": inc.id, "severity": result.severity, "priority": result.priority, "reasons": result.reasons }),
         ));
-        // Propose containment for the attacker's address, unless it is protected or
-        // already has a block.
+        // A playbook for this type of incident takes over; without one, propose a block
+        // of the attacker's address (unless it is protected or already blocked).
+        let matching = self.def.tools.contains(&crate::definitions::ToolName::ExecutePlaybook).then(|| {
+            self.def.playbooks.iter().find(|p| {
+                p.trigger.types.iter().any(|t| *t == inc.kind)
+                    && p.trigger.min_severity.is_none_or(|m| inc.severity >= m)
+            })
+        });
+        // The incident turned out to be something else (a brute force that succeeded is
+        // a compromise): the current run is superseded by the new type's playbook.
+        if let (Some(Some(pb)), Some(run)) = (matching, inc.playbook.as_ref())
+            && run.playbook != pb.name
+        {
+            let mut old = inc.playbook.take().expect("checked");
+            if matches!(old.status, RunStatus::Running | RunStatus::Waiting) {
+                old.status = RunStatus::Aborted;
+                old.gate = None;
+                inc.notes.push(format!("playbook `{}` superseded by `{}` (now {})", old.playbook, pb.name, inc.kind));
+            }
+            inc.earlier_playbooks.push(old);
+        }
+        if inc.playbook.is_none()
+            && let Some(Some(pb)) = matching
+        {
+            inc.playbook = Some(PlaybookRun {
+                playbook: pb.name.clone(),
+                status: RunStatus::Running,
+                next: 0,
+                steps: Vec::new(),
+                gate: None,
+                gate_deadline: None,
+                started_at: Utc::now(),
+            });
+            inc.notes.push(format!("playbook `{}` started", pb.name));
+            fx.audit.push(AuditEntry::new(
+                &name,
+                AuditKind::ToolCall,
+                "execute_playbook",
+                serde_json::json!({ "incident": inc.id, "playbook": pb.name, "started": true }),
+            ));
+            fx.route.push(Envelope::caused_by(
+                env,
+                &name,
+                Payload::PlaybookStep(PlaybookStepRef { incident_id: inc.id, step: 0 }),
+                1,
+            ));
+            self.dirty.insert(inc.id);
+            return Ok(fx);
+        }
+        if inc.playbook.is_some() {
+            self.dirty.insert(inc.id);
+            return Ok(fx);
+        }
         let target = inc.entities.iter().find_map(|e| e.parse::<IpAddr>().ok());
         if let Some(ip) = target
             && inc.severity >= contain_min
@@ -435,6 +489,235 @@ impl IncidentResponse {
         }
     }
 
+    /// Runs one step of an incident's playbook (and routes the next). A step that is
+    /// not the run's next one (a redelivery of a committed step) does nothing.
+    fn playbook_step(&mut self, env: &Envelope, r: &PlaybookStepRef) -> Result<Effects, AgentError> {
+        use crate::tools::response::playbook::{Condition, OnFailure, Selector, StepKind};
+        let name = self.def.name.clone();
+        let mut fx = Effects::default();
+        let Some(inc) = self.incidents.get(&r.incident_id) else {
+            return Err(AgentError::Rejected(format!("no incident {}", r.incident_id)));
+        };
+        let Some(run) = inc.playbook.as_ref() else { return Ok(fx) };
+        if run.status != RunStatus::Running || run.next != r.step {
+            return Ok(fx); // Done before (idempotent), or waiting.
+        }
+        let Some(pb) = self.def.playbooks.iter().find(|p| p.name == run.playbook).cloned() else {
+            let inc = Arc::make_mut(self.incidents.get_mut(&r.incident_id).expect("checked"));
+            let run = inc.playbook.as_mut().expect("checked");
+            run.status = RunStatus::Aborted;
+            inc.notes.push(format!("playbook `{}` is no longer defined: run aborted", run.playbook));
+            self.dirty.insert(r.incident_id);
+            return Ok(fx);
+        };
+        let now = Utc::now();
+        let Some(step) = pb.steps.get(r.step) else {
+            let inc = Arc::make_mut(self.incidents.get_mut(&r.incident_id).expect("checked"));
+            inc.playbook.as_mut().expect("checked").status = RunStatus::Done;
+            self.dirty.insert(r.incident_id);
+            return Ok(fx);
+        };
+        let key = Uuid::new_v5(&r.incident_id, format!("playbook/{}/{}", pb.name, step.id).as_bytes());
+        let asset_crit = inc
+            .triage
+            .as_ref()
+            .and_then(|t| t.asset.as_ref())
+            .and_then(|a| self.def.assets.assets.iter().find(|x| &x.name == a))
+            .map(|a| a.criticality)
+            .unwrap_or(self.def.assets.default.criticality);
+        let skip = step
+            .when
+            .as_deref()
+            .is_some_and(|w| Condition::parse(w).map(|c| !c.holds(inc, asset_crit)).unwrap_or(true));
+        // (outcome, detail, advance, failed)
+        let (outcome, detail, advance, failed): (&str, String, bool, bool) = if skip {
+            ("skipped", format!("condition `{}` does not hold", step.when.clone().unwrap_or_default()), true, false)
+        } else {
+            match step.kind {
+                StepKind::Contain => {
+                    let target = match step.target {
+                        Some(Selector::AttackerIp) => {
+                            inc.entities.iter().find_map(|e| e.parse::<IpAddr>().ok()).map(|ip| ip.to_string())
+                        }
+                        Some(Selector::CompromisedAccount) => inc
+                            .findings
+                            .iter()
+                            .filter(|f| {
+                                f.rule.contains("success_after_failures")
+                                    || f.techniques.iter().any(|t| t.starts_with("T1078"))
+                            })
+                            .find_map(|f| f.users.first().cloned()),
+                        Some(Selector::LocalHost) => Some("local".to_string()),
+                        None => None,
+                    };
+                    match (step.action, target) {
+                        (Some(action), Some(target)) => {
+                            let mut e = Envelope::caused_by(
+                                env,
+                                &name,
+                                Payload::Containment(ContainmentRequest {
+                                    incident_id: inc.id,
+                                    action,
+                                    target: target.clone(),
+                                    reason: format!("playbook {} step {}", pb.name, step.id),
+                                }),
+                                1,
+                            );
+                            e.id = key;
+                            fx.route.push(e);
+                            ("requested", format!("{action} {}", crate::ingest::sanitize(&target, 128)), true, false)
+                        }
+                        _ => ("failed", "no target for this step in the incident".into(), true, true),
+                    }
+                }
+                StepKind::Approval => ("waiting", format!("approve with `warden approve {key}`"), false, false),
+                StepKind::Notify => {
+                    let msg = step
+                        .message
+                        .clone()
+                        .unwrap_or_default()
+                        .replace("{title}", &inc.title)
+                        .replace("{type}", &inc.kind)
+                        .replace("{severity}", &inc.severity.to_string())
+                        .replace("{priority}", &format!("{:?}", inc.priority));
+                    ("done", crate::ingest::sanitize(&msg, 1024), true, false)
+                }
+                StepKind::Handoff => {
+                    let to = step.to.clone().unwrap_or_default();
+                    let mut e = Envelope::caused_by(
+                        env,
+                        &name,
+                        Payload::Handoff(crate::messages::Handoff {
+                            from: name.clone(),
+                            to: to.clone(),
+                            incident_id: Some(inc.id),
+                            context: serde_json::json!({ "playbook": pb.name, "step": step.id, "type": inc.kind,
+                                "severity": inc.severity, "title": inc.title, "entities": inc.entities }),
+                        }),
+                        1,
+                    );
+                    e.id = key;
+                    fx.route.push(e);
+                    ("done", format!("handed over to {to}"), true, false)
+                }
+                StepKind::CollectEvidence | StepKind::Report => (
+                    "unavailable",
+                    format!("{:?} is not available in this build of warden", step.kind).to_lowercase(),
+                    true,
+                    true,
+                ),
+            }
+        };
+        let abort = failed && step.on_failure == OnFailure::Abort;
+        let inc = Arc::make_mut(self.incidents.get_mut(&r.incident_id).expect("checked"));
+        let run = inc.playbook.as_mut().expect("checked");
+        run.steps.push(StepRecord {
+            id: step.id.clone(),
+            key,
+            outcome: outcome.into(),
+            detail: detail.clone(),
+            at: now,
+        });
+        if abort {
+            run.status = RunStatus::Aborted;
+        } else if !advance {
+            run.status = RunStatus::Waiting;
+            run.gate = Some(key);
+            run.gate_deadline = Some(now + Duration::seconds(step.timeout_secs.unwrap_or(3600) as i64));
+            inc.notes.push(format!("playbook `{}` waits for approval of step `{}`: {detail}", pb.name, step.id));
+        } else {
+            run.next = r.step + 1;
+            if run.next < pb.steps.len() {
+                fx.route.push(Envelope::caused_by(
+                    env,
+                    &name,
+                    Payload::PlaybookStep(PlaybookStepRef { incident_id: inc.id, step: run.next }),
+                    0,
+                ));
+            } else {
+                run.status = RunStatus::Done;
+            }
+        }
+        if step.kind == StepKind::Notify && !skip {
+            inc.notes.push(format!("notification: {detail}"));
+        }
+        inc.updated_at = now;
+        inc.version += 1;
+        fx.audit.push(AuditEntry::new(
+            &name,
+            AuditKind::ToolCall,
+            "execute_playbook",
+            serde_json::json!({ "incident": inc.id, "playbook": pb.name, "step": step.id, "key": key,
+                "outcome": outcome, "detail": detail, "run": run.status }),
+        ));
+        self.dirty.insert(r.incident_id);
+        Ok(fx)
+    }
+
+    /// An operator's answer to a playbook waiting for approval.
+    fn playbook_gate(&mut self, d: &ApprovalDecision) -> Option<Effects> {
+        let incident_id = self
+            .incidents
+            .values()
+            .find(|i| {
+                i.playbook.as_ref().is_some_and(|r| r.gate == Some(d.action_id) && r.status == RunStatus::Waiting)
+            })?
+            .id;
+        Some(self.resume_gate(incident_id, if d.approve { "approved" } else { "rejected" }, &d.by, d.approve))
+    }
+
+    /// Ends a run's wait: approved (or timed out with `continue`), the run goes on.
+    fn resume_gate(&mut self, incident_id: Uuid, outcome: &str, by: &str, go_on: bool) -> Effects {
+        let name = self.def.name.clone();
+        let mut fx = Effects::default();
+        let now = Utc::now();
+        let len = self
+            .incidents
+            .get(&incident_id)
+            .and_then(|i| i.playbook.as_ref())
+            .and_then(|r| self.def.playbooks.iter().find(|p| p.name == r.playbook))
+            .map(|p| p.steps.len())
+            .unwrap_or(0);
+        let inc = Arc::make_mut(self.incidents.get_mut(&incident_id).expect("found by the caller"));
+        let run = inc.playbook.as_mut().expect("found by the caller");
+        let key = run.gate.take().unwrap_or_default();
+        run.gate_deadline = None;
+        let step_id = run.steps.last().map(|s| s.id.clone()).unwrap_or_default();
+        let by = crate::ingest::sanitize(by, 64);
+        run.steps.push(StepRecord {
+            id: step_id.clone(),
+            key,
+            outcome: outcome.into(),
+            detail: format!("by {by}"),
+            at: now,
+        });
+        if go_on {
+            run.status = RunStatus::Running;
+            run.next += 1;
+            if run.next < len {
+                let mut e =
+                    Envelope::new(name.clone(), Payload::PlaybookStep(PlaybookStepRef { incident_id, step: run.next }));
+                e.id = Uuid::new_v5(&key, b"next");
+                fx.route.push(e);
+            } else {
+                run.status = RunStatus::Done;
+            }
+        } else {
+            run.status = RunStatus::Aborted;
+        }
+        inc.notes.push(format!("playbook `{}` step `{step_id}` {outcome} by {by}", run.playbook));
+        inc.updated_at = now;
+        inc.version += 1;
+        fx.audit.push(AuditEntry::new(
+            &name,
+            AuditKind::Approval,
+            key,
+            serde_json::json!({ "incident": incident_id, "playbook": run.playbook, "step": step_id, "outcome": outcome, "by": by, "at": now }),
+        ));
+        self.dirty.insert(incident_id);
+        fx
+    }
+
     fn find_action(&self, action_id: Uuid) -> Option<(Uuid, usize)> {
         self.incidents.values().find_map(|i| i.actions.iter().position(|a| a.id == action_id).map(|p| (i.id, p)))
     }
@@ -443,8 +726,11 @@ impl IncidentResponse {
     /// (through the same checks as any containment); rejected, it is recorded as such.
     async fn approval(&mut self, d: &ApprovalDecision, tools: &dyn Tools) -> Result<Effects, AgentError> {
         let name = self.def.name.clone();
+        if let Some(fx) = self.playbook_gate(d) {
+            return Ok(fx);
+        }
         let Some((incident_id, pos)) = self.find_action(d.action_id) else {
-            return Err(AgentError::Rejected(format!("no action {}", d.action_id)));
+            return Err(AgentError::Rejected(format!("no action {} waiting for a decision", d.action_id)));
         };
         let action = self.incidents[&incident_id].actions[pos].clone();
         let by = crate::ingest::sanitize(&d.by, 64);
@@ -535,6 +821,30 @@ impl IncidentResponse {
                 }
             }
         }
+        // Playbooks waiting past their approval timeout: the step's on_failure decides.
+        let gates: Vec<(Uuid, bool)> = self
+            .incidents
+            .values()
+            .filter_map(|i| {
+                let r = i.playbook.as_ref()?;
+                (r.status == RunStatus::Waiting && r.gate_deadline.is_some_and(|d| d <= now)).then(|| {
+                    let go_on = self
+                        .def
+                        .playbooks
+                        .iter()
+                        .find(|p| p.name == r.playbook)
+                        .and_then(|p| p.steps.get(r.next))
+                        .is_none_or(|s| s.on_failure == crate::tools::response::playbook::OnFailure::Continue);
+                    (i.id, go_on)
+                })
+            })
+            .collect();
+        for (incident_id, go_on) in gates {
+            let more = self.resume_gate(incident_id, "timed_out", "nobody", go_on);
+            fx.writes.extend(more.writes);
+            fx.audit.extend(more.audit);
+            fx.route.extend(more.route);
+        }
         for (incident_id, pos) in due {
             let inc = &self.incidents[&incident_id];
             let mut a = inc.actions[pos].clone();
@@ -622,6 +932,7 @@ impl AgentLogic for IncidentResponse {
                 }
                 Payload::Instruction(_) => Ok(Effects::default()),
                 Payload::Approval(d) => self.approval(d, tools).await,
+                Payload::PlaybookStep(r) => self.playbook_step(env, r),
                 Payload::PatchVerification(_) => {
                     Err(AgentError::Rejected("incident-response does not verify patches".into()))
                 }

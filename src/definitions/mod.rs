@@ -109,6 +109,7 @@ impl ToolName {
                 | ToolName::DetectIoc
                 | ToolName::CorrelateEvents
                 | ToolName::TriageIncident
+                | ToolName::ExecutePlaybook
                 | ToolName::ContainThreat
         )
     }
@@ -403,6 +404,9 @@ struct RawDefinition {
     /// The assets incident response scores incidents against (`assets.toml`).
     #[serde(default)]
     assets: Option<Spanned<String>>,
+    /// Folder of playbooks (incident response), relative to the agent's folder.
+    #[serde(default)]
+    playbooks: Option<Spanned<String>>,
     #[serde(default)]
     autonomy: ResponseMode,
     #[serde(default = "default_mailbox_spanned")]
@@ -431,6 +435,8 @@ pub struct AgentDefinition {
     pub feeds: Vec<crate::tools::detection::ioc::Feed>,
     /// Assets (`triage_incident`); the default only when none are listed.
     pub assets: std::sync::Arc<crate::tools::response::triage::Assets>,
+    /// Playbooks (`execute_playbook`), in file-name order.
+    pub playbooks: std::sync::Arc<Vec<crate::tools::response::playbook::Playbook>>,
     pub autonomy: ResponseMode,
     pub mailbox: usize,
     pub restart: RestartBudget,
@@ -593,6 +599,36 @@ impl ActorsDir {
         }
     }
 
+    /// Every `.toml` file below a folder of an agent's: (path for messages, text).
+    fn read_toml_tree(&self, agent: &str, rel: &str) -> Option<Vec<(String, String)>> {
+        match self {
+            ActorsDir::Disk(dir) => {
+                let root = dir.join(agent).join(rel);
+                let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
+                    .ok()?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                    .collect();
+                files.sort();
+                Some(
+                    files
+                        .into_iter()
+                        .map(|p| (p.display().to_string(), std::fs::read_to_string(&p).unwrap_or_default()))
+                        .collect(),
+                )
+            }
+            ActorsDir::Embedded => {
+                let prefix = format!("{agent}/{}/", rel.trim_end_matches('/'));
+                let files: Vec<_> = embedded::FILES
+                    .iter()
+                    .filter(|(p, _)| p.starts_with(&prefix) && p.ends_with(".toml"))
+                    .map(|(p, t)| (format!("<embedded>/actors/{p}"), t.to_string()))
+                    .collect();
+                (!files.is_empty()).then_some(files)
+            }
+        }
+    }
+
     fn read(&self, agent: &str, rel: &str) -> Option<String> {
         match self {
             ActorsDir::Disk(dir) => std::fs::read_to_string(dir.join(agent).join(rel)).ok(),
@@ -614,6 +650,8 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
     let mut warnings = Vec::new();
     let mut agents = BTreeMap::new();
     let files = dir.agent_files().map_err(|e| LintErrors { errors: vec![e] })?;
+    // Playbooks hand over to agents by name: every agent folder is one.
+    let agent_names: Vec<String> = files.iter().map(|(folder, _, _)| folder.clone()).collect();
     for (folder, file, text) in files {
         let err = |span: std::ops::Range<usize>, message: String| LintError {
             file: file.clone(),
@@ -735,6 +773,28 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
                 }
             }
         }
+        let mut playbooks = Vec::new();
+        if let Some(p) = &raw.playbooks {
+            if kind != AgentKind::IncidentResponse {
+                errors.push(err(
+                    p.span(),
+                    format!("`playbooks` applies only to incident-response agents, not `{}`", kind.as_str()),
+                ));
+            } else {
+                match dir.read_toml_tree(&folder, p.get_ref()) {
+                    Some(files) => {
+                        // Like rules: a broken playbook fails lint, the others run.
+                        let (ok, errs) = crate::tools::response::playbook::load(&files, &agent_names);
+                        warnings.extend(errs);
+                        playbooks = ok;
+                    }
+                    None => errors.push(err(
+                        p.span(),
+                        format!("playbooks folder `{}` not found in the agent's folder", p.get_ref()),
+                    )),
+                }
+            }
+        }
         let mut assets = crate::tools::response::triage::Assets::default();
         if let Some(a) = &raw.assets {
             if kind != AgentKind::IncidentResponse {
@@ -811,6 +871,7 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
                 rule_files,
                 feeds,
                 assets: std::sync::Arc::new(assets),
+                playbooks: std::sync::Arc::new(playbooks),
                 autonomy: raw.autonomy,
                 mailbox: raw.mailbox.into_inner().max(1),
                 restart: raw.restart,

@@ -84,6 +84,10 @@ struct IncidentOut<'a> {
     version: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     triage: Option<&'a crate::tools::response::TriageResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    playbook: Option<&'a crate::messages::PlaybookRun>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    earlier_playbooks: &'a [crate::messages::PlaybookRun],
 }
 
 impl<'a> From<&'a Incident> for IncidentOut<'a> {
@@ -104,6 +108,8 @@ impl<'a> From<&'a Incident> for IncidentOut<'a> {
             notes: &i.notes,
             version: i.version,
             triage: i.triage.as_ref(),
+            playbook: i.playbook.as_ref(),
+            earlier_playbooks: &i.earlier_playbooks,
         }
     }
 }
@@ -128,6 +134,10 @@ struct IncidentIn {
     version: u64,
     #[serde(default)]
     triage: Option<crate::tools::response::TriageResult>,
+    #[serde(default)]
+    playbook: Option<crate::messages::PlaybookRun>,
+    #[serde(default)]
+    earlier_playbooks: Vec<crate::messages::PlaybookRun>,
 }
 
 /// One typed write of a [`Commit`].
@@ -316,6 +326,8 @@ impl KnowledgeBase {
             notes: rec.notes,
             version: rec.version,
             triage: rec.triage,
+            playbook: rec.playbook,
+            earlier_playbooks: rec.earlier_playbooks,
         })
     }
 

@@ -56,6 +56,15 @@ pub enum Payload {
     Handoff(Handoff),
     Instruction(Instruction),
     Approval(ApprovalDecision),
+    PlaybookStep(PlaybookStepRef),
+}
+
+/// Run step `step` of an incident's playbook run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybookStepRef {
+    pub incident_id: Uuid,
+    pub step: usize,
 }
 
 /// An operator's answer to an action waiting for approval.
@@ -87,6 +96,7 @@ impl Payload {
             Payload::Handoff(_) => PayloadKind::Handoff,
             Payload::Instruction(_) => PayloadKind::Instruction,
             Payload::Approval(_) => PayloadKind::Approval,
+            Payload::PlaybookStep(_) => PayloadKind::PlaybookStep,
         }
     }
 }
@@ -102,10 +112,11 @@ pub enum PayloadKind {
     Handoff,
     Instruction,
     Approval,
+    PlaybookStep,
 }
 
 impl PayloadKind {
-    pub const ALL: [PayloadKind; 7] = [
+    pub const ALL: [PayloadKind; 8] = [
         PayloadKind::Detection,
         PayloadKind::Triage,
         PayloadKind::Containment,
@@ -113,6 +124,7 @@ impl PayloadKind {
         PayloadKind::Handoff,
         PayloadKind::Instruction,
         PayloadKind::Approval,
+        PayloadKind::PlaybookStep,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -124,6 +136,7 @@ impl PayloadKind {
             PayloadKind::Handoff => "handoff",
             PayloadKind::Instruction => "instruction",
             PayloadKind::Approval => "approval",
+            PayloadKind::PlaybookStep => "playbook_step",
         }
     }
 }

@@ -34,6 +34,55 @@ pub struct Incident {
     /// What triage decided and why (type, severity, priority, deadline, asset, reasons).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triage: Option<crate::tools::response::TriageResult>,
+    /// The playbook run for this incident, step by step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playbook: Option<PlaybookRun>,
+    /// Earlier runs, superseded when triage found the incident to be something worse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_playbooks: Vec<PlaybookRun>,
+}
+
+/// Where a playbook run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    /// Waiting for an operator to approve step `next`.
+    Waiting,
+    Done,
+    Aborted,
+}
+
+/// A playbook run: its state, persisted with the incident after every step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybookRun {
+    pub playbook: String,
+    pub status: RunStatus,
+    /// The index of the next step to run.
+    pub next: usize,
+    pub steps: Vec<StepRecord>,
+    /// While waiting: the id to approve or reject, and until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_deadline: Option<DateTime<Utc>>,
+    pub started_at: DateTime<Utc>,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepRecord {
+    pub id: String,
+    /// The step's idempotency key (also the id of anything it routed).
+    pub key: Uuid,
+    /// `done`, `skipped`, `requested`, `waiting`, `approved`, `rejected`, `timed_out`,
+    /// `failed`, `unavailable`.
+    pub outcome: String,
+    #[serde(default)]
+    pub detail: String,
+    pub at: DateTime<Utc>,
 }
 
 /// Priority from triage, P1 (act now) to P4.

@@ -11,11 +11,14 @@ mod incident;
 
 pub use envelope::{
     ApprovalDecision, ContainmentRequest, Envelope, Handoff, IncidentRef, Instruction, Payload, PayloadKind,
-    VerifyRequest,
+    PlaybookStepRef, VerifyRequest,
 };
 pub use event::{AuthEvent, AuthEventKind, Event, WebRequest};
 pub use finding::{Finding, IntelHit, Severity};
-pub use incident::{Action, ActionKind, ActionStatus, Decision, Incident, IncidentStatus, Priority, Rollback};
+pub use incident::{
+    Action, ActionKind, ActionStatus, Decision, Incident, IncidentStatus, PlaybookRun, Priority, Rollback, RunStatus,
+    StepRecord,
+};
 
 /// The response mode: what the incident-response executor does with a containment action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]

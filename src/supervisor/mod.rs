@@ -478,6 +478,8 @@ impl Supervisor {
                     notes: vec![format!("last error: {reason}")],
                     version: 1,
                     triage: None,
+                    playbook: None,
+                    earlier_playbooks: Vec::new(),
                 };
                 let audit = AuditEntry::new(
                     "supervisor",

@@ -66,7 +66,8 @@ impl RoutingTable {
             | Payload::Containment(_)
             | Payload::PatchVerification(_)
             | Payload::Instruction(_)
-            | Payload::Approval(_) => None,
+            | Payload::Approval(_)
+            | Payload::PlaybookStep(_) => None,
         };
         match (explicit, to) {
             (Some(a), Some(b)) if a != b => Err(RouteError::NotHandled { agent: b.to_string(), kind }),

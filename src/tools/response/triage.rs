@@ -343,6 +343,8 @@ mod tests {
             notes: vec![],
             version: 1,
             triage: None,
+            playbook: None,
+            earlier_playbooks: Vec::new(),
         }
     }
 
