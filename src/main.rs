@@ -522,6 +522,31 @@ fn decide(o: &ClientOpts, id: &str, by: Option<String>, comment: String, approve
             .iter()
             .flat_map(|i| i["actions"].as_array().cloned().unwrap_or_default())
             .find(|a| a["id"].as_str() == Some(id));
+        // A playbook's approval gate: decided once a step record with its key says so.
+        let gate = incidents.iter().find_map(|i| {
+            let steps = i["playbook"]["steps"].as_array()?;
+            steps.iter().any(|s| s["key"].as_str() == Some(id)).then(|| {
+                let done = steps
+                    .iter()
+                    .rev()
+                    .find(|s| s["key"].as_str() == Some(id) && s["outcome"] != "waiting")
+                    .map(|s| s["outcome"].as_str().unwrap_or("").to_string());
+                (i["playbook"]["playbook"].as_str().unwrap_or("").to_string(), done)
+            })
+        });
+        if let Some((playbook, done)) = gate {
+            match done {
+                Some(outcome) => {
+                    println!("playbook {playbook}: step {verb}: {outcome}");
+                    return Ok(0);
+                }
+                None if Instant::now() > deadline => bail!("the decision was sent but the playbook still waits"),
+                None => {
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                }
+            }
+        }
         match action {
             Some(a) if a["status"] != "pending_approval" => {
                 println!(

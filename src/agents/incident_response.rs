@@ -267,8 +267,7 @@ impl IncidentResponse {
         // of the attacker's address (unless it is protected or already blocked).
         let matching = self.def.tools.contains(&crate::definitions::ToolName::ExecutePlaybook).then(|| {
             self.def.playbooks.iter().find(|p| {
-                p.trigger.types.iter().any(|t| *t == inc.kind)
-                    && p.trigger.min_severity.is_none_or(|m| inc.severity >= m)
+                p.trigger.types.contains(&inc.kind) && p.trigger.min_severity.is_none_or(|m| inc.severity >= m)
             })
         });
         // The incident turned out to be something else (a brute force that succeeded is

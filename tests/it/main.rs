@@ -8,6 +8,7 @@ mod enforce;
 mod intel;
 mod kb;
 mod network;
+mod playbooks;
 mod replay;
 mod runtime;
 mod sigma;

@@ -1,0 +1,114 @@
+//! Playbooks through the whole daemon: a compromised account runs its playbook up to
+//! the approval gate, the daemon is killed (`kill -9`) while it waits, and after the
+//! restart an approval resumes the run at the next step — no step runs twice. A
+//! rejected gate aborts the run.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::*;
+
+fn file_source(log: &Path) -> String {
+    format!(
+        "[[sources]]\nname = \"auth\"\nkind = \"file\"\npath = {:?}\nformat = \"auth\"\n",
+        log.display().to_string()
+    )
+}
+
+/// Six failures then a success for `nobody` (an account every Linux has; in observe
+/// mode nothing is done to it) from `ip`.
+fn compromise(log: &Path, ip: &str) {
+    let mut text = String::new();
+    for i in 0..6 {
+        text.push_str(&failed(ip, "nobody", i));
+    }
+    text.push_str(&auth_line(7, &format!("Accepted password for nobody from {ip} port 40007 ssh2")));
+    append(log, &text);
+}
+
+fn run_of(d: &Daemon, ip: &str) -> Option<serde_json::Value> {
+    let all = d.incidents();
+    let inc = incident_for(&all, ip)?;
+    Some(inc.clone())
+}
+
+fn outcomes(inc: &serde_json::Value) -> Vec<String> {
+    inc["playbook"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{}:{}", s["id"].as_str().unwrap(), s["outcome"].as_str().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_playbook_resumes_after_kill_9_without_repeating_a_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, "").unwrap();
+    let mut d = Daemon::start(tmp.path(), &file_source(&log), "", None);
+    let ip = "198.18.9.9";
+    compromise(&log, ip);
+    let inc = eventually(30, "the playbook to wait for approval", || {
+        run_of(&d, ip).filter(|i| i["playbook"]["status"] == "waiting")
+    });
+    assert_eq!(inc["type"], "credential_compromise");
+    assert_eq!(inc["playbook"]["playbook"], "compromised-account");
+    assert_eq!(
+        outcomes(&inc),
+        ["block-attacker:requested", "collect-evidence:unavailable", "approve-account-lock:waiting"]
+    );
+    let gate = inc["playbook"]["gate"].as_str().unwrap().to_string();
+    eventually(20, "the block action", || run_of(&d, ip).filter(|i| i["actions"].as_array().unwrap().len() == 1));
+    // Make the state durable (an injected line is flushed with everything before it),
+    // then crash.
+    let r = d.post(
+        "/v1/inject",
+        &serde_json::json!({ "source": "auth", "lines": ["Mar  1 00:00:00 h x: flush"] }).to_string(),
+    );
+    assert_eq!(r.unwrap().status, 202);
+    d.kill9();
+    d.spawn();
+
+    let out = d.cli(&["approve", &gate, "--by", "carol"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let inc = eventually(30, "the run to finish", || run_of(&d, ip).filter(|i| i["playbook"]["status"] == "done"));
+    assert_eq!(
+        outcomes(&inc),
+        [
+            "block-attacker:requested",
+            "collect-evidence:unavailable",
+            "approve-account-lock:waiting",
+            "approve-account-lock:approved",
+            "disable-account:requested",
+            "notify-owner:done",
+            "report:unavailable"
+        ]
+    );
+    let actions = inc["actions"].as_array().unwrap();
+    let kinds: Vec<&str> = actions.iter().map(|a| a["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["block_ip", "disable_account"], "the block was not repeated: {inc:#}");
+    assert_eq!(actions[1]["target"], "nobody");
+    assert_eq!(actions[1]["status"], "dry_run", "observe mode: recorded, not run");
+    assert_eq!(actions[1]["argv"], serde_json::json!(["usermod", "--lock", "--expiredate", "1", "--", "nobody"]));
+    assert!(inc["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("approved by carol")));
+    let verify: serde_json::Value = serde_json::from_str(&d.get("/v1/audit/verify").unwrap().body).unwrap();
+    assert_eq!(verify["ok"], true, "{verify}");
+}
+
+#[test]
+fn a_rejected_gate_aborts_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, "").unwrap();
+    let d = Daemon::start(tmp.path(), &file_source(&log), "", None);
+    let ip = "198.18.9.10";
+    compromise(&log, ip);
+    let inc = eventually(30, "the gate", || run_of(&d, ip).filter(|i| i["playbook"]["status"] == "waiting"));
+    let gate = inc["playbook"]["gate"].as_str().unwrap();
+    let out = Command::new(BIN).args(["reject", gate, "--by", "dave"]).arg("--config").arg(&d.config).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("step reject: rejected"), "{out:?}");
+    let inc = eventually(30, "the run to abort", || run_of(&d, ip).filter(|i| i["playbook"]["status"] == "aborted"));
+    assert_eq!(outcomes(&inc).last().unwrap(), "approve-account-lock:rejected");
+    assert_eq!(inc["actions"].as_array().unwrap().len(), 1, "no account was touched");
+}
