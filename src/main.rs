@@ -86,6 +86,16 @@ enum Command {
         #[command(flatten)]
         opts: ClientOpts,
     },
+    /// An incident's report: `--audience executive|technical --format markdown|html|json`.
+    Report {
+        id: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[arg(long, default_value = "technical")]
+        audience: String,
+        #[arg(long, default_value = "markdown")]
+        format: String,
+    },
     /// Approve an action waiting for approval: it runs now, recorded with who and when.
     Approve {
         id: String,
@@ -174,6 +184,16 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Incident { id, opts } => print_get(&opts, &format!("/v1/incidents/{id}")),
         Command::Inject { opts, to, payload, source, lines } => inject(&opts, to, payload, source, lines),
         Command::Approve { id, opts, by, comment } => decide(&opts, &id, by, comment, true),
+        Command::Report { id, opts, audience, format } => {
+            let r = check(call(
+                &opts,
+                "GET",
+                &format!("/v1/incidents/{id}/report?audience={audience}&format={format}"),
+                None,
+            )?)?;
+            print!("{}", r.body);
+            Ok(0)
+        }
         Command::Reject { id, opts, by, comment } => decide(&opts, &id, by, comment, false),
         Command::Audit { command: AuditCommand::Verify { opts, offline } } => audit_verify(&opts, offline),
     }

@@ -111,6 +111,7 @@ pub fn start(listen: SocketAddr, state: AdminState) -> Result<Addr<Admin>, Admin
             .route("/v1/agents", web::get().to(agents))
             .route("/v1/incidents", web::get().to(incidents))
             .route("/v1/incidents/{id}", web::get().to(incident))
+            .route("/v1/incidents/{id}/report", web::get().to(report))
             .route("/v1/findings", web::get().to(findings))
             .route("/v1/inject", web::post().to(inject))
             .route("/v1/actions/{id}/approve", web::post().to(approve))
@@ -190,6 +191,49 @@ async fn incident(st: web::Data<AdminState>, id: web::Path<String>) -> HttpRespo
         Ok(Some(i)) => HttpResponse::Ok().json(i),
         Ok(None) => error(actix_web::http::StatusCode::NOT_FOUND, format!("no incident {id}")),
         Err(e) => error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    #[serde(default = "default_audience")]
+    audience: String,
+    #[serde(default = "default_report_format")]
+    format: String,
+}
+
+fn default_audience() -> String {
+    "technical".into()
+}
+
+fn default_report_format() -> String {
+    "markdown".into()
+}
+
+/// `generate_report` on demand: `?audience=executive|technical&format=markdown|html|json`.
+async fn report(st: web::Data<AdminState>, id: web::Path<String>, q: web::Query<ReportQuery>) -> HttpResponse {
+    use crate::tools::response::report::{self, Audience, Format};
+    use actix_web::http::StatusCode;
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return error(StatusCode::BAD_REQUEST, "incident id must be a UUID");
+    };
+    let (audience, format) = match (q.audience.parse::<Audience>(), q.format.parse::<Format>()) {
+        (Ok(a), Ok(f)) => (a, f),
+        (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match st.kb.incident(id).await {
+        Ok(Some(i)) => {
+            let body = report::render(&report::build(&i, audience), format);
+            let ct = match format {
+                Format::Markdown => "text/markdown; charset=utf-8",
+                Format::Html => "text/html; charset=utf-8",
+                Format::Json => "application/json",
+            };
+            HttpResponse::Ok().content_type(ct).body(body)
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no incident {id}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 

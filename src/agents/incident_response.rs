@@ -599,6 +599,22 @@ impl IncidentResponse {
                     fx.route.push(e);
                     ("done", format!("handed over to {to}"), true, false)
                 }
+                StepKind::Report if self.def.tools.contains(&crate::definitions::ToolName::GenerateReport) => {
+                    use crate::tools::response::report::{self, Audience, Format};
+                    use sha2::Digest;
+                    let md = report::render(&report::build(inc, Audience::Technical), Format::Markdown);
+                    let digest = format!("{:x}", sha2::Sha256::digest(md.as_bytes()));
+                    (
+                        "done",
+                        format!(
+                            "technical report generated ({} bytes, sha256 {digest}); `warden report {}` renders it",
+                            md.len(),
+                            inc.id
+                        ),
+                        true,
+                        false,
+                    )
+                }
                 StepKind::CollectEvidence | StepKind::Report => (
                     "unavailable",
                     format!("{:?} is not available in this build of warden", step.kind).to_lowercase(),

@@ -82,7 +82,7 @@ fn a_playbook_resumes_after_kill_9_without_repeating_a_step() {
             "approve-account-lock:approved",
             "disable-account:requested",
             "notify-owner:done",
-            "report:unavailable"
+            "report:done"
         ]
     );
     let actions = inc["actions"].as_array().unwrap();
@@ -94,6 +94,19 @@ fn a_playbook_resumes_after_kill_9_without_repeating_a_step() {
     assert!(inc["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("approved by carol")));
     let verify: serde_json::Value = serde_json::from_str(&d.get("/v1/audit/verify").unwrap().body).unwrap();
     assert_eq!(verify["ok"], true, "{verify}");
+
+    // Reports, both audiences, every format, from the CLI.
+    let id = inc["id"].as_str().unwrap();
+    let md = d.cli(&["report", id, "--audience", "executive", "--format", "markdown"]);
+    let md = String::from_utf8_lossy(&md.stdout).to_string();
+    assert!(md.contains("## What happened") && md.contains("account compromise") && md.contains("198.18.9.9"), "{md}");
+    let html = String::from_utf8_lossy(&d.cli(&["report", id, "--format", "html"]).stdout).to_string();
+    assert!(html.contains("<h2>Actions</h2>") && html.contains("usermod --lock --expiredate 1 -- nobody"), "{html}");
+    let json = d.cli(&["report", id, "--audience", "technical", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["incident"], id);
+    assert!(json["sections"].as_array().unwrap().iter().any(|s| s["heading"] == "ATT&CK"));
+    assert_eq!(d.get(&format!("/v1/incidents/{id}/report?format=pdf")).unwrap().status, 400);
 }
 
 #[test]

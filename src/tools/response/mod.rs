@@ -3,6 +3,7 @@
 pub mod actions;
 pub mod contain;
 pub mod playbook;
+pub mod report;
 pub mod triage;
 
 pub use contain::{ContainSpec, Protected, block_ip_argv};
