@@ -125,3 +125,41 @@ fn a_rejected_gate_aborts_the_run() {
     assert_eq!(outcomes(&inc).last().unwrap(), "approve-account-lock:rejected");
     assert_eq!(inc["actions"].as_array().unwrap().len(), 1, "no account was touched");
 }
+
+/// An attacker-chosen account name with shell metacharacters and an option-like start
+/// reaches the playbook's `disable_account` step: it is refused before any command is
+/// built (no action recorded for it), and the reports stay well-formed.
+#[test]
+fn a_hostile_account_name_changes_no_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, "").unwrap();
+    let d = Daemon::start(tmp.path(), &file_source(&log), "", None);
+    let ip = "198.18.9.11";
+    let user = "--expiredate;reboot`id`";
+    let mut text = String::new();
+    for i in 0..6 {
+        text.push_str(&failed(ip, user, i));
+    }
+    text.push_str(&auth_line(7, &format!("Accepted password for {user} from {ip} port 40007 ssh2")));
+    append(&log, &text);
+    let inc = eventually(30, "the gate", || run_of(&d, ip).filter(|i| i["playbook"]["status"] == "waiting"));
+    let gate = inc["playbook"]["gate"].as_str().unwrap().to_string();
+    assert!(d.cli(&["approve", &gate, "--by", "carol"]).status.success());
+    let inc = eventually(30, "the run to finish", || run_of(&d, ip).filter(|i| i["playbook"]["status"] == "done"));
+    let actions = inc["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "only the block: {inc:#}");
+    assert_eq!(actions[0]["kind"], "block_ip");
+    let notes: Vec<&str> = inc["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    assert!(
+        notes.iter().any(|n| n.contains("disable_account") && n.contains("not a valid account name")),
+        "{notes:#?}"
+    );
+    let id = inc["id"].as_str().unwrap();
+    let html = String::from_utf8_lossy(&d.cli(&["report", id, "--format", "html"]).stdout).to_string();
+    assert!(html.contains("--expiredate;reboot`id`"), "shown as text: {html}");
+    let md = String::from_utf8_lossy(&d.cli(&["report", id, "--audience", "executive"]).stdout).to_string();
+    assert!(
+        md.lines().filter(|l| l.starts_with('#')).all(|l| l.starts_with("# Incident report") || l.starts_with("## "))
+    );
+}
