@@ -135,6 +135,20 @@ pub struct ResponseConfig {
     pub isolate_command: Vec<String>,
     #[serde(default)]
     pub release_command: Vec<String>,
+    /// Where collected evidence is stored (default: `<data_dir>/evidence`).
+    #[serde(default)]
+    pub evidence_dir: Option<PathBuf>,
+    /// External evidence collectors: `{ name, argv }`, their standard output stored.
+    #[serde(default)]
+    pub collectors: Vec<Collector>,
+}
+
+/// An external evidence collector.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Collector {
+    pub name: String,
+    pub argv: Vec<String>,
 }
 
 impl Default for ResponseConfig {
@@ -147,6 +161,8 @@ impl Default for ResponseConfig {
             quarantine_dir: None,
             isolate_command: Vec::new(),
             release_command: Vec::new(),
+            evidence_dir: None,
+            collectors: Vec::new(),
         }
     }
 }

@@ -132,10 +132,39 @@ enum Command {
         /// Lines (with --source).
         lines: Vec<String>,
     },
+    /// Evidence: export an incident's bundle, verify a bundle.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
     /// Audit ledger commands.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvidenceCommand {
+    /// Write an incident's evidence bundle (tar: manifest.json + items by hash).
+    Export {
+        incident: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+        /// Where to write it (default: ./incident-ID.tar).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Check a bundle: every item present with its size and SHA-256. Recorded in the
+    /// ledger when the daemon is reachable.
+    Verify {
+        bundle: PathBuf,
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[arg(long)]
+        by: Option<String>,
     },
 }
 
@@ -196,6 +225,12 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Reject { id, opts, by, comment } => decide(&opts, &id, by, comment, false),
         Command::Audit { command: AuditCommand::Verify { opts, offline } } => audit_verify(&opts, offline),
+        Command::Evidence { command: EvidenceCommand::Export { incident, opts, out, by } } => {
+            evidence_export(&opts, &incident, out, by)
+        }
+        Command::Evidence { command: EvidenceCommand::Verify { bundle, opts, by } } => {
+            evidence_verify(&opts, &bundle, by)
+        }
     }
 }
 
@@ -298,6 +333,7 @@ fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
             max_body: cfg.admin.max_body_bytes,
             started: Instant::now(),
             detector_state_key: rt.detector_state_key.clone(),
+            evidence_dir: cfg.response.evidence_dir.clone().unwrap_or_else(|| data_dir.join("evidence")),
         };
         let admin = admin::start(cfg.admin.listen, state)?;
         if cfg.testing.fault_injection {
@@ -523,6 +559,47 @@ fn inject(
     let r = check(call(o, "POST", "/v1/inject", Some(&body.to_string()))?)?;
     println!("{}", pretty(&r.body));
     Ok(0)
+}
+
+fn operator(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("SUDO_USER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn evidence_export(o: &ClientOpts, incident: &str, out: Option<PathBuf>, by: Option<String>) -> Result<i32> {
+    let by = operator(by);
+    let path = format!(
+        "/v1/incidents/{incident}/evidence/bundle?by={}",
+        by.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_' && c != '.', "_")
+    );
+    let r = check(call(o, "GET", &path, None)?)?;
+    let out = out.unwrap_or_else(|| PathBuf::from(format!("incident-{incident}.tar")));
+    std::fs::write(&out, &r.bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    let v = warden::tools::response::evidence::verify(&out).map_err(|e| anyhow::anyhow!(e))?;
+    println!("wrote {} ({} items, {} bytes)", out.display(), v.items, r.bytes.len());
+    Ok(if v.ok { 0 } else { 1 })
+}
+
+fn evidence_verify(o: &ClientOpts, bundle: &Path, by: Option<String>) -> Result<i32> {
+    use sha2::Digest;
+    let v = warden::tools::response::evidence::verify(bundle).map_err(|e| anyhow::anyhow!(e))?;
+    let sha = format!("{:x}", sha2::Sha256::digest(std::fs::read(bundle)?));
+    if v.ok {
+        println!("{}: OK, {} items match their SHA-256 (bundle sha256 {sha})", bundle.display(), v.items);
+    } else {
+        for p in &v.problems {
+            println!("{}: {p}", bundle.display());
+        }
+    }
+    if let Some(m) = &v.manifest {
+        let body = serde_json::json!({ "incident": m.incident, "bundle_sha256": sha, "ok": v.ok, "problems": v.problems, "by": operator(by) });
+        match call(o, "POST", "/v1/evidence/verified", Some(&body.to_string())) {
+            Ok(r) if r.status == 202 => println!("recorded in the audit ledger"),
+            _ => eprintln!("not recorded in the audit ledger: the daemon is not reachable"),
+        }
+    }
+    Ok(if v.ok { 0 } else { 1 })
 }
 
 /// Sends an approval or rejection, then waits (up to 15 s) for the action's new status.

@@ -59,6 +59,8 @@ impl Runtime {
             remote_isolate: r.isolate_command.clone(),
             remote_release: r.release_command.clone(),
             passwd: "/etc/passwd".into(),
+            evidence_dir: r.evidence_dir.clone().unwrap_or_else(|| cfg.data_dir(None).join("evidence")),
+            collectors: r.collectors.clone(),
         });
         let env = Arc::new(AgentEnv {
             kb: kb.clone(),

@@ -20,7 +20,9 @@ pub enum ClientError {
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
+    /// The body as text (lossy); `bytes` is the body as sent.
     pub body: String,
+    pub bytes: Vec<u8>,
 }
 
 /// Sends one request and reads the whole response (`Connection: close`).
@@ -64,7 +66,7 @@ fn parse(raw: &[u8]) -> Result<Response, ClientError> {
         l.starts_with("transfer-encoding:") && l.contains("chunked")
     });
     let mut body = &raw[split + 4..];
-    let text = if chunked {
+    let bytes = if chunked {
         let mut out = Vec::new();
         loop {
             let nl = body.windows(2).position(|w| w == b"\r\n").ok_or(ClientError::Malformed)?;
@@ -78,9 +80,9 @@ fn parse(raw: &[u8]) -> Result<Response, ClientError> {
             out.extend_from_slice(&body[..size]);
             body = &body[(size + 2).min(body.len())..];
         }
-        String::from_utf8_lossy(&out).into_owned()
+        out
     } else {
-        String::from_utf8_lossy(body).into_owned()
+        body.to_vec()
     };
-    Ok(Response { status, body: text })
+    Ok(Response { status, body: String::from_utf8_lossy(&bytes).into_owned(), bytes })
 }

@@ -47,6 +47,8 @@ pub struct AdminState {
     pub max_body: usize,
     pub started: Instant,
     pub detector_state_key: Option<String>,
+    /// The evidence store (bundles are built from it).
+    pub evidence_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +114,8 @@ pub fn start(listen: SocketAddr, state: AdminState) -> Result<Addr<Admin>, Admin
             .route("/v1/incidents", web::get().to(incidents))
             .route("/v1/incidents/{id}", web::get().to(incident))
             .route("/v1/incidents/{id}/report", web::get().to(report))
+            .route("/v1/incidents/{id}/evidence/bundle", web::get().to(evidence_bundle))
+            .route("/v1/evidence/verified", web::post().to(evidence_verified))
             .route("/v1/findings", web::get().to(findings))
             .route("/v1/inject", web::post().to(inject))
             .route("/v1/actions/{id}/approve", web::post().to(approve))
@@ -234,6 +238,88 @@ async fn report(st: web::Data<AdminState>, id: web::Path<String>, q: web::Query<
         }
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no incident {id}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BundleQuery {
+    #[serde(default)]
+    by: String,
+}
+
+/// An incident's evidence as a bundle (tar: manifest + items); the export is a custody
+/// event in the ledger, with the bundle's hash.
+async fn evidence_bundle(st: web::Data<AdminState>, id: web::Path<String>, q: web::Query<BundleQuery>) -> HttpResponse {
+    use crate::tools::response::evidence;
+    use actix_web::http::StatusCode;
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return error(StatusCode::BAD_REQUEST, "incident id must be a UUID");
+    };
+    let inc = match st.kb.incident(id).await {
+        Ok(Some(i)) => i,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no incident {id}")),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    if inc.evidence.is_empty() {
+        return error(StatusCode::NOT_FOUND, format!("incident {id} has no evidence"));
+    }
+    let by = crate::ingest::sanitize(if q.by.trim().is_empty() { "admin API" } else { q.by.trim() }, 64);
+    let manifest =
+        evidence::Manifest { incident: id, exported_at: Utc::now(), exported_by: by.clone(), items: inc.evidence };
+    let tmp = st.evidence_dir.join(format!(".bundle-{}.tar", Uuid::new_v4()));
+    let dir = st.evidence_dir.clone();
+    let m = manifest.clone();
+    let t = tmp.clone();
+    let built = web::block(move || {
+        let sha = evidence::export(&dir, &m, &t)?;
+        let bytes = std::fs::read(&t).map_err(|e| e.to_string());
+        let _ = std::fs::remove_file(&t);
+        bytes.map(|b| (sha, b))
+    })
+    .await;
+    let (sha, bytes) = match built {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let entry = crate::kb::audit::AuditEntry::new(
+        "admin",
+        crate::kb::audit::AuditKind::Custody,
+        &sha,
+        json!({ "event": "exported", "incident": id, "by": by, "bundle_sha256": sha, "items": manifest.items.len() }),
+    );
+    if let Err(e) = st.kb.commit(crate::kb::Commit { writes: Vec::new(), audit: vec![entry], flush: true }).await {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, e);
+    }
+    HttpResponse::Ok().content_type("application/x-tar").insert_header(("X-Bundle-Sha256", sha)).body(bytes)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifiedBody {
+    incident: Uuid,
+    bundle_sha256: String,
+    ok: bool,
+    #[serde(default)]
+    problems: Vec<String>,
+    by: String,
+}
+
+/// A bundle was verified (by `warden evidence verify`): a custody event.
+async fn evidence_verified(st: web::Data<AdminState>, body: web::Json<VerifiedBody>) -> HttpResponse {
+    let b = body.into_inner();
+    let entry = crate::kb::audit::AuditEntry::new(
+        "admin",
+        crate::kb::audit::AuditKind::Custody,
+        crate::ingest::sanitize(&b.bundle_sha256, 64),
+        json!({ "event": "verified", "incident": b.incident, "ok": b.ok,
+            "problems": b.problems.iter().map(|p| crate::ingest::sanitize(p, 256)).collect::<Vec<_>>(),
+            "by": crate::ingest::sanitize(&b.by, 64) }),
+    );
+    match st.kb.commit(crate::kb::Commit { writes: Vec::new(), audit: vec![entry], flush: true }).await {
+        Ok(()) => HttpResponse::Accepted().json(json!({ "recorded": true })),
+        Err(e) => error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 

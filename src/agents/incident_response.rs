@@ -205,6 +205,7 @@ impl IncidentResponse {
                     triage: None,
                     playbook: None,
                     earlier_playbooks: Vec::new(),
+                    evidence: Vec::new(),
                 };
                 self.by_entity.insert(entity.clone(), id);
                 self.incidents.insert(id, Arc::new(inc));
@@ -490,7 +491,12 @@ impl IncidentResponse {
 
     /// Runs one step of an incident's playbook (and routes the next). A step that is
     /// not the run's next one (a redelivery of a committed step) does nothing.
-    fn playbook_step(&mut self, env: &Envelope, r: &PlaybookStepRef) -> Result<Effects, AgentError> {
+    async fn playbook_step(
+        &mut self,
+        env: &Envelope,
+        r: &PlaybookStepRef,
+        tools: &dyn Tools,
+    ) -> Result<Effects, AgentError> {
         use crate::tools::response::playbook::{Condition, OnFailure, Selector, StepKind};
         let name = self.def.name.clone();
         let mut fx = Effects::default();
@@ -528,6 +534,23 @@ impl IncidentResponse {
             .when
             .as_deref()
             .is_some_and(|w| Condition::parse(w).map(|c| !c.holds(inc, asset_crit)).unwrap_or(true));
+        // Evidence is collected by the tool (asynchronously) before the step is recorded.
+        let mut collected = None;
+        if !skip
+            && step.kind == StepKind::CollectEvidence
+            && self.def.tools.contains(&crate::definitions::ToolName::CollectEvidence)
+        {
+            let call = ToolCall::CollectEvidence {
+                incident: inc.clone(),
+                files: step.files.iter().map(std::path::PathBuf::from).collect(),
+                snapshot: step.snapshot.unwrap_or(true),
+            };
+            collected = Some(tools.call(call).await);
+        }
+        let Some(inc) = self.incidents.get(&r.incident_id) else {
+            return Err(AgentError::Rejected(format!("no incident {}", r.incident_id)));
+        };
+        let mut evidence_items = Vec::new();
         // (outcome, detail, advance, failed)
         let (outcome, detail, advance, failed): (&str, String, bool, bool) = if skip {
             ("skipped", format!("condition `{}` does not hold", step.when.clone().unwrap_or_default()), true, false)
@@ -615,6 +638,23 @@ impl IncidentResponse {
                         false,
                     )
                 }
+                StepKind::CollectEvidence if collected.is_some() => match collected.take() {
+                    Some(ToolOutcome::Succeeded(ToolOutput::Evidence { items, problems })) => {
+                        let detail = format!(
+                            "{} item(s) stored{}",
+                            items.len(),
+                            if problems.is_empty() {
+                                String::new()
+                            } else {
+                                format!("; not collected: {}", problems.join("; "))
+                            }
+                        );
+                        let failed = items.is_empty();
+                        evidence_items = items;
+                        (if failed { "failed" } else { "done" }, detail, true, failed)
+                    }
+                    other => ("failed", other.map(|o| o.summary()).unwrap_or_default(), true, true),
+                },
                 StepKind::CollectEvidence | StepKind::Report => (
                     "unavailable",
                     format!("{:?} is not available in this build of warden", step.kind).to_lowercase(),
@@ -625,6 +665,18 @@ impl IncidentResponse {
         };
         let abort = failed && step.on_failure == OnFailure::Abort;
         let inc = Arc::make_mut(self.incidents.get_mut(&r.incident_id).expect("checked"));
+        for item in evidence_items {
+            // Custody: collected, by whom, when, with the content's hash.
+            fx.audit.push(AuditEntry::new(
+                &name,
+                AuditKind::Custody,
+                &item.sha256,
+                serde_json::json!({ "event": "collected", "incident": inc.id, "item": item }),
+            ));
+            if !inc.evidence.iter().any(|e| e.sha256 == item.sha256) {
+                inc.evidence.push(item);
+            }
+        }
         let run = inc.playbook.as_mut().expect("checked");
         run.steps.push(StepRecord {
             id: step.id.clone(),
@@ -947,7 +999,7 @@ impl AgentLogic for IncidentResponse {
                 }
                 Payload::Instruction(_) => Ok(Effects::default()),
                 Payload::Approval(d) => self.approval(d, tools).await,
-                Payload::PlaybookStep(r) => self.playbook_step(env, r),
+                Payload::PlaybookStep(r) => self.playbook_step(env, r, tools).await,
                 Payload::PatchVerification(_) => {
                     Err(AgentError::Rejected("incident-response does not verify patches".into()))
                 }

@@ -111,6 +111,7 @@ impl ToolName {
                 | ToolName::TriageIncident
                 | ToolName::ExecutePlaybook
                 | ToolName::ContainThreat
+                | ToolName::CollectEvidence
                 | ToolName::GenerateReport
         )
     }

@@ -27,6 +27,8 @@ pub enum AuditKind {
     Approval,
     /// An action undone (expired, or its incident closed).
     Rollback,
+    /// Evidence collected, exported or verified.
+    Custody,
 }
 
 /// An audit entry as a caller submits it; the ledger assigns `seq`, `at` and `prev`.

@@ -88,6 +88,8 @@ struct IncidentOut<'a> {
     playbook: Option<&'a crate::messages::PlaybookRun>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     earlier_playbooks: &'a [crate::messages::PlaybookRun],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    evidence: &'a [crate::tools::response::evidence::EvidenceItem],
 }
 
 impl<'a> From<&'a Incident> for IncidentOut<'a> {
@@ -110,6 +112,7 @@ impl<'a> From<&'a Incident> for IncidentOut<'a> {
             triage: i.triage.as_ref(),
             playbook: i.playbook.as_ref(),
             earlier_playbooks: &i.earlier_playbooks,
+            evidence: &i.evidence,
         }
     }
 }
@@ -138,6 +141,8 @@ struct IncidentIn {
     playbook: Option<crate::messages::PlaybookRun>,
     #[serde(default)]
     earlier_playbooks: Vec<crate::messages::PlaybookRun>,
+    #[serde(default)]
+    evidence: Vec<crate::tools::response::evidence::EvidenceItem>,
 }
 
 /// One typed write of a [`Commit`].
@@ -328,6 +333,7 @@ impl KnowledgeBase {
             triage: rec.triage,
             playbook: rec.playbook,
             earlier_playbooks: rec.earlier_playbooks,
+            evidence: rec.evidence,
         })
     }
 

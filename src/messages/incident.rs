@@ -40,6 +40,9 @@ pub struct Incident {
     /// Earlier runs, superseded when triage found the incident to be something worse.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub earlier_playbooks: Vec<PlaybookRun>,
+    /// Evidence collected for it (content in the evidence store, by SHA-256).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<crate::tools::response::evidence::EvidenceItem>,
 }
 
 /// Where a playbook run is.

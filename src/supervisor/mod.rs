@@ -480,6 +480,7 @@ impl Supervisor {
                     triage: None,
                     playbook: None,
                     earlier_playbooks: Vec::new(),
+                    evidence: Vec::new(),
                 };
                 let audit = AuditEntry::new(
                     "supervisor",

@@ -53,6 +53,13 @@ pub enum ToolCall {
         events: std::sync::Arc<Vec<Event>>,
         findings: Vec<Finding>,
     },
+    /// Collect evidence for an incident: its log lines, these files, a host snapshot,
+    /// and what the external collectors produce.
+    CollectEvidence {
+        incident: std::sync::Arc<Incident>,
+        files: Vec<std::path::PathBuf>,
+        snapshot: bool,
+    },
     /// Link these findings with earlier ones into campaigns.
     CorrelateEvents {
         findings: Vec<Finding>,
@@ -72,6 +79,7 @@ impl ToolCall {
             ToolCall::AnalyzeNetworkTraffic { .. } => ToolName::AnalyzeNetworkTraffic,
             ToolCall::DetectIoc { .. } => ToolName::DetectIoc,
             ToolCall::CorrelateEvents { .. } => ToolName::CorrelateEvents,
+            ToolCall::CollectEvidence { .. } => ToolName::CollectEvidence,
             ToolCall::TriageIncident { .. } => ToolName::TriageIncident,
             ToolCall::ContainThreat(_) => ToolName::ContainThreat,
         }
@@ -103,6 +111,11 @@ pub enum ToolOutput {
         keyed: Vec<(String, Option<serde_json::Value>)>,
     },
     Triage(TriageResult),
+    /// `collect_evidence`: what was stored, and what could not be.
+    Evidence {
+        items: Vec<response::evidence::EvidenceItem>,
+        problems: Vec<String>,
+    },
     /// `undo`: the target its rollback needs when it is not the action's own (a
     /// quarantined file is restored by its SHA-256).
     Executed {
@@ -331,6 +344,9 @@ impl ToolExecutor {
                     }
                 }
             }
+            ToolCall::CollectEvidence { .. } => {
+                return Ok(ToolOutcome::Failed("collect_evidence runs asynchronously".into()));
+            }
             ToolCall::TriageIncident { incident, assets } => {
                 match catch_unwind(AssertUnwindSafe(|| response::triage(&incident, &assets))) {
                     Ok(t) => ToolOutcome::Succeeded(ToolOutput::Triage(t)),
@@ -445,6 +461,70 @@ pub async fn execute_plan(plan: &Plan, policy: &ContainPolicy) -> ToolOutcome {
     ToolOutcome::Succeeded(ToolOutput::Executed { argv: plan.primary_argv(), output: log.join("\n"), undo })
 }
 
+/// Largest file or collector output stored as one evidence item.
+const EVIDENCE_MAX: u64 = 256 << 20;
+
+/// `collect_evidence`: the log lines of the incident's findings, named files, a host
+/// snapshot, and each external collector's output — each stored by its hash. A piece
+/// that cannot be collected is reported, the others are kept.
+pub async fn collect(
+    inc: &Incident,
+    files: &[std::path::PathBuf],
+    snapshot: bool,
+    policy: &ContainPolicy,
+) -> ToolOutcome {
+    use response::evidence;
+    let dir = &policy.evidence_dir;
+    let mut results: Vec<Result<evidence::EvidenceItem, String>> = Vec::new();
+    let mut keep = |r| results.push(r);
+    let mut lines = String::new();
+    for f in &inc.findings {
+        for e in &f.evidence {
+            lines.push_str(&format!("{}\t{}\t{}\t{}\n", f.first_seen.to_rfc3339(), f.host, f.rule, e));
+        }
+    }
+    if !lines.is_empty() {
+        let rules: std::collections::BTreeSet<&str> = inc.findings.iter().map(|f| f.rule.as_str()).collect();
+        let source = format!("log lines of findings ({})", rules.into_iter().collect::<Vec<_>>().join(", "));
+        keep(evidence::store(dir, inc.id, "log_lines", &source, lines.as_bytes()));
+    }
+    for f in files {
+        keep(evidence::collect_file(dir, inc.id, f, EVIDENCE_MAX));
+    }
+    if snapshot {
+        let snap = tokio::task::spawn_blocking(evidence::snapshot).await;
+        match snap {
+            Ok(s) => {
+                let json = serde_json::to_vec_pretty(&s).unwrap_or_default();
+                keep(evidence::store(dir, inc.id, "host_snapshot", "/proc and utmp", &json));
+            }
+            Err(e) => keep(Err(format!("host snapshot: {e}"))),
+        }
+    }
+    for c in &policy.collectors {
+        match run_cmd(&c.argv, None).await {
+            Ok((0, out)) if (out.len() as u64) <= EVIDENCE_MAX => keep(evidence::store(
+                dir,
+                inc.id,
+                "external",
+                &format!("{} ({})", c.name, c.argv.join(" ")),
+                out.as_bytes(),
+            )),
+            Ok((0, _)) => keep(Err(format!("collector {}: output over {EVIDENCE_MAX} bytes", c.name))),
+            Ok((code, out)) => keep(Err(format!("collector {} exited with {code}: {}", c.name, out.trim()))),
+            Err(o) => keep(Err(format!("collector {}: {}", c.name, o.summary()))),
+        }
+    }
+    let (mut items, mut problems) = (Vec::new(), Vec::new());
+    for r in results {
+        match r {
+            Ok(i) => items.push(i),
+            Err(e) => problems.push(e),
+        }
+    }
+    ToolOutcome::Succeeded(ToolOutput::Evidence { items, problems })
+}
+
 /// The nftables table, sets and drop rules Warden's blocks go into, created once.
 const NFT_SETUP: &str = "table inet warden {
   set blocklist_v4 { type ipv4_addr; flags timeout; }
@@ -465,6 +545,14 @@ impl Handler<ExecuteTool> for ToolExecutor {
     type Result = ResponseActFuture<Self, ToolOutcome>;
 
     fn handle(&mut self, msg: ExecuteTool, _: &mut Self::Context) -> Self::Result {
+        if let ToolCall::CollectEvidence { incident, files, snapshot } = msg.0 {
+            if !self.allowed.contains(&ToolName::CollectEvidence) {
+                let why = format!("agent `{}` does not declare tool `collect_evidence`", self.agent);
+                return Box::pin(fut::ready(ToolOutcome::Denied(why)));
+            }
+            let policy = self.policy.clone();
+            return Box::pin(async move { collect(&incident, &files, snapshot, &policy).await }.into_actor(self));
+        }
         match self.run_sync(msg.0) {
             Ok(outcome) => Box::pin(fut::ready(outcome)),
             Err(plan) => {

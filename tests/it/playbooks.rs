@@ -54,10 +54,8 @@ fn a_playbook_resumes_after_kill_9_without_repeating_a_step() {
     });
     assert_eq!(inc["type"], "credential_compromise");
     assert_eq!(inc["playbook"]["playbook"], "compromised-account");
-    assert_eq!(
-        outcomes(&inc),
-        ["block-attacker:requested", "collect-evidence:unavailable", "approve-account-lock:waiting"]
-    );
+    assert_eq!(outcomes(&inc), ["block-attacker:requested", "collect-evidence:done", "approve-account-lock:waiting"]);
+    assert_eq!(inc["evidence"].as_array().unwrap().len(), 2, "log lines and a host snapshot: {inc:#}");
     let gate = inc["playbook"]["gate"].as_str().unwrap().to_string();
     eventually(20, "the block action", || run_of(&d, ip).filter(|i| i["actions"].as_array().unwrap().len() == 1));
     // Make the state durable (an injected line is flushed with everything before it),
@@ -77,7 +75,7 @@ fn a_playbook_resumes_after_kill_9_without_repeating_a_step() {
         outcomes(&inc),
         [
             "block-attacker:requested",
-            "collect-evidence:unavailable",
+            "collect-evidence:done",
             "approve-account-lock:waiting",
             "approve-account-lock:approved",
             "disable-account:requested",
@@ -107,6 +105,29 @@ fn a_playbook_resumes_after_kill_9_without_repeating_a_step() {
     assert_eq!(json["incident"], id);
     assert!(json["sections"].as_array().unwrap().iter().any(|s| s["heading"] == "ATT&CK"));
     assert_eq!(d.get(&format!("/v1/incidents/{id}/report?format=pdf")).unwrap().status, 400);
+
+    // Evidence: exported as a bundle (a custody event), verified, and a tampered copy
+    // is caught with the item named.
+    let bundle = tmp.path().join("bundle.tar");
+    let out = d.cli(&["evidence", "export", id, "--out", bundle.to_str().unwrap(), "--by", "erin"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = d.cli(&["evidence", "verify", bundle.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && text.contains("OK, 2 items") && text.contains("recorded in the audit ledger"),
+        "{text}"
+    );
+    let log_item = inc["evidence"].as_array().unwrap().iter().find(|e| e["kind"] == "log_lines").unwrap();
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let at = bytes.windows(6).position(|w| w == b"nobody").expect("the log lines are in the bundle");
+    bytes[at] = b'N';
+    std::fs::write(&bundle, &bytes).unwrap();
+    let out = d.cli(&["evidence", "verify", bundle.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains(log_item["sha256"].as_str().unwrap()) && text.contains("does not match"), "{text}");
+    let verify: serde_json::Value = serde_json::from_str(&d.get("/v1/audit/verify").unwrap().body).unwrap();
+    assert_eq!(verify["ok"], true, "{verify}");
 }
 
 #[test]

@@ -41,6 +41,11 @@ pub struct ContainPolicy {
     pub remote_release: Vec<String>,
     /// The password file accounts are looked up in (tests point it elsewhere).
     pub passwd: PathBuf,
+    /// Where collected evidence is stored.
+    pub evidence_dir: PathBuf,
+    /// External evidence collectors (memory or disk imaging): their standard output is
+    /// stored as evidence.
+    pub collectors: Vec<crate::config::Collector>,
 }
 
 impl ContainPolicy {
@@ -436,6 +441,7 @@ mod tests {
             remote_isolate: vec!["ssh".into(), "--".into(), "{host}".into(), "isolate".into()],
             remote_release: vec![],
             passwd,
+            ..Default::default()
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod actions;
 pub mod contain;
+pub mod evidence;
 pub mod playbook;
 pub mod report;
 pub mod triage;

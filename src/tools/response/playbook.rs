@@ -67,6 +67,12 @@ pub struct Step {
     /// `handoff`: the agent to hand over to.
     #[serde(default)]
     pub to: Option<String>,
+    /// `collect_evidence`: files to copy (absolute paths), and whether to take a host
+    /// snapshot (default yes).
+    #[serde(default)]
+    pub files: Vec<String>,
+    #[serde(default)]
+    pub snapshot: Option<bool>,
     /// A condition on the incident, e.g. `severity >= high and type == credential_compromise`.
     #[serde(default)]
     pub when: Option<String>,
@@ -310,6 +316,9 @@ pub fn load(files: &[(String, String)], agents: &[String]) -> (Vec<Playbook>, Ve
                 StepKind::Notify if s.message.is_none() => {
                     err(line, format!("step `{}`: a notify step needs `message`", s.id))
                 }
+                StepKind::CollectEvidence if s.files.iter().any(|f| !f.starts_with('/')) => {
+                    err(line, format!("step `{}`: evidence files must be absolute paths", s.id))
+                }
                 StepKind::Approval if s.timeout_secs.is_none() => {
                     err(line, format!("step `{}`: an approval step needs `timeout_secs`", s.id))
                 }
@@ -348,6 +357,7 @@ mod tests {
             triage: None,
             playbook: None,
             earlier_playbooks: Vec::new(),
+            evidence: Vec::new(),
         };
         assert!(c.holds(&inc, Criticality::Medium));
         inc.severity = Severity::Medium;

@@ -460,6 +460,7 @@ mod tests {
             triage: None,
             playbook: None,
             earlier_playbooks: vec![],
+            evidence: vec![],
         }
     }
 

@@ -345,6 +345,7 @@ mod tests {
             triage: None,
             playbook: None,
             earlier_playbooks: Vec::new(),
+            evidence: Vec::new(),
         }
     }
 
