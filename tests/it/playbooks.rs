@@ -184,3 +184,52 @@ fn a_hostile_account_name_changes_no_command() {
         md.lines().filter(|l| l.starts_with('#')).all(|l| l.starts_with("# Incident report") || l.starts_with("## "))
     );
 }
+
+/// An injected detection of the given rule, techniques and tactics from `ip`.
+fn detect(d: &Daemon, ip: &str, rule: &str, techniques: &[&str], tactics: &[&str]) {
+    let now = chrono::Utc::now().to_rfc3339();
+    let body = serde_json::json!({ "payload": {
+        "kind": "detection", "id": uuid::Uuid::new_v4(), "rule": rule, "title": format!("injected {rule}"),
+        "severity": "critical", "src_ip": ip, "first_seen": now, "last_seen": now, "event_count": 1,
+        "techniques": techniques, "tactics": tactics, "host": "files1",
+    }});
+    assert_eq!(d.post("/v1/inject", &body.to_string()).unwrap().status, 202);
+}
+
+/// The ransomware and phishing playbooks, from an injected detection to the end of the
+/// run (the detectors in this build do not produce those types from logs).
+#[test]
+fn ransomware_and_phishing_playbooks_run_through_the_pipeline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(tmp.path(), "", "", None);
+    detect(&d, "198.18.9.20", "mass_file_encryption", &["T1486"], &["TA0040"]);
+    let inc = eventually(30, "the ransomware run to wait", || {
+        run_of(&d, "198.18.9.20").filter(|i| i["playbook"]["status"] == "waiting")
+    });
+    assert_eq!(inc["type"], "ransomware");
+    assert_eq!(inc["playbook"]["playbook"], "ransomware");
+    assert!(d.cli(&["approve", inc["playbook"]["gate"].as_str().unwrap(), "--by", "frank"]).status.success());
+    let inc = eventually(30, "the ransomware run to finish", || {
+        run_of(&d, "198.18.9.20").filter(|i| i["playbook"]["status"] == "done")
+    });
+    assert_eq!(
+        outcomes(&inc),
+        [
+            "notify-now:done",
+            "approve-isolation:waiting",
+            "approve-isolation:approved",
+            "isolate-host:requested",
+            "collect-evidence:done",
+            "report:done"
+        ]
+    );
+    // No management network is configured: isolating this host is refused, and said.
+    let notes = inc["notes"].as_array().unwrap();
+    assert!(notes.iter().any(|n| n.as_str().unwrap().contains("isolate_host of local denied")), "{notes:#?}");
+
+    detect(&d, "198.18.9.21", "phishing_sender", &["T1566.001"], &["TA0001"]);
+    let inc =
+        eventually(30, "the phishing run", || run_of(&d, "198.18.9.21").filter(|i| i["playbook"]["status"] == "done"));
+    assert_eq!(inc["type"], "phishing");
+    assert_eq!(outcomes(&inc), ["block-sender:requested", "notify-users:done", "report:done"]);
+}

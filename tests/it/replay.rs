@@ -42,6 +42,11 @@ struct ExpectedIncident {
     action: String,
     #[serde(default)]
     note: Option<String>,
+    /// The playbook that ran, and each step's outcome in order.
+    #[serde(default)]
+    playbook: Option<String>,
+    #[serde(default)]
+    steps: Option<Vec<String>>,
 }
 
 fn replay_json(file: &Path) -> Vec<serde_json::Value> {
@@ -96,6 +101,18 @@ fn check(case: &Path) {
                 assert_eq!(actions[0]["status"], status, "{name}");
                 assert_eq!(actions[0]["target"], want.entity.as_str(), "{name}");
             }
+        }
+        if let Some(pb) = &want.playbook {
+            assert_eq!(inc["playbook"]["playbook"], pb.as_str(), "{name}: {inc:#}");
+        }
+        if let Some(steps) = &want.steps {
+            let got: Vec<String> = inc["playbook"]["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| format!("{}:{}", s["id"].as_str().unwrap(), s["outcome"].as_str().unwrap()))
+                .collect();
+            assert_eq!(&got, steps, "{name}");
         }
         if let Some(note) = &want.note {
             assert!(
