@@ -107,6 +107,16 @@ enum Command {
         #[arg(long, default_value = "")]
         comment: String,
     },
+    /// Close an incident: its actions are rolled back (unless permanent).
+    Close {
+        id: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
     /// Reject an action waiting for approval.
     Reject {
         id: String,
@@ -224,6 +234,12 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Reject { id, opts, by, comment } => decide(&opts, &id, by, comment, false),
+        Command::Close { id, opts, by, comment } => {
+            let body = serde_json::json!({ "by": operator(by), "comment": comment });
+            let r = check(call(&opts, "POST", &format!("/v1/incidents/{id}/close"), Some(&body.to_string()))?)?;
+            println!("{}", pretty(&r.body));
+            Ok(0)
+        }
         Command::Audit { command: AuditCommand::Verify { opts, offline } } => audit_verify(&opts, offline),
         Command::Evidence { command: EvidenceCommand::Export { incident, opts, out, by } } => {
             evidence_export(&opts, &incident, out, by)

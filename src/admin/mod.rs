@@ -119,6 +119,7 @@ pub fn start(listen: SocketAddr, state: AdminState) -> Result<Addr<Admin>, Admin
             .route("/v1/findings", web::get().to(findings))
             .route("/v1/inject", web::post().to(inject))
             .route("/v1/actions/{id}/approve", web::post().to(approve))
+            .route("/v1/incidents/{id}/close", web::post().to(close))
             .route("/v1/actions/{id}/reject", web::post().to(reject))
             .route("/v1/audit/verify", web::get().to(audit_verify))
             .route("/metrics", web::get().to(metrics));
@@ -330,6 +331,28 @@ struct DecisionBody {
     by: String,
     #[serde(default)]
     comment: String,
+}
+
+/// Closes an incident (routed to incident response, like any message).
+async fn close(st: web::Data<AdminState>, id: web::Path<String>, body: web::Json<DecisionBody>) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let Ok(incident_id) = Uuid::parse_str(&id) else {
+        return error(StatusCode::BAD_REQUEST, "incident id must be a UUID");
+    };
+    let body = body.into_inner();
+    if body.by.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "say who closes it: {\"by\": NAME}");
+    }
+    let payload = Payload::Close(crate::messages::CloseRequest {
+        incident_id,
+        by: crate::ingest::sanitize(body.by.trim(), 64),
+        reason: crate::ingest::sanitize(&body.comment, 512),
+    });
+    match st.supervisor.send(Route { envelope: Envelope::new("admin", payload), to: None }).await {
+        Ok(Ok(id)) => HttpResponse::Accepted().json(json!({ "envelope_id": id, "incident_id": incident_id })),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
 }
 
 async fn approve(st: web::Data<AdminState>, id: web::Path<String>, body: web::Json<DecisionBody>) -> HttpResponse {

@@ -785,6 +785,44 @@ impl IncidentResponse {
         fx
     }
 
+    /// An operator closes an incident: later findings open a new one, a waiting
+    /// playbook is aborted, and the next tick rolls its actions back.
+    fn close(&mut self, c: &crate::messages::CloseRequest) -> Result<Effects, AgentError> {
+        let name = self.def.name.clone();
+        let Some(inc) = self.incidents.get_mut(&c.incident_id).map(Arc::make_mut) else {
+            return Err(AgentError::Rejected(format!("no incident {}", c.incident_id)));
+        };
+        let mut fx = Effects::default();
+        if inc.status == IncidentStatus::Closed {
+            return Ok(fx);
+        }
+        let by = crate::ingest::sanitize(&c.by, 64);
+        let now = Utc::now();
+        inc.status = IncidentStatus::Closed;
+        if let Some(run) = inc.playbook.as_mut()
+            && matches!(run.status, RunStatus::Running | RunStatus::Waiting)
+        {
+            run.status = RunStatus::Aborted;
+            run.gate = None;
+        }
+        inc.notes.push(format!("closed by {by}: {}", crate::ingest::sanitize(&c.reason, 512)));
+        inc.updated_at = now;
+        inc.version += 1;
+        fx.audit.push(AuditEntry::new(
+            &name,
+            AuditKind::Action,
+            inc.id,
+            serde_json::json!({ "closed": true, "by": by, "at": now, "reason": c.reason }),
+        ));
+        for e in inc.entities.clone() {
+            if self.by_entity.get(&e) == Some(&c.incident_id) {
+                self.by_entity.remove(&e);
+            }
+        }
+        self.dirty.insert(c.incident_id);
+        Ok(fx)
+    }
+
     fn find_action(&self, action_id: Uuid) -> Option<(Uuid, usize)> {
         self.incidents.values().find_map(|i| i.actions.iter().position(|a| a.id == action_id).map(|p| (i.id, p)))
     }
@@ -1000,6 +1038,7 @@ impl AgentLogic for IncidentResponse {
                 Payload::Instruction(_) => Ok(Effects::default()),
                 Payload::Approval(d) => self.approval(d, tools).await,
                 Payload::PlaybookStep(r) => self.playbook_step(env, r, tools).await,
+                Payload::Close(c) => self.close(c),
                 Payload::PatchVerification(_) => {
                     Err(AgentError::Rejected("incident-response does not verify patches".into()))
                 }

@@ -57,6 +57,17 @@ pub enum Payload {
     Instruction(Instruction),
     Approval(ApprovalDecision),
     PlaybookStep(PlaybookStepRef),
+    Close(CloseRequest),
+}
+
+/// An operator closes an incident: its actions are rolled back (unless permanent).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CloseRequest {
+    pub incident_id: Uuid,
+    pub by: String,
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// Run step `step` of an incident's playbook run.
@@ -97,6 +108,7 @@ impl Payload {
             Payload::Instruction(_) => PayloadKind::Instruction,
             Payload::Approval(_) => PayloadKind::Approval,
             Payload::PlaybookStep(_) => PayloadKind::PlaybookStep,
+            Payload::Close(_) => PayloadKind::Close,
         }
     }
 }
@@ -113,10 +125,11 @@ pub enum PayloadKind {
     Instruction,
     Approval,
     PlaybookStep,
+    Close,
 }
 
 impl PayloadKind {
-    pub const ALL: [PayloadKind; 8] = [
+    pub const ALL: [PayloadKind; 9] = [
         PayloadKind::Detection,
         PayloadKind::Triage,
         PayloadKind::Containment,
@@ -125,6 +138,7 @@ impl PayloadKind {
         PayloadKind::Instruction,
         PayloadKind::Approval,
         PayloadKind::PlaybookStep,
+        PayloadKind::Close,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -137,6 +151,7 @@ impl PayloadKind {
             PayloadKind::Instruction => "instruction",
             PayloadKind::Approval => "approval",
             PayloadKind::PlaybookStep => "playbook_step",
+            PayloadKind::Close => "close",
         }
     }
 }

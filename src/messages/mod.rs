@@ -10,8 +10,8 @@ mod finding;
 mod incident;
 
 pub use envelope::{
-    ApprovalDecision, ContainmentRequest, Envelope, Handoff, IncidentRef, Instruction, Payload, PayloadKind,
-    PlaybookStepRef, VerifyRequest,
+    ApprovalDecision, CloseRequest, ContainmentRequest, Envelope, Handoff, IncidentRef, Instruction, Payload,
+    PayloadKind, PlaybookStepRef, VerifyRequest,
 };
 pub use event::{AuthEvent, AuthEventKind, Event, WebRequest};
 pub use finding::{Finding, IntelHit, Severity};

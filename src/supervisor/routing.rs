@@ -67,7 +67,8 @@ impl RoutingTable {
             | Payload::PatchVerification(_)
             | Payload::Instruction(_)
             | Payload::Approval(_)
-            | Payload::PlaybookStep(_) => None,
+            | Payload::PlaybookStep(_)
+            | Payload::Close(_) => None,
         };
         match (explicit, to) {
             (Some(a), Some(b)) if a != b => Err(RouteError::NotHandled { agent: b.to_string(), kind }),

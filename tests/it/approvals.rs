@@ -152,6 +152,29 @@ fn an_unanswered_approval_lapses() {
     assert_eq!(action(&d, "kill_process", &pid).unwrap()["status"], "expired");
     child.kill().unwrap();
     let _ = child.wait();
+    // Closing the incident rolls its executed actions back (here: a quarantine whose
+    // time to live, an hour, is far away).
+    let file = tmp.path().join("implant.bin");
+    std::fs::write(&file, b"\x7fELF...").unwrap();
+    contain(&d, &inc, "quarantine_file", file.to_str().unwrap());
+    eventually(20, "the quarantine", || {
+        action(&d, "quarantine_file", file.to_str().unwrap()).filter(|a| a["status"] == "executed")
+    });
+    assert!(!file.exists());
+    let out = Command::new(BIN)
+        .args(["close", &inc, "--by", "grace", "--comment", "false positive"])
+        .args(config_args(&d))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let a = eventually(30, "the rollback on close", || {
+        action(&d, "quarantine_file", file.to_str().unwrap()).filter(|a| a["status"] == "rolled_back")
+    });
+    assert_eq!(a["rollback"]["why"], "incident closed");
+    assert!(file.exists(), "put back");
+    let closed = d.incidents().into_iter().find(|i| i["id"] == inc.as_str()).unwrap();
+    assert_eq!(closed["status"], "closed");
+    assert!(closed["notes"].as_array().unwrap().iter().any(|n| n == "closed by grace: false positive"));
     // Bad requests: no `by`, not an id.
     assert_eq!(
         d.post(&format!("/v1/actions/{}/approve", a["id"].as_str().unwrap()), r#"{"by":" "}"#).unwrap().status,
