@@ -27,6 +27,9 @@ mode = "observe"
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// A webhook for notifications (off when absent).
+    #[serde(default)]
+    pub notify: Option<crate::tools::response::notify::NotifyConfig>,
     /// Where the database and the admin token live.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,

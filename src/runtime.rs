@@ -24,6 +24,8 @@ pub enum RuntimeError {
     Kb(#[from] KbError),
     #[error("agent definitions: {0}")]
     Routes(#[from] RouteError),
+    #[error("notifications: {0}")]
+    Notify(String),
 }
 
 /// Handles to a running Warden.
@@ -62,7 +64,15 @@ impl Runtime {
             evidence_dir: r.evidence_dir.clone().unwrap_or_else(|| cfg.data_dir(None).join("evidence")),
             collectors: r.collectors.clone(),
         });
+        let notifier = match &cfg.notify {
+            Some(n) if durable => Some(
+                crate::tools::response::notify::Notifier::start(n.clone(), metrics.clone())
+                    .map_err(RuntimeError::Notify)?,
+            ),
+            _ => None,
+        };
         let env = Arc::new(AgentEnv {
+            notifier,
             kb: kb.clone(),
             routes,
             protected,

@@ -705,8 +705,27 @@ impl IncidentResponse {
                 run.status = RunStatus::Done;
             }
         }
-        if step.kind == StepKind::Notify && !skip {
-            inc.notes.push(format!("notification: {detail}"));
+        if (step.kind == StepKind::Notify && !skip) || (!advance && !abort) {
+            if step.kind == StepKind::Notify {
+                inc.notes.push(format!("notification: {detail}"));
+            }
+            // Queued, never awaited: a slow or dead webhook does not hold the run up.
+            if let Some(n) = &self.env.notifier {
+                let text = if step.kind == StepKind::Notify {
+                    detail.clone()
+                } else {
+                    format!("playbook {} waits for approval of step {}: {detail}", pb.name, step.id)
+                };
+                n.send(crate::tools::response::notify::Notification {
+                    incident: inc.id,
+                    kind: inc.kind.clone(),
+                    severity: inc.severity.to_string(),
+                    priority: format!("{:?}", inc.priority),
+                    title: inc.title.clone(),
+                    text,
+                    at: now,
+                });
+            }
         }
         inc.updated_at = now;
         inc.version += 1;
@@ -1078,6 +1097,7 @@ mod tests {
             metrics: Default::default(),
             durable: true,
             intel: Default::default(),
+            notifier: None,
         });
         let mut def = defs.agents["incident-response"].clone();
         if let Some(a) = autonomy {

@@ -134,6 +134,8 @@ pub struct AgentEnv {
     /// Threat-intel feeds per threat-detection agent, loaded once and reloaded on change;
     /// they outlive agent restarts.
     pub intel: std::collections::HashMap<String, Arc<crate::tools::detection::ioc::FeedStore>>,
+    /// Where notifications go (none configured: nowhere).
+    pub notifier: Option<crate::tools::response::notify::Notifier>,
 }
 
 /// An agent's durable state, read from the knowledge base before it is (re)built.

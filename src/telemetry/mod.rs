@@ -25,6 +25,9 @@ pub struct Metrics {
     /// Threat-intel feed reloads, and the indicators the current index holds.
     pub intel_reloads: AtomicU64,
     pub intel_indicators: AtomicU64,
+    /// Webhook notifications delivered, and given up on (retries exhausted, queue full).
+    pub notifications_sent: AtomicU64,
+    pub notifications_failed: AtomicU64,
     sources: Mutex<BTreeMap<String, SourceCounters>>,
 }
 
@@ -70,7 +73,7 @@ impl Metrics {
     /// from the knowledge base: `(name, help, labels, value)`.
     pub fn render(&self, durable: &[(String, String, Vec<(String, String)>, u64)]) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 12] = [
+        let counters: [(&str, &str, &AtomicU64); 14] = [
             ("warden_findings_total", "Findings opened by this process", &self.findings),
             (
                 "warden_findings_without_incident_total",
@@ -95,6 +98,12 @@ impl Metrics {
             ("warden_agent_restarts_total", "Agent restarts", &self.agent_restarts),
             ("warden_source_errors_total", "Source read errors", &self.source_errors),
             ("warden_intel_reloads_total", "Threat-intel feed reloads after a change", &self.intel_reloads),
+            ("warden_notifications_sent_total", "Webhook notifications delivered", &self.notifications_sent),
+            (
+                "warden_notifications_failed_total",
+                "Webhook notifications given up on (retries exhausted or queue full)",
+                &self.notifications_failed,
+            ),
         ];
         for (name, help, c) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.load(Ordering::Relaxed));

@@ -8,6 +8,7 @@ mod enforce;
 mod intel;
 mod kb;
 mod network;
+mod notify;
 mod playbooks;
 mod replay;
 mod runtime;

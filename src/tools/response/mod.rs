@@ -3,6 +3,7 @@
 pub mod actions;
 pub mod contain;
 pub mod evidence;
+pub mod notify;
 pub mod playbook;
 pub mod report;
 pub mod triage;
