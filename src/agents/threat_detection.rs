@@ -54,6 +54,7 @@ impl ThreatDetection {
         m.add_source(&batch.source, &batch.stats, batch.events.len() as u64);
         let events = batch.events.len();
         let events_arc = batch.events.clone();
+        let batch_file = batch.file.clone();
         let call = ToolCall::AnalyzeLogs {
             events: batch.events,
             source: batch.source.clone(),
@@ -155,6 +156,9 @@ impl ThreatDetection {
                 serde_json::json!({ "batch": batch.id, "source": batch.source, "findings": ids }),
             ));
         }
+        if let Some(file) = &batch_file {
+            attach_refs(&mut findings, file, &events_arc);
+        }
         for f in findings {
             m.inc(&m.findings);
             tracing::info!(agent = %name, rule = %f.rule, src_ip = ?f.src_ip, finding = %f.id, "finding opened");
@@ -204,4 +208,28 @@ impl AgentLogic for ThreatDetection {
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, AgentError> {
     serde_json::to_value(v).map_err(|e| AgentError::Fatal(format!("cannot encode detector state: {e}")))
+}
+
+/// Points findings' evidence lines at where they were read (file, offset, hash) when
+/// they come from this batch of a file (lines from earlier batches keep no reference).
+fn attach_refs(findings: &mut [crate::messages::Finding], file: &str, events: &[crate::messages::Event]) {
+    use sha2::Digest;
+    if findings.is_empty() {
+        return;
+    }
+    let by_line: std::collections::HashMap<&str, u64> =
+        events.iter().filter_map(|e| e.offset.map(|o| (e.raw.as_str(), o))).collect();
+    for f in findings {
+        for line in &f.evidence {
+            if let Some(offset) = by_line.get(line.as_str())
+                && !f.evidence_refs.iter().any(|r| r.offset == *offset)
+            {
+                f.evidence_refs.push(crate::messages::EvidenceRef {
+                    file: file.to_string(),
+                    offset: *offset,
+                    sha256: format!("{:x}", sha2::Sha256::digest(line.as_bytes())),
+                });
+            }
+        }
+    }
 }

@@ -150,6 +150,7 @@ impl Tailer {
                         if cp.offset > 0 {
                             self.builder.prime_from(&c);
                         }
+                        self.splitter.set_position(cp.offset);
                         self.open = Some(o);
                         return;
                     }
@@ -182,7 +183,9 @@ impl Tailer {
         self.seq += 1;
         self.lines_total += self.builder.stats.lines;
         let cp = self.checkpoint();
-        Some(self.builder.take(&self.source, Some(self.seq), cp))
+        let mut batch = self.builder.take(&self.source, Some(self.seq), cp);
+        batch.file = self.open.as_ref().map(|o| o.path.display().to_string());
+        Some(batch)
     }
 
     /// Reads what is available and returns the next batch, or `None` when caught up.
@@ -193,6 +196,7 @@ impl Tailer {
                 match self.open_at(&self.path.clone(), 0) {
                     Ok(o) => {
                         tracing::info!(source = %self.source, file = %self.path.display(), "tailing file");
+                        self.splitter.set_position(0);
                         self.open = Some(o);
                         self.missing_reported = false;
                     }
@@ -226,7 +230,9 @@ impl Tailer {
                         o.pos += n as u64;
                         let (splitter, builder) = (&mut self.splitter, &mut self.builder);
                         let (inv0, tr0) = (splitter.invalid_utf8, splitter.truncated);
-                        splitter.push(&buf[..n], &mut |l| builder.line(l));
+                        let mut lines = Vec::new();
+                        splitter.push(&buf[..n], &mut |l| lines.push(l));
+                        builder.lines_at(lines, splitter.take_starts());
                         builder.stats.invalid_utf8 += splitter.invalid_utf8 - inv0;
                         builder.stats.truncated += splitter.truncated - tr0;
                     }
@@ -258,7 +264,9 @@ impl Tailer {
                     // unterminated last line will never be completed, so emit it.
                     let (splitter, builder) = (&mut self.splitter, &mut self.builder);
                     let inv0 = splitter.invalid_utf8;
-                    splitter.finish(&mut |l| builder.line(l));
+                    let mut lines = Vec::new();
+                    splitter.finish(&mut |l| lines.push(l));
+                    builder.lines_at(lines, splitter.take_starts());
                     builder.stats.invalid_utf8 += splitter.invalid_utf8 - inv0;
                     tracing::info!(source = %self.source, from = %o.path.display(), "file rotated; following the new file");
                     self.metrics.source_event(&self.source, |c| c.rotations += 1);
@@ -276,6 +284,7 @@ impl Tailer {
                     let batch = self.make_batch();
                     self.builder.stats.file_truncated = true;
                     self.splitter.reset();
+                    self.splitter.set_position(0);
                     let o = self.open.as_mut().expect("opened above");
                     o.pos = 0;
                     if let Err(e) = o.file.seek(SeekFrom::Start(0)) {

@@ -35,6 +35,9 @@ pub struct LogBatch {
     /// Shared so that a re-send after an agent restart does not copy the events.
     pub events: std::sync::Arc<Vec<Event>>,
     pub stats: BatchStats,
+    /// The file the lines were read from (file sources and replay): with each event's
+    /// offset, where evidence lines can be found again.
+    pub file: Option<String>,
 }
 
 /// Counts of what a batch covered.
@@ -78,11 +81,37 @@ pub struct LineSplitter {
     pub skipping: bool,
     pub invalid_utf8: u64,
     pub truncated: u64,
+    /// Stream offset of the next byte `push` will see, and of the held-back line.
+    pos: u64,
+    buf_start: u64,
+    /// Start offsets of the lines emitted since the last [`LineSplitter::take_starts`].
+    starts: Vec<u64>,
 }
 
 impl LineSplitter {
     pub fn new(max: usize) -> Self {
-        LineSplitter { buf: Vec::new(), max: max.max(1), skipping: false, invalid_utf8: 0, truncated: 0 }
+        LineSplitter {
+            buf: Vec::new(),
+            max: max.max(1),
+            skipping: false,
+            invalid_utf8: 0,
+            truncated: 0,
+            pos: 0,
+            buf_start: 0,
+            starts: Vec::new(),
+        }
+    }
+
+    /// Where in the stream the next pushed byte is (a file opened at an offset).
+    pub fn set_position(&mut self, pos: u64) {
+        self.pos = pos;
+        self.buf_start = pos;
+        self.starts.clear();
+    }
+
+    /// The stream offsets where the lines emitted since the last call began, in order.
+    pub fn take_starts(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.starts)
     }
 
     /// Bytes of an incomplete line held back.
@@ -98,13 +127,18 @@ impl LineSplitter {
                     Some(i) => {
                         self.skipping = false;
                         data = &data[i + 1..];
+                        self.pos += i as u64 + 1;
                     }
-                    None => return,
+                    None => {
+                        self.pos += data.len() as u64;
+                        return;
+                    }
                 }
                 continue;
             }
             match memchr(b'\n', data) {
                 Some(i) => {
+                    self.starts.push(if self.buf.is_empty() { self.pos } else { self.buf_start });
                     if self.buf.is_empty() {
                         if i > self.max {
                             self.cut(&data[..i.min(self.max + 4)], emit);
@@ -128,10 +162,15 @@ impl LineSplitter {
                         }
                     }
                     data = &data[i + 1..];
+                    self.pos += i as u64 + 1;
                 }
                 None => {
+                    if self.buf.is_empty() {
+                        self.buf_start = self.pos;
+                    }
                     let room = self.max - self.buf.len();
                     if data.len() > room {
+                        self.starts.push(self.buf_start);
                         let mut b = std::mem::take(&mut self.buf);
                         b.extend_from_slice(&data[..data.len().min(room + 4)]);
                         self.cut(&b, emit);
@@ -139,6 +178,7 @@ impl LineSplitter {
                     } else {
                         self.buf.extend_from_slice(data);
                     }
+                    self.pos += data.len() as u64;
                     return;
                 }
             }
@@ -148,6 +188,7 @@ impl LineSplitter {
     /// Emits what is held back as a final line (end of a rotated or replayed file).
     pub fn finish(&mut self, emit: &mut impl FnMut(String)) {
         if !self.buf.is_empty() {
+            self.starts.push(self.buf_start);
             let b = std::mem::take(&mut self.buf);
             emit(self.decode(&b));
         }
@@ -158,6 +199,7 @@ impl LineSplitter {
     pub fn reset(&mut self) {
         self.buf.clear();
         self.skipping = false;
+        self.starts.clear();
     }
 
     fn cut(&mut self, line: &[u8], emit: &mut impl FnMut(String)) {
@@ -295,6 +337,7 @@ impl LineParser {
                     web: None,
                     raw,
                     message_at: 0,
+                    offset: None,
                 });
             }
         }
@@ -322,6 +365,26 @@ impl BatchBuilder {
         self.parser.parse(line, &mut self.stats, &mut self.events);
     }
 
+    /// A line that starts at `offset` of the file being read: its event records it.
+    pub fn line_at(&mut self, line: String, offset: u64) {
+        let before = self.events.len();
+        self.parser.parse(line, &mut self.stats, &mut self.events);
+        if let Some(ev) = self.events.get_mut(before) {
+            ev.offset = Some(offset);
+        }
+    }
+
+    /// Feeds a splitter's output with the offsets it recorded.
+    pub fn lines_at(&mut self, lines: Vec<String>, starts: Vec<u64>) {
+        let mut starts = starts.into_iter();
+        for l in lines {
+            match starts.next() {
+                Some(o) => self.line_at(l, o),
+                None => self.line(l),
+            }
+        }
+    }
+
     /// Takes what was accumulated as a batch.
     pub fn take(&mut self, source: &str, seq: Option<u64>, checkpoint: Option<Checkpoint>) -> LogBatch {
         LogBatch {
@@ -331,6 +394,7 @@ impl BatchBuilder {
             checkpoint,
             events: std::sync::Arc::new(std::mem::take(&mut self.events)),
             stats: std::mem::take(&mut self.stats),
+            file: None,
         }
     }
 }
@@ -361,6 +425,20 @@ pub async fn send_batch(supervisor: &Addr<crate::supervisor::Supervisor>, batch:
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_splitter_records_where_each_line_starts() {
+        let mut sp = LineSplitter::new(4);
+        sp.set_position(100);
+        let mut lines = Vec::new();
+        for chunk in [&b"a\nb"[..], b"b\nccccccc", b"c\nx\n", b"tail"] {
+            sp.push(chunk, &mut |l| lines.push(l));
+        }
+        sp.finish(&mut |l| lines.push(l));
+        assert_eq!(lines, ["a", "bb", "cccc", "x", "tail"]);
+        // "a\n"=100, "bb\n"=102, the cut line 105, "x\n" after its 8 c's and newline.
+        assert_eq!(sp.take_starts(), [100, 102, 105, 114, 116]);
+    }
     use super::*;
 
     fn split(max: usize, chunks: &[&[u8]]) -> (Vec<String>, LineSplitter) {

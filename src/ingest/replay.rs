@@ -60,15 +60,20 @@ pub async fn replay_file(
         };
         let (inv0, tr0) = (splitter.invalid_utf8, splitter.truncated);
         if n == 0 {
-            splitter.finish(&mut |l| builder.line(l));
+            let mut lines = Vec::new();
+            splitter.finish(&mut |l| lines.push(l));
+            builder.lines_at(lines, splitter.take_starts());
         } else {
-            splitter.push(&buf[..n], &mut |l| builder.line(l));
+            let mut lines = Vec::new();
+            splitter.push(&buf[..n], &mut |l| lines.push(l));
+            builder.lines_at(lines, splitter.take_starts());
         }
         builder.stats.invalid_utf8 += splitter.invalid_utf8 - inv0;
         builder.stats.truncated += splitter.truncated - tr0;
         progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
         if builder.stats.lines >= cfg.batch_lines as u64 || (n == 0 && builder.stats.lines > 0) {
-            let batch = builder.take(source, None, None);
+            let mut batch = builder.take(source, None, None);
+            batch.file = Some(path.display().to_string());
             total.add(&batch.stats);
             progress.lines.fetch_add(batch.stats.lines, Ordering::Relaxed);
             send_batch(supervisor, batch).await.map_err(ReplayError::Sink)?;
@@ -110,6 +115,7 @@ async fn replay_capture(
             checkpoint: None,
             events: Arc::new(chunk),
             stats: BatchStats { lines, ..Default::default() },
+            file: Some(path.display().to_string()),
         };
         total.add(&batch.stats);
         progress.lines.fetch_add(lines, Ordering::Relaxed);

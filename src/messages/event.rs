@@ -26,6 +26,9 @@ pub struct Event {
     /// Byte offset in `raw` where the message (after the syslog header) starts.
     #[serde(default)]
     pub message_at: usize,
+    /// Where the line starts in the file it was read from (file sources and replay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 /// One request of a web server access log, with Sigma's web field names noted.

@@ -79,6 +79,19 @@ pub struct Finding {
     /// incident response files it with the campaign's incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<Uuid>,
+    /// Where evidence lines were read: file, byte offset of the line, SHA-256 of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence_refs: Vec<EvidenceRef>,
+}
+
+/// The origin of an evidence line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceRef {
+    pub file: String,
+    pub offset: u64,
+    /// SHA-256 of the line as read (lossily decoded, without its newline).
+    pub sha256: String,
 }
 
 /// One indicator of a threat-intelligence feed that matched.

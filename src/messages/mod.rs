@@ -14,7 +14,7 @@ pub use envelope::{
     PayloadKind, PlaybookStepRef, VerifyRequest,
 };
 pub use event::{AuthEvent, AuthEventKind, Event, WebRequest};
-pub use finding::{Finding, IntelHit, Severity};
+pub use finding::{EvidenceRef, Finding, IntelHit, Severity};
 pub use incident::{
     Action, ActionKind, ActionStatus, Decision, Incident, IncidentStatus, PlaybookRun, Priority, Rollback, RunStatus,
     StepRecord,

@@ -477,10 +477,21 @@ pub async fn collect(
     let dir = &policy.evidence_dir;
     let mut results: Vec<Result<evidence::EvidenceItem, String>> = Vec::new();
     let mut keep = |r| results.push(r);
+    // One line per evidence line: where it was read (file:offset and the line's
+    // SHA-256) when known, then the line.
     let mut lines = String::new();
     for f in &inc.findings {
         for e in &f.evidence {
-            lines.push_str(&format!("{}\t{}\t{}\t{}\n", f.first_seen.to_rfc3339(), f.host, f.rule, e));
+            let at = f
+                .evidence_refs
+                .iter()
+                .find(|r| {
+                    use sha2::Digest;
+                    r.sha256 == format!("{:x}", sha2::Sha256::digest(e.as_bytes()))
+                })
+                .map(|r| format!("{}:{} sha256:{}", r.file, r.offset, r.sha256))
+                .unwrap_or_else(|| "-".into());
+            lines.push_str(&format!("{}\t{}\t{}\t{at}\t{e}\n", f.first_seen.to_rfc3339(), f.host, f.rule));
         }
     }
     if !lines.is_empty() {

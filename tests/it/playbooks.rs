@@ -56,6 +56,22 @@ fn a_playbook_resumes_after_kill_9_without_repeating_a_step() {
     assert_eq!(inc["playbook"]["playbook"], "compromised-account");
     assert_eq!(outcomes(&inc), ["block-attacker:requested", "collect-evidence:done", "approve-account-lock:waiting"]);
     assert_eq!(inc["evidence"].as_array().unwrap().len(), 2, "log lines and a host snapshot: {inc:#}");
+    // Evidence lines point back into the file: at each offset is that very line.
+    let text = std::fs::read(&log).unwrap();
+    let mut refs = 0;
+    for f in inc["findings"].as_array().unwrap() {
+        for r in f["evidence_refs"].as_array().into_iter().flatten() {
+            assert_eq!(r["file"], log.display().to_string());
+            let at = r["offset"].as_u64().unwrap() as usize;
+            let end = at + text[at..].iter().position(|b| *b == b'\n').unwrap();
+            let line = std::str::from_utf8(&text[at..end]).unwrap();
+            use sha2::Digest;
+            assert_eq!(r["sha256"], format!("{:x}", sha2::Sha256::digest(line.as_bytes())));
+            assert!(f["evidence"].as_array().unwrap().iter().any(|e| e == line));
+            refs += 1;
+        }
+    }
+    assert!(refs >= 2, "{inc:#}");
     let gate = inc["playbook"]["gate"].as_str().unwrap().to_string();
     eventually(20, "the block action", || run_of(&d, ip).filter(|i| i["actions"].as_array().unwrap().len() == 1));
     // Make the state durable (an injected line is flushed with everything before it),

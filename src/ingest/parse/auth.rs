@@ -24,7 +24,7 @@ pub fn parse_line(line: String, years: &mut YearInference) -> Result<Event, Stri
     };
     let (time, host, program) = (s.time, s.host.to_string(), s.program.to_string());
     let message_at = line.len() - s.message.len();
-    Ok(Event { time, host, program, auth, web: None, json: None, raw: line, message_at })
+    Ok(Event { time, host, program, auth, web: None, json: None, raw: line, message_at, offset: None })
 }
 
 fn ip(token: &str) -> Option<IpAddr> {

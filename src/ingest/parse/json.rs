@@ -47,7 +47,7 @@ pub fn record_event(
     program: String,
     raw: String,
 ) -> Event {
-    Event { time, host, program, auth: None, web: None, json: Some(Box::new(map)), raw, message_at: 0 }
+    Event { time, host, program, auth: None, web: None, json: Some(Box::new(map)), raw, message_at: 0, offset: None }
 }
 
 /// Parses one JSON object line; hands the line back if it is not one. `fallback` is the

@@ -41,6 +41,7 @@ pub fn parse_line(line: String) -> Result<Event, String> {
             json: None,
             raw: line,
             message_at: 0,
+            offset: None,
         }),
         None => Err(line),
     }

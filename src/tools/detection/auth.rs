@@ -388,6 +388,7 @@ mod tests {
             json: None,
             raw: format!("line at {secs}"),
             message_at: 0,
+            offset: None,
         }
     }
 

@@ -425,6 +425,7 @@ fn campaign(root: Uuid, g: &Group, at: DateTime<Utc>) -> Finding {
         intel: Vec::new(),
         related: members.iter().map(|m| m.id).collect(),
         campaign: Some(root),
+        evidence_refs: Vec::new(),
     }
 }
 
