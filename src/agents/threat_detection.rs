@@ -59,6 +59,7 @@ impl ThreatDetection {
             events: batch.events,
             source: batch.source.clone(),
             file_truncated: batch.stats.file_truncated,
+            file: batch.file.clone(),
         };
         let outcome = tools.call(call).await;
         let (mut findings, delta) = match outcome {

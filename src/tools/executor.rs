@@ -44,6 +44,8 @@ pub enum ToolCall {
         events: std::sync::Arc<Vec<Event>>,
         source: String,
         file_truncated: bool,
+        /// The file the events were read from (evidence references).
+        file: Option<String>,
     },
     AnalyzeNetworkTraffic {
         events: std::sync::Arc<Vec<Event>>,
@@ -243,7 +245,7 @@ impl ToolExecutor {
             )));
         }
         Ok(match call {
-            ToolCall::AnalyzeLogs { events, source, file_truncated } => {
+            ToolCall::AnalyzeLogs { events, source, file_truncated, file } => {
                 if self.detector_poisoned {
                     return Ok(ToolOutcome::Failed(
                         "detector state lost after a panic; the agent must be rebuilt".into(),
@@ -253,6 +255,7 @@ impl ToolExecutor {
                     return Ok(ToolOutcome::Failed("analyze_logs has no detector".into()));
                 };
                 match catch_unwind(AssertUnwindSafe(|| {
+                    det.set_file(file);
                     let mut findings = det.check_log_integrity(&events, &source, file_truncated);
                     findings.extend(det.analyze(&events));
                     findings.iter_mut().for_each(crate::tools::detection::attack::complete);

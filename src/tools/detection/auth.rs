@@ -38,6 +38,9 @@ pub struct AddrState {
     streak_last: Option<DateTime<Utc>>,
     users: Vec<String>,
     samples: Vec<String>,
+    /// Where the samples (and later lines of a finding) were read, when from a file.
+    #[serde(default)]
+    sample_refs: Vec<crate::messages::EvidenceRef>,
     last_seen: Option<DateTime<Utc>>,
 }
 
@@ -80,6 +83,8 @@ pub struct AuthDetector {
     dirty: std::collections::HashSet<IpAddr>,
     removed: Vec<IpAddr>,
     rules: Option<super::sigma::RuleSet>,
+    /// The file the current batch was read from (evidence references).
+    file: Option<String>,
 }
 
 impl std::fmt::Debug for AuthDetector {
@@ -102,7 +107,7 @@ impl AuthDetector {
         if let Some(r) = rules.as_mut() {
             r.restore(&state.head.sigma);
         }
-        AuthDetector { params, state, dirty: Default::default(), removed: Vec::new(), rules }
+        AuthDetector { params, state, dirty: Default::default(), removed: Vec::new(), rules, file: None }
     }
 
     /// Log tampering: a tailed file truncated in place, or a stream whose timestamps go
@@ -195,6 +200,11 @@ impl AuthDetector {
         StateDelta { head: self.state.head.clone(), upserts, removed: std::mem::take(&mut self.removed) }
     }
 
+    /// Sets the file the next batch comes from (`None`: not a file).
+    pub fn set_file(&mut self, file: Option<String>) {
+        self.file = file;
+    }
+
     /// Runs every event through the detectors and returns the findings they opened.
     pub fn analyze(&mut self, events: &[Event]) -> Vec<Finding> {
         let mut findings = Vec::new();
@@ -254,6 +264,7 @@ impl AuthDetector {
                 }
                 if st.samples.len() < SAMPLES - 1 {
                     st.samples.push(sanitize(&ev.raw, SAMPLE_CHARS));
+                    st.sample_refs.extend(line_ref(self.file.as_deref(), ev));
                 }
                 let backoff = (window * 2i32.pow(st.alerts.saturating_sub(1).min(7))).min(Duration::days(1));
                 let due = st.last_alert.is_none_or(|l| t >= l + backoff);
@@ -263,6 +274,8 @@ impl AuthDetector {
                     let first = st.window.front().map(|(wt, _)| *wt).unwrap_or(t);
                     let mut evidence = st.samples.clone();
                     evidence.push(sanitize(&ev.raw, SAMPLE_CHARS));
+                    let mut evidence_refs = st.sample_refs.clone();
+                    evidence_refs.extend(line_ref(self.file.as_deref(), ev));
                     let n = st.in_window;
                     let severity = if st.users.iter().any(|u| u == "root") || n >= 4 * bf.failures as u64 {
                         Severity::High
@@ -283,10 +296,12 @@ impl AuthDetector {
                         event_count: n,
                         techniques: vec!["T1110.001".into()],
                         evidence,
+                        evidence_refs,
                         entity: None,
                         ..Default::default()
                     });
                     st.samples.clear();
+                    st.sample_refs.clear();
                 }
             }
             AuthEventKind::Success => {
@@ -299,6 +314,8 @@ impl AuthDetector {
                     let user = a.user.clone().unwrap_or_default();
                     let mut evidence = st.samples.clone();
                     evidence.push(sanitize(&ev.raw, SAMPLE_CHARS));
+                    let mut evidence_refs = st.sample_refs.clone();
+                    evidence_refs.extend(line_ref(self.file.as_deref(), ev));
                     findings.push(Finding {
                         id: Finding::derive_id("ssh_success_after_failures", &ip.to_string(), t),
                         rule: "ssh_success_after_failures".into(),
@@ -317,6 +334,7 @@ impl AuthDetector {
                         event_count: st.streak + 1,
                         techniques: vec!["T1110".into(), "T1078".into()],
                         evidence,
+                        evidence_refs,
                         entity: None,
                         ..Default::default()
                     });
@@ -353,6 +371,16 @@ impl AuthDetector {
     pub fn tracked(&self) -> usize {
         self.state.addrs.len()
     }
+}
+
+/// Where an event's line was read, when it came from a file.
+fn line_ref(file: Option<&str>, ev: &Event) -> Option<crate::messages::EvidenceRef> {
+    use sha2::Digest;
+    Some(crate::messages::EvidenceRef {
+        file: file?.to_string(),
+        offset: ev.offset?,
+        sha256: format!("{:x}", sha2::Sha256::digest(ev.raw.as_bytes())),
+    })
 }
 
 #[cfg(test)]
@@ -394,6 +422,24 @@ mod tests {
 
     fn fail(ip: &str, secs: i64) -> Event {
         ev(AuthEventKind::Failure, ip, secs)
+    }
+
+    #[test]
+    fn evidence_lines_keep_where_they_were_read_across_batches() {
+        let mut d = AuthDetector::new(params(), AuthDetectorState::default());
+        let at = |secs: i64, off: u64| {
+            let mut e = fail("203.0.113.9", secs);
+            e.offset = Some(off);
+            e
+        };
+        d.set_file(Some("/var/log/auth.log".into()));
+        assert!(d.analyze(&[at(0, 0), at(1, 40)]).is_empty());
+        d.set_file(Some("/var/log/auth.log".into()));
+        let f = d.analyze(&[at(2, 80), at(3, 120), at(4, 160)]);
+        assert_eq!(f.len(), 1);
+        let offsets: Vec<u64> = f[0].evidence_refs.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [0, 40, 80, 160], "three samples (first batch included) and the last line");
+        assert!(f[0].evidence_refs.iter().all(|r| r.file == "/var/log/auth.log" && r.sha256.len() == 64));
     }
 
     #[test]
