@@ -486,6 +486,17 @@ fn print_incidents(incidents: &[Incident]) {
             let status =
                 serde_json::to_value(a.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
             println!("    {} {} mode={} status={}: {}", a.kind, a.target, a.mode, status, a.argv.join(" "));
+            if a.status == warden::messages::ActionStatus::PendingApproval {
+                println!("      waiting for approval: warden approve {} (or reject)", a.id);
+            }
+        }
+        if let Some(run) = &i.playbook {
+            let status =
+                serde_json::to_value(run.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            println!("    playbook {} {status}, {} step(s) recorded", run.playbook, run.steps.len());
+            if let Some(g) = run.gate {
+                println!("      waiting for approval: warden approve {g} (or reject)");
+            }
         }
         for n in &i.notes {
             println!("    note: {n}");

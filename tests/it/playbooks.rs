@@ -156,6 +156,8 @@ fn a_rejected_gate_aborts_the_run() {
     compromise(&log, ip);
     let inc = eventually(30, "the gate", || run_of(&d, ip).filter(|i| i["playbook"]["status"] == "waiting"));
     let gate = inc["playbook"]["gate"].as_str().unwrap();
+    let listed = String::from_utf8_lossy(&d.cli(&["incidents"]).stdout).to_string();
+    assert!(listed.contains(&format!("waiting for approval: warden approve {gate}")), "{listed}");
     let out = Command::new(BIN).args(["reject", gate, "--by", "dave"]).arg("--config").arg(&d.config).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("step reject: rejected"), "{out:?}");
     let inc = eventually(30, "the run to abort", || run_of(&d, ip).filter(|i| i["playbook"]["status"] == "aborted"));
