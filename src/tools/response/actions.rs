@@ -192,7 +192,13 @@ pub fn plan(kind: ActionKind, target: &str, ttl_secs: u64, policy: &ContainPolic
                     format!("{{ {ip} }}"),
                 ]
             };
-            Ok(mk(ip.to_string(), vec![argv], None))
+            let mut p = mk(ip.to_string(), vec![argv], None);
+            if kind == ActionKind::UnblockIp {
+                // The set's own timeout may have removed the element already (nft then
+                // exits 1: no such element): nothing left to undo.
+                p.ok_codes = vec![vec![1]];
+            }
+            Ok(p)
         }
         ActionKind::IsolateHost | ActionKind::ReleaseHost => {
             let host = target.trim();
