@@ -214,10 +214,10 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, AgentError> {
 /// Points findings' evidence lines at where they were read (file, offset, hash) when
 /// they come from this batch of a file (lines from earlier batches keep no reference).
 fn attach_refs(findings: &mut [crate::messages::Finding], file: &str, events: &[crate::messages::Event]) {
-    use sha2::Digest;
     if findings.is_empty() {
         return;
     }
+    let file: std::sync::Arc<str> = file.into();
     let by_line: std::collections::HashMap<&str, u64> =
         events.iter().filter_map(|e| e.offset.map(|o| (e.raw.as_str(), o))).collect();
     for f in findings {
@@ -225,11 +225,7 @@ fn attach_refs(findings: &mut [crate::messages::Finding], file: &str, events: &[
             if let Some(offset) = by_line.get(line.as_str())
                 && !f.evidence_refs.iter().any(|r| r.offset == *offset)
             {
-                f.evidence_refs.push(crate::messages::EvidenceRef {
-                    file: file.to_string(),
-                    offset: *offset,
-                    sha256: format!("{:x}", sha2::Sha256::digest(line.as_bytes())),
-                });
+                f.evidence_refs.push(crate::messages::EvidenceRef::new(file.clone(), *offset, line));
             }
         }
     }

@@ -88,10 +88,46 @@ pub struct Finding {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceRef {
-    pub file: String,
+    /// Shared by every reference into the same file (findings keep many).
+    pub file: std::sync::Arc<str>,
     pub offset: u64,
-    /// SHA-256 of the line as read (lossily decoded, without its newline).
-    pub sha256: String,
+    /// SHA-256 of the line as read (lossily decoded, without its newline); hex in JSON.
+    #[serde(with = "hex32")]
+    pub sha256: [u8; 32],
+}
+
+impl EvidenceRef {
+    /// A reference to `line`, read at `offset` of `file`.
+    pub fn new(file: std::sync::Arc<str>, offset: u64, line: &str) -> Self {
+        use sha2::Digest;
+        EvidenceRef { file, offset, sha256: sha2::Sha256::digest(line.as_bytes()).into() }
+    }
+
+    /// The hash in hex.
+    pub fn sha256_hex(&self) -> String {
+        self.sha256.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// 32 bytes as 64 hex digits.
+mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        let mut out = [0u8; 32];
+        if s.len() != 64 {
+            return Err(serde::de::Error::custom("a SHA-256 is 64 hex digits"));
+        }
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(serde::de::Error::custom)?;
+        }
+        Ok(out)
+    }
 }
 
 /// One indicator of a threat-intelligence feed that matched.

@@ -490,9 +490,9 @@ pub async fn collect(
                 .iter()
                 .find(|r| {
                     use sha2::Digest;
-                    r.sha256 == format!("{:x}", sha2::Sha256::digest(e.as_bytes()))
+                    r.sha256 == <[u8; 32]>::from(sha2::Sha256::digest(e.as_bytes()))
                 })
-                .map(|r| format!("{}:{} sha256:{}", r.file, r.offset, r.sha256))
+                .map(|r| format!("{}:{} sha256:{}", r.file, r.offset, r.sha256_hex()))
                 .unwrap_or_else(|| "-".into());
             lines.push_str(&format!("{}\t{}\t{}\t{at}\t{e}\n", f.first_seen.to_rfc3339(), f.host, f.rule));
         }

@@ -84,7 +84,7 @@ pub struct AuthDetector {
     removed: Vec<IpAddr>,
     rules: Option<super::sigma::RuleSet>,
     /// The file the current batch was read from (evidence references).
-    file: Option<String>,
+    file: Option<std::sync::Arc<str>>,
 }
 
 impl std::fmt::Debug for AuthDetector {
@@ -202,7 +202,10 @@ impl AuthDetector {
 
     /// Sets the file the next batch comes from (`None`: not a file).
     pub fn set_file(&mut self, file: Option<String>) {
-        self.file = file;
+        // One shared name per file: every reference into it points here.
+        if self.file.as_deref() != file.as_deref() {
+            self.file = file.map(|f| f.into());
+        }
     }
 
     /// Runs every event through the detectors and returns the findings they opened.
@@ -264,7 +267,7 @@ impl AuthDetector {
                 }
                 if st.samples.len() < SAMPLES - 1 {
                     st.samples.push(sanitize(&ev.raw, SAMPLE_CHARS));
-                    st.sample_refs.extend(line_ref(self.file.as_deref(), ev));
+                    st.sample_refs.extend(line_ref(self.file.as_ref(), ev));
                 }
                 let backoff = (window * 2i32.pow(st.alerts.saturating_sub(1).min(7))).min(Duration::days(1));
                 let due = st.last_alert.is_none_or(|l| t >= l + backoff);
@@ -275,7 +278,7 @@ impl AuthDetector {
                     let mut evidence = st.samples.clone();
                     evidence.push(sanitize(&ev.raw, SAMPLE_CHARS));
                     let mut evidence_refs = st.sample_refs.clone();
-                    evidence_refs.extend(line_ref(self.file.as_deref(), ev));
+                    evidence_refs.extend(line_ref(self.file.as_ref(), ev));
                     let n = st.in_window;
                     let severity = if st.users.iter().any(|u| u == "root") || n >= 4 * bf.failures as u64 {
                         Severity::High
@@ -315,7 +318,7 @@ impl AuthDetector {
                     let mut evidence = st.samples.clone();
                     evidence.push(sanitize(&ev.raw, SAMPLE_CHARS));
                     let mut evidence_refs = st.sample_refs.clone();
-                    evidence_refs.extend(line_ref(self.file.as_deref(), ev));
+                    evidence_refs.extend(line_ref(self.file.as_ref(), ev));
                     findings.push(Finding {
                         id: Finding::derive_id("ssh_success_after_failures", &ip.to_string(), t),
                         rule: "ssh_success_after_failures".into(),
@@ -374,13 +377,8 @@ impl AuthDetector {
 }
 
 /// Where an event's line was read, when it came from a file.
-fn line_ref(file: Option<&str>, ev: &Event) -> Option<crate::messages::EvidenceRef> {
-    use sha2::Digest;
-    Some(crate::messages::EvidenceRef {
-        file: file?.to_string(),
-        offset: ev.offset?,
-        sha256: format!("{:x}", sha2::Sha256::digest(ev.raw.as_bytes())),
-    })
+fn line_ref(file: Option<&std::sync::Arc<str>>, ev: &Event) -> Option<crate::messages::EvidenceRef> {
+    Some(crate::messages::EvidenceRef::new(file?.clone(), ev.offset?, &ev.raw))
 }
 
 #[cfg(test)]
@@ -439,7 +437,7 @@ mod tests {
         assert_eq!(f.len(), 1);
         let offsets: Vec<u64> = f[0].evidence_refs.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, [0, 40, 80, 160], "three samples (first batch included) and the last line");
-        assert!(f[0].evidence_refs.iter().all(|r| r.file == "/var/log/auth.log" && r.sha256.len() == 64));
+        assert!(f[0].evidence_refs.iter().all(|r| &*r.file == "/var/log/auth.log" && r.sha256_hex().len() == 64));
     }
 
     #[test]
