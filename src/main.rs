@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use warden::admin::{self, client};
 use warden::config::{Config, LogFormat};
 use warden::definitions::{self, ActorsDir};
@@ -97,36 +97,11 @@ enum Command {
         format: String,
     },
     /// Approve an action waiting for approval: it runs now, recorded with who and when.
-    Approve {
-        id: String,
-        #[command(flatten)]
-        opts: ClientOpts,
-        /// Who approves (default: $SUDO_USER or $USER).
-        #[arg(long)]
-        by: Option<String>,
-        #[arg(long, default_value = "")]
-        comment: String,
-    },
+    Approve(Decision),
     /// Close an incident: its actions are rolled back (unless permanent).
-    Close {
-        id: String,
-        #[command(flatten)]
-        opts: ClientOpts,
-        #[arg(long)]
-        by: Option<String>,
-        #[arg(long, default_value = "")]
-        comment: String,
-    },
+    Close(Decision),
     /// Reject an action waiting for approval.
-    Reject {
-        id: String,
-        #[command(flatten)]
-        opts: ClientOpts,
-        #[arg(long)]
-        by: Option<String>,
-        #[arg(long, default_value = "")]
-        comment: String,
-    },
+    Reject(Decision),
     /// Inject an envelope (`--payload JSON [--to AGENT]`) or raw log lines (`--source NAME LINE...`).
     Inject {
         #[command(flatten)]
@@ -152,6 +127,19 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+/// An operator's decision about an action, a playbook gate or an incident.
+#[derive(Args)]
+struct Decision {
+    id: String,
+    #[command(flatten)]
+    opts: ClientOpts,
+    /// Who decides (default: $SUDO_USER or $USER).
+    #[arg(long)]
+    by: Option<String>,
+    #[arg(long, default_value = "")]
+    comment: String,
 }
 
 #[derive(Subcommand)]
@@ -222,7 +210,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Incidents { opts, json } => incidents(&opts, json),
         Command::Incident { id, opts } => print_get(&opts, &format!("/v1/incidents/{id}")),
         Command::Inject { opts, to, payload, source, lines } => inject(&opts, to, payload, source, lines),
-        Command::Approve { id, opts, by, comment } => decide(&opts, &id, by, comment, true),
+        Command::Approve(d) => decide(&d.opts, &d.id, d.by, d.comment, true),
         Command::Report { id, opts, audience, format } => {
             let r = check(call(
                 &opts,
@@ -233,10 +221,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
             print!("{}", r.body);
             Ok(0)
         }
-        Command::Reject { id, opts, by, comment } => decide(&opts, &id, by, comment, false),
-        Command::Close { id, opts, by, comment } => {
-            let body = serde_json::json!({ "by": operator(by), "comment": comment });
-            let r = check(call(&opts, "POST", &format!("/v1/incidents/{id}/close"), Some(&body.to_string()))?)?;
+        Command::Reject(d) => decide(&d.opts, &d.id, d.by, d.comment, false),
+        Command::Close(d) => {
+            let body = serde_json::json!({ "by": operator(d.by), "comment": d.comment });
+            let r = check(call(&d.opts, "POST", &format!("/v1/incidents/{}/close", d.id), Some(&body.to_string()))?)?;
             println!("{}", pretty(&r.body));
             Ok(0)
         }
@@ -631,10 +619,7 @@ fn evidence_verify(o: &ClientOpts, bundle: &Path, by: Option<String>) -> Result<
 
 /// Sends an approval or rejection, then waits (up to 15 s) for the action's new status.
 fn decide(o: &ClientOpts, id: &str, by: Option<String>, comment: String, approve: bool) -> Result<i32> {
-    let by = by
-        .or_else(|| std::env::var("SUDO_USER").ok())
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "unknown".into());
+    let by = operator(by);
     let verb = if approve { "approve" } else { "reject" };
     let body = serde_json::json!({ "by": by, "comment": comment });
     check(call(o, "POST", &format!("/v1/actions/{id}/{verb}"), Some(&body.to_string()))?)?;

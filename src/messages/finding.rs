@@ -105,7 +105,7 @@ impl EvidenceRef {
 
     /// The hash in hex.
     pub fn sha256_hex(&self) -> String {
-        self.sha256.iter().map(|b| format!("{b:02x}")).collect()
+        hex32::to_hex(&self.sha256)
     }
 }
 
@@ -113,8 +113,12 @@ impl EvidenceRef {
 mod hex32 {
     use serde::{Deserialize, Deserializer, Serializer};
 
+    pub fn to_hex(v: &[u8; 32]) -> String {
+        v.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&v.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        s.serialize_str(&to_hex(v))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {

@@ -21,8 +21,6 @@ use crate::tools::detection::correlate::{self, Correlator};
 use crate::tools::detection::ioc::{self, FeedStore, IocMatcher};
 use crate::tools::detection::network::{self, NetworkAnalyzer};
 use crate::tools::detection::{AuthDetector, AuthDetectorState};
-#[allow(unused_imports)]
-use crate::tools::response::Protected;
 
 /// The detection state an executor resumes from.
 #[derive(Debug, Default)]

@@ -12,7 +12,7 @@
 //! State: the groups alive in the window, stored per group (`g/<root id>`); the entity
 //! index is rebuilt from them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -83,10 +83,8 @@ impl Group {
 #[derive(Debug, Default)]
 pub struct Correlator {
     params: CorrelationParams,
-    groups: HashMap<Uuid, Group>,
+    groups: super::tracked::Tracked<Uuid, Group>,
     index: HashMap<String, Uuid>,
-    dirty: HashSet<Uuid>,
-    removed: HashSet<Uuid>,
     newest: Option<DateTime<Utc>>,
     pub dropped: u64,
 }
@@ -99,35 +97,27 @@ impl Correlator {
     /// Resumes from stored groups (keys relative to [`STATE_PREFIX`]).
     pub fn restore(&mut self, entries: Vec<(String, serde_json::Value)>) -> Result<(), String> {
         for (key, value) in entries {
-            let Some(root) = key.strip_prefix("g/").and_then(|r| r.parse::<Uuid>().ok()) else { continue };
-            let g: Group = serde_json::from_value(value).map_err(|e| format!("correlation state `{key}`: {e}"))?;
+            let Some(id) = key.strip_prefix("g/") else { continue };
+            let Ok(root) = id.parse::<Uuid>() else { continue };
+            let g = self.groups.load(id, value)?;
             for e in &g.entities {
                 self.index.insert(e.clone(), root);
             }
             self.newest = self.newest.max(Some(g.last));
-            self.groups.insert(root, g);
         }
         Ok(())
     }
 
-    /// The groups changed since the last call (`None`: deleted).
     /// Forgets what changed (when nothing stores it); returns no entries.
     pub fn discard_delta(&mut self) -> Vec<(String, Option<serde_json::Value>)> {
-        self.dirty.clear();
-        self.removed.clear();
+        self.groups.discard();
         Vec::new()
     }
 
+    /// The groups changed since the last call (`None`: deleted).
     pub fn take_delta(&mut self) -> Vec<(String, Option<serde_json::Value>)> {
         let mut out = Vec::new();
-        for root in self.dirty.drain() {
-            if let Some(g) = self.groups.get(&root) {
-                out.push((format!("{STATE_PREFIX}g/{root}"), serde_json::to_value(g).ok()));
-            }
-        }
-        for root in self.removed.drain() {
-            out.push((format!("{STATE_PREFIX}g/{root}"), None));
-        }
+        self.groups.drain(&format!("{STATE_PREFIX}g/"), &mut out);
         out
     }
 
@@ -160,7 +150,7 @@ impl Correlator {
         let mut linked: Vec<Uuid> = Vec::new();
         for k in &strong {
             if let Some(root) = self.index.get(k)
-                && self.groups.get(root).is_some_and(alive)
+                && self.groups.map.get(root).is_some_and(alive)
                 && !linked.contains(root)
             {
                 linked.push(*root);
@@ -169,17 +159,17 @@ impl Correlator {
         if post
             && let Some(k) = &weak
             && let Some(root) = self.index.get(k)
-            && self.groups.get(root).is_some_and(|g| alive(g) && g.foothold())
+            && self.groups.map.get(root).is_some_and(|g| alive(g) && g.foothold())
             && !linked.contains(root)
         {
             linked.push(*root);
         }
         // The oldest group absorbs the others.
-        linked.sort_by_key(|r| (self.groups[r].members.first().map(|m| m.first_seen), *r));
+        linked.sort_by_key(|r| (self.groups.map[r].members.first().map(|m| m.first_seen), *r));
         let root = match linked.first() {
             Some(r) => *r,
             None => {
-                if self.groups.len() >= MAX_GROUPS {
+                if self.groups.map.len() >= MAX_GROUPS {
                     self.dropped += 1;
                     return None;
                 }
@@ -189,9 +179,7 @@ impl Correlator {
         };
         for other in linked.iter().skip(1) {
             if let Some(g) = self.groups.remove(other) {
-                self.removed.insert(*other);
-                self.dirty.remove(other);
-                let target = self.groups.get_mut(&root).expect("root group exists");
+                let target = self.groups.map.get_mut(&root).expect("root group exists");
                 for m in g.members {
                     let known = target.tactics();
                     let adds = m.tactics.iter().any(|t| !known.contains(t.as_str()));
@@ -210,7 +198,7 @@ impl Correlator {
                 }
             }
         }
-        let g = self.groups.get_mut(&root).expect("root group exists");
+        let g = self.groups.map.get_mut(&root).expect("root group exists");
         if g.members.iter().any(|m| m.id == f.id) {
             return None; // Seen before (a re-read): nothing new.
         }
@@ -246,8 +234,8 @@ impl Correlator {
             g.entities.insert(k.clone());
             self.index.insert(k, root);
         }
-        self.dirty.insert(root);
-        let g = &self.groups[&root];
+        self.groups.mark(&root);
+        let g = &self.groups.map[&root];
         if g.emitted.is_some() {
             f.campaign = Some(root);
         }
@@ -264,14 +252,15 @@ impl Correlator {
         }
         let c = campaign(root, g, f.last_seen);
         f.campaign = Some(root);
-        self.groups.get_mut(&root).expect("root group exists").emitted = Some(n);
+        self.groups.map.get_mut(&root).expect("root group exists").emitted = Some(n);
         Some(c)
     }
 
     fn prune(&mut self) {
         let Some(newest) = self.newest else { return };
         let window = self.window();
-        let gone: Vec<Uuid> = self.groups.iter().filter(|(_, g)| newest - g.last > window).map(|(r, _)| *r).collect();
+        let gone: Vec<Uuid> =
+            self.groups.map.iter().filter(|(_, g)| newest - g.last > window).map(|(r, _)| *r).collect();
         for root in gone {
             if let Some(g) = self.groups.remove(&root) {
                 for e in &g.entities {
@@ -280,8 +269,6 @@ impl Correlator {
                     }
                 }
             }
-            self.dirty.remove(&root);
-            self.removed.insert(root);
         }
     }
 }
@@ -496,7 +483,7 @@ mod tests {
         let mut d = Correlator::new(CorrelationParams::default());
         d.restore(delta.into_iter().filter_map(|(k, v)| Some((k[STATE_PREFIX.len()..].to_string(), v?))).collect())
             .unwrap();
-        assert_eq!(d.groups, c.groups);
+        assert_eq!(d.groups.map, c.groups.map);
     }
 
     #[test]

@@ -1305,15 +1305,13 @@ pub const STATE_PREFIX: &str = "detect_ioc/";
 pub struct IocMatcher {
     store: Arc<FeedStore>,
     /// `feed|indicator` → (event time of the last finding, findings so far).
-    last: HashMap<String, (chrono::DateTime<chrono::Utc>, u32)>,
-    dirty: std::collections::HashSet<String>,
-    removed: std::collections::HashSet<String>,
+    last: super::tracked::Tracked<String, (chrono::DateTime<chrono::Utc>, u32)>,
     newest: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl IocMatcher {
     pub fn new(store: Arc<FeedStore>) -> Self {
-        IocMatcher { store, last: HashMap::new(), dirty: Default::default(), removed: Default::default(), newest: None }
+        IocMatcher { store, last: Default::default(), newest: None }
     }
 
     pub fn store(&self) -> &Arc<FeedStore> {
@@ -1324,31 +1322,22 @@ impl IocMatcher {
     pub fn restore(&mut self, entries: Vec<(String, serde_json::Value)>) -> Result<(), String> {
         for (key, value) in entries {
             let Some(k) = key.strip_prefix("s/") else { continue };
-            let v: (chrono::DateTime<chrono::Utc>, u32) =
-                serde_json::from_value(value).map_err(|e| format!("ioc state `{key}`: {e}"))?;
-            self.newest = self.newest.max(Some(v.0));
-            self.last.insert(k.to_string(), v);
+            let (at, _) = *self.last.load(k, value)?;
+            self.newest = self.newest.max(Some(at));
         }
         Ok(())
     }
 
     /// Forgets what changed (when nothing stores it); returns no entries.
     pub fn discard_delta(&mut self) -> Vec<(String, Option<serde_json::Value>)> {
-        self.dirty.clear();
-        self.removed.clear();
+        self.last.discard();
         Vec::new()
     }
 
+    /// The entries changed since the last call (`None`: deleted).
     pub fn take_delta(&mut self) -> Vec<(String, Option<serde_json::Value>)> {
         let mut out = Vec::new();
-        for k in self.dirty.drain() {
-            if let Some(v) = self.last.get(&k) {
-                out.push((format!("{STATE_PREFIX}s/{k}"), serde_json::to_value(v).ok()));
-            }
-        }
-        for k in self.removed.drain() {
-            out.push((format!("{STATE_PREFIX}s/{k}"), None));
-        }
+        self.last.drain(&format!("{STATE_PREFIX}s/"), &mut out);
         out
     }
 
@@ -1369,7 +1358,7 @@ impl IocMatcher {
             self.newest = self.newest.max(Some(ev.time));
             for hit in idx.match_event(ev) {
                 let key = format!("{}|{}", hit.feed, hit.indicator);
-                let count = match self.last.get(&key) {
+                let count = match self.last.map.get(&key) {
                     Some((l, n)) => {
                         let wait = (hour * 2i32.pow(n.saturating_sub(1).min(5))).min(chrono::Duration::days(1));
                         if ev.time < *l + wait && ev.time >= *l {
@@ -1379,8 +1368,7 @@ impl IocMatcher {
                     }
                     None => 1,
                 };
-                self.last.insert(key.clone(), (ev.time, count));
-                self.dirty.insert(key);
+                self.last.insert(key, (ev.time, count));
                 let ip_kind = matches!(hit.kind.as_str(), "ipv4" | "ipv6" | "cidr");
                 let entity = if ip_kind { hit.matched.clone() } else { format!("{}:{}", hit.kind, hit.indicator) };
                 let label =
@@ -1426,17 +1414,7 @@ impl IocMatcher {
         }
         // Forget indicators not seen for a day.
         if let Some(newest) = self.newest {
-            let gone: Vec<String> = self
-                .last
-                .iter()
-                .filter(|(_, (l, _))| newest - *l > chrono::Duration::days(1))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in gone {
-                self.last.remove(&k);
-                self.dirty.remove(&k);
-                self.removed.insert(k);
-            }
+            self.last.retain(|(l, _)| newest - *l <= chrono::Duration::days(1));
         }
         out
     }

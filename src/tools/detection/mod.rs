@@ -7,5 +7,6 @@ pub mod correlate;
 pub mod ioc;
 pub mod network;
 pub mod sigma;
+pub mod tracked;
 
 pub use auth::{AuthDetector, AuthDetectorState};

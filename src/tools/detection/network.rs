@@ -18,21 +18,19 @@
 //! The state is plain serde data kept per key (`v/…`, `h/…`, `b/…`, `x/…`, `d/…`); the
 //! keys a batch touched are returned as a delta and stored with the batch's checkpoint.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
-use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use super::tracked::{StateKey, Tracked};
 use crate::definitions::NetworkParams;
 use crate::ingest::parse::json::{epoch, lookup};
 use crate::ingest::sanitize;
 use crate::messages::{Event, Finding, Severity};
 
-/// Keys tracked per detector; past this new keys are counted as dropped, not tracked.
-const MAX_KEYS: usize = 200_000;
 /// Queries remembered per (source, domain).
 const MAX_DNS_PER_KEY: usize = 4096;
 
@@ -44,7 +42,8 @@ pub struct Flow {
     pub sport: u16,
     pub dst: IpAddr,
     pub dport: u16,
-    pub proto: String,
+    /// `tcp`, `udp`, `icmp` or `other`.
+    pub proto: &'static str,
     pub duration: f64,
     pub orig_bytes: u64,
     pub resp_bytes: u64,
@@ -79,7 +78,7 @@ impl Flow {
             sport: 0,
             dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             dport: 0,
-            proto: String::new(),
+            proto: "other",
             duration: 0.0,
             orig_bytes: 0,
             resp_bytes: 0,
@@ -96,7 +95,7 @@ impl Flow {
                 "id.resp_h" => dst = v.as_str().and_then(|s| s.parse().ok()),
                 "id.orig_p" => sport = num(v).unwrap_or(0.0) as u16,
                 "id.resp_p" => dport = num(v).map(|p| p as u16),
-                "proto" => f.proto = v.as_str().unwrap_or("").to_ascii_lowercase(),
+                "proto" => f.proto = proto_name(v.as_str().unwrap_or("")),
                 "duration" => f.duration = num(v).unwrap_or(0.0).max(0.0),
                 "orig_bytes" => f.orig_bytes = num(v).unwrap_or(0.0).max(0.0) as u64,
                 "resp_bytes" => f.resp_bytes = num(v).unwrap_or(0.0).max(0.0) as u64,
@@ -208,19 +207,8 @@ pub struct DnsWindow {
     pub last_alert: Option<f64>,
 }
 
-/// A state key: hashed as a value, written as text only when stored.
-trait StateKey: std::hash::Hash + Eq + Clone {
-    fn encode(&self) -> String;
-    fn decode(s: &str) -> Option<Self>;
-}
-
 fn proto_name(p: &str) -> &'static str {
-    match p {
-        "tcp" => "tcp",
-        "udp" => "udp",
-        "icmp" => "icmp",
-        _ => "other",
-    }
+    ["tcp", "udp", "icmp"].into_iter().find(|n| p.eq_ignore_ascii_case(n)).unwrap_or("other")
 }
 
 /// `src>dst` (vertical scans).
@@ -277,71 +265,6 @@ impl StateKey for (IpAddr, String) {
     fn decode(s: &str) -> Option<Self> {
         let (a, d) = s.split_once('>')?;
         Some((a.parse().ok()?, d.to_string()))
-    }
-}
-
-/// A map of per-key state that remembers which keys changed.
-#[derive(Debug, Clone)]
-struct Tracked<K, T> {
-    map: HashMap<K, T>,
-    dirty: HashSet<K>,
-    removed: HashSet<K>,
-}
-
-impl<K, T> Default for Tracked<K, T> {
-    fn default() -> Self {
-        Tracked { map: HashMap::new(), dirty: HashSet::new(), removed: HashSet::new() }
-    }
-}
-
-impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned> Tracked<K, T> {
-    /// The entry for `key`, created if there is room; marks it changed.
-    fn touch(&mut self, key: &K, dropped: &mut u64) -> Option<&mut T> {
-        if !self.map.contains_key(key) {
-            if self.map.len() >= MAX_KEYS {
-                *dropped += 1;
-                return None;
-            }
-            self.map.insert(key.clone(), T::default());
-            self.removed.remove(key);
-        }
-        if !self.dirty.contains(key) {
-            self.dirty.insert(key.clone());
-        }
-        self.map.get_mut(key)
-    }
-
-    fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
-        let gone: Vec<K> = self.map.iter().filter(|(_, v)| !keep(v)).map(|(k, _)| k.clone()).collect();
-        for k in gone {
-            self.map.remove(&k);
-            self.dirty.remove(&k);
-            self.removed.insert(k);
-        }
-    }
-
-    fn discard(&mut self) {
-        self.dirty.clear();
-        self.removed.clear();
-    }
-
-    fn drain(&mut self, prefix: &str, out: &mut Vec<(String, Option<serde_json::Value>)>) {
-        for k in self.dirty.drain() {
-            if let Some(v) = self.map.get(&k) {
-                out.push((format!("{prefix}{}", k.encode()), serde_json::to_value(v).ok()));
-            }
-        }
-        for k in self.removed.drain() {
-            out.push((format!("{prefix}{}", k.encode()), None));
-        }
-    }
-
-    /// Restores one stored entry.
-    fn load(&mut self, key: &str, value: serde_json::Value) -> Result<&T, String> {
-        let k = K::decode(key).ok_or_else(|| format!("network state key `{key}` is malformed"))?;
-        let v: T = serde_json::from_value(value).map_err(|e| format!("network state `{key}`: {e}"))?;
-        self.map.insert(k.clone(), v);
-        Ok(&self.map[&k])
     }
 }
 
@@ -490,7 +413,7 @@ impl NetworkAnalyzer {
         let p = &self.params;
         let window = p.scan_window_secs as f64;
         let vkey = (f.src, f.dst);
-        let hkey = (f.src, proto_name(&f.proto), f.dport);
+        let hkey = (f.src, f.proto, f.dport);
         let unanswered = f.unanswered();
         for vertical in [true, false] {
             let threshold = if vertical { p.vertical_scan_ports } else { p.horizontal_scan_hosts } as usize;
@@ -589,7 +512,7 @@ impl NetworkAnalyzer {
         {
             return;
         }
-        let key = (f.src, f.dst, f.dport, proto_name(&f.proto));
+        let key = (f.src, f.dst, f.dport, f.proto);
         let Some(b) = self.beacons.touch(&key, &mut self.dropped) else { return };
         let pos = b.times.partition_point(|t| *t <= f.ts);
         b.times.insert(pos, f.ts);
@@ -985,11 +908,6 @@ pub fn split_registered(name: &str) -> (&str, &str) {
     }
     let cut = labels[n - take];
     (&name[..cut], &name[cut + 1..])
-}
-
-/// A flow's time as a date, for callers that need one.
-pub fn flow_time(f: &Flow) -> DateTime<Utc> {
-    epoch(f.ts).unwrap_or_default()
 }
 
 #[cfg(test)]

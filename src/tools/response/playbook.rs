@@ -161,9 +161,8 @@ impl Condition {
                     return Err(format!("`{field}` takes only == and !="));
                 }
                 let ok = match field {
-                    "severity" => rank_severity(value).is_some(),
+                    "severity" | "asset_criticality" => rank_level(value).is_some(),
                     "priority" => rank_priority(value).is_some(),
-                    "asset_criticality" => rank_criticality(value).is_some(),
                     "type" => INCIDENT_TYPES.contains(&value),
                     _ => !value.is_empty(),
                 };
@@ -183,7 +182,8 @@ impl Condition {
     }
 }
 
-fn rank_severity(v: &str) -> Option<i32> {
+/// Severities and criticalities share their four levels.
+fn rank_level(v: &str) -> Option<i32> {
     Some(match v {
         "low" => 1,
         "medium" => 2,
@@ -204,16 +204,6 @@ fn rank_priority(v: &str) -> Option<i32> {
     })
 }
 
-fn rank_criticality(v: &str) -> Option<i32> {
-    Some(match v {
-        "low" => 1,
-        "medium" => 2,
-        "high" => 3,
-        "critical" => 4,
-        _ => return None,
-    })
-}
-
 impl Cmp {
     fn holds(&self, inc: &Incident, asset: Criticality) -> bool {
         let ord = |a: i32, b: i32| match self.op.as_str() {
@@ -225,21 +215,11 @@ impl Cmp {
             _ => a < b,
         };
         match self.field.as_str() {
-            "severity" => {
-                ord(rank_severity(&inc.severity.to_string()).unwrap_or(0), rank_severity(&self.value).unwrap_or(0))
-            }
-            "priority" => {
-                ord(rank_priority(&format!("{:?}", inc.priority)).unwrap_or(0), rank_priority(&self.value).unwrap_or(0))
-            }
-            "asset_criticality" => {
-                let a = match asset {
-                    Criticality::Low => 1,
-                    Criticality::Medium => 2,
-                    Criticality::High => 3,
-                    Criticality::Critical => 4,
-                };
-                ord(a, rank_criticality(&self.value).unwrap_or(0))
-            }
+            // The enums list their levels in the order rank_level and rank_priority number
+            // them (Low… Critical, P1… P4).
+            "severity" => ord(inc.severity as i32 + 1, rank_level(&self.value).unwrap_or(0)),
+            "priority" => ord(inc.priority as i32 + 1, rank_priority(&self.value).unwrap_or(0)),
+            "asset_criticality" => ord(asset as i32 + 1, rank_level(&self.value).unwrap_or(0)),
             "type" => (inc.kind == self.value) == (self.op == "=="),
             _ => inc.findings.iter().any(|f| f.rule == self.value) == (self.op == "=="),
         }
