@@ -494,6 +494,26 @@ pub async fn collect(
                 .unwrap_or_else(|| "-".into());
             lines.push_str(&format!("{}\t{}\t{}\t{at}\t{e}\n", f.first_seen.to_rfc3339(), f.host, f.rule));
         }
+        // Lines the finding points at but does not quote (a correlation's earlier
+        // lines): read back from where they were read, and checked against their hash.
+        let quoted: std::collections::HashSet<[u8; 32]> = f
+            .evidence
+            .iter()
+            .map(|e| {
+                use sha2::Digest;
+                <[u8; 32]>::from(sha2::Sha256::digest(e.as_bytes()))
+            })
+            .collect();
+        for r in f.evidence_refs.iter().filter(|r| !quoted.contains(&r.sha256)) {
+            let r2 = r.clone();
+            let at = format!("{}:{} sha256:{}", r.file, r.offset, r.sha256_hex());
+            let text = match tokio::task::spawn_blocking(move || evidence::reread_line(&r2)).await {
+                Ok(Ok(line)) => crate::ingest::sanitize(&line, 4096),
+                Ok(Err(why)) => format!("(not available: {why})"),
+                Err(e) => format!("(not available: {e})"),
+            };
+            lines.push_str(&format!("{}\t{}\t{}\t{at}\t{text}\n", f.first_seen.to_rfc3339(), f.host, f.rule));
+        }
     }
     if !lines.is_empty() {
         let rules: std::collections::BTreeSet<&str> = inc.findings.iter().map(|f| f.rule.as_str()).collect();

@@ -251,3 +251,73 @@ fn ransomware_and_phishing_playbooks_run_through_the_pipeline() {
     assert_eq!(inc["type"], "phishing");
     assert_eq!(outcomes(&inc), ["block-sender:requested", "notify-users:done", "report:done"]);
 }
+
+/// A Sigma correlation (five non-existent accounts from one address) completed in a
+/// later batch than its first lines: its finding points at all five lines by file,
+/// offset and hash, `collect_evidence` reads them back from the file, and a line
+/// rewritten since is reported as such, not passed off as the original.
+#[test]
+fn a_correlation_names_its_earlier_lines_and_evidence_reads_them_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, "").unwrap();
+    let d = Daemon::start(tmp.path(), &file_source(&log), "", None);
+    let ip = "198.18.7.7";
+    let invalid = |i: u32, user: &str| auth_line(i, &format!("Invalid user {user} from {ip} port {}", 41000 + i));
+    append(&log, &(0..3).map(|i| invalid(i, ["zeus", "hera", "ares"][i as usize])).collect::<String>());
+    eventually(20, "the first three lines to be read", || {
+        (d.metric("warden_source_lines_total{source=\"auth\"}").unwrap_or(0) >= 3).then_some(())
+    });
+    append(&log, &(3..5).map(|i| invalid(i, ["hermes", "apollo"][i as usize - 3])).collect::<String>());
+    let inc = eventually(30, "the enumeration finding", || {
+        d.incidents()
+            .into_iter()
+            .find(|i| i["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "ssh_invalid_user_enumeration"))
+    });
+    let f = inc["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "ssh_invalid_user_enumeration").unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let starts: Vec<u64> =
+        std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i as u64 + 1)).take(5).collect();
+    let offsets: Vec<u64> =
+        f["evidence_refs"].as_array().unwrap().iter().map(|r| r["offset"].as_u64().unwrap()).collect();
+    assert_eq!(offsets, starts, "{f:#}");
+
+    let incident: warden::messages::Incident = serde_json::from_value(inc.clone()).unwrap();
+    let mut policy = warden::tools::response::actions::ContainPolicy::new(std::sync::Arc::new(
+        warden::tools::response::Protected::new(&[]),
+    ));
+    policy.evidence_dir = tmp.path().join("evidence");
+    let collect = |policy: &warden::tools::response::actions::ContainPolicy| {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        match rt.block_on(warden::tools::executor::collect(&incident, &[], false, policy)) {
+            warden::tools::ToolOutcome::Succeeded(warden::tools::ToolOutput::Evidence { items, .. }) => {
+                let item = items.iter().find(|i| i.kind == "log_lines").expect("log lines collected");
+                std::fs::read_to_string(policy.evidence_dir.join(incident.id.to_string()).join(&item.name)).unwrap()
+            }
+            other => panic!("{}", other.summary()),
+        }
+    };
+    let lines = collect(&policy);
+    for (user, at) in ["zeus", "hera", "ares", "hermes", "apollo"].iter().zip(&starts) {
+        let row = lines
+            .lines()
+            .find(|l| l.contains(&format!("{}:{at} sha256:", log.display())))
+            .unwrap_or_else(|| panic!("no line at {at}:\n{lines}"));
+        assert!(
+            row.ends_with(&format!(
+                "Invalid user {user} from {ip} port {}",
+                41000 + starts.iter().position(|s| s == at).unwrap()
+            )),
+            "{row}"
+        );
+    }
+    // The first line rewritten in place (same length): no longer the line that was read.
+    let mut bytes = text.into_bytes();
+    let at = bytes.windows(4).position(|w| w == b"zeus").unwrap();
+    bytes[at..at + 4].copy_from_slice(b"ZEUS");
+    std::fs::write(&log, &bytes).unwrap();
+    policy.evidence_dir = tmp.path().join("evidence2");
+    let lines = collect(&policy);
+    let row = lines.lines().find(|l| l.contains(&format!("{}:0 sha256:", log.display()))).unwrap();
+    assert!(row.contains("not available") && row.contains("hash differs") && !row.contains("ZEUS"), "{row}");
+}

@@ -215,7 +215,7 @@ impl AuthDetector {
         for ev in events {
             self.one(ev, &mut findings);
             if let Some(r) = self.rules.as_mut() {
-                findings.extend(r.evaluate(ev, &mut self.state.head.sigma, window));
+                findings.extend(r.evaluate(ev, self.file.as_deref(), &mut self.state.head.sigma, window));
             }
         }
         self.prune();

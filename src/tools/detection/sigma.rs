@@ -153,7 +153,7 @@ pub fn load(files: &[(String, String)]) -> RuleSet {
             report.files_loaded += 1;
         }
     }
-    let mut engine = CorrelationEngine::new(CorrelationConfig::default());
+    let mut engine = CorrelationEngine::new(correlation_config());
     // A bloom filter over each rule's literals skips most rules for most lines.
     engine.set_bloom_prefilter(true);
     if let Err(e) = engine.add_collection(&good) {
@@ -162,7 +162,7 @@ pub fn load(files: &[(String, String)]) -> RuleSet {
         report.errors.push(RuleError { file: "<correlations>".into(), line: 0, message: e.to_string() });
         report.correlation_rules = 0;
         good.correlations.clear();
-        engine = CorrelationEngine::new(CorrelationConfig::default());
+        engine = CorrelationEngine::new(correlation_config());
         if let Err(e) = engine.add_collection(&good) {
             report.errors.push(RuleError { file: "<rules>".into(), line: 0, message: e.to_string() });
         }
@@ -177,6 +177,19 @@ pub fn load(files: &[(String, String)]) -> RuleSet {
     RuleSet { engine, report, logsources }
 }
 
+/// Correlations remember where their last events were read (a reference each, at most
+/// [`CORRELATION_REFS`] per group), so their findings point at the lines that made them.
+fn correlation_config() -> CorrelationConfig {
+    CorrelationConfig {
+        correlation_event_mode: rsigma_eval::CorrelationEventMode::Refs,
+        max_correlation_events: CORRELATION_REFS,
+        ..CorrelationConfig::default()
+    }
+}
+
+/// How many contributing lines a correlation finding points at (the most recent ones).
+pub const CORRELATION_REFS: usize = 10;
+
 /// Loads every rule file below `dir`; paths in errors are as found.
 pub fn load_dir(dir: &Path) -> std::io::Result<RuleSet> {
     let mut files = Vec::new();
@@ -189,7 +202,35 @@ pub fn load_dir(dir: &Path) -> std::io::Result<RuleSet> {
 
 /// An event as the Sigma engine sees it: Sigma-taxonomy field names over a parsed line.
 /// Keywords match the message (the whole line when it had no syslog header).
-pub struct SigmaView<'a>(pub &'a Event);
+pub struct SigmaView<'a>(pub &'a Event, pub Option<&'a str>);
+
+/// The prefix of the event id a correlation keeps for each contributing event: where the
+/// line was read (`wref:<offset>:<sha256>:<file>`), so the finding can point at it.
+const REF_PREFIX: &str = "wref:";
+
+impl SigmaView<'_> {
+    /// The id under which the correlation engine remembers this event: where it was read.
+    fn reference(&self) -> Option<String> {
+        let (offset, file) = (self.0.offset?, self.1?);
+        let r = crate::messages::EvidenceRef::new(file.into(), offset, &self.0.raw);
+        Some(format!("{REF_PREFIX}{offset}:{}:{file}", r.sha256_hex()))
+    }
+}
+
+/// The evidence reference kept by [`SigmaView::reference`].
+fn parse_reference(id: &str) -> Option<crate::messages::EvidenceRef> {
+    let rest = id.strip_prefix(REF_PREFIX)?;
+    let (offset, rest) = rest.split_once(':')?;
+    let (hash, file) = rest.split_once(':')?;
+    let mut sha256 = [0u8; 32];
+    if hash.len() != 64 {
+        return None;
+    }
+    for (i, b) in sha256.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hash.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(crate::messages::EvidenceRef { file: file.into(), offset: offset.parse().ok()?, sha256 })
+}
 
 /// Nesting deeper than this is not searched by keywords (hostile input).
 const MAX_DEPTH: usize = 32;
@@ -306,7 +347,12 @@ impl rsigma_eval::Event for SigmaView<'_> {
         }
     }
 
+    /// Only the correlation engine asks for this, to remember the events in a window:
+    /// where the line was read is all it needs to keep (see [`SigmaView::reference`]).
     fn to_json(&self) -> serde_json::Value {
+        if let Some(id) = self.reference() {
+            return serde_json::json!({ "id": id });
+        }
         let ev = self.0;
         if let Some(m) = &ev.json {
             return serde_json::Value::Object((**m).clone());
@@ -397,11 +443,17 @@ impl RuleSet {
 
     /// Runs the rules over one event and returns the findings it opens; a rule fires at
     /// most once per `window` for the same entity (address, else host).
-    pub fn evaluate(&mut self, ev: &Event, state: &mut SigmaState, window: Duration) -> Vec<Finding> {
+    pub fn evaluate(
+        &mut self,
+        ev: &Event,
+        file: Option<&str>,
+        state: &mut SigmaState,
+        window: Duration,
+    ) -> Vec<Finding> {
         if self.engine.detection_rule_count() == 0 {
             return Vec::new();
         }
-        let view = SigmaView(ev);
+        let view = SigmaView(ev, file);
         let detections = if let Some(m) = &ev.json {
             let ls = match ev.program.strip_prefix("zeek:") {
                 // Sigma's Zeek logsource: `product: zeek`, `service: conn|dns|http|…`.
@@ -427,6 +479,7 @@ impl RuleSet {
             let Some(sev) = severity(h.level) else { continue };
             // A correlation is about its group (`group-by`), not about the event that
             // completed it: an address in the group is the entity, else an account.
+            let mut refs = Vec::new();
             let (src_ip, users, event_count, first_seen) = match &r.body {
                 ResultBody::Correlation(c) => {
                     let ip = c.group_key.iter().find_map(|(_, v)| v.parse::<std::net::IpAddr>().ok());
@@ -437,6 +490,7 @@ impl RuleSet {
                         .map(|(_, v)| sanitize(v, 64))
                         .collect::<Vec<_>>();
                     let start = ev.time - Duration::seconds(c.timespan_secs.min(i64::MAX as u64) as i64);
+                    refs = c.event_refs.iter().flatten().filter_map(|r| parse_reference(r.id.as_deref()?)).collect();
                     (ip.map(|i| i.to_string()), users, c.aggregated_value.max(1.0) as u64, start)
                 }
                 ResultBody::Detection(_) => (
@@ -482,6 +536,7 @@ impl RuleSet {
                 // Without an address, the account or host is named explicitly.
                 entity: src_ip_is_none.then(|| entity.clone()),
                 tactics: h.tags.iter().filter_map(|t| super::attack::tactic_of_tag(t)).map(String::from).collect(),
+                evidence_refs: refs,
                 ..Default::default()
             });
         }
@@ -554,17 +609,22 @@ mod tests {
         let mut st = SigmaState::default();
         let w = Duration::seconds(600);
         let hit = line("Nov 26 10:00:00 h1 sshd[1]: Corrupted MAC on input. [preauth]");
-        let f = set.evaluate(&hit, &mut st, w);
+        let f = set.evaluate(&hit, None, &mut st, w);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].rule, "test_rule");
         assert_eq!(f[0].severity, Severity::Medium);
         assert_eq!(f[0].host, "h1");
         // Same rule, same host, inside the window: suppressed.
-        assert!(set.evaluate(&line("Nov 26 10:05:00 h1 sshd[1]: Corrupted MAC on input."), &mut st, w).is_empty());
+        assert!(
+            set.evaluate(&line("Nov 26 10:05:00 h1 sshd[1]: Corrupted MAC on input."), None, &mut st, w).is_empty()
+        );
         // Another host is another entity.
-        assert_eq!(set.evaluate(&line("Nov 26 10:05:00 h2 sshd[1]: Corrupted MAC on input."), &mut st, w).len(), 1);
+        assert_eq!(
+            set.evaluate(&line("Nov 26 10:05:00 h2 sshd[1]: Corrupted MAC on input."), None, &mut st, w).len(),
+            1
+        );
         // The keyword in a line of another service does not match an sshd rule.
-        assert!(set.evaluate(&line("Nov 26 10:06:00 h3 cron[1]: Corrupted MAC on input"), &mut st, w).is_empty());
+        assert!(set.evaluate(&line("Nov 26 10:06:00 h3 cron[1]: Corrupted MAC on input"), None, &mut st, w).is_empty());
         assert_eq!(techniques(&["attack.t1110.001".into(), "attack.credential-access".into()]), ["T1110.001"]);
     }
 
@@ -577,13 +637,43 @@ mod tests {
         let mut st = SigmaState::default();
         let w = Duration::seconds(600);
         let hit = ev(r#"{"product":"myapp","source":{"ip":"203.0.113.7"},"event":{"action":"login_failed"}}"#);
-        let f = set.evaluate(&hit, &mut st, w);
+        let f = set.evaluate(&hit, None, &mut st, w);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].src_ip.as_deref(), Some("203.0.113.7"));
         let other_net = ev(r#"{"product":"myapp","source":{"ip":"198.51.100.7"},"event":{"action":"login_failed"}}"#);
-        assert!(set.evaluate(&other_net, &mut st, w).is_empty());
+        assert!(set.evaluate(&other_net, None, &mut st, w).is_empty());
         let other_product = ev(r#"{"product":"else","source":{"ip":"203.0.113.8"},"event":{"action":"login_failed"}}"#);
-        assert!(set.evaluate(&other_product, &mut st, w).is_empty());
+        assert!(set.evaluate(&other_product, None, &mut st, w).is_empty());
+    }
+
+    #[test]
+    fn a_correlation_points_at_the_lines_that_made_it() {
+        let text = include_str!("../../../actors/threat-detection/rules/ssh_invalid_user_enumeration.yml");
+        let mut set = load(&[("enum.yml".to_string(), text.to_string())]);
+        assert_eq!(set.report.correlation_rules, 1, "{:#?}", set.report.errors);
+        let mut st = SigmaState::default();
+        let w = Duration::seconds(600);
+        let mut lines = Vec::new();
+        let mut found = Vec::new();
+        for (i, user) in ["alice", "bob", "carol", "dave", "erin"].iter().enumerate() {
+            let raw = format!("Nov 26 10:00:0{i} h1 sshd[9]: Invalid user {user} from 203.0.113.9 port 4000");
+            let mut ev = line(&raw);
+            ev.offset = Some(100 * i as u64);
+            lines.push(raw);
+            found.extend(set.evaluate(&ev, Some("/var/log/auth.log"), &mut st, w));
+        }
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let f = &found[0];
+        assert_eq!(f.rule, "ssh_invalid_user_enumeration");
+        // All five contributing lines, earlier ones included, by where they were read.
+        let offsets: Vec<u64> = f.evidence_refs.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [0, 100, 200, 300, 400]);
+        for (r, raw) in f.evidence_refs.iter().zip(&lines) {
+            assert_eq!(&*r.file, "/var/log/auth.log");
+            assert_eq!(r, &crate::messages::EvidenceRef::new("/var/log/auth.log".into(), r.offset, raw));
+        }
+        assert!(parse_reference("wref:1:zz:/f").is_none());
+        assert!(parse_reference("something-else").is_none());
     }
 
     #[test]

@@ -68,6 +68,28 @@ pub fn store(
     })
 }
 
+/// The longest line [`reread_line`] reads back.
+const REREAD_MAX: usize = 1 << 20;
+
+/// Reads back the line a finding points at (`file` at `offset`), decoded as the tailer
+/// decodes it, and checks it against the hash taken when it was read. `Err` says why
+/// it cannot be given: unreadable, or changed since (rotated and rewritten, truncated).
+pub fn reread_line(r: &crate::messages::EvidenceRef) -> Result<String, String> {
+    use std::io::{BufRead, Seek, SeekFrom};
+    let f = std::fs::File::open(&*r.file).map_err(|e| format!("cannot open: {e}"))?;
+    let mut f = std::io::BufReader::new(f);
+    f.seek(SeekFrom::Start(r.offset)).map_err(|e| format!("cannot seek: {e}"))?;
+    let mut line = Vec::new();
+    f.by_ref().take(REREAD_MAX as u64 + 1).read_until(b'\n', &mut line).map_err(|e| format!("cannot read: {e}"))?;
+    let line = line.strip_suffix(b"\n").unwrap_or(&line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = String::from_utf8_lossy(line).into_owned();
+    if <[u8; 32]>::from(sha2::Sha256::digest(text.as_bytes())) != r.sha256 {
+        return Err("the file no longer holds that line there (hash differs)".into());
+    }
+    Ok(text)
+}
+
 /// Copies a named file into the store (regular files only, at most `max` bytes).
 pub fn collect_file(dir: &Path, incident: uuid::Uuid, path: &Path, max: u64) -> Result<EvidenceItem, String> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
