@@ -3,5 +3,6 @@
 pub mod detection;
 pub mod executor;
 pub mod response;
+pub mod vuln;
 
 pub use executor::{DetectionRestore, ExecuteTool, ToolCall, ToolExecutor, ToolOutcome, ToolOutput};

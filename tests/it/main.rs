@@ -16,3 +16,4 @@ mod sigma;
 mod support;
 mod syslog;
 mod tail;
+mod vuln;

@@ -1,0 +1,4 @@
+//! Vulnerability management: inventory, offline OSV advisories, risk, remediation,
+//! patch verification.
+
+pub mod version;
