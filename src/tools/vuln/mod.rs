@@ -1,4 +1,5 @@
 //! Vulnerability management: inventory, offline OSV advisories, risk, remediation,
 //! patch verification.
 
+pub mod inventory;
 pub mod version;
