@@ -151,3 +151,30 @@ fn inventory_parsers_on_the_corpus_fixtures() {
     assert!(opts.contains(&"foo9=1.0".to_string()) && opts.contains(&"foo16-client=1.0".to_string()), "{opts:?}");
     assert!(!opts.iter().any(|o| o.starts_with("foo10=")), "{opts:?}");
 }
+
+/// The RustSec and PyPA advisories, loaded once per test that needs them.
+fn corpus_db() -> Option<warden::tools::vuln::osv::AdvisoryDb> {
+    use warden::tools::vuln::osv;
+    let rust = corpus("osv/rustsec-osv/crates")?;
+    let py = corpus("osv/pypa-advisory-database/vulns")?;
+    let mut all = Vec::new();
+    for dir in [rust, py] {
+        let (recs, report) = osv::load(&dir).unwrap();
+        assert!(report.errors.is_empty(), "{:?}", &report.errors[..report.errors.len().min(5)]);
+        all.extend(recs);
+    }
+    Some(osv::AdvisoryDb::new(all))
+}
+
+fn affects(db: &warden::tools::vuln::osv::AdvisoryDb, eco: Ecosystem, name: &str, version: &str) -> Vec<String> {
+    db.affects(eco, name, version, None)
+}
+
+#[test]
+fn zz_probe() {
+    let Some(db) = corpus_db() else { return };
+    eprintln!("PROBE {} advisories", db.len());
+    for (e, n, v) in [(Ecosystem::CratesIo, "hyper", "0.14.9"), (Ecosystem::CratesIo, "hyper", "0.14.12"), (Ecosystem::CratesIo, "hyper", "0.13.9"), (Ecosystem::PyPI, "py", "1.11.0"), (Ecosystem::PyPI, "py", "1.9.0"), (Ecosystem::PyPI, "loguru", "0.5.0"), (Ecosystem::CratesIo, "dirs", "1.0.0"), (Ecosystem::PyPI, "oslo.middleware", "3.19.0")] {
+        eprintln!("PROBE {n} {v}: {:?}", affects(&db, e, n, v));
+    }
+}
