@@ -170,11 +170,57 @@ fn affects(db: &warden::tools::vuln::osv::AdvisoryDb, eco: Ecosystem, name: &str
     db.affects(eco, name, version, None)
 }
 
+/// Hand-checked answers on the real RustSec and PyPA records.
 #[test]
-fn zz_probe() {
+fn matching_the_rustsec_and_pypa_advisories() {
+    use warden::tools::vuln::remediate;
     let Some(db) = corpus_db() else { return };
-    eprintln!("PROBE {} advisories", db.len());
-    for (e, n, v) in [(Ecosystem::CratesIo, "hyper", "0.14.9"), (Ecosystem::CratesIo, "hyper", "0.14.12"), (Ecosystem::CratesIo, "hyper", "0.13.9"), (Ecosystem::PyPI, "py", "1.11.0"), (Ecosystem::PyPI, "py", "1.9.0"), (Ecosystem::PyPI, "loguru", "0.5.0"), (Ecosystem::CratesIo, "dirs", "1.0.0"), (Ecosystem::PyPI, "oslo.middleware", "3.19.0")] {
-        eprintln!("PROBE {n} {v}: {:?}", affects(&db, e, n, v));
-    }
+    assert!(db.len() > 3_500, "{} advisories", db.len());
+    let (rust, py) = (Ecosystem::CratesIo, Ecosystem::PyPI);
+    // RUSTSEC-2016-0001: openssl before 0.9.0 — just below the fix, and at it.
+    assert!(affects(&db, rust, "openssl", "0.8.3").contains(&"RUSTSEC-2016-0001".to_string()));
+    assert!(!affects(&db, rust, "openssl", "0.9.0").contains(&"RUSTSEC-2016-0001".to_string()));
+    // hyper: three advisories below 0.14.10/0.14.12, none at 0.14.12; 0.13.9 also in
+    // RUSTSEC-2021-0020's 0.13 window (fixed 0.13.10), whose pre-release `0.13.0-0`
+    // bound includes every 0.13 release.
+    assert_eq!(affects(&db, rust, "hyper", "0.14.9"), ["RUSTSEC-2021-0078", "RUSTSEC-2021-0079", "RUSTSEC-2022-0022"]);
+    assert_eq!(affects(&db, rust, "hyper", "0.14.12"), Vec::<String>::new());
+    assert!(affects(&db, rust, "hyper", "0.13.9").contains(&"RUSTSEC-2021-0020".to_string()));
+    assert!(!affects(&db, rust, "hyper", "0.13.10").contains(&"RUSTSEC-2021-0020".to_string()));
+    // PYSEC-2022-42969 (py): `last_affected: 1.11.0` — 1.11.0 is affected, above is not.
+    assert_eq!(affects(&db, py, "py", "1.11.0"), ["PYSEC-2022-42969"]);
+    assert_eq!(affects(&db, py, "py", "1.11.1"), Vec::<String>::new());
+    assert_eq!(affects(&db, py, "py", "1.9.0"), ["PYSEC-2020-92", "PYSEC-2022-42969"]);
+    // PYSEC-2018-104 (oslo.middleware, three windows, events unsorted), under the
+    // normalised name.
+    assert_eq!(affects(&db, py, "oslo.middleware", "3.19.0"), ["PYSEC-2018-104"]);
+    assert_eq!(affects(&db, py, "Oslo_Middleware", "3.19.1"), Vec::<String>::new());
+    assert_eq!(affects(&db, py, "oslo-middleware", "3.20.0"), ["PYSEC-2018-104"]);
+    // Withdrawn advisories never match: RUSTSEC-2020-0053 (dirs), PYSEC-2022-15 (loguru).
+    assert!(db.get("RUSTSEC-2020-0053").is_none() && db.get("PYSEC-2022-15").is_none());
+    assert_eq!(affects(&db, rust, "dirs", "1.0.0"), Vec::<String>::new());
+    assert!(!affects(&db, py, "loguru", "0.5.0").contains(&"PYSEC-2022-15".to_string()));
+
+    // Remediation: the lowest version clearing all four hyper advisories is 0.14.12
+    // (0.13.10 and 0.14.10 each leave one).
+    let pkg = warden::tools::vuln::inventory::Package {
+        ecosystem: rust,
+        name: "hyper".into(),
+        version: "0.13.9".into(),
+        source: None,
+        source_version: None,
+        location: "/srv/app/Cargo.lock".into(),
+        dev: false,
+    };
+    let matches = db.matches(&pkg, None);
+    let r = remediate::recommend(&db, &matches, None).unwrap();
+    assert_eq!(r.target.as_deref(), Some("0.14.12"), "{r:#?}");
+    assert_eq!(r.command_line(), "cargo update -p hyper@0.13.9 --precise 0.14.12");
+    assert_eq!(r.cwd.as_deref(), Some("/srv/app"));
+    // No fix published: PYSEC-2022-42969 has only `last_affected`.
+    let py_pkg =
+        warden::tools::vuln::inventory::Package { ecosystem: py, name: "py".into(), version: "1.11.0".into(), ..pkg };
+    let r = remediate::recommend(&db, &db.matches(&py_pkg, None), None).unwrap();
+    assert_eq!((r.target.as_deref(), r.command.len()), (None, 0));
+    assert!(r.mitigation.as_deref().unwrap().starts_with("No fix is published"), "{r:#?}");
 }

@@ -2,5 +2,7 @@
 //! patch verification.
 
 pub mod inventory;
-pub mod version;
 pub mod osv;
+pub mod remediate;
+pub mod risk;
+pub mod version;

@@ -114,12 +114,19 @@ const DETAILS_MAX: usize = 2000;
 impl Advisory {
     /// The CVE ids among the id and aliases.
     pub fn cves(&self) -> Vec<&str> {
-        std::iter::once(self.id.as_str()).chain(self.aliases.iter().map(String::as_str)).filter(|a| a.starts_with("CVE-")).collect()
+        std::iter::once(self.id.as_str())
+            .chain(self.aliases.iter().map(String::as_str))
+            .filter(|a| a.starts_with("CVE-"))
+            .collect()
     }
 
     /// A one-line title: the summary, else the first line of the details.
     pub fn title(&self) -> String {
-        let t = if self.summary.trim().is_empty() { self.details.lines().next().unwrap_or_default() } else { &self.summary };
+        let t = if self.summary.trim().is_empty() {
+            self.details.lines().next().unwrap_or_default()
+        } else {
+            &self.summary
+        };
         crate::ingest::sanitize(t.trim(), 200)
     }
 
