@@ -378,7 +378,7 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Runs an argv (never through a shell) with a timeout: its exit code and output.
-async fn run_cmd(argv: &[String], stdin: Option<&str>) -> Result<(i32, String), ToolOutcome> {
+pub async fn run_cmd(argv: &[String], stdin: Option<&str>) -> Result<(i32, String), ToolOutcome> {
     use tokio::io::AsyncWriteExt;
     let Some((prog, args)) = argv.split_first() else {
         return Err(ToolOutcome::Failed("empty command".into()));

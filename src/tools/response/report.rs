@@ -348,17 +348,22 @@ pub fn html_escape(s: &str) -> String {
 
 /// Renders a report.
 pub fn render(r: &Report, format: Format) -> String {
+    if format == Format::Json {
+        return serde_json::to_string_pretty(r).unwrap_or_default();
+    }
+    let kind = if r.audience == Audience::Executive { "executive" } else { "technical" };
+    let subtitle = format!("Incident `{}` · generated {}", r.incident, r.generated_at.to_rfc3339());
+    render_document(&format!("Incident report ({kind})"), &r.title, &subtitle, &r.sections, format)
+}
+
+/// A titled document of sections as Markdown or HTML (`subtitle` may hold `code`
+/// spans in backticks, which HTML shows as code). Text is escaped, verbatim items fenced.
+pub fn render_document(heading: &str, title: &str, subtitle: &str, sections: &[Section], format: Format) -> String {
     match format {
-        Format::Json => serde_json::to_string_pretty(r).unwrap_or_default(),
+        Format::Json => serde_json::to_string_pretty(sections).unwrap_or_default(),
         Format::Markdown => {
-            let mut out = format!(
-                "# Incident report ({}): {}\n\nIncident `{}` · generated {}\n",
-                if r.audience == Audience::Executive { "executive" } else { "technical" },
-                md_escape(&r.title),
-                r.incident,
-                r.generated_at.to_rfc3339()
-            );
-            for s in &r.sections {
+            let mut out = format!("# {heading}: {}\n\n{subtitle}\n", md_escape(title));
+            for s in sections {
                 out.push_str(&format!("\n## {}\n\n", md_escape(&s.heading)));
                 if s.verbatim {
                     // A fence longer than any backtick run inside cannot be closed early.
@@ -379,15 +384,18 @@ pub fn render(r: &Report, format: Format) -> String {
             out
         }
         Format::Html => {
+            let subtitle_html = html_escape(subtitle)
+                .split('`')
+                .enumerate()
+                .map(|(i, part)| if i % 2 == 1 { format!("<code>{part}</code>") } else { part.to_string() })
+                .collect::<String>();
             let mut out = format!(
-                "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\"><title>{}</title><style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}pre{{background:#f4f4f4;padding:.5em;overflow-x:auto}}</style></head><body>\n<h1>Incident report ({}): {}</h1>\n<p>Incident <code>{}</code> · generated {}</p>\n",
-                html_escape(&r.title),
-                if r.audience == Audience::Executive { "executive" } else { "technical" },
-                html_escape(&r.title),
-                r.incident,
-                r.generated_at.to_rfc3339()
+                "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\"><title>{}</title><style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}pre{{background:#f4f4f4;padding:.5em;overflow-x:auto}}</style></head><body>\n<h1>{}: {}</h1>\n<p>{subtitle_html}</p>\n",
+                html_escape(title),
+                html_escape(heading),
+                html_escape(title),
             );
-            for s in &r.sections {
+            for s in sections {
                 out.push_str(&format!("<h2>{}</h2>\n", html_escape(&s.heading)));
                 if s.verbatim {
                     out.push_str("<pre>");

@@ -6,3 +6,5 @@ pub mod osv;
 pub mod remediate;
 pub mod risk;
 pub mod version;
+pub mod verify;
+pub mod scan;
