@@ -127,6 +127,71 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Scan for vulnerable packages now, offline, and print the result (no daemon
+    /// needed): the configured targets, or `--target PATH` (a host root, an image, a
+    /// project directory or one lockfile).
+    Scan {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[arg(long)]
+        target: Option<PathBuf>,
+        /// Print the scans as JSON instead of the posture report.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        actors: Option<PathBuf>,
+    },
+    /// Vulnerability management: the advisory database, the posture report, patch
+    /// verification.
+    Vuln {
+        #[command(subcommand)]
+        command: VulnCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum VulnCommand {
+    /// The offline OSV advisory database.
+    Db {
+        #[command(subcommand)]
+        command: VulnDbCommand,
+    },
+    /// The posture over the daemon's latest scans: `--format markdown|html|json`.
+    Report {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[arg(long, default_value = "markdown")]
+        format: String,
+    },
+    /// Ask the daemon to scan now (one configured target, or all).
+    Scan {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Ask the daemon to verify an incident's remediation (after the patch is applied).
+    Verify {
+        incident: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+        /// Only this package's remediation.
+        #[arg(long, default_value = "")]
+        package: String,
+        /// The version that was installed, when it is not the recommended one.
+        #[arg(long)]
+        fixed: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum VulnDbCommand {
+    /// Import OSV records (a directory of JSON/YAML records, or an osv.dev `all.zip`).
+    Import {
+        path: PathBuf,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
 }
 
 /// An operator's decision about an action, a playbook gate or an incident.
@@ -229,6 +294,48 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Audit { command: AuditCommand::Verify { opts, offline } } => audit_verify(&opts, offline),
+        Command::Scan { opts, target, json, actors } => scan(&opts, target, json, actors.as_deref()),
+        Command::Vuln { command: VulnCommand::Db { command: VulnDbCommand::Import { path, opts } } } => {
+            let cfg = Config::load(opts.config.as_deref())?;
+            let dir = cfg.data_dir(opts.data_dir.as_deref()).join("osv");
+            let (report, stored) =
+                warden::tools::vuln::osv::AdvisoryDb::import(&dir, &path).map_err(anyhow::Error::msg)?;
+            println!(
+                "read {} files: {} records ({} withdrawn, {} for ecosystems Warden does not inventory); {} advisories now in {}",
+                report.files,
+                report.records,
+                report.withdrawn,
+                report.other_ecosystems,
+                stored,
+                dir.display()
+            );
+            for e in report.errors.iter().take(20) {
+                eprintln!("skipped: {e}");
+            }
+            if report.errors.len() > 20 {
+                eprintln!("… and {} more files skipped", report.errors.len() - 20);
+            }
+            Ok(if report.records == 0 { 1 } else { 0 })
+        }
+        Command::Vuln { command: VulnCommand::Report { opts, format } } => {
+            let r = check(call(&opts, "GET", &format!("/v1/vulns/report?format={format}"), None)?)?;
+            print!("{}", r.body);
+            Ok(0)
+        }
+        Command::Vuln { command: VulnCommand::Scan { opts, target } } => {
+            let body = serde_json::json!({ "target": target });
+            let r = check(call(&opts, "POST", "/v1/scan", Some(&body.to_string()))?)?;
+            println!("{}", pretty(&r.body));
+            Ok(0)
+        }
+        Command::Vuln { command: VulnCommand::Verify { incident, opts, package, fixed } } => {
+            let incident_id: uuid::Uuid = incident.parse().context("the incident id is a UUID")?;
+            let body = serde_json::json!({ "payload": { "kind": "patch_verification", "incident_id": incident_id,
+                "package": package, "fixed_version": fixed } });
+            let r = check(call(&opts, "POST", "/v1/inject", Some(&body.to_string()))?)?;
+            println!("{}", pretty(&r.body));
+            Ok(0)
+        }
         Command::Evidence { command: EvidenceCommand::Export { incident, opts, out, by } } => {
             evidence_export(&opts, &incident, out, by)
         }
@@ -675,6 +782,64 @@ fn decide(o: &ClientOpts, id: &str, by: Option<String>, comment: String, approve
             Some(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
+}
+
+/// `warden scan`: the same steps as the agent's scan, in this process, without the
+/// knowledge base (so without "under attack now" context).
+fn scan(o: &ClientOpts, target: Option<PathBuf>, json: bool, actors: Option<&Path>) -> Result<i32> {
+    use warden::tools::vuln::{osv::AdvisoryDb, risk::ThreatContext, scan as vscan};
+    let cfg = Config::load(o.config.as_deref())?;
+    let data_dir = cfg.data_dir(o.data_dir.as_deref());
+    let defs = load_defs(actors)?;
+    let vm = defs.agents.values().find(|d| d.kind == definitions::AgentKind::VulnerabilityManagement);
+    let params = vm.map(|d| d.vuln.clone()).unwrap_or_default();
+    let db = AdvisoryDb::open(&data_dir.join("osv")).map_err(anyhow::Error::msg)?;
+    if db.is_empty() {
+        eprintln!(
+            "warden: no advisories in {} — import some first: `warden vuln db import PATH` (OSV records or an osv.dev all.zip)",
+            data_dir.join("osv").display()
+        );
+        return Ok(1);
+    }
+    let resolve = |p: &str| {
+        let p = PathBuf::from(p);
+        if p.is_absolute() { p } else { data_dir.join(p) }
+    };
+    let ctx =
+        ThreatContext::load(Some(&resolve(&params.kev)), Some(&resolve(&params.epss))).map_err(anyhow::Error::msg)?;
+    let targets: Vec<vscan::Target> = match target {
+        Some(path) => vec![vscan::Target { asset: path.display().to_string(), path, hosts: Vec::new() }],
+        None => params.targets.clone(),
+    };
+    let assets = vm.map(|d| d.assets.clone()).unwrap_or_default();
+    let now = chrono::Utc::now();
+    let scans: Vec<vscan::ScanReport> = targets
+        .iter()
+        .map(|t| {
+            let a = assets.assets.iter().find(|a| a.name == t.asset);
+            let asset = warden::tools::vuln::risk::AssetContext {
+                name: t.asset.clone(),
+                criticality: a.map_or(assets.default.criticality, |a| a.criticality),
+                exposure: a.map_or(assets.default.exposure, |a| a.exposure),
+                known: a.is_some(),
+            };
+            let mut r = vscan::scan_target(t, asset, &db, &ctx, &Default::default(), &params.checks, now);
+            vscan::diff(None, &mut r);
+            r
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&scans)?);
+    } else {
+        let p = vscan::posture(&scans, now);
+        print!("{}", vscan::render_posture(&p, warden::tools::response::report::Format::Markdown));
+    }
+    for s in &scans {
+        for e in &s.errors {
+            eprintln!("warning: {e}");
+        }
+    }
+    Ok(0)
 }
 
 fn audit_verify(o: &ClientOpts, offline: bool) -> Result<i32> {

@@ -73,6 +73,7 @@ impl Runtime {
         };
         let env = Arc::new(AgentEnv {
             notifier,
+            data_dir: cfg.data_dir(None),
             kb: kb.clone(),
             routes,
             protected,

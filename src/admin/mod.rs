@@ -122,6 +122,9 @@ pub fn start(listen: SocketAddr, state: AdminState) -> Result<Addr<Admin>, Admin
             .route("/v1/incidents/{id}/close", web::post().to(close))
             .route("/v1/actions/{id}/reject", web::post().to(reject))
             .route("/v1/audit/verify", web::get().to(audit_verify))
+            .route("/v1/scan", web::post().to(scan))
+            .route("/v1/vulns", web::get().to(vulns))
+            .route("/v1/vulns/report", web::get().to(vuln_report))
             .route("/metrics", web::get().to(metrics));
         if fault {
             app = app
@@ -352,6 +355,73 @@ async fn close(st: web::Data<AdminState>, id: web::Path<String>, body: web::Json
         Ok(Ok(id)) => HttpResponse::Accepted().json(json!({ "envelope_id": id, "incident_id": incident_id })),
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ScanBody {
+    #[serde(default)]
+    target: Option<String>,
+}
+
+/// Asks vulnerability management to scan now (one configured target, or all).
+async fn scan(st: web::Data<AdminState>, body: Option<web::Json<ScanBody>>) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let target = body.and_then(|b| b.into_inner().target);
+    let payload = Payload::Scan(crate::messages::ScanRequest { target });
+    match st.supervisor.send(Route { envelope: Envelope::new("admin", payload), to: None }).await {
+        Ok(Ok(id)) => HttpResponse::Accepted().json(json!({ "envelope_id": id })),
+        Ok(Err(e @ SupervisorError::Route(_))) => error(StatusCode::BAD_REQUEST, e),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+/// The latest scan of every target, from the knowledge base.
+async fn latest_scans(st: &AdminState) -> Result<Vec<crate::tools::vuln::scan::ScanReport>, String> {
+    let records = st.kb.vulns("").await.map_err(|e| e.to_string())?;
+    Ok(records
+        .into_iter()
+        .filter(|(k, _)| k.split('/').nth(1) == Some("scan"))
+        .filter_map(|(_, v)| serde_json::from_value(v).ok())
+        .collect())
+}
+
+async fn vulns(st: web::Data<AdminState>) -> HttpResponse {
+    match latest_scans(&st).await {
+        Ok(scans) => HttpResponse::Ok().json(scans),
+        Err(e) => error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VulnReportQuery {
+    #[serde(default = "default_report_format")]
+    format: String,
+}
+
+/// The posture report over the latest scans (`generate_vuln_report`).
+async fn vuln_report(st: web::Data<AdminState>, q: web::Query<VulnReportQuery>) -> HttpResponse {
+    use crate::tools::response::report::Format;
+    use actix_web::http::StatusCode;
+    let format = match q.format.parse::<Format>() {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match latest_scans(&st).await {
+        Ok(scans) => {
+            let p = crate::tools::vuln::scan::posture(&scans, Utc::now());
+            let body = crate::tools::vuln::scan::render_posture(&p, format);
+            let ct = match format {
+                Format::Markdown => "text/markdown; charset=utf-8",
+                Format::Html => "text/html; charset=utf-8",
+                Format::Json => "application/json",
+            };
+            HttpResponse::Ok().content_type(ct).body(body)
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 

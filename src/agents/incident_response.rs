@@ -206,6 +206,7 @@ impl IncidentResponse {
                     playbook: None,
                     earlier_playbooks: Vec::new(),
                     evidence: Vec::new(),
+                    remediation: Vec::new(),
                 };
                 self.by_entity.insert(entity.clone(), id);
                 self.incidents.insert(id, Arc::new(inc));
@@ -614,7 +615,11 @@ impl IncidentResponse {
                             to: to.clone(),
                             incident_id: Some(inc.id),
                             context: serde_json::json!({ "playbook": pb.name, "step": step.id, "type": inc.kind,
-                                "severity": inc.severity, "title": inc.title, "entities": inc.entities }),
+                                "severity": inc.severity, "title": inc.title, "entities": inc.entities,
+                                "hosts": inc.findings.iter().map(|f| f.host.as_str()).filter(|h| !h.is_empty())
+                                    .collect::<std::collections::BTreeSet<_>>(),
+                                "cves": inc.findings.iter().flat_map(|f| f.cves.iter().map(String::as_str))
+                                    .collect::<std::collections::BTreeSet<_>>() }),
                         }),
                         1,
                     );
@@ -738,6 +743,101 @@ impl IncidentResponse {
         ));
         self.dirty.insert(r.incident_id);
         Ok(fx)
+    }
+
+    /// A handoff back to this agent: vulnerability management scheduled remediations of
+    /// an incident's root cause, or verified them. Verified throughout → resolved;
+    /// a failed verification → the incident stays (or is again) open, one priority
+    /// level up, and people are told.
+    fn handoff(&mut self, h: &crate::messages::Handoff) -> Effects {
+        let name = self.def.name.clone();
+        let mut fx = Effects::default();
+        let Some(inc) = h.incident_id.and_then(|id| self.incidents.get_mut(&id)).map(Arc::make_mut) else {
+            return fx;
+        };
+        let now = Utc::now();
+        let entries = |v: Option<&serde_json::Value>| -> Vec<crate::messages::RemediationEntry> {
+            v.and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default()
+        };
+        let scheduled = entries(h.context.get("scheduled"));
+        let verified = entries(h.context.get("verified"));
+        if scheduled.is_empty() && verified.is_empty() {
+            inc.notes.push(format!(
+                "handoff from {}: {}",
+                h.from,
+                crate::ingest::sanitize(&h.context.to_string(), 1024)
+            ));
+        }
+        for e in scheduled.into_iter().chain(verified.iter().cloned()) {
+            match inc.remediation.iter_mut().find(|r| r.plan == e.plan) {
+                Some(r) => *r = e,
+                None => inc.remediation.push(e),
+            }
+        }
+        if let Some(note) = h.context.get("note").and_then(|n| n.as_str()) {
+            inc.notes.push(format!("{}: {}", h.from, crate::ingest::sanitize(note, 1024)));
+        }
+        let mut notify = None;
+        if !verified.is_empty() {
+            use crate::messages::RemediationStatus as R;
+            let failed: Vec<&crate::messages::RemediationEntry> =
+                inc.remediation.iter().filter(|r| r.status == R::Failed).collect();
+            if !failed.is_empty() {
+                let before = inc.priority;
+                inc.priority = match inc.priority {
+                    crate::messages::Priority::P4 => crate::messages::Priority::P3,
+                    crate::messages::Priority::P3 => crate::messages::Priority::P2,
+                    _ => crate::messages::Priority::P1,
+                };
+                let reopened = matches!(inc.status, IncidentStatus::Closed | IncidentStatus::Resolved);
+                if reopened {
+                    inc.status = IncidentStatus::Open;
+                }
+                let what =
+                    failed.iter().map(|r| format!("{} {}", r.package, r.installed)).collect::<Vec<_>>().join(", ");
+                let text = format!(
+                    "remediation failure: patch verification failed for {what}; priority {before:?} → {:?}{}",
+                    inc.priority,
+                    if reopened { ", incident reopened" } else { ", incident stays open" }
+                );
+                inc.notes.push(text.clone());
+                notify = Some(text);
+            } else if inc.remediation.iter().all(|r| r.status == R::Verified) {
+                inc.status = IncidentStatus::Resolved;
+                let text = format!(
+                    "resolved: root cause remediated and verified ({})",
+                    inc.remediation
+                        .iter()
+                        .map(|r| format!("{} → {}", r.package, r.target.as_deref().unwrap_or("-")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                inc.notes.push(text.clone());
+                notify = Some(text);
+            }
+        }
+        inc.updated_at = now;
+        inc.version += 1;
+        fx.audit.push(AuditEntry::new(
+            &name,
+            AuditKind::Handoff,
+            inc.id,
+            serde_json::json!({ "from": h.from, "status": inc.status, "priority": inc.priority,
+                "remediation": inc.remediation.iter().map(|r| (&r.package, r.status)).collect::<Vec<_>>() }),
+        ));
+        if let (Some(text), Some(n)) = (notify, &self.env.notifier) {
+            n.send(crate::tools::response::notify::Notification {
+                incident: inc.id,
+                kind: inc.kind.clone(),
+                severity: inc.severity.to_string(),
+                priority: format!("{:?}", inc.priority),
+                title: inc.title.clone(),
+                text,
+                at: now,
+            });
+        }
+        self.dirty.insert(inc.id);
+        fx
     }
 
     /// An operator's answer to a playbook waiting for approval.
@@ -1041,25 +1141,13 @@ impl AgentLogic for IncidentResponse {
                 Payload::Detection(f) => self.detection(env, f),
                 Payload::Triage(r) => self.triage(env, r, tools).await,
                 Payload::Containment(c) => self.containment(c, tools).await,
-                Payload::Handoff(h) => {
-                    let fx = Effects::default();
-                    if let Some(inc) = h.incident_id.and_then(|id| self.incidents.get_mut(&id)).map(Arc::make_mut) {
-                        inc.notes.push(format!(
-                            "handoff from {}: {}",
-                            h.from,
-                            crate::ingest::sanitize(&h.context.to_string(), 1024)
-                        ));
-                        inc.version += 1;
-                        self.dirty.insert(inc.id);
-                    }
-                    Ok(fx)
-                }
+                Payload::Handoff(h) => Ok(self.handoff(h)),
                 Payload::Instruction(_) => Ok(Effects::default()),
                 Payload::Approval(d) => self.approval(d, tools).await,
                 Payload::PlaybookStep(r) => self.playbook_step(env, r, tools).await,
                 Payload::Close(c) => self.close(c),
-                Payload::PatchVerification(_) => {
-                    Err(AgentError::Rejected("incident-response does not verify patches".into()))
+                Payload::PatchVerification(_) | Payload::Scan(_) => {
+                    Err(AgentError::Rejected(format!("incident-response does not handle `{}`", env.payload.kind())))
                 }
             }
         })
@@ -1098,6 +1186,7 @@ mod tests {
             durable: true,
             intel: Default::default(),
             notifier: None,
+            data_dir: std::env::temp_dir(),
         });
         let mut def = defs.agents["incident-response"].clone();
         if let Some(a) = autonomy {
@@ -1122,6 +1211,7 @@ mod tests {
             event_count: 5,
             techniques: vec![],
             evidence: vec![],
+            remediation: Vec::new(),
             ..Default::default()
         }
     }

@@ -136,13 +136,22 @@ pub struct AgentEnv {
     pub intel: std::collections::HashMap<String, Arc<crate::tools::detection::ioc::FeedStore>>,
     /// Where notifications go (none configured: nowhere).
     pub notifier: Option<crate::tools::response::notify::Notifier>,
+    /// The data directory (the advisory database is `<data_dir>/osv`).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// An agent's durable state, read from the knowledge base before it is (re)built.
 pub enum Restored {
-    ThreatDetection { detector: crate::tools::DetectionRestore },
-    IncidentResponse { incidents: Vec<Incident> },
-    VulnerabilityManagement,
+    ThreatDetection {
+        detector: crate::tools::DetectionRestore,
+    },
+    IncidentResponse {
+        incidents: Vec<Incident>,
+    },
+    VulnerabilityManagement {
+        scans: Vec<crate::tools::vuln::scan::ScanReport>,
+        plans: Vec<vulnerability_management::Plan>,
+    },
 }
 
 /// Reads what an agent of this definition needs to resume.
@@ -181,7 +190,10 @@ pub async fn restore(def: &AgentDefinition, kb: &Kb) -> Result<Restored, KbError
             Restored::ThreatDetection { detector: crate::tools::DetectionRestore { auth: detector, keyed } }
         }
         AgentKind::IncidentResponse => Restored::IncidentResponse { incidents: kb.incidents().await? },
-        AgentKind::VulnerabilityManagement => Restored::VulnerabilityManagement,
+        AgentKind::VulnerabilityManagement => {
+            let (scans, plans) = vulnerability_management::restore(&def.name, kb).await?;
+            Restored::VulnerabilityManagement { scans, plans }
+        }
     })
 }
 
@@ -209,8 +221,8 @@ pub fn build(
             Box::new(incident_response::IncidentResponse::new(def.clone(), env.clone(), incidents)),
             stateless_executor(def, env),
         ),
-        Restored::VulnerabilityManagement => (
-            Box::new(vulnerability_management::VulnerabilityManagement::new(def.clone())),
+        Restored::VulnerabilityManagement { scans, plans } => (
+            Box::new(vulnerability_management::VulnerabilityManagement::new(def.clone(), env.clone(), scans, plans)),
             stateless_executor(def, env),
         ),
     }

@@ -98,23 +98,6 @@ impl ToolName {
             ToolName::GenerateVulnReport => "generate_vuln_report",
         }
     }
-
-    /// Whether this build implements the tool. Declaring one it does not is an error,
-    /// so a definition never promises a capability that silently does nothing.
-    pub fn implemented(self) -> bool {
-        matches!(
-            self,
-            ToolName::AnalyzeLogs
-                | ToolName::AnalyzeNetworkTraffic
-                | ToolName::DetectIoc
-                | ToolName::CorrelateEvents
-                | ToolName::TriageIncident
-                | ToolName::ExecutePlaybook
-                | ToolName::ContainThreat
-                | ToolName::CollectEvidence
-                | ToolName::GenerateReport
-        )
-    }
 }
 
 /// How often an agent may be restarted before it is marked failed.
@@ -353,6 +336,49 @@ pub struct ResponseParams {
     pub permanent: Vec<crate::messages::ActionKind>,
 }
 
+/// Parameters of the vulnerability-management agent (`[vuln]`).
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VulnParams {
+    /// Seconds between scheduled scans of every target (0: on demand only).
+    #[serde(default = "default_scan_interval")]
+    pub scan_interval_secs: u64,
+    /// CISA KEV catalog (JSON); absolute, or relative to the data directory.
+    #[serde(default = "default_kev")]
+    pub kev: String,
+    /// FIRST EPSS scores (CSV); absolute, or relative to the data directory.
+    #[serde(default = "default_epss")]
+    pub epss: String,
+    /// What to scan.
+    #[serde(default)]
+    pub targets: Vec<crate::tools::vuln::scan::Target>,
+    /// A check command (argv) per package name, run by `verify_patch` after patching.
+    #[serde(default)]
+    pub checks: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for VulnParams {
+    fn default() -> Self {
+        VulnParams {
+            scan_interval_secs: default_scan_interval(),
+            kev: default_kev(),
+            epss: default_epss(),
+            targets: Vec::new(),
+            checks: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_scan_interval() -> u64 {
+    86_400
+}
+fn default_kev() -> String {
+    "intel/known_exploited_vulnerabilities.json".into()
+}
+fn default_epss() -> String {
+    "intel/epss_scores-current.csv".into()
+}
+
 fn default_approval_timeout() -> u64 {
     3_600
 }
@@ -419,6 +445,8 @@ struct RawDefinition {
     detection: Option<Spanned<DetectionParams>>,
     #[serde(default)]
     response: Option<Spanned<ResponseParams>>,
+    #[serde(default)]
+    vuln: Option<Spanned<VulnParams>>,
 }
 
 /// A validated agent definition.
@@ -444,6 +472,7 @@ pub struct AgentDefinition {
     pub restart: RestartBudget,
     pub detection: DetectionParams,
     pub response: ResponseParams,
+    pub vuln: VulnParams,
     /// Where it was loaded from, for messages.
     pub path: String,
 }
@@ -635,7 +664,11 @@ impl ActorsDir {
         match self {
             ActorsDir::Disk(dir) => std::fs::read_to_string(dir.join(agent).join(rel)).ok(),
             ActorsDir::Embedded => {
-                let want = format!("{agent}/{rel}");
+                // `../other-agent/file` names a sibling agent's file.
+                let want = match rel.strip_prefix("../") {
+                    Some(sibling) => sibling.to_string(),
+                    None => format!("{agent}/{rel}"),
+                };
                 embedded::FILES.iter().find(|(p, _)| *p == want).map(|(_, t)| t.to_string())
             }
         }
@@ -695,9 +728,6 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
                     t.span(),
                     format!("tool `{}` is not in the toolbelt of a `{}` agent", tool.as_str(), kind.as_str()),
                 ));
-            } else if !tool.implemented() {
-                errors
-                    .push(err(t.span(), format!("tool `{}` is not available in this build of warden", tool.as_str())));
             } else if tools.contains(&tool) {
                 errors.push(err(t.span(), format!("tool `{}` is listed twice", tool.as_str())));
             } else {
@@ -799,10 +829,13 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
         }
         let mut assets = crate::tools::response::triage::Assets::default();
         if let Some(a) = &raw.assets {
-            if kind != AgentKind::IncidentResponse {
+            if kind == AgentKind::ThreatDetection {
                 errors.push(err(
                     a.span(),
-                    format!("`assets` applies only to incident-response agents, not `{}`", kind.as_str()),
+                    format!(
+                        "`assets` applies only to incident-response and vulnerability-management agents, not `{}`",
+                        kind.as_str()
+                    ),
                 ));
             } else {
                 match dir.read(&folder, a.get_ref()) {
@@ -861,6 +894,24 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
                 format!("`[response]` applies only to incident-response agents, not `{}`", kind.as_str()),
             ));
         }
+        if let Some(v) = &raw.vuln {
+            if kind != AgentKind::VulnerabilityManagement {
+                errors.push(err(
+                    v.span(),
+                    format!("`[vuln]` applies only to vulnerability-management agents, not `{}`", kind.as_str()),
+                ));
+            }
+            for t in &v.get_ref().targets {
+                if t.asset.trim().is_empty() || t.path.as_os_str().is_empty() {
+                    errors.push(err(v.span(), "every `[[vuln.targets]]` needs a `path` and an `asset`".into()));
+                }
+            }
+            for (pkg, argv) in &v.get_ref().checks {
+                if argv.is_empty() || argv[0].trim().is_empty() {
+                    errors.push(err(v.span(), format!("`vuln.checks.{pkg}` must be a non-empty argv")));
+                }
+            }
+        }
         agents.insert(
             folder.clone(),
             AgentDefinition {
@@ -879,6 +930,7 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
                 restart: raw.restart,
                 detection,
                 response: raw.response.map(|r| r.into_inner()).unwrap_or_default(),
+                vuln: raw.vuln.map(|v| v.into_inner()).unwrap_or_default(),
                 path: file,
             },
         );

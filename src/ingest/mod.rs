@@ -262,9 +262,19 @@ pub fn fingerprint(head: &[u8]) -> u64 {
 /// How many leading bytes form a file's fingerprint.
 pub const FINGERPRINT_BYTES: usize = 256;
 
+/// This machine's host name, as its own syslog lines carry it.
+pub fn local_hostname() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = sanitize(name.trim(), 255);
+    (!name.is_empty()).then_some(name)
+}
+
 /// Parses lines of one format into events, counting what it could not parse.
 pub struct LineParser {
     format: LogFormat,
+    /// The host of lines that name none (web access logs, JSON without a host): this
+    /// machine, whose log files they are.
+    default_host: String,
     years: parse::YearInference,
     last_time: Option<DateTime<Utc>>,
     zeek: parse::zeek::ZeekHeader,
@@ -272,7 +282,13 @@ pub struct LineParser {
 
 impl LineParser {
     pub fn new(format: LogFormat, reference: DateTime<Utc>) -> Self {
-        LineParser { format, years: parse::YearInference::new(reference), last_time: None, zeek: Default::default() }
+        LineParser {
+            format,
+            default_host: local_hostname().unwrap_or_default(),
+            years: parse::YearInference::new(reference),
+            last_time: None,
+            zeek: Default::default(),
+        }
     }
 
     /// Before reading a file from the middle (a checkpoint), reads its header: a Zeek
@@ -321,7 +337,10 @@ impl LineParser {
             }
         };
         match parsed {
-            Ok(ev) => {
+            Ok(mut ev) => {
+                if ev.host.is_empty() {
+                    ev.host.clone_from(&self.default_host);
+                }
                 self.last_time = Some(ev.time);
                 out.push(ev);
             }

@@ -90,6 +90,8 @@ struct IncidentOut<'a> {
     earlier_playbooks: &'a [crate::messages::PlaybookRun],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     evidence: &'a [crate::tools::response::evidence::EvidenceItem],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    remediation: &'a [crate::messages::RemediationEntry],
 }
 
 impl<'a> From<&'a Incident> for IncidentOut<'a> {
@@ -113,6 +115,7 @@ impl<'a> From<&'a Incident> for IncidentOut<'a> {
             playbook: i.playbook.as_ref(),
             earlier_playbooks: &i.earlier_playbooks,
             evidence: &i.evidence,
+            remediation: &i.remediation,
         }
     }
 }
@@ -143,6 +146,8 @@ struct IncidentIn {
     earlier_playbooks: Vec<crate::messages::PlaybookRun>,
     #[serde(default)]
     evidence: Vec<crate::tools::response::evidence::EvidenceItem>,
+    #[serde(default)]
+    remediation: Vec<crate::messages::RemediationEntry>,
 }
 
 /// One typed write of a [`Commit`].
@@ -150,14 +155,39 @@ struct IncidentIn {
 pub enum Write {
     Finding(Finding),
     Incident(std::sync::Arc<Incident>),
-    Action { incident_id: Uuid, action: Action },
-    Handoff { id: Uuid, record: serde_json::Value },
-    Checkpoint { source: String, checkpoint: Checkpoint },
-    State { key: String, value: serde_json::Value },
-    StateDelete { key: String },
+    Action {
+        incident_id: Uuid,
+        action: Action,
+    },
+    Handoff {
+        id: Uuid,
+        record: serde_json::Value,
+    },
+    Checkpoint {
+        source: String,
+        checkpoint: Checkpoint,
+    },
+    State {
+        key: String,
+        value: serde_json::Value,
+    },
+    StateDelete {
+        key: String,
+    },
     InboxPut(InboxEntry),
-    InboxAck { created_at: DateTime<Utc>, id: Uuid },
-    Meta { key: String, value: serde_json::Value },
+    InboxAck {
+        created_at: DateTime<Utc>,
+        id: Uuid,
+    },
+    Meta {
+        key: String,
+        value: serde_json::Value,
+    },
+    /// Vulnerability management's records (scans, remediation plans), by key.
+    Vuln {
+        key: String,
+        value: serde_json::Value,
+    },
 }
 
 /// Applies writes and appends audit entries atomically; with `flush`, answers only once
@@ -184,6 +214,8 @@ pub enum Query {
     State(String),
     /// Every state record whose key starts with the prefix.
     StatePrefix(String),
+    /// Every vulnerability record whose key starts with the prefix.
+    VulnPrefix(String),
     InboxContains(Vec<u8>),
     InboxEmpty,
     /// Every pending inbox entry, optionally only those routed to one agent.
@@ -301,6 +333,7 @@ impl KnowledgeBase {
                 RawWrite::Delete { tree: TreeName::Inbox, key: inbox_key(*created_at, *id) }
             }
             Write::Meta { key, value } => put(TreeName::Meta, key.as_bytes().to_vec(), encode("meta", value)?),
+            Write::Vuln { key, value } => put(TreeName::Vulns, key.as_bytes().to_vec(), encode("vuln", value)?),
         })
     }
 
@@ -334,6 +367,7 @@ impl KnowledgeBase {
             playbook: rec.playbook,
             earlier_playbooks: rec.earlier_playbooks,
             evidence: rec.evidence,
+            remediation: rec.remediation,
         })
     }
 
@@ -386,6 +420,13 @@ impl KnowledgeBase {
                 let mut out = Vec::new();
                 for (k, v) in s.scan_prefix(TreeName::State, prefix.as_bytes())? {
                     out.push((String::from_utf8_lossy(&k).into_owned(), decode("state", &v)?));
+                }
+                QueryAnswer::States(out)
+            }
+            Query::VulnPrefix(prefix) => {
+                let mut out = Vec::new();
+                for (k, v) in s.scan_prefix(TreeName::Vulns, prefix.as_bytes())? {
+                    out.push((String::from_utf8_lossy(&k).into_owned(), decode("vuln", &v)?));
                 }
                 QueryAnswer::States(out)
             }
@@ -550,6 +591,14 @@ impl Kb {
 
     pub async fn states(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, KbError> {
         match self.query(Query::StatePrefix(prefix.to_string())).await? {
+            QueryAnswer::States(s) => Ok(s),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Vulnerability records whose key starts with `prefix`.
+    pub async fn vulns(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, KbError> {
+        match self.query(Query::VulnPrefix(prefix.to_string())).await? {
             QueryAnswer::States(s) => Ok(s),
             _ => Ok(Vec::new()),
         }

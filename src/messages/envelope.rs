@@ -58,6 +58,15 @@ pub enum Payload {
     Approval(ApprovalDecision),
     PlaybookStep(PlaybookStepRef),
     Close(CloseRequest),
+    Scan(ScanRequest),
+}
+
+/// Scan for vulnerabilities now: one configured target (by path), or all of them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ScanRequest {
+    #[serde(default)]
+    pub target: Option<String>,
 }
 
 /// An operator closes an incident: its actions are rolled back (unless permanent).
@@ -109,6 +118,7 @@ impl Payload {
             Payload::Approval(_) => PayloadKind::Approval,
             Payload::PlaybookStep(_) => PayloadKind::PlaybookStep,
             Payload::Close(_) => PayloadKind::Close,
+            Payload::Scan(_) => PayloadKind::Scan,
         }
     }
 }
@@ -126,10 +136,11 @@ pub enum PayloadKind {
     Approval,
     PlaybookStep,
     Close,
+    Scan,
 }
 
 impl PayloadKind {
-    pub const ALL: [PayloadKind; 9] = [
+    pub const ALL: [PayloadKind; 10] = [
         PayloadKind::Detection,
         PayloadKind::Triage,
         PayloadKind::Containment,
@@ -139,6 +150,7 @@ impl PayloadKind {
         PayloadKind::Approval,
         PayloadKind::PlaybookStep,
         PayloadKind::Close,
+        PayloadKind::Scan,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -152,6 +164,7 @@ impl PayloadKind {
             PayloadKind::Approval => "approval",
             PayloadKind::PlaybookStep => "playbook_step",
             PayloadKind::Close => "close",
+            PayloadKind::Scan => "scan",
         }
     }
 }

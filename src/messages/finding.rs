@@ -82,6 +82,9 @@ pub struct Finding {
     /// Where evidence lines were read: file, byte offset of the line, SHA-256 of it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence_refs: Vec<EvidenceRef>,
+    /// CVE ids the detection names (Sigma `cve.YYYY-NNNN` tags): the weakness exploited.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cves: Vec<String>,
 }
 
 /// The origin of an evidence line.

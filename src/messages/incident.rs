@@ -43,6 +43,45 @@ pub struct Incident {
     /// Evidence collected for it (content in the evidence store, by SHA-256).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<crate::tools::response::evidence::EvidenceItem>,
+    /// The root cause handed to vulnerability management: remediations scheduled and
+    /// what their verification found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remediation: Vec<RemediationEntry>,
+}
+
+/// Where one remediation of an incident's root cause stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemediationStatus {
+    /// Waiting for the patch (and its verification).
+    Scheduled,
+    Verified,
+    /// Verification failed: the incident stays open and is escalated.
+    Failed,
+    /// No fixed version is published: mitigations only.
+    NoFix,
+}
+
+/// One remediation on an incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemediationEntry {
+    /// The vulnerability-management plan it tracks.
+    pub plan: String,
+    pub asset: String,
+    pub ecosystem: String,
+    pub package: String,
+    pub installed: String,
+    pub target: Option<String>,
+    /// The command that applies it, as a shell-quoted line (empty: none).
+    pub command: String,
+    pub advisories: Vec<String>,
+    pub priority: Priority,
+    pub deadline: DateTime<Utc>,
+    pub status: RemediationStatus,
+    /// The last verification's checks, `name: status — detail`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<String>,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// Where a playbook run is.
@@ -103,6 +142,8 @@ pub enum IncidentStatus {
     Open,
     Triaged,
     Contained,
+    /// The root cause was remediated and the patch verified.
+    Resolved,
     Closed,
 }
 

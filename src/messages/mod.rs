@@ -11,13 +11,13 @@ mod incident;
 
 pub use envelope::{
     ApprovalDecision, CloseRequest, ContainmentRequest, Envelope, Handoff, IncidentRef, Instruction, Payload,
-    PayloadKind, PlaybookStepRef, VerifyRequest,
+    PayloadKind, PlaybookStepRef, ScanRequest, VerifyRequest,
 };
 pub use event::{AuthEvent, AuthEventKind, Event, WebRequest};
 pub use finding::{EvidenceRef, Finding, IntelHit, Severity};
 pub use incident::{
-    Action, ActionKind, ActionStatus, Decision, Incident, IncidentStatus, PlaybookRun, Priority, Rollback, RunStatus,
-    StepRecord,
+    Action, ActionKind, ActionStatus, Decision, Incident, IncidentStatus, PlaybookRun, Priority, RemediationEntry,
+    RemediationStatus, Rollback, RunStatus, StepRecord,
 };
 
 /// The response mode: what the incident-response executor does with a containment action.

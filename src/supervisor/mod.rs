@@ -481,6 +481,7 @@ impl Supervisor {
                     playbook: None,
                     earlier_playbooks: Vec::new(),
                     evidence: Vec::new(),
+                    remediation: Vec::new(),
                 };
                 let audit = AuditEntry::new(
                     "supervisor",

@@ -68,7 +68,8 @@ impl RoutingTable {
             | Payload::Instruction(_)
             | Payload::Approval(_)
             | Payload::PlaybookStep(_)
-            | Payload::Close(_) => None,
+            | Payload::Close(_)
+            | Payload::Scan(_) => None,
         };
         match (explicit, to) {
             (Some(a), Some(b)) if a != b => Err(RouteError::NotHandled { agent: b.to_string(), kind }),

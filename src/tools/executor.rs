@@ -31,6 +31,7 @@ pub struct DetectionRestore {
 }
 use crate::tools::response::actions::{self, ContainPolicy, Native, Plan};
 use crate::tools::response::{self, ContainSpec, TriageResult};
+use crate::tools::vuln;
 
 /// How long an executed containment command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,6 +71,37 @@ pub enum ToolCall {
         assets: std::sync::Arc<response::triage::Assets>,
     },
     ContainThreat(ContainSpec),
+    /// Inventory a target and match it against the advisory database.
+    ScanVulnerabilities {
+        target: std::path::PathBuf,
+        db: std::sync::Arc<vuln::osv::AdvisoryDb>,
+    },
+    /// Score each vulnerable package (its matching advisories) in context.
+    PrioritizeRisk {
+        vulnerable: std::sync::Arc<Vec<Vec<vuln::osv::Match>>>,
+        asset: vuln::risk::AssetContext,
+        context: std::sync::Arc<vuln::risk::ThreatContext>,
+        /// Per package: why it counts as attacked now, if it does.
+        attacked: Vec<Option<String>>,
+    },
+    /// The remediation of each vulnerable package.
+    RecommendRemediation {
+        vulnerable: std::sync::Arc<Vec<Vec<vuln::osv::Match>>>,
+        db: std::sync::Arc<vuln::osv::AdvisoryDb>,
+        release: Option<String>,
+    },
+    /// Check that a remediation is in place.
+    VerifyPatch {
+        target: Box<vuln::verify::VerifyTarget>,
+        db: std::sync::Arc<vuln::osv::AdvisoryDb>,
+        /// The findings against the incident since the patch (`None`: no incident).
+        findings_since: Option<(chrono::DateTime<chrono::Utc>, Vec<Finding>)>,
+    },
+    /// The posture over the latest scans.
+    GenerateVulnReport {
+        scans: std::sync::Arc<Vec<vuln::scan::ScanReport>>,
+        format: response::report::Format,
+    },
 }
 
 impl ToolCall {
@@ -82,6 +114,11 @@ impl ToolCall {
             ToolCall::CollectEvidence { .. } => ToolName::CollectEvidence,
             ToolCall::TriageIncident { .. } => ToolName::TriageIncident,
             ToolCall::ContainThreat(_) => ToolName::ContainThreat,
+            ToolCall::ScanVulnerabilities { .. } => ToolName::ScanVulnerabilities,
+            ToolCall::PrioritizeRisk { .. } => ToolName::PrioritizeRisk,
+            ToolCall::RecommendRemediation { .. } => ToolName::RecommendRemediation,
+            ToolCall::VerifyPatch { .. } => ToolName::VerifyPatch,
+            ToolCall::GenerateVulnReport { .. } => ToolName::GenerateVulnReport,
         }
     }
 }
@@ -123,6 +160,11 @@ pub enum ToolOutput {
         output: String,
         undo: Option<String>,
     },
+    Scanned(Box<vuln::scan::Matched>),
+    Risks(Vec<vuln::risk::Risk>),
+    Remediations(Vec<Option<vuln::remediate::Remediation>>),
+    Verification(Box<vuln::verify::Verification>),
+    Report(String),
 }
 
 /// The outcome of a tool call. Failure is a value.
@@ -354,6 +396,28 @@ impl ToolExecutor {
                     Err(p) => ToolOutcome::Failed(format!("triage_incident panicked: {}", panic_text(&p))),
                 }
             }
+            ToolCall::PrioritizeRisk { vulnerable, asset, context, attacked } => guarded("prioritize_risk", || {
+                let now = chrono::Utc::now();
+                let risks = vulnerable
+                    .iter()
+                    .enumerate()
+                    .map(|(i, ms)| {
+                        vuln::risk::prioritize(ms, &asset, &context, attacked.get(i).cloned().flatten().as_deref(), now)
+                    })
+                    .collect();
+                ToolOutput::Risks(risks)
+            }),
+            ToolCall::RecommendRemediation { vulnerable, db, release } => guarded("recommend_remediation", || {
+                ToolOutput::Remediations(
+                    vulnerable.iter().map(|ms| vuln::remediate::recommend(&db, ms, release.as_deref())).collect(),
+                )
+            }),
+            ToolCall::GenerateVulnReport { scans, format } => guarded("generate_vuln_report", || {
+                ToolOutput::Report(vuln::scan::render_posture(&vuln::scan::posture(&scans, chrono::Utc::now()), format))
+            }),
+            ToolCall::ScanVulnerabilities { .. } | ToolCall::VerifyPatch { .. } => {
+                ToolOutcome::Failed("this tool runs asynchronously".into())
+            }
             ToolCall::ContainThreat(spec) => {
                 let plan = match actions::plan(spec.kind, &spec.target, spec.ttl_secs, &self.policy) {
                     Ok(p) => p,
@@ -367,6 +431,50 @@ impl ToolExecutor {
                 }
             }
         })
+    }
+}
+
+/// Runs a stateless tool, turning a panic into a failure.
+fn guarded(name: &str, f: impl FnOnce() -> ToolOutput) -> ToolOutcome {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(out) => ToolOutcome::Succeeded(out),
+        Err(p) => ToolOutcome::Failed(format!("{name} panicked: {}", panic_text(&p))),
+    }
+}
+
+/// How long a scan or a verification may take.
+const VULN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `scan_vulnerabilities` and `verify_patch`: file system and `/proc` work off the actor
+/// thread, with a timeout; a panic is a failure.
+async fn vuln_io(call: ToolCall) -> ToolOutcome {
+    let work = async move {
+        match call {
+            ToolCall::ScanVulnerabilities { target, db } => {
+                match tokio::task::spawn_blocking(move || vuln::scan::inventory_and_match(&target, &db)).await {
+                    Ok(m) => ToolOutcome::Succeeded(ToolOutput::Scanned(Box::new(m))),
+                    Err(e) => ToolOutcome::Failed(format!("scan_vulnerabilities panicked: {e}")),
+                }
+            }
+            ToolCall::VerifyPatch { target, db, findings_since } => {
+                let v = futures_util::FutureExt::catch_unwind(AssertUnwindSafe(vuln::verify::verify(
+                    &target,
+                    &db,
+                    findings_since,
+                    std::path::Path::new("/proc"),
+                )))
+                .await;
+                match v {
+                    Ok(v) => ToolOutcome::Succeeded(ToolOutput::Verification(Box::new(v))),
+                    Err(p) => ToolOutcome::Failed(format!("verify_patch panicked: {}", panic_text(&p))),
+                }
+            }
+            _ => ToolOutcome::Failed("not an asynchronous tool".into()),
+        }
+    };
+    match tokio::time::timeout(VULN_TIMEOUT, work).await {
+        Ok(o) => o,
+        Err(_) => ToolOutcome::TimedOut,
     }
 }
 
@@ -577,6 +685,13 @@ impl Handler<ExecuteTool> for ToolExecutor {
     type Result = ResponseActFuture<Self, ToolOutcome>;
 
     fn handle(&mut self, msg: ExecuteTool, _: &mut Self::Context) -> Self::Result {
+        if matches!(msg.0.tool(), ToolName::ScanVulnerabilities | ToolName::VerifyPatch) {
+            if !self.allowed.contains(&msg.0.tool()) {
+                let why = format!("agent `{}` does not declare tool `{}`", self.agent, msg.0.tool().as_str());
+                return Box::pin(fut::ready(ToolOutcome::Denied(why)));
+            }
+            return Box::pin(vuln_io(msg.0).into_actor(self));
+        }
         if let ToolCall::CollectEvidence { incident, files, snapshot } = msg.0 {
             if !self.allowed.contains(&ToolName::CollectEvidence) {
                 let why = format!("agent `{}` does not declare tool `collect_evidence`", self.agent);

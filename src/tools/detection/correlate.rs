@@ -413,6 +413,7 @@ fn campaign(root: Uuid, g: &Group, at: DateTime<Utc>) -> Finding {
         related: members.iter().map(|m| m.id).collect(),
         campaign: Some(root),
         evidence_refs: Vec::new(),
+        cves: Vec::new(),
     }
 }
 

@@ -414,6 +414,21 @@ fn severity(level: Option<Level>) -> Option<Severity> {
     }
 }
 
+/// CVE ids from Sigma tags (`cve.2021-44228` or `cve.2021.44228` → `CVE-2021-44228`).
+pub fn cves(tags: &[String]) -> Vec<String> {
+    tags.iter()
+        .filter_map(|t| t.strip_prefix("cve."))
+        .filter_map(|t| {
+            let (year, num) = t.split_once(['-', '.'])?;
+            let ok = year.len() == 4
+                && num.len() >= 4
+                && year.bytes().all(|b| b.is_ascii_digit())
+                && num.bytes().all(|b| b.is_ascii_digit());
+            ok.then(|| format!("CVE-{year}-{num}"))
+        })
+        .collect()
+}
+
 /// ATT&CK technique ids from Sigma tags (`attack.t1110.001` → `T1110.001`).
 pub fn techniques(tags: &[String]) -> Vec<String> {
     tags.iter()
@@ -537,6 +552,7 @@ impl RuleSet {
                 entity: src_ip_is_none.then(|| entity.clone()),
                 tactics: h.tags.iter().filter_map(|t| super::attack::tactic_of_tag(t)).map(String::from).collect(),
                 evidence_refs: refs,
+                cves: cves(&h.tags),
                 ..Default::default()
             });
         }
@@ -626,6 +642,10 @@ mod tests {
         // The keyword in a line of another service does not match an sshd rule.
         assert!(set.evaluate(&line("Nov 26 10:06:00 h3 cron[1]: Corrupted MAC on input"), None, &mut st, w).is_empty());
         assert_eq!(techniques(&["attack.t1110.001".into(), "attack.credential-access".into()]), ["T1110.001"]);
+        assert_eq!(
+            cves(&["cve.2021-44228".into(), "cve.2023.1234".into(), "cve.x".into()]),
+            ["CVE-2021-44228", "CVE-2023-1234"]
+        );
     }
 
     #[test]

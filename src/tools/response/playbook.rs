@@ -338,6 +338,7 @@ mod tests {
             playbook: None,
             earlier_playbooks: Vec::new(),
             evidence: Vec::new(),
+            remediation: Vec::new(),
         };
         assert!(c.holds(&inc, Criticality::Medium));
         inc.severity = Severity::Medium;

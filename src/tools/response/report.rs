@@ -469,6 +469,7 @@ mod tests {
             playbook: None,
             earlier_playbooks: vec![],
             evidence: vec![],
+            remediation: Vec::new(),
         }
     }
 

@@ -346,6 +346,7 @@ mod tests {
             playbook: None,
             earlier_playbooks: Vec::new(),
             evidence: Vec::new(),
+            remediation: Vec::new(),
         }
     }
 

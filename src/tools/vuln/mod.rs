@@ -5,6 +5,6 @@ pub mod inventory;
 pub mod osv;
 pub mod remediate;
 pub mod risk;
-pub mod version;
-pub mod verify;
 pub mod scan;
+pub mod verify;
+pub mod version;

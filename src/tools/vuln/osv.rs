@@ -78,6 +78,22 @@ pub struct Affected {
     /// Severity for this package only (some databases put it here).
     #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "Vec::is_empty")]
     pub severity: Vec<SeverityEntry>,
+    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "DatabaseSpecific::is_empty")]
+    pub database_specific: DatabaseSpecific,
+}
+
+/// The part of an affected entry's `database_specific` Warden uses.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseSpecific {
+    /// RustSec's informational advisories: `unmaintained`, `unsound`, `notice`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub informational: Option<String>,
+}
+
+impl DatabaseSpecific {
+    fn is_empty(&self) -> bool {
+        self.informational.is_none()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -299,6 +315,9 @@ pub struct Match {
     /// CVSS vectors (`CVSS_V3`/`CVSS_V4`), from the record and its affected entry.
     pub severity: Vec<SeverityEntry>,
     pub references: Vec<String>,
+    /// Not a vulnerability but a notice (RustSec `unmaintained`, `unsound`, `notice`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub informational: Option<String>,
 }
 
 /// The advisories, indexed by ecosystem and package name.
@@ -365,9 +384,11 @@ impl AdvisoryDb {
             let mut hit = false;
             let mut fixed = Vec::new();
             let mut severity = a.severity.clone();
+            let mut informational = None;
             for af in a.affected.iter().filter(|af| applies(af, eco, &key.1, release)) {
                 if let Some(f) = affected_by(af, eco, version) {
                     hit = true;
+                    informational = af.database_specific.informational.clone();
                     fixed.extend(f);
                     severity.extend(af.severity.iter().cloned());
                 }
@@ -385,6 +406,7 @@ impl AdvisoryDb {
                 fixed,
                 severity,
                 references: a.references.iter().map(|r| r.url.clone()).collect(),
+                informational,
             });
         }
         out.sort_by(|x, y| x.advisory.cmp(&y.advisory));

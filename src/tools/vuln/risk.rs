@@ -192,10 +192,16 @@ pub fn prioritize(
             }
         }
     }
+    let notices: Vec<String> =
+        matches.iter().filter_map(|m| m.informational.as_ref().map(|i| format!("{} ({i})", m.advisory))).collect();
     let base = match &best {
         Some((score, vector, from)) => {
             reasons.push(format!("CVSS base {score:.1} computed from {vector} of {from}"));
             *score
+        }
+        None if !matches.is_empty() && notices.len() == matches.len() => {
+            reasons.push(format!("informational advisories only ({}), no vulnerability: base 2.0", notices.join(", ")));
+            2.0
         }
         None => {
             reasons.push("no CVSS v3/v4 vector published: base taken as 5.0".into());

@@ -93,32 +93,65 @@ pub struct ScanReport {
     pub changes: Changes,
 }
 
-/// Scans one target. `attacked` says, for a package and its advisories, why it is
-/// considered under attack now (findings in the knowledge base), if it is.
-pub fn scan_target(
+/// What `scan_vulnerabilities` found: the inventory and, per vulnerable package, the
+/// advisories matching it.
+#[derive(Debug, Clone, Default)]
+pub struct Matched {
+    pub inventory: inventory::Inventory,
+    /// The release advisories were matched for (`12` for Debian 12).
+    pub release: Option<String>,
+    pub vulnerable: Vec<Vec<Match>>,
+}
+
+/// Inventories `path` and matches every package against the database.
+pub fn inventory_and_match(path: &std::path::Path, db: &AdvisoryDb) -> Matched {
+    let inventory = inventory::scan(path);
+    let release = inventory.distro.as_ref().map(|d| d.osv_release());
+    let vulnerable =
+        inventory.packages.iter().map(|p| db.matches(p, release.as_deref())).filter(|m| !m.is_empty()).collect();
+    Matched { inventory, release, vulnerable }
+}
+
+/// Why each vulnerable package counts as attacked now, if it does: a finding naming one
+/// of its CVEs (`cves`: CVE → description), or an exploitation incident on the asset
+/// (`asset_attacked`).
+pub fn attacked(
+    vulnerable: &[Vec<Match>],
+    cves: &BTreeMap<String, String>,
+    asset_attacked: Option<&str>,
+) -> Vec<Option<String>> {
+    vulnerable
+        .iter()
+        .map(|ms| {
+            let named =
+                ms.iter().flat_map(|m| std::iter::once(&m.advisory).chain(&m.aliases)).find_map(|id| cves.get(id));
+            named.cloned().or_else(|| asset_attacked.map(String::from))
+        })
+        .collect()
+}
+
+/// Puts a scan's pieces together: one item per vulnerable package that has a risk and
+/// a remediation.
+pub fn assemble(
     target: &Target,
     asset: AssetContext,
-    db: &AdvisoryDb,
-    ctx: &ThreatContext,
-    attacked: &dyn Fn(&Package, &[Match]) -> Option<String>,
+    m: Matched,
+    db_len: usize,
+    context: Vec<String>,
+    risks: Vec<Risk>,
+    remediations: Vec<Option<Remediation>>,
     checks: &BTreeMap<String, Vec<String>>,
     now: DateTime<Utc>,
 ) -> ScanReport {
-    let inv = inventory::scan(&target.path);
-    let release = inv.distro.as_ref().map(|d| d.osv_release());
-    let mut context = ctx.notes.clone();
-    if inv.distro.is_none() && inv.packages.iter().any(|p| p.location.contains("dpkg") || p.location.contains("apk")) {
+    let mut context = context;
+    if m.inventory.distro.is_none()
+        && m.inventory.packages.iter().any(|p| p.location.ends_with("status") || p.location.ends_with("installed"))
+    {
         context.push("no os-release: OS packages matched only against advisories that name no release".into());
     }
     let mut items = Vec::new();
-    for pkg in &inv.packages {
-        let matches = db.matches(pkg, release.as_deref());
-        if matches.is_empty() {
-            continue;
-        }
-        let why = attacked(pkg, &matches);
-        let risk = risk::prioritize(&matches, &asset, ctx, why.as_deref(), now);
-        let Some(mut remediation) = remediate::recommend(db, &matches, release.as_deref()) else { continue };
+    for ((matches, risk), remediation) in m.vulnerable.iter().zip(risks).zip(remediations) {
+        let (Some(pkg), Some(mut remediation)) = (matches.first().map(|x| &x.package), remediation) else { continue };
         remediation.check = checks.get(&pkg.name).cloned().unwrap_or_default();
         items.push(VulnItem {
             key: format!("{}|{}|{}|{}", asset.name, pkg.ecosystem, pkg.name, pkg.location),
@@ -126,11 +159,11 @@ pub fn scan_target(
             package: pkg.clone(),
             advisories: matches
                 .iter()
-                .map(|m| AdvisoryBrief {
-                    id: m.advisory.clone(),
-                    aliases: m.aliases.clone(),
-                    summary: m.summary.clone(),
-                    fixed: m.fixed.clone(),
+                .map(|x| AdvisoryBrief {
+                    id: x.advisory.clone(),
+                    aliases: x.aliases.clone(),
+                    summary: x.summary.clone(),
+                    fixed: x.fixed.clone(),
                 })
                 .collect(),
             risk,
@@ -139,6 +172,7 @@ pub fn scan_target(
         });
     }
     items.sort_by(|a, b| b.risk.score.total_cmp(&a.risk.score).then_with(|| a.key.cmp(&b.key)));
+    let inv = m.inventory;
     let warning_count = inv.warnings.len();
     ScanReport {
         id: uuid::Uuid::now_v7(),
@@ -151,11 +185,30 @@ pub fn scan_target(
         errors: inv.errors,
         warnings: inv.warnings.into_iter().take(50).collect(),
         warning_count,
-        advisories_in_db: db.len(),
+        advisories_in_db: db_len,
         context,
         items,
         changes: Changes::default(),
     }
+}
+
+/// A whole scan in one call (the CLI's `warden scan`; the agent runs the same steps as
+/// separate, audited tool calls).
+pub fn scan_target(
+    target: &Target,
+    asset: AssetContext,
+    db: &AdvisoryDb,
+    ctx: &ThreatContext,
+    cves_attacked: &BTreeMap<String, String>,
+    checks: &BTreeMap<String, Vec<String>>,
+    now: DateTime<Utc>,
+) -> ScanReport {
+    let m = inventory_and_match(&target.path, db);
+    let why = attacked(&m.vulnerable, cves_attacked, None);
+    let risks =
+        m.vulnerable.iter().zip(&why).map(|(ms, w)| risk::prioritize(ms, &asset, ctx, w.as_deref(), now)).collect();
+    let rems = m.vulnerable.iter().map(|ms| remediate::recommend(db, ms, m.release.as_deref())).collect();
+    assemble(target, asset, m, db.len(), ctx.notes.clone(), risks, rems, checks, now)
 }
 
 /// Fills `cur.changes` from the previous scan of the same target and carries each
@@ -244,7 +297,9 @@ pub fn posture(scans: &[ScanReport], now: DateTime<Utc>) -> Posture {
                 scanned_at: s.at,
                 packages: s.packages,
                 vulnerable: s.items.len(),
-                worst: s.items.first().map(|i| format!("{} {} ({:?}, {:.1})", i.package.name, i.package.version, i.risk.priority, i.risk.score)),
+                worst: s.items.first().map(|i| {
+                    format!("{} {} ({:?}, {:.1})", i.package.name, i.package.version, i.risk.priority, i.risk.score)
+                }),
                 errors: s.errors.clone(),
             })
             .collect(),
@@ -313,7 +368,11 @@ pub fn render_posture(p: &Posture, format: Format) -> String {
                     a.packages,
                     a.vulnerable,
                     a.worst.as_ref().map(|w| format!("; worst: {w}")).unwrap_or_default(),
-                    if a.errors.is_empty() { String::new() } else { format!("; {} unreadable inventory files", a.errors.len()) }
+                    if a.errors.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {} unreadable inventory files", a.errors.len())
+                    }
                 )
             })
             .collect(),

@@ -88,7 +88,12 @@ pub async fn verify(
         (inv, files)
     })
     .await
-    .unwrap_or_else(|e| (inventory::Inventory { errors: vec![format!("re-inventory panicked: {e}")], ..Default::default() }, Ok(BTreeSet::new())));
+    .unwrap_or_else(|e| {
+        (
+            inventory::Inventory { errors: vec![format!("re-inventory panicked: {e}")], ..Default::default() },
+            Ok(BTreeSet::new()),
+        )
+    });
     let eco = t.package.ecosystem;
     let now_pkg = inv
         .packages
@@ -157,7 +162,11 @@ pub async fn verify(
                     status: CheckStatus::Passed,
                     detail: format!(
                         "no process maps a deleted file of the package{}",
-                        if unreadable > 0 { format!(" ({unreadable} processes' maps unreadable)") } else { String::new() }
+                        if unreadable > 0 {
+                            format!(" ({unreadable} processes' maps unreadable)")
+                        } else {
+                            String::new()
+                        }
                     ),
                 },
                 Ok((hits, _)) => Check {
@@ -172,13 +181,19 @@ pub async fn verify(
                             .join("; ")
                     ),
                 },
-                Err(e) => Check { name: "restart".into(), status: CheckStatus::Failed, detail: format!("could not read /proc: {e}") },
+                Err(e) => Check {
+                    name: "restart".into(),
+                    status: CheckStatus::Failed,
+                    detail: format!("could not read /proc: {e}"),
+                },
             }
         }
     });
     // 4. attack stopped
     checks.push(match findings_since {
-        None => Check { name: "attack stopped".into(), status: CheckStatus::Skipped, detail: "no incident to watch".into() },
+        None => {
+            Check { name: "attack stopped".into(), status: CheckStatus::Skipped, detail: "no incident to watch".into() }
+        }
         Some((since, f)) if f.is_empty() => Check {
             name: "attack stopped".into(),
             status: CheckStatus::Passed,
@@ -191,7 +206,11 @@ pub async fn verify(
                 "{} finding(s) since {}: {}",
                 f.len(),
                 since.to_rfc3339(),
-                f.iter().take(5).map(|f| format!("{} at {}", f.rule, f.last_seen.to_rfc3339())).collect::<Vec<_>>().join(", ")
+                f.iter()
+                    .take(5)
+                    .map(|f| format!("{} at {}", f.rule, f.last_seen.to_rfc3339()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         },
     });
@@ -241,7 +260,9 @@ pub fn package_files(root: &Path, pkg: &Package) -> Result<BTreeSet<PathBuf>, St
             if let Ok(entries) = std::fs::read_dir(&info) {
                 let prefix = format!("{}:", pkg.name);
                 lists.extend(entries.flatten().map(|e| e.path()).filter(|p| {
-                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".list"))
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".list"))
                 }));
             }
             let mut files = BTreeSet::new();
