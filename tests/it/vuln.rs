@@ -224,3 +224,258 @@ fn matching_the_rustsec_and_pypa_advisories() {
     assert_eq!((r.target.as_deref(), r.command.len()), (None, 0));
     assert!(r.mitigation.as_deref().unwrap().starts_with("No fix is published"), "{r:#?}");
 }
+
+// ------------------------------------------------------------------ own fixtures
+
+fn fixtures(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/vuln").join(rel)
+}
+
+fn fixture_db() -> warden::tools::vuln::osv::AdvisoryDb {
+    let (recs, report) = warden::tools::vuln::osv::load(&fixtures("advisories")).unwrap();
+    assert_eq!((report.files, report.records, report.withdrawn), (8, 7, 1), "{report:#?}");
+    assert_eq!(report.errors.len(), 1, "the file that is not a record is named: {:?}", report.errors);
+    assert!(report.errors[0].contains("not-osv.json") && report.errors[0].contains("not an OSV record"));
+    warden::tools::vuln::osv::AdvisoryDb::new(recs)
+}
+
+/// Copies a fixture tree (a host root) into `to`.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&dst).unwrap();
+            copy_tree(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}
+
+#[test]
+fn advisories_load_from_a_directory_and_a_zip_and_import_idempotently() {
+    use std::io::Write;
+    let db = fixture_db();
+    assert_eq!(db.len(), 6, "the withdrawn record is dropped");
+    // The same records as osv.dev publishes them: a zip per ecosystem.
+    let tmp = tempfile::tempdir().unwrap();
+    let zip_path = tmp.path().join("all.zip");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for sub in ["debian", "alpine", "npm", "pypi", "crates.io"] {
+        for e in std::fs::read_dir(fixtures("advisories").join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            zip.start_file(format!("{sub}/{}", p.file_name().unwrap().to_str().unwrap()), opts).unwrap();
+            zip.write_all(&std::fs::read(&p).unwrap()).unwrap();
+        }
+    }
+    zip.finish().unwrap();
+    let (recs, report) = warden::tools::vuln::osv::load(&zip_path).unwrap();
+    assert_eq!((report.records, report.withdrawn, report.errors.len()), (7, 1, 1), "{report:#?}");
+    assert_eq!(warden::tools::vuln::osv::AdvisoryDb::new(recs).len(), 6);
+    // Import twice: stored once.
+    let store = tmp.path().join("osv");
+    let (_, n1) = warden::tools::vuln::osv::AdvisoryDb::import(&store, &zip_path).unwrap();
+    let (_, n2) = warden::tools::vuln::osv::AdvisoryDb::import(&store, &fixtures("advisories")).unwrap();
+    assert_eq!((n1, n2), (6, 6));
+    let reopened = warden::tools::vuln::osv::AdvisoryDb::open(&store).unwrap();
+    assert_eq!(reopened.len(), 6);
+    assert!(reopened.get("DEBIAN-CVE-2099-0001").is_some() && reopened.get("PYSEC-2099-6").is_none());
+    // A broken zip is a clear error for that file, not a crash.
+    std::fs::write(tmp.path().join("broken.zip"), b"PK\x03\x04 not really").unwrap();
+    let (_, report) = warden::tools::vuln::osv::load(&tmp.path().join("broken.zip")).unwrap();
+    assert!(report.errors[0].contains("not a zip archive"), "{:?}", report.errors);
+}
+
+/// One line per vulnerable item: `name version: advisories → target | command`.
+fn summary(r: &warden::tools::vuln::scan::ScanReport) -> Vec<String> {
+    let mut out: Vec<String> = r
+        .items
+        .iter()
+        .map(|i| {
+            format!(
+                "{} {}: {} → {} | {}",
+                i.package.name,
+                i.package.version,
+                i.advisories.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(","),
+                i.remediation.target.as_deref().unwrap_or("no fix"),
+                i.remediation.command_line()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn asset(name: &str) -> warden::tools::vuln::risk::AssetContext {
+    use warden::tools::response::triage::{Criticality, Exposure};
+    warden::tools::vuln::risk::AssetContext {
+        name: name.into(),
+        criticality: Criticality::High,
+        exposure: Exposure::Internet,
+        known: true,
+    }
+}
+
+#[test]
+fn scanning_fixture_hosts_finds_what_is_spelled_out() {
+    use warden::tools::vuln::scan::{Target, scan_target};
+    let db = fixture_db();
+    let ctx = warden::tools::vuln::risk::ThreatContext::default();
+    let now = chrono::Utc::now();
+    let t = Target { path: fixtures("hosts/debian-web"), asset: "web-1".into(), hosts: vec![] };
+    let r = scan_target(&t, asset("web-1"), &db, &ctx, &Default::default(), &Default::default(), now);
+    assert_eq!(r.distro.as_ref().unwrap().osv_release(), "12");
+    // bash (5.2.15-2+b2, source bash 5.2.15-2) is only in a Debian 11 advisory; express,
+    // serde and the poetry-locked requests 2.31.0 are not affected; oldpkg is removed.
+    assert_eq!(
+        summary(&r),
+        [
+            "libssl3 3.0.11-1~deb12u1: DEBIAN-CVE-2099-0001 → 3.0.11-1~deb12u2 | apt-get install --only-upgrade -y 'libssl3=3.0.11-1~deb12u2'",
+            "lodash 4.17.20: GHSA-wt00-test-0001 → 4.17.21 | npm install lodash@4.17.21",
+            "openssl 3.0.11-1~deb12u1: DEBIAN-CVE-2099-0001 → 3.0.11-1~deb12u2 | apt-get install --only-upgrade -y 'openssl=3.0.11-1~deb12u2'",
+            "requests 2.25.0: PYSEC-2099-5 → 2.31.0 | pip install 'requests==2.31.0'",
+            "smallvec 1.6.0: RUSTSEC-2099-0007 → no fix | ",
+        ],
+        "{r:#?}"
+    );
+    // dpkg 3 (not the removed one), npm 2, requirements 1, Cargo 2 (not the local crate), poetry 2.
+    assert_eq!(r.packages, 10, "{:?}", r.sources);
+    let lodash = r.items.iter().find(|i| i.package.name == "lodash").unwrap();
+    // CVSS 4.0 9.3 from the vector × high criticality 1.15 × internet 1.2 → capped at 10.
+    assert_eq!(
+        (lodash.risk.cvss, lodash.risk.score, lodash.risk.priority),
+        (Some(9.3), 10.0, warden::messages::Priority::P1)
+    );
+    let smallvec = r.items.iter().find(|i| i.package.name == "smallvec").unwrap();
+    assert!(smallvec.remediation.mitigation.as_deref().unwrap().starts_with("No fix is published"));
+    assert!(r.warnings.iter().any(|w| w.contains("flask>=2.0")), "{:?}", r.warnings);
+
+    let t = Target { path: fixtures("hosts/alpine"), asset: "edge".into(), hosts: vec![] };
+    let r = scan_target(&t, asset("edge"), &db, &ctx, &Default::default(), &Default::default(), now);
+    assert_eq!(r.distro.as_ref().unwrap().osv_release(), "3.20");
+    assert_eq!(
+        summary(&r),
+        [
+            "busybox 1.36.1-r28: ALPINE-CVE-2099-0003 → 1.36.1-r29 | apk add --upgrade 'busybox=1.36.1-r29'",
+            "ssl_client 1.36.1-r28: ALPINE-CVE-2099-0003 → 1.36.1-r29 | apk add --upgrade 'ssl_client=1.36.1-r29'",
+        ]
+    );
+}
+
+#[test]
+fn risk_rises_with_kev_epss_and_an_attack_in_progress() {
+    use warden::tools::vuln::{risk, scan};
+    let db = fixture_db();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("kev.json"),
+        r#"{"title":"CISA Catalog of Known Exploited Vulnerabilities","catalogVersion":"2099.01.01","count":1,
+        "vulnerabilities":[{"cveID":"CVE-2099-0005","vendorProject":"psf","product":"requests","dateAdded":"2021-12-10",
+        "dueDate":"2021-12-24","knownRansomwareCampaignUse":"Unknown","requiredAction":"Apply updates"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("epss.csv"),
+        "#model_version:v2025.03.14,score_date:2099-01-01T00:00:00+0000\ncve,epss,percentile\nCVE-2099-0005,0.50000,0.97000\n",
+    )
+    .unwrap();
+    let ctx =
+        risk::ThreatContext::load(Some(&tmp.path().join("kev.json")), Some(&tmp.path().join("epss.csv"))).unwrap();
+    let m = scan::inventory_and_match(&fixtures("hosts/debian-web"), &db);
+    let requests = m.vulnerable.iter().find(|ms| ms[0].package.name == "requests").unwrap();
+    let plain = risk::prioritize(requests, &asset("api"), &risk::ThreatContext::default(), None, chrono::Utc::now());
+    let hot = risk::prioritize(requests, &asset("api"), &ctx, Some("incident X"), chrono::Utc::now());
+    // No vector: 5.0 × 1.15 × 1.2 = 6.9 (P3); + KEV 2 + EPSS 2×0.5 + attack 2.5 → 10 (P1).
+    assert_eq!((plain.score, plain.priority), (6.9, warden::messages::Priority::P3), "{:#?}", plain.reasons);
+    assert_eq!((hot.score, hot.priority, hot.kev, hot.attacked), (10.0, warden::messages::Priority::P1, true, true));
+    assert!(hot.reasons.iter().any(|r| r.contains("CISA KEV")) && hot.reasons.iter().any(|r| r.contains("EPSS 0.500")));
+    // A KEV due date sooner than the P1 window (here long past) sets the deadline.
+    assert_eq!(hot.deadline.to_rfc3339(), "2021-12-24T23:59:59+00:00");
+    assert!(plain.deadline > chrono::Utc::now() + chrono::Duration::days(29));
+}
+
+/// Rewrites a dpkg status file's version of a package (an upgrade "applied").
+fn set_dpkg_version(root: &std::path::Path, package: &str, version: &str) {
+    let status = root.join("var/lib/dpkg/status");
+    let text = std::fs::read_to_string(&status).unwrap();
+    let mut out = String::new();
+    let mut this = false;
+    for line in text.lines() {
+        if let Some(p) = line.strip_prefix("Package: ") {
+            this = p == package;
+        }
+        if this && line.starts_with("Version: ") {
+            out.push_str(&format!("Version: {version}\n"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    std::fs::write(&status, out).unwrap();
+}
+
+#[test]
+fn verify_patch_checks_the_upgrade_the_advisories_and_running_processes() {
+    use warden::tools::vuln::verify::{CheckStatus, VerifyStatus, VerifyTarget, verify};
+    let db = fixture_db();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("host");
+    std::fs::create_dir_all(&root).unwrap();
+    copy_tree(&fixtures("hosts/debian-web"), &root);
+    let m = warden::tools::vuln::scan::inventory_and_match(&root, &db);
+    let pkg = |name: &str| m.vulnerable.iter().find(|ms| ms[0].package.name == name).unwrap()[0].package.clone();
+    let target = |name: &str, check: Vec<String>| VerifyTarget {
+        root: root.clone(),
+        package: pkg(name),
+        fixed: "3.0.11-1~deb12u2".into(),
+        check,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let run = |t: &VerifyTarget| rt.block_on(verify(t, &db, None, std::path::Path::new("/proc")));
+    let status = |v: &warden::tools::vuln::verify::Verification, name: &str| {
+        v.checks.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no check {name}: {v:#?}")).status
+    };
+
+    // Not upgraded: the re-inventory and the re-match fail.
+    let v = run(&target("openssl", vec![]));
+    assert_eq!(v.status, VerifyStatus::Failed, "{v:#?}");
+    assert_eq!((status(&v, "re-inventory"), status(&v, "re-match")), (CheckStatus::Failed, CheckStatus::Failed));
+    assert_eq!(v.recommendation, "escalate remediation failure");
+    assert_eq!(status(&v, "attack stopped"), CheckStatus::Skipped);
+
+    // Upgraded between the two scans: verified (a custom check that passes counts).
+    set_dpkg_version(&root, "openssl", "3.0.11-1~deb12u2");
+    set_dpkg_version(&root, "libssl3", "3.0.11-1~deb12u2");
+    let v = run(&target("openssl", vec!["true".into()]));
+    assert_eq!(v.status, VerifyStatus::Verified, "{v:#?}");
+    assert_eq!(v.installed.as_deref(), Some("3.0.11-1~deb12u2"));
+    assert_eq!(status(&v, "custom check"), CheckStatus::Passed);
+    assert_eq!(v.recommendation, "mark as remediated");
+    // A custom check that fails fails the verification.
+    let v = run(&target("openssl", vec!["false".into()]));
+    assert_eq!((v.status, status(&v, "custom check")), (VerifyStatus::Failed, CheckStatus::Failed));
+
+    // The restart check: a real process maps the library file, which the upgrade then
+    // replaces (deletes): until that process is restarted, the patch is not in effect.
+    let lib = root.join("usr/lib/x86_64-linux-gnu/libssl.so.3");
+    std::fs::copy("/bin/sleep", &lib).unwrap();
+    let mut child = std::process::Command::new(&lib).arg("60").spawn().unwrap();
+    // The process maps its executable once it runs.
+    let maps = format!("/proc/{}/maps", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&maps).unwrap_or_default().contains("libssl.so.3") {
+        assert!(std::time::Instant::now() < deadline, "the child never mapped its executable");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::remove_file(&lib).unwrap();
+    let v = run(&target("libssl3", vec![]));
+    assert_eq!((v.status, status(&v, "restart")), (VerifyStatus::Failed, CheckStatus::Failed), "{v:#?}");
+    let detail = &v.checks.iter().find(|c| c.name == "restart").unwrap().detail;
+    assert!(detail.contains(&format!("pid {}", child.id())) && detail.contains("libssl.so.3"), "{detail}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let v = run(&target("libssl3", vec![]));
+    assert_eq!((v.status, status(&v, "restart")), (VerifyStatus::Verified, CheckStatus::Passed), "{v:#?}");
+}
