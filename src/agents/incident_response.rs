@@ -1211,7 +1211,6 @@ mod tests {
             event_count: 5,
             techniques: vec![],
             evidence: vec![],
-            remediation: Vec::new(),
             ..Default::default()
         }
     }

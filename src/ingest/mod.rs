@@ -272,8 +272,8 @@ pub fn local_hostname() -> Option<String> {
 /// Parses lines of one format into events, counting what it could not parse.
 pub struct LineParser {
     format: LogFormat,
-    /// The host of lines that name none (web access logs, JSON without a host): this
-    /// machine, whose log files they are.
+    /// The host of web access log lines, which name none: this machine, whose logs
+    /// they are.
     default_host: String,
     years: parse::YearInference,
     last_time: Option<DateTime<Utc>>,
@@ -338,7 +338,8 @@ impl LineParser {
         };
         match parsed {
             Ok(mut ev) => {
-                if ev.host.is_empty() {
+                // An access log is this machine's: its requests hit this host.
+                if ev.host.is_empty() && ev.web.is_some() {
                     ev.host.clone_from(&self.default_host);
                 }
                 self.last_time = Some(ev.time);

@@ -479,3 +479,191 @@ fn verify_patch_checks_the_upgrade_the_advisories_and_running_processes() {
     let v = run(&target("libssl3", vec![]));
     assert_eq!((v.status, status(&v, "restart")), (VerifyStatus::Verified, CheckStatus::Passed), "{v:#?}");
 }
+
+/// The whole loop through the agents: a web attack exploiting a CVE on a host with the
+/// vulnerable package → incident → the web-attack playbook hands the root cause to
+/// vulnerability management → remediation scheduled on the incident → verification
+/// before the patch fails (escalated) → the patch applied in the fixture → verified →
+/// the incident is resolved.
+#[test]
+fn an_exploited_package_is_remediated_and_verified_before_the_incident_resolves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    copy_tree(&fixtures("hosts/debian-web"), &host);
+    // Vulnerability management scans the fixture host root, known as this machine.
+    let actors = vm_actors(tmp.path(), &host, 0);
+    // A detection for the exploit, naming its CVE.
+    std::fs::write(
+        actors.join("threat-detection/rules/test_lodash_prototype_pollution.yml"),
+        "title: Lodash Prototype Pollution Exploit\nid: 0d1c3a52-6b1e-4f3d-9c61-2a7e5d0b9901\nstatus: test\n\
+         tags:\n  - attack.initial-access\n  - attack.t1190\n  - cve.2099-0004\nlogsource:\n  category: webserver\n\
+         detection:\n  selection:\n    cs-uri-query|contains: '__proto__'\n  condition: selection\nlevel: high\n",
+    )
+    .unwrap();
+    // The advisory database, imported offline before the daemon starts.
+    import_fixture_advisories(&tmp.path().join("data"));
+
+    let log = tmp.path().join("access.log");
+    std::fs::write(&log, "").unwrap();
+    let sources = format!(
+        "[[sources]]\nname = \"web\"\nkind = \"file\"\npath = {:?}\nformat = \"web\"\n",
+        log.display().to_string()
+    );
+    let d = Daemon::start(tmp.path(), &sources, "", Some(actors));
+    let now = chrono::Utc::now().format("%d/%b/%Y:%H:%M:%S +0000");
+    let ip = "198.51.100.77";
+    append(
+        &log,
+        &format!("{ip} - - [{now}] \"GET /api/merge?payload=__proto__[admin]=1 HTTP/1.1\" 200 12 \"-\" \"curl/8.5\"\n"),
+    );
+    let inc = eventually(60, "the remediation to be scheduled on the incident", || {
+        incident_for(&d.incidents(), ip).filter(|i| i["remediation"].as_array().is_some_and(|r| !r.is_empty())).cloned()
+    });
+    let id = inc["id"].as_str().unwrap().to_string();
+    assert_eq!(inc["playbook"]["playbook"], "web-attack", "{inc:#}");
+    let rem = &inc["remediation"].as_array().unwrap();
+    // The detection named CVE-2099-0004: the root cause is lodash, not everything vulnerable.
+    assert_eq!(rem.len(), 1, "{inc:#}");
+    assert_eq!(rem[0]["package"], "lodash");
+    assert_eq!(rem[0]["status"], "scheduled");
+    assert_eq!(rem[0]["command"], "npm install lodash@4.17.21");
+    assert_eq!(rem[0]["advisories"][0], "GHSA-wt00-test-0001");
+    assert_eq!(rem[0]["priority"], "P1", "exploited now, CVSS 9.3: {inc:#}");
+    let priority_before = inc["priority"].as_str().unwrap().to_string();
+
+    // Verified before the patch: it fails, the incident stays open and is escalated.
+    let out = d.cli(&["vuln", "verify", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let inc = eventually(30, "the failed verification", || {
+        d.incidents().into_iter().find(|i| i["id"] == id.as_str() && i["remediation"][0]["status"] == "failed")
+    });
+    assert_ne!(inc["status"], "resolved");
+    assert!(
+        inc["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("remediation failure")),
+        "{inc:#}"
+    );
+    let checks = inc["remediation"][0]["checks"].as_array().unwrap();
+    assert!(checks.iter().any(|c| c.as_str().unwrap().starts_with("re-inventory: Failed")), "{checks:?}");
+    // A high web attack is P2; the failed remediation raises it to P1.
+    assert_eq!((priority_before.as_str(), inc["priority"].as_str().unwrap()), ("P2", "P1"), "{inc:#}");
+
+    // The patch, applied: lodash 4.17.21 in the lockfile. Verified: the incident resolves.
+    let lock = host.join("srv/shop/package-lock.json");
+    std::fs::write(&lock, std::fs::read_to_string(&lock).unwrap().replace("4.17.20", "4.17.21")).unwrap();
+    let out = d.cli(&["vuln", "verify", &id, "--package", "lodash"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let inc = eventually(30, "the incident to be resolved", || {
+        d.incidents().into_iter().find(|i| i["id"] == id.as_str() && i["status"] == "resolved")
+    });
+    assert_eq!(inc["remediation"][0]["status"], "verified", "{inc:#}");
+    let checks: Vec<&str> =
+        inc["remediation"][0]["checks"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert!(checks.iter().any(|c| c.starts_with("re-inventory: Passed")), "{checks:?}");
+    assert!(checks.iter().any(|c| c.starts_with("re-match: Passed")), "{checks:?}");
+    assert!(checks.iter().any(|c| c.starts_with("attack stopped: Passed")), "{checks:?}");
+
+    // The posture report shows the host's remaining vulnerabilities; the ledger is whole.
+    let out = d.cli(&["vuln", "report", "--format", "json"]);
+    let posture: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(posture["targets"], 1);
+    assert!(posture["vulnerable_packages"].as_u64().unwrap() >= 4, "{posture:#}");
+    let verify: serde_json::Value = serde_json::from_str(&d.get("/v1/audit/verify").unwrap().body).unwrap();
+    assert_eq!(verify["ok"], true, "{verify}");
+}
+
+/// Writes an actors copy whose vulnerability management scans `host` every
+/// `interval` seconds.
+fn vm_actors(dir: &std::path::Path, host: &std::path::Path, interval: u64) -> std::path::PathBuf {
+    let actors = copy_actors(dir);
+    let vm = actors.join("vulnerability-management/agent.toml");
+    let text = std::fs::read_to_string(&vm).unwrap();
+    let head = &text[..text.find("[[vuln.targets]]").unwrap()];
+    let text = format!(
+        "{}[[vuln.targets]]\npath = {:?}\nasset = \"web-1\"\nhosts = [\"@local\"]\n",
+        head.replace("scan_interval_secs = 86400", &format!("scan_interval_secs = {interval}")),
+        host.display().to_string()
+    );
+    std::fs::write(&vm, text).unwrap();
+    actors
+}
+
+fn import_fixture_advisories(data_dir: &std::path::Path) {
+    let out = std::process::Command::new(BIN)
+        .args(["vuln", "db", "import"])
+        .arg(fixtures("advisories"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("6 advisories now in"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Scheduled scans (from the definition) keep the latest scan per target with what
+/// changed; a scan on demand goes through the admin API; `warden scan` works offline.
+#[test]
+fn scans_run_on_schedule_and_on_demand_and_track_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    copy_tree(&fixtures("hosts/debian-web"), &host);
+    import_fixture_advisories(&tmp.path().join("data"));
+
+    // Offline, no daemon: `warden scan --target PATH --json`.
+    let out = std::process::Command::new(BIN)
+        .args(["scan", "--json", "--target"])
+        .arg(&host)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let scans: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(scans[0]["items"].as_array().unwrap().len(), 5, "{scans:#}");
+    let out = std::process::Command::new(BIN)
+        .args(["scan", "--target"])
+        .arg(host.join("srv/shop/package-lock.json"))
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(md.starts_with("# Vulnerability posture") && md.contains("lodash 4.17.20"), "{md}");
+
+    let actors = vm_actors(tmp.path(), &host, 1);
+    let d = Daemon::start(tmp.path(), "", "", Some(actors));
+    let latest = |d: &Daemon| -> Option<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_str(&d.get("/v1/vulns").ok()?.body).ok()?;
+        v.as_array()?.first().cloned()
+    };
+    let first = eventually(30, "a scheduled scan", || latest(&d));
+    assert_eq!(first["items"].as_array().unwrap().len(), 5, "{first:#}");
+    // The upgrade lands between two scheduled scans: the next one says lodash is resolved.
+    let lock = host.join("srv/shop/package-lock.json");
+    std::fs::write(&lock, std::fs::read_to_string(&lock).unwrap().replace("4.17.20", "4.17.21")).unwrap();
+    let later = eventually(30, "a scan after the upgrade", || {
+        latest(&d).filter(|s| s["changes"]["resolved"].as_array().is_some_and(|r| !r.is_empty()))
+    });
+    assert_eq!(later["items"].as_array().unwrap().len(), 4);
+    let resolved = later["changes"]["resolved"][0].as_str().unwrap();
+    assert!(resolved.starts_with("web-1|npm|lodash|"), "{resolved}");
+    // On demand, through the API and the CLI; an unknown target is refused.
+    let r = d.post("/v1/scan", "{}").unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let out = d.cli(&["vuln", "scan", "--target", host.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The posture report in each format.
+    for (format, marker) in
+        [("markdown", "# Vulnerability posture"), ("html", "<!DOCTYPE html>"), ("json", "\"vulnerable_packages\"")]
+    {
+        let r = d.get(&format!("/v1/vulns/report?format={format}")).unwrap();
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains(marker) && r.body.contains("openssl"), "{format}: {}", r.body);
+    }
+    assert_eq!(d.get("/v1/vulns/report?format=pdf").unwrap().status, 400);
+}

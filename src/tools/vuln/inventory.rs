@@ -279,7 +279,10 @@ pub fn parse_os_release(text: &str) -> Option<Distro> {
 
 /// Paragraphs of `Field: value` lines (continuations start with a space or tab), with
 /// the line each starts on.
-fn paragraphs<'a>(text: &'a str, path: &Path) -> Result<Vec<(usize, Vec<(&'a str, &'a str)>)>, String> {
+/// A record's first line and its `(field, value)` pairs.
+type Paragraph<'a> = (usize, Vec<(&'a str, &'a str)>);
+
+fn paragraphs<'a>(text: &'a str, path: &Path) -> Result<Vec<Paragraph<'a>>, String> {
     let mut out = Vec::new();
     let mut cur: Vec<(&str, &str)> = Vec::new();
     let mut start = 1;

@@ -132,6 +132,7 @@ pub fn attacked(
 
 /// Puts a scan's pieces together: one item per vulnerable package that has a risk and
 /// a remediation.
+#[allow(clippy::too_many_arguments)]
 pub fn assemble(
     target: &Target,
     asset: AssetContext,
