@@ -510,7 +510,7 @@ fn an_exploited_package_is_remediated_and_verified_before_the_incident_resolves(
         "[[sources]]\nname = \"web\"\nkind = \"file\"\npath = {:?}\nformat = \"web\"\n",
         log.display().to_string()
     );
-    let d = Daemon::start(tmp.path(), &sources, "", Some(actors));
+    let mut d = Daemon::start(tmp.path(), &sources, "", Some(actors));
     let now = chrono::Utc::now().format("%d/%b/%Y:%H:%M:%S +0000");
     let ip = "198.51.100.77";
     append(
@@ -531,6 +531,9 @@ fn an_exploited_package_is_remediated_and_verified_before_the_incident_resolves(
     assert_eq!(rem[0]["advisories"][0], "GHSA-wt00-test-0001");
     assert_eq!(rem[0]["priority"], "P1", "exploited now, CVSS 9.3: {inc:#}");
     let priority_before = inc["priority"].as_str().unwrap().to_string();
+    // The plan is durable: a crash here forgets nothing.
+    d.kill9();
+    d.spawn();
 
     // Verified before the patch: it fails, the incident stays open and is escalated.
     let out = d.cli(&["vuln", "verify", &id]);
@@ -548,10 +551,11 @@ fn an_exploited_package_is_remediated_and_verified_before_the_incident_resolves(
     // A high web attack is P2; the failed remediation raises it to P1.
     assert_eq!((priority_before.as_str(), inc["priority"].as_str().unwrap()), ("P2", "P1"), "{inc:#}");
 
-    // The patch, applied: lodash 4.17.21 in the lockfile. Verified: the incident resolves.
+    // The patch, applied: lodash 4.17.21 in the lockfile. The next scan sees the upgrade
+    // and verifies the plan on its own: the incident resolves.
     let lock = host.join("srv/shop/package-lock.json");
     std::fs::write(&lock, std::fs::read_to_string(&lock).unwrap().replace("4.17.20", "4.17.21")).unwrap();
-    let out = d.cli(&["vuln", "verify", &id, "--package", "lodash"]);
+    let out = d.cli(&["vuln", "scan"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let inc = eventually(30, "the incident to be resolved", || {
         d.incidents().into_iter().find(|i| i["id"] == id.as_str() && i["status"] == "resolved")
