@@ -48,12 +48,21 @@ fn main() {
     std::fs::write(host.join("etc/os-release"), "ID=debian\nVERSION_ID=\"12\"\n").unwrap();
     let mut st = std::io::BufWriter::new(std::fs::File::create(host.join("var/lib/dpkg/status")).unwrap());
     for i in 0..3_000 {
-        writeln!(st, "Package: deb{i}\nStatus: install ok installed\nVersion: {}.{}-1\nDescription: x\n", i % 4, i % 19).unwrap();
+        writeln!(
+            st,
+            "Package: deb{i}\nStatus: install ok installed\nVersion: {}.{}-1\nDescription: x\n",
+            i % 4,
+            i % 19
+        )
+        .unwrap();
     }
     drop(st);
     let mut pkgs = serde_json::Map::new();
     for i in 0..20_000 {
-        pkgs.insert(format!("node_modules/pkg-{i}"), serde_json::json!({ "version": format!("{}.{}.{}", i % 6, i % 10, i % 3) }));
+        pkgs.insert(
+            format!("node_modules/pkg-{i}"),
+            serde_json::json!({ "version": format!("{}.{}.{}", i % 6, i % 10, i % 3) }),
+        );
     }
     let lock = serde_json::json!({ "lockfileVersion": 3, "packages": pkgs });
     std::fs::write(host.join("srv/app/package-lock.json"), lock.to_string()).unwrap();
@@ -86,7 +95,15 @@ fn main() {
         known: false,
     };
     let t = Instant::now();
-    let r = scan::scan_target(&target, asset, &db, &Default::default(), &Default::default(), &Default::default(), chrono::Utc::now());
+    let r = scan::scan_target(
+        &target,
+        asset,
+        &db,
+        &Default::default(),
+        &Default::default(),
+        &Default::default(),
+        chrono::Utc::now(),
+    );
     let secs = t.elapsed().as_secs_f64();
     println!(
         "scan: {} packages, {} vulnerable, in {secs:.2} s ({:.0} packages/s); resident {} MB",
