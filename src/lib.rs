@@ -25,6 +25,7 @@ pub mod config;
 pub mod definitions;
 pub mod ingest;
 pub mod kb;
+pub mod llm;
 pub mod messages;
 pub mod runtime;
 pub mod store;

@@ -7,6 +7,7 @@ mod definitions;
 mod enforce;
 mod intel;
 mod kb;
+mod llm;
 mod network;
 mod notify;
 mod playbooks;
