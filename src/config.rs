@@ -45,6 +45,9 @@ pub struct Config {
     pub storage: StorageConfig,
     #[serde(default)]
     pub testing: TestingConfig,
+    /// A language model for the agents' reasoning (off when absent).
+    #[serde(default)]
+    pub llm: Option<crate::llm::LlmConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -307,6 +310,11 @@ impl Config {
                 }
                 _ => {}
             }
+        }
+        if let Some(l) = &self.llm
+            && let Some(p) = l.problems().into_iter().next()
+        {
+            return Err(invalid(p));
         }
         if self.ingest.max_line_bytes < 256 {
             return Err(invalid("`ingest.max_line_bytes` must be at least 256".into()));

@@ -141,6 +141,22 @@ enum Command {
         #[arg(long)]
         actors: Option<PathBuf>,
     },
+    /// Ask an agent (with a language model configured) to investigate and answer:
+    /// `warden ask --to incident-response --incident ID "what happened?"`.
+    Ask {
+        #[command(flatten)]
+        opts: ClientOpts,
+        /// The agent (default: the first that handles instructions).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        incident: Option<String>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 120)]
+        wait: u64,
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
     /// Vulnerability management: the advisory database, the posture report, patch
     /// verification.
     Vuln {
@@ -295,6 +311,37 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Audit { command: AuditCommand::Verify { opts, offline } } => audit_verify(&opts, offline),
         Command::Scan { opts, target, json, actors } => scan(&opts, target, json, actors.as_deref()),
+        Command::Ask { opts, to, incident, wait, text } => {
+            let incident_id: Option<uuid::Uuid> = match incident {
+                Some(i) => Some(i.parse().context("the incident id is a UUID")?),
+                None => None,
+            };
+            let body = serde_json::json!({ "to": to, "payload": { "kind": "instruction", "text": text.join(" "),
+                "incident_id": incident_id } });
+            let r = check(call(&opts, "POST", "/v1/inject", Some(&body.to_string()))?)?;
+            let id = serde_json::from_str::<serde_json::Value>(&r.body)?["envelope_id"].as_str().unwrap_or_default().to_string();
+            let deadline = Instant::now() + Duration::from_secs(wait);
+            loop {
+                let r = call(&opts, "GET", &format!("/v1/answers/{id}"), None)?;
+                if r.status == 200 {
+                    let v: serde_json::Value = serde_json::from_str(&r.body)?;
+                    match v["answer"].as_str() {
+                        Some(a) => {
+                            println!("{a}");
+                            return Ok(0);
+                        }
+                        None => {
+                            eprintln!("no answer: {}", v["fallback"].as_str().unwrap_or("unknown"));
+                            return Ok(2);
+                        }
+                    }
+                }
+                if Instant::now() > deadline {
+                    bail!("no answer to {id} within {wait} s");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
         Command::Vuln { command: VulnCommand::Db { command: VulnDbCommand::Import { path, opts } } } => {
             let cfg = Config::load(opts.config.as_deref())?;
             let dir = cfg.data_dir(opts.data_dir.as_deref()).join("osv");

@@ -26,6 +26,8 @@ pub enum RuntimeError {
     Routes(#[from] RouteError),
     #[error("notifications: {0}")]
     Notify(String),
+    #[error("language model: {0}")]
+    Llm(String),
 }
 
 /// Handles to a running Warden.
@@ -71,7 +73,17 @@ impl Runtime {
             ),
             _ => None,
         };
+        // Replay's throw-away runs never spend the model's budget.
+        let reasoner = match &cfg.llm {
+            Some(l) if durable => {
+                let r = crate::llm::rig::RigReasoner::new(l).map_err(RuntimeError::Llm)?;
+                tracing::info!(provider = l.provider.as_str(), model = %l.model, "language model configured");
+                Some(Arc::new(crate::llm::Guarded::new(Arc::new(r), l)))
+            }
+            _ => None,
+        };
         let env = Arc::new(AgentEnv {
+            reasoner,
             notifier,
             data_dir: cfg.data_dir(None),
             kb: kb.clone(),

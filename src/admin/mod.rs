@@ -123,6 +123,7 @@ pub fn start(listen: SocketAddr, state: AdminState) -> Result<Addr<Admin>, Admin
             .route("/v1/actions/{id}/reject", web::post().to(reject))
             .route("/v1/audit/verify", web::get().to(audit_verify))
             .route("/v1/scan", web::post().to(scan))
+            .route("/v1/answers/{id}", web::get().to(answer))
             .route("/v1/vulns", web::get().to(vulns))
             .route("/v1/vulns/report", web::get().to(vuln_report))
             .route("/metrics", web::get().to(metrics));
@@ -375,6 +376,20 @@ async fn scan(st: web::Data<AdminState>, body: Option<web::Json<ScanBody>>) -> H
         Ok(Err(e @ SupervisorError::Route(_))) => error(StatusCode::BAD_REQUEST, e),
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+/// The answer to an instruction (`POST /v1/inject` with an `instruction` payload), by
+/// its envelope id; 404 until the agent has handled it.
+async fn answer(st: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return error(StatusCode::BAD_REQUEST, "the id is an envelope id (UUID)");
+    };
+    match st.kb.state(&crate::agents::reasoning::answer_key(id)).await {
+        Ok(Some(v)) => HttpResponse::Ok().json(v),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no answer to {id} yet")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 

@@ -1142,7 +1142,18 @@ impl AgentLogic for IncidentResponse {
                 Payload::Triage(r) => self.triage(env, r, tools).await,
                 Payload::Containment(c) => self.containment(c, tools).await,
                 Payload::Handoff(h) => Ok(self.handoff(h)),
-                Payload::Instruction(_) => Ok(Effects::default()),
+                Payload::Instruction(i) => {
+                    let snap = super::reasoning::Snapshot::default();
+                    let (fx, answer) = super::reasoning::instruction(&self.env, &self.def, env, i, tools, snap).await;
+                    if let (Some(id), Ok(text)) = (i.incident_id, &answer)
+                        && let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut)
+                    {
+                        inc.notes.push(format!("model ({}): {}", self.def.name, crate::ingest::sanitize(text, 2000)));
+                        inc.version += 1;
+                        self.dirty.insert(id);
+                    }
+                    Ok(fx)
+                }
                 Payload::Approval(d) => self.approval(d, tools).await,
                 Payload::PlaybookStep(r) => self.playbook_step(env, r, tools).await,
                 Payload::Close(c) => self.close(c),
@@ -1187,6 +1198,7 @@ mod tests {
             intel: Default::default(),
             notifier: None,
             data_dir: std::env::temp_dir(),
+            reasoner: None,
         });
         let mut def = defs.agents["incident-response"].clone();
         if let Some(a) = autonomy {

@@ -7,6 +7,7 @@
 //! routes anything itself, so it can be tested as "envelopes in, effects out".
 
 pub mod incident_response;
+pub mod reasoning;
 pub mod shell;
 pub mod threat_detection;
 pub mod vulnerability_management;
@@ -66,12 +67,21 @@ pub struct Effects {
 #[cfg_attr(test, mockall::automock)]
 pub trait Tools {
     fn call(&self, call: ToolCall) -> LocalBoxFuture<'_, ToolOutcome>;
+
+    /// The executor itself, for tools a language model calls from other tasks.
+    fn executor(&self) -> Option<actix::Addr<ToolExecutor>> {
+        None
+    }
 }
 
 /// Forwards tool calls to the agent's executor actor.
 pub struct ExecutorTools(pub actix::Addr<ToolExecutor>);
 
 impl Tools for ExecutorTools {
+    fn executor(&self) -> Option<actix::Addr<ToolExecutor>> {
+        Some(self.0.clone())
+    }
+
     fn call(&self, call: ToolCall) -> LocalBoxFuture<'_, ToolOutcome> {
         Box::pin(async move {
             match self.0.send(ExecuteTool(call)).await {
@@ -138,6 +148,8 @@ pub struct AgentEnv {
     pub notifier: Option<crate::tools::response::notify::Notifier>,
     /// The data directory (the advisory database is `<data_dir>/osv`).
     pub data_dir: std::path::PathBuf,
+    /// The language model, when one is configured (within its budgets).
+    pub reasoner: Option<Arc<crate::llm::Guarded>>,
 }
 
 /// An agent's durable state, read from the knowledge base before it is (re)built.

@@ -180,19 +180,14 @@ impl AgentLogic for ThreatDetection {
     fn on_envelope<'a>(
         &'a mut self,
         env: &'a Envelope,
-        _tools: &'a dyn Tools,
+        tools: &'a dyn Tools,
     ) -> LocalBoxFuture<'a, Result<Effects, AgentError>> {
         Box::pin(async move {
             match &env.payload {
-                Payload::Instruction(i) => Ok(Effects {
-                    audit: vec![AuditEntry::new(
-                        &self.def.name,
-                        AuditKind::EnvelopeHandled,
-                        env.id,
-                        serde_json::json!({ "instruction": crate::ingest::sanitize(&i.text, 512), "note": "no language model configured; instruction recorded" }),
-                    )],
-                    ..Effects::default()
-                }),
+                Payload::Instruction(i) => {
+                    let snap = super::reasoning::Snapshot::default();
+                    Ok(super::reasoning::instruction(&self.env, &self.def, env, i, tools, snap).await.0)
+                }
                 other => Err(AgentError::Rejected(format!("threat-detection does not handle `{}`", other.kind()))),
             }
         })

@@ -29,6 +29,8 @@ pub enum AuditKind {
     Rollback,
     /// Evidence collected, exported or verified.
     Custody,
+    /// A language model was asked: provider, model, digests, tools, decisions.
+    ModelCall,
 }
 
 /// An audit entry as a caller submits it; the ledger assigns `seq`, `at` and `prev`.

@@ -99,11 +99,15 @@ pub struct ApprovalDecision {
     pub comment: String,
 }
 
-/// Free text for an agent (used by LLM-backed agents; others acknowledge it).
+/// An operator's request in free text ("investigate 203.0.113.7"): with a language
+/// model the agent investigates with its tools and answers; without one it records it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Instruction {
     pub text: String,
+    /// The incident it is about: the answer is also noted there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<Uuid>,
 }
 
 impl Payload {

@@ -107,7 +107,7 @@ async fn a_flood_of_envelopes_is_queued_in_bounds_and_all_handled() {
     let entries: Vec<InboxEntry> = (0..6000)
         .map(|i| InboxEntry {
             target: "vulnerability-management".into(),
-            envelope: Envelope::new("test", Payload::Instruction(Instruction { text: format!("n{i}") })),
+            envelope: Envelope::new("test", Payload::Instruction(Instruction { text: format!("n{i}"), incident_id: None })),
             attempts: 0,
         })
         .collect();
@@ -146,7 +146,7 @@ async fn two_inbox_entries_with_one_id_are_both_acknowledged() {
     let cfg = Config::parse("", "test").unwrap();
     let rt = Runtime::start(&cfg, &defs, Store::temporary(8 << 20).unwrap()).unwrap();
     rt.ready().await;
-    let first = Envelope::new("test", Payload::Instruction(Instruction { text: "same".into() }));
+    let first = Envelope::new("test", Payload::Instruction(Instruction { text: "same".into(), incident_id: None }));
     let mut second = first.clone();
     second.created_at += chrono::Duration::nanoseconds(1);
     let entries: Vec<InboxEntry> = [first, second]

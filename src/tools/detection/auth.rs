@@ -214,6 +214,9 @@ impl AuthDetector {
         let window = Duration::seconds(self.params.brute_force.window_secs as i64);
         for ev in events {
             self.one(ev, &mut findings);
+            if let Some(phrase) = super::injection::check(&ev.raw) {
+                self.prompt_injection(ev, &phrase, window, &mut findings);
+            }
             if let Some(r) = self.rules.as_mut() {
                 findings.extend(r.evaluate(ev, self.file.as_deref(), &mut self.state.head.sigma, window));
             }
@@ -223,6 +226,41 @@ impl AuthDetector {
             super::sigma::prune(&mut self.state.head.sigma, newest, window);
         }
         findings
+    }
+
+    /// A line that tries to instruct a language model: reported once per window per
+    /// entity (the sender's address, else the host).
+    fn prompt_injection(&mut self, ev: &Event, phrase: &str, window: Duration, findings: &mut Vec<Finding>) {
+        let src = ev.src_ip();
+        let entity = match src {
+            Some(ip) => ip.to_string(),
+            None => format!("host:{}", ev.host),
+        };
+        let key = format!("prompt_injection_attempt|{entity}");
+        if let Some((last, _)) = self.state.head.sigma.last.get(&key)
+            && ev.time >= *last
+            && ev.time < *last + window
+        {
+            return;
+        }
+        self.state.head.sigma.last.insert(key, (ev.time, 1));
+        findings.push(Finding {
+            id: Finding::derive_id("prompt_injection_attempt", &entity, ev.time),
+            rule: "prompt_injection_attempt".into(),
+            title: format!("Log data tries to instruct a language model (\"{phrase}\")"),
+            severity: Severity::Medium,
+            confidence: 0.8,
+            src_ip: src.map(|ip| ip.to_string()),
+            users: Vec::new(),
+            host: sanitize(&ev.host, 255),
+            first_seen: ev.time,
+            last_seen: ev.time,
+            event_count: 1,
+            techniques: Vec::new(),
+            evidence: vec![sanitize(&ev.raw, 512)],
+            entity: src.is_none().then(|| entity.clone()),
+            ..Default::default()
+        });
     }
 
     fn one(&mut self, ev: &Event, findings: &mut Vec<Finding>) {

@@ -4,6 +4,7 @@
 pub mod attack;
 pub mod auth;
 pub mod correlate;
+pub mod injection;
 pub mod ioc;
 pub mod network;
 pub mod sigma;
