@@ -319,7 +319,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let body = serde_json::json!({ "to": to, "payload": { "kind": "instruction", "text": text.join(" "),
                 "incident_id": incident_id } });
             let r = check(call(&opts, "POST", "/v1/inject", Some(&body.to_string()))?)?;
-            let id = serde_json::from_str::<serde_json::Value>(&r.body)?["envelope_id"].as_str().unwrap_or_default().to_string();
+            let id = serde_json::from_str::<serde_json::Value>(&r.body)?["envelope_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let deadline = Instant::now() + Duration::from_secs(wait);
             loop {
                 let r = call(&opts, "GET", &format!("/v1/answers/{id}"), None)?;

@@ -336,6 +336,7 @@ impl IncidentResponse {
                         action: ActionKind::BlockIp,
                         target: ip.to_string(),
                         reason: format!("{} ({})", inc.title, result.reasons.join("; ")),
+                        requested_by: None,
                     }),
                     0,
                 ));
@@ -354,11 +355,30 @@ impl IncidentResponse {
         // Addresses are normalised here (and refused when protected, whatever asked);
         // every other target is validated by contain_threat itself.
         let ip: Option<IpAddr> = req.target.trim().parse().ok();
-        if matches!(req.action, ActionKind::BlockIp | ActionKind::UnblockIp) && ip.is_none() {
-            return Err(AgentError::Rejected(format!(
-                "containment target `{}` is not an IP address",
-                crate::ingest::sanitize(&req.target, 64)
-            )));
+        let from_model = req.requested_by.as_deref() == Some("model");
+        let refusal = if from_model && matches!(req.action, ActionKind::UnblockIp | ActionKind::EnableAccount) {
+            Some("undoing a containment is an operator's decision, never a model's".to_string())
+        } else if matches!(req.action, ActionKind::BlockIp | ActionKind::UnblockIp) && ip.is_none() {
+            Some("the target is not an IP address".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            let what = format!("{} {}", req.action, crate::ingest::sanitize(&req.target, 64));
+            if !from_model {
+                return Err(AgentError::Rejected(format!("containment `{what}` refused: {why}")));
+            }
+            let inc = Arc::make_mut(self.incidents.get_mut(&req.incident_id).expect("checked above"));
+            inc.notes.push(format!("containment request from the language model `{what}` refused: {why}"));
+            inc.version += 1;
+            fx.audit.push(AuditEntry::new(
+                &name,
+                AuditKind::Action,
+                inc.id,
+                serde_json::json!({ "refused": what, "requested_by": "model", "reason": why }),
+            ));
+            self.dirty.insert(inc.id);
+            return Ok(fx);
         }
         let target = ip.map(|i| i.to_string()).unwrap_or_else(|| req.target.trim().to_string());
         if inc.actions.iter().any(|a| a.kind == req.action && a.target == target) {
@@ -583,6 +603,7 @@ impl IncidentResponse {
                                     action,
                                     target: target.clone(),
                                     reason: format!("playbook {} step {}", pb.name, step.id),
+                                    requested_by: None,
                                 }),
                                 1,
                             );
@@ -1321,6 +1342,7 @@ mod tests {
             action: ActionKind::BlockIp,
             target: "10.1.2.3".into(),
             reason: String::new(),
+            requested_by: None,
         };
         let mut denying = MockTools::new();
         let env = Envelope::new("admin", Payload::Containment(req));

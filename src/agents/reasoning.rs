@@ -63,10 +63,14 @@ pub async fn ask(
         return Err("no language model configured".into());
     };
     let system = def.prompt.clone().unwrap_or_else(|| format!("You are Warden's {} agent.", def.name));
-    let (answer, record) =
-        reasoner.ask(ReasonRequest { agent: def.name.clone(), system, prompt, tools }).await;
+    let (answer, record) = reasoner.ask(ReasonRequest { agent: def.name.clone(), system, prompt, tools }).await;
     sinks.drain_into(fx);
-    fx.audit.push(AuditEntry::new(&def.name, AuditKind::ModelCall, &record.model, serde_json::to_value(&record).unwrap_or_default()));
+    fx.audit.push(AuditEntry::new(
+        &def.name,
+        AuditKind::ModelCall,
+        &record.model,
+        serde_json::to_value(&record).unwrap_or_default(),
+    ));
     answer.map(|a| a.text).map_err(|e| e.to_string())
 }
 
@@ -92,7 +96,10 @@ fn str_arg<'a>(args: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// Runs a tool call on the executor (from whatever task the model runs on).
-async fn execute(exec: &actix::Addr<ToolExecutor>, call: ToolCall) -> ToolOutcome {
+async fn execute(exec: &Option<actix::Addr<ToolExecutor>>, call: ToolCall) -> ToolOutcome {
+    let Some(exec) = exec else {
+        return ToolOutcome::Failed("the tool executor is not reachable here".into());
+    };
     match exec.send(ExecuteTool(call)).await {
         Ok(o) => o,
         Err(e) => ToolOutcome::Failed(format!("tool executor unavailable: {e}")),
@@ -103,7 +110,7 @@ async fn execute(exec: &actix::Addr<ToolExecutor>, call: ToolCall) -> ToolOutcom
 pub fn tools_for(
     def: &AgentDefinition,
     env: &Arc<AgentEnv>,
-    exec: actix::Addr<ToolExecutor>,
+    exec: Option<actix::Addr<ToolExecutor>>,
     sinks: &Sinks,
     snap: Snapshot,
 ) -> Vec<LlmTool> {
@@ -120,14 +127,24 @@ pub fn tools_for(
                 "Triage a stored incident: its type, severity, priority, deadline and the reasons.",
                 object(json!({ "incident_id": { "type": "string" } }), &["incident_id"]),
                 move |args| {
-                    let (env, exec, assets, sinks, agent) = (env.clone(), exec.clone(), assets.clone(), sinks.clone(), agent.clone());
+                    let (env, exec, assets, sinks, agent) =
+                        (env.clone(), exec.clone(), assets.clone(), sinks.clone(), agent.clone());
                     Box::pin(async move {
                         let id = uuid_arg(&args, "incident_id")?;
-                        let inc = env.kb.incident(id).await.map_err(|e| e.to_string())?.ok_or(format!("no incident {id}"))?;
-                        let outcome = execute(&exec, ToolCall::TriageIncident { incident: Arc::new(inc), assets }).await;
-                        sinks.audit(AuditEntry::new(&agent, AuditKind::ToolCall, "triage_incident", json!({ "by": "model", "incident": id, "outcome": outcome.summary() })));
+                        let inc =
+                            env.kb.incident(id).await.map_err(|e| e.to_string())?.ok_or(format!("no incident {id}"))?;
+                        let outcome =
+                            execute(&exec, ToolCall::TriageIncident { incident: Arc::new(inc), assets }).await;
+                        sinks.audit(AuditEntry::new(
+                            &agent,
+                            AuditKind::ToolCall,
+                            "triage_incident",
+                            json!({ "by": "model", "incident": id, "outcome": outcome.summary() }),
+                        ));
                         match outcome {
-                            ToolOutcome::Succeeded(ToolOutput::Triage(t)) => Ok(serde_json::to_string(&t).unwrap_or_default()),
+                            ToolOutcome::Succeeded(ToolOutput::Triage(t)) => {
+                                Ok(serde_json::to_string(&t).unwrap_or_default())
+                            }
                             o => Err(o.summary()),
                         }
                     })
@@ -151,14 +168,25 @@ pub fn tools_for(
                             serde_json::from_value(args.get("action").cloned().unwrap_or_default())
                                 .map_err(|_| "unknown action".to_string())?;
                         let target = crate::ingest::sanitize(str_arg(&args, "target").unwrap_or_default(), 256);
-                        let reason = format!("requested by the language model: {}", crate::ingest::sanitize(str_arg(&args, "reason").unwrap_or_default(), 256));
+                        let reason = format!(
+                            "requested by the language model: {}",
+                            crate::ingest::sanitize(str_arg(&args, "reason").unwrap_or_default(), 256)
+                        );
                         let env = Envelope::new(
                             &agent,
-                            Payload::Containment(crate::messages::ContainmentRequest { incident_id, action, target: target.clone(), reason }),
+                            Payload::Containment(crate::messages::ContainmentRequest {
+                                incident_id,
+                                action,
+                                target: target.clone(),
+                                reason,
+                                requested_by: Some("model".into()),
+                            }),
                         );
                         sinks.audit(AuditEntry::new(&agent, AuditKind::ToolCall, "contain_threat", json!({ "by": "model", "incident": incident_id, "action": action, "target": target, "decision": "routed to incident response's policy" })));
                         sinks.route(env);
-                        Ok(format!("{action} {target} requested; incident response applies its policy (it may refuse, wait for approval or run in observe mode)"))
+                        Ok(format!(
+                            "{action} {target} requested; incident response applies its policy (it may refuse, wait for approval or run in observe mode)"
+                        ))
                     })
                 },
             )),
@@ -166,20 +194,28 @@ pub fn tools_for(
                 t,
                 "Propose a playbook for an incident; it is checked against the shipped playbooks and the incident's type. \
                  Playbooks start only through Warden's own triggers.",
-                object(json!({ "incident_id": { "type": "string" }, "playbook": { "type": "string" } }), &["incident_id", "playbook"]),
+                object(
+                    json!({ "incident_id": { "type": "string" }, "playbook": { "type": "string" } }),
+                    &["incident_id", "playbook"],
+                ),
                 move |args| {
                     let (env, playbooks, sinks, agent) = (env.clone(), playbooks.clone(), sinks.clone(), agent.clone());
                     Box::pin(async move {
                         let id = uuid_arg(&args, "incident_id")?;
                         let name = str_arg(&args, "playbook").unwrap_or_default().to_string();
-                        let inc = env.kb.incident(id).await.map_err(|e| e.to_string())?.ok_or(format!("no incident {id}"))?;
+                        let inc =
+                            env.kb.incident(id).await.map_err(|e| e.to_string())?.ok_or(format!("no incident {id}"))?;
                         let decision = match playbooks.iter().find(|p| p.name == name) {
                             None => Err(format!("no playbook named `{}`", crate::ingest::sanitize(&name, 64))),
                             Some(p) if !p.trigger.types.iter().any(|t| *t == inc.kind) => {
                                 Err(format!("playbook `{}` is not for incidents of type `{}`", p.name, inc.kind))
                             }
-                            Some(p) => Ok(format!("playbook `{}` fits incident {id} ({}); steps: {}", p.name, inc.kind,
-                                p.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "))),
+                            Some(p) => Ok(format!(
+                                "playbook `{}` fits incident {id} ({}); steps: {}",
+                                p.name,
+                                inc.kind,
+                                p.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+                            )),
                         };
                         sinks.audit(AuditEntry::new(&agent, AuditKind::ToolCall, "execute_playbook", json!({ "by": "model", "incident": id, "proposal": name, "decision": decision.as_ref().map_or_else(|e| format!("refused: {e}"), |_| "valid proposal".into()) })));
                         decision
@@ -194,15 +230,37 @@ pub fn tools_for(
                     let (env, exec, sinks, agent) = (env.clone(), exec.clone(), sinks.clone(), agent.clone());
                     Box::pin(async move {
                         let id = uuid_arg(&args, "incident_id")?;
-                        let inc = env.kb.incident(id).await.map_err(|e| e.to_string())?.ok_or(format!("no incident {id}"))?;
-                        let outcome = execute(&exec, ToolCall::CollectEvidence { incident: Arc::new(inc), files: Vec::new(), snapshot: false }).await;
+                        let inc =
+                            env.kb.incident(id).await.map_err(|e| e.to_string())?.ok_or(format!("no incident {id}"))?;
+                        let outcome = execute(
+                            &exec,
+                            ToolCall::CollectEvidence { incident: Arc::new(inc), files: Vec::new(), snapshot: false },
+                        )
+                        .await;
                         match outcome {
                             ToolOutcome::Succeeded(ToolOutput::Evidence { items, problems }) => {
                                 for item in &items {
-                                    sinks.audit(AuditEntry::new(&agent, AuditKind::Custody, &item.sha256, json!({ "event": "collected", "by": "model", "incident": id, "item": item })));
+                                    sinks.audit(AuditEntry::new(
+                                        &agent,
+                                        AuditKind::Custody,
+                                        &item.sha256,
+                                        json!({ "event": "collected", "by": "model", "incident": id, "item": item }),
+                                    ));
                                 }
-                                Ok(format!("{} items stored ({}){}", items.len(), items.iter().map(|i| format!("{} sha256:{}", i.kind, i.sha256)).collect::<Vec<_>>().join(", "),
-                                    if problems.is_empty() { String::new() } else { format!("; problems: {}", problems.join("; ")) }))
+                                Ok(format!(
+                                    "{} items stored ({}){}",
+                                    items.len(),
+                                    items
+                                        .iter()
+                                        .map(|i| format!("{} sha256:{}", i.kind, i.sha256))
+                                        .collect::<Vec<_>>()
+                                        .join(", "),
+                                    if problems.is_empty() {
+                                        String::new()
+                                    } else {
+                                        format!("; problems: {}", problems.join("; "))
+                                    }
+                                ))
                             }
                             o => Err(o.summary()),
                         }
@@ -212,14 +270,18 @@ pub fn tools_for(
             ToolName::GenerateReport => Some(tool(
                 t,
                 "The technical or executive report of an incident, as Markdown.",
-                object(json!({ "incident_id": { "type": "string" }, "audience": { "type": "string", "enum": ["technical", "executive"] } }), &["incident_id"]),
+                object(
+                    json!({ "incident_id": { "type": "string" }, "audience": { "type": "string", "enum": ["technical", "executive"] } }),
+                    &["incident_id"],
+                ),
                 move |args| {
                     let env = env.clone();
                     Box::pin(async move {
                         use crate::tools::response::report;
                         let id = uuid_arg(&args, "incident_id")?;
                         let audience = str_arg(&args, "audience").unwrap_or("technical").parse::<report::Audience>()?;
-                        let inc = env.kb.incident(id).await.map_err(|e| e.to_string())?.ok_or(format!("no incident {id}"))?;
+                        let inc =
+                            env.kb.incident(id).await.map_err(|e| e.to_string())?.ok_or(format!("no incident {id}"))?;
                         let md = report::render(&report::build(&inc, audience), report::Format::Markdown);
                         Ok(crate::ingest::sanitize(&md, 8000))
                     })
@@ -228,22 +290,44 @@ pub fn tools_for(
             ToolName::ScanVulnerabilities => Some(tool(
                 t,
                 "Inventory a configured scan target and match it against the advisory database.",
-                object(json!({ "target": { "type": "string", "description": "a configured target path; default: the first" } }), &[]),
+                object(
+                    json!({ "target": { "type": "string", "description": "a configured target path; default: the first" } }),
+                    &[],
+                ),
                 move |args| {
-                    let (exec, snap, targets, sinks, agent) = (exec.clone(), snap.clone(), targets.clone(), sinks.clone(), agent.clone());
+                    let (exec, snap, targets, sinks, agent) =
+                        (exec.clone(), snap.clone(), targets.clone(), sinks.clone(), agent.clone());
                     Box::pin(async move {
                         let db = snap.db.clone().ok_or("no advisory database loaded")?;
                         let want = str_arg(&args, "target");
-                        let t = targets.iter().find(|t| want.is_none_or(|w| t.path.display().to_string() == w)).ok_or("not a configured scan target")?;
-                        let outcome = execute(&exec, ToolCall::ScanVulnerabilities { target: t.path.clone(), db }).await;
-                        sinks.audit(AuditEntry::new(&agent, AuditKind::ToolCall, "scan_vulnerabilities", json!({ "by": "model", "target": t.path, "outcome": outcome.summary() })));
+                        let t = targets
+                            .iter()
+                            .find(|t| want.is_none_or(|w| t.path.display().to_string() == w))
+                            .ok_or("not a configured scan target")?;
+                        let outcome =
+                            execute(&exec, ToolCall::ScanVulnerabilities { target: t.path.clone(), db }).await;
+                        sinks.audit(AuditEntry::new(
+                            &agent,
+                            AuditKind::ToolCall,
+                            "scan_vulnerabilities",
+                            json!({ "by": "model", "target": t.path, "outcome": outcome.summary() }),
+                        ));
                         match outcome {
                             ToolOutcome::Succeeded(ToolOutput::Scanned(m)) => Ok(format!(
                                 "{} packages, {} vulnerable: {}",
                                 m.inventory.packages.len(),
                                 m.vulnerable.len(),
-                                m.vulnerable.iter().take(30).map(|ms| format!("{} {} ({})", ms[0].package.name, ms[0].package.version,
-                                    ms.iter().map(|x| x.advisory.as_str()).collect::<Vec<_>>().join(","))).collect::<Vec<_>>().join("; ")
+                                m.vulnerable
+                                    .iter()
+                                    .take(30)
+                                    .map(|ms| format!(
+                                        "{} {} ({})",
+                                        ms[0].package.name,
+                                        ms[0].package.version,
+                                        ms.iter().map(|x| x.advisory.as_str()).collect::<Vec<_>>().join(",")
+                                    ))
+                                    .collect::<Vec<_>>()
+                                    .join("; ")
                             )),
                             o => Err(o.summary()),
                         }
@@ -262,32 +346,73 @@ pub fn tools_for(
                     let snap = snap.clone();
                     Box::pin(async move {
                         let want = str_arg(&args, "package");
-                        let items: Vec<String> = snap.scans.iter().flat_map(|s| &s.items)
+                        let items: Vec<String> = snap
+                            .scans
+                            .iter()
+                            .flat_map(|s| &s.items)
                             .filter(|i| want.is_none_or(|w| i.package.name == w))
                             .take(20)
-                            .map(|i| if t == ToolName::PrioritizeRisk {
-                                format!("{} {} on {}: {:?} {:.1} — {}", i.package.name, i.package.version, i.asset, i.risk.priority, i.risk.score, i.risk.reasons.join("; "))
-                            } else {
-                                format!("{} {} on {}: {} — {}", i.package.name, i.package.version, i.asset,
-                                    i.remediation.target.as_ref().map(|v| format!("to {v} with `{}`", i.remediation.command_line())).unwrap_or_else(|| "no fix".into()),
-                                    i.remediation.explanation)
+                            .map(|i| {
+                                if t == ToolName::PrioritizeRisk {
+                                    format!(
+                                        "{} {} on {}: {:?} {:.1} — {}",
+                                        i.package.name,
+                                        i.package.version,
+                                        i.asset,
+                                        i.risk.priority,
+                                        i.risk.score,
+                                        i.risk.reasons.join("; ")
+                                    )
+                                } else {
+                                    format!(
+                                        "{} {} on {}: {} — {}",
+                                        i.package.name,
+                                        i.package.version,
+                                        i.asset,
+                                        i.remediation
+                                            .target
+                                            .as_ref()
+                                            .map(|v| format!("to {v} with `{}`", i.remediation.command_line()))
+                                            .unwrap_or_else(|| "no fix".into()),
+                                        i.remediation.explanation
+                                    )
+                                }
                             })
                             .collect();
-                        if items.is_empty() { Err("no vulnerable package of that name in the latest scans".into()) } else { Ok(items.join("\n")) }
+                        if items.is_empty() {
+                            Err("no vulnerable package of that name in the latest scans".into())
+                        } else {
+                            Ok(items.join("\n"))
+                        }
                     })
                 },
             )),
             ToolName::VerifyPatch => Some(tool(
                 t,
                 "Ask vulnerability management to verify an incident's remediation (after the patch).",
-                object(json!({ "incident_id": { "type": "string" }, "package": { "type": "string" } }), &["incident_id"]),
+                object(
+                    json!({ "incident_id": { "type": "string" }, "package": { "type": "string" } }),
+                    &["incident_id"],
+                ),
                 move |args| {
                     let (sinks, agent) = (sinks.clone(), agent.clone());
                     Box::pin(async move {
                         let id = uuid_arg(&args, "incident_id")?;
                         let package = crate::ingest::sanitize(str_arg(&args, "package").unwrap_or_default(), 128);
-                        sinks.route(Envelope::new(&agent, Payload::PatchVerification(crate::messages::VerifyRequest { incident_id: Some(id), package, fixed_version: None })));
-                        sinks.audit(AuditEntry::new(&agent, AuditKind::ToolCall, "verify_patch", json!({ "by": "model", "incident": id, "decision": "verification requested" })));
+                        sinks.route(Envelope::new(
+                            &agent,
+                            Payload::PatchVerification(crate::messages::VerifyRequest {
+                                incident_id: Some(id),
+                                package,
+                                fixed_version: None,
+                            }),
+                        ));
+                        sinks.audit(AuditEntry::new(
+                            &agent,
+                            AuditKind::ToolCall,
+                            "verify_patch",
+                            json!({ "by": "model", "incident": id, "decision": "verification requested" }),
+                        ));
                         Ok("verification requested; its checks are recorded on the incident".into())
                     })
                 },
@@ -319,7 +444,18 @@ pub fn tools_for(
                         Ok(if hits.is_empty() {
                             "no indicator matches".into()
                         } else {
-                            hits.iter().map(|h| format!("{} ({}) in feed {}: {}", h.indicator, h.kind, h.feed, h.label.as_deref().unwrap_or("-"))).collect::<Vec<_>>().join("\n")
+                            hits.iter()
+                                .map(|h| {
+                                    format!(
+                                        "{} ({}) in feed {}: {}",
+                                        h.indicator,
+                                        h.kind,
+                                        h.feed,
+                                        h.label.as_deref().unwrap_or("-")
+                                    )
+                                })
+                                .collect::<Vec<_>>()
+                                .join("\n")
                         })
                     })
                 },
@@ -330,7 +466,10 @@ pub fn tools_for(
                 object(json!({}), &[]),
                 move |_| {
                     Box::pin(async move {
-                        Err(format!("{} runs on every log batch by itself; its findings are in the knowledge base", t.as_str()))
+                        Err(format!(
+                            "{} runs on every log batch by itself; its findings are in the knowledge base",
+                            t.as_str()
+                        ))
                     })
                 },
             )),
@@ -359,10 +498,10 @@ pub async fn instruction(
 ) -> (Effects, Result<String, String>) {
     let mut fx = Effects::default();
     let question = crate::ingest::sanitize(&i.text, 2000);
-    let answer = match (&env.reasoner, tools.executor()) {
-        (Some(_), Some(exec)) => {
+    let answer = match &env.reasoner {
+        Some(_) => {
             let sinks = Sinks::default();
-            let llm_tools = tools_for(def, env, exec, &sinks, snap);
+            let llm_tools = tools_for(def, env, tools.executor(), &sinks, snap);
             let mut prompt = format!("An operator asks: {question}\n");
             if let Some(id) = i.incident_id {
                 match env.kb.incident(id).await {
@@ -370,7 +509,10 @@ pub async fn instruction(
                         let summary = json!({ "id": inc.id, "type": inc.kind, "title": inc.title, "severity": inc.severity,
                             "priority": inc.priority, "status": inc.status, "entities": inc.entities,
                             "findings": inc.findings.iter().map(|f| json!({ "rule": f.rule, "title": f.title, "evidence": f.evidence })).collect::<Vec<_>>() });
-                        prompt.push_str(&format!("It concerns incident {id}:\n{}\n", crate::llm::fence_untrusted("INCIDENT", &summary.to_string(), 6000)));
+                        prompt.push_str(&format!(
+                            "It concerns incident {id}:\n{}\n",
+                            crate::llm::fence_untrusted("INCIDENT", &summary.to_string(), 6000)
+                        ));
                     }
                     _ => prompt.push_str(&format!("It names incident {id}, which does not exist.\n")),
                 }
@@ -378,13 +520,17 @@ pub async fn instruction(
             prompt.push_str("Use your tools to investigate, then answer in plain language: what you found and what you did or recommend.");
             ask(env, def, prompt, llm_tools, &sinks, &mut fx).await
         }
-        (None, _) => Err("no language model configured; instruction recorded".into()),
-        (Some(_), None) => Err("the agent's tools are not reachable from the model here".into()),
+        None => Err("no language model configured; instruction recorded".into()),
     };
     let record = json!({ "agent": def.name, "question": question, "incident_id": i.incident_id,
         "answer": answer.as_ref().ok(), "fallback": answer.as_ref().err(), "at": chrono::Utc::now() });
     fx.writes.push(crate::kb::Write::State { key: answer_key(envelope.id), value: record.clone() });
-    fx.audit.push(AuditEntry::new(&def.name, AuditKind::EnvelopeHandled, envelope.id, json!({ "instruction": question,
-        "answered": answer.is_ok(), "fallback": answer.as_ref().err() })));
+    fx.audit.push(AuditEntry::new(
+        &def.name,
+        AuditKind::EnvelopeHandled,
+        envelope.id,
+        json!({ "instruction": question,
+        "answered": answer.is_ok(), "fallback": answer.as_ref().err() }),
+    ));
     (fx, answer)
 }

@@ -196,6 +196,10 @@ pub struct ContainmentRequest {
     pub target: String,
     #[serde(default)]
     pub reason: String,
+    /// `model` when a language model asked for it: such a request may never undo a
+    /// containment (unblock, enable) — rollbacks are Warden's or an operator's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
 }
 
 /// A request to verify that a vulnerability was patched.

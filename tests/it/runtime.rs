@@ -107,7 +107,10 @@ async fn a_flood_of_envelopes_is_queued_in_bounds_and_all_handled() {
     let entries: Vec<InboxEntry> = (0..6000)
         .map(|i| InboxEntry {
             target: "vulnerability-management".into(),
-            envelope: Envelope::new("test", Payload::Instruction(Instruction { text: format!("n{i}"), incident_id: None })),
+            envelope: Envelope::new(
+                "test",
+                Payload::Instruction(Instruction { text: format!("n{i}"), incident_id: None }),
+            ),
             attempts: 0,
         })
         .collect();

@@ -26,7 +26,16 @@ const PATTERNS: [&[&str]; 10] = [
 
 /// Words whose presence makes a line worth checking (both cases of the first letter
 /// stripped, so `Instruction` and `INSTRUCTION` hit through the lower-cased tail).
-const TRIGGERS: [&str; 8] = ["nstruction", "NSTRUCTION", "ystem prompt", "YSTEM PROMPT", "isregard", "ISREGARD", "<|im_start|>", "ystem Prompt"];
+const TRIGGERS: [&str; 8] = [
+    "nstruction",
+    "NSTRUCTION",
+    "ystem prompt",
+    "YSTEM PROMPT",
+    "isregard",
+    "ISREGARD",
+    "<|im_start|>",
+    "ystem Prompt",
+];
 
 /// The phrase a line uses to instruct a model, if it does.
 pub fn check(raw: &str) -> Option<String> {
