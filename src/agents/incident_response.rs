@@ -248,7 +248,33 @@ impl IncidentResponse {
         let name = self.def.name.clone();
         let contain_min = self.def.response.contain_min_severity;
         let protected = self.env.protected.clone();
+        // With a model: it explains a new or changed triage to the operator and may
+        // propose a better-fitting playbook (validated); the rules' decision stands.
+        let changed = inc.triage.as_ref().is_none_or(|t| {
+            (t.kind.as_str(), t.severity, t.priority) != (result.kind.as_str(), result.severity, result.priority)
+        });
+        let mut fx = Effects::default();
+        let mut explanation = None;
+        if changed && self.env.reasoner.is_some() {
+            let summary = serde_json::json!({ "id": inc.id, "title": inc.title, "entities": inc.entities,
+                "findings": inc.findings.iter().map(|f| serde_json::json!({ "rule": f.rule, "title": f.title,
+                    "severity": f.severity, "evidence": f.evidence })).collect::<Vec<_>>(),
+                "triage": result });
+            let prompt = format!(
+                "Warden's rules triaged incident {}:\n{}\nExplain this triage to an operator in at most four sentences. \
+                 If another playbook fits this incident better, propose it with execute_playbook.",
+                inc.id,
+                crate::llm::fence_untrusted("INCIDENT AND TRIAGE", &summary.to_string(), 6000)
+            );
+            let snap = super::reasoning::Snapshot::default();
+            explanation = super::reasoning::consult(&self.env, &self.def, tools, snap, prompt, &mut fx).await;
+        }
         let inc = Arc::make_mut(self.incidents.get_mut(&r.incident_id).expect("checked above"));
+        match explanation {
+            Some(Ok(text)) => inc.notes.push(format!("triage explained by the model: {}", crate::ingest::sanitize(&text, 2000))),
+            Some(Err(why)) => inc.notes.push(format!("language model unavailable ({why}): the rules' triage stands")),
+            None => {}
+        }
         inc.severity = result.severity;
         inc.priority = result.priority;
         inc.kind = result.kind.clone();
@@ -258,7 +284,6 @@ impl IncidentResponse {
         }
         inc.updated_at = Utc::now();
         inc.version += 1;
-        let mut fx = Effects::default();
         fx.audit.push(AuditEntry::new(
             &name,
             AuditKind::ToolCall,

@@ -534,3 +534,19 @@ pub async fn instruction(
     ));
     (fx, answer)
 }
+
+/// Asks the model about something the agent just decided (`None` without a model): its
+/// answer, or why there is none — the deterministic decision stands either way.
+pub async fn consult(
+    env: &Arc<AgentEnv>,
+    def: &AgentDefinition,
+    tools: &dyn super::Tools,
+    snap: Snapshot,
+    prompt: String,
+    fx: &mut Effects,
+) -> Option<Result<String, String>> {
+    env.reasoner.as_ref()?;
+    let sinks = Sinks::default();
+    let llm_tools = tools_for(def, env, tools.executor(), &sinks, snap);
+    Some(ask(env, def, prompt, llm_tools, &sinks, fx).await)
+}

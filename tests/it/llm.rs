@@ -201,10 +201,17 @@ fn auth_source(log: &std::path::Path) -> String {
     )
 }
 
-/// Eight failed passwords from `ip`: a brute-force incident.
+/// Eight failed passwords from `ip`: a brute-force incident, triaged — with the model
+/// failing, so the incident says the rules' triage stands.
 fn brute_force(d: &Daemon, log: &std::path::Path, ip: &str) -> serde_json::Value {
     append(log, &(0..8).map(|i| failed(ip, "admin", i)).collect::<String>());
-    eventually(30, "the brute-force incident", || incident_for(&d.incidents(), ip).cloned())
+    eventually(30, "the brute-force incident, triaged", || incident_for(&d.incidents(), ip).filter(|i| fell_back(i)).cloned())
+}
+
+fn fell_back(inc: &serde_json::Value) -> bool {
+    inc["notes"].as_array().is_some_and(|n| {
+        n.iter().filter_map(|n| n.as_str()).any(|n| n.starts_with("language model unavailable") && n.ends_with("the rules' triage stands"))
+    })
 }
 
 /// The audit records of a stopped daemon's database.
@@ -247,8 +254,9 @@ fn an_instruction_is_investigated_with_the_agents_tools_and_answered() {
     assert_eq!(inc["type"], "brute_force");
 
     // What the model was sent: the agent's prompt file as the system prompt, the
-    // incident fenced as untrusted data, and exactly incident response's tools.
-    let reqs = fake.requests.lock().unwrap().clone();
+    // incident fenced as untrusted data, and exactly incident response's tools (the
+    // first request was the triage explanation, answered 500).
+    let reqs = fake.requests.lock().unwrap()[1..].to_vec();
     assert_eq!(reqs.len(), 2, "{reqs:#?}");
     let first = reqs[0].to_string();
     assert!(first.contains("You are Warden's incident responder."), "{first}");
@@ -267,9 +275,14 @@ fn an_instruction_is_investigated_with_the_agents_tools_and_answered() {
     // The ledger has the model call: provider, model, digests, the tool and its decision.
     d.terminate();
     let records = audit_records(&d.data_dir);
-    let call =
-        records.iter().find(|r| r.entry.kind == warden::kb::audit::AuditKind::ModelCall).expect("a model call record");
-    let rec: warden::llm::CallRecord = serde_json::from_value(call.entry.detail.clone()).unwrap();
+    let calls: Vec<warden::llm::CallRecord> = records
+        .iter()
+        .filter(|r| r.entry.kind == warden::kb::audit::AuditKind::ModelCall)
+        .map(|r| serde_json::from_value(r.entry.detail.clone()).unwrap())
+        .collect();
+    assert_eq!(calls.len(), 2, "the failed triage explanation and the answered instruction: {calls:#?}");
+    assert!(calls[0].outcome.starts_with("fell back") && calls[0].answer_sha256.is_none());
+    let rec = &calls[1];
     assert_eq!(
         (rec.provider.as_str(), rec.model.as_str(), rec.outcome.as_str()),
         ("openai-compatible", "fake", "answered")
@@ -305,7 +318,7 @@ fn a_prompt_injection_in_a_log_line_is_reported_and_obeyed_by_nobody() {
     let inc = eventually(30, "the prompt-injection finding", || {
         d.incidents()
             .into_iter()
-            .find(|i| i["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "prompt_injection_attempt"))
+            .find(|i| i["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "prompt_injection_attempt") && fell_back(i))
     });
     let id = inc["id"].as_str().unwrap().to_string();
     // The model, reading the incident, does what the line says: asks to unblock the
