@@ -1318,6 +1318,150 @@ mod tests {
         tools
     }
 
+    /// Incident response with a mocked model (within the real budget/timeout guard).
+    fn setup_llm(model: crate::llm::MockReasoner) -> IncidentResponse {
+        let mut ir = setup(ResponseMode::Enforce);
+        let cfg = crate::llm::LlmConfig {
+            provider: crate::llm::Provider::OpenaiCompatible,
+            model: "mock".into(),
+            base_url: Some("http://127.0.0.1:1/v1".into()),
+            api_key_env: None,
+            timeout_secs: 1,
+            calls_per_minute: 100,
+            tokens_per_day: 1_000_000,
+            max_turns: 4,
+        };
+        let mut env = (*ir.env).clone_for_test();
+        env.reasoner = Some(Arc::new(crate::llm::Guarded::new(Arc::new(model), &cfg)));
+        ir.env = Arc::new(env);
+        ir
+    }
+
+    fn mock_model(
+        f: impl Fn(crate::llm::ReasonRequest) -> futures_util::future::BoxFuture<'static, Result<crate::llm::ReasonAnswer, crate::llm::LlmError>>
+            + Send
+            + Sync
+            + 'static,
+    ) -> crate::llm::MockReasoner {
+        let mut m = crate::llm::MockReasoner::new();
+        m.expect_provider().return_const("mock".to_string());
+        m.expect_model().return_const("mock".to_string());
+        m.expect_reason().returning(f);
+        m
+    }
+
+    /// The incident id a prompt names (`… incident <uuid>…`).
+    fn incident_in(prompt: &str) -> String {
+        let at = prompt.find("incident ").unwrap() + "incident ".len();
+        prompt[at..at + 36].to_string()
+    }
+
+    #[actix_rt::test]
+    async fn the_model_explains_the_triage_and_its_containment_request_meets_the_policy() {
+        // The model explains, and asks (through its contain_threat tool) to block a
+        // protected address.
+        let model = mock_model(|req| {
+            Box::pin(async move {
+                let tool = req.tools.iter().find(|t| t.name == "contain_threat").expect("contain_threat offered").clone();
+                let id = incident_in(&req.prompt);
+                let decision = (tool.call)(serde_json::json!({ "incident_id": id, "action": "block_ip", "target": "10.1.2.3" })).await;
+                assert!(decision.unwrap().contains("requested"));
+                Ok(crate::llm::ReasonAnswer { text: "Password guessing; block the source.".into(), tool_uses: vec![], tokens: 10 })
+            })
+        });
+        let mut ir = setup_llm(model);
+        let mut tools = triage_tools();
+        tools.expect_executor().returning(|| None);
+        let d = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 0)));
+        let fx = handle(&mut ir, &d, &tools).await;
+        let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
+        let i = written(&fx);
+        assert!(i.notes.iter().any(|n| n == "triage explained by the model: Password guessing; block the source."), "{:?}", i.notes);
+        assert!(fx.audit.iter().any(|a| a.kind == AuditKind::ModelCall));
+        // The model's request is routed like any other, marked as the model's.
+        let from_model = fx
+            .route
+            .iter()
+            .find_map(|e| match &e.payload {
+                Payload::Containment(c) if c.requested_by.as_deref() == Some("model") => Some(e.clone()),
+                _ => None,
+            })
+            .expect("the model's request is routed");
+        // Incident response's policy refuses it: the address is protected.
+        let fx = handle(&mut ir, &from_model, &tools).await;
+        assert!(written(&fx).notes.iter().any(|n| n.contains("10.1.2.3 refused: the address is protected")));
+        assert!(fx.writes.iter().all(|w| !matches!(w, Write::Action { .. })), "no action for it");
+    }
+
+    #[actix_rt::test]
+    async fn a_failing_or_slow_model_leaves_the_rules_decision_and_says_so() {
+        for (model, why) in [
+            (mock_model(|_| Box::pin(async { Err(crate::llm::LlmError::Provider("connection refused".into())) })), "connection refused"),
+            (
+                mock_model(|_| {
+                    Box::pin(async {
+                        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                        Ok(crate::llm::ReasonAnswer::default())
+                    })
+                }),
+                "did not answer within 1 s",
+            ),
+            (mock_model(|_| Box::pin(async { Ok(crate::llm::ReasonAnswer { text: " ".into(), tool_uses: vec![], tokens: 1 }) })), "malformed answer"),
+        ] {
+            let mut ir = setup_llm(model);
+            let mut tools = triage_tools();
+            tools.expect_executor().returning(|| None);
+            let d = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 0)));
+            let fx = handle(&mut ir, &d, &tools).await;
+            let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
+            let i = written(&fx);
+            // Triaged and contained by the rules all the same.
+            assert_eq!((i.priority, i.status), (Priority::P2, IncidentStatus::Triaged));
+            assert!(fx.route.iter().any(|e| matches!(&e.payload, Payload::Containment(c) if c.requested_by.is_none())));
+            assert!(
+                i.notes.iter().any(|n| n.starts_with("language model unavailable") && n.contains(why) && n.ends_with("the rules' triage stands")),
+                "{why}: {:?}",
+                i.notes
+            );
+        }
+    }
+
+    #[actix_rt::test]
+    async fn an_instruction_gets_the_models_answer_on_the_incident() {
+        let model = mock_model(|req| {
+            Box::pin(async move {
+                assert!(req.prompt.contains("An operator asks: what now?") && req.prompt.contains("UNTRUSTED INCIDENT"));
+                assert!(req.system.starts_with("You are Warden's incident responder."));
+                Ok(crate::llm::ReasonAnswer { text: "Keep the block; reset admin's password.".into(), tool_uses: vec![], tokens: 5 })
+            })
+        });
+        let mut ir = setup(ResponseMode::Enforce);
+        let tools = triage_tools();
+        let d = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 0)));
+        let fx = handle(&mut ir, &d, &tools).await;
+        let id = written(&fx).id;
+        let store = Arc::clone(&ir.env);
+        // The incident is in the knowledge base for the model's prompt.
+        store.kb.commit(crate::kb::Commit { writes: fx.writes.clone(), audit: vec![], flush: false }).await.unwrap();
+        let mut ir2 = setup_llm(model);
+        ir2.env = {
+            let mut e = (*ir2.env).clone_for_test();
+            e.kb = store.kb.clone();
+            Arc::new(e)
+        };
+        ir2.incidents = ir.incidents.clone();
+        let mut tools = MockTools::new();
+        tools.expect_executor().returning(|| None);
+        let ask = Envelope::new("admin", Payload::Instruction(crate::messages::Instruction { text: "what now?".into(), incident_id: Some(id) }));
+        let fx = handle(&mut ir2, &ask, &tools).await;
+        assert!(written(&fx).notes.iter().any(|n| n == "model (incident-response): Keep the block; reset admin's password."));
+        let answer = fx.writes.iter().find_map(|w| match w {
+            Write::State { key, value } if *key == super::super::reasoning::answer_key(ask.id) => Some(value.clone()),
+            _ => None,
+        });
+        assert_eq!(answer.unwrap()["answer"], "Keep the block; reset admin's password.");
+    }
+
     #[actix_rt::test]
     async fn detection_triage_containment() {
         let mut ir = setup(ResponseMode::Enforce);

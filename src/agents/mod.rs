@@ -152,6 +152,26 @@ pub struct AgentEnv {
     pub reasoner: Option<Arc<crate::llm::Guarded>>,
 }
 
+#[cfg(test)]
+impl AgentEnv {
+    /// A copy to vary in a test (the notifier is dropped).
+    pub fn clone_for_test(&self) -> AgentEnv {
+        AgentEnv {
+            kb: self.kb.clone(),
+            routes: self.routes.clone(),
+            protected: self.protected.clone(),
+            policy: self.policy.clone(),
+            response_mode: self.response_mode,
+            metrics: self.metrics.clone(),
+            durable: self.durable,
+            intel: self.intel.clone(),
+            notifier: None,
+            data_dir: self.data_dir.clone(),
+            reasoner: self.reasoner.clone(),
+        }
+    }
+}
+
 /// An agent's durable state, read from the knowledge base before it is (re)built.
 pub enum Restored {
     ThreatDetection {

@@ -157,6 +157,9 @@ impl ThreatDetection {
                 serde_json::json!({ "batch": batch.id, "source": batch.source, "findings": ids }),
             ));
         }
+        if self.env.reasoner.is_some() {
+            self.model_review(&events_arc, &mut findings, tools, &mut fx).await;
+        }
         if let Some(file) = &batch_file {
             attach_refs(&mut findings, file, &events_arc);
         }
@@ -199,6 +202,104 @@ impl AgentLogic for ThreatDetection {
         tools: &'a dyn Tools,
     ) -> LocalBoxFuture<'a, Result<Effects, AgentError>> {
         Box::pin(self.batch(batch, tools))
+    }
+}
+
+/// Substrings that make a line worth a model's look when no rule matched it: payload
+/// delivery and execution idioms.
+const UNUSUAL: [&str; 10] =
+    ["/dev/tcp/", "base64 -d", "wget http", "curl http", "chmod +x", "| sh", "|sh", "nc -e", "python -c", "powershell -e"];
+
+/// Findings a model writes narratives for, per batch, at most.
+const NARRATIVES_PER_BATCH: usize = 3;
+
+impl ThreatDetection {
+    /// With a model: narratives for the batch's serious findings, and a review of a
+    /// batch no rule matched but that a cheap prefilter finds unusual. The model can
+    /// add at most a low-severity `model_review` finding — never an incident by itself.
+    async fn model_review(
+        &self,
+        events: &[crate::messages::Event],
+        findings: &mut Vec<crate::messages::Finding>,
+        tools: &dyn Tools,
+        fx: &mut Effects,
+    ) {
+        use crate::messages::{Finding, Severity};
+        let snap = || super::reasoning::Snapshot::default();
+        for f in findings.iter_mut().filter(|f| f.severity >= Severity::High && f.narrative.is_none()).take(NARRATIVES_PER_BATCH) {
+            let facts = serde_json::json!({ "rule": f.rule, "title": f.title, "severity": f.severity, "src_ip": f.src_ip,
+                "users": f.users, "host": f.host, "first_seen": f.first_seen, "last_seen": f.last_seen,
+                "events": f.event_count, "techniques": f.techniques, "evidence": f.evidence });
+            let prompt = format!(
+                "Write a narrative of this detection for an analyst in at most three sentences: what happened, \
+                 how sure it is, what to check next.\n{}",
+                crate::llm::fence_untrusted("FINDING", &facts.to_string(), 4000)
+            );
+            if let Some(Ok(text)) = super::reasoning::consult(&self.env, &self.def, tools, snap(), prompt, fx).await {
+                f.narrative = Some(crate::ingest::sanitize(&text, 1500));
+            }
+        }
+        if !findings.is_empty() {
+            return;
+        }
+        let unusual: Vec<&crate::messages::Event> = events
+            .iter()
+            .filter(|e| {
+                let l = e.raw.to_ascii_lowercase();
+                UNUSUAL.iter().any(|u| l.contains(u))
+            })
+            .take(20)
+            .collect();
+        if unusual.is_empty() {
+            return;
+        }
+        let lines = unusual.iter().map(|e| e.raw.as_str()).collect::<Vec<_>>().join("\n");
+        let prompt = format!(
+            "No detection rule matched these log lines, but they contain payload-like text. Are they an attack? \
+             Answer only with JSON: {{\"suspicious\": true|false, \"summary\": \"one sentence\"}}.\n{}",
+            crate::llm::fence_untrusted("LOG LINES", &lines, 8000)
+        );
+        let Some(Ok(answer)) = super::reasoning::consult(&self.env, &self.def, tools, snap(), prompt, fx).await else {
+            return;
+        };
+        #[derive(serde::Deserialize)]
+        struct Review {
+            suspicious: bool,
+            #[serde(default)]
+            summary: String,
+        }
+        let parsed = answer
+            .find('{')
+            .zip(answer.rfind('}'))
+            .filter(|(a, b)| a < b)
+            .and_then(|(a, b)| serde_json::from_str::<Review>(&answer[a..=b]).ok());
+        let Some(review) = parsed else {
+            fx.audit.push(AuditEntry::new(&self.def.name, AuditKind::ModelCall, "review", serde_json::json!({ "outcome": "malformed answer ignored: no detection added" })));
+            return;
+        };
+        if !review.suspicious {
+            return;
+        }
+        let first = unusual[0];
+        let src = first.src_ip();
+        let entity = src.map(|ip| ip.to_string()).unwrap_or_else(|| format!("host:{}", first.host));
+        findings.push(Finding {
+            id: Finding::derive_id("model_review", &entity, first.time),
+            rule: "model_review".into(),
+            title: format!("Model review: {}", crate::ingest::sanitize(&review.summary, 200)),
+            severity: Severity::Low,
+            confidence: 0.3,
+            src_ip: src.map(|ip| ip.to_string()),
+            host: crate::ingest::sanitize(&first.host, 255),
+            first_seen: first.time,
+            last_seen: unusual.last().map_or(first.time, |e| e.time),
+            event_count: unusual.len() as u64,
+            evidence: unusual.iter().take(5).map(|e| crate::ingest::sanitize(&e.raw, 512)).collect(),
+            entity: src.is_none().then_some(entity),
+            narrative: Some(crate::ingest::sanitize(&review.summary, 1500)),
+            ..Default::default()
+        });
+        fx.findings = findings.len();
     }
 }
 

@@ -85,6 +85,9 @@ pub struct Finding {
     /// CVE ids the detection names (Sigma `cve.YYYY-NNNN` tags): the weakness exploited.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cves: Vec<String>,
+    /// A language model's account of it for an analyst (only with a model configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narrative: Option<String>,
 }
 
 /// The origin of an evidence line.

@@ -233,6 +233,7 @@ fn an_instruction_is_investigated_with_the_agents_tools_and_answered() {
     let ip = "198.51.100.23";
     let inc = brute_force(&d, &log, ip);
     let id = inc["id"].as_str().unwrap().to_string();
+    let before = fake.requests.lock().unwrap().len();
     // The model asks for the triage, then answers.
     fake.script(vec![
         Reply::Tool { name: "triage_incident", arguments: serde_json::json!({ "incident_id": id }) },
@@ -255,8 +256,8 @@ fn an_instruction_is_investigated_with_the_agents_tools_and_answered() {
 
     // What the model was sent: the agent's prompt file as the system prompt, the
     // incident fenced as untrusted data, and exactly incident response's tools (the
-    // first request was the triage explanation, answered 500).
-    let reqs = fake.requests.lock().unwrap()[1..].to_vec();
+    // requests before were the triage explanation and narratives, answered 500).
+    let reqs = fake.requests.lock().unwrap()[before..].to_vec();
     assert_eq!(reqs.len(), 2, "{reqs:#?}");
     let first = reqs[0].to_string();
     assert!(first.contains("You are Warden's incident responder."), "{first}");
@@ -280,9 +281,10 @@ fn an_instruction_is_investigated_with_the_agents_tools_and_answered() {
         .filter(|r| r.entry.kind == warden::kb::audit::AuditKind::ModelCall)
         .map(|r| serde_json::from_value(r.entry.detail.clone()).unwrap())
         .collect();
-    assert_eq!(calls.len(), 2, "the failed triage explanation and the answered instruction: {calls:#?}");
-    assert!(calls[0].outcome.starts_with("fell back") && calls[0].answer_sha256.is_none());
-    let rec = &calls[1];
+    // Every request before the instruction failed (and says so); the last was answered.
+    assert_eq!(calls.len(), before + 1, "{calls:#?}");
+    assert!(calls[..before].iter().all(|c| c.outcome.starts_with("fell back") && c.answer_sha256.is_none()));
+    let rec = &calls[before];
     assert_eq!(
         (rec.provider.as_str(), rec.model.as_str(), rec.outcome.as_str()),
         ("openai-compatible", "fake", "answered")

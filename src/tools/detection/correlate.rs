@@ -414,6 +414,7 @@ fn campaign(root: Uuid, g: &Group, at: DateTime<Utc>) -> Finding {
         campaign: Some(root),
         evidence_refs: Vec::new(),
         cves: Vec::new(),
+        narrative: None,
     }
 }
 
