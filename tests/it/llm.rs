@@ -257,6 +257,13 @@ fn an_instruction_is_investigated_with_the_agents_tools_and_answered() {
         })
     });
     assert_eq!(inc["type"], "brute_force");
+    // The report carries the model's narrative, labelled as such.
+    let out = d.cli(&["report", &id, "--audience", "executive"]);
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        md.contains("## Narrative \\(written by the language model\\)") && md.contains("Password guessing from 198"),
+        "{md}"
+    );
 
     // What the model was sent: the agent's prompt file as the system prompt, the
     // incident fenced as untrusted data, and exactly incident response's tools (the

@@ -302,6 +302,23 @@ pub fn build(inc: &Incident, audience: Audience) -> Report {
             }
         }
     }
+    // With a language model configured: its narrative of the incident (its triage
+    // explanation, its answers, the findings' narratives), labelled as the model's.
+    let mut narrative: Vec<String> = inc
+        .notes
+        .iter()
+        .filter_map(|n| {
+            n.strip_prefix("triage explained by the model: ").or_else(|| n.strip_prefix("model (incident-response): "))
+        })
+        .map(String::from)
+        .collect();
+    narrative.extend(inc.findings.iter().filter_map(|f| f.narrative.as_ref().map(|n| format!("{}: {n}", f.title))));
+    if !narrative.is_empty() {
+        sections.insert(
+            1.min(sections.len()),
+            Section { heading: "Narrative (written by the language model)".into(), items: narrative, verbatim: false },
+        );
+    }
     Report { audience, incident: inc.id, title: inc.title.clone(), generated_at: chrono::Utc::now(), sections }
 }
 
