@@ -1323,37 +1323,14 @@ mod tests {
     /// Incident response with a mocked model (within the real budget/timeout guard).
     fn setup_llm(model: crate::llm::MockReasoner) -> IncidentResponse {
         let mut ir = setup(ResponseMode::Enforce);
-        let cfg = crate::llm::LlmConfig {
-            provider: crate::llm::Provider::OpenaiCompatible,
-            model: "mock".into(),
-            base_url: Some("http://127.0.0.1:1/v1".into()),
-            api_key_env: None,
-            timeout_secs: 1,
-            calls_per_minute: 100,
-            tokens_per_day: 1_000_000,
-            max_turns: 4,
-        };
+        let cfg = crate::agents::test_support::llm_config();
         let mut env = (*ir.env).clone_for_test();
         env.reasoner = Some(Arc::new(crate::llm::Guarded::new(Arc::new(model), &cfg)));
         ir.env = Arc::new(env);
         ir
     }
 
-    fn mock_model(
-        f: impl Fn(
-            crate::llm::ReasonRequest,
-        )
-            -> futures_util::future::BoxFuture<'static, Result<crate::llm::ReasonAnswer, crate::llm::LlmError>>
-        + Send
-        + Sync
-        + 'static,
-    ) -> crate::llm::MockReasoner {
-        let mut m = crate::llm::MockReasoner::new();
-        m.expect_provider().return_const("mock".to_string());
-        m.expect_model().return_const("mock".to_string());
-        m.expect_reason().returning(f);
-        m
-    }
+    use crate::agents::test_support::model as mock_model;
 
     /// The incident id a prompt names (`… incident <uuid>…`).
     fn incident_in(prompt: &str) -> String {

@@ -207,7 +207,7 @@ pub fn tools_for(
                             env.kb.incident(id).await.map_err(|e| e.to_string())?.ok_or(format!("no incident {id}"))?;
                         let decision = match playbooks.iter().find(|p| p.name == name) {
                             None => Err(format!("no playbook named `{}`", crate::ingest::sanitize(&name, 64))),
-                            Some(p) if !p.trigger.types.iter().any(|t| *t == inc.kind) => {
+                            Some(p) if !p.trigger.types.contains(&inc.kind) => {
                                 Err(format!("playbook `{}` is not for incidents of type `{}`", p.name, inc.kind))
                             }
                             Some(p) => Ok(format!(

@@ -353,45 +353,16 @@ mod tests {
 
     use super::*;
     use crate::agents::MockTools;
-    use crate::definitions::{ActorsDir, load};
-    use crate::kb::{Kb, KnowledgeBase};
-    use crate::llm::{LlmConfig, MockReasoner, Provider, ReasonAnswer};
+    use crate::llm::ReasonAnswer;
     use crate::messages::{Finding, Severity};
-    use actix::Actor;
 
     fn agent(answer: &'static str) -> ThreatDetection {
-        let defs = load(&ActorsDir::Disk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("actors"))).unwrap();
-        let store = crate::store::Store::temporary(1 << 20).unwrap();
-        let mut m = MockReasoner::new();
-        m.expect_provider().return_const("mock".to_string());
-        m.expect_model().return_const("mock".to_string());
-        m.expect_reason().returning(move |req| {
+        let defs = crate::agents::test_support::definitions();
+        let m = crate::agents::test_support::model(move |req| {
             assert!(req.prompt.contains("<<<UNTRUSTED"), "log text reaches the model fenced");
             Box::pin(async move { Ok(ReasonAnswer { text: answer.into(), tool_uses: vec![], tokens: 3 }) })
         });
-        let cfg = LlmConfig {
-            provider: Provider::OpenaiCompatible,
-            model: "mock".into(),
-            base_url: Some("http://127.0.0.1:1/v1".into()),
-            api_key_env: None,
-            timeout_secs: 1,
-            calls_per_minute: 100,
-            tokens_per_day: 1_000_000,
-            max_turns: 2,
-        };
-        let env = Arc::new(AgentEnv {
-            kb: Kb { addr: KnowledgeBase::new(store).unwrap().start() },
-            routes: Arc::new(crate::supervisor::routing::RoutingTable::new(&defs).unwrap()),
-            protected: Arc::new(crate::tools::response::Protected::new(&[])),
-            policy: Default::default(),
-            response_mode: crate::messages::ResponseMode::Observe,
-            metrics: Default::default(),
-            durable: true,
-            intel: Default::default(),
-            notifier: None,
-            data_dir: std::env::temp_dir(),
-            reasoner: Some(Arc::new(crate::llm::Guarded::new(Arc::new(m), &cfg))),
-        });
+        let env = crate::agents::test_support::env(&defs, Some(m));
         ThreatDetection::new(Arc::new(defs.agents["threat-detection"].clone()), env)
     }
 
