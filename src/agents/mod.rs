@@ -152,72 +152,6 @@ pub struct AgentEnv {
     pub reasoner: Option<Arc<crate::llm::Guarded>>,
 }
 
-/// What agents' unit tests share: an environment on a temporary database, and a
-/// mocked language model behind the real guard.
-#[cfg(test)]
-pub mod test_support {
-    use std::sync::Arc;
-
-    use actix::Actor;
-
-    use super::AgentEnv;
-    use crate::definitions::{ActorsDir, Definitions, load};
-    use crate::kb::{Kb, KnowledgeBase};
-    use crate::llm::{LlmConfig, LlmError, MockReasoner, Provider, ReasonAnswer, ReasonRequest};
-
-    pub fn definitions() -> Definitions {
-        load(&ActorsDir::Disk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("actors"))).unwrap()
-    }
-
-    /// A model answering with `f`, as the provider "mock".
-    pub fn model(
-        f: impl Fn(ReasonRequest) -> futures_util::future::BoxFuture<'static, Result<ReasonAnswer, LlmError>>
-        + Send
-        + Sync
-        + 'static,
-    ) -> MockReasoner {
-        let mut m = MockReasoner::new();
-        m.expect_provider().return_const("mock".to_string());
-        m.expect_model().return_const("mock".to_string());
-        m.expect_reason().returning(f);
-        m
-    }
-
-    /// The guard's limits in tests: a one-second timeout, generous budgets.
-    pub fn llm_config() -> LlmConfig {
-        LlmConfig {
-            provider: Provider::OpenaiCompatible,
-            model: "mock".into(),
-            base_url: Some("http://127.0.0.1:1/v1".into()),
-            api_key_env: None,
-            timeout_secs: 1,
-            calls_per_minute: 100,
-            tokens_per_day: 1_000_000,
-            max_turns: 2,
-        }
-    }
-
-    /// An environment on a temporary database, with `model` if given.
-    pub fn env(defs: &Definitions, model: Option<MockReasoner>) -> Arc<AgentEnv> {
-        let store = crate::store::Store::temporary(1 << 20).unwrap();
-        let data_dir = std::env::temp_dir().join(format!("warden-agent-test-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&data_dir).unwrap();
-        Arc::new(AgentEnv {
-            kb: Kb { addr: KnowledgeBase::new(store).unwrap().start() },
-            routes: Arc::new(crate::supervisor::routing::RoutingTable::new(defs).unwrap()),
-            protected: Arc::new(crate::tools::response::Protected::new(&[])),
-            policy: Default::default(),
-            response_mode: crate::messages::ResponseMode::Observe,
-            metrics: Default::default(),
-            durable: true,
-            intel: Default::default(),
-            notifier: None,
-            data_dir,
-            reasoner: model.map(|m| Arc::new(crate::llm::Guarded::new(Arc::new(m), &llm_config()))),
-        })
-    }
-}
-
 #[cfg(test)]
 impl AgentEnv {
     /// A copy to vary in a test (the notifier is dropped).
@@ -338,4 +272,70 @@ fn stateless_executor(def: &AgentDefinition, env: &AgentEnv) -> ToolExecutor {
         env.policy.clone(),
         env.durable,
     )
+}
+
+/// What agents' unit tests share: an environment on a temporary database, and a
+/// mocked language model behind the real guard.
+#[cfg(test)]
+pub mod test_support {
+    use std::sync::Arc;
+
+    use actix::Actor;
+
+    use super::AgentEnv;
+    use crate::definitions::{ActorsDir, Definitions, load};
+    use crate::kb::{Kb, KnowledgeBase};
+    use crate::llm::{LlmConfig, LlmError, MockReasoner, Provider, ReasonAnswer, ReasonRequest};
+
+    pub fn definitions() -> Definitions {
+        load(&ActorsDir::Disk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("actors"))).unwrap()
+    }
+
+    /// A model answering with `f`, as the provider "mock".
+    pub fn model(
+        f: impl Fn(ReasonRequest) -> futures_util::future::BoxFuture<'static, Result<ReasonAnswer, LlmError>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> MockReasoner {
+        let mut m = MockReasoner::new();
+        m.expect_provider().return_const("mock".to_string());
+        m.expect_model().return_const("mock".to_string());
+        m.expect_reason().returning(f);
+        m
+    }
+
+    /// The guard's limits in tests: a one-second timeout, generous budgets.
+    pub fn llm_config() -> LlmConfig {
+        LlmConfig {
+            provider: Provider::OpenaiCompatible,
+            model: "mock".into(),
+            base_url: Some("http://127.0.0.1:1/v1".into()),
+            api_key_env: None,
+            timeout_secs: 1,
+            calls_per_minute: 100,
+            tokens_per_day: 1_000_000,
+            max_turns: 2,
+        }
+    }
+
+    /// An environment on a temporary database, with `model` if given.
+    pub fn env(defs: &Definitions, model: Option<MockReasoner>) -> Arc<AgentEnv> {
+        let store = crate::store::Store::temporary(1 << 20).unwrap();
+        let data_dir = std::env::temp_dir().join(format!("warden-agent-test-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        Arc::new(AgentEnv {
+            kb: Kb { addr: KnowledgeBase::new(store).unwrap().start() },
+            routes: Arc::new(crate::supervisor::routing::RoutingTable::new(defs).unwrap()),
+            protected: Arc::new(crate::tools::response::Protected::new(&[])),
+            policy: Default::default(),
+            response_mode: crate::messages::ResponseMode::Observe,
+            metrics: Default::default(),
+            durable: true,
+            intel: Default::default(),
+            notifier: None,
+            data_dir,
+            reasoner: model.map(|m| Arc::new(crate::llm::Guarded::new(Arc::new(m), &llm_config()))),
+        })
+    }
 }
