@@ -188,7 +188,7 @@ fn correlation_config() -> CorrelationConfig {
 }
 
 /// How many contributing lines a correlation finding points at (the most recent ones).
-pub const CORRELATION_REFS: usize = 10;
+pub const CORRELATION_REFS: usize = 5;
 
 /// Loads every rule file below `dir`; paths in errors are as found.
 pub fn load_dir(dir: &Path) -> std::io::Result<RuleSet> {
@@ -205,31 +205,60 @@ pub fn load_dir(dir: &Path) -> std::io::Result<RuleSet> {
 pub struct SigmaView<'a>(pub &'a Event, pub Option<&'a str>);
 
 /// The prefix of the event id a correlation keeps for each contributing event: where the
-/// line was read (`wref:<offset>:<sha256>:<file>`), so the finding can point at it.
-const REF_PREFIX: &str = "wref:";
+/// line was read and its hash (`w<offset>.<sha256 in base64url>`), kept short because
+/// the correlation windows are stored with every batch. The file is the one the
+/// finding's batch was read from (a line read before a rotation then no longer matches
+/// its hash there, and evidence collection says so).
+const REF_PREFIX: &str = "w";
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+fn b64(bytes: &[u8; 32]) -> String {
+    let mut out = String::with_capacity(43);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn unb64(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 43 {
+        return None;
+    }
+    let mut bits: u64 = 0;
+    let (mut n, mut out, mut at) = (0u32, [0u8; 32], 0usize);
+    for c in s.bytes() {
+        let v = B64.iter().position(|b| *b == c)? as u64;
+        bits = bits << 6 | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            *out.get_mut(at)? = (bits >> n) as u8;
+            at += 1;
+            bits &= (1 << n) - 1;
+        }
+    }
+    (at == 32).then_some(out)
+}
 
 impl SigmaView<'_> {
     /// The id under which the correlation engine remembers this event: where it was read.
     fn reference(&self) -> Option<String> {
-        let (offset, file) = (self.0.offset?, self.1?);
-        let r = crate::messages::EvidenceRef::new(file.into(), offset, &self.0.raw);
-        Some(format!("{REF_PREFIX}{offset}:{}:{file}", r.sha256_hex()))
+        let offset = self.0.offset?;
+        self.1?;
+        use sha2::Digest;
+        let sha: [u8; 32] = sha2::Sha256::digest(self.0.raw.as_bytes()).into();
+        Some(format!("{REF_PREFIX}{offset}.{}", b64(&sha)))
     }
 }
 
-/// The evidence reference kept by [`SigmaView::reference`].
-fn parse_reference(id: &str) -> Option<crate::messages::EvidenceRef> {
-    let rest = id.strip_prefix(REF_PREFIX)?;
-    let (offset, rest) = rest.split_once(':')?;
-    let (hash, file) = rest.split_once(':')?;
-    let mut sha256 = [0u8; 32];
-    if hash.len() != 64 {
-        return None;
-    }
-    for (i, b) in sha256.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hash.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(crate::messages::EvidenceRef { file: file.into(), offset: offset.parse().ok()?, sha256 })
+/// The evidence reference kept by [`SigmaView::reference`], in `file`.
+fn parse_reference(id: &str, file: &str) -> Option<crate::messages::EvidenceRef> {
+    let (offset, hash) = id.strip_prefix(REF_PREFIX)?.split_once('.')?;
+    Some(crate::messages::EvidenceRef { file: file.into(), offset: offset.parse().ok()?, sha256: unb64(hash)? })
 }
 
 /// Nesting deeper than this is not searched by keywords (hostile input).
@@ -450,10 +479,16 @@ impl RuleSet {
     }
 
     /// The correlation windows, when there are correlation rules.
+    /// The references to contributing lines are left out: they are only evidence
+    /// pointers, and storing them with every batch's state would cost more than they
+    /// are worth (after a restart a correlation points at the lines read since).
     pub fn snapshot(&self) -> Option<serde_json::Value> {
-        (self.engine.correlation_rule_count() > 0)
-            .then(|| serde_json::to_value(self.engine.export_state()).ok())
-            .flatten()
+        if self.engine.correlation_rule_count() == 0 {
+            return None;
+        }
+        let mut snap = self.engine.export_state();
+        snap.event_ref_buffers.clear();
+        serde_json::to_value(snap).ok()
     }
 
     /// Runs the rules over one event and returns the findings it opens; a rule fires at
@@ -505,7 +540,12 @@ impl RuleSet {
                         .map(|(_, v)| sanitize(v, 64))
                         .collect::<Vec<_>>();
                     let start = ev.time - Duration::seconds(c.timespan_secs.min(i64::MAX as u64) as i64);
-                    refs = c.event_refs.iter().flatten().filter_map(|r| parse_reference(r.id.as_deref()?)).collect();
+                    refs = c
+                        .event_refs
+                        .iter()
+                        .flatten()
+                        .filter_map(|r| parse_reference(r.id.as_deref()?, file?))
+                        .collect();
                     (ip.map(|i| i.to_string()), users, c.aggregated_value.max(1.0) as u64, start)
                 }
                 ResultBody::Detection(_) => (
@@ -692,8 +732,10 @@ mod tests {
             assert_eq!(&*r.file, "/var/log/auth.log");
             assert_eq!(r, &crate::messages::EvidenceRef::new("/var/log/auth.log".into(), r.offset, raw));
         }
-        assert!(parse_reference("wref:1:zz:/f").is_none());
-        assert!(parse_reference("something-else").is_none());
+        assert!(parse_reference("w1.zz", "/f").is_none());
+        assert!(parse_reference("something-else", "/f").is_none());
+        let sha = [7u8; 32];
+        assert_eq!(unb64(&b64(&sha)), Some(sha));
     }
 
     #[test]
