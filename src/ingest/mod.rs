@@ -272,9 +272,6 @@ pub fn local_hostname() -> Option<String> {
 /// Parses lines of one format into events, counting what it could not parse.
 pub struct LineParser {
     format: LogFormat,
-    /// The host of web access log lines, which name none: this machine, whose logs
-    /// they are.
-    default_host: String,
     years: parse::YearInference,
     last_time: Option<DateTime<Utc>>,
     zeek: parse::zeek::ZeekHeader,
@@ -282,13 +279,7 @@ pub struct LineParser {
 
 impl LineParser {
     pub fn new(format: LogFormat, reference: DateTime<Utc>) -> Self {
-        LineParser {
-            format,
-            default_host: local_hostname().unwrap_or_default(),
-            years: parse::YearInference::new(reference),
-            last_time: None,
-            zeek: Default::default(),
-        }
+        LineParser { format, years: parse::YearInference::new(reference), last_time: None, zeek: Default::default() }
     }
 
     /// Before reading a file from the middle (a checkpoint), reads its header: a Zeek
@@ -337,11 +328,7 @@ impl LineParser {
             }
         };
         match parsed {
-            Ok(mut ev) => {
-                // An access log is this machine's: its requests hit this host.
-                if ev.host.is_empty() && ev.web.is_some() {
-                    ev.host.clone_from(&self.default_host);
-                }
+            Ok(ev) => {
                 self.last_time = Some(ev.time);
                 out.push(ev);
             }
