@@ -68,7 +68,7 @@ impl Runtime {
         });
         let notifier = match &cfg.notify {
             Some(n) if durable => Some(
-                crate::tools::response::notify::Notifier::start(n.clone(), metrics.clone())
+                crate::tools::response::notify::Notifier::start(n.clone(), metrics.clone(), kb.clone())
                     .map_err(RuntimeError::Notify)?,
             ),
             _ => None,

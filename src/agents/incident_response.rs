@@ -769,7 +769,7 @@ impl IncidentResponse {
                 } else {
                     format!("playbook {} waits for approval of step {}: {detail}", pb.name, step.id)
                 };
-                n.send(crate::tools::response::notify::Notification {
+                fx.writes.push(n.queue(&crate::tools::response::notify::Notification {
                     incident: inc.id,
                     kind: inc.kind.clone(),
                     severity: inc.severity.to_string(),
@@ -777,7 +777,7 @@ impl IncidentResponse {
                     title: inc.title.clone(),
                     text,
                     at: now,
-                });
+                }));
             }
         }
         inc.updated_at = now;
@@ -874,7 +874,7 @@ impl IncidentResponse {
                 "remediation": inc.remediation.iter().map(|r| (&r.package, r.status)).collect::<Vec<_>>() }),
         ));
         if let (Some(text), Some(n)) = (notify, &self.env.notifier) {
-            n.send(crate::tools::response::notify::Notification {
+            fx.writes.push(n.queue(&crate::tools::response::notify::Notification {
                 incident: inc.id,
                 kind: inc.kind.clone(),
                 severity: inc.severity.to_string(),
@@ -882,7 +882,7 @@ impl IncidentResponse {
                 title: inc.title.clone(),
                 text,
                 at: now,
-            });
+            }));
         }
         self.dirty.insert(inc.id);
         fx

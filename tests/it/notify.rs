@@ -10,7 +10,11 @@ use crate::support::*;
 
 /// Answers 500 to the first `failures` requests, 200 after; records every body.
 fn receiver(failures: usize) -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    receiver_on(0, failures)
+}
+
+fn receiver_on(port: u16, failures: usize) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let port = listener.local_addr().unwrap().port();
     let bodies = Arc::new(Mutex::new(Vec::new()));
     let seen = bodies.clone();
@@ -91,4 +95,33 @@ fn a_dead_webhook_is_counted_and_does_not_block_the_playbook() {
             .any(|s| s["id"] == "notify-oncall" && s["outcome"] == "done")
     );
     eventually(30, "the failure counted", || (d.metric("warden_notifications_failed_total") == Some(1)).then_some(()));
+}
+
+/// A notification raised while the webhook is down is in the durable outbox: killed
+/// with `kill -9` and restarted, Warden delivers it once the webhook answers.
+#[test]
+fn a_pending_notification_survives_kill_9() {
+    let port = free_port();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = format!("[notify]\nwebhook = \"http://127.0.0.1:{port}/hook\"\nretries = 1000\nbackoff_ms = 100\n");
+    let mut d = Daemon::start(tmp.path(), "", &cfg, None);
+    brute_force(&d, "198.18.9.32");
+    let inc = eventually(30, "the notify step done (its notification queued)", || {
+        d.incidents().into_iter().find(|i| {
+            i["entities"][0] == "198.18.9.32"
+                && i["playbook"]["steps"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|s| s["id"] == "notify-oncall" && s["outcome"] == "done"))
+        })
+    });
+    d.kill9();
+    // Nothing was delivered: nothing listened. Now the webhook is up, and Warden again.
+    let (_, bodies) = receiver_on(port, 0);
+    d.spawn();
+    eventually(30, "the notification delivered after the restart", || {
+        (d.metric("warden_notifications_sent_total").unwrap_or(0) >= 1).then_some(())
+    });
+    let bodies = bodies.lock().unwrap().clone();
+    let id = inc["id"].as_str().unwrap();
+    assert!(bodies.iter().any(|b| b.contains(id) && b.contains("the address is blocked")), "{bodies:?}");
 }

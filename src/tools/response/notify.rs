@@ -1,11 +1,11 @@
 //! Notifications: a webhook (generic JSON, or a Slack-compatible payload) with retries
-//! and exponential backoff. Sending never blocks a playbook: notifications go into a
-//! bounded queue that a background task drains; a full queue and a delivery that
-//! exhausts its retries are counted (`/metrics`) and logged, and the run goes on.
-//!
-//! Delivery is at least once while the process runs: a notification queued just
-//! before a crash is lost, one sent just before a crash may be sent again when its
-//! playbook step is redelivered.
+//! and exponential backoff. Sending never blocks a playbook: a notification is a record
+//! in a durable outbox (the `state` tree, `outbox/<time-ordered id>`), written in the
+//! same commit as the decision that raised it; a background task delivers the outbox in
+//! order and deletes each record once delivered or once its retries are exhausted
+//! (counted on `/metrics` and logged). A crash loses nothing: after a restart the
+//! outbox is delivered again — at least once (a notification delivered just before a
+//! crash, whose deletion was not yet committed, is sent a second time).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -91,21 +91,28 @@ impl Notification {
 /// The sending side, cloned into whoever notifies.
 #[derive(Debug, Clone)]
 pub struct Notifier {
-    tx: tokio::sync::mpsc::Sender<Notification>,
-    metrics: Arc<Metrics>,
+    wake: Arc<tokio::sync::Notify>,
 }
 
+/// The outbox's key prefix in the state tree.
+pub const OUTBOX: &str = "outbox/";
+
+/// How often the outbox is read when nothing wakes the delivery task.
+const OUTBOX_POLL: Duration = Duration::from_secs(1);
+
 impl Notifier {
-    /// Queues a notification; never waits. A full queue drops it (counted).
-    pub fn send(&self, n: Notification) {
-        if self.tx.try_send(n).is_err() {
-            self.metrics.notifications_failed.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("notification queue full: notification dropped");
+    /// The outbox record for a notification, to commit with the decision that raised
+    /// it; the delivery task is woken to look (it also looks every second).
+    pub fn queue(&self, n: &Notification) -> crate::kb::Write {
+        self.wake.notify_one();
+        crate::kb::Write::State {
+            key: format!("{OUTBOX}{}", uuid::Uuid::now_v7()),
+            value: serde_json::to_value(n).unwrap_or_default(),
         }
     }
 
     /// Starts the delivery task on the current (actix) runtime.
-    pub fn start(cfg: NotifyConfig, metrics: Arc<Metrics>) -> Result<Notifier, String> {
+    pub fn start(cfg: NotifyConfig, metrics: Arc<Metrics>, kb: crate::kb::Kb) -> Result<Notifier, String> {
         if !(cfg.webhook.starts_with("http://") || cfg.webhook.starts_with("https://")) {
             return Err(format!("[notify] webhook `{}` is not an http(s) URL", cfg.webhook));
         }
@@ -114,35 +121,67 @@ impl Notifier {
             .user_agent(concat!("warden/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the webhook client: {e}"))?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Notification>(1024);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let woken = wake.clone();
         let m = metrics.clone();
         actix_rt::spawn(async move {
-            while let Some(n) = rx.recv().await {
-                let body = n.body(cfg.format);
-                let mut wait = Duration::from_millis(cfg.backoff_ms);
-                let mut delivered = false;
-                for attempt in 0..=cfg.retries {
-                    match client.post(&cfg.webhook).json(&body).send().await {
-                        Ok(r) if r.status().is_success() => {
-                            delivered = true;
-                            break;
-                        }
-                        Ok(r) => tracing::warn!(attempt, status = %r.status(), "webhook refused a notification"),
-                        Err(e) => tracing::warn!(attempt, error = %e, "webhook unreachable"),
+            loop {
+                let _ = tokio::time::timeout(OUTBOX_POLL, woken.notified()).await;
+                let pending = match kb.states(OUTBOX).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the notification outbox");
+                        continue;
                     }
-                    if attempt < cfg.retries {
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(Duration::from_secs(300));
+                };
+                for (key, value) in pending {
+                    deliver(&cfg, &client, &m, &key, value).await;
+                    let done = crate::kb::Commit {
+                        writes: vec![crate::kb::Write::StateDelete { key }],
+                        audit: Vec::new(),
+                        flush: false,
+                    };
+                    if let Err(e) = kb.commit(done).await {
+                        tracing::error!(error = %e, "cannot remove a notification from the outbox");
                     }
-                }
-                let c = if delivered { &m.notifications_sent } else { &m.notifications_failed };
-                c.fetch_add(1, Ordering::Relaxed);
-                if !delivered {
-                    tracing::error!(incident = %n.incident, "notification not delivered after all retries");
                 }
             }
         });
-        Ok(Notifier { tx, metrics })
+        Ok(Notifier { wake })
+    }
+}
+
+/// One outbox record to the webhook, with retries; counted either way.
+async fn deliver(cfg: &NotifyConfig, client: &reqwest::Client, m: &Metrics, key: &str, value: serde_json::Value) {
+    let n: Notification = match serde_json::from_value(value) {
+        Ok(n) => n,
+        Err(e) => {
+            m.notifications_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(key, error = %e, "unreadable notification in the outbox: dropped");
+            return;
+        }
+    };
+    let body = n.body(cfg.format);
+    let mut wait = Duration::from_millis(cfg.backoff_ms);
+    let mut delivered = false;
+    for attempt in 0..=cfg.retries {
+        match client.post(&cfg.webhook).json(&body).send().await {
+            Ok(r) if r.status().is_success() => {
+                delivered = true;
+                break;
+            }
+            Ok(r) => tracing::warn!(attempt, status = %r.status(), "webhook refused a notification"),
+            Err(e) => tracing::warn!(attempt, error = %e, "webhook unreachable"),
+        }
+        if attempt < cfg.retries {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(300));
+        }
+    }
+    let c = if delivered { &m.notifications_sent } else { &m.notifications_failed };
+    c.fetch_add(1, Ordering::Relaxed);
+    if !delivered {
+        tracing::error!(incident = %n.incident, "notification not delivered after all retries");
     }
 }
 
