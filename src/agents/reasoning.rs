@@ -47,6 +47,9 @@ pub struct Snapshot {
     /// Vulnerability management: its advisory database and latest scans.
     pub db: Option<Arc<crate::tools::vuln::osv::AdvisoryDb>>,
     pub scans: Arc<Vec<crate::tools::vuln::scan::ScanReport>>,
+    /// Its targets' assets and the threat context (KEV, EPSS).
+    pub assets: Arc<Vec<(std::path::PathBuf, crate::tools::vuln::risk::AssetContext)>>,
+    pub context: Arc<crate::tools::vuln::risk::ThreatContext>,
 }
 
 /// Asks the model; the answer, or why the agent fell back to its deterministic
@@ -337,52 +340,101 @@ pub fn tools_for(
             ToolName::PrioritizeRisk | ToolName::RecommendRemediation => Some(tool(
                 t,
                 if t == ToolName::PrioritizeRisk {
-                    "The contextual risk of vulnerable packages from the latest scans (score, priority, deadline, reasons)."
+                    "Score the vulnerable packages of a scan target in context (score, priority, deadline, reasons)."
                 } else {
-                    "The remediation of vulnerable packages from the latest scans (target version, command, mitigation)."
+                    "The remediation of the vulnerable packages of a scan target (target version, command, mitigation)."
                 },
-                object(json!({ "package": { "type": "string" } }), &[]),
+                object(
+                    json!({ "target": { "type": "string", "description": "a configured target path; default: the first" },
+                            "package": { "type": "string" } }),
+                    &[],
+                ),
                 move |args| {
-                    let snap = snap.clone();
+                    let (exec, snap, targets, sinks, agent) =
+                        (exec.clone(), snap.clone(), targets.clone(), sinks.clone(), agent.clone());
                     Box::pin(async move {
-                        let want = str_arg(&args, "package");
-                        let items: Vec<String> = snap
-                            .scans
+                        let db = snap.db.clone().ok_or("no advisory database loaded")?;
+                        let want = str_arg(&args, "target");
+                        let target = targets
                             .iter()
-                            .flat_map(|s| &s.items)
-                            .filter(|i| want.is_none_or(|w| i.package.name == w))
+                            .find(|x| want.is_none_or(|w| x.path.display().to_string() == w))
+                            .ok_or("not a configured scan target")?;
+                        // The same steps as a scan: inventory and matching, then this tool.
+                        let m = match execute(
+                            &exec,
+                            ToolCall::ScanVulnerabilities { target: target.path.clone(), db: db.clone() },
+                        )
+                        .await
+                        {
+                            ToolOutcome::Succeeded(ToolOutput::Scanned(m)) => *m,
+                            o => return Err(o.summary()),
+                        };
+                        let pkg = str_arg(&args, "package");
+                        let vulnerable: Vec<Vec<crate::tools::vuln::osv::Match>> = m
+                            .vulnerable
+                            .into_iter()
+                            .filter(|ms| pkg.is_none_or(|p| ms[0].package.name == p))
                             .take(20)
-                            .map(|i| {
-                                if t == ToolName::PrioritizeRisk {
-                                    format!(
-                                        "{} {} on {}: {:?} {:.1} — {}",
-                                        i.package.name,
-                                        i.package.version,
-                                        i.asset,
-                                        i.risk.priority,
-                                        i.risk.score,
-                                        i.risk.reasons.join("; ")
-                                    )
-                                } else {
-                                    format!(
-                                        "{} {} on {}: {} — {}",
-                                        i.package.name,
-                                        i.package.version,
-                                        i.asset,
-                                        i.remediation
-                                            .target
-                                            .as_ref()
-                                            .map(|v| format!("to {v} with `{}`", i.remediation.command_line()))
-                                            .unwrap_or_else(|| "no fix".into()),
-                                        i.remediation.explanation
-                                    )
-                                }
-                            })
                             .collect();
-                        if items.is_empty() {
-                            Err("no vulnerable package of that name in the latest scans".into())
+                        if vulnerable.is_empty() {
+                            return Err("no vulnerable package of that name on that target".into());
+                        }
+                        let names: Vec<String> = vulnerable
+                            .iter()
+                            .map(|ms| format!("{} {}", ms[0].package.name, ms[0].package.version))
+                            .collect();
+                        let vulnerable = Arc::new(vulnerable);
+                        let call = if t == ToolName::PrioritizeRisk {
+                            let asset = snap
+                                .assets
+                                .iter()
+                                .find(|(p, _)| *p == target.path)
+                                .map(|(_, a)| a.clone())
+                                .ok_or("no asset for that target")?;
+                            let attacked = vec![None; vulnerable.len()];
+                            ToolCall::PrioritizeRisk { vulnerable, asset, context: snap.context.clone(), attacked }
                         } else {
-                            Ok(items.join("\n"))
+                            ToolCall::RecommendRemediation { vulnerable, db, release: m.release.clone() }
+                        };
+                        let outcome = execute(&exec, call).await;
+                        sinks.audit(AuditEntry::new(
+                            &agent,
+                            AuditKind::ToolCall,
+                            t.as_str(),
+                            json!({ "by": "model", "target": target.path, "outcome": outcome.summary() }),
+                        ));
+                        match outcome {
+                            ToolOutcome::Succeeded(ToolOutput::Risks(risks)) => Ok(names
+                                .iter()
+                                .zip(risks)
+                                .map(|(n, r)| {
+                                    format!(
+                                        "{n}: {:?} {:.1}, by {} — {}",
+                                        r.priority,
+                                        r.score,
+                                        r.deadline.format("%Y-%m-%d"),
+                                        r.reasons.join("; ")
+                                    )
+                                })
+                                .collect::<Vec<_>>()
+                                .join("\n")),
+                            ToolOutcome::Succeeded(ToolOutput::Remediations(rems)) => Ok(names
+                                .iter()
+                                .zip(rems)
+                                .map(|(n, r)| match r {
+                                    Some(r) => format!(
+                                        "{n}: {} — {}",
+                                        r.target
+                                            .as_ref()
+                                            .map(|v| format!("to {v} with `{}`", r.command_line()))
+                                            .unwrap_or_else(|| "no fix".into()),
+                                        r.explanation
+                                    ),
+                                    None => format!("{n}: no remediation"),
+                                })
+                                .collect::<Vec<_>>()
+                                .join("\n")),
+                            o => Err(o.summary()),
                         }
                     })
                 },

@@ -402,3 +402,42 @@ fn without_a_working_model_detection_and_response_go_on() {
         assert!(err.contains(why), "{url}: {err}");
     }
 }
+
+/// Vulnerability management's model tools run its own executor: asked what to patch
+/// first, the model scores a package on the fixture host and answers with it.
+#[test]
+fn the_vulnerability_agents_model_scores_packages_through_its_executor() {
+    use crate::vuln::{copy_tree, fixtures, import_fixture_advisories, vm_actors};
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    copy_tree(&fixtures("hosts/debian-web"), &host);
+    import_fixture_advisories(&tmp.path().join("data"));
+    let actors = vm_actors(tmp.path(), &host, 0);
+    let fake = FakeModel::start(vec![
+        Reply::Tool { name: "prioritize_risk", arguments: serde_json::json!({ "package": "lodash" }) },
+        Reply::Tool { name: "recommend_remediation", arguments: serde_json::json!({ "package": "lodash" }) },
+        Reply::Text("Patch lodash first: npm install lodash@4.17.21.".into()),
+    ]);
+    let d = Daemon::start(tmp.path(), "", &llm_toml(&fake.base_url, 10), Some(actors));
+    let out = d.cli(&["ask", "--to", "vulnerability-management", "what should we patch first?"]);
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), d.stderr());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Patch lodash first: npm install lodash@4.17.21.");
+    let reqs = fake.requests.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 3);
+    let mut tools: Vec<String> = reqs[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+        .collect();
+    tools.sort();
+    assert_eq!(
+        tools,
+        ["generate_vuln_report", "prioritize_risk", "recommend_remediation", "scan_vulnerabilities", "verify_patch"]
+    );
+    assert!(reqs[0].to_string().contains("You are Warden's vulnerability manager."));
+    // The risk (CVSS 4.0 9.3 computed from the vector) and the fix went back to the model.
+    assert!(reqs[1].to_string().contains("lodash 4.17.20: P1"), "{}", reqs[1]);
+    assert!(reqs[2].to_string().contains("to 4.17.21 with `npm install lodash@4.17.21`"), "{}", reqs[2]);
+}

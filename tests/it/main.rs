@@ -17,4 +17,4 @@ mod sigma;
 mod support;
 mod syslog;
 mod tail;
-mod vuln;
+pub mod vuln;

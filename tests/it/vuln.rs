@@ -225,7 +225,7 @@ fn matching_the_rustsec_and_pypa_advisories() {
 
 // ------------------------------------------------------------------ own fixtures
 
-fn fixtures(rel: &str) -> std::path::PathBuf {
+pub fn fixtures(rel: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/vuln").join(rel)
 }
 
@@ -238,7 +238,7 @@ fn fixture_db() -> warden::tools::vuln::osv::AdvisoryDb {
 }
 
 /// Copies a fixture tree (a host root) into `to`.
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
         let dst = to.join(e.file_name());
@@ -576,7 +576,7 @@ fn an_exploited_package_is_remediated_and_verified_before_the_incident_resolves(
 
 /// Writes an actors copy whose vulnerability management scans `host` every
 /// `interval` seconds.
-fn vm_actors(dir: &std::path::Path, host: &std::path::Path, interval: u64) -> std::path::PathBuf {
+pub fn vm_actors(dir: &std::path::Path, host: &std::path::Path, interval: u64) -> std::path::PathBuf {
     let actors = copy_actors(dir);
     let vm = actors.join("vulnerability-management/agent.toml");
     let text = std::fs::read_to_string(&vm).unwrap();
@@ -590,7 +590,7 @@ fn vm_actors(dir: &std::path::Path, host: &std::path::Path, interval: u64) -> st
     actors
 }
 
-fn import_fixture_advisories(data_dir: &std::path::Path) {
+pub fn import_fixture_advisories(data_dir: &std::path::Path) {
     let out = std::process::Command::new(BIN)
         .args(["vuln", "db", "import"])
         .arg(fixtures("advisories"))
