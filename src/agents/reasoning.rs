@@ -512,9 +512,50 @@ pub fn tools_for(
                     })
                 },
             )),
-            ToolName::AnalyzeLogs | ToolName::AnalyzeNetworkTraffic | ToolName::CorrelateEvents => Some(tool(
+            ToolName::AnalyzeLogs => Some(tool(
                 t,
-                "Runs on every log batch as it arrives (the model cannot feed it lines); ask for findings instead.",
+                "Run Warden's detectors and rules over log lines (a dry run on a fresh detector: nothing is \
+                 stored, no incident opens). Up to 200 lines.",
+                object(json!({ "lines": { "type": "array", "items": { "type": "string" } } }), &["lines"]),
+                move |args| {
+                    let (exec, sinks, agent) = (exec.clone(), sinks.clone(), agent.clone());
+                    Box::pin(async move {
+                        let lines: Vec<String> = args
+                            .get("lines")
+                            .and_then(|l| l.as_array())
+                            .ok_or("`lines` must be a list of strings")?
+                            .iter()
+                            .filter_map(|l| l.as_str().map(String::from))
+                            .take(200)
+                            .collect();
+                        let n = lines.len();
+                        let outcome = execute(&exec, ToolCall::ProbeLogs { lines }).await;
+                        sinks.audit(AuditEntry::new(
+                            &agent,
+                            AuditKind::ToolCall,
+                            "analyze_logs",
+                            json!({ "by": "model", "lines": n, "dry_run": true, "outcome": outcome.summary() }),
+                        ));
+                        match outcome {
+                            ToolOutcome::Succeeded(ToolOutput::Findings { findings, .. }) => {
+                                Ok(if findings.is_empty() {
+                                    format!("{n} lines: no detection")
+                                } else {
+                                    findings
+                                        .iter()
+                                        .map(|f| format!("{} ({}): {}", f.rule, f.severity, f.title))
+                                        .collect::<Vec<_>>()
+                                        .join("\n")
+                                })
+                            }
+                            o => Err(o.summary()),
+                        }
+                    })
+                },
+            )),
+            ToolName::AnalyzeNetworkTraffic | ToolName::CorrelateEvents => Some(tool(
+                t,
+                "Runs on every log batch as it arrives (the model cannot feed it); its findings are in the knowledge base.",
                 object(json!({}), &[]),
                 move |_| {
                     Box::pin(async move {

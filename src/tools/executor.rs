@@ -71,6 +71,11 @@ pub enum ToolCall {
         assets: std::sync::Arc<response::triage::Assets>,
     },
     ContainThreat(ContainSpec),
+    /// `analyze_logs` on lines a language model supplies: a fresh detector with the same
+    /// parameters and rules, so nothing it sees touches the real detection state.
+    ProbeLogs {
+        lines: Vec<String>,
+    },
     /// Inventory a target and match it against the advisory database.
     ScanVulnerabilities {
         target: std::path::PathBuf,
@@ -114,6 +119,7 @@ impl ToolCall {
             ToolCall::CollectEvidence { .. } => ToolName::CollectEvidence,
             ToolCall::TriageIncident { .. } => ToolName::TriageIncident,
             ToolCall::ContainThreat(_) => ToolName::ContainThreat,
+            ToolCall::ProbeLogs { .. } => ToolName::AnalyzeLogs,
             ToolCall::ScanVulnerabilities { .. } => ToolName::ScanVulnerabilities,
             ToolCall::PrioritizeRisk { .. } => ToolName::PrioritizeRisk,
             ToolCall::RecommendRemediation { .. } => ToolName::RecommendRemediation,
@@ -200,6 +206,8 @@ pub struct ToolExecutor {
     allowed: Vec<ToolName>,
     detector: Option<AuthDetector>,
     detector_poisoned: bool,
+    /// What a fresh detector for [`ToolCall::ProbeLogs`] is made of.
+    probe: Option<(DetectionParams, Vec<(String, String)>)>,
     network: Option<NetworkAnalyzer>,
     ioc: Option<IocMatcher>,
     correlator: Option<Correlator>,
@@ -222,6 +230,7 @@ impl ToolExecutor {
         keep_delta: bool,
     ) -> Self {
         let DetectionRestore { auth, keyed } = restored;
+        let probe = allowed.contains(&ToolName::AnalyzeLogs).then(|| (detection.clone(), rule_files.to_vec()));
         let detector = allowed.contains(&ToolName::AnalyzeLogs).then(|| {
             let rules = (!rule_files.is_empty()).then(|| crate::tools::detection::sigma::load(rule_files));
             AuthDetector::with_rules(detection.clone(), auth.unwrap_or_default(), rules)
@@ -266,6 +275,7 @@ impl ToolExecutor {
             allowed: allowed.to_vec(),
             detector,
             detector_poisoned: poisoned,
+            probe,
             network,
             ioc,
             correlator,
@@ -395,6 +405,22 @@ impl ToolExecutor {
                     Ok(t) => ToolOutcome::Succeeded(ToolOutput::Triage(t)),
                     Err(p) => ToolOutcome::Failed(format!("triage_incident panicked: {}", panic_text(&p))),
                 }
+            }
+            ToolCall::ProbeLogs { lines } => {
+                let Some((params, rule_files)) = self.probe.clone() else {
+                    return Ok(ToolOutcome::Failed("analyze_logs has no detector".into()));
+                };
+                guarded("analyze_logs", move || {
+                    let rules = (!rule_files.is_empty()).then(|| crate::tools::detection::sigma::load(&rule_files));
+                    let mut det = AuthDetector::with_rules(params, Default::default(), rules);
+                    let mut b = crate::ingest::BatchBuilder::new(crate::config::LogFormat::Auto, chrono::Utc::now());
+                    for l in lines {
+                        b.parser.parse(crate::ingest::sanitize(&l, 4096), &mut b.stats, &mut b.events);
+                    }
+                    let mut findings = det.analyze(&b.events);
+                    findings.iter_mut().for_each(crate::tools::detection::attack::complete);
+                    ToolOutput::Findings { findings, delta: Default::default() }
+                })
             }
             ToolCall::PrioritizeRisk { vulnerable, asset, context, attacked } => guarded("prioritize_risk", || {
                 let now = chrono::Utc::now();

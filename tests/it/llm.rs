@@ -441,3 +441,25 @@ fn the_vulnerability_agents_model_scores_packages_through_its_executor() {
     assert!(reqs[1].to_string().contains("lodash 4.17.20: P1"), "{}", reqs[1]);
     assert!(reqs[2].to_string().contains("to 4.17.21 with `npm install lodash@4.17.21`"), "{}", reqs[2]);
 }
+
+/// Threat detection's model can run the detectors over lines it is shown — a dry run
+/// on a fresh detector: the finding comes back to the model, nothing is stored.
+#[test]
+fn the_detection_agents_model_runs_a_dry_analysis() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (0..8).map(|i| failed("198.51.100.88", "root", i).trim_end().to_string()).collect();
+    let fake = FakeModel::start(vec![
+        Reply::Tool { name: "analyze_logs", arguments: serde_json::json!({ "lines": lines }) },
+        Reply::Text("Yes: password guessing against root.".into()),
+    ]);
+    let d = Daemon::start(tmp.path(), "", &llm_toml(&fake.base_url, 10), None);
+    let out = d.cli(&["ask", "--to", "threat-detection", "are these lines an attack?"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reqs = fake.requests.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs[1].to_string().contains("ssh_brute_force"), "{}", reqs[1]);
+    // A dry run: no finding stored, no incident.
+    assert!(d.incidents().is_empty());
+    let findings: serde_json::Value = serde_json::from_str(&d.get("/v1/findings").unwrap().body).unwrap();
+    assert_eq!(findings.as_array().unwrap().len(), 0, "{findings}");
+}
