@@ -127,6 +127,14 @@ fn completion(message: serde_json::Value, finish: &str) -> String {
     .to_string()
 }
 
+/// The tools a chat-completions request offers, sorted.
+fn tool_names(req: &serde_json::Value) -> Vec<String> {
+    let mut names: Vec<String> =
+        req["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap().to_string()).collect();
+    names.sort();
+    names
+}
+
 fn config(base_url: &str) -> warden::llm::LlmConfig {
     warden::llm::LlmConfig {
         provider: warden::llm::Provider::OpenaiCompatible,
@@ -273,13 +281,7 @@ fn an_instruction_is_investigated_with_the_agents_tools_and_answered() {
     let first = reqs[0].to_string();
     assert!(first.contains("You are Warden's incident responder."), "{first}");
     assert!(first.contains("UNTRUSTED INCIDENT"), "{first}");
-    let mut tools: Vec<String> = reqs[0]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
-        .collect();
-    tools.sort();
+    let tools = tool_names(&reqs[0]);
     assert_eq!(tools, ["collect_evidence", "contain_threat", "execute_playbook", "generate_report", "triage_incident"]);
     // The triage ran through the executor and its result went back to the model.
     assert!(reqs[1].to_string().contains("reasons"), "{}", reqs[1]);
@@ -425,13 +427,7 @@ fn the_vulnerability_agents_model_scores_packages_through_its_executor() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Patch lodash first: npm install lodash@4.17.21.");
     let reqs = fake.requests.lock().unwrap().clone();
     assert_eq!(reqs.len(), 3);
-    let mut tools: Vec<String> = reqs[0]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
-        .collect();
-    tools.sort();
+    let tools = tool_names(&reqs[0]);
     assert_eq!(
         tools,
         ["generate_vuln_report", "prioritize_risk", "recommend_remediation", "scan_vulnerabilities", "verify_patch"]
