@@ -758,6 +758,7 @@ impl IncidentResponse {
                 run.status = RunStatus::Done;
             }
         }
+        let run_status = run.status;
         if (step.kind == StepKind::Notify && !skip) || (!advance && !abort) {
             if step.kind == StepKind::Notify {
                 inc.notes.push(format!("notification: {detail}"));
@@ -769,15 +770,7 @@ impl IncidentResponse {
                 } else {
                     format!("playbook {} waits for approval of step {}: {detail}", pb.name, step.id)
                 };
-                fx.writes.push(n.queue(&crate::tools::response::notify::Notification {
-                    incident: inc.id,
-                    kind: inc.kind.clone(),
-                    severity: inc.severity.to_string(),
-                    priority: format!("{:?}", inc.priority),
-                    title: inc.title.clone(),
-                    text,
-                    at: now,
-                }));
+                fx.writes.push(n.queue(&crate::tools::response::notify::Notification::about(inc, text, now)));
             }
         }
         inc.updated_at = now;
@@ -787,7 +780,7 @@ impl IncidentResponse {
             AuditKind::ToolCall,
             "execute_playbook",
             serde_json::json!({ "incident": inc.id, "playbook": pb.name, "step": step.id, "key": key,
-                "outcome": outcome, "detail": detail, "run": run.status }),
+                "outcome": outcome, "detail": detail, "run": run_status }),
         ));
         self.dirty.insert(r.incident_id);
         Ok(fx)
@@ -874,15 +867,7 @@ impl IncidentResponse {
                 "remediation": inc.remediation.iter().map(|r| (&r.package, r.status)).collect::<Vec<_>>() }),
         ));
         if let (Some(text), Some(n)) = (notify, &self.env.notifier) {
-            fx.writes.push(n.queue(&crate::tools::response::notify::Notification {
-                incident: inc.id,
-                kind: inc.kind.clone(),
-                severity: inc.severity.to_string(),
-                priority: format!("{:?}", inc.priority),
-                title: inc.title.clone(),
-                text,
-                at: now,
-            }));
+            fx.writes.push(n.queue(&crate::tools::response::notify::Notification::about(inc, text, now)));
         }
         self.dirty.insert(inc.id);
         fx

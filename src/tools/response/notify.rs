@@ -68,6 +68,19 @@ pub struct Notification {
 }
 
 impl Notification {
+    /// A notification about an incident as it stands.
+    pub fn about(inc: &crate::messages::Incident, text: String, at: chrono::DateTime<chrono::Utc>) -> Notification {
+        Notification {
+            incident: inc.id,
+            kind: inc.kind.clone(),
+            severity: inc.severity.to_string(),
+            priority: format!("{:?}", inc.priority),
+            title: inc.title.clone(),
+            text,
+            at,
+        }
+    }
+
     /// The body for the configured format.
     pub fn body(&self, format: WebhookFormat) -> serde_json::Value {
         match format {
