@@ -12,13 +12,9 @@ use std::time::Instant;
 
 use warden::tools::detection::ioc::{Feed, FeedFormat, FeedSource, FeedSpec, IocIndex};
 
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(String::from))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
-}
+#[path = "support/rss.rs"]
+mod rss;
+use rss::rss_kb;
 
 struct Rng(u64);
 impl Rng {

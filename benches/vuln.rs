@@ -11,13 +11,9 @@ use std::time::Instant;
 
 use warden::tools::vuln::{osv, risk, scan};
 
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(String::from))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
-}
+#[path = "support/rss.rs"]
+mod rss;
+use rss::rss_kb;
 
 fn main() {
     let total: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(50_000);

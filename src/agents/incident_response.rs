@@ -21,8 +21,7 @@ use crate::kb::Write;
 use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::messages::{
     Action, ActionKind, ActionStatus, ApprovalDecision, ContainmentRequest, Decision, Envelope, Finding, Incident,
-    IncidentRef, IncidentStatus, Payload, PlaybookRun, PlaybookStepRef, Priority, ResponseMode, Rollback, RunStatus,
-    StepRecord,
+    IncidentRef, IncidentStatus, Payload, PlaybookRun, PlaybookStepRef, ResponseMode, Rollback, RunStatus, StepRecord,
 };
 use crate::tools::response::ContainSpec;
 use crate::tools::{ToolCall, ToolOutcome, ToolOutput};
@@ -188,25 +187,8 @@ impl IncidentResponse {
                 let mut entities = vec![entity.clone()];
                 entities.extend(f.users.iter().take(16).map(|u| format!("user:{u}")));
                 let inc = Incident {
-                    id,
-                    kind: f.rule.clone(),
-                    title: f.title.clone(),
-                    severity: f.severity,
-                    priority: Priority::P4,
-                    status: IncidentStatus::Open,
-                    entities,
-                    findings: vec![f.clone()],
-                    actions: Vec::new(),
-                    created_at: now,
-                    updated_at: now,
                     last_activity: f.last_seen,
-                    notes: Vec::new(),
-                    version: 1,
-                    triage: None,
-                    playbook: None,
-                    earlier_playbooks: Vec::new(),
-                    evidence: Vec::new(),
-                    remediation: Vec::new(),
+                    ..Incident::open(id, f.rule.clone(), f.title.clone(), f.severity, entities, vec![f.clone()], now)
                 };
                 self.by_entity.insert(entity.clone(), id);
                 self.incidents.insert(id, Arc::new(inc));
@@ -373,6 +355,17 @@ impl IncidentResponse {
         Ok(fx)
     }
 
+    /// A containment request refused: noted on the incident and in the ledger.
+    fn refuse(&mut self, incident_id: Uuid, note: String, detail: serde_json::Value) -> Effects {
+        let mut fx = Effects::default();
+        let Some(inc) = self.incidents.get_mut(&incident_id).map(Arc::make_mut) else { return fx };
+        inc.notes.push(note);
+        inc.version += 1;
+        fx.audit.push(AuditEntry::new(&self.def.name, AuditKind::Action, inc.id, detail));
+        self.dirty.insert(inc.id);
+        fx
+    }
+
     async fn containment(&mut self, req: &ContainmentRequest, tools: &dyn Tools) -> Result<Effects, AgentError> {
         let name = self.def.name.clone();
         let Some(inc) = self.incidents.get(&req.incident_id) else {
@@ -395,17 +388,9 @@ impl IncidentResponse {
             if !from_model {
                 return Err(AgentError::Rejected(format!("containment `{what}` refused: {why}")));
             }
-            let inc = Arc::make_mut(self.incidents.get_mut(&req.incident_id).expect("checked above"));
-            inc.notes.push(format!("containment request from the language model `{what}` refused: {why}"));
-            inc.version += 1;
-            fx.audit.push(AuditEntry::new(
-                &name,
-                AuditKind::Action,
-                inc.id,
-                serde_json::json!({ "refused": what, "requested_by": "model", "reason": why }),
-            ));
-            self.dirty.insert(inc.id);
-            return Ok(fx);
+            let note = format!("containment request from the language model `{what}` refused: {why}");
+            let detail = serde_json::json!({ "refused": what, "requested_by": "model", "reason": why });
+            return Ok(self.refuse(req.incident_id, note, detail));
         }
         let target = ip.map(|i| i.to_string()).unwrap_or_else(|| req.target.trim().to_string());
         if inc.actions.iter().any(|a| a.kind == req.action && a.target == target) {
@@ -415,17 +400,12 @@ impl IncidentResponse {
             && req.action == ActionKind::BlockIp
             && self.env.protected.contains(ip)
         {
-            let inc = Arc::make_mut(self.incidents.get_mut(&req.incident_id).expect("checked above"));
-            inc.notes.push(format!("containment of {target} refused: the address is protected"));
-            inc.version += 1;
-            fx.audit.push(AuditEntry::new(
-                &name,
-                AuditKind::Action,
-                inc.id,
+            let note = format!("containment of {target} refused: the address is protected");
+            return Ok(self.refuse(
+                req.incident_id,
+                note,
                 serde_json::json!({ "refused": target, "reason": "protected" }),
             ));
-            self.dirty.insert(inc.id);
-            return Ok(fx);
         }
         let mode = self.mode_for(req.action);
         let ttl = self.def.response.block_ttl_secs;
@@ -1207,7 +1187,7 @@ mod tests {
     use crate::agents::MockTools;
     use crate::definitions::{ActorsDir, load};
     use crate::kb::{Kb, KnowledgeBase};
-    use crate::messages::Severity;
+    use crate::messages::{Priority, Severity};
     use crate::supervisor::routing::RoutingTable;
     use crate::tools::response::{Protected, TriageResult};
     use actix::Actor;

@@ -109,6 +109,24 @@ async fn execute(exec: &Option<actix::Addr<ToolExecutor>>, call: ToolCall) -> To
     }
 }
 
+/// Inventory and matching of the configured scan target the model names (`target`;
+/// default: the first): its path, the database used, and the executor's outcome.
+async fn scan_named(
+    exec: &Option<actix::Addr<ToolExecutor>>,
+    snap: &Snapshot,
+    targets: &[crate::tools::vuln::scan::Target],
+    args: &Value,
+) -> Result<(std::path::PathBuf, Arc<crate::tools::vuln::osv::AdvisoryDb>, ToolOutcome), String> {
+    let db = snap.db.clone().ok_or("no advisory database loaded")?;
+    let want = str_arg(args, "target");
+    let t = targets
+        .iter()
+        .find(|t| want.is_none_or(|w| t.path.display().to_string() == w))
+        .ok_or("not a configured scan target")?;
+    let outcome = execute(exec, ToolCall::ScanVulnerabilities { target: t.path.clone(), db: db.clone() }).await;
+    Ok((t.path.clone(), db, outcome))
+}
+
 /// The model's tools for this agent: exactly the tools its definition declares.
 pub fn tools_for(
     def: &AgentDefinition,
@@ -301,19 +319,12 @@ pub fn tools_for(
                     let (exec, snap, targets, sinks, agent) =
                         (exec.clone(), snap.clone(), targets.clone(), sinks.clone(), agent.clone());
                     Box::pin(async move {
-                        let db = snap.db.clone().ok_or("no advisory database loaded")?;
-                        let want = str_arg(&args, "target");
-                        let t = targets
-                            .iter()
-                            .find(|t| want.is_none_or(|w| t.path.display().to_string() == w))
-                            .ok_or("not a configured scan target")?;
-                        let outcome =
-                            execute(&exec, ToolCall::ScanVulnerabilities { target: t.path.clone(), db }).await;
+                        let (path, _, outcome) = scan_named(&exec, &snap, &targets, &args).await?;
                         sinks.audit(AuditEntry::new(
                             &agent,
                             AuditKind::ToolCall,
                             "scan_vulnerabilities",
-                            json!({ "by": "model", "target": t.path, "outcome": outcome.summary() }),
+                            json!({ "by": "model", "target": path, "outcome": outcome.summary() }),
                         ));
                         match outcome {
                             ToolOutcome::Succeeded(ToolOutput::Scanned(m)) => Ok(format!(
@@ -353,19 +364,9 @@ pub fn tools_for(
                     let (exec, snap, targets, sinks, agent) =
                         (exec.clone(), snap.clone(), targets.clone(), sinks.clone(), agent.clone());
                     Box::pin(async move {
-                        let db = snap.db.clone().ok_or("no advisory database loaded")?;
-                        let want = str_arg(&args, "target");
-                        let target = targets
-                            .iter()
-                            .find(|x| want.is_none_or(|w| x.path.display().to_string() == w))
-                            .ok_or("not a configured scan target")?;
                         // The same steps as a scan: inventory and matching, then this tool.
-                        let m = match execute(
-                            &exec,
-                            ToolCall::ScanVulnerabilities { target: target.path.clone(), db: db.clone() },
-                        )
-                        .await
-                        {
+                        let (path, db, outcome) = scan_named(&exec, &snap, &targets, &args).await?;
+                        let m = match outcome {
                             ToolOutcome::Succeeded(ToolOutput::Scanned(m)) => *m,
                             o => return Err(o.summary()),
                         };
@@ -388,7 +389,7 @@ pub fn tools_for(
                             let asset = snap
                                 .assets
                                 .iter()
-                                .find(|(p, _)| *p == target.path)
+                                .find(|(p, _)| *p == path)
                                 .map(|(_, a)| a.clone())
                                 .ok_or("no asset for that target")?;
                             let attacked = vec![None; vulnerable.len()];
@@ -401,7 +402,7 @@ pub fn tools_for(
                             &agent,
                             AuditKind::ToolCall,
                             t.as_str(),
-                            json!({ "by": "model", "target": target.path, "outcome": outcome.summary() }),
+                            json!({ "by": "model", "target": path, "outcome": outcome.summary() }),
                         ));
                         match outcome {
                             ToolOutcome::Succeeded(ToolOutput::Risks(risks)) => Ok(names

@@ -49,6 +49,42 @@ pub struct Incident {
     pub remediation: Vec<RemediationEntry>,
 }
 
+impl Incident {
+    /// A new open incident (priority P4 until triage says otherwise), version 1, with
+    /// nothing done yet.
+    pub fn open(
+        id: Uuid,
+        kind: String,
+        title: String,
+        severity: Severity,
+        entities: Vec<String>,
+        findings: Vec<crate::messages::Finding>,
+        now: DateTime<Utc>,
+    ) -> Incident {
+        Incident {
+            id,
+            kind,
+            title,
+            severity,
+            priority: Priority::P4,
+            status: IncidentStatus::Open,
+            entities,
+            findings,
+            actions: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            last_activity: now,
+            notes: Vec::new(),
+            version: 1,
+            triage: None,
+            playbook: None,
+            earlier_playbooks: Vec::new(),
+            evidence: Vec::new(),
+            remediation: Vec::new(),
+        }
+    }
+}
+
 /// Where one remediation of an incident's root cause stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

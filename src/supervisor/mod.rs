@@ -30,7 +30,7 @@ use crate::definitions::{AgentDefinition, Definitions};
 use crate::ingest::LogBatch;
 use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::kb::{Commit, Write};
-use crate::messages::{Envelope, InboxEntry, Incident, IncidentStatus, Payload, Priority, Severity};
+use crate::messages::{Envelope, InboxEntry, Incident, Payload, Priority, Severity};
 use backoff::{RestartHistory, Verdict};
 use routing::RouteError;
 
@@ -459,29 +459,15 @@ impl Supervisor {
                     &Uuid::NAMESPACE_OID,
                     format!("agent_failed/{name}/{}", now.timestamp_nanos_opt().unwrap_or(0)).as_bytes(),
                 );
+                let title = format!(
+                    "agent failed: {name} exceeded its restart budget ({} restarts in {} s)",
+                    budget.max_restarts, budget.within_secs
+                );
+                let entities = vec![format!("agent:{name}")];
                 let incident = Incident {
-                    id,
-                    kind: "agent_failed".into(),
-                    title: format!(
-                        "agent failed: {name} exceeded its restart budget ({} restarts in {} s)",
-                        budget.max_restarts, budget.within_secs
-                    ),
-                    severity: Severity::High,
                     priority: Priority::P1,
-                    status: IncidentStatus::Open,
-                    entities: vec![format!("agent:{name}")],
-                    findings: Vec::new(),
-                    actions: Vec::new(),
-                    created_at: now,
-                    updated_at: now,
-                    last_activity: now,
                     notes: vec![format!("last error: {reason}")],
-                    version: 1,
-                    triage: None,
-                    playbook: None,
-                    earlier_playbooks: Vec::new(),
-                    evidence: Vec::new(),
-                    remediation: Vec::new(),
+                    ..Incident::open(id, "agent_failed".into(), title, Severity::High, entities, Vec::new(), now)
                 };
                 let audit = AuditEntry::new(
                     "supervisor",

@@ -616,28 +616,23 @@ pub async fn collect(
     // SHA-256) when known, then the line.
     let mut lines = String::new();
     for f in &inc.findings {
+        let row =
+            |at: &str, text: &str| format!("{}\t{}\t{}\t{at}\t{text}\n", f.first_seen.to_rfc3339(), f.host, f.rule);
+        let mut quoted = std::collections::HashSet::new();
         for e in &f.evidence {
+            use sha2::Digest;
+            let hash = <[u8; 32]>::from(sha2::Sha256::digest(e.as_bytes()));
+            quoted.insert(hash);
             let at = f
                 .evidence_refs
                 .iter()
-                .find(|r| {
-                    use sha2::Digest;
-                    r.sha256 == <[u8; 32]>::from(sha2::Sha256::digest(e.as_bytes()))
-                })
+                .find(|r| r.sha256 == hash)
                 .map(|r| format!("{}:{} sha256:{}", r.file, r.offset, r.sha256_hex()))
                 .unwrap_or_else(|| "-".into());
-            lines.push_str(&format!("{}\t{}\t{}\t{at}\t{e}\n", f.first_seen.to_rfc3339(), f.host, f.rule));
+            lines.push_str(&row(&at, e));
         }
         // Lines the finding points at but does not quote (a correlation's earlier
         // lines): read back from where they were read, and checked against their hash.
-        let quoted: std::collections::HashSet<[u8; 32]> = f
-            .evidence
-            .iter()
-            .map(|e| {
-                use sha2::Digest;
-                <[u8; 32]>::from(sha2::Sha256::digest(e.as_bytes()))
-            })
-            .collect();
         for r in f.evidence_refs.iter().filter(|r| !quoted.contains(&r.sha256)) {
             let r2 = r.clone();
             let at = format!("{}:{} sha256:{}", r.file, r.offset, r.sha256_hex());
@@ -646,7 +641,7 @@ pub async fn collect(
                 Ok(Err(why)) => format!("(not available: {why})"),
                 Err(e) => format!("(not available: {e})"),
             };
-            lines.push_str(&format!("{}\t{}\t{}\t{at}\t{text}\n", f.first_seen.to_rfc3339(), f.host, f.rule));
+            lines.push_str(&row(&at, &text));
         }
     }
     if !lines.is_empty() {

@@ -37,9 +37,13 @@ const TRIGGERS: [&str; 8] = [
     "ystem Prompt",
 ];
 
+/// The trigger searchers, built once (every line goes through them).
+static FINDERS: std::sync::LazyLock<Vec<memmem::Finder<'static>>> =
+    std::sync::LazyLock::new(|| TRIGGERS.iter().map(|t| memmem::Finder::new(t.as_bytes())).collect());
+
 /// The phrase a line uses to instruct a model, if it does.
 pub fn check(raw: &str) -> Option<String> {
-    if raw.len() < 12 || !TRIGGERS.iter().any(|t| memmem::find(raw.as_bytes(), t.as_bytes()).is_some()) {
+    if raw.len() < 12 || !FINDERS.iter().any(|f| f.find(raw.as_bytes()).is_some()) {
         return None;
     }
     let lower = raw.to_ascii_lowercase();

@@ -247,8 +247,8 @@ fn unb64(s: &str) -> Option<[u8; 32]> {
 impl SigmaView<'_> {
     /// The id under which the correlation engine remembers this event: where it was read.
     fn reference(&self) -> Option<String> {
-        let offset = self.0.offset?;
-        self.1?;
+        // Only lines read from a file can be pointed at.
+        let (offset, _file) = (self.0.offset?, self.1?);
         use sha2::Digest;
         let sha: [u8; 32] = sha2::Sha256::digest(self.0.raw.as_bytes()).into();
         Some(format!("{REF_PREFIX}{offset}.{}", b64(&sha)))

@@ -319,26 +319,10 @@ mod tests {
     #[test]
     fn conditions() {
         let c = Condition::parse("severity >= high and type == credential_compromise or finding == x").unwrap();
+        let kind = "credential_compromise".into();
         let mut inc = Incident {
-            id: uuid::Uuid::nil(),
-            kind: "credential_compromise".into(),
-            title: String::new(),
-            severity: Severity::High,
             priority: Priority::P2,
-            status: crate::messages::IncidentStatus::Open,
-            entities: vec![],
-            findings: vec![],
-            actions: vec![],
-            created_at: chrono::Utc::now(),
-            updated_at: chrono::Utc::now(),
-            last_activity: chrono::Utc::now(),
-            notes: vec![],
-            version: 1,
-            triage: None,
-            playbook: None,
-            earlier_playbooks: Vec::new(),
-            evidence: Vec::new(),
-            remediation: Vec::new(),
+            ..Incident::open(uuid::Uuid::nil(), kind, String::new(), Severity::High, vec![], vec![], chrono::Utc::now())
         };
         assert!(c.holds(&inc, Criticality::Medium));
         inc.severity = Severity::Medium;

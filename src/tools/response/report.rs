@@ -456,37 +456,30 @@ mod tests {
     fn hostile() -> Incident {
         let t: chrono::DateTime<chrono::Utc> = "2026-03-01T10:00:00Z".parse().unwrap();
         let evil_user = "x\n# Pwned\n<script>alert(1)</script> [click](http://evil) ```";
+        let findings = vec![Finding {
+            rule: "ssh_success_after_failures".into(),
+            title: format!("login as {evil_user}"),
+            users: vec![evil_user.into()],
+            host: "web1".into(),
+            first_seen: t,
+            last_seen: t,
+            evidence: vec![format!("Accepted password for {evil_user} from 203.0.113.5 ````")],
+            tactics: vec!["TA0001".into()],
+            techniques: vec!["T1078".into()],
+            ..Default::default()
+        }];
         Incident {
-            id: uuid::Uuid::nil(),
-            kind: "credential_compromise".into(),
-            title: format!("Successful SSH login as {evil_user}"),
-            severity: Severity::High,
-            priority: Priority::P2,
             status: IncidentStatus::Triaged,
-            entities: vec!["203.0.113.5".into()],
-            findings: vec![Finding {
-                rule: "ssh_success_after_failures".into(),
-                title: format!("login as {evil_user}"),
-                users: vec![evil_user.into()],
-                host: "web1".into(),
-                first_seen: t,
-                last_seen: t,
-                evidence: vec![format!("Accepted password for {evil_user} from 203.0.113.5 ````")],
-                tactics: vec!["TA0001".into()],
-                techniques: vec!["T1078".into()],
-                ..Default::default()
-            }],
-            actions: vec![],
-            created_at: t,
-            updated_at: t,
-            last_activity: t,
-            notes: vec![],
-            version: 1,
-            triage: None,
-            playbook: None,
-            earlier_playbooks: vec![],
-            evidence: vec![],
-            remediation: Vec::new(),
+            priority: Priority::P2,
+            ..Incident::open(
+                uuid::Uuid::nil(),
+                "credential_compromise".into(),
+                format!("Successful SSH login as {evil_user}"),
+                Severity::High,
+                vec!["203.0.113.5".into()],
+                findings,
+                t,
+            )
         }
     }
 

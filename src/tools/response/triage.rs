@@ -323,31 +323,11 @@ pub fn triage(inc: &Incident, assets: &Assets) -> TriageResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::{Finding, IncidentStatus};
+    use crate::messages::Finding;
 
     fn inc(findings: Vec<Finding>) -> Incident {
         let now: DateTime<Utc> = "2026-03-01T10:00:00Z".parse().unwrap();
-        Incident {
-            id: uuid::Uuid::nil(),
-            kind: findings[0].rule.clone(),
-            title: "t".into(),
-            severity: Severity::Low,
-            priority: Priority::P4,
-            status: IncidentStatus::Open,
-            entities: vec![],
-            findings,
-            actions: vec![],
-            created_at: now,
-            updated_at: now,
-            last_activity: now,
-            notes: vec![],
-            version: 1,
-            triage: None,
-            playbook: None,
-            earlier_playbooks: Vec::new(),
-            evidence: Vec::new(),
-            remediation: Vec::new(),
-        }
+        Incident::open(uuid::Uuid::nil(), findings[0].rule.clone(), "t".into(), Severity::Low, vec![], findings, now)
     }
 
     fn f(rule: &str, sev: Severity, conf: f32, techniques: &[&str], tactics: &[&str], host: &str) -> Finding {

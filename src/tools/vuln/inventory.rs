@@ -229,15 +229,12 @@ fn walk(dir: &Path, depth: usize, seen: &mut usize, out: &mut Vec<(PathBuf, Lock
 
 /// Reads one lockfile.
 pub fn collect_lockfile(kind: Lockfile, path: &Path) -> Result<Collected, String> {
-    if kind == Lockfile::Requirements {
-        return parse_requirements(path);
-    }
-    let text = read(path)?;
     match kind {
-        Lockfile::Cargo => parse_cargo_lock(&text, path),
-        Lockfile::Npm => parse_package_lock(&text, path),
-        Lockfile::Poetry => parse_poetry_lock(&text, path),
-        Lockfile::Requirements => unreachable!("handled above"),
+        // Reads its includes as well.
+        Lockfile::Requirements => parse_requirements(path),
+        Lockfile::Cargo => parse_cargo_lock(&read(path)?, path),
+        Lockfile::Npm => parse_package_lock(&read(path)?, path),
+        Lockfile::Poetry => parse_poetry_lock(&read(path)?, path),
     }
 }
 

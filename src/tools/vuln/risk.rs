@@ -5,7 +5,8 @@
 //! - Threat context from files, when present: CISA's Known Exploited Vulnerabilities
 //!   catalog (its JSON feed) and FIRST's EPSS scores (its CSV); and from the knowledge
 //!   base: findings that show the asset or the package under attack now.
-//! - The score: the CVSS base (5.0 when no vector is published, said so) × asset
+//! - The score: the CVSS base (5.0 when no vector is published, 2.0 for informational
+//!   advisories only — RustSec "unmaintained", "unsound" — said so) × asset
 //!   criticality (low 0.85, medium 1.0, high 1.15, critical 1.3) × exposure (internet
 //!   1.2, internal 1.0, isolated 0.8) × 0.7 for a development-only dependency, plus 2.0
 //!   when in KEV, plus 2 × the EPSS probability, plus 2.5 when the asset or package is

@@ -272,9 +272,9 @@ pub fn posture(scans: &[ScanReport], now: DateTime<Utc>) -> Posture {
         for i in &s.items {
             *by_severity.entry(i.severity().to_string()).or_insert(0) += 1;
             *by_priority.entry(format!("{:?}", i.risk.priority)).or_insert(0) += 1;
-            // The deadline runs from the first sighting, not from the latest scan.
-            let due = i.first_seen + risk::remediation_window(i.risk.priority);
-            let due = due.min(i.risk.deadline.max(i.first_seen));
+            // The deadline runs from the first sighting, not from the latest scan (a KEV
+            // due date that comes sooner still wins).
+            let due = (i.first_seen + risk::remediation_window(i.risk.priority)).min(i.risk.deadline);
             if due < now {
                 overdue.push(format!("{} — due {}", i.key, due.format("%Y-%m-%d")));
             }

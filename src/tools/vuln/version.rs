@@ -69,8 +69,8 @@ impl Ecosystem {
         }
     }
 
-    /// Whether a package name is case-insensitive and normalised in this ecosystem
-    /// (PyPI: `Foo_Bar` = `foo-bar`), returned in its canonical form.
+    /// A package name in this ecosystem's canonical form, for comparing names (PyPI
+    /// names are case-insensitive and treat `_`, `.` and `-` alike: `Foo_Bar` → `foo-bar`).
     pub fn canonical_name(self, name: &str) -> String {
         match self {
             Ecosystem::PyPI => {
