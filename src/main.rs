@@ -485,13 +485,14 @@ fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
             tracing::info!(%source, %addr, "syslog source listening");
         }
         let state = admin::AdminState {
-            supervisor: rt.supervisor.clone(),
+            handles: admin::Handles::of(&rt.supervisor),
             kb: rt.kb.clone(),
             metrics: rt.metrics.clone(),
             token: Arc::new(token),
             sources: Arc::new(cfg.sources.iter().map(|s| (s.name.clone(), s.format)).collect()),
             fault_injection: cfg.testing.fault_injection,
             max_body: cfg.admin.max_body_bytes,
+            max_line_bytes: cfg.ingest.max_line_bytes,
             started: Instant::now(),
             detector_state_key: rt.detector_state_key.clone(),
             evidence_dir: cfg.response.evidence_dir.clone().unwrap_or_else(|| data_dir.join("evidence")),
@@ -562,7 +563,7 @@ fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, confi
         let mut lines = 0u64;
         for (i, f) in files.iter().enumerate() {
             let source = format!("replay-{i}");
-            let stats = warden::ingest::replay::replay_file(f, &source, format, &cfg.ingest, &rt.supervisor, &progress).await?;
+            let stats = warden::ingest::replay::replay_file(f, &source, format, &cfg.ingest, &rt.supervisor.clone().recipient(), &progress).await?;
             lines += stats.lines;
             if stats.invalid_utf8 + stats.truncated > 0 {
                 tracing::warn!(file = %f.display(), invalid_utf8 = stats.invalid_utf8, truncated = stats.truncated, "damaged lines");

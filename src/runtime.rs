@@ -12,9 +12,9 @@ use crate::ingest::file_tail::FileTail;
 use crate::ingest::stdin::Stdin;
 use crate::ingest::syslog::{Syslog, Transport};
 use crate::kb::{Kb, KbError, KnowledgeBase};
+use crate::routing::{RouteError, RoutingTable};
 use crate::store::Store;
 use crate::supervisor::Supervisor;
-use crate::supervisor::routing::{RouteError, RoutingTable};
 use crate::telemetry::Metrics;
 use crate::tools::response::Protected;
 
@@ -68,8 +68,7 @@ impl Runtime {
         });
         let notifier = match &cfg.notify {
             Some(n) if durable => Some(
-                crate::tools::response::notify::Notifier::start(n.clone(), metrics.clone(), kb.clone())
-                    .map_err(RuntimeError::Notify)?,
+                crate::outbox::Notifier::start(n.clone(), metrics.clone(), kb.clone()).map_err(RuntimeError::Notify)?,
             ),
             _ => None,
         };
@@ -125,7 +124,7 @@ impl Runtime {
         for s in &cfg.sources {
             let arbiter = Arbiter::new();
             let (source, format, ingest) = (s.name.clone(), s.format, cfg.ingest.clone());
-            let (kb, supervisor, metrics) = (self.kb.clone(), self.supervisor.clone(), self.metrics.clone());
+            let (kb, sink, metrics) = (self.kb.clone(), self.supervisor.clone().recipient(), self.metrics.clone());
             match s.kind {
                 SourceKind::File => {
                     let path = s.path.clone().unwrap_or_default();
@@ -135,7 +134,7 @@ impl Runtime {
                         format,
                         cfg: ingest,
                         kb,
-                        supervisor,
+                        sink,
                         metrics,
                     });
                 }
@@ -144,7 +143,7 @@ impl Runtime {
                         source,
                         format,
                         cfg: ingest,
-                        supervisor,
+                        sink,
                         metrics,
                     });
                 }
@@ -159,7 +158,7 @@ impl Runtime {
                         transport,
                         format,
                         cfg: ingest,
-                        supervisor,
+                        sink,
                         metrics,
                         bound: Some(tx),
                     });
@@ -176,7 +175,7 @@ impl Runtime {
 
     /// Waits until the threat-detection agent can take log batches.
     pub async fn ready(&self) {
-        while self.supervisor.send(crate::supervisor::LogSink).await.ok().flatten().is_none() {
+        while !self.supervisor.send(crate::supervisor::ReaderUp).await.unwrap_or(false) {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }

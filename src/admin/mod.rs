@@ -1,7 +1,8 @@
 //! The `Admin` actor and its HTTP API (actix-web) on loopback, behind a bearer token.
 //!
-//! Owns: the HTTP server and the token. Accepts: HTTP requests. Emits: `Route` and raw
-//! log batches into the supervisor, queries to the knowledge base, fault injection.
+//! Owns: the HTTP server and the token. Accepts: HTTP requests. Emits, through the
+//! [`Handles`] it is given at start: `Route`d envelopes, raw log batches, agent listings
+//! and fault injection; queries and custody records to the knowledge base.
 //! Survives a restart: the token file; everything else is read from the knowledge base.
 //!
 //! Every endpoint requires `Authorization: Bearer <token>` (401 otherwise); malformed
@@ -29,22 +30,48 @@ use uuid::Uuid;
 
 use crate::agents::Fault;
 use crate::config::LogFormat;
-use crate::ingest::{BatchAck, BatchBuilder, send_batch};
+use crate::ingest::{BatchBuilder, LogSink, send_batch};
 use crate::kb::Kb;
-use crate::messages::{Envelope, Payload};
+use crate::messages::{BatchAck, Envelope, Payload};
 use crate::supervisor::{InjectFault, ListAgents, Route, Supervisor, SupervisorError};
 use crate::telemetry::Metrics;
+use crate::text::sanitize;
+
+/// What the API sends into the running Warden, handed over once at start.
+#[derive(Clone)]
+pub struct Handles {
+    /// Envelopes from outside (injections, approvals, closes, scans), persisted and routed.
+    pub route: Recipient<Route>,
+    pub agents: Recipient<ListAgents>,
+    pub faults: Recipient<InjectFault>,
+    /// Raw lines injected into a source, parsed and sent like read ones.
+    pub logs: LogSink,
+}
+
+impl Handles {
+    /// The supervisor's handles.
+    pub fn of(supervisor: &Addr<Supervisor>) -> Handles {
+        Handles {
+            route: supervisor.clone().recipient(),
+            agents: supervisor.clone().recipient(),
+            faults: supervisor.clone().recipient(),
+            logs: supervisor.clone().recipient(),
+        }
+    }
+}
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
 pub struct AdminState {
-    pub supervisor: Addr<Supervisor>,
+    pub handles: Handles,
     pub kb: Kb,
     pub metrics: Arc<Metrics>,
     pub token: Arc<String>,
     pub sources: Arc<BTreeMap<String, LogFormat>>,
     pub fault_injection: bool,
     pub max_body: usize,
+    /// Injected lines are cut where read ones are (`[ingest] max_line_bytes`).
+    pub max_line_bytes: usize,
     pub started: Instant,
     pub detector_state_key: Option<String>,
     /// The evidence store (bundles are built from it).
@@ -159,7 +186,7 @@ impl Actor for Admin {
 }
 
 async fn health(st: web::Data<AdminState>) -> HttpResponse {
-    let agents = st.supervisor.send(ListAgents).await.unwrap_or_default();
+    let agents = st.handles.agents.send(ListAgents).await.unwrap_or_default();
     let failed: Vec<&str> =
         agents.iter().filter(|a| a.state == crate::supervisor::AgentState::Failed).map(|a| a.name.as_str()).collect();
     HttpResponse::Ok().json(json!({
@@ -172,7 +199,7 @@ async fn health(st: web::Data<AdminState>) -> HttpResponse {
 }
 
 async fn agents(st: web::Data<AdminState>) -> HttpResponse {
-    match st.supervisor.send(ListAgents).await {
+    match st.handles.agents.send(ListAgents).await {
         Ok(a) => HttpResponse::Ok().json(a),
         Err(e) => error(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e),
     }
@@ -269,7 +296,7 @@ async fn evidence_bundle(st: web::Data<AdminState>, id: web::Path<String>, q: we
     if inc.evidence.is_empty() {
         return error(StatusCode::NOT_FOUND, format!("incident {id} has no evidence"));
     }
-    let by = crate::ingest::sanitize(if q.by.trim().is_empty() { "admin API" } else { q.by.trim() }, 64);
+    let by = sanitize(if q.by.trim().is_empty() { "admin API" } else { q.by.trim() }, 64);
     let manifest =
         evidence::Manifest { incident: id, exported_at: Utc::now(), exported_by: by.clone(), items: inc.evidence };
     let tmp = st.evidence_dir.join(format!(".bundle-{}.tar", Uuid::new_v4()));
@@ -317,10 +344,10 @@ async fn evidence_verified(st: web::Data<AdminState>, body: web::Json<VerifiedBo
     let entry = crate::kb::audit::AuditEntry::new(
         "admin",
         crate::kb::audit::AuditKind::Custody,
-        crate::ingest::sanitize(&b.bundle_sha256, 64),
+        sanitize(&b.bundle_sha256, 64),
         json!({ "event": "verified", "incident": b.incident, "ok": b.ok,
-            "problems": b.problems.iter().map(|p| crate::ingest::sanitize(p, 256)).collect::<Vec<_>>(),
-            "by": crate::ingest::sanitize(&b.by, 64) }),
+            "problems": b.problems.iter().map(|p| sanitize(p, 256)).collect::<Vec<_>>(),
+            "by": sanitize(&b.by, 64) }),
     );
     match st.kb.commit(crate::kb::Commit { writes: Vec::new(), audit: vec![entry], flush: true }).await {
         Ok(()) => HttpResponse::Accepted().json(json!({ "recorded": true })),
@@ -349,10 +376,10 @@ async fn close(st: web::Data<AdminState>, id: web::Path<String>, body: web::Json
     }
     let payload = Payload::Close(crate::messages::CloseRequest {
         incident_id,
-        by: crate::ingest::sanitize(body.by.trim(), 64),
-        reason: crate::ingest::sanitize(&body.comment, 512),
+        by: sanitize(body.by.trim(), 64),
+        reason: sanitize(&body.comment, 512),
     });
-    match st.supervisor.send(Route { envelope: Envelope::new("admin", payload), to: None }).await {
+    match st.handles.route.send(Route { envelope: Envelope::new("admin", payload), to: None }).await {
         Ok(Ok(id)) => HttpResponse::Accepted().json(json!({ "envelope_id": id, "incident_id": incident_id })),
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
@@ -371,7 +398,7 @@ async fn scan(st: web::Data<AdminState>, body: Option<web::Json<ScanBody>>) -> H
     use actix_web::http::StatusCode;
     let target = body.and_then(|b| b.into_inner().target);
     let payload = Payload::Scan(crate::messages::ScanRequest { target });
-    match st.supervisor.send(Route { envelope: Envelope::new("admin", payload), to: None }).await {
+    match st.handles.route.send(Route { envelope: Envelope::new("admin", payload), to: None }).await {
         Ok(Ok(id)) => HttpResponse::Accepted().json(json!({ "envelope_id": id })),
         Ok(Err(e @ SupervisorError::Route(_))) => error(StatusCode::BAD_REQUEST, e),
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
@@ -453,7 +480,7 @@ async fn reject(st: web::Data<AdminState>, id: web::Path<String>, body: web::Jso
 async fn decide(st: web::Data<AdminState>, id: &str, body: DecisionBody, approve: bool) -> HttpResponse {
     use actix_web::http::StatusCode;
     let Ok(action_id) = id.parse::<uuid::Uuid>() else {
-        return error(StatusCode::BAD_REQUEST, format!("`{}` is not an action id", crate::ingest::sanitize(id, 64)));
+        return error(StatusCode::BAD_REQUEST, format!("`{}` is not an action id", sanitize(id, 64)));
     };
     if body.by.trim().is_empty() {
         return error(StatusCode::BAD_REQUEST, "say who decides: {\"by\": NAME}");
@@ -461,10 +488,10 @@ async fn decide(st: web::Data<AdminState>, id: &str, body: DecisionBody, approve
     let payload = Payload::Approval(crate::messages::ApprovalDecision {
         action_id,
         approve,
-        by: crate::ingest::sanitize(body.by.trim(), 64),
-        comment: crate::ingest::sanitize(&body.comment, 512),
+        by: sanitize(body.by.trim(), 64),
+        comment: sanitize(&body.comment, 512),
     });
-    match st.supervisor.send(Route { envelope: Envelope::new("admin", payload), to: None }).await {
+    match st.handles.route.send(Route { envelope: Envelope::new("admin", payload), to: None }).await {
         Ok(Ok(id)) => {
             HttpResponse::Accepted().json(json!({ "envelope_id": id, "action_id": action_id, "approve": approve }))
         }
@@ -473,79 +500,100 @@ async fn decide(st: web::Data<AdminState>, id: &str, body: DecisionBody, approve
     }
 }
 
+/// `POST /v1/inject`: an envelope to route, or raw lines for a source's parser.
+#[derive(Debug)]
+enum InjectRequest {
+    Envelope { to: Option<String>, payload: Payload },
+    Lines { source: String, lines: Vec<String> },
+}
+
+/// The body as sent; which fields it has says which request it is.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct InjectEnvelope {
+struct RawInject {
     #[serde(default)]
     to: Option<String>,
-    payload: Payload,
+    #[serde(default)]
+    payload: Option<Payload>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    lines: Option<Vec<String>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InjectLines {
-    source: String,
-    lines: Vec<String>,
-}
-
-async fn inject(st: web::Data<AdminState>, body: web::Json<serde_json::Value>) -> HttpResponse {
-    use actix_web::http::StatusCode;
-    let body = body.into_inner();
-    if body.get("payload").is_some() {
-        let req: InjectEnvelope = match serde_json::from_value(body) {
-            Ok(r) => r,
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid envelope: {e}")),
-        };
-        let envelope = Envelope::new("admin", req.payload);
-        return match st.supervisor.send(Route { envelope, to: req.to }).await {
-            Ok(Ok(id)) => HttpResponse::Accepted().json(json!({ "envelope_id": id })),
-            Ok(Err(e @ SupervisorError::Route(_))) => error(StatusCode::BAD_REQUEST, e),
-            Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
-            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
-        };
-    }
-    if body.get("source").is_some() {
-        let req: InjectLines = match serde_json::from_value(body) {
-            Ok(r) => r,
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid lines: {e}")),
-        };
-        let Some(format) = st.sources.get(&req.source) else {
-            return error(StatusCode::BAD_REQUEST, format!("no source named `{}` in the configuration", req.source));
-        };
-        let mut b = BatchBuilder::new(*format, Utc::now());
-        let max = 64 * 1024;
-        for l in &req.lines {
-            // Injected lines get the same limits as read ones.
-            let mut cut = l.as_str();
-            if cut.len() > max {
-                let mut end = max;
-                while !cut.is_char_boundary(end) {
-                    end -= 1;
-                }
-                cut = &cut[..end];
-                b.stats.truncated += 1;
+impl<'de> Deserialize<'de> for InjectRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match RawInject::deserialize(d)? {
+            RawInject { to, payload: Some(payload), source: None, lines: None } => {
+                Ok(InjectRequest::Envelope { to, payload })
             }
-            for part in cut.split('\n') {
-                b.line(part.strip_suffix('\r').unwrap_or(part).to_string());
+            RawInject { to: None, payload: None, source: Some(source), lines: Some(lines) } => {
+                Ok(InjectRequest::Lines { source, lines })
             }
+            RawInject { source: Some(_), lines: None, .. } => Err(D::Error::missing_field("lines")),
+            _ => Err(D::Error::custom(
+                "expected {\"payload\": {...}} (with optional \"to\") or {\"source\": NAME, \"lines\": [...]}",
+            )),
         }
-        let batch = b.take(&req.source, None, None);
-        let id = batch.id;
-        let lines = batch.stats.lines;
-        return match send_batch(&st.supervisor, batch).await {
-            Ok(BatchAck::Applied { findings }) => {
-                HttpResponse::Accepted().json(json!({ "envelope_id": id, "lines": lines, "findings": findings }))
-            }
-            Ok(BatchAck::AlreadyApplied) => {
-                HttpResponse::Accepted().json(json!({ "envelope_id": id, "lines": lines, "findings": 0 }))
-            }
-            Err(e) => error(StatusCode::BAD_REQUEST, e),
-        };
     }
-    error(
-        StatusCode::BAD_REQUEST,
-        "expected {\"payload\": {...}} (with optional \"to\") or {\"source\": NAME, \"lines\": [...]}",
-    )
+}
+
+async fn inject(st: web::Data<AdminState>, body: web::Json<InjectRequest>) -> HttpResponse {
+    match body.into_inner() {
+        InjectRequest::Envelope { to, payload } => inject_envelope(&st, to, payload).await,
+        InjectRequest::Lines { source, lines } => inject_lines(&st, &source, &lines).await,
+    }
+}
+
+async fn inject_envelope(st: &AdminState, to: Option<String>, payload: Payload) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let envelope = Envelope::new("admin", payload);
+    match st.handles.route.send(Route { envelope, to }).await {
+        Ok(Ok(id)) => HttpResponse::Accepted().json(json!({ "envelope_id": id })),
+        Ok(Err(e @ SupervisorError::Route(_))) => error(StatusCode::BAD_REQUEST, e),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+async fn inject_lines(st: &AdminState, source: &str, lines: &[String]) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let Some(format) = st.sources.get(source) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("no source named `{}` in the configuration", sanitize(source, 64)),
+        );
+    };
+    let mut b = BatchBuilder::new(*format, Utc::now());
+    let max = st.max_line_bytes.max(1);
+    for l in lines {
+        // Injected lines get the same limits as read ones.
+        let mut cut = l.as_str();
+        if cut.len() > max {
+            let mut end = max;
+            while !cut.is_char_boundary(end) {
+                end -= 1;
+            }
+            cut = &cut[..end];
+            b.stats.truncated += 1;
+        }
+        for part in cut.split('\n') {
+            b.line(part.strip_suffix('\r').unwrap_or(part).to_string());
+        }
+    }
+    let batch = b.take(source, None, None);
+    let id = batch.id;
+    let lines = batch.stats.lines;
+    match send_batch(&st.handles.logs, batch).await {
+        Ok(BatchAck::Applied { findings }) => {
+            HttpResponse::Accepted().json(json!({ "envelope_id": id, "lines": lines, "findings": findings }))
+        }
+        Ok(BatchAck::AlreadyApplied) => {
+            HttpResponse::Accepted().json(json!({ "envelope_id": id, "lines": lines, "findings": 0 }))
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
 }
 
 async fn audit_verify(st: web::Data<AdminState>) -> HttpResponse {
@@ -602,7 +650,7 @@ async fn metrics(st: web::Data<AdminState>) -> HttpResponse {
         durable.push(("warden_audit_records".into(), "Records in the audit ledger".into(), vec![], s.audit_records));
         durable.push(("warden_db_size_bytes".into(), "Size of the database on disk".into(), vec![], s.size_on_disk));
     }
-    if let Ok(agents) = st.supervisor.send(ListAgents).await {
+    if let Ok(agents) = st.handles.agents.send(ListAgents).await {
         for a in agents {
             durable.push((
                 "warden_agent_restarts".into(),
@@ -632,7 +680,7 @@ async fn fail_agent(st: web::Data<AdminState>, name: web::Path<String>) -> HttpR
 
 async fn arm_fault(st: web::Data<AdminState>, name: String, fault: Fault) -> HttpResponse {
     use actix_web::http::StatusCode;
-    match st.supervisor.send(InjectFault(name, fault)).await {
+    match st.handles.faults.send(InjectFault(name, fault)).await {
         Ok(Ok(())) => HttpResponse::Accepted().json(json!({ "armed": true })),
         Ok(Err(e @ SupervisorError::UnknownAgent(_))) => error(StatusCode::NOT_FOUND, e),
         Ok(Err(e)) => error(StatusCode::CONFLICT, e),

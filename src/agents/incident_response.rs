@@ -254,7 +254,7 @@ impl IncidentResponse {
         let inc = Arc::make_mut(self.incidents.get_mut(&r.incident_id).expect("checked above"));
         match explanation {
             Some(Ok(text)) => {
-                inc.notes.push(format!("triage explained by the model: {}", crate::ingest::sanitize(&text, 2000)))
+                inc.notes.push(format!("triage explained by the model: {}", crate::text::sanitize(&text, 2000)))
             }
             Some(Err(why)) => inc.notes.push(format!("language model unavailable ({why}): the rules' triage stands")),
             None => {}
@@ -384,7 +384,7 @@ impl IncidentResponse {
             None
         };
         if let Some(why) = refusal {
-            let what = format!("{} {}", req.action, crate::ingest::sanitize(&req.target, 64));
+            let what = format!("{} {}", req.action, crate::text::sanitize(&req.target, 64));
             if !from_model {
                 return Err(AgentError::Rejected(format!("containment `{what}` refused: {why}")));
             }
@@ -435,7 +435,7 @@ impl IncidentResponse {
             }
             ToolOutcome::Denied(reason) => {
                 let inc = Arc::make_mut(self.incidents.get_mut(&req.incident_id).expect("checked above"));
-                let target = crate::ingest::sanitize(&target, 80);
+                let target = crate::text::sanitize(&target, 80);
                 inc.notes.push(format!("{} of {target} denied: {reason}", req.action));
                 fx.audit.push(AuditEntry::new(
                     &name,
@@ -456,11 +456,11 @@ impl IncidentResponse {
         let action = Action {
             id: Uuid::new_v5(&req.incident_id, format!("{}/{}", req.action, target).as_bytes()),
             kind: req.action,
-            target: crate::ingest::sanitize(&target, 256),
+            target: crate::text::sanitize(&target, 256),
             mode,
             status,
             argv,
-            reason: crate::ingest::sanitize(&req.reason, 1024),
+            reason: crate::text::sanitize(&req.reason, 1024),
             created_at: now,
             expires_at: self.expiry(req.action, status, now),
             output,
@@ -616,7 +616,7 @@ impl IncidentResponse {
                             );
                             e.id = key;
                             fx.route.push(e);
-                            ("requested", format!("{action} {}", crate::ingest::sanitize(&target, 128)), true, false)
+                            ("requested", format!("{action} {}", crate::text::sanitize(&target, 128)), true, false)
                         }
                         _ => ("failed", "no target for this step in the incident".into(), true, true),
                     }
@@ -631,7 +631,7 @@ impl IncidentResponse {
                         .replace("{type}", &inc.kind)
                         .replace("{severity}", &inc.severity.to_string())
                         .replace("{priority}", &format!("{:?}", inc.priority));
-                    ("done", crate::ingest::sanitize(&msg, 1024), true, false)
+                    ("done", crate::text::sanitize(&msg, 1024), true, false)
                 }
                 StepKind::Handoff => {
                     let to = step.to.clone().unwrap_or_default();
@@ -750,7 +750,7 @@ impl IncidentResponse {
                 } else {
                     format!("playbook {} waits for approval of step {}: {detail}", pb.name, step.id)
                 };
-                fx.writes.push(n.queue(&crate::tools::response::notify::Notification::about(inc, text, now)));
+                fx.writes.push(n.queue(&crate::outbox::Notification::about(inc, text, now)));
             }
         }
         inc.updated_at = now;
@@ -783,11 +783,7 @@ impl IncidentResponse {
         let scheduled = entries(h.context.get("scheduled"));
         let verified = entries(h.context.get("verified"));
         if scheduled.is_empty() && verified.is_empty() {
-            inc.notes.push(format!(
-                "handoff from {}: {}",
-                h.from,
-                crate::ingest::sanitize(&h.context.to_string(), 1024)
-            ));
+            inc.notes.push(format!("handoff from {}: {}", h.from, crate::text::sanitize(&h.context.to_string(), 1024)));
         }
         for e in scheduled.into_iter().chain(verified.iter().cloned()) {
             match inc.remediation.iter_mut().find(|r| r.plan == e.plan) {
@@ -796,7 +792,7 @@ impl IncidentResponse {
             }
         }
         if let Some(note) = h.context.get("note").and_then(|n| n.as_str()) {
-            inc.notes.push(format!("{}: {}", h.from, crate::ingest::sanitize(note, 1024)));
+            inc.notes.push(format!("{}: {}", h.from, crate::text::sanitize(note, 1024)));
         }
         let mut notify = None;
         if !verified.is_empty() {
@@ -847,7 +843,7 @@ impl IncidentResponse {
                 "remediation": inc.remediation.iter().map(|r| (&r.package, r.status)).collect::<Vec<_>>() }),
         ));
         if let (Some(text), Some(n)) = (notify, &self.env.notifier) {
-            fx.writes.push(n.queue(&crate::tools::response::notify::Notification::about(inc, text, now)));
+            fx.writes.push(n.queue(&crate::outbox::Notification::about(inc, text, now)));
         }
         self.dirty.insert(inc.id);
         fx
@@ -882,7 +878,7 @@ impl IncidentResponse {
         let key = run.gate.take().unwrap_or_default();
         run.gate_deadline = None;
         let step_id = run.steps.last().map(|s| s.id.clone()).unwrap_or_default();
-        let by = crate::ingest::sanitize(by, 64);
+        let by = crate::text::sanitize(by, 64);
         run.steps.push(StepRecord {
             id: step_id.clone(),
             key,
@@ -928,7 +924,7 @@ impl IncidentResponse {
         if inc.status == IncidentStatus::Closed {
             return Ok(fx);
         }
-        let by = crate::ingest::sanitize(&c.by, 64);
+        let by = crate::text::sanitize(&c.by, 64);
         let now = Utc::now();
         inc.status = IncidentStatus::Closed;
         if let Some(run) = inc.playbook.as_mut()
@@ -937,7 +933,7 @@ impl IncidentResponse {
             run.status = RunStatus::Aborted;
             run.gate = None;
         }
-        inc.notes.push(format!("closed by {by}: {}", crate::ingest::sanitize(&c.reason, 512)));
+        inc.notes.push(format!("closed by {by}: {}", crate::text::sanitize(&c.reason, 512)));
         inc.updated_at = now;
         inc.version += 1;
         fx.audit.push(AuditEntry::new(
@@ -970,8 +966,8 @@ impl IncidentResponse {
             return Err(AgentError::Rejected(format!("no action {} waiting for a decision", d.action_id)));
         };
         let action = self.incidents[&incident_id].actions[pos].clone();
-        let by = crate::ingest::sanitize(&d.by, 64);
-        let comment = crate::ingest::sanitize(&d.comment, 512);
+        let by = crate::text::sanitize(&d.by, 64);
+        let comment = crate::text::sanitize(&d.comment, 512);
         let now = Utc::now();
         let mut fx = Effects::default();
         if action.status != ActionStatus::PendingApproval {
@@ -1161,7 +1157,7 @@ impl AgentLogic for IncidentResponse {
                     if let (Some(id), Ok(text)) = (i.incident_id, &answer)
                         && let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut)
                     {
-                        inc.notes.push(format!("model ({}): {}", self.def.name, crate::ingest::sanitize(text, 2000)));
+                        inc.notes.push(format!("model ({}): {}", self.def.name, crate::text::sanitize(text, 2000)));
                         inc.version += 1;
                         self.dirty.insert(id);
                     }
@@ -1188,7 +1184,7 @@ mod tests {
     use crate::definitions::{ActorsDir, load};
     use crate::kb::{Kb, KnowledgeBase};
     use crate::messages::{Priority, Severity};
-    use crate::supervisor::routing::RoutingTable;
+    use crate::routing::RoutingTable;
     use crate::tools::response::{Protected, TriageResult};
     use actix::Actor;
 

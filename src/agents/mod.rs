@@ -21,12 +21,12 @@ use crate::ingest::LogBatch;
 use crate::kb::audit::AuditEntry;
 use crate::kb::{Kb, KbError, Write};
 use crate::messages::{Envelope, Incident, ResponseMode};
-use crate::supervisor::routing::RoutingTable;
+use crate::routing::RoutingTable;
 use crate::telemetry::Metrics;
 use crate::tools::response::Protected;
 use crate::tools::{ExecuteTool, ToolCall, ToolExecutor, ToolOutcome};
 
-pub use shell::{AgentActor, ArmFault, Deliver, Fault};
+pub use shell::{AgentActor, AgentExited, ArmFault, Deliver, Dispatch, Fault};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AgentError {
@@ -145,7 +145,7 @@ pub struct AgentEnv {
     /// they outlive agent restarts.
     pub intel: std::collections::HashMap<String, Arc<crate::tools::detection::ioc::FeedStore>>,
     /// Where notifications go (none configured: nowhere).
-    pub notifier: Option<crate::tools::response::notify::Notifier>,
+    pub notifier: Option<crate::outbox::Notifier>,
     /// The data directory (the advisory database is `<data_dir>/osv`).
     pub data_dir: std::path::PathBuf,
     /// The language model, when one is configured (within its budgets).
@@ -326,7 +326,7 @@ pub mod test_support {
         std::fs::create_dir_all(&data_dir).unwrap();
         Arc::new(AgentEnv {
             kb: Kb { addr: KnowledgeBase::new(store).unwrap().start() },
-            routes: Arc::new(crate::supervisor::routing::RoutingTable::new(defs).unwrap()),
+            routes: Arc::new(crate::routing::RoutingTable::new(defs).unwrap()),
             protected: Arc::new(crate::tools::response::Protected::new(&[])),
             policy: Default::default(),
             response_mode: crate::messages::ResponseMode::Observe,

@@ -188,10 +188,10 @@ pub fn tools_for(
                         let action: crate::messages::ActionKind =
                             serde_json::from_value(args.get("action").cloned().unwrap_or_default())
                                 .map_err(|_| "unknown action".to_string())?;
-                        let target = crate::ingest::sanitize(str_arg(&args, "target").unwrap_or_default(), 256);
+                        let target = crate::text::sanitize(str_arg(&args, "target").unwrap_or_default(), 256);
                         let reason = format!(
                             "requested by the language model: {}",
-                            crate::ingest::sanitize(str_arg(&args, "reason").unwrap_or_default(), 256)
+                            crate::text::sanitize(str_arg(&args, "reason").unwrap_or_default(), 256)
                         );
                         let env = Envelope::new(
                             &agent,
@@ -227,7 +227,7 @@ pub fn tools_for(
                         let inc =
                             env.kb.incident(id).await.map_err(|e| e.to_string())?.ok_or(format!("no incident {id}"))?;
                         let decision = match playbooks.iter().find(|p| p.name == name) {
-                            None => Err(format!("no playbook named `{}`", crate::ingest::sanitize(&name, 64))),
+                            None => Err(format!("no playbook named `{}`", crate::text::sanitize(&name, 64))),
                             Some(p) if !p.trigger.types.contains(&inc.kind) => {
                                 Err(format!("playbook `{}` is not for incidents of type `{}`", p.name, inc.kind))
                             }
@@ -304,7 +304,7 @@ pub fn tools_for(
                         let inc =
                             env.kb.incident(id).await.map_err(|e| e.to_string())?.ok_or(format!("no incident {id}"))?;
                         let md = report::render(&report::build(&inc, audience), report::Format::Markdown);
-                        Ok(crate::ingest::sanitize(&md, 8000))
+                        Ok(crate::text::sanitize(&md, 8000))
                     })
                 },
             )),
@@ -451,7 +451,7 @@ pub fn tools_for(
                     let (sinks, agent) = (sinks.clone(), agent.clone());
                     Box::pin(async move {
                         let id = uuid_arg(&args, "incident_id")?;
-                        let package = crate::ingest::sanitize(str_arg(&args, "package").unwrap_or_default(), 128);
+                        let package = crate::text::sanitize(str_arg(&args, "package").unwrap_or_default(), 128);
                         sinks.route(Envelope::new(
                             &agent,
                             Payload::PatchVerification(crate::messages::VerifyRequest {
@@ -479,7 +479,7 @@ pub fn tools_for(
                     Box::pin(async move {
                         let format = crate::tools::response::report::Format::Markdown;
                         match execute(&exec, ToolCall::GenerateVulnReport { scans: snap.scans.clone(), format }).await {
-                            ToolOutcome::Succeeded(ToolOutput::Report(r)) => Ok(crate::ingest::sanitize(&r, 8000)),
+                            ToolOutcome::Succeeded(ToolOutput::Report(r)) => Ok(crate::text::sanitize(&r, 8000)),
                             o => Err(o.summary()),
                         }
                     })
@@ -591,7 +591,7 @@ pub async fn instruction(
     snap: Snapshot,
 ) -> (Effects, Result<String, String>) {
     let mut fx = Effects::default();
-    let question = crate::ingest::sanitize(&i.text, 2000);
+    let question = crate::text::sanitize(&i.text, 2000);
     let answer = match &env.reasoner {
         Some(_) => {
             let sinks = Sinks::default();

@@ -17,11 +17,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::{AgentEnv, AgentError, AgentLogic, Effects, ExecutorTools};
-use crate::ingest::{BatchAck, LogBatch};
 use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::kb::{Commit, Write};
+use crate::messages::{BatchAck, BatchError, LogBatch};
 use crate::messages::{Envelope, InboxEntry};
-use crate::supervisor::{AgentExited, Dispatch};
 
 /// Delivers routed envelopes to an agent, in routing order. `verify` asks the agent to
 /// check the durable inbox first: set for redeliveries, whose envelope may have been
@@ -54,6 +53,20 @@ impl Handled {
             }
         }
     }
+}
+
+/// Delivers envelopes an agent already persisted in its commit.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Dispatch(pub Vec<InboxEntry>);
+
+/// An agent went away. `reason` is `None` for a requested stop.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct AgentExited {
+    pub name: String,
+    pub generation: u64,
+    pub reason: Option<String>,
 }
 
 /// Makes the agent fail on its next envelope (fault injection for chaos tests).
@@ -161,20 +174,19 @@ async fn commit(
     }
     let mut entries = Vec::new();
     for envelope in effects.route {
-        match env.routes.target_for(&envelope, None) {
-            Ok(target) => {
-                let entry = InboxEntry { target, envelope, attempts: 0 };
-                let (w, a) = crate::supervisor::persist_entry(name, &entry);
-                writes.extend(w);
-                audit.extend(a);
-                entries.push(entry);
+        let id = envelope.id;
+        match env.routes.route(name, envelope, None) {
+            Ok(routed) => {
+                writes.extend(routed.writes);
+                audit.extend(routed.audit);
+                entries.push(routed.entry);
             }
             Err(e) => {
-                tracing::error!(agent = %name, envelope = %envelope.id, error = %e, "cannot route an envelope; recorded as dead letter");
+                tracing::error!(agent = %name, envelope = %id, error = %e, "cannot route an envelope; recorded as dead letter");
                 audit.push(AuditEntry::new(
                     name,
                     AuditKind::DeadLetter,
-                    envelope.id,
+                    id,
                     serde_json::json!({ "error": e.to_string() }),
                 ));
             }
@@ -334,7 +346,7 @@ fn finish<T>(act: &mut AgentActor, ctx: &mut Context<AgentActor>, res: Result<T,
 }
 
 impl Handler<LogBatch> for AgentActor {
-    type Result = AtomicResponse<Self, Result<BatchAck, AgentError>>;
+    type Result = AtomicResponse<Self, Result<BatchAck, BatchError>>;
 
     fn handle(&mut self, batch: LogBatch, _: &mut Self::Context) -> Self::Result {
         let logic = self.logic.take();
@@ -350,7 +362,10 @@ impl Handler<LogBatch> for AgentActor {
         };
         AtomicResponse::new(Box::pin(fut.into_actor(self).map(|(logic, res), act, ctx| {
             act.logic = logic;
-            finish(act, ctx, res)
+            finish(act, ctx, res).map_err(|e| match e {
+                AgentError::Rejected(r) => BatchError::Rejected(r),
+                e => BatchError::Unavailable(e.to_string()),
+            })
         })))
     }
 }

@@ -250,7 +250,7 @@ impl ThreatDetection {
                 crate::llm::fence_untrusted("FINDING", &facts.to_string(), 4000)
             );
             if let Some(Ok(text)) = super::reasoning::consult(&self.env, &self.def, tools, snap(), prompt, fx).await {
-                f.narrative = Some(crate::ingest::sanitize(&text, 1500));
+                f.narrative = Some(crate::text::sanitize(&text, 1500));
             }
         }
         if !findings.is_empty() {
@@ -305,17 +305,17 @@ impl ThreatDetection {
         findings.push(Finding {
             id: Finding::derive_id("model_review", &entity, first.time),
             rule: "model_review".into(),
-            title: format!("Model review: {}", crate::ingest::sanitize(&review.summary, 200)),
+            title: format!("Model review: {}", crate::text::sanitize(&review.summary, 200)),
             severity: Severity::Low,
             confidence: 0.3,
             src_ip: src.map(|ip| ip.to_string()),
-            host: crate::ingest::sanitize(&first.host, 255),
+            host: crate::text::sanitize(&first.host, 255),
             first_seen: first.time,
             last_seen: unusual.last().map_or(first.time, |e| e.time),
             event_count: unusual.len() as u64,
-            evidence: unusual.iter().take(5).map(|e| crate::ingest::sanitize(&e.raw, 512)).collect(),
+            evidence: unusual.iter().take(5).map(|e| crate::text::sanitize(&e.raw, 512)).collect(),
             entity: src.is_none().then_some(entity),
-            narrative: Some(crate::ingest::sanitize(&review.summary, 1500)),
+            narrative: Some(crate::text::sanitize(&review.summary, 1500)),
             ..Default::default()
         });
         fx.findings = findings.len();

@@ -13,6 +13,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::messages::{PayloadKind, ResponseMode};
+pub use crate::tools::ToolName;
+pub use crate::tools::detection::DetectionParams;
 
 /// The kinds of agent this build can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
@@ -59,47 +61,6 @@ impl AgentKind {
     }
 }
 
-/// Every tool name Warden knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ToolName {
-    AnalyzeLogs,
-    AnalyzeNetworkTraffic,
-    DetectIoc,
-    CorrelateEvents,
-    TriageIncident,
-    ExecutePlaybook,
-    ContainThreat,
-    CollectEvidence,
-    GenerateReport,
-    ScanVulnerabilities,
-    PrioritizeRisk,
-    RecommendRemediation,
-    VerifyPatch,
-    GenerateVulnReport,
-}
-
-impl ToolName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ToolName::AnalyzeLogs => "analyze_logs",
-            ToolName::AnalyzeNetworkTraffic => "analyze_network_traffic",
-            ToolName::DetectIoc => "detect_ioc",
-            ToolName::CorrelateEvents => "correlate_events",
-            ToolName::TriageIncident => "triage_incident",
-            ToolName::ExecutePlaybook => "execute_playbook",
-            ToolName::ContainThreat => "contain_threat",
-            ToolName::CollectEvidence => "collect_evidence",
-            ToolName::GenerateReport => "generate_report",
-            ToolName::ScanVulnerabilities => "scan_vulnerabilities",
-            ToolName::PrioritizeRisk => "prioritize_risk",
-            ToolName::RecommendRemediation => "recommend_remediation",
-            ToolName::VerifyPatch => "verify_patch",
-            ToolName::GenerateVulnReport => "generate_vuln_report",
-        }
-    }
-}
-
 /// How often an agent may be restarted before it is marked failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -139,170 +100,6 @@ impl Default for RestartBudget {
             backoff_ms: default_backoff_ms(),
             backoff_max_ms: default_backoff_max_ms(),
         }
-    }
-}
-
-/// Parameters of the threat-detection agent's built-in detectors.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DetectionParams {
-    #[serde(default)]
-    pub brute_force: BruteForceParams,
-    #[serde(default)]
-    pub success_after_failures: SuccessAfterFailuresParams,
-    #[serde(default)]
-    pub network: NetworkParams,
-    #[serde(default)]
-    pub correlation: CorrelationParams,
-}
-
-/// Thresholds of `analyze_network_traffic` (all in event time).
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NetworkParams {
-    /// Window of the scan detectors.
-    pub scan_window_secs: u64,
-    /// Distinct ports of one host that make a vertical scan.
-    pub vertical_scan_ports: u32,
-    /// Distinct hosts on one port that make a horizontal scan.
-    pub horizontal_scan_hosts: u32,
-    /// Share of those attempts that must have gone unanswered or refused (a monitoring
-    /// host's checks are answered).
-    pub scan_min_unanswered_ratio: f64,
-    /// Connections of a pair before beaconing is scored.
-    pub beacon_min_connections: u32,
-    /// Connections kept per pair.
-    pub beacon_max_connections: usize,
-    /// Median interval below which regular connections are a burst, not a beacon.
-    pub beacon_min_interval_secs: f64,
-    /// Score (0–1) at which a pair is reported.
-    pub beacon_score: f64,
-    /// Most dispersion of the intervals (median absolute deviation / median) a beacon
-    /// may have, whatever its score.
-    pub beacon_max_dispersion: f64,
-    /// How long a pair is remembered, and the wait between two findings for it.
-    pub beacon_window_secs: u64,
-    /// Destination ports never scored (resolvers, time servers).
-    pub beacon_ignore_ports: Vec<u16>,
-    /// Score pairs whose destination is internal too (off: monitoring polls look alike).
-    pub beacon_internal: bool,
-    /// Window over which a host's outbound bytes are summed.
-    pub exfil_window_secs: u64,
-    /// A window this many times the host's baseline is reported…
-    pub exfil_factor: f64,
-    /// …when it is at least this many bytes and the baseline has this many windows.
-    pub exfil_min_bytes: u64,
-    pub exfil_baseline_windows: u32,
-    /// Outbound bytes in one window reported whatever the baseline.
-    pub exfil_threshold_bytes: u64,
-    /// Networks that are not "outbound" (CIDRs).
-    pub internal_networks: Vec<String>,
-    /// Sources never reported (CIDRs of known scanners or monitoring hosts).
-    pub ignore_sources: Vec<String>,
-    /// Destinations never scored for beaconing or exfiltration (CIDRs of update and
-    /// backup services whose regular calls are expected).
-    pub ignore_destinations: Vec<String>,
-    /// Window of the DNS tunnelling detector.
-    pub dns_window_secs: u64,
-    /// Distinct subdomains of one registered domain from one source in the window.
-    pub dns_min_distinct: u32,
-    /// A subdomain part at least this long counts as long.
-    pub dns_long_subdomain: usize,
-    /// A subdomain part at least `dns_entropy_min_len` long with at least this many bits
-    /// of entropy per character counts as encoded.
-    pub dns_entropy_bits: f64,
-    pub dns_entropy_min_len: usize,
-    /// Share of TXT/NULL queries that is suspicious by itself.
-    pub dns_txt_share: f64,
-}
-
-impl Default for NetworkParams {
-    fn default() -> Self {
-        NetworkParams {
-            scan_window_secs: 300,
-            vertical_scan_ports: 25,
-            horizontal_scan_hosts: 25,
-            scan_min_unanswered_ratio: 0.5,
-            beacon_min_connections: 8,
-            beacon_max_connections: 48,
-            beacon_min_interval_secs: 5.0,
-            beacon_score: 0.8,
-            beacon_max_dispersion: 0.25,
-            beacon_window_secs: 86_400,
-            beacon_ignore_ports: vec![53, 123, 853, 5353],
-            beacon_internal: false,
-            exfil_window_secs: 600,
-            exfil_factor: 10.0,
-            exfil_min_bytes: 20_000_000,
-            exfil_baseline_windows: 3,
-            exfil_threshold_bytes: 1_000_000_000,
-            internal_networks: [
-                "10.0.0.0/8",
-                "172.16.0.0/12",
-                "192.168.0.0/16",
-                "100.64.0.0/10",
-                "169.254.0.0/16",
-                "255.255.255.255/32",
-                "fc00::/7",
-                "fe80::/10",
-            ]
-            .map(String::from)
-            .to_vec(),
-            ignore_sources: Vec::new(),
-            ignore_destinations: Vec::new(),
-            dns_window_secs: 600,
-            dns_min_distinct: 40,
-            dns_long_subdomain: 40,
-            dns_entropy_bits: 3.5,
-            dns_entropy_min_len: 20,
-            dns_txt_share: 0.5,
-        }
-    }
-}
-
-/// Parameters of `correlate_events`.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CorrelationParams {
-    /// Findings sharing an entity within this window are linked.
-    pub window_secs: u64,
-    /// Distinct ATT&CK tactics a linked group must span to become a campaign.
-    pub min_tactics: usize,
-}
-
-impl Default for CorrelationParams {
-    fn default() -> Self {
-        CorrelationParams { window_secs: 86_400, min_tactics: 2 }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct BruteForceParams {
-    /// Failures from one address that open a finding.
-    pub failures: u32,
-    /// Sliding window, in seconds of log time.
-    pub window_secs: u64,
-}
-
-impl Default for BruteForceParams {
-    fn default() -> Self {
-        BruteForceParams { failures: 5, window_secs: 600 }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SuccessAfterFailuresParams {
-    /// Failures from the same address that make a later success suspicious.
-    pub min_failures: u32,
-    /// How far back (log time) failures count.
-    pub lookback_secs: u64,
-}
-
-impl Default for SuccessAfterFailuresParams {
-    fn default() -> Self {
-        SuccessAfterFailuresParams { min_failures: 3, lookback_secs: 86_400 }
     }
 }
 

@@ -1,16 +1,26 @@
-//! Threat-intel feed folders as a source: watched with notify (a wake-up hint), with a
-//! poll of the files' fingerprints (path, size, mtime) as the backstop; a change reloads
-//! the whole feed set into a new index, swapped in without a restart.
+//! Folders of files loaded at start (threat-intel feeds) as a source: watched with
+//! notify (a wake-up hint), with a poll of the files' fingerprints as the backstop; a
+//! change reloads the whole set, swapped in without a restart.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::tools::detection::ioc::FeedStore;
+/// Something loaded from files in folders, reloaded when they change.
+pub trait Reloadable: Send + Sync + 'static {
+    /// A fingerprint of the files (paths, sizes, modification times): a reload happens
+    /// when it changes.
+    type Signature: PartialEq + Send;
+    /// The folders to watch.
+    fn watched_dirs(&self) -> Vec<PathBuf>;
+    fn signature(&self) -> Self::Signature;
+    /// Loads everything again and swaps it in.
+    fn reload(&self);
+}
 
-/// Watches `store`'s feed folders on a thread of its own, which ends once everyone
-/// else has dropped the store.
-pub fn watch(store: &Arc<FeedStore>, poll: Duration) {
+/// Watches `store`'s folders on a thread of its own, which ends once everyone else has
+/// dropped the store.
+pub fn watch<R: Reloadable>(store: &Arc<R>, poll: Duration) {
     use notify::Watcher;
     let dirs: Vec<PathBuf> = store.watched_dirs();
     if dirs.is_empty() {

@@ -23,11 +23,10 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::Utc;
 
-use super::{BatchBuilder, FINGERPRINT_BYTES, LineSplitter, fingerprint, send_batch};
+use super::{BatchBuilder, FINGERPRINT_BYTES, LineSplitter, LogSink, fingerprint, send_batch};
 use crate::config::{IngestConfig, LogFormat};
 use crate::kb::Kb;
 use crate::messages::Checkpoint;
-use crate::supervisor::Supervisor;
 use crate::telemetry::Metrics;
 
 const CHUNK: usize = 64 * 1024;
@@ -317,7 +316,7 @@ pub struct FileTail {
     pub format: LogFormat,
     pub cfg: IngestConfig,
     pub kb: Kb,
-    pub supervisor: Addr<Supervisor>,
+    pub sink: LogSink,
     pub metrics: Arc<Metrics>,
 }
 
@@ -326,8 +325,8 @@ impl Actor for FileTail {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let (source, path, format, cfg) = (self.source.clone(), self.path.clone(), self.format, self.cfg.clone());
-        let (kb, supervisor, metrics) = (self.kb.clone(), self.supervisor.clone(), self.metrics.clone());
-        ctx.spawn(actix::fut::wrap_future(run(source, path, format, cfg, kb, supervisor, metrics)));
+        let (kb, sink, metrics) = (self.kb.clone(), self.sink.clone(), self.metrics.clone());
+        ctx.spawn(actix::fut::wrap_future(run(source, path, format, cfg, kb, sink, metrics)));
     }
 }
 
@@ -337,7 +336,7 @@ async fn run(
     format: LogFormat,
     cfg: IngestConfig,
     kb: Kb,
-    supervisor: Addr<Supervisor>,
+    sink: LogSink,
     metrics: Arc<Metrics>,
 ) {
     let cp = loop {
@@ -358,7 +357,7 @@ async fn run(
             watcher = watch_parent(&path, tx.clone());
         }
         while let Some(batch) = tailer.next_batch() {
-            if let Err(e) = send_batch(&supervisor, batch).await {
+            if let Err(e) = send_batch(&sink, batch).await {
                 tracing::error!(%source, error = %e, "batch rejected");
             }
         }

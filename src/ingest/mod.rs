@@ -19,57 +19,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::config::LogFormat;
+pub use crate::messages::{BatchAck, BatchError, BatchStats, LogBatch};
 use crate::messages::{Checkpoint, Event};
-
-/// A batch of parsed lines from one source, with the checkpoint it advances to.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<BatchAck, crate::agents::AgentError>")]
-pub struct LogBatch {
-    pub id: Uuid,
-    pub source: String,
-    /// Per-source batch sequence number; `None` for batches that are not checkpointed
-    /// (raw lines injected through the admin API).
-    pub seq: Option<u64>,
-    /// The checkpoint to store with the batch's effects.
-    pub checkpoint: Option<Checkpoint>,
-    /// Shared so that a re-send after an agent restart does not copy the events.
-    pub events: std::sync::Arc<Vec<Event>>,
-    pub stats: BatchStats,
-    /// The file the lines were read from (file sources and replay): with each event's
-    /// offset, where evidence lines can be found again.
-    pub file: Option<String>,
-}
-
-/// Counts of what a batch covered.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BatchStats {
-    pub lines: u64,
-    pub invalid_utf8: u64,
-    pub truncated: u64,
-    /// Lines whose syslog header could not be parsed.
-    pub unparsed: u64,
-    /// The file was truncated in place just before these lines (copytruncate, or
-    /// someone emptying a log).
-    #[serde(default)]
-    pub file_truncated: bool,
-}
-
-impl BatchStats {
-    pub fn add(&mut self, o: &BatchStats) {
-        self.lines += o.lines;
-        self.invalid_utf8 += o.invalid_utf8;
-        self.truncated += o.truncated;
-        self.unparsed += o.unparsed;
-        self.file_truncated |= o.file_truncated;
-    }
-}
-
-/// The answer to a batch: whether it was applied or was a stale re-send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchAck {
-    Applied { findings: usize },
-    AlreadyApplied,
-}
 
 /// Splits a byte stream into lines: lossy UTF-8, lines over `max` bytes cut at `max`
 /// and the rest of them discarded, a trailing `\r` removed.
@@ -232,23 +183,6 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
     memchr::memchr(needle, hay)
 }
 
-/// Escapes control characters so a hostile line cannot forge terminal output or logs.
-pub fn sanitize(line: &str, max: usize) -> String {
-    let mut out = String::with_capacity(line.len().min(max));
-    for c in line.chars() {
-        if out.len() >= max {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// A cheap, stable hash of a file's first bytes (FNV-1a), to recognise it after a restart.
 pub fn fingerprint(head: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
@@ -265,7 +199,7 @@ pub const FINGERPRINT_BYTES: usize = 256;
 /// This machine's host name, as its own syslog lines carry it.
 pub fn local_hostname() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-    let name = sanitize(name.trim(), 255);
+    let name = crate::text::sanitize(name.trim(), 255);
     (!name.is_empty()).then_some(name)
 }
 
@@ -406,28 +340,43 @@ impl BatchBuilder {
     }
 }
 
-/// Sends a batch to the current log sink and waits for it to be applied. While the
+/// Where a source sends its batches (the supervisor, which hands them to the running
+/// threat-detection agent): given to the source once, when it starts.
+pub type LogSink = Recipient<LogBatch>;
+
+/// Sends a batch to the log sink and waits for it to be applied. While the
 /// threat-detection agent is restarting (or failed) it keeps the batch and retries, so a
 /// source never skips lines; this wait is also the backpressure on the reader.
-pub async fn send_batch(supervisor: &Addr<crate::supervisor::Supervisor>, batch: LogBatch) -> Result<BatchAck, String> {
+pub async fn send_batch(sink: &LogSink, batch: LogBatch) -> Result<BatchAck, SendError> {
     let mut delay = std::time::Duration::from_millis(50);
+    let mut retries = 0u32;
     loop {
-        let sink = supervisor.send(crate::supervisor::LogSink).await.map_err(|e| format!("supervisor gone: {e}"))?;
-        if let Some(sink) = sink {
-            match sink.send(batch.clone()).await {
-                Ok(Ok(ack)) => return Ok(ack),
-                Ok(Err(crate::agents::AgentError::Rejected(r))) => return Err(r),
-                Ok(Err(e)) => {
-                    tracing::warn!(source = %batch.source, error = %e, "batch not applied; retrying")
+        match sink.send(batch.clone()).await {
+            Ok(Ok(ack)) => return Ok(ack),
+            Ok(Err(BatchError::Rejected(r))) => return Err(SendError::Rejected(r)),
+            Ok(Err(e)) => {
+                // Said once per wait, not once per retry.
+                if retries == 0 {
+                    tracing::warn!(source = %batch.source, error = %e, "batch not applied; retrying");
                 }
-                Err(e) => {
-                    tracing::warn!(source = %batch.source, error = %e, "log sink went away; retrying")
-                }
+                retries += 1;
             }
+            Err(e) => return Err(SendError::SinkGone(e.to_string())),
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(std::time::Duration::from_secs(2));
     }
+}
+
+/// Why a batch could not be delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The reader refused it for good.
+    #[error("{0}")]
+    Rejected(String),
+    /// The supervisor is gone (shutting down).
+    #[error("log sink gone: {0}")]
+    SinkGone(String),
 }
 
 #[cfg(test)]
@@ -488,10 +437,5 @@ mod tests {
     fn a_cut_never_splits_a_character() {
         let (out, _) = split(4, &["aé€x\n".as_bytes()]);
         assert_eq!(out, vec!["aé"]);
-    }
-
-    #[test]
-    fn sanitize_escapes_controls() {
-        assert_eq!(sanitize("a\x1b[31mb\n", 100), "a\\u{1b}[31mb\\n");
     }
 }

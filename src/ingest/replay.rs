@@ -7,12 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use actix::Addr;
 use chrono::{DateTime, Utc};
 
-use super::{BatchBuilder, BatchStats, LineSplitter, send_batch};
+use super::{BatchBuilder, BatchStats, LineSplitter, LogSink, send_batch};
 use crate::config::{IngestConfig, LogFormat};
-use crate::supervisor::Supervisor;
 
 /// Progress shared with whoever reports it.
 #[derive(Debug, Default)]
@@ -26,7 +24,9 @@ pub enum ReplayError {
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: std::io::Error },
     #[error("{0}")]
-    Sink(String),
+    Capture(String),
+    #[error(transparent)]
+    Send(#[from] super::SendError),
 }
 
 /// Replays one file through the agents and returns what it read.
@@ -35,7 +35,7 @@ pub async fn replay_file(
     source: &str,
     format: LogFormat,
     cfg: &IngestConfig,
-    supervisor: &Addr<Supervisor>,
+    sink: &LogSink,
     progress: &Progress,
 ) -> Result<BatchStats, ReplayError> {
     let err = |e| ReplayError::Read { path: path.display().to_string(), source: e };
@@ -43,7 +43,7 @@ pub async fn replay_file(
     let mut head = [0u8; 4];
     let got = file.read(&mut head).map_err(err)?;
     if super::pcap::is_capture(&head[..got]) {
-        return replay_capture(path, source, cfg, supervisor, progress).await;
+        return replay_capture(path, source, cfg, sink, progress).await;
     }
     std::io::Seek::rewind(&mut file).map_err(err)?;
     let reference: DateTime<Utc> =
@@ -76,7 +76,7 @@ pub async fn replay_file(
             batch.file = Some(path.display().to_string());
             total.add(&batch.stats);
             progress.lines.fetch_add(batch.stats.lines, Ordering::Relaxed);
-            send_batch(supervisor, batch).await.map_err(ReplayError::Sink)?;
+            send_batch(sink, batch).await?;
         }
         if n == 0 {
             return Ok(total);
@@ -89,15 +89,15 @@ async fn replay_capture(
     path: &Path,
     source: &str,
     cfg: &IngestConfig,
-    supervisor: &Addr<Supervisor>,
+    sink: &LogSink,
     progress: &Progress,
 ) -> Result<BatchStats, ReplayError> {
     let p = path.to_path_buf();
     // Reading and assembling flows is CPU work: off the actor thread.
     let (events, stats) = tokio::task::spawn_blocking(move || super::pcap::read(&p))
         .await
-        .map_err(|e| ReplayError::Sink(format!("capture reader failed: {e}")))?
-        .map_err(ReplayError::Sink)?;
+        .map_err(|e| ReplayError::Capture(format!("capture reader failed: {e}")))?
+        .map_err(ReplayError::Capture)?;
     tracing::info!(file = %path.display(), ?stats, "capture read");
     if stats.truncated {
         tracing::warn!(file = %path.display(), "capture ends in the middle of a record; what precedes it was read");
@@ -119,7 +119,7 @@ async fn replay_capture(
         };
         total.add(&batch.stats);
         progress.lines.fetch_add(lines, Ordering::Relaxed);
-        send_batch(supervisor, batch).await.map_err(ReplayError::Sink)?;
+        send_batch(sink, batch).await?;
     }
     Ok(total)
 }

@@ -7,16 +7,15 @@ use actix::prelude::*;
 use chrono::Utc;
 use tokio::io::AsyncReadExt;
 
-use super::{BatchBuilder, LineSplitter, send_batch};
+use super::{BatchBuilder, LineSplitter, LogSink, send_batch};
 use crate::config::{IngestConfig, LogFormat};
-use crate::supervisor::Supervisor;
 use crate::telemetry::Metrics;
 
 pub struct Stdin {
     pub source: String,
     pub format: LogFormat,
     pub cfg: IngestConfig,
-    pub supervisor: Addr<Supervisor>,
+    pub sink: LogSink,
     pub metrics: Arc<Metrics>,
 }
 
@@ -24,7 +23,7 @@ impl Actor for Stdin {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let (source, format, cfg, sup) = (self.source.clone(), self.format, self.cfg.clone(), self.supervisor.clone());
+        let (source, format, cfg, sup) = (self.source.clone(), self.format, self.cfg.clone(), self.sink.clone());
         let metrics = self.metrics.clone();
         ctx.spawn(actix::fut::wrap_future(async move {
             let mut input = tokio::io::stdin();

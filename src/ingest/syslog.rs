@@ -23,9 +23,8 @@ use chrono::{DateTime, Utc};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use super::{BatchBuilder, LineSplitter, send_batch};
+use super::{BatchBuilder, LineSplitter, LogSink, send_batch};
 use crate::config::{IngestConfig, LogFormat};
-use crate::supervisor::Supervisor;
 use crate::telemetry::Metrics;
 
 /// Concurrent TCP connections; more are refused until one closes.
@@ -201,7 +200,7 @@ pub struct Syslog {
     pub transport: Transport,
     pub format: LogFormat,
     pub cfg: IngestConfig,
-    pub supervisor: Addr<Supervisor>,
+    pub sink: LogSink,
     pub metrics: Arc<Metrics>,
     /// Told the bound address (port 0 picks a free one), or why binding failed.
     pub bound: Bound,
@@ -213,7 +212,7 @@ impl Actor for Syslog {
     fn started(&mut self, ctx: &mut Self::Context) {
         let (tx, rx) = mpsc::channel::<(String, u64, u64)>(4096);
         let (source, format, cfg, sup, metrics) =
-            (self.source.clone(), self.format, self.cfg.clone(), self.supervisor.clone(), self.metrics.clone());
+            (self.source.clone(), self.format, self.cfg.clone(), self.sink.clone(), self.metrics.clone());
         ctx.spawn(actix::fut::wrap_future(batcher(source, format, cfg.batch_lines, rx, sup, metrics)));
         let (source, listen, max, metrics, bound) =
             (self.source.clone(), self.listen, self.cfg.max_line_bytes, self.metrics.clone(), self.bound.take());
@@ -230,7 +229,7 @@ async fn batcher(
     format: LogFormat,
     batch_lines: usize,
     mut rx: mpsc::Receiver<(String, u64, u64)>,
-    supervisor: Addr<Supervisor>,
+    sink: LogSink,
     metrics: Arc<Metrics>,
 ) {
     let mut builder = BatchBuilder::new(format, Utc::now());
@@ -251,7 +250,7 @@ async fn batcher(
             }
         }
         let batch = builder.take(&source, None, None);
-        if let Err(e) = send_batch(&supervisor, batch).await {
+        if let Err(e) = send_batch(&sink, batch).await {
             metrics.inc(&metrics.source_errors);
             tracing::error!(%source, error = %e, "batch rejected");
         }

@@ -83,13 +83,13 @@ struct IncidentOut<'a> {
     notes: &'a [String],
     version: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    triage: Option<&'a crate::tools::response::TriageResult>,
+    triage: Option<&'a crate::messages::TriageResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     playbook: Option<&'a crate::messages::PlaybookRun>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     earlier_playbooks: &'a [crate::messages::PlaybookRun],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    evidence: &'a [crate::tools::response::evidence::EvidenceItem],
+    evidence: &'a [crate::messages::EvidenceItem],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     remediation: &'a [crate::messages::RemediationEntry],
 }
@@ -139,13 +139,13 @@ struct IncidentIn {
     notes: Vec<String>,
     version: u64,
     #[serde(default)]
-    triage: Option<crate::tools::response::TriageResult>,
+    triage: Option<crate::messages::TriageResult>,
     #[serde(default)]
     playbook: Option<crate::messages::PlaybookRun>,
     #[serde(default)]
     earlier_playbooks: Vec<crate::messages::PlaybookRun>,
     #[serde(default)]
-    evidence: Vec<crate::tools::response::evidence::EvidenceItem>,
+    evidence: Vec<crate::messages::EvidenceItem>,
     #[serde(default)]
     remediation: Vec<crate::messages::RemediationEntry>,
 }

@@ -74,8 +74,8 @@ fn rig_tool(t: LlmTool, log: Arc<Mutex<Vec<ToolUse>>>) -> Result<DynamicTool, St
         Box::pin(async move {
             let result = call(args.clone()).await;
             let decision = match &result {
-                Ok(out) => format!("ok: {}", crate::ingest::sanitize(out, 200)),
-                Err(why) => format!("refused: {}", crate::ingest::sanitize(why, 200)),
+                Ok(out) => format!("ok: {}", crate::text::sanitize(out, 200)),
+                Err(why) => format!("refused: {}", crate::text::sanitize(why, 200)),
             };
             log.lock().unwrap_or_else(|p| p.into_inner()).push(ToolUse { tool: tool_name, arguments: args, decision });
             match result {

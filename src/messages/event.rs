@@ -66,9 +66,9 @@ impl Event {
             return w.client.parse().ok();
         }
         let m = self.json.as_ref()?;
-        ["src_ip", "source.ip", "client.ip", "c-ip", "remote_addr", "id.orig_h"].iter().find_map(|f| {
-            crate::ingest::parse::json::lookup(m, f).and_then(|v| v.as_str()).and_then(|s| s.parse().ok())
-        })
+        ["src_ip", "source.ip", "client.ip", "c-ip", "remote_addr", "id.orig_h"]
+            .iter()
+            .find_map(|f| json_lookup(m, f).and_then(|v| v.as_str()).and_then(|s| s.parse().ok()))
     }
 
     /// The message after the syslog header (the whole line when there is none).
@@ -151,4 +151,19 @@ impl AuthEventKind {
             AuthEventKind::SessionOpened => "session_opened",
         }
     }
+}
+
+/// Looks up a dotted path (`source.ip`) in an object; a literal dotted key wins.
+pub fn json_lookup<'a>(
+    map: &'a serde_json::Map<String, serde_json::Value>,
+    path: &str,
+) -> Option<&'a serde_json::Value> {
+    if let Some(v) = map.get(path) {
+        return Some(v);
+    }
+    let mut cur: &serde_json::Value = map.get(path.split('.').next()?)?;
+    for part in path.split('.').skip(1) {
+        cur = cur.as_object()?.get(part)?;
+    }
+    Some(cur)
 }

@@ -33,7 +33,7 @@ pub struct Incident {
     pub version: u64,
     /// What triage decided and why (type, severity, priority, deadline, asset, reasons).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub triage: Option<crate::tools::response::TriageResult>,
+    pub triage: Option<TriageResult>,
     /// The playbook run for this incident, step by step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub playbook: Option<PlaybookRun>,
@@ -42,7 +42,7 @@ pub struct Incident {
     pub earlier_playbooks: Vec<PlaybookRun>,
     /// Evidence collected for it (content in the evidence store, by SHA-256).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub evidence: Vec<crate::tools::response::evidence::EvidenceItem>,
+    pub evidence: Vec<EvidenceItem>,
     /// The root cause handed to vulnerability management: remediations scheduled and
     /// what their verification found.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -309,4 +309,38 @@ pub enum ActionStatus {
     Expired,
     /// Executed, then undone when it expired or its incident closed.
     RolledBack,
+}
+
+/// What triage decided, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriageResult {
+    /// `brute_force`, `credential_compromise`, `web_attack`, `malware_c2`, `ransomware`,
+    /// `phishing`, `data_exfiltration`, `privilege_abuse`, `vulnerability_exploitation`,
+    /// `reconnaissance`, `defense_evasion`, `agent_failure`.
+    pub kind: String,
+    pub severity: Severity,
+    pub priority: Priority,
+    /// Respond by then.
+    #[serde(default)]
+    pub deadline: Option<DateTime<Utc>>,
+    /// The asset it was scored against (`None`: the default).
+    #[serde(default)]
+    pub asset: Option<String>,
+    pub reasons: Vec<String>,
+}
+
+/// One piece of evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceItem {
+    /// `log_lines`, `file`, `host_snapshot`, `external`.
+    pub kind: String,
+    /// Where it came from: a file path, `/proc`, the collector's command.
+    pub source: String,
+    pub sha256: String,
+    pub size: u64,
+    pub collected_at: DateTime<Utc>,
+    pub collector: String,
+    /// Its name inside the evidence store and in bundles.
+    pub name: String,
 }

@@ -4,20 +4,22 @@
 //! Nothing in here talks to an actor or to storage; every type is serde data so that
 //! it can be persisted in the knowledge base, shown by the admin API and replayed.
 
+mod batch;
 mod envelope;
 mod event;
 mod finding;
 mod incident;
 
+pub use batch::{BatchAck, BatchError, BatchStats, LogBatch};
 pub use envelope::{
     ApprovalDecision, CloseRequest, ContainmentRequest, Envelope, Handoff, IncidentRef, Instruction, Payload,
     PayloadKind, PlaybookStepRef, ScanRequest, VerifyRequest,
 };
-pub use event::{AuthEvent, AuthEventKind, Event, WebRequest};
+pub use event::{AuthEvent, AuthEventKind, Event, WebRequest, json_lookup};
 pub use finding::{EvidenceRef, Finding, IntelHit, Severity};
 pub use incident::{
-    Action, ActionKind, ActionStatus, Decision, Incident, IncidentStatus, PlaybookRun, Priority, RemediationEntry,
-    RemediationStatus, Rollback, RunStatus, StepRecord,
+    Action, ActionKind, ActionStatus, Decision, EvidenceItem, Incident, IncidentStatus, PlaybookRun, Priority,
+    RemediationEntry, RemediationStatus, Rollback, RunStatus, StepRecord, TriageResult,
 };
 
 /// The response mode: what the incident-response executor does with a containment action.

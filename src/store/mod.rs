@@ -2,7 +2,7 @@
 //!
 //! It knows trees, keys and byte values, applies a batch of writes atomically across
 //! trees, and nothing else. Typed records, the audit chain and every policy live in
-//! [`crate::kb`], whose actor is the store's only owner at run time.
+//! the knowledge base above it, whose actor is the store's only owner at run time.
 
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,7 @@
 //! routing table, and a bounded queue per agent (at most 4,096 envelopes; the rest wait in
 //! the durable inbox) with one delivery of up to 256 envelopes in flight. Accepts: [`Route`] (an envelope
 //! from outside, persisted here), [`Dispatch`] (envelopes an agent already persisted),
-//! [`AgentExited`], [`ListAgents`], [`LogSink`], [`InjectFault`], [`Shutdown`],
+//! [`AgentExited`], [`ListAgents`], [`LogBatch`] (forwarded to the threat-detection agent), [`ReaderUp`], [`InjectFault`], [`Shutdown`],
 //! [`Idle`]. Emits: `Deliver` to agents, audit records, the "agent failed" incident.
 //! Survives a restart: the durable inbox. On start, and whenever an agent is rebuilt,
 //! every unacknowledged envelope routed to it is delivered again.
@@ -13,7 +13,6 @@
 //! same commit as their effects: delivery is at least once, effects exactly once.
 
 pub mod backoff;
-pub mod routing;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -26,13 +25,14 @@ use uuid::Uuid;
 
 use crate::agents::shell::{ExitGuard, StopAgent};
 use crate::agents::{self, AgentActor, AgentEnv, ArmFault, Deliver, ExecutorTools, Fault};
+use crate::agents::{AgentExited, Dispatch};
 use crate::definitions::{AgentDefinition, Definitions};
-use crate::ingest::LogBatch;
 use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::kb::{Commit, Write};
-use crate::messages::{Envelope, InboxEntry, Incident, Payload, Priority, Severity};
+use crate::messages::{BatchAck, BatchError, LogBatch};
+use crate::messages::{Envelope, InboxEntry, Incident, Priority, Severity};
+use crate::routing::RouteError;
 use backoff::{RestartHistory, Verdict};
-use routing::RouteError;
 
 /// Envelopes queued in memory per agent before further ones wait in the durable inbox.
 const MAX_QUEUED: usize = 4096;
@@ -40,25 +40,6 @@ const MAX_QUEUED: usize = 4096;
 const MAX_BATCH: usize = 256;
 /// Deliveries of one envelope without acknowledgement before it is dead-lettered.
 const MAX_ATTEMPTS: u32 = 4;
-
-/// The writes and audit entries that persist a routed envelope. A handoff is also stored
-/// in the `handoffs` tree, in the same commit, before its target can receive it.
-pub fn persist_entry(actor: &str, entry: &InboxEntry) -> (Vec<Write>, Vec<AuditEntry>) {
-    let e = &entry.envelope;
-    let mut writes = vec![Write::InboxPut(entry.clone())];
-    let mut audit = vec![AuditEntry::new(
-        actor,
-        AuditKind::EnvelopeRouted,
-        e.id,
-        serde_json::json!({ "kind": e.payload.kind(), "to": entry.target, "origin": e.origin, "causation_id": e.causation_id }),
-    )];
-    if let Payload::Handoff(h) = &e.payload {
-        let record = serde_json::json!({ "envelope_id": e.id, "from": h.from, "to": h.to, "incident_id": h.incident_id, "context": h.context, "at": e.created_at });
-        writes.push(Write::Handoff { id: e.id, record: record.clone() });
-        audit.push(AuditEntry::new(actor, AuditKind::Handoff, e.id, record));
-    }
-    (writes, audit)
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -124,20 +105,6 @@ pub struct Route {
     pub to: Option<String>,
 }
 
-/// Delivers envelopes an agent already persisted in its commit.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct Dispatch(pub Vec<InboxEntry>);
-
-/// An agent went away. `reason` is `None` for a requested stop.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct AgentExited {
-    pub name: String,
-    pub generation: u64,
-    pub reason: Option<String>,
-}
-
 /// A delivery finished (the agent handled the envelope, or did not).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -152,10 +119,10 @@ struct Delivered {
 #[rtype(result = "Vec<AgentStatus>")]
 pub struct ListAgents;
 
-/// The current recipient of log batches (the threat-detection agent), if running.
+/// True when a threat-detection agent is running and can take log batches.
 #[derive(Message)]
-#[rtype(result = "Option<Recipient<LogBatch>>")]
-pub struct LogSink;
+#[rtype(result = "bool")]
+pub struct ReaderUp;
 
 #[derive(Message)]
 #[rtype(result = "Result<(), SupervisorError>")]
@@ -511,12 +478,11 @@ impl Handler<Route> for Supervisor {
     type Result = ResponseActFuture<Self, Result<Uuid, SupervisorError>>;
 
     fn handle(&mut self, msg: Route, _: &mut Self::Context) -> Self::Result {
-        let target = match self.env.routes.target_for(&msg.envelope, msg.to.as_deref()) {
-            Ok(t) => t,
-            Err(e) => return Box::pin(fut::ready(Err(e.into()))),
-        };
-        let entry = InboxEntry { target, envelope: msg.envelope, attempts: 0 };
-        let (writes, audit) = persist_entry("supervisor", &entry);
+        let crate::routing::Routed { entry, writes, audit } =
+            match self.env.routes.route("supervisor", msg.envelope, msg.to.as_deref()) {
+                Ok(r) => r,
+                Err(e) => return Box::pin(fut::ready(Err(e.into()))),
+            };
         let kb = self.env.kb.clone();
         let id = entry.envelope.id;
         Box::pin(async move { kb.commit(Commit { writes, audit, flush: true }).await }.into_actor(self).map(
@@ -607,15 +573,41 @@ impl Handler<ListAgents> for Supervisor {
     }
 }
 
-impl Handler<LogSink> for Supervisor {
-    type Result = Option<Recipient<LogBatch>>;
-
-    fn handle(&mut self, _: LogSink, _: &mut Self::Context) -> Self::Result {
+impl Supervisor {
+    /// The running threat-detection agent, which reads the log batches.
+    fn reader(&self) -> Option<Addr<AgentActor>> {
         self.slots
             .values()
             .filter(|s| s.def.kind == crate::definitions::AgentKind::ThreatDetection && s.state == AgentState::Running)
             .find_map(|s| s.addr.clone())
-            .map(|a| a.recipient())
+    }
+}
+
+/// Sources hold the supervisor as their log sink: a batch goes to the threat-detection
+/// agent running now (a restart gives it a new address), or is refused as unavailable
+/// for the source to send again.
+impl Handler<LogBatch> for Supervisor {
+    type Result = ResponseFuture<Result<BatchAck, BatchError>>;
+
+    fn handle(&mut self, batch: LogBatch, _: &mut Self::Context) -> Self::Result {
+        let reader = self.reader();
+        Box::pin(async move {
+            let Some(reader) = reader else {
+                return Err(BatchError::Unavailable("no threat-detection agent is running".into()));
+            };
+            reader
+                .send(batch)
+                .await
+                .unwrap_or_else(|e| Err(BatchError::Unavailable(format!("the reader went away: {e}"))))
+        })
+    }
+}
+
+impl Handler<ReaderUp> for Supervisor {
+    type Result = bool;
+
+    fn handle(&mut self, _: ReaderUp, _: &mut Self::Context) -> bool {
+        self.reader().is_some()
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::ingest::BatchStats;
+use crate::messages::BatchStats;
 
 /// Counters since this process started. Durable totals (lines per source, events by
 /// kind) come from the knowledge base and are rendered next to them.

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::definitions::{DetectionParams, ToolName};
 use crate::messages::{ActionKind, Event, Finding, Incident, ResponseMode};
+use crate::tools::ToolName;
+use crate::tools::detection::DetectionParams;
 use crate::tools::detection::correlate::{self, Correlator};
 use crate::tools::detection::ioc::{self, FeedStore, IocMatcher};
 use crate::tools::detection::network::{self, NetworkAnalyzer};
@@ -415,7 +416,7 @@ impl ToolExecutor {
                     let mut det = AuthDetector::with_rules(params, Default::default(), rules);
                     let mut b = crate::ingest::BatchBuilder::new(crate::config::LogFormat::Auto, chrono::Utc::now());
                     for l in lines {
-                        b.parser.parse(crate::ingest::sanitize(&l, 4096), &mut b.stats, &mut b.events);
+                        b.parser.parse(crate::text::sanitize(&l, 4096), &mut b.stats, &mut b.events);
                     }
                     let mut findings = det.analyze(&b.events);
                     findings.iter_mut().for_each(crate::tools::detection::attack::complete);
@@ -637,7 +638,7 @@ pub async fn collect(
             let r2 = r.clone();
             let at = format!("{}:{} sha256:{}", r.file, r.offset, r.sha256_hex());
             let text = match tokio::task::spawn_blocking(move || evidence::reread_line(&r2)).await {
-                Ok(Ok(line)) => crate::ingest::sanitize(&line, 4096),
+                Ok(Ok(line)) => crate::text::sanitize(&line, 4096),
                 Ok(Err(why)) => format!("(not available: {why})"),
                 Err(e) => format!("(not available: {e})"),
             };

@@ -2,7 +2,9 @@
 
 pub mod detection;
 pub mod executor;
+mod name;
 pub mod response;
 pub mod vuln;
 
 pub use executor::{DetectionRestore, ExecuteTool, ToolCall, ToolExecutor, ToolOutcome, ToolOutput};
+pub use name::ToolName;

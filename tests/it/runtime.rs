@@ -96,9 +96,9 @@ fn the_stdin_source_feeds_detection() {
 /// handled exactly once.
 #[actix_rt::test]
 async fn a_flood_of_envelopes_is_queued_in_bounds_and_all_handled() {
+    use warden::agents::Dispatch;
     use warden::kb::{Commit, Write};
     use warden::messages::{InboxEntry, Instruction};
-    use warden::supervisor::Dispatch;
 
     let defs = load(&ActorsDir::Disk(actors_dir())).unwrap();
     let cfg = Config::parse("", "test").unwrap();
@@ -141,9 +141,9 @@ async fn a_flood_of_envelopes_is_queued_in_bounds_and_all_handled() {
 /// become idle.
 #[actix_rt::test]
 async fn two_inbox_entries_with_one_id_are_both_acknowledged() {
+    use warden::agents::Dispatch;
     use warden::kb::{Commit, Write};
     use warden::messages::{InboxEntry, Instruction};
-    use warden::supervisor::Dispatch;
 
     let defs = load(&ActorsDir::Disk(actors_dir())).unwrap();
     let cfg = Config::parse("", "test").unwrap();

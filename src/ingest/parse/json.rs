@@ -3,24 +3,12 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::messages::Event;
+use crate::messages::{Event, json_lookup as lookup};
 
 /// Field names tried, in order, for the event time.
 const TIME_FIELDS: [&str; 5] = ["@timestamp", "timestamp", "time", "ts", "date"];
 /// Field names tried, in order, for the host.
 const HOST_FIELDS: [&str; 4] = ["host", "hostname", "host.name", "computer"];
-
-/// Looks up a dotted path (`source.ip`) in an object; a literal dotted key wins.
-pub fn lookup<'a>(map: &'a serde_json::Map<String, serde_json::Value>, path: &str) -> Option<&'a serde_json::Value> {
-    if let Some(v) = map.get(path) {
-        return Some(v);
-    }
-    let mut cur: &serde_json::Value = map.get(path.split('.').next()?)?;
-    for part in path.split('.').skip(1) {
-        cur = cur.as_object()?.get(part)?;
-    }
-    Some(cur)
-}
 
 /// A Unix time in (fractional) seconds.
 pub fn epoch(secs: f64) -> Option<DateTime<Utc>> {

@@ -11,9 +11,39 @@ use std::net::IpAddr;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::definitions::DetectionParams;
-use crate::ingest::sanitize;
+use super::DetectionParams;
 use crate::messages::{AuthEventKind, Event, Finding, Severity};
+use crate::text::sanitize;
+
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BruteForceParams {
+    /// Failures from one address that open a finding.
+    pub failures: u32,
+    /// Sliding window, in seconds of log time.
+    pub window_secs: u64,
+}
+
+impl Default for BruteForceParams {
+    fn default() -> Self {
+        BruteForceParams { failures: 5, window_secs: 600 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuccessAfterFailuresParams {
+    /// Failures from the same address that make a later success suspicious.
+    pub min_failures: u32,
+    /// How far back (log time) failures count.
+    pub lookback_secs: u64,
+}
+
+impl Default for SuccessAfterFailuresParams {
+    fn default() -> Self {
+        SuccessAfterFailuresParams { min_failures: 3, lookback_secs: 86_400 }
+    }
+}
 
 /// Lines kept as evidence per address, and how much of each.
 const SAMPLES: usize = 4;
@@ -421,8 +451,8 @@ fn line_ref(file: Option<&std::sync::Arc<str>>, ev: &Event) -> Option<crate::mes
 
 #[cfg(test)]
 mod tests {
+    use super::super::{BruteForceParams, SuccessAfterFailuresParams};
     use super::*;
-    use crate::definitions::{BruteForceParams, SuccessAfterFailuresParams};
     use crate::messages::AuthEvent;
 
     fn params() -> DetectionParams {

@@ -19,8 +19,23 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::attack;
-use crate::definitions::CorrelationParams;
 use crate::messages::{Finding, Severity};
+
+/// Parameters of `correlate_events`.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorrelationParams {
+    /// Findings sharing an entity within this window are linked.
+    pub window_secs: u64,
+    /// Distinct ATT&CK tactics a linked group must span to become a campaign.
+    pub min_tactics: usize,
+}
+
+impl Default for CorrelationParams {
+    fn default() -> Self {
+        CorrelationParams { window_secs: 86_400, min_tactics: 2 }
+    }
+}
 
 /// The prefix of the stored correlation state, below the agent's name.
 pub const STATE_PREFIX: &str = "correlate_events/";
@@ -380,7 +395,7 @@ fn campaign(root: Uuid, g: &Group, at: DateTime<Utc>) -> Finding {
         let new_tactic = m.tactics.iter().any(|t| !seen_tactics.contains(t.as_str()));
         seen_tactics.extend(m.tactics.iter().map(|t| t.as_str()));
         if new_tactic || i < 3 || i + 3 >= members.len() {
-            evidence.push(crate::ingest::sanitize(&line(m), 300));
+            evidence.push(crate::text::sanitize(&line(m), 300));
         } else {
             left_out += 1;
         }

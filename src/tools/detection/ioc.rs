@@ -499,7 +499,7 @@ impl IocIndex {
             feed: self.feeds[m.feed as usize].name.clone(),
             kind: kind.as_str().into(),
             indicator,
-            matched: crate::ingest::sanitize(matched, 256),
+            matched: crate::text::sanitize(matched, 256),
             confidence: m.confidence as f32 / 100.0,
             label: (m.label != NO_LABEL).then(|| self.labels[m.label as usize].to_string()),
         }
@@ -608,7 +608,7 @@ impl IocIndex {
                 }
             }
             for f in ["query", "host", "server_name", "domain", "dns.question.name", "url.domain"] {
-                if let Some(d) = crate::ingest::parse::json::lookup(m, f).and_then(|v| v.as_str()) {
+                if let Some(d) = crate::messages::json_lookup(m, f).and_then(|v| v.as_str()) {
                     push(self.match_domain(d));
                 }
             }
@@ -618,7 +618,7 @@ impl IocIndex {
                 push(self.match_url(&format!("http://{h}{u}")));
             }
             for f in ["md5", "sha1", "sha256", "file.hash.sha256", "hash"] {
-                if let Some(h) = crate::ingest::parse::json::lookup(m, f).and_then(|v| v.as_str()) {
+                if let Some(h) = crate::messages::json_lookup(m, f).and_then(|v| v.as_str()) {
                     push(self.match_hash(h));
                 }
             }
@@ -726,7 +726,7 @@ impl Value {
 }
 
 fn clip(s: &str) -> String {
-    crate::ingest::sanitize(s, 120)
+    crate::text::sanitize(s, 120)
 }
 
 fn hash_kind(s: &str) -> Option<IocKind> {
@@ -1081,8 +1081,16 @@ impl FeedStore {
         Arc::new(FeedStore { feeds, current: RwLock::new(Arc::new(idx)), metrics })
     }
 
+    pub fn index(&self) -> Arc<IocIndex> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl crate::ingest::feeds::Reloadable for FeedStore {
+    type Signature = Vec<(PathBuf, u64, Option<std::time::SystemTime>)>;
+
     /// The folders to watch for changes (a feed's folder, or the folder of a feed file).
-    pub fn watched_dirs(&self) -> Vec<PathBuf> {
+    fn watched_dirs(&self) -> Vec<PathBuf> {
         self.feeds
             .iter()
             .filter_map(|f| match &f.source {
@@ -1093,12 +1101,8 @@ impl FeedStore {
             .collect()
     }
 
-    pub fn index(&self) -> Arc<IocIndex> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
     /// A fingerprint of the feed files on disk (path, size, mtime).
-    pub fn signature(&self) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    fn signature(&self) -> Self::Signature {
         let mut sig = Vec::new();
         for f in &self.feeds {
             if let FeedSource::Path(p) = &f.source {
@@ -1112,7 +1116,7 @@ impl FeedStore {
     }
 
     /// Reloads every feed and swaps the index in.
-    pub fn reload(&self) {
+    fn reload(&self) {
         let idx = IocIndex::load(&self.feeds);
         for e in &idx.errors {
             tracing::warn!("threat-intel feed: {e}");
@@ -1372,7 +1376,7 @@ impl IocMatcher {
                 let ip_kind = matches!(hit.kind.as_str(), "ipv4" | "ipv6" | "cidr");
                 let entity = if ip_kind { hit.matched.clone() } else { format!("{}:{}", hit.kind, hit.indicator) };
                 let label =
-                    hit.label.as_deref().map(|l| format!(" ({})", crate::ingest::sanitize(l, 80))).unwrap_or_default();
+                    hit.label.as_deref().map(|l| format!(" ({})", crate::text::sanitize(l, 80))).unwrap_or_default();
                 let mut f = Finding {
                     id: Finding::derive_id("threat_intel_match", &format!("{}/{}", hit.feed, hit.indicator), ev.time),
                     rule: "threat_intel_match".into(),
@@ -1380,7 +1384,7 @@ impl IocMatcher {
                     severity: if hit.confidence >= 0.8 { Severity::High } else { Severity::Medium },
                     confidence: hit.confidence,
                     src_ip: ip_kind.then(|| hit.matched.clone()),
-                    host: crate::ingest::sanitize(&ev.host, 255),
+                    host: crate::text::sanitize(&ev.host, 255),
                     first_seen: ev.time,
                     last_seen: ev.time,
                     event_count: 1,
@@ -1388,7 +1392,7 @@ impl IocMatcher {
                         let t = idx.techniques(&hit.feed);
                         if t.is_empty() { default_techniques(&hit.kind) } else { t }
                     },
-                    evidence: vec![crate::ingest::sanitize(&ev.raw, 512)],
+                    evidence: vec![crate::text::sanitize(&ev.raw, 512)],
                     entity: (!ip_kind).then_some(entity),
                     intel: vec![hit],
                     ..Default::default()

@@ -20,8 +20,8 @@ use rsigma_eval::{CorrelationConfig, CorrelationEngine, Engine, EventValue};
 use rsigma_parser::{Level, LogSource, SigmaCollection, parse_sigma_yaml};
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::sanitize;
 use crate::messages::{Event, Finding, Severity};
+use crate::text::sanitize;
 
 /// A problem in a file, reported as `file:line: message` (line 0: the whole file or
 /// folder). One rule that could not be loaded, or one lint error of a definition.
@@ -307,7 +307,7 @@ impl rsigma_eval::Event for SigmaView<'_> {
         let ev = self.0;
         let s = |v: &str| Some(EventValue::Str(Cow::Owned(v.to_string())));
         if let Some(m) = &ev.json {
-            return crate::ingest::parse::json::lookup(m, path).map(EventValue::from);
+            return crate::messages::json_lookup(m, path).map(EventValue::from);
         }
         if let Some(w) = &ev.web {
             return match path {

@@ -164,7 +164,7 @@ fn nft_set(ip: IpAddr) -> &'static str {
 
 /// Validates an action and builds what it runs. `ttl_secs` is the block's timeout.
 pub fn plan(kind: ActionKind, target: &str, ttl_secs: u64, policy: &ContainPolicy) -> Result<Plan, Denied> {
-    let shown = crate::ingest::sanitize(target, 80);
+    let shown = crate::text::sanitize(target, 80);
     let mk = |target: String, argv: Vec<Vec<String>>, native: Option<Native>| Plan {
         kind,
         target,

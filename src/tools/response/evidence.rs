@@ -15,21 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-/// One piece of evidence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EvidenceItem {
-    /// `log_lines`, `file`, `host_snapshot`, `external`.
-    pub kind: String,
-    /// Where it came from: a file path, `/proc`, the collector's command.
-    pub source: String,
-    pub sha256: String,
-    pub size: u64,
-    pub collected_at: DateTime<Utc>,
-    pub collector: String,
-    /// Its name inside the evidence store and in bundles.
-    pub name: String,
-}
+pub use crate::messages::EvidenceItem;
 
 fn hex(bytes: &[u8]) -> String {
     format!("{:x}", sha2::Sha256::digest(bytes))
@@ -59,7 +45,7 @@ pub fn store(
     }
     Ok(EvidenceItem {
         kind: kind.into(),
-        source: crate::ingest::sanitize(source, 512),
+        source: crate::text::sanitize(source, 512),
         sha256: sha256.clone(),
         size: content.len() as u64,
         collected_at: Utc::now(),
@@ -174,7 +160,7 @@ fn processes() -> Vec<ProcessInfo> {
             uid,
             start_time: f.get(19).and_then(|p| p.parse().ok()).unwrap_or(0),
             exe: std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| p.display().to_string()),
-            cmdline: crate::ingest::sanitize(&cmdline, 1024),
+            cmdline: crate::text::sanitize(&cmdline, 1024),
         });
     }
     out.sort_by_key(|p| p.pid);
@@ -246,7 +232,7 @@ pub const UTMP_RECORD: usize = 384;
 pub fn parse_utmp(bytes: &[u8]) -> Vec<Session> {
     let cstr = |b: &[u8]| {
         let end = b.iter().position(|c| *c == 0).unwrap_or(b.len());
-        crate::ingest::sanitize(&String::from_utf8_lossy(&b[..end]), 256)
+        crate::text::sanitize(&String::from_utf8_lossy(&b[..end]), 256)
     };
     bytes
         .chunks_exact(UTMP_RECORD)

@@ -3,7 +3,6 @@
 pub mod actions;
 pub mod contain;
 pub mod evidence;
-pub mod notify;
 pub mod playbook;
 pub mod report;
 pub mod triage;

@@ -20,10 +20,11 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+pub use crate::messages::TriageResult;
 use crate::messages::{Incident, Priority, Severity};
 
 /// How much an asset matters.
@@ -126,24 +127,6 @@ impl Assets {
             })
             .max_by_key(|a| a.criticality)
     }
-}
-
-/// What triage decided, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TriageResult {
-    /// `brute_force`, `credential_compromise`, `web_attack`, `malware_c2`, `ransomware`,
-    /// `phishing`, `data_exfiltration`, `privilege_abuse`, `vulnerability_exploitation`,
-    /// `reconnaissance`, `defense_evasion`, `agent_failure`.
-    pub kind: String,
-    pub severity: Severity,
-    pub priority: Priority,
-    /// Respond by then.
-    #[serde(default)]
-    pub deadline: Option<DateTime<Utc>>,
-    /// The asset it was scored against (`None`: the default).
-    #[serde(default)]
-    pub asset: Option<String>,
-    pub reasons: Vec<String>,
 }
 
 /// The incident types, most serious first, and what shows each.
@@ -324,6 +307,7 @@ pub fn triage(inc: &Incident, assets: &Assets) -> TriageResult {
 mod tests {
     use super::*;
     use crate::messages::Finding;
+    use chrono::{DateTime, Utc};
 
     fn inc(findings: Vec<Finding>) -> Incident {
         let now: DateTime<Utc> = "2026-03-01T10:00:00Z".parse().unwrap();

@@ -239,7 +239,7 @@ pub fn collect_lockfile(kind: Lockfile, path: &Path) -> Result<Collected, String
 }
 
 fn clean(s: &str) -> String {
-    crate::ingest::sanitize(s.trim(), 256)
+    crate::text::sanitize(s.trim(), 256)
 }
 
 fn package(eco: Ecosystem, name: &str, version: &str, path: &Path) -> Package {
@@ -304,7 +304,7 @@ fn paragraphs<'a>(text: &'a str, path: &Path) -> Result<Vec<Paragraph<'a>>, Stri
                     "{}:{}: `{}` is not a `Field: value` line — not a package database",
                     path.display(),
                     i + 1,
-                    crate::ingest::sanitize(line, 80)
+                    crate::text::sanitize(line, 80)
                 ));
             }
         }
@@ -383,7 +383,7 @@ pub fn parse_apk_installed(text: &str, path: &Path) -> Result<Collected, String>
                 "{}:{}: `{}` is not an apk `X:value` line — not an apk database",
                 path.display(),
                 i + 1,
-                crate::ingest::sanitize(line, 80)
+                crate::text::sanitize(line, 80)
             ));
         }
         fields.push((b[0], &line[2..]));

@@ -143,7 +143,7 @@ impl Advisory {
         } else {
             &self.summary
         };
-        crate::ingest::sanitize(t.trim(), 200)
+        crate::text::sanitize(t.trim(), 200)
     }
 
     fn trim(mut self) -> Self {
@@ -261,7 +261,7 @@ fn load_zip(path: &Path, out: &mut Vec<Advisory>, report: &mut LoadReport) -> Re
         if !entry.is_file() {
             continue;
         }
-        let label = format!("{}!{}", path.display(), crate::ingest::sanitize(&name, 200));
+        let label = format!("{}!{}", path.display(), crate::text::sanitize(&name, 200));
         if entry.size() > RECORD_MAX {
             report.errors.push(format!("{label}: {} bytes, larger than any OSV record", entry.size()));
             continue;

@@ -126,7 +126,7 @@ pub fn recommend(db: &AdvisoryDb, matches: &[Match], release: Option<&str>) -> O
     } else {
         r.mitigation = Some(format!(
             "The package name or version contains characters that are not safe in a command; upgrade {} to {target} by hand.",
-            crate::ingest::sanitize(&pkg.name, 64)
+            crate::text::sanitize(&pkg.name, 64)
         ));
     }
     r.target = Some(target);
@@ -155,7 +155,7 @@ fn mitigation(pkg: &Package, matches: &[Match], no_fix: bool) -> String {
     out.push_str(&format!(
         "Remove {} if it is not needed, or replace it; otherwise limit who can reach the service that uses it \
          (firewall it to known networks), watch its logs for the advisories' indicators, and re-scan when a fix appears.",
-        crate::ingest::sanitize(&pkg.name, 64)
+        crate::text::sanitize(&pkg.name, 64)
     ));
     if pkg.dev {
         out.push_str(" It is only a development dependency: keep it out of production builds.");

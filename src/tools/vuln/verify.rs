@@ -227,7 +227,7 @@ pub async fn verify(
             Ok((code, out)) => Check {
                 name: "custom check".into(),
                 status: CheckStatus::Failed,
-                detail: format!("`{}` exited {code}: {}", t.check.join(" "), crate::ingest::sanitize(out.trim(), 300)),
+                detail: format!("`{}` exited {code}: {}", t.check.join(" "), crate::text::sanitize(out.trim(), 300)),
             },
             Err(o) => Check {
                 name: "custom check".into(),
@@ -334,7 +334,7 @@ pub fn stale_mappings(proc_root: &Path, files: &BTreeSet<PathBuf>) -> (Vec<(u32,
             let belongs = files.contains(p) || files.iter().any(|f| p.starts_with(f) && f.is_dir());
             if belongs && seen.insert(path.to_string()) {
                 let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-                hits.push((pid, crate::ingest::sanitize(comm.trim(), 64), crate::ingest::sanitize(path, 300)));
+                hits.push((pid, crate::text::sanitize(comm.trim(), 64), crate::text::sanitize(path, 300)));
             }
         }
     }

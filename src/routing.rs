@@ -1,9 +1,20 @@
-//! The routing table: which agent handles which payload kind.
+//! Routing: which agent an envelope goes to, and how a routed envelope is stored.
+//!
+//! Decided here and only here. The supervisor routes envelopes from outside (the admin
+//! API) and the agent shell routes the envelopes an agent's effects name; both call
+//! [`RoutingTable::route`], which picks the target and returns the writes that put the
+//! envelope in the durable inbox (and a handoff in the `handoffs` tree) — committed by
+//! the caller in the same transaction as whatever caused the envelope.
+//!
+//! Architecture invariant: the table is built once from the definitions and never
+//! changes; loading fails if a payload kind has no handler.
 
 use std::collections::BTreeMap;
 
 use crate::definitions::Definitions;
-use crate::messages::{Envelope, Payload, PayloadKind};
+use crate::kb::Write;
+use crate::kb::audit::{AuditEntry, AuditKind};
+use crate::messages::{Envelope, InboxEntry, Payload, PayloadKind};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
@@ -13,6 +24,14 @@ pub enum RouteError {
     NotHandled { agent: String, kind: PayloadKind },
     #[error("no agent handles `{0}` payloads")]
     NoHandler(PayloadKind),
+}
+
+/// A routed envelope: its inbox entry, and what to commit to persist it.
+#[derive(Debug)]
+pub struct Routed {
+    pub entry: InboxEntry,
+    pub writes: Vec<Write>,
+    pub audit: Vec<AuditEntry>,
 }
 
 /// Built once from the definitions; immutable afterwards.
@@ -57,7 +76,7 @@ impl RoutingTable {
 
     /// The agent an envelope goes to: `to` if given (it must handle the kind), the
     /// handoff's own target for a handoff, else the default handler of its kind.
-    pub fn target_for(&self, env: &Envelope, to: Option<&str>) -> Result<String, RouteError> {
+    fn target_for(&self, env: &Envelope, to: Option<&str>) -> Result<String, RouteError> {
         let kind = env.payload.kind();
         let explicit = match &env.payload {
             Payload::Handoff(h) => Some(h.to.as_str()),
@@ -76,6 +95,28 @@ impl RoutingTable {
             (Some(a), _) | (None, Some(a)) => self.check(a, kind),
             (None, None) => self.default_for(kind),
         }
+    }
+
+    /// Routes an envelope on behalf of `actor`: its inbox entry, and the writes and
+    /// audit records that persist it (a handoff is also stored in the `handoffs` tree, in
+    /// the same commit, before its target can receive it).
+    pub fn route(&self, actor: &str, envelope: Envelope, to: Option<&str>) -> Result<Routed, RouteError> {
+        let target = self.target_for(&envelope, to)?;
+        let entry = InboxEntry { target, envelope, attempts: 0 };
+        let e = &entry.envelope;
+        let mut writes = vec![Write::InboxPut(entry.clone())];
+        let mut audit = vec![AuditEntry::new(
+            actor,
+            AuditKind::EnvelopeRouted,
+            e.id,
+            serde_json::json!({ "kind": e.payload.kind(), "to": entry.target, "origin": e.origin, "causation_id": e.causation_id }),
+        )];
+        if let Payload::Handoff(h) = &e.payload {
+            let record = serde_json::json!({ "envelope_id": e.id, "from": h.from, "to": h.to, "incident_id": h.incident_id, "context": h.context, "at": e.created_at });
+            writes.push(Write::Handoff { id: e.id, record: record.clone() });
+            audit.push(AuditEntry::new(actor, AuditKind::Handoff, e.id, record));
+        }
+        Ok(Routed { entry, writes, audit })
     }
 
     pub fn handles(&self, agent: &str) -> &[PayloadKind] {

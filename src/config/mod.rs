@@ -9,6 +9,12 @@ use serde::Deserialize;
 
 use crate::messages::ResponseMode;
 
+mod llm;
+mod notify;
+
+pub use llm::{LlmConfig, Provider};
+pub use notify::{NotifyConfig, WebhookFormat};
+
 /// The configuration `warden run` uses when no `--config` is given.
 pub const DEFAULT_CONFIG: &str = r#"# Warden's embedded default configuration.
 [admin]
@@ -29,7 +35,7 @@ mode = "observe"
 pub struct Config {
     /// A webhook for notifications (off when absent).
     #[serde(default)]
-    pub notify: Option<crate::tools::response::notify::NotifyConfig>,
+    pub notify: Option<NotifyConfig>,
     /// Where the database and the admin token live.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
@@ -47,7 +53,7 @@ pub struct Config {
     pub testing: TestingConfig,
     /// A language model for the agents' reasoning (off when absent).
     #[serde(default)]
-    pub llm: Option<crate::llm::LlmConfig>,
+    pub llm: Option<LlmConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -25,134 +25,22 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+mod params;
+mod records;
+mod stats;
+
+pub use params::NetworkParams;
+use records::proto_name;
+pub use records::{DnsQuery, Flow};
+pub use stats::{BeaconScore, beacon_score, entropy, split_registered};
+
 use super::tracked::{StateKey, Tracked};
-use crate::definitions::NetworkParams;
-use crate::ingest::parse::json::{epoch, lookup};
-use crate::ingest::sanitize;
+use crate::ingest::parse::json::epoch;
 use crate::messages::{Event, Finding, Severity};
+use crate::text::sanitize;
 
 /// Queries remembered per (source, domain).
 const MAX_DNS_PER_KEY: usize = 4096;
-
-/// One connection.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Flow {
-    pub ts: f64,
-    pub src: IpAddr,
-    pub sport: u16,
-    pub dst: IpAddr,
-    pub dport: u16,
-    /// `tcp`, `udp`, `icmp` or `other`.
-    pub proto: &'static str,
-    pub duration: f64,
-    pub orig_bytes: u64,
-    pub resp_bytes: u64,
-    /// Zeek's `conn_state` (`S0`, `REJ`, `SF`, …).
-    pub state: String,
-}
-
-fn text<'a>(m: &'a serde_json::Map<String, serde_json::Value>, k: &str) -> Option<&'a str> {
-    lookup(m, k).and_then(|v| v.as_str())
-}
-
-fn ip(m: &serde_json::Map<String, serde_json::Value>, k: &str) -> Option<IpAddr> {
-    text(m, k)?.parse().ok()
-}
-
-fn ts_of(ev: &Event) -> f64 {
-    ev.time.timestamp() as f64 + ev.time.timestamp_subsec_nanos() as f64 / 1e9
-}
-
-impl Flow {
-    /// The flow of a Zeek `conn` record (or a pcap flow), if the event is one. One pass
-    /// over the record's fields (this runs for every flow).
-    pub fn from_event(ev: &Event) -> Option<Flow> {
-        let m = ev.json.as_deref()?;
-        if !(ev.program.ends_with(":conn") || m.contains_key("conn_state")) {
-            return None;
-        }
-        let (mut src, mut dst, mut sport, mut dport) = (None, None, 0u16, None);
-        let mut f = Flow {
-            ts: ts_of(ev),
-            src: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            sport: 0,
-            dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            dport: 0,
-            proto: "other",
-            duration: 0.0,
-            orig_bytes: 0,
-            resp_bytes: 0,
-            state: String::new(),
-        };
-        let num = |v: &serde_json::Value| match v {
-            serde_json::Value::Number(n) => n.as_f64(),
-            serde_json::Value::String(s) => s.parse().ok(),
-            _ => None,
-        };
-        for (k, v) in m {
-            match k.as_str() {
-                "id.orig_h" => src = v.as_str().and_then(|s| s.parse().ok()),
-                "id.resp_h" => dst = v.as_str().and_then(|s| s.parse().ok()),
-                "id.orig_p" => sport = num(v).unwrap_or(0.0) as u16,
-                "id.resp_p" => dport = num(v).map(|p| p as u16),
-                "proto" => f.proto = proto_name(v.as_str().unwrap_or("")),
-                "duration" => f.duration = num(v).unwrap_or(0.0).max(0.0),
-                "orig_bytes" => f.orig_bytes = num(v).unwrap_or(0.0).max(0.0) as u64,
-                "resp_bytes" => f.resp_bytes = num(v).unwrap_or(0.0).max(0.0) as u64,
-                "conn_state" => f.state = v.as_str().unwrap_or("").to_string(),
-                "id" => {
-                    // Nested form (`{"id": {"orig_h": …}}`), as some exporters write it.
-                    if let Some(id) = v.as_object() {
-                        src = src.or_else(|| id.get("orig_h")?.as_str()?.parse().ok());
-                        dst = dst.or_else(|| id.get("resp_h")?.as_str()?.parse().ok());
-                        sport = id.get("orig_p").and_then(num).map_or(sport, |p| p as u16);
-                        dport = dport.or_else(|| id.get("resp_p").and_then(num).map(|p| p as u16));
-                    }
-                }
-                _ => {}
-            }
-        }
-        f.src = src?;
-        f.dst = dst?;
-        f.sport = sport;
-        f.dport = dport?;
-        Some(f)
-    }
-
-    /// An attempt nobody answered or that was refused.
-    pub fn unanswered(&self) -> bool {
-        matches!(self.state.as_str(), "S0" | "REJ" | "RSTOS0" | "RSTRH" | "SH" | "SHR")
-    }
-}
-
-/// One DNS query.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DnsQuery {
-    pub ts: f64,
-    pub src: IpAddr,
-    pub query: String,
-    pub qtype: String,
-}
-
-impl DnsQuery {
-    /// The query of a Zeek `dns` record (or a pcap DNS packet), if the event is one.
-    pub fn from_event(ev: &Event) -> Option<DnsQuery> {
-        let m = ev.json.as_deref()?;
-        if !(ev.program.ends_with(":dns") || (m.contains_key("query") && m.contains_key("qtype_name"))) {
-            return None;
-        }
-        let query = text(m, "query")?.trim_end_matches('.').to_ascii_lowercase();
-        if query.is_empty() {
-            return None;
-        }
-        Some(DnsQuery {
-            ts: ts_of(ev),
-            src: ip(m, "id.orig_h")?,
-            query,
-            qtype: text(m, "qtype_name").unwrap_or("").to_ascii_uppercase(),
-        })
-    }
-}
 
 /// Distinct targets (ports or hosts) of one scanner key in the window.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -205,10 +93,6 @@ pub struct DnsWindow {
     pub queries: VecDeque<DnsObs>,
     pub samples: Vec<String>,
     pub last_alert: Option<f64>,
-}
-
-fn proto_name(p: &str) -> &'static str {
-    ["tcp", "udp", "icmp"].into_iter().find(|n| p.eq_ignore_ascii_case(n)).unwrap_or("other")
 }
 
 /// `src>dst` (vertical scans).
@@ -797,121 +681,9 @@ fn human_bytes(b: u64) -> String {
     }
 }
 
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n == 0 {
-        return 0.0;
-    }
-    if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
-}
-
-/// The median of `v` and the median absolute deviation from it.
-fn median_mad(v: &[f64]) -> (f64, f64) {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let m = median(&s);
-    let mut d: Vec<f64> = s.iter().map(|x| (x - m).abs()).collect();
-    d.sort_by(f64::total_cmp);
-    (m, median(&d))
-}
-
-/// Bowley's quartile skew of `v`, in [-1, 1], and the interquartile range. The skew is
-/// 0 for a symmetric series, and also when the median sits on a quartile (a series of
-/// two values is not "skewed", only jittered).
-fn bowley(v: &[f64]) -> (f64, f64) {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n < 3 {
-        return (0.0, 0.0);
-    }
-    let (lo, hi) = (&s[..n / 2], &s[n.div_ceil(2)..]);
-    let (q1, q2, q3) = (median(lo), median(&s), median(hi));
-    let iqr = q3 - q1;
-    if iqr <= f64::EPSILON || q2 == q1 || q2 == q3 { (0.0, iqr) } else { ((q1 + q3 - 2.0 * q2) / iqr, iqr) }
-}
-
-/// The parts of a beaconing score.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BeaconScore {
-    pub median_interval: f64,
-    pub interval_mad: f64,
-    pub skew: f64,
-    pub median_size: f64,
-    pub size_mad: f64,
-    pub score: f64,
-}
-
-/// Scores connection start times and payload sizes (time-ordered) for regularity:
-/// 0.45 × interval dispersion (1 − MAD/median) + 0.2 × interval symmetry (1 − |skew|)
-/// + 0.2 × size consistency (1 − MAD/median) + 0.15 × connection count (n/20, capped).
-///
-/// Timing weighs most: constant sizes at random times (a chatty client) are not a beacon.
-pub fn beacon_score(times: &[f64], sizes: &[f64]) -> Option<BeaconScore> {
-    if times.len() < 3 {
-        return None;
-    }
-    let intervals: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    let (mi, imad) = median_mad(&intervals);
-    if mi <= 0.0 {
-        return None;
-    }
-    let (skew, iqr) = bowley(&intervals);
-    let (ms, smad) = median_mad(sizes);
-    let dispersion = 1.0 - (imad / mi).min(1.0);
-    // Asymmetry only counts when the spread matters: within 10 % of the median, a skew
-    // is jitter.
-    let symmetry = 1.0 - skew.abs().min(1.0) * (iqr / (0.1 * mi)).min(1.0);
-    let size = if ms <= 0.0 { if smad == 0.0 { 1.0 } else { 0.0 } } else { 1.0 - (smad / ms).min(1.0) };
-    let count = (times.len() as f64 / 20.0).min(1.0);
-    Some(BeaconScore {
-        median_interval: mi,
-        interval_mad: imad,
-        skew,
-        median_size: ms,
-        size_mad: smad,
-        score: 0.45 * dispersion + 0.2 * symmetry + 0.2 * size + 0.15 * count,
-    })
-}
-
-/// Shannon entropy of a string's bytes, in bits per byte.
-pub fn entropy(s: &str) -> f64 {
-    if s.is_empty() {
-        return 0.0;
-    }
-    let mut counts = [0u32; 256];
-    for b in s.bytes() {
-        counts[b as usize] += 1;
-    }
-    let n = s.len() as f64;
-    counts.iter().filter(|c| **c > 0).map(|c| *c as f64 / n).map(|p| -p * p.log2()).sum()
-}
-
-/// Second-level labels under which registrations happen (`example.co.uk`). Not the
-/// whole public suffix list: the common multi-label suffixes.
-const MULTI_SUFFIX: &[&str] = &["co", "com", "net", "org", "gov", "edu", "ac", "or", "ne", "go", "gob", "mil", "nic"];
-
-/// Splits a query name into (subdomain part, registered domain).
-pub fn split_registered(name: &str) -> (&str, &str) {
-    let labels: Vec<usize> = name.match_indices('.').map(|(i, _)| i).collect();
-    let n = labels.len();
-    // Number of labels in the registered domain: 2, or 3 under `co.uk`-style suffixes.
-    let take = if n >= 2 {
-        let tld_start = labels[n - 1] + 1;
-        let sld = &name[labels[n - 2] + 1..labels[n - 1]];
-        if name.len() - tld_start == 2 && MULTI_SUFFIX.contains(&sld) { 3 } else { 2 }
-    } else {
-        2
-    };
-    if n < take {
-        return ("", name);
-    }
-    let cut = labels[n - take];
-    (&name[..cut], &name[cut + 1..])
-}
-
 #[cfg(test)]
 mod tests {
+    use super::stats::bowley;
     use super::*;
 
     #[test]

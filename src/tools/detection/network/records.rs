@@ -1,0 +1,131 @@
+//! The records the network detectors read: a connection (Zeek `conn`, or a pcap flow
+//! named as Zeek names it) and a DNS query, each taken from an event in one pass.
+
+use std::net::IpAddr;
+
+use crate::messages::Event;
+use crate::messages::json_lookup as lookup;
+
+/// One connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flow {
+    pub ts: f64,
+    pub src: IpAddr,
+    pub sport: u16,
+    pub dst: IpAddr,
+    pub dport: u16,
+    /// `tcp`, `udp`, `icmp` or `other`.
+    pub proto: &'static str,
+    pub duration: f64,
+    pub orig_bytes: u64,
+    pub resp_bytes: u64,
+    /// Zeek's `conn_state` (`S0`, `REJ`, `SF`, …).
+    pub state: String,
+}
+
+fn text<'a>(m: &'a serde_json::Map<String, serde_json::Value>, k: &str) -> Option<&'a str> {
+    lookup(m, k).and_then(|v| v.as_str())
+}
+
+fn ip(m: &serde_json::Map<String, serde_json::Value>, k: &str) -> Option<IpAddr> {
+    text(m, k)?.parse().ok()
+}
+
+fn ts_of(ev: &Event) -> f64 {
+    ev.time.timestamp() as f64 + ev.time.timestamp_subsec_nanos() as f64 / 1e9
+}
+
+impl Flow {
+    /// The flow of a Zeek `conn` record (or a pcap flow), if the event is one. One pass
+    /// over the record's fields (this runs for every flow).
+    pub fn from_event(ev: &Event) -> Option<Flow> {
+        let m = ev.json.as_deref()?;
+        if !(ev.program.ends_with(":conn") || m.contains_key("conn_state")) {
+            return None;
+        }
+        let (mut src, mut dst, mut sport, mut dport) = (None, None, 0u16, None);
+        let mut f = Flow {
+            ts: ts_of(ev),
+            src: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            sport: 0,
+            dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            dport: 0,
+            proto: "other",
+            duration: 0.0,
+            orig_bytes: 0,
+            resp_bytes: 0,
+            state: String::new(),
+        };
+        let num = |v: &serde_json::Value| match v {
+            serde_json::Value::Number(n) => n.as_f64(),
+            serde_json::Value::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        for (k, v) in m {
+            match k.as_str() {
+                "id.orig_h" => src = v.as_str().and_then(|s| s.parse().ok()),
+                "id.resp_h" => dst = v.as_str().and_then(|s| s.parse().ok()),
+                "id.orig_p" => sport = num(v).unwrap_or(0.0) as u16,
+                "id.resp_p" => dport = num(v).map(|p| p as u16),
+                "proto" => f.proto = proto_name(v.as_str().unwrap_or("")),
+                "duration" => f.duration = num(v).unwrap_or(0.0).max(0.0),
+                "orig_bytes" => f.orig_bytes = num(v).unwrap_or(0.0).max(0.0) as u64,
+                "resp_bytes" => f.resp_bytes = num(v).unwrap_or(0.0).max(0.0) as u64,
+                "conn_state" => f.state = v.as_str().unwrap_or("").to_string(),
+                "id" => {
+                    // Nested form (`{"id": {"orig_h": …}}`), as some exporters write it.
+                    if let Some(id) = v.as_object() {
+                        src = src.or_else(|| id.get("orig_h")?.as_str()?.parse().ok());
+                        dst = dst.or_else(|| id.get("resp_h")?.as_str()?.parse().ok());
+                        sport = id.get("orig_p").and_then(num).map_or(sport, |p| p as u16);
+                        dport = dport.or_else(|| id.get("resp_p").and_then(num).map(|p| p as u16));
+                    }
+                }
+                _ => {}
+            }
+        }
+        f.src = src?;
+        f.dst = dst?;
+        f.sport = sport;
+        f.dport = dport?;
+        Some(f)
+    }
+
+    /// An attempt nobody answered or that was refused.
+    pub fn unanswered(&self) -> bool {
+        matches!(self.state.as_str(), "S0" | "REJ" | "RSTOS0" | "RSTRH" | "SH" | "SHR")
+    }
+}
+
+/// One DNS query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsQuery {
+    pub ts: f64,
+    pub src: IpAddr,
+    pub query: String,
+    pub qtype: String,
+}
+
+impl DnsQuery {
+    /// The query of a Zeek `dns` record (or a pcap DNS packet), if the event is one.
+    pub fn from_event(ev: &Event) -> Option<DnsQuery> {
+        let m = ev.json.as_deref()?;
+        if !(ev.program.ends_with(":dns") || (m.contains_key("query") && m.contains_key("qtype_name"))) {
+            return None;
+        }
+        let query = text(m, "query")?.trim_end_matches('.').to_ascii_lowercase();
+        if query.is_empty() {
+            return None;
+        }
+        Some(DnsQuery {
+            ts: ts_of(ev),
+            src: ip(m, "id.orig_h")?,
+            query,
+            qtype: text(m, "qtype_name").unwrap_or("").to_ascii_uppercase(),
+        })
+    }
+}
+
+pub(super) fn proto_name(p: &str) -> &'static str {
+    ["tcp", "udp", "icmp"].into_iter().find(|n| p.eq_ignore_ascii_case(n)).unwrap_or("other")
+}
