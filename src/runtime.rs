@@ -113,7 +113,7 @@ impl Runtime {
             .agents
             .values()
             .find(|d| d.kind == AgentKind::ThreatDetection)
-            .map(|d| crate::agents::threat_detection::state_key(&d.name));
+            .map(|d| crate::tools::detection::analyze_logs::head_key(&d.name));
         Ok(Runtime { supervisor, kb, metrics, detector_state_key, arbiters: vec![kb_arbiter] })
     }
 

@@ -24,7 +24,7 @@ use crate::messages::{Envelope, Incident, ResponseMode};
 use crate::routing::RoutingTable;
 use crate::telemetry::Metrics;
 use crate::tools::response::Protected;
-use crate::tools::{ExecuteTool, ToolCall, ToolExecutor, ToolOutcome};
+use crate::tools::{Call, ExecuteTool, Tool, ToolExecutor, ToolOutcome, ToolSetup, typed};
 
 pub use shell::{AgentActor, AgentExited, ArmFault, Deliver, Dispatch, Fault};
 
@@ -66,11 +66,20 @@ pub struct Effects {
 /// substitute a mock.
 #[cfg_attr(test, mockall::automock)]
 pub trait Tools {
-    fn call(&self, call: ToolCall) -> LocalBoxFuture<'_, ToolOutcome>;
+    /// Runs a call (with its types erased; [`call`](trait.Tools.html#method.call) is the
+    /// typed way).
+    fn execute(&self, call: Call) -> LocalBoxFuture<'_, ToolOutcome>;
 
     /// The executor itself, for tools a language model calls from other tasks.
     fn executor(&self) -> Option<actix::Addr<ToolExecutor>> {
         None
+    }
+}
+
+impl dyn Tools + '_ {
+    /// Runs tool `T` with these arguments.
+    pub async fn call<T: Tool>(&self, args: T::Args) -> ToolOutcome<T::Output> {
+        typed::<T>(self.execute(Call::new::<T>(args)).await)
     }
 }
 
@@ -82,7 +91,7 @@ impl Tools for ExecutorTools {
         Some(self.0.clone())
     }
 
-    fn call(&self, call: ToolCall) -> LocalBoxFuture<'_, ToolOutcome> {
+    fn execute(&self, call: Call) -> LocalBoxFuture<'_, ToolOutcome> {
         Box::pin(async move {
             match self.0.send(ExecuteTool(call)).await {
                 Ok(o) => o,
@@ -173,10 +182,16 @@ impl AgentEnv {
 }
 
 /// An agent's durable state, read from the knowledge base before it is (re)built.
-pub enum Restored {
-    ThreatDetection {
-        detector: crate::tools::DetectionRestore,
-    },
+pub struct Restored {
+    /// What its stateful tools stored, keys relative to the agent's name.
+    pub tools: Vec<(String, serde_json::Value)>,
+    pub logic: RestoredLogic,
+}
+
+/// The durable decision state of an agent's logic.
+pub enum RestoredLogic {
+    /// Threat detection and custom agents keep theirs in their tools (or nowhere).
+    Nothing,
     IncidentResponse {
         incidents: Vec<Incident>,
     },
@@ -188,45 +203,38 @@ pub enum Restored {
 
 /// Reads what an agent of this definition needs to resume.
 pub async fn restore(def: &AgentDefinition, kb: &Kb) -> Result<Restored, KbError> {
-    Ok(match def.kind {
-        AgentKind::ThreatDetection => {
-            // An unreadable state must not silently reset detection: fail loudly.
-            let bad = |source| KbError::Decode { what: "detector state", source };
-            let detector = match kb.state(&threat_detection::state_key(&def.name)).await? {
-                Some(head) => {
-                    let mut state = crate::tools::detection::AuthDetectorState {
-                        head: serde_json::from_value(head).map_err(bad)?,
-                        ..Default::default()
-                    };
-                    let prefix = threat_detection::addr_prefix(&def.name);
-                    for (key, value) in kb.states(&prefix).await? {
-                        let Ok(ip) = key[prefix.len()..].parse() else { continue };
-                        state.addrs.insert(ip, serde_json::from_value(value).map_err(bad)?);
-                    }
-                    Some(state)
-                }
-                None => None,
-            };
-            // Keyed state of the other detection tools, below the agent's name.
-            let base = format!("{}/", def.name);
-            let mut keyed = Vec::new();
-            for prefix in [
-                crate::tools::detection::network::STATE_PREFIX,
-                crate::tools::detection::ioc::STATE_PREFIX,
-                crate::tools::detection::correlate::STATE_PREFIX,
-            ] {
-                for (key, value) in kb.states(&format!("{base}{prefix}")).await? {
-                    keyed.push((key[base.len()..].to_string(), value));
-                }
-            }
-            Restored::ThreatDetection { detector: crate::tools::DetectionRestore { auth: detector, keyed } }
+    let base = format!("{}/", def.name);
+    let mut tools = Vec::new();
+    for spec in def.tools.iter().filter_map(|t| crate::tools::registry::spec(*t)) {
+        let Some(prefix) = spec.state_prefix else { continue };
+        for (key, value) in kb.states(&format!("{base}{prefix}")).await? {
+            tools.push((key[base.len()..].to_string(), value));
         }
-        AgentKind::IncidentResponse => Restored::IncidentResponse { incidents: kb.incidents().await? },
+    }
+    let logic = match def.kind {
+        AgentKind::ThreatDetection => RestoredLogic::Nothing,
+        AgentKind::IncidentResponse => RestoredLogic::IncidentResponse { incidents: kb.incidents().await? },
         AgentKind::VulnerabilityManagement => {
             let (scans, plans) = vulnerability_management::restore(&def.name, kb).await?;
-            Restored::VulnerabilityManagement { scans, plans }
+            RestoredLogic::VulnerabilityManagement { scans, plans }
         }
-    })
+    };
+    Ok(Restored { tools, logic })
+}
+
+/// What an agent's tools are built from: its definition and the shared runtime.
+pub fn tool_setup(def: &AgentDefinition, env: &AgentEnv) -> ToolSetup {
+    ToolSetup {
+        agent: def.name.clone(),
+        detection: def.detection.clone(),
+        rule_files: def.rule_files.clone(),
+        feeds: env.intel.get(&def.name).cloned(),
+        assets: def.assets.clone(),
+        playbooks: def.playbooks.clone(),
+        targets: def.vuln.targets.clone(),
+        policy: env.policy.clone(),
+        durable: env.durable,
+    }
 }
 
 /// Builds an agent's logic and its executor from its definition and restored state.
@@ -235,43 +243,17 @@ pub fn build(
     restored: Restored,
     env: &Arc<AgentEnv>,
 ) -> (Box<dyn AgentLogic>, ToolExecutor) {
-    match restored {
-        Restored::ThreatDetection { detector } => (
-            Box::new(threat_detection::ThreatDetection::new(def.clone(), env.clone())),
-            ToolExecutor::new(
-                &def.name,
-                &def.tools,
-                &def.detection,
-                detector,
-                env.intel.get(&def.name).cloned(),
-                &def.rule_files,
-                env.policy.clone(),
-                env.durable,
-            ),
-        ),
-        Restored::IncidentResponse { incidents } => (
-            Box::new(incident_response::IncidentResponse::new(def.clone(), env.clone(), incidents)),
-            stateless_executor(def, env),
-        ),
-        Restored::VulnerabilityManagement { scans, plans } => (
-            Box::new(vulnerability_management::VulnerabilityManagement::new(def.clone(), env.clone(), scans, plans)),
-            stateless_executor(def, env),
-        ),
-    }
-}
-
-/// The executor of an agent whose tools keep no detection state.
-fn stateless_executor(def: &AgentDefinition, env: &AgentEnv) -> ToolExecutor {
-    ToolExecutor::new(
-        &def.name,
-        &def.tools,
-        &def.detection,
-        Default::default(),
-        None,
-        &[],
-        env.policy.clone(),
-        env.durable,
-    )
+    let executor = ToolExecutor::new(&tool_setup(def, env), &def.tools, restored.tools);
+    let logic: Box<dyn AgentLogic> = match restored.logic {
+        RestoredLogic::IncidentResponse { incidents } => {
+            Box::new(incident_response::IncidentResponse::new(def.clone(), env.clone(), incidents))
+        }
+        RestoredLogic::VulnerabilityManagement { scans, plans } => {
+            Box::new(vulnerability_management::VulnerabilityManagement::new(def.clone(), env.clone(), scans, plans))
+        }
+        RestoredLogic::Nothing => Box::new(threat_detection::ThreatDetection::new(def.clone(), env.clone())),
+    };
+    (logic, executor)
 }
 
 /// What agents' unit tests share: an environment on a temporary database, and a

@@ -11,22 +11,16 @@ use futures_util::future::LocalBoxFuture;
 use uuid::Uuid;
 
 use super::{AgentEnv, AgentError, AgentLogic, Effects, Tools};
-use crate::definitions::{AgentDefinition, ToolName};
-use crate::ingest::LogBatch;
+use crate::definitions::AgentDefinition;
 use crate::kb::Write;
 use crate::kb::audit::{AuditEntry, AuditKind};
-use crate::messages::{Envelope, Payload};
-use crate::tools::{ToolCall, ToolOutcome, ToolOutput};
-
-/// Key of the detector state's head (counters, newest event time) in the `state` tree.
-pub fn state_key(agent: &str) -> String {
-    format!("{agent}/analyze_logs")
-}
-
-/// Prefix of the per-address detector records.
-pub fn addr_prefix(agent: &str) -> String {
-    format!("{agent}/analyze_logs/addr/")
-}
+use crate::messages::{Envelope, LogBatch, Payload};
+use crate::tools::ToolName;
+use crate::tools::detection::analyze_logs::{AnalyzeLogs, LogFindings, LogsArgs, addr_prefix, head_key};
+use crate::tools::detection::analyze_network_traffic::AnalyzeNetworkTraffic;
+use crate::tools::detection::correlate_events::CorrelateEvents;
+use crate::tools::detection::detect_ioc::{DetectIoc, IocArgs};
+use crate::tools::detection::{Detected, Intel};
 
 pub struct ThreatDetection {
     def: Arc<AgentDefinition>,
@@ -37,6 +31,10 @@ pub struct ThreatDetection {
 impl ThreatDetection {
     pub fn new(def: Arc<AgentDefinition>, env: Arc<AgentEnv>) -> Self {
         ThreatDetection { def, env, seqs: HashMap::new() }
+    }
+
+    fn declares<T: crate::tools::Tool>(&self) -> bool {
+        self.def.tools.contains(&ToolName::of::<T>())
     }
 
     async fn batch(&mut self, batch: LogBatch, tools: &dyn Tools) -> Result<Effects, AgentError> {
@@ -55,67 +53,65 @@ impl ThreatDetection {
         let events = batch.events.len();
         let events_arc = batch.events.clone();
         let batch_file = batch.file.clone();
-        let call = ToolCall::AnalyzeLogs {
+        let args = LogsArgs::Batch {
             events: batch.events,
             source: batch.source.clone(),
             file_truncated: batch.stats.file_truncated,
             file: batch.file.clone(),
         };
-        let outcome = tools.call(call).await;
-        let (mut findings, delta) = match outcome {
-            ToolOutcome::Succeeded(ToolOutput::Findings { findings, delta }) => (findings, delta),
-            other => {
-                return Err(AgentError::Fatal(format!("analyze_logs {}", other.summary())));
-            }
-        };
+        let LogFindings { mut findings, delta } = tools
+            .call::<AnalyzeLogs>(args)
+            .await
+            .output()
+            .map_err(|o| AgentError::Fatal(format!("analyze_logs {}", o.summary())))?;
         let name = &self.def.name;
         let mut keyed = Vec::new();
         let mut calls = Vec::new();
         // Network sources (Zeek conn/dns, pcap flows) go through the network detectors.
-        if self.def.tools.contains(&ToolName::AnalyzeNetworkTraffic)
+        if self.declares::<AnalyzeNetworkTraffic>()
             && events_arc.iter().any(crate::tools::detection::network::NetworkAnalyzer::is_network)
         {
-            match tools.call(ToolCall::AnalyzeNetworkTraffic { events: events_arc.clone() }).await {
-                ToolOutcome::Succeeded(ToolOutput::Detected { findings: f, keyed: k }) => {
-                    calls.push(("analyze_network_traffic", f.iter().map(|x| x.id).collect::<Vec<_>>()));
-                    findings.extend(f);
-                    keyed.extend(k);
-                }
-                other => return Err(AgentError::Fatal(format!("analyze_network_traffic {}", other.summary()))),
-            }
+            let Detected { findings: f, keyed: k } = tools
+                .call::<AnalyzeNetworkTraffic>(events_arc.clone())
+                .await
+                .output()
+                .map_err(|o| AgentError::Fatal(format!("analyze_network_traffic {}", o.summary())))?;
+            calls.push(("analyze_network_traffic", f.iter().map(|x| x.id).collect::<Vec<_>>()));
+            findings.extend(f);
+            keyed.extend(k);
         }
         // Every batch is matched against the threat-intel feeds; findings are enriched.
-        if self.def.tools.contains(&ToolName::DetectIoc) {
-            match tools.call(ToolCall::DetectIoc { events: events_arc.clone(), findings }).await {
-                ToolOutcome::Succeeded(ToolOutput::Intel { enriched, added, keyed: k }) => {
-                    if !added.is_empty() {
-                        calls.push(("detect_ioc", added.iter().map(|x| x.id).collect()));
-                    }
-                    findings = enriched;
-                    findings.extend(added);
-                    keyed.extend(k);
-                }
-                other => return Err(AgentError::Fatal(format!("detect_ioc {}", other.summary()))),
+        if self.declares::<DetectIoc>() {
+            let Intel { enriched, added, keyed: k } = tools
+                .call::<DetectIoc>(IocArgs { events: events_arc.clone(), findings })
+                .await
+                .output()
+                .map_err(|o| AgentError::Fatal(format!("detect_ioc {}", o.summary())))?;
+            if !added.is_empty() {
+                calls.push(("detect_ioc", added.iter().map(|x| x.id).collect()));
             }
+            findings = enriched;
+            findings.extend(added);
+            keyed.extend(k);
         }
-        if self.def.tools.contains(&ToolName::CorrelateEvents) && !findings.is_empty() {
-            match tools.call(ToolCall::CorrelateEvents { findings }).await {
-                ToolOutcome::Succeeded(ToolOutput::Intel { enriched, added, keyed: k }) => {
-                    if !added.is_empty() {
-                        calls.push(("correlate_events", added.iter().map(|x| x.id).collect()));
-                    }
-                    findings = enriched;
-                    findings.extend(added);
-                    keyed.extend(k);
-                }
-                other => return Err(AgentError::Fatal(format!("correlate_events {}", other.summary()))),
+        if self.declares::<CorrelateEvents>() && !findings.is_empty() {
+            let Intel { enriched, added, keyed: k } = tools
+                .call::<CorrelateEvents>(findings)
+                .await
+                .output()
+                .map_err(|o| AgentError::Fatal(format!("correlate_events {}", o.summary())))?;
+            if !added.is_empty() {
+                calls.push(("correlate_events", added.iter().map(|x| x.id).collect()));
             }
+            findings = enriched;
+            findings.extend(added);
+            keyed.extend(k);
         }
         // Lines without a checkpoint (stdin, admin injection) cannot be read again: make
         // their effects durable before acknowledging them.
         let mut fx = Effects { findings: findings.len(), flush: batch.seq.is_none(), ..Effects::default() };
         if self.env.durable {
-            fx.writes.push(Write::State { key: state_key(name), value: encode(&delta.head)? });
+            fx.writes.push(Write::State { key: head_key(name), value: encode(&delta.head)? });
             let prefix = addr_prefix(name);
             for (ip, st) in &delta.upserts {
                 fx.writes.push(Write::State { key: format!("{prefix}{ip}"), value: encode(st)? });
@@ -188,7 +184,7 @@ impl AgentLogic for ThreatDetection {
         Box::pin(async move {
             match &env.payload {
                 Payload::Instruction(i) => {
-                    let snap = super::reasoning::Snapshot::default();
+                    let snap = crate::tools::Snapshot::default();
                     Ok(super::reasoning::instruction(&self.env, &self.def, env, i, tools, snap).await.0)
                 }
                 other => Err(AgentError::Rejected(format!("threat-detection does not handle `{}`", other.kind()))),
@@ -235,7 +231,7 @@ impl ThreatDetection {
         fx: &mut Effects,
     ) {
         use crate::messages::{Finding, Severity};
-        let snap = || super::reasoning::Snapshot::default();
+        let snap = || crate::tools::Snapshot::default();
         for f in findings
             .iter_mut()
             .filter(|f| f.severity >= Severity::High && f.narrative.is_none())

@@ -36,27 +36,35 @@ impl AgentKind {
 
     /// The tools an agent of this kind may declare.
     pub fn toolbelt(self) -> &'static [ToolName] {
+        use crate::tools::detection::{analyze_logs, analyze_network_traffic, correlate_events, detect_ioc};
+        use crate::tools::response::triage_incident;
+        use crate::tools::response::{collect_evidence, contain_threat, execute_playbook, generate_report};
+        use crate::tools::vuln::{generate_vuln_report, prioritize_risk, recommend_remediation};
+        use crate::tools::vuln::{scan_vulnerabilities, verify_patch};
+        const DETECTION: [ToolName; 4] = [
+            ToolName::of::<analyze_logs::AnalyzeLogs>(),
+            ToolName::of::<analyze_network_traffic::AnalyzeNetworkTraffic>(),
+            ToolName::of::<detect_ioc::DetectIoc>(),
+            ToolName::of::<correlate_events::CorrelateEvents>(),
+        ];
+        const RESPONSE: [ToolName; 5] = [
+            ToolName::of::<triage_incident::TriageIncident>(),
+            ToolName::of::<execute_playbook::ExecutePlaybook>(),
+            ToolName::of::<contain_threat::ContainThreat>(),
+            ToolName::of::<collect_evidence::CollectEvidence>(),
+            ToolName::of::<generate_report::GenerateReport>(),
+        ];
+        const VULN: [ToolName; 5] = [
+            ToolName::of::<scan_vulnerabilities::ScanVulnerabilities>(),
+            ToolName::of::<prioritize_risk::PrioritizeRisk>(),
+            ToolName::of::<recommend_remediation::RecommendRemediation>(),
+            ToolName::of::<verify_patch::VerifyPatch>(),
+            ToolName::of::<generate_vuln_report::GenerateVulnReport>(),
+        ];
         match self {
-            AgentKind::ThreatDetection => &[
-                ToolName::AnalyzeLogs,
-                ToolName::AnalyzeNetworkTraffic,
-                ToolName::DetectIoc,
-                ToolName::CorrelateEvents,
-            ],
-            AgentKind::IncidentResponse => &[
-                ToolName::TriageIncident,
-                ToolName::ExecutePlaybook,
-                ToolName::ContainThreat,
-                ToolName::CollectEvidence,
-                ToolName::GenerateReport,
-            ],
-            AgentKind::VulnerabilityManagement => &[
-                ToolName::ScanVulnerabilities,
-                ToolName::PrioritizeRisk,
-                ToolName::RecommendRemediation,
-                ToolName::VerifyPatch,
-                ToolName::GenerateVulnReport,
-            ],
+            AgentKind::ThreatDetection => &DETECTION,
+            AgentKind::IncidentResponse => &RESPONSE,
+            AgentKind::VulnerabilityManagement => &VULN,
         }
     }
 }
@@ -257,7 +265,7 @@ pub struct AgentDefinition {
     /// The prompt text (used only with an LLM).
     pub prompt: Option<String>,
     /// Sigma rule files: (path for messages, text).
-    pub rule_files: Vec<(String, String)>,
+    pub rule_files: std::sync::Arc<Vec<(String, String)>>,
     /// Threat-intel feeds (`detect_ioc`).
     pub feeds: Vec<crate::tools::detection::ioc::Feed>,
     /// Assets (`triage_incident`); the default only when none are listed.
@@ -718,7 +726,7 @@ pub fn load(dir: &ActorsDir) -> Result<Definitions, LintErrors> {
                 handles,
                 tools,
                 prompt,
-                rule_files,
+                rule_files: std::sync::Arc::new(rule_files),
                 feeds,
                 assets: std::sync::Arc::new(assets),
                 playbooks: std::sync::Arc::new(playbooks),

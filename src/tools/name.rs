@@ -1,44 +1,55 @@
-//! The names of the tools agents declare.
+//! The name of a tool, as agents declare it and a model sees it: one of the registry's.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// Every tool name Warden knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ToolName {
-    AnalyzeLogs,
-    AnalyzeNetworkTraffic,
-    DetectIoc,
-    CorrelateEvents,
-    TriageIncident,
-    ExecutePlaybook,
-    ContainThreat,
-    CollectEvidence,
-    GenerateReport,
-    ScanVulnerabilities,
-    PrioritizeRisk,
-    RecommendRemediation,
-    VerifyPatch,
-    GenerateVulnReport,
-}
+use super::Tool;
+
+/// A registered tool's name. Only names in the registry can be made from text, so a
+/// definition naming an unknown tool does not load.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ToolName(&'static str);
 
 impl ToolName {
+    /// The name of tool `T`.
+    pub const fn of<T: Tool>() -> ToolName {
+        ToolName(T::NAME)
+    }
+
+    /// The registered tool of that name.
+    pub fn parse(name: &str) -> Option<ToolName> {
+        super::registry::TOOLS.iter().find(|t| t.name.0 == name).map(|t| t.name)
+    }
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            ToolName::AnalyzeLogs => "analyze_logs",
-            ToolName::AnalyzeNetworkTraffic => "analyze_network_traffic",
-            ToolName::DetectIoc => "detect_ioc",
-            ToolName::CorrelateEvents => "correlate_events",
-            ToolName::TriageIncident => "triage_incident",
-            ToolName::ExecutePlaybook => "execute_playbook",
-            ToolName::ContainThreat => "contain_threat",
-            ToolName::CollectEvidence => "collect_evidence",
-            ToolName::GenerateReport => "generate_report",
-            ToolName::ScanVulnerabilities => "scan_vulnerabilities",
-            ToolName::PrioritizeRisk => "prioritize_risk",
-            ToolName::RecommendRemediation => "recommend_remediation",
-            ToolName::VerifyPatch => "verify_patch",
-            ToolName::GenerateVulnReport => "generate_vuln_report",
-        }
+        self.0
+    }
+}
+
+impl std::fmt::Display for ToolName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::fmt::Debug for ToolName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl Serialize for ToolName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ToolName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+        let name = String::deserialize(d)?;
+        ToolName::parse(&name).ok_or_else(|| {
+            let known = NAMES.get_or_init(|| super::registry::TOOLS.iter().map(|t| t.name.0).collect());
+            serde::de::Error::unknown_variant(&crate::text::sanitize(&name, 64), known)
+        })
     }
 }

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use warden::messages::ActionKind;
 use warden::tools::ToolOutcome;
-use warden::tools::executor::execute_plan;
 use warden::tools::response::Protected;
 use warden::tools::response::actions::{ContainPolicy, plan};
+use warden::tools::response::contain_threat::{Executed, execute_plan};
 
 fn skip(test: &str, why: &str) -> bool {
     assert!(std::env::var_os("CI").is_none(), "CI must run {test}: {why}");
@@ -40,7 +40,7 @@ fn run(policy: &ContainPolicy, kind: ActionKind, target: &str, ttl: u64) -> Stri
     let p = plan(kind, target, ttl, policy).unwrap_or_else(|e| panic!("{kind} {target}: {e}"));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     match rt.block_on(execute_plan(&p, policy)) {
-        ToolOutcome::Succeeded(warden::tools::ToolOutput::Executed { output, .. }) => output,
+        ToolOutcome::Succeeded(Executed { output, .. }) => output,
         other => panic!("{kind} {target}: {}", other.summary()),
     }
 }

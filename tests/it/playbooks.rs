@@ -289,8 +289,11 @@ fn a_correlation_names_its_earlier_lines_and_evidence_reads_them_back() {
     policy.evidence_dir = tmp.path().join("evidence");
     let collect = |policy: &warden::tools::response::actions::ContainPolicy| {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        match rt.block_on(warden::tools::executor::collect(&incident, &[], false, policy)) {
-            warden::tools::ToolOutcome::Succeeded(warden::tools::ToolOutput::Evidence { items, .. }) => {
+        match rt.block_on(warden::tools::response::collect_evidence::collect(&incident, &[], false, policy)) {
+            warden::tools::ToolOutcome::Succeeded(warden::tools::response::collect_evidence::Evidence {
+                items,
+                ..
+            }) => {
                 let item = items.iter().find(|i| i.kind == "log_lines").expect("log lines collected");
                 std::fs::read_to_string(policy.evidence_dir.join(incident.id.to_string()).join(&item.name)).unwrap()
             }

@@ -1,9 +1,13 @@
 //! The threat-detection toolbelt. `analyze_logs` runs the built-in authentication
 //! detectors over parsed events, on event time.
 
+pub mod analyze_logs;
+pub mod analyze_network_traffic;
 pub mod attack;
 pub mod auth;
 pub mod correlate;
+pub mod correlate_events;
+pub mod detect_ioc;
 pub mod injection;
 pub mod ioc;
 pub mod network;
@@ -30,4 +34,21 @@ pub struct DetectionParams {
     pub network: NetworkParams,
     #[serde(default)]
     pub correlation: CorrelationParams,
+}
+
+/// Findings of a stateful detector, and the state entries a call changed (`None`:
+/// deleted), keys relative to the agent's name.
+#[derive(Debug, Default)]
+pub struct Detected {
+    pub findings: Vec<crate::messages::Finding>,
+    pub keyed: Vec<(String, Option<serde_json::Value>)>,
+}
+
+/// `detect_ioc` and `correlate_events`: the findings they were given, enriched (intel
+/// hits, campaign membership), the ones they opened, and the state entries that changed.
+#[derive(Debug, Default)]
+pub struct Intel {
+    pub enriched: Vec<crate::messages::Finding>,
+    pub added: Vec<crate::messages::Finding>,
+    pub keyed: Vec<(String, Option<serde_json::Value>)>,
 }

@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::messages::{ActionStatus, Incident};
 
 /// Who the report is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(inline)]
 pub enum Audience {
     Executive,
     Technical,

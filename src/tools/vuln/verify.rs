@@ -218,7 +218,7 @@ pub async fn verify(
     checks.push(if t.check.is_empty() {
         Check { name: "custom check".into(), status: CheckStatus::Skipped, detail: "the remediation names none".into() }
     } else {
-        match crate::tools::executor::run_cmd(&t.check, None).await {
+        match crate::tools::command::run(&t.check, None).await {
             Ok((0, _)) => Check {
                 name: "custom check".into(),
                 status: CheckStatus::Passed,
@@ -229,10 +229,10 @@ pub async fn verify(
                 status: CheckStatus::Failed,
                 detail: format!("`{}` exited {code}: {}", t.check.join(" "), crate::text::sanitize(out.trim(), 300)),
             },
-            Err(o) => Check {
+            Err(e) => Check {
                 name: "custom check".into(),
                 status: CheckStatus::Failed,
-                detail: format!("`{}`: {}", t.check.join(" "), o.summary()),
+                detail: format!("`{}`: {}", t.check.join(" "), e.summary()),
             },
         }
     });

@@ -11,6 +11,8 @@
 //! step (its idempotency key), so a crash in the middle resumes at the step that was not
 //! committed, and a step that was is never run again.
 
+pub mod run;
+
 use serde::{Deserialize, Serialize};
 
 use super::triage::Criticality;

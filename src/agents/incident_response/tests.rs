@@ -1,0 +1,333 @@
+//! Envelopes in, effects out: the logic with a mocked toolbelt (mockall) and a real
+//! knowledge base on a temporary sled database.
+
+use super::*;
+use crate::agents::AgentLogic;
+use crate::agents::MockTools;
+use crate::definitions::{ActorsDir, load};
+use crate::kb::audit::AuditKind;
+use crate::kb::{Kb, KnowledgeBase};
+use crate::messages::{
+    Action, ActionKind, ActionStatus, ContainmentRequest, Finding, Incident, Priority, Severity, TriageResult,
+};
+use crate::routing::RoutingTable;
+use crate::tools::response::Protected;
+use crate::tools::response::contain_threat::ContainThreat;
+use crate::tools::response::triage_incident::TriageIncident;
+use crate::tools::{ToolOutcome, reply};
+use actix::Actor;
+use chrono::Utc;
+
+fn setup(mode: ResponseMode) -> IncidentResponse {
+    setup_with(mode, None)
+}
+
+fn setup_with(mode: ResponseMode, autonomy: Option<ResponseMode>) -> IncidentResponse {
+    let defs = load(&ActorsDir::Disk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("actors"))).unwrap();
+    let store = crate::store::Store::temporary(1 << 20).unwrap();
+    let kb = Kb { addr: KnowledgeBase::new(store).unwrap().start() };
+    let env = Arc::new(AgentEnv {
+        kb,
+        routes: Arc::new(RoutingTable::new(&defs).unwrap()),
+        protected: Arc::new(Protected::new(&["10.0.0.0/8".parse().unwrap()])),
+        policy: Default::default(),
+        response_mode: mode,
+        metrics: Default::default(),
+        durable: true,
+        intel: Default::default(),
+        notifier: None,
+        data_dir: std::env::temp_dir(),
+        reasoner: None,
+    });
+    let mut def = defs.agents["incident-response"].clone();
+    if let Some(a) = autonomy {
+        def.autonomy = a;
+    }
+    IncidentResponse::new(Arc::new(def), env, Vec::new())
+}
+
+fn finding(ip: &str, secs: i64) -> Finding {
+    let t = chrono::DateTime::<Utc>::from_timestamp(1_700_000_000 + secs, 0).unwrap();
+    Finding {
+        id: Finding::derive_id("ssh_brute_force", ip, t),
+        rule: "ssh_brute_force".into(),
+        title: format!("brute force from {ip}"),
+        severity: Severity::Medium,
+        confidence: 0.9,
+        src_ip: Some(ip.into()),
+        users: vec!["root".into()],
+        host: "h".into(),
+        first_seen: t,
+        last_seen: t,
+        event_count: 5,
+        techniques: vec![],
+        evidence: vec![],
+        ..Default::default()
+    }
+}
+
+/// The incident an effect writes.
+fn written(fx: &Effects) -> &Incident {
+    fx.writes.iter().find_map(|w| if let Write::Incident(i) = w { Some(i) } else { None }).expect("an incident write")
+}
+
+/// The action an effect writes.
+fn action_written(fx: &Effects) -> Action {
+    fx.writes
+        .iter()
+        .find_map(|w| if let Write::Action { action, .. } = w { Some(action.clone()) } else { None })
+        .expect("an action write")
+}
+
+/// Handles one envelope and collects the incident writes it left pending.
+async fn handle(ir: &mut IncidentResponse, env: &Envelope, tools: &MockTools) -> Effects {
+    let mut fx = ir.on_envelope(env, tools).await.unwrap();
+    fx.writes.extend(ir.pending_writes());
+    fx
+}
+
+fn triage_tools() -> MockTools {
+    let mut tools = MockTools::new();
+    tools.expect_execute().returning(|call| {
+        let out = if call.args::<TriageIncident>().is_some() {
+            reply::<TriageIncident>(ToolOutcome::Succeeded(TriageResult {
+                kind: "ssh_brute_force".into(),
+                severity: Severity::High,
+                priority: Priority::P2,
+                deadline: None,
+                asset: None,
+                reasons: vec!["test".into()],
+            }))
+        } else if let Some(spec) = call.args::<ContainThreat>() {
+            ToolOutcome::DryRun { argv: vec!["nft".into(), spec.target.clone()], steps: vec![] }
+        } else {
+            ToolOutcome::Failed("not here".into())
+        };
+        Box::pin(async move { out })
+    });
+    tools
+}
+
+/// Incident response with a mocked model (within the real budget/timeout guard).
+fn setup_llm(model: crate::llm::MockReasoner) -> IncidentResponse {
+    let mut ir = setup(ResponseMode::Enforce);
+    let cfg = crate::agents::test_support::llm_config();
+    let mut env = (*ir.env).clone_for_test();
+    env.reasoner = Some(Arc::new(crate::llm::Guarded::new(Arc::new(model), &cfg)));
+    ir.env = Arc::new(env);
+    ir
+}
+
+use crate::agents::test_support::model as mock_model;
+
+/// The incident id a prompt names (`… incident <uuid>…`).
+fn incident_in(prompt: &str) -> String {
+    let at = prompt.find("incident ").unwrap() + "incident ".len();
+    prompt[at..at + 36].to_string()
+}
+
+#[actix_rt::test]
+async fn the_model_explains_the_triage_and_its_containment_request_meets_the_policy() {
+    // The model explains, and asks (through its contain_threat tool) to block a
+    // protected address.
+    let model = mock_model(|req| {
+        Box::pin(async move {
+            let tool = req.tools.iter().find(|t| t.name == "contain_threat").expect("contain_threat offered").clone();
+            let id = incident_in(&req.prompt);
+            let decision =
+                (tool.call)(serde_json::json!({ "incident_id": id, "action": "block_ip", "target": "10.1.2.3" })).await;
+            assert!(decision.unwrap().contains("requested"));
+            Ok(crate::llm::ReasonAnswer {
+                text: "Password guessing; block the source.".into(),
+                tool_uses: vec![],
+                tokens: 10,
+            })
+        })
+    });
+    let mut ir = setup_llm(model);
+    let mut tools = triage_tools();
+    tools.expect_executor().returning(|| None);
+    let d = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 0)));
+    let fx = handle(&mut ir, &d, &tools).await;
+    let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
+    let i = written(&fx);
+    assert!(
+        i.notes.iter().any(|n| n == "triage explained by the model: Password guessing; block the source."),
+        "{:?}",
+        i.notes
+    );
+    assert!(fx.audit.iter().any(|a| a.kind == AuditKind::ModelCall));
+    // The model's request is routed like any other, marked as the model's.
+    let from_model = fx
+        .route
+        .iter()
+        .find_map(|e| match &e.payload {
+            Payload::Containment(c) if c.requested_by.as_deref() == Some("model") => Some(e.clone()),
+            _ => None,
+        })
+        .expect("the model's request is routed");
+    // Incident response's policy refuses it: the address is protected.
+    let fx = handle(&mut ir, &from_model, &tools).await;
+    assert!(written(&fx).notes.iter().any(|n| n.contains("10.1.2.3 refused: the address is protected")));
+    assert!(fx.writes.iter().all(|w| !matches!(w, Write::Action { .. })), "no action for it");
+}
+
+#[actix_rt::test]
+async fn a_failing_or_slow_model_leaves_the_rules_decision_and_says_so() {
+    for (model, why) in [
+        (
+            mock_model(|_| Box::pin(async { Err(crate::llm::LlmError::Provider("connection refused".into())) })),
+            "connection refused",
+        ),
+        (
+            mock_model(|_| {
+                Box::pin(async {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    Ok(crate::llm::ReasonAnswer::default())
+                })
+            }),
+            "did not answer within 1 s",
+        ),
+        (
+            mock_model(|_| {
+                Box::pin(async { Ok(crate::llm::ReasonAnswer { text: " ".into(), tool_uses: vec![], tokens: 1 }) })
+            }),
+            "malformed answer",
+        ),
+    ] {
+        let mut ir = setup_llm(model);
+        let mut tools = triage_tools();
+        tools.expect_executor().returning(|| None);
+        let d = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 0)));
+        let fx = handle(&mut ir, &d, &tools).await;
+        let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
+        let i = written(&fx);
+        // Triaged and contained by the rules all the same.
+        assert_eq!((i.priority, i.status), (Priority::P2, IncidentStatus::Triaged));
+        assert!(fx.route.iter().any(|e| matches!(&e.payload, Payload::Containment(c) if c.requested_by.is_none())));
+        assert!(
+            i.notes.iter().any(|n| n.starts_with("language model unavailable")
+                && n.contains(why)
+                && n.ends_with("the rules' triage stands")),
+            "{why}: {:?}",
+            i.notes
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn an_instruction_gets_the_models_answer_on_the_incident() {
+    let model = mock_model(|req| {
+        Box::pin(async move {
+            assert!(req.prompt.contains("An operator asks: what now?") && req.prompt.contains("UNTRUSTED INCIDENT"));
+            assert!(req.system.starts_with("You are Warden's incident responder."));
+            Ok(crate::llm::ReasonAnswer {
+                text: "Keep the block; reset admin's password.".into(),
+                tool_uses: vec![],
+                tokens: 5,
+            })
+        })
+    });
+    let mut ir = setup(ResponseMode::Enforce);
+    let tools = triage_tools();
+    let d = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 0)));
+    let fx = handle(&mut ir, &d, &tools).await;
+    let id = written(&fx).id;
+    let store = Arc::clone(&ir.env);
+    // The incident is in the knowledge base for the model's prompt.
+    store.kb.commit(crate::kb::Commit { writes: fx.writes.clone(), audit: vec![], flush: false }).await.unwrap();
+    let mut ir2 = setup_llm(model);
+    ir2.env = {
+        let mut e = (*ir2.env).clone_for_test();
+        e.kb = store.kb.clone();
+        Arc::new(e)
+    };
+    ir2.incidents = ir.incidents.clone();
+    let mut tools = MockTools::new();
+    tools.expect_executor().returning(|| None);
+    let ask = Envelope::new(
+        "admin",
+        Payload::Instruction(crate::messages::Instruction { text: "what now?".into(), incident_id: Some(id) }),
+    );
+    let fx = handle(&mut ir2, &ask, &tools).await;
+    assert!(
+        written(&fx).notes.iter().any(|n| n == "model (incident-response): Keep the block; reset admin's password.")
+    );
+    let answer = fx.writes.iter().find_map(|w| match w {
+        Write::State { key, value } if *key == crate::agents::reasoning::answer_key(ask.id) => Some(value.clone()),
+        _ => None,
+    });
+    assert_eq!(answer.unwrap()["answer"], "Keep the block; reset admin's password.");
+}
+
+#[actix_rt::test]
+async fn detection_triage_containment() {
+    let mut ir = setup(ResponseMode::Enforce);
+    let tools = triage_tools();
+    let d = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 0)));
+    let fx = handle(&mut ir, &d, &tools).await;
+    let Payload::Triage(r) = &fx.route[0].payload else { panic!("expected a triage: {:?}", fx.route) };
+    let i = written(&fx);
+    assert!(i.id == r.incident_id && i.status == IncidentStatus::Open);
+
+    let t = fx.route[0].clone();
+    let fx = handle(&mut ir, &t, &tools).await;
+    let i = written(&fx);
+    assert!(i.priority == Priority::P2 && i.status == IncidentStatus::Triaged);
+    let Payload::Containment(c) = &fx.route[0].payload else { panic!("expected containment") };
+    assert_eq!(c.target, "203.0.113.9");
+
+    let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
+    let action = action_written(&fx);
+    // The agent's autonomy (observe) is stricter than the configured enforce.
+    assert_eq!(action.mode, ResponseMode::Observe);
+    assert_eq!(action.status, ActionStatus::DryRun);
+    assert_eq!(action.argv, ["nft", "203.0.113.9"]);
+
+    // A later finding from the same address attaches to the same incident.
+    let d2 = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 900)));
+    let fx = handle(&mut ir, &d2, &tools).await;
+    let i = written(&fx);
+    assert!(i.id == r.incident_id && i.findings.len() == 2);
+    // Handling the same detection again changes nothing.
+    assert!(handle(&mut ir, &d2, &tools).await.writes.is_empty());
+}
+
+#[actix_rt::test]
+async fn protected_addresses_get_no_proposal() {
+    let mut ir = setup(ResponseMode::Observe);
+    let tools = triage_tools();
+    let d = Envelope::new("test", Payload::Detection(finding("10.1.2.3", 0)));
+    let fx = handle(&mut ir, &d, &tools).await;
+    let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
+    assert!(fx.route.is_empty(), "no containment proposed");
+    assert!(written(&fx).notes[0].contains("protected"));
+    // An injected containment against it is refused by the logic as well.
+    let inc = written(&fx);
+    let req = ContainmentRequest {
+        incident_id: inc.id,
+        action: ActionKind::BlockIp,
+        target: "10.1.2.3".into(),
+        reason: String::new(),
+        requested_by: None,
+    };
+    let mut denying = MockTools::new();
+    let env = Envelope::new("admin", Payload::Containment(req));
+    denying.expect_execute().times(0);
+    let fx = handle(&mut ir, &env, &denying).await;
+    assert!(!fx.writes.iter().any(|w| matches!(w, Write::Action { .. })));
+    assert!(written(&fx).notes.iter().any(|n| n.contains("refused")));
+}
+
+#[actix_rt::test]
+async fn approve_mode_stores_the_action_as_pending() {
+    let mut ir = setup_with(ResponseMode::Approve, Some(ResponseMode::Enforce));
+    let tools = triage_tools();
+    let d = Envelope::new("test", Payload::Detection(finding("203.0.113.10", 0)));
+    let fx = handle(&mut ir, &d, &tools).await;
+    let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
+    let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
+    let action = action_written(&fx);
+    assert_eq!(action.mode, ResponseMode::Approve);
+    assert_eq!(action.status, ActionStatus::PendingApproval);
+}

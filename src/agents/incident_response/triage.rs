@@ -1,0 +1,143 @@
+//! Triage: `triage_incident` classifies the incident and sets its severity and
+//! priority; a model (when configured) explains a new or changed triage; then the
+//! incident's playbook takes over, or without one a block of the attacker's address is
+//! proposed.
+
+use std::net::IpAddr;
+
+use chrono::Utc;
+
+use super::IncidentResponse;
+use crate::agents::{AgentError, Effects, Tools};
+use crate::kb::audit::{AuditEntry, AuditKind};
+use crate::messages::{
+    ActionKind, ContainmentRequest, Envelope, Incident, IncidentRef, IncidentStatus, Payload, TriageResult,
+};
+use crate::tools::response::execute_playbook::ExecutePlaybook;
+use crate::tools::response::playbook::run::{self, Begin};
+use crate::tools::response::triage_incident::TriageIncident;
+
+impl IncidentResponse {
+    pub(super) async fn triage(
+        &mut self,
+        env: &Envelope,
+        r: &IncidentRef,
+        tools: &dyn Tools,
+    ) -> Result<Effects, AgentError> {
+        let Some(inc) = self.incidents.get(&r.incident_id).cloned() else {
+            return Err(AgentError::Rejected(format!("no incident {}", r.incident_id)));
+        };
+        let result = tools
+            .call::<TriageIncident>(inc.clone())
+            .await
+            .output()
+            .map_err(|o| AgentError::Fatal(format!("triage_incident {}", o.summary())))?;
+        let mut fx = Effects::default();
+        let explanation = self.explain(&inc, &result, tools, &mut fx).await;
+        let name = self.def.name.clone();
+        let (contain_min, protected) = (self.def.response.contain_min_severity, self.env.protected.clone());
+        // A playbook for this type of incident takes over (when the agent runs them).
+        let playbooks = self.def.playbooks.clone();
+        let matching = playbooks.iter().filter(|_| self.declares::<ExecutePlaybook>()).find(|p| {
+            p.trigger.types.contains(&result.kind) && p.trigger.min_severity.is_none_or(|m| result.severity >= m)
+        });
+        let inc = self.edit_known(r.incident_id)?;
+        match explanation {
+            Some(Ok(text)) => {
+                inc.notes.push(format!("triage explained by the model: {}", crate::text::sanitize(&text, 2000)))
+            }
+            Some(Err(why)) => inc.notes.push(format!("language model unavailable ({why}): the rules' triage stands")),
+            None => {}
+        }
+        apply(inc, &result);
+        fx.audit.push(AuditEntry::new(
+            &name,
+            AuditKind::ToolCall,
+            "triage_incident",
+            serde_json::json!({ "incident": inc.id, "severity": result.severity, "priority": result.priority, "reasons": result.reasons }),
+        ));
+        match run::begin(inc, matching, Utc::now()) {
+            Begin::Started { playbook, first } => {
+                fx.audit.push(AuditEntry::new(
+                    &name,
+                    AuditKind::ToolCall,
+                    "execute_playbook",
+                    serde_json::json!({ "incident": inc.id, "playbook": playbook, "started": true }),
+                ));
+                fx.route.push(Envelope::caused_by(env, &name, first.payload, first.n));
+                return Ok(fx);
+            }
+            Begin::Running => return Ok(fx),
+            Begin::None => {}
+        }
+        // Without a playbook: propose a block of the attacker's address (unless it is
+        // protected or already blocked).
+        let target = inc.entities.iter().find_map(|e| e.parse::<IpAddr>().ok());
+        if let Some(ip) = target
+            && inc.severity >= contain_min
+        {
+            let already = inc.actions.iter().any(|a| a.kind == ActionKind::BlockIp && a.target == ip.to_string());
+            if protected.contains(ip) {
+                let note = format!("{ip} is protected: no containment proposed");
+                if !inc.notes.contains(&note) {
+                    inc.notes.push(note);
+                }
+            } else if !already {
+                fx.route.push(Envelope::caused_by(
+                    env,
+                    &name,
+                    Payload::Containment(ContainmentRequest {
+                        incident_id: inc.id,
+                        action: ActionKind::BlockIp,
+                        target: ip.to_string(),
+                        reason: format!("{} ({})", inc.title, result.reasons.join("; ")),
+                        requested_by: None,
+                    }),
+                    0,
+                ));
+            }
+        }
+        Ok(fx)
+    }
+
+    /// With a model: it explains a new or changed triage to the operator and may
+    /// propose a better-fitting playbook (validated); the rules' decision stands.
+    async fn explain(
+        &self,
+        inc: &Incident,
+        result: &TriageResult,
+        tools: &dyn Tools,
+        fx: &mut Effects,
+    ) -> Option<Result<String, String>> {
+        let changed = inc.triage.as_ref().is_none_or(|t| {
+            (t.kind.as_str(), t.severity, t.priority) != (result.kind.as_str(), result.severity, result.priority)
+        });
+        if !changed || self.env.reasoner.is_none() {
+            return None;
+        }
+        let summary = serde_json::json!({ "id": inc.id, "title": inc.title, "entities": inc.entities,
+            "findings": inc.findings.iter().map(|f| serde_json::json!({ "rule": f.rule, "title": f.title,
+                "severity": f.severity, "evidence": f.evidence })).collect::<Vec<_>>(),
+            "triage": result });
+        let prompt = format!(
+            "Warden's rules triaged incident {}:\n{}\nExplain this triage to an operator in at most four sentences. \
+             If another playbook fits this incident better, propose it with execute_playbook.",
+            inc.id,
+            crate::llm::fence_untrusted("INCIDENT AND TRIAGE", &summary.to_string(), 6000)
+        );
+        let snap = crate::tools::Snapshot::default();
+        crate::agents::reasoning::consult(&self.env, &self.def, tools, snap, prompt, fx).await
+    }
+}
+
+/// The triage's type, severity and priority become the incident's.
+fn apply(inc: &mut Incident, result: &TriageResult) {
+    inc.severity = result.severity;
+    inc.priority = result.priority;
+    inc.kind = result.kind.clone();
+    inc.triage = Some(result.clone());
+    if inc.status == IncidentStatus::Open {
+        inc.status = IncidentStatus::Triaged;
+    }
+    inc.updated_at = Utc::now();
+}
