@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::definitions::Definitions;
+use crate::definitions::{AgentKind, Definitions};
 use crate::kb::Write;
 use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::messages::{Envelope, InboxEntry, Payload, PayloadKind};
@@ -37,7 +37,8 @@ pub struct Routed {
 /// Built once from the definitions; immutable afterwards.
 #[derive(Debug, Clone)]
 pub struct RoutingTable {
-    /// The agents that declare each kind, in name order; the first is the default.
+    /// The agents that declare each kind, built-in ones first, each in name order; the
+    /// first is the default.
     handlers: BTreeMap<PayloadKind, Vec<String>>,
     agents: BTreeMap<String, Vec<PayloadKind>>,
 }
@@ -57,6 +58,11 @@ impl RoutingTable {
             if handlers.get(&k).is_none_or(|h| h.is_empty()) {
                 return Err(RouteError::NoHandler(k));
             }
+        }
+        // A built-in agent stays the default handler of its kinds: adding a custom agent
+        // never changes where an envelope without a target goes.
+        for names in handlers.values_mut() {
+            names.sort_by_key(|n| defs.agents.get(n).is_some_and(|d| d.kind == AgentKind::Custom));
         }
         Ok(RoutingTable { handlers, agents })
     }
@@ -121,5 +127,31 @@ impl RoutingTable {
 
     pub fn handles(&self, agent: &str) -> &[PayloadKind] {
         self.agents.get(agent).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::{Instruction, PayloadKind};
+
+    /// A custom agent named to sort first never becomes the default handler of a kind a
+    /// built-in agent handles; it gets what is addressed to it.
+    #[test]
+    fn built_in_agents_stay_the_default_handlers() {
+        let mut defs = crate::agents::test_support::definitions();
+        let mut custom = defs.agents["threat-detection"].clone();
+        custom.name = "aaa-analyst".into();
+        custom.kind = AgentKind::Custom;
+        custom.handles = vec![PayloadKind::Instruction, PayloadKind::Handoff];
+        defs.agents.insert(custom.name.clone(), custom);
+        let table = RoutingTable::new(&defs).unwrap();
+        let ask = Envelope::new("admin", Payload::Instruction(Instruction { text: "?".into(), incident_id: None }));
+        assert_eq!(table.target_for(&ask, None).unwrap(), "incident-response");
+        assert_eq!(table.target_for(&ask, Some("aaa-analyst")).unwrap(), "aaa-analyst");
+        let routed = table.route("admin", ask, Some("aaa-analyst")).unwrap();
+        assert_eq!(routed.entry.target, "aaa-analyst");
+        assert!(matches!(routed.writes[0], Write::InboxPut(_)));
+        assert_eq!(routed.audit[0].kind, AuditKind::EnvelopeRouted);
     }
 }

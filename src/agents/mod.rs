@@ -6,6 +6,7 @@
 //! write, audit entries, envelopes to route. It never writes the knowledge base or
 //! routes anything itself, so it can be tested as "envelopes in, effects out".
 
+pub mod custom;
 pub mod incident_response;
 pub mod reasoning;
 pub mod shell;
@@ -190,8 +191,10 @@ pub struct Restored {
 
 /// The durable decision state of an agent's logic.
 pub enum RestoredLogic {
-    /// Threat detection and custom agents keep theirs in their tools (or nowhere).
-    Nothing,
+    /// Threat detection keeps its decision state in its tools.
+    ThreatDetection,
+    /// A custom agent keeps none.
+    Custom,
     IncidentResponse {
         incidents: Vec<Incident>,
     },
@@ -212,7 +215,8 @@ pub async fn restore(def: &AgentDefinition, kb: &Kb) -> Result<Restored, KbError
         }
     }
     let logic = match def.kind {
-        AgentKind::ThreatDetection => RestoredLogic::Nothing,
+        AgentKind::ThreatDetection => RestoredLogic::ThreatDetection,
+        AgentKind::Custom => RestoredLogic::Custom,
         AgentKind::IncidentResponse => RestoredLogic::IncidentResponse { incidents: kb.incidents().await? },
         AgentKind::VulnerabilityManagement => {
             let (scans, plans) = vulnerability_management::restore(&def.name, kb).await?;
@@ -251,7 +255,8 @@ pub fn build(
         RestoredLogic::VulnerabilityManagement { scans, plans } => {
             Box::new(vulnerability_management::VulnerabilityManagement::new(def.clone(), env.clone(), scans, plans))
         }
-        RestoredLogic::Nothing => Box::new(threat_detection::ThreatDetection::new(def.clone(), env.clone())),
+        RestoredLogic::ThreatDetection => Box::new(threat_detection::ThreatDetection::new(def.clone(), env.clone())),
+        RestoredLogic::Custom => Box::new(custom::Custom::new(def.clone(), env.clone())),
     };
     (logic, executor)
 }

@@ -149,3 +149,34 @@ pub async fn consult(
     let llm_tools = tools_for(def, env, tools.executor(), &sinks, snap);
     Some(ask(env, def, prompt, llm_tools, &sinks, fx).await)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::test_support;
+
+    /// Every agent's model is offered exactly its definition's tools, in order, each
+    /// with the registry's description and the JSON schema of its request type.
+    #[actix_rt::test]
+    async fn the_model_is_offered_exactly_the_declared_tools_with_their_schemas() {
+        let defs = test_support::definitions();
+        let env = test_support::env(&defs, None);
+        for def in defs.agents.values() {
+            let offered = tools_for(def, &env, None, &Sinks::default(), Snapshot::default());
+            let names: Vec<&str> = offered.iter().map(|t| t.name.as_str()).collect();
+            let declared: Vec<&str> = def.tools.iter().map(|t| t.as_str()).collect();
+            assert_eq!(names, declared, "{}", def.name);
+            for (tool, name) in offered.iter().zip(&def.tools) {
+                let spec = registry::spec(*name).unwrap();
+                assert_eq!(tool.description, spec.description);
+                assert_eq!(tool.parameters, spec.schema());
+            }
+        }
+        // An agent that declares two tools is offered those two.
+        let mut def = defs.agents["incident-response"].clone();
+        def.tools = vec![def.tools[2], def.tools[0]];
+        let offered = tools_for(&def, &env, None, &Sinks::default(), Snapshot::default());
+        assert_eq!(offered.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["contain_threat", "triage_incident"]);
+        assert_eq!(offered[0].parameters["required"], json!(["incident_id", "action", "target"]));
+    }
+}

@@ -243,7 +243,6 @@ pub struct Rollback {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
-#[schemars(inline)]
 pub enum ActionKind {
     /// Add an address to Warden's nftables set, with a timeout.
     BlockIp,

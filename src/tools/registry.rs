@@ -28,3 +28,28 @@ pub static TOOLS: [ToolSpec; 14] = [
 pub fn spec(name: ToolName) -> Option<&'static ToolSpec> {
     TOOLS.iter().find(|t| t.name == name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_is_registered_once_with_an_object_schema() {
+        let mut names: Vec<&str> = TOOLS.iter().map(|t| t.name.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), TOOLS.len(), "tool names are unique");
+        for t in &TOOLS {
+            assert_eq!(ToolName::parse(t.name.as_str()), Some(t.name));
+            assert_eq!(spec(t.name).map(|s| s.name), Some(t.name));
+            assert!(!t.description.is_empty(), "{} describes itself", t.name);
+            let schema = t.schema();
+            eprintln!("{}: {schema}", t.name);
+            assert_eq!(schema["type"], "object", "{}: {schema}", t.name);
+            assert!(schema["properties"].is_object(), "{}: {schema}", t.name);
+            // Self-contained: a model need not resolve references.
+            assert!(!schema.to_string().contains("$ref"), "{}: {schema}", t.name);
+        }
+        assert_eq!(ToolName::parse("analyze_logz"), None);
+    }
+}

@@ -252,6 +252,27 @@ impl ToolSpec {
     }
 }
 
+/// The JSON schema of an enum of unit variants as one flat `enum` of their names
+/// (schemars makes a `oneOf` of them when variants carry doc comments), for a request
+/// field: `#[schemars(schema_with = "flat_enum::<T>")]`.
+pub fn flat_enum<T: schemars::JsonSchema>(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    fn names(v: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+        if let Some(c) = v.get("const") {
+            out.push(c.clone());
+        }
+        for e in v.get("enum").and_then(|e| e.as_array()).into_iter().flatten() {
+            out.push(e.clone());
+        }
+        for alt in v.get("oneOf").and_then(|o| o.as_array()).into_iter().flatten() {
+            names(alt, out);
+        }
+    }
+    let mut all = Vec::new();
+    names(T::json_schema(g).as_value(), &mut all);
+    all.sort_by_key(|v| v.to_string());
+    schemars::json_schema!({ "type": "string", "enum": all })
+}
+
 fn schema_of<T: Tool>() -> serde_json::Value {
     let mut v = serde_json::to_value(schemars::schema_for!(T::Request)).unwrap_or_default();
     if let Some(m) = v.as_object_mut() {

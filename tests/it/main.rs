@@ -2,6 +2,7 @@
 
 mod approvals;
 mod contain;
+mod custom;
 mod daemon;
 mod definitions;
 mod enforce;

@@ -36,8 +36,8 @@ pub struct Executed {
 pub struct Request {
     /// A stored incident's id (UUID).
     incident_id: Uuid,
-    /// block_ip, unblock_ip, isolate_host, release_host, disable_account, enable_account,
-    /// kill_process, quarantine_file or restore_file.
+    /// The action.
+    #[schemars(schema_with = "crate::tools::tool::flat_enum::<ActionKind>")]
     action: ActionKind,
     /// The address, host, account, process or file.
     target: String,
