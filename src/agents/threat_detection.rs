@@ -37,97 +37,34 @@ impl ThreatDetection {
         self.def.tools.contains(&ToolName::of::<T>())
     }
 
+    /// Whether a checkpointed batch was applied before (a re-send after a restart).
+    async fn stale(&mut self, batch: &LogBatch) -> Result<bool, AgentError> {
+        let Some(seq) = batch.seq else { return Ok(false) };
+        let last = match self.seqs.get(&batch.source) {
+            Some(s) => *s,
+            None => self.env.kb.checkpoint(&batch.source).await?.map(|c| c.seq).unwrap_or(0),
+        };
+        if seq <= last {
+            self.seqs.insert(batch.source.clone(), last);
+        }
+        Ok(seq <= last)
+    }
+
     async fn batch(&mut self, batch: LogBatch, tools: &dyn Tools) -> Result<Effects, AgentError> {
-        if let Some(seq) = batch.seq {
-            let last = match self.seqs.get(&batch.source) {
-                Some(s) => *s,
-                None => self.env.kb.checkpoint(&batch.source).await?.map(|c| c.seq).unwrap_or(0),
-            };
-            if seq <= last {
-                self.seqs.insert(batch.source.clone(), last);
-                return Ok(Effects { stale: true, ..Effects::default() });
-            }
+        if self.stale(&batch).await? {
+            return Ok(Effects { stale: true, ..Effects::default() });
         }
         let m = &self.env.metrics;
         m.add_source(&batch.source, &batch.stats, batch.events.len() as u64);
-        let events = batch.events.len();
-        let events_arc = batch.events.clone();
-        let batch_file = batch.file.clone();
-        let args = LogsArgs::Batch {
-            events: batch.events,
-            source: batch.source.clone(),
-            file_truncated: batch.stats.file_truncated,
-            file: batch.file.clone(),
-        };
-        let LogFindings { mut findings, delta } = tools
-            .call::<AnalyzeLogs>(args)
-            .await
-            .output()
-            .map_err(|o| AgentError::Fatal(format!("analyze_logs {}", o.summary())))?;
+        let Detection { mut findings, delta, keyed, calls } = self.detect(&batch, tools).await?;
         let name = &self.def.name;
-        let mut keyed = Vec::new();
-        let mut calls = Vec::new();
-        // Network sources (Zeek conn/dns, pcap flows) go through the network detectors.
-        if self.declares::<AnalyzeNetworkTraffic>()
-            && events_arc.iter().any(crate::tools::detection::network::NetworkAnalyzer::is_network)
-        {
-            let Detected { findings: f, keyed: k } = tools
-                .call::<AnalyzeNetworkTraffic>(events_arc.clone())
-                .await
-                .output()
-                .map_err(|o| AgentError::Fatal(format!("analyze_network_traffic {}", o.summary())))?;
-            calls.push(("analyze_network_traffic", f.iter().map(|x| x.id).collect::<Vec<_>>()));
-            findings.extend(f);
-            keyed.extend(k);
-        }
-        // Every batch is matched against the threat-intel feeds; findings are enriched.
-        if self.declares::<DetectIoc>() {
-            let Intel { enriched, added, keyed: k } = tools
-                .call::<DetectIoc>(IocArgs { events: events_arc.clone(), findings })
-                .await
-                .output()
-                .map_err(|o| AgentError::Fatal(format!("detect_ioc {}", o.summary())))?;
-            if !added.is_empty() {
-                calls.push(("detect_ioc", added.iter().map(|x| x.id).collect()));
-            }
-            findings = enriched;
-            findings.extend(added);
-            keyed.extend(k);
-        }
-        if self.declares::<CorrelateEvents>() && !findings.is_empty() {
-            let Intel { enriched, added, keyed: k } = tools
-                .call::<CorrelateEvents>(findings)
-                .await
-                .output()
-                .map_err(|o| AgentError::Fatal(format!("correlate_events {}", o.summary())))?;
-            if !added.is_empty() {
-                calls.push(("correlate_events", added.iter().map(|x| x.id).collect()));
-            }
-            findings = enriched;
-            findings.extend(added);
-            keyed.extend(k);
-        }
         // Lines without a checkpoint (stdin, admin injection) cannot be read again: make
         // their effects durable before acknowledging them.
         let mut fx = Effects { findings: findings.len(), flush: batch.seq.is_none(), ..Effects::default() };
         if self.env.durable {
-            fx.writes.push(Write::State { key: head_key(name), value: encode(&delta.head)? });
-            let prefix = addr_prefix(name);
-            for (ip, st) in &delta.upserts {
-                fx.writes.push(Write::State { key: format!("{prefix}{ip}"), value: encode(st)? });
-            }
-            for ip in &delta.removed {
-                fx.writes.push(Write::StateDelete { key: format!("{prefix}{ip}") });
-            }
-            for (key, value) in keyed {
-                let key = format!("{name}/{key}");
-                fx.writes.push(match value {
-                    Some(value) => Write::State { key, value },
-                    None => Write::StateDelete { key },
-                });
-            }
+            fx.writes.extend(state_writes(name, &delta, keyed)?);
         }
-        if let (Some(seq), Some(cp)) = (batch.seq, batch.checkpoint) {
+        if let (Some(seq), Some(cp)) = (batch.seq, batch.checkpoint.clone()) {
             let mut cp = cp;
             cp.seq = seq;
             fx.writes.push(Write::Checkpoint { source: batch.source.clone(), checkpoint: cp });
@@ -141,7 +78,7 @@ impl ThreatDetection {
                 "batch": batch.id,
                 "source": batch.source,
                 "lines": batch.stats.lines,
-                "events": events,
+                "events": batch.events.len(),
                 "findings": findings.iter().map(|f| f.id).collect::<Vec<_>>(),
             }),
         ));
@@ -154,10 +91,10 @@ impl ThreatDetection {
             ));
         }
         if self.env.reasoner.is_some() {
-            self.model_review(&events_arc, &mut findings, tools, &mut fx).await;
+            self.model_review(&batch.events, &mut findings, tools, &mut fx).await;
         }
-        if let Some(file) = &batch_file {
-            attach_refs(&mut findings, file, &events_arc);
+        if let Some(file) = &batch.file {
+            attach_refs(&mut findings, file, &batch.events);
         }
         for f in findings {
             m.inc(&m.findings);
@@ -173,6 +110,95 @@ impl ThreatDetection {
         }
         Ok(fx)
     }
+
+    /// The detection tools over a batch, in order: `analyze_logs`; the network
+    /// detectors when it holds network records; every event against the threat-intel
+    /// feeds (enriching the findings); the findings into campaigns. A tool that fails
+    /// stops the agent (it is rebuilt from its stored state).
+    async fn detect(&self, batch: &LogBatch, tools: &dyn Tools) -> Result<Detection, AgentError> {
+        fn fatal(tool: &'static str) -> impl Fn(crate::tools::ToolOutcome<()>) -> AgentError {
+            move |o| AgentError::Fatal(format!("{tool} {}", o.summary()))
+        }
+        let args = LogsArgs::Batch {
+            events: batch.events.clone(),
+            source: batch.source.clone(),
+            file_truncated: batch.stats.file_truncated,
+            file: batch.file.clone(),
+        };
+        let LogFindings { mut findings, delta } =
+            tools.call::<AnalyzeLogs>(args).await.output().map_err(fatal("analyze_logs"))?;
+        let mut keyed = Vec::new();
+        let mut calls = Vec::new();
+        if self.declares::<AnalyzeNetworkTraffic>()
+            && batch.events.iter().any(crate::tools::detection::network::NetworkAnalyzer::is_network)
+        {
+            let Detected { findings: f, keyed: k } = tools
+                .call::<AnalyzeNetworkTraffic>(batch.events.clone())
+                .await
+                .output()
+                .map_err(fatal("analyze_network_traffic"))?;
+            calls.push(("analyze_network_traffic", f.iter().map(|x| x.id).collect::<Vec<_>>()));
+            findings.extend(f);
+            keyed.extend(k);
+        }
+        if self.declares::<DetectIoc>() {
+            let args = IocArgs { events: batch.events.clone(), findings };
+            let Intel { enriched, added, keyed: k } =
+                tools.call::<DetectIoc>(args).await.output().map_err(fatal("detect_ioc"))?;
+            if !added.is_empty() {
+                calls.push(("detect_ioc", added.iter().map(|x| x.id).collect()));
+            }
+            findings = enriched;
+            findings.extend(added);
+            keyed.extend(k);
+        }
+        if self.declares::<CorrelateEvents>() && !findings.is_empty() {
+            let Intel { enriched, added, keyed: k } =
+                tools.call::<CorrelateEvents>(findings).await.output().map_err(fatal("correlate_events"))?;
+            if !added.is_empty() {
+                calls.push(("correlate_events", added.iter().map(|x| x.id).collect()));
+            }
+            findings = enriched;
+            findings.extend(added);
+            keyed.extend(k);
+        }
+        Ok(Detection { findings, delta, keyed, calls })
+    }
+}
+
+/// What the detection tools made of a batch.
+struct Detection {
+    findings: Vec<crate::messages::Finding>,
+    /// `analyze_logs`' state change, and the other tools' changed entries.
+    delta: crate::tools::detection::auth::StateDelta,
+    keyed: Vec<(String, Option<serde_json::Value>)>,
+    /// The tools besides `analyze_logs` that opened findings, with their ids.
+    calls: Vec<(&'static str, Vec<Uuid>)>,
+}
+
+/// The state writes of what a batch changed: the detector's head and addresses, the
+/// other tools' entries (deleted when `None`), below the agent's name.
+fn state_writes(
+    name: &str,
+    delta: &crate::tools::detection::auth::StateDelta,
+    keyed: Vec<(String, Option<serde_json::Value>)>,
+) -> Result<Vec<Write>, AgentError> {
+    let mut writes = vec![Write::State { key: head_key(name), value: encode(&delta.head)? }];
+    let prefix = addr_prefix(name);
+    for (ip, st) in &delta.upserts {
+        writes.push(Write::State { key: format!("{prefix}{ip}"), value: encode(st)? });
+    }
+    for ip in &delta.removed {
+        writes.push(Write::StateDelete { key: format!("{prefix}{ip}") });
+    }
+    for (key, value) in keyed {
+        let key = format!("{name}/{key}");
+        writes.push(match value {
+            Some(value) => Write::State { key, value },
+            None => Write::StateDelete { key },
+        });
+    }
+    Ok(writes)
 }
 
 impl AgentLogic for ThreatDetection {

@@ -304,118 +304,128 @@ impl AuthDetector {
         }
         let t = ev.time;
         self.state.head.newest = Some(self.state.head.newest.map_or(t, |n| n.max(t)));
-        let bf = &self.params.brute_force;
-        let saf = &self.params.success_after_failures;
-        let window = Duration::seconds(bf.window_secs as i64);
         match a.kind {
-            AuthEventKind::Failure => {
-                let st = self.state.addrs.entry(ip).or_default();
-                st.last_seen = Some(st.last_seen.map_or(t, |l| l.max(t)));
-                // Insert in time order: merged streams may be slightly out of order.
-                let pos = st.window.partition_point(|(wt, _)| *wt <= t);
-                st.window.insert(pos, (t, a.count));
-                st.in_window += a.count as u64;
-                let newest = st.window.back().map(|(wt, _)| *wt).unwrap_or(t);
-                while let Some((wt, c)) = st.window.front().copied() {
-                    if wt <= newest - window {
-                        st.window.pop_front();
-                        st.in_window -= c as u64;
-                    } else {
-                        break;
-                    }
-                }
-                st.streak += a.count as u64;
-                st.streak_first.get_or_insert(t);
-                st.streak_last = Some(st.streak_last.map_or(t, |l| l.max(t)));
-                if let Some(u) = &a.user
-                    && st.users.len() < 16
-                    && !st.users.contains(u)
-                {
-                    st.users.push(sanitize(u, 64));
-                }
-                if st.samples.len() < SAMPLES - 1 {
-                    st.samples.push(sanitize(&ev.raw, SAMPLE_CHARS));
-                    st.sample_refs.extend(line_ref(self.file.as_ref(), ev));
-                }
-                let backoff = (window * 2i32.pow(st.alerts.saturating_sub(1).min(7))).min(Duration::days(1));
-                let due = st.last_alert.is_none_or(|l| t >= l + backoff);
-                if st.in_window >= bf.failures as u64 && due {
-                    st.last_alert = Some(t);
-                    st.alerts += 1;
-                    let first = st.window.front().map(|(wt, _)| *wt).unwrap_or(t);
-                    let mut evidence = st.samples.clone();
-                    evidence.push(sanitize(&ev.raw, SAMPLE_CHARS));
-                    let mut evidence_refs = st.sample_refs.clone();
-                    evidence_refs.extend(line_ref(self.file.as_ref(), ev));
-                    let n = st.in_window;
-                    let severity = if st.users.iter().any(|u| u == "root") || n >= 4 * bf.failures as u64 {
-                        Severity::High
-                    } else {
-                        Severity::Medium
-                    };
-                    findings.push(Finding {
-                        id: Finding::derive_id("ssh_brute_force", &ip.to_string(), t),
-                        rule: "ssh_brute_force".into(),
-                        title: format!("SSH brute force from {ip}: {n} failed logins within {}s", bf.window_secs),
-                        severity,
-                        confidence: 0.9,
-                        src_ip: Some(ip.to_string()),
-                        users: st.users.clone(),
-                        host: sanitize(&ev.host, 255),
-                        first_seen: first,
-                        last_seen: t,
-                        event_count: n,
-                        techniques: vec!["T1110.001".into()],
-                        evidence,
-                        evidence_refs,
-                        entity: None,
-                        ..Default::default()
-                    });
-                    st.samples.clear();
-                    st.sample_refs.clear();
-                }
-            }
-            AuthEventKind::Success => {
-                let Some(st) = self.state.addrs.get_mut(&ip) else {
-                    return;
-                };
-                let lookback = Duration::seconds(saf.lookback_secs as i64);
-                let recent = st.streak_last.is_some_and(|l| t - l <= lookback && l <= t);
-                if st.streak >= saf.min_failures as u64 && recent {
-                    let user = a.user.clone().unwrap_or_default();
-                    let mut evidence = st.samples.clone();
-                    evidence.push(sanitize(&ev.raw, SAMPLE_CHARS));
-                    let mut evidence_refs = st.sample_refs.clone();
-                    evidence_refs.extend(line_ref(self.file.as_ref(), ev));
-                    findings.push(Finding {
-                        id: Finding::derive_id("ssh_success_after_failures", &ip.to_string(), t),
-                        rule: "ssh_success_after_failures".into(),
-                        title: format!(
-                            "Successful SSH login as {} from {ip} after {} failed attempts",
-                            sanitize(&user, 64),
-                            st.streak
-                        ),
-                        severity: Severity::High,
-                        confidence: 0.75,
-                        src_ip: Some(ip.to_string()),
-                        users: vec![sanitize(&user, 64)],
-                        host: sanitize(&ev.host, 255),
-                        first_seen: st.streak_first.unwrap_or(t),
-                        last_seen: t,
-                        event_count: st.streak + 1,
-                        techniques: vec!["T1110".into(), "T1078".into()],
-                        evidence,
-                        evidence_refs,
-                        entity: None,
-                        ..Default::default()
-                    });
-                }
-                st.streak = 0;
-                st.streak_first = None;
-                st.streak_last = None;
-            }
+            AuthEventKind::Failure => self.failure(ip, a, ev, findings),
+            AuthEventKind::Success => self.success(ip, a, ev, findings),
             _ => {}
         }
+    }
+
+    /// A failed login: into the address's sliding window and streak; a brute force once
+    /// the window holds enough (then again after a growing wait).
+    fn failure(&mut self, ip: IpAddr, a: &crate::messages::AuthEvent, ev: &Event, findings: &mut Vec<Finding>) {
+        let t = ev.time;
+        let bf = &self.params.brute_force;
+        let window = Duration::seconds(bf.window_secs as i64);
+        let st = self.state.addrs.entry(ip).or_default();
+        st.last_seen = Some(st.last_seen.map_or(t, |l| l.max(t)));
+        // Insert in time order: merged streams may be slightly out of order.
+        let pos = st.window.partition_point(|(wt, _)| *wt <= t);
+        st.window.insert(pos, (t, a.count));
+        st.in_window += a.count as u64;
+        let newest = st.window.back().map(|(wt, _)| *wt).unwrap_or(t);
+        while let Some((wt, c)) = st.window.front().copied() {
+            if wt <= newest - window {
+                st.window.pop_front();
+                st.in_window -= c as u64;
+            } else {
+                break;
+            }
+        }
+        st.streak += a.count as u64;
+        st.streak_first.get_or_insert(t);
+        st.streak_last = Some(st.streak_last.map_or(t, |l| l.max(t)));
+        if let Some(u) = &a.user
+            && st.users.len() < 16
+            && !st.users.contains(u)
+        {
+            st.users.push(sanitize(u, 64));
+        }
+        if st.samples.len() < SAMPLES - 1 {
+            st.samples.push(sanitize(&ev.raw, SAMPLE_CHARS));
+            st.sample_refs.extend(line_ref(self.file.as_ref(), ev));
+        }
+        let backoff = (window * 2i32.pow(st.alerts.saturating_sub(1).min(7))).min(Duration::days(1));
+        let due = st.last_alert.is_none_or(|l| t >= l + backoff);
+        if st.in_window >= bf.failures as u64 && due {
+            st.last_alert = Some(t);
+            st.alerts += 1;
+            let first = st.window.front().map(|(wt, _)| *wt).unwrap_or(t);
+            let mut evidence = st.samples.clone();
+            evidence.push(sanitize(&ev.raw, SAMPLE_CHARS));
+            let mut evidence_refs = st.sample_refs.clone();
+            evidence_refs.extend(line_ref(self.file.as_ref(), ev));
+            let n = st.in_window;
+            let severity = if st.users.iter().any(|u| u == "root") || n >= 4 * bf.failures as u64 {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            findings.push(Finding {
+                id: Finding::derive_id("ssh_brute_force", &ip.to_string(), t),
+                rule: "ssh_brute_force".into(),
+                title: format!("SSH brute force from {ip}: {n} failed logins within {}s", bf.window_secs),
+                severity,
+                confidence: 0.9,
+                src_ip: Some(ip.to_string()),
+                users: st.users.clone(),
+                host: sanitize(&ev.host, 255),
+                first_seen: first,
+                last_seen: t,
+                event_count: n,
+                techniques: vec!["T1110.001".into()],
+                evidence,
+                evidence_refs,
+                entity: None,
+                ..Default::default()
+            });
+            st.samples.clear();
+            st.sample_refs.clear();
+        }
+    }
+
+    /// A successful login: suspicious after enough recent failures from the address;
+    /// it ends the streak either way.
+    fn success(&mut self, ip: IpAddr, a: &crate::messages::AuthEvent, ev: &Event, findings: &mut Vec<Finding>) {
+        let t = ev.time;
+        let saf = &self.params.success_after_failures;
+        let Some(st) = self.state.addrs.get_mut(&ip) else {
+            return;
+        };
+        let lookback = Duration::seconds(saf.lookback_secs as i64);
+        let recent = st.streak_last.is_some_and(|l| t - l <= lookback && l <= t);
+        if st.streak >= saf.min_failures as u64 && recent {
+            let user = a.user.clone().unwrap_or_default();
+            let mut evidence = st.samples.clone();
+            evidence.push(sanitize(&ev.raw, SAMPLE_CHARS));
+            let mut evidence_refs = st.sample_refs.clone();
+            evidence_refs.extend(line_ref(self.file.as_ref(), ev));
+            findings.push(Finding {
+                id: Finding::derive_id("ssh_success_after_failures", &ip.to_string(), t),
+                rule: "ssh_success_after_failures".into(),
+                title: format!(
+                    "Successful SSH login as {} from {ip} after {} failed attempts",
+                    sanitize(&user, 64),
+                    st.streak
+                ),
+                severity: Severity::High,
+                confidence: 0.75,
+                src_ip: Some(ip.to_string()),
+                users: vec![sanitize(&user, 64)],
+                host: sanitize(&ev.host, 255),
+                first_seen: st.streak_first.unwrap_or(t),
+                last_seen: t,
+                event_count: st.streak + 1,
+                techniques: vec!["T1110".into(), "T1078".into()],
+                evidence,
+                evidence_refs,
+                entity: None,
+                ..Default::default()
+            });
+        }
+        st.streak = 0;
+        st.streak_first = None;
+        st.streak_last = None;
     }
 
     /// Forgets addresses with no failure within the longest horizon.

@@ -165,155 +165,188 @@ fn nft_set(ip: IpAddr) -> &'static str {
 /// Validates an action and builds what it runs. `ttl_secs` is the block's timeout.
 pub fn plan(kind: ActionKind, target: &str, ttl_secs: u64, policy: &ContainPolicy) -> Result<Plan, Denied> {
     let shown = crate::text::sanitize(target, 80);
-    let mk = |target: String, argv: Vec<Vec<String>>, native: Option<Native>| Plan {
-        kind,
-        target,
-        ok_codes: vec![Vec::new(); argv.len()],
-        argv,
-        native,
-    };
-    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    let p = Planning { kind, target, shown: &shown, policy };
     match kind {
-        ActionKind::BlockIp | ActionKind::UnblockIp => {
-            let ip: IpAddr = target.trim().parse().map_err(|_| format!("`{shown}` is not an IP address"))?;
-            if kind == ActionKind::BlockIp && policy.protected.contains(ip) {
-                return Err(format!("{ip} is protected"));
+        ActionKind::BlockIp | ActionKind::UnblockIp => p.address(ttl_secs),
+        ActionKind::IsolateHost | ActionKind::ReleaseHost => p.isolation(),
+        ActionKind::DisableAccount | ActionKind::EnableAccount => p.account(),
+        ActionKind::KillProcess => p.process(),
+        ActionKind::QuarantineFile => p.quarantine(),
+        ActionKind::RestoreFile => p.restore(),
+    }
+}
+
+/// One action being planned: what it is, on what (and that target as it may be shown).
+struct Planning<'a> {
+    kind: ActionKind,
+    target: &'a str,
+    shown: &'a str,
+    policy: &'a ContainPolicy,
+}
+
+fn argv(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+impl Planning<'_> {
+    fn mk(&self, target: String, argv: Vec<Vec<String>>, native: Option<Native>) -> Plan {
+        Plan { kind: self.kind, target, ok_codes: vec![Vec::new(); argv.len()], argv, native }
+    }
+
+    /// `block_ip`, `unblock_ip`: an element of Warden's nftables set, with its timeout.
+    fn address(&self, ttl_secs: u64) -> Result<Plan, Denied> {
+        let (kind, target, shown, policy) = (self.kind, self.target, self.shown, self.policy);
+        let ip: IpAddr = target.trim().parse().map_err(|_| format!("`{shown}` is not an IP address"))?;
+        if kind == ActionKind::BlockIp && policy.protected.contains(ip) {
+            return Err(format!("{ip} is protected"));
+        }
+        let argv = if kind == ActionKind::BlockIp {
+            super::contain::block_ip_argv(ip, ttl_secs.max(1))
+        } else {
+            vec![
+                "nft".into(),
+                "delete".into(),
+                "element".into(),
+                "inet".into(),
+                NFT_TABLE.into(),
+                nft_set(ip).into(),
+                format!("{{ {ip} }}"),
+            ]
+        };
+        let mut p = self.mk(ip.to_string(), vec![argv], None);
+        if kind == ActionKind::UnblockIp {
+            // The set's own timeout may have removed the element already (nft then
+            // exits 1: no such element): nothing left to undo.
+            p.ok_codes = vec![vec![1]];
+        }
+        Ok(p)
+    }
+
+    /// `isolate_host`, `release_host`: this host by nftables, a remote one by the
+    /// configured command.
+    fn isolation(&self) -> Result<Plan, Denied> {
+        let (kind, target, shown, policy) = (self.kind, self.target, self.shown, self.policy);
+        let host = target.trim();
+        if host.is_empty() || host == "local" || host == "localhost" {
+            if kind == ActionKind::IsolateHost && policy.management.is_empty() {
+                return Err("no management network is configured: isolating this host would lock everyone out".into());
             }
-            let argv = if kind == ActionKind::BlockIp {
-                super::contain::block_ip_argv(ip, ttl_secs.max(1))
+            let argv = if kind == ActionKind::IsolateHost {
+                argv(&["nft", "-f", "-"])
             } else {
+                argv(&["nft", "delete", "table", "inet", NFT_ISOLATE_TABLE])
+            };
+            return Ok(self.mk("local".into(), vec![argv], None));
+        }
+        if !valid_host(host) {
+            return Err(format!("`{shown}` is not a host name or address"));
+        }
+        if let Ok(ip) = host.parse::<IpAddr>()
+            && kind == ActionKind::IsolateHost
+            && policy.protected.contains(ip)
+        {
+            return Err(format!("{ip} is protected"));
+        }
+        let template = if kind == ActionKind::IsolateHost { &policy.remote_isolate } else { &policy.remote_release };
+        if template.is_empty() {
+            return Err(format!("no command is configured to {} a remote host", kind));
+        }
+        let argv = template.iter().map(|a| a.replace("{host}", host)).collect();
+        Ok(self.mk(host.to_string(), vec![argv], None))
+    }
+
+    /// `disable_account`, `enable_account`: lock and expire, end its sessions; undo.
+    fn account(&self) -> Result<Plan, Denied> {
+        let (kind, target, shown, policy) = (self.kind, self.target, self.shown, self.policy);
+        let user = target.trim();
+        if !valid_account(user) {
+            return Err(format!("`{shown}` is not a valid account name"));
+        }
+        let uid = account_uid(&policy.passwd, user).ok_or_else(|| format!("no local account `{user}`"))?;
+        if kind == ActionKind::DisableAccount && (uid == 0 || policy.protected_accounts.iter().any(|a| a == user)) {
+            return Err(format!("account `{user}` is protected"));
+        }
+        if kind == ActionKind::DisableAccount {
+            // Lock the password, expire the account (no key login either), end
+            // its sessions. pkill exits 1 when the account runs nothing.
+            let mut p = self.mk(
+                user.to_string(),
                 vec![
-                    "nft".into(),
-                    "delete".into(),
-                    "element".into(),
-                    "inet".into(),
-                    NFT_TABLE.into(),
-                    nft_set(ip).into(),
-                    format!("{{ {ip} }}"),
-                ]
-            };
-            let mut p = mk(ip.to_string(), vec![argv], None);
-            if kind == ActionKind::UnblockIp {
-                // The set's own timeout may have removed the element already (nft then
-                // exits 1: no such element): nothing left to undo.
-                p.ok_codes = vec![vec![1]];
-            }
+                    argv(&["usermod", "--lock", "--expiredate", "1", "--", user]),
+                    argv(&["pkill", "--signal", "KILL", "--uid", user]),
+                ],
+                None,
+            );
+            p.ok_codes = vec![vec![], vec![1]];
             Ok(p)
+        } else {
+            Ok(self.mk(user.to_string(), vec![argv(&["usermod", "--unlock", "--expiredate", "", "--", user])], None))
         }
-        ActionKind::IsolateHost | ActionKind::ReleaseHost => {
-            let host = target.trim();
-            if host.is_empty() || host == "local" || host == "localhost" {
-                if kind == ActionKind::IsolateHost && policy.management.is_empty() {
-                    return Err(
-                        "no management network is configured: isolating this host would lock everyone out".into()
-                    );
-                }
-                let argv = if kind == ActionKind::IsolateHost {
-                    s(&["nft", "-f", "-"])
-                } else {
-                    s(&["nft", "delete", "table", "inet", NFT_ISOLATE_TABLE])
-                };
-                return Ok(mk("local".into(), vec![argv], None));
-            }
-            if !valid_host(host) {
-                return Err(format!("`{shown}` is not a host name or address"));
-            }
-            if let Ok(ip) = host.parse::<IpAddr>()
-                && kind == ActionKind::IsolateHost
-                && policy.protected.contains(ip)
-            {
-                return Err(format!("{ip} is protected"));
-            }
-            let template =
-                if kind == ActionKind::IsolateHost { &policy.remote_isolate } else { &policy.remote_release };
-            if template.is_empty() {
-                return Err(format!("no command is configured to {} a remote host", kind));
-            }
-            let argv = template.iter().map(|a| a.replace("{host}", host)).collect();
-            Ok(mk(host.to_string(), vec![argv], None))
+    }
+
+    /// `kill_process`: only the process that was seen (same start time, executable).
+    fn process(&self) -> Result<Plan, Denied> {
+        let (target, shown) = (self.target, self.shown);
+        // `PID` (the process as it is now) or `PID@START` (as it was seen).
+        let (pid, seen) = match target.trim().split_once('@') {
+            Some((p, st)) => (p, Some(st)),
+            None => (target.trim(), None),
+        };
+        let pid: i32 = pid.parse().ok().filter(|p| *p > 0).ok_or_else(|| format!("`{shown}` is not a PID"))?;
+        let me = std::process::id() as i32;
+        let parent = std::os::unix::process::parent_id() as i32;
+        if pid == 1 || pid == me || pid == parent {
+            return Err(format!("process {pid} is protected (init or Warden itself)"));
         }
-        ActionKind::DisableAccount | ActionKind::EnableAccount => {
-            let user = target.trim();
-            if !valid_account(user) {
-                return Err(format!("`{shown}` is not a valid account name"));
-            }
-            let uid = account_uid(&policy.passwd, user).ok_or_else(|| format!("no local account `{user}`"))?;
-            if kind == ActionKind::DisableAccount && (uid == 0 || policy.protected_accounts.iter().any(|a| a == user)) {
-                return Err(format!("account `{user}` is protected"));
-            }
-            if kind == ActionKind::DisableAccount {
-                // Lock the password, expire the account (no key login either), end
-                // its sessions. pkill exits 1 when the account runs nothing.
-                let mut p = mk(
-                    user.to_string(),
-                    vec![
-                        s(&["usermod", "--lock", "--expiredate", "1", "--", user]),
-                        s(&["pkill", "--signal", "KILL", "--uid", user]),
-                    ],
-                    None,
-                );
-                p.ok_codes = vec![vec![], vec![1]];
-                Ok(p)
-            } else {
-                Ok(mk(user.to_string(), vec![s(&["usermod", "--unlock", "--expiredate", "", "--", user])], None))
-            }
+        let now = process_start_time(pid).ok_or_else(|| format!("no process {pid}"))?;
+        let start_time = match seen {
+            Some(st) => st.parse::<u64>().map_err(|_| format!("`{shown}`: the start time is not a number"))?,
+            None => now,
+        };
+        if start_time != now {
+            return Err(format!(
+                "process {pid} is not the one that was seen (start time {now}, expected {start_time})"
+            ));
         }
-        ActionKind::KillProcess => {
-            // `PID` (the process as it is now) or `PID@START` (as it was seen).
-            let (pid, seen) = match target.trim().split_once('@') {
-                Some((p, st)) => (p, Some(st)),
-                None => (target.trim(), None),
-            };
-            let pid: i32 = pid.parse().ok().filter(|p| *p > 0).ok_or_else(|| format!("`{shown}` is not a PID"))?;
-            let me = std::process::id() as i32;
-            let parent = std::os::unix::process::parent_id() as i32;
-            if pid == 1 || pid == me || pid == parent {
-                return Err(format!("process {pid} is protected (init or Warden itself)"));
-            }
-            let now = process_start_time(pid).ok_or_else(|| format!("no process {pid}"))?;
-            let start_time = match seen {
-                Some(st) => st.parse::<u64>().map_err(|_| format!("`{shown}`: the start time is not a number"))?,
-                None => now,
-            };
-            if start_time != now {
-                return Err(format!(
-                    "process {pid} is not the one that was seen (start time {now}, expected {start_time})"
-                ));
-            }
-            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-            if exe.is_none() && std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.is_empty()) {
-                return Err(format!("process {pid} is a kernel thread"));
-            }
-            Ok(mk(format!("{pid}@{start_time}"), Vec::new(), Some(Native::Kill { pid, start_time, exe })))
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        if exe.is_none() && std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.is_empty()) {
+            return Err(format!("process {pid} is a kernel thread"));
         }
-        ActionKind::QuarantineFile => {
-            let p = Path::new(target.trim());
-            if !p.is_absolute() {
-                return Err(format!("`{shown}` is not an absolute path"));
-            }
-            let path = p.canonicalize().map_err(|e| format!("`{shown}`: {e}"))?;
-            let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("`{shown}`: {e}"))?;
-            if !meta.is_file() {
-                return Err(format!("`{}` is not a regular file", path.display()));
-            }
-            let forbidden = ["/proc", "/sys", "/dev", "/run", "/boot"];
-            if forbidden.iter().any(|f| path.starts_with(f))
-                || path.starts_with(&policy.quarantine_dir)
-                || ["/etc/passwd", "/etc/shadow", "/etc/group", "/etc/sudoers"].iter().any(|f| path == Path::new(f))
-            {
-                return Err(format!("`{}` is protected", path.display()));
-            }
-            let dir = policy.quarantine_dir.clone();
-            Ok(mk(path.display().to_string(), Vec::new(), Some(Native::Quarantine { path, dir })))
+        Ok(self.mk(format!("{pid}@{start_time}"), Vec::new(), Some(Native::Kill { pid, start_time, exe })))
+    }
+
+    /// `quarantine_file`: a regular file outside the system's own, moved by its hash.
+    fn quarantine(&self) -> Result<Plan, Denied> {
+        let (target, shown, policy) = (self.target, self.shown, self.policy);
+        let p = Path::new(target.trim());
+        if !p.is_absolute() {
+            return Err(format!("`{shown}` is not an absolute path"));
         }
-        ActionKind::RestoreFile => {
-            let sha = target.trim();
-            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!("`{shown}` is not a quarantined file's SHA-256"));
-            }
-            let sha256 = sha.to_ascii_lowercase();
-            Ok(mk(sha256.clone(), Vec::new(), Some(Native::Restore { sha256, dir: policy.quarantine_dir.clone() })))
+        let path = p.canonicalize().map_err(|e| format!("`{shown}`: {e}"))?;
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("`{shown}`: {e}"))?;
+        if !meta.is_file() {
+            return Err(format!("`{}` is not a regular file", path.display()));
         }
+        let forbidden = ["/proc", "/sys", "/dev", "/run", "/boot"];
+        if forbidden.iter().any(|f| path.starts_with(f))
+            || path.starts_with(&policy.quarantine_dir)
+            || ["/etc/passwd", "/etc/shadow", "/etc/group", "/etc/sudoers"].iter().any(|f| path == Path::new(f))
+        {
+            return Err(format!("`{}` is protected", path.display()));
+        }
+        let dir = policy.quarantine_dir.clone();
+        Ok(self.mk(path.display().to_string(), Vec::new(), Some(Native::Quarantine { path, dir })))
+    }
+
+    /// `restore_file`: a quarantined file back, by its SHA-256.
+    fn restore(&self) -> Result<Plan, Denied> {
+        let (target, shown, policy) = (self.target, self.shown, self.policy);
+        let sha = target.trim();
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("`{shown}` is not a quarantined file's SHA-256"));
+        }
+        let sha256 = sha.to_ascii_lowercase();
+        Ok(self.mk(sha256.clone(), Vec::new(), Some(Native::Restore { sha256, dir: policy.quarantine_dir.clone() })))
     }
 }
 

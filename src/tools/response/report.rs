@@ -114,195 +114,45 @@ fn plain_type(kind: &str) -> &str {
     }
 }
 
-/// Builds the report.
-pub fn build(inc: &Incident, audience: Audience) -> Report {
-    let mut sections = Vec::new();
-    let t = inc.triage.as_ref();
-    let executed: Vec<_> = inc.actions.iter().filter(|a| a.status == ActionStatus::Executed).collect();
-    let pending: Vec<_> = inc.actions.iter().filter(|a| a.status == ActionStatus::PendingApproval).collect();
-    let first = inc.findings.iter().map(|f| f.first_seen).min();
-    let last = inc.findings.iter().map(|f| f.last_seen).max();
-    let mut attackers: Vec<&str> =
-        inc.entities.iter().filter(|e| e.parse::<std::net::IpAddr>().is_ok()).map(|e| e.as_str()).collect();
-    attackers.dedup();
-    let mut hosts: Vec<&str> = inc.findings.iter().filter(|f| !f.host.is_empty()).map(|f| f.host.as_str()).collect();
-    hosts.sort();
-    hosts.dedup();
-    let mut accounts: Vec<&str> = inc.findings.iter().flat_map(|f| f.users.iter().map(|u| u.as_str())).collect();
-    accounts.sort();
-    accounts.dedup();
-    accounts.truncate(20);
-    match audience {
-        Audience::Executive => {
-            let mut what = vec![format!(
-                "A {} was detected{}{}.",
-                plain_type(&inc.kind),
-                if hosts.is_empty() { String::new() } else { format!(" on {}", hosts.join(", ")) },
-                match (first, last) {
-                    (Some(a), Some(b)) =>
-                        format!(" between {} and {}", a.format("%Y-%m-%d %H:%M UTC"), b.format("%Y-%m-%d %H:%M UTC")),
-                    _ => String::new(),
-                }
-            )];
-            if !attackers.is_empty() {
-                what.push(format!("It came from {} address(es): {}.", attackers.len(), attackers.join(", ")));
-            }
-            what.push(format!("Warden recorded {} finding(s) about it.", inc.findings.len()));
-            sections.push(Section { heading: "What happened".into(), items: what, verbatim: false });
-            let mut impact = vec![format!(
-                "Severity {}, priority {:?}{}.",
-                inc.severity,
-                inc.priority,
-                t.and_then(|t| t.deadline)
-                    .map(|d| format!(" (respond by {})", d.format("%Y-%m-%d %H:%M UTC")))
-                    .unwrap_or_default()
-            )];
-            if let Some(a) = t.and_then(|t| t.asset.as_ref()) {
-                impact.push(format!("Affected asset: {a}."));
-            }
-            if !accounts.is_empty() && inc.kind == "credential_compromise" {
-                impact.push(format!("Accounts involved: {}.", accounts.join(", ")));
-            }
-            sections.push(Section { heading: "Impact".into(), items: impact, verbatim: false });
-            sections.push(Section {
-                heading: "Status".into(),
-                items: vec![format!("The incident is {:?}.", inc.status).to_lowercase()],
-                verbatim: false,
-            });
-            let mut done: Vec<String> = executed.iter().map(|a| format!("{} {} (done)", a.kind, a.target)).collect();
-            done.extend(
-                inc.actions
-                    .iter()
-                    .filter(|a| a.status == ActionStatus::DryRun)
-                    .map(|a| format!("{} {} (recorded, not carried out: observe mode)", a.kind, a.target)),
-            );
-            if done.is_empty() {
-                done.push("No containment action was taken yet.".into());
-            }
-            sections.push(Section { heading: "What was done".into(), items: done, verbatim: false });
-            let mut needed: Vec<String> = pending
-                .iter()
-                .map(|a| format!("Approve or reject: {} {} (action {})", a.kind, a.target, a.id))
-                .collect();
-            if let Some(run) = &inc.playbook
-                && let Some(g) = run.gate
-            {
-                needed.push(format!("Approve or reject the next step of playbook {} (id {g}).", run.playbook));
-            }
-            if needed.is_empty() {
-                needed.push("Nothing is waiting for a decision.".into());
-            }
-            sections.push(Section { heading: "What is needed".into(), items: needed, verbatim: false });
-        }
-        Audience::Technical => {
-            let mut timeline: Vec<(chrono::DateTime<chrono::Utc>, String)> = inc
-                .findings
-                .iter()
-                .map(|f| {
-                    (
-                        f.first_seen,
-                        format!("{} finding {} ({}) — {}", f.first_seen.to_rfc3339(), f.rule, f.severity, f.title),
-                    )
-                })
-                .collect();
-            timeline.extend(inc.actions.iter().map(|a| {
-                (a.created_at, format!("{} action {} {} — {:?}", a.created_at.to_rfc3339(), a.kind, a.target, a.status))
-            }));
-            if let Some(run) = &inc.playbook {
-                timeline.extend(run.steps.iter().map(|s| {
-                    (
-                        s.at,
-                        format!(
-                            "{} playbook {} step {}: {} {}",
-                            s.at.to_rfc3339(),
-                            run.playbook,
-                            s.id,
-                            s.outcome,
-                            s.detail
-                        ),
-                    )
-                }));
-            }
-            timeline.sort_by_key(|(t, _)| *t);
-            sections.push(Section {
-                heading: "Timeline".into(),
-                items: timeline.into_iter().map(|(_, l)| l).collect(),
-                verbatim: false,
-            });
-            for f in &inc.findings {
-                let mut items = vec![format!(
-                    "rule {} · severity {} · confidence {:.2} · events {} · {} → {}",
-                    f.rule,
-                    f.severity,
-                    f.confidence,
-                    f.event_count,
-                    f.first_seen.to_rfc3339(),
-                    f.last_seen.to_rfc3339()
-                )];
-                if !f.numbers.is_empty() {
-                    items.push(f.numbers.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
-                }
-                sections.push(Section { heading: format!("Finding: {}", f.title), items, verbatim: false });
-                if !f.evidence.is_empty() {
-                    sections.push(Section {
-                        heading: format!("Evidence of {}", f.rule),
-                        items: f.evidence.clone(),
-                        verbatim: true,
-                    });
-                }
-            }
-            let mut iocs: Vec<String> = attackers.iter().map(|a| format!("ip {a}")).collect();
-            for f in &inc.findings {
-                for h in &f.intel {
-                    iocs.push(format!("{} {} (feed {}, confidence {:.2})", h.kind, h.indicator, h.feed, h.confidence));
-                }
-                if let Some(e) = &f.entity
-                    && !e.starts_with("host:")
-                    && !iocs.iter().any(|i| i.ends_with(e.as_str()))
-                {
-                    iocs.push(e.clone());
-                }
-            }
-            iocs.sort();
-            iocs.dedup();
-            sections.push(Section { heading: "Indicators".into(), items: iocs, verbatim: true });
-            let mut attack: Vec<String> = Vec::new();
-            for f in &inc.findings {
-                for t in &f.tactics {
-                    let line = format!("{t} {} — {}", tactic_name(t), f.techniques.join(", "));
-                    if !attack.contains(&line) {
-                        attack.push(line);
-                    }
-                }
-            }
-            sections.push(Section { heading: "ATT&CK".into(), items: attack, verbatim: false });
-            let actions: Vec<String> = inc
-                .actions
-                .iter()
-                .map(|a| {
-                    let mut s =
-                        format!("{} {} [{:?}, {:?}] $ {}", a.kind, a.target, a.mode, a.status, a.argv.join(" "));
-                    if let Some(o) = &a.output {
-                        s.push_str(&format!(" → {}", o.replace('\n', " | ")));
-                    }
-                    if let Some(d) = &a.decision {
-                        s.push_str(&format!(" (approved={} by {} at {})", d.approved, d.by, d.at.to_rfc3339()));
-                    }
-                    if let Some(r) = &a.rollback {
-                        s.push_str(&format!(" (rolled back {}: {})", r.at.to_rfc3339(), r.why));
-                    }
-                    s
-                })
-                .collect();
-            sections.push(Section { heading: "Actions".into(), items: actions, verbatim: true });
-            if let Some(t) = t {
-                sections.push(Section { heading: "Triage".into(), items: t.reasons.clone(), verbatim: false });
-            }
-            if !inc.notes.is_empty() {
-                sections.push(Section { heading: "Notes".into(), items: inc.notes.clone(), verbatim: false });
-            }
+/// What both reports name: the attackers, hosts and accounts, and when it happened.
+struct Facts<'a> {
+    attackers: Vec<&'a str>,
+    hosts: Vec<&'a str>,
+    accounts: Vec<&'a str>,
+    first: Option<chrono::DateTime<chrono::Utc>>,
+    last: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl<'a> Facts<'a> {
+    fn of(inc: &'a Incident) -> Facts<'a> {
+        let mut attackers: Vec<&str> =
+            inc.entities.iter().filter(|e| e.parse::<std::net::IpAddr>().is_ok()).map(|e| e.as_str()).collect();
+        attackers.dedup();
+        let mut hosts: Vec<&str> =
+            inc.findings.iter().filter(|f| !f.host.is_empty()).map(|f| f.host.as_str()).collect();
+        hosts.sort();
+        hosts.dedup();
+        let mut accounts: Vec<&str> = inc.findings.iter().flat_map(|f| f.users.iter().map(|u| u.as_str())).collect();
+        accounts.sort();
+        accounts.dedup();
+        accounts.truncate(20);
+        Facts {
+            attackers,
+            hosts,
+            accounts,
+            first: inc.findings.iter().map(|f| f.first_seen).min(),
+            last: inc.findings.iter().map(|f| f.last_seen).max(),
         }
     }
+}
+
+/// Builds the report.
+pub fn build(inc: &Incident, audience: Audience) -> Report {
+    let facts = Facts::of(inc);
+    let mut sections = match audience {
+        Audience::Executive => executive(inc, &facts),
+        Audience::Technical => technical(inc, &facts),
+    };
     // With a language model configured: its narrative of the incident (its triage
     // explanation, its answers, the findings' narratives), labelled as the model's.
     let mut narrative: Vec<String> = inc
@@ -321,6 +171,175 @@ pub fn build(inc: &Incident, audience: Audience) -> Report {
         );
     }
     Report { audience, incident: inc.id, title: inc.title.clone(), generated_at: chrono::Utc::now(), sections }
+}
+
+/// For management: what happened, impact, status, what was done, what is needed.
+fn executive(inc: &Incident, facts: &Facts) -> Vec<Section> {
+    let Facts { attackers, hosts, accounts, first, last } = facts;
+    let (first, last) = (*first, *last);
+    let t = inc.triage.as_ref();
+    let executed: Vec<_> = inc.actions.iter().filter(|a| a.status == ActionStatus::Executed).collect();
+    let pending: Vec<_> = inc.actions.iter().filter(|a| a.status == ActionStatus::PendingApproval).collect();
+    let mut sections = Vec::new();
+    let mut what = vec![format!(
+        "A {} was detected{}{}.",
+        plain_type(&inc.kind),
+        if hosts.is_empty() { String::new() } else { format!(" on {}", hosts.join(", ")) },
+        match (first, last) {
+            (Some(a), Some(b)) =>
+                format!(" between {} and {}", a.format("%Y-%m-%d %H:%M UTC"), b.format("%Y-%m-%d %H:%M UTC")),
+            _ => String::new(),
+        }
+    )];
+    if !attackers.is_empty() {
+        what.push(format!("It came from {} address(es): {}.", attackers.len(), attackers.join(", ")));
+    }
+    what.push(format!("Warden recorded {} finding(s) about it.", inc.findings.len()));
+    sections.push(Section { heading: "What happened".into(), items: what, verbatim: false });
+    let mut impact = vec![format!(
+        "Severity {}, priority {:?}{}.",
+        inc.severity,
+        inc.priority,
+        t.and_then(|t| t.deadline)
+            .map(|d| format!(" (respond by {})", d.format("%Y-%m-%d %H:%M UTC")))
+            .unwrap_or_default()
+    )];
+    if let Some(a) = t.and_then(|t| t.asset.as_ref()) {
+        impact.push(format!("Affected asset: {a}."));
+    }
+    if !accounts.is_empty() && inc.kind == "credential_compromise" {
+        impact.push(format!("Accounts involved: {}.", accounts.join(", ")));
+    }
+    sections.push(Section { heading: "Impact".into(), items: impact, verbatim: false });
+    sections.push(Section {
+        heading: "Status".into(),
+        items: vec![format!("The incident is {:?}.", inc.status).to_lowercase()],
+        verbatim: false,
+    });
+    let mut done: Vec<String> = executed.iter().map(|a| format!("{} {} (done)", a.kind, a.target)).collect();
+    done.extend(
+        inc.actions
+            .iter()
+            .filter(|a| a.status == ActionStatus::DryRun)
+            .map(|a| format!("{} {} (recorded, not carried out: observe mode)", a.kind, a.target)),
+    );
+    if done.is_empty() {
+        done.push("No containment action was taken yet.".into());
+    }
+    sections.push(Section { heading: "What was done".into(), items: done, verbatim: false });
+    let mut needed: Vec<String> =
+        pending.iter().map(|a| format!("Approve or reject: {} {} (action {})", a.kind, a.target, a.id)).collect();
+    if let Some(run) = &inc.playbook
+        && let Some(g) = run.gate
+    {
+        needed.push(format!("Approve or reject the next step of playbook {} (id {g}).", run.playbook));
+    }
+    if needed.is_empty() {
+        needed.push("Nothing is waiting for a decision.".into());
+    }
+    sections.push(Section { heading: "What is needed".into(), items: needed, verbatim: false });
+    sections
+}
+
+/// For responders: the timeline, findings with evidence, indicators, ATT&CK, actions
+/// with their exact commands, triage reasons and notes.
+fn technical(inc: &Incident, facts: &Facts) -> Vec<Section> {
+    let attackers = &facts.attackers;
+    let t = inc.triage.as_ref();
+    let mut sections = Vec::new();
+    let mut timeline: Vec<(chrono::DateTime<chrono::Utc>, String)> = inc
+        .findings
+        .iter()
+        .map(|f| {
+            (f.first_seen, format!("{} finding {} ({}) — {}", f.first_seen.to_rfc3339(), f.rule, f.severity, f.title))
+        })
+        .collect();
+    timeline.extend(inc.actions.iter().map(|a| {
+        (a.created_at, format!("{} action {} {} — {:?}", a.created_at.to_rfc3339(), a.kind, a.target, a.status))
+    }));
+    if let Some(run) = &inc.playbook {
+        timeline.extend(run.steps.iter().map(|s| {
+            (s.at, format!("{} playbook {} step {}: {} {}", s.at.to_rfc3339(), run.playbook, s.id, s.outcome, s.detail))
+        }));
+    }
+    timeline.sort_by_key(|(t, _)| *t);
+    sections.push(Section {
+        heading: "Timeline".into(),
+        items: timeline.into_iter().map(|(_, l)| l).collect(),
+        verbatim: false,
+    });
+    for f in &inc.findings {
+        let mut items = vec![format!(
+            "rule {} · severity {} · confidence {:.2} · events {} · {} → {}",
+            f.rule,
+            f.severity,
+            f.confidence,
+            f.event_count,
+            f.first_seen.to_rfc3339(),
+            f.last_seen.to_rfc3339()
+        )];
+        if !f.numbers.is_empty() {
+            items.push(f.numbers.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+        }
+        sections.push(Section { heading: format!("Finding: {}", f.title), items, verbatim: false });
+        if !f.evidence.is_empty() {
+            sections.push(Section {
+                heading: format!("Evidence of {}", f.rule),
+                items: f.evidence.clone(),
+                verbatim: true,
+            });
+        }
+    }
+    let mut iocs: Vec<String> = attackers.iter().map(|a| format!("ip {a}")).collect();
+    for f in &inc.findings {
+        for h in &f.intel {
+            iocs.push(format!("{} {} (feed {}, confidence {:.2})", h.kind, h.indicator, h.feed, h.confidence));
+        }
+        if let Some(e) = &f.entity
+            && !e.starts_with("host:")
+            && !iocs.iter().any(|i| i.ends_with(e.as_str()))
+        {
+            iocs.push(e.clone());
+        }
+    }
+    iocs.sort();
+    iocs.dedup();
+    sections.push(Section { heading: "Indicators".into(), items: iocs, verbatim: true });
+    let mut attack: Vec<String> = Vec::new();
+    for f in &inc.findings {
+        for t in &f.tactics {
+            let line = format!("{t} {} — {}", tactic_name(t), f.techniques.join(", "));
+            if !attack.contains(&line) {
+                attack.push(line);
+            }
+        }
+    }
+    sections.push(Section { heading: "ATT&CK".into(), items: attack, verbatim: false });
+    let actions: Vec<String> = inc
+        .actions
+        .iter()
+        .map(|a| {
+            let mut s = format!("{} {} [{:?}, {:?}] $ {}", a.kind, a.target, a.mode, a.status, a.argv.join(" "));
+            if let Some(o) = &a.output {
+                s.push_str(&format!(" → {}", o.replace('\n', " | ")));
+            }
+            if let Some(d) = &a.decision {
+                s.push_str(&format!(" (approved={} by {} at {})", d.approved, d.by, d.at.to_rfc3339()));
+            }
+            if let Some(r) = &a.rollback {
+                s.push_str(&format!(" (rolled back {}: {})", r.at.to_rfc3339(), r.why));
+            }
+            s
+        })
+        .collect();
+    sections.push(Section { heading: "Actions".into(), items: actions, verbatim: true });
+    if let Some(t) = t {
+        sections.push(Section { heading: "Triage".into(), items: t.reasons.clone(), verbatim: false });
+    }
+    if !inc.notes.is_empty() {
+        sections.push(Section { heading: "Notes".into(), items: inc.notes.clone(), verbatim: false });
+    }
+    sections
 }
 
 /// Markdown-escapes text for a paragraph or list item: every character Markdown gives a

@@ -79,7 +79,6 @@ pub async fn verify(
     findings_since: Option<(DateTime<Utc>, Vec<Finding>)>,
     proc_root: &Path,
 ) -> Verification {
-    let mut checks = Vec::new();
     let root = t.root.clone();
     let pkg = t.package.clone();
     let (inv, files) = tokio::task::spawn_blocking(move || {
@@ -105,9 +104,29 @@ pub async fn verify(
         })
         .max_by(|a, b| eco.compare(&a.version, &b.version))
         .cloned();
-    // 1. re-inventory
     let installed = now_pkg.as_ref().map(|p| p.version.clone());
-    checks.push(match (&now_pkg, inv.errors.first()) {
+    let release = inv.distro.as_ref().map(|d| d.osv_release());
+    let checks = vec![
+        reinventory(t, &now_pkg, &inv),
+        rematch(db, &now_pkg, release.as_deref()),
+        restart(files, proc_root).await,
+        attack_stopped(findings_since),
+        custom_check(t).await,
+    ];
+    let failed = checks.iter().any(|c| c.status == CheckStatus::Failed);
+    Verification {
+        status: if failed { VerifyStatus::Failed } else { VerifyStatus::Verified },
+        checks,
+        at: Utc::now(),
+        installed,
+        recommendation: if failed { "escalate remediation failure".into() } else { "mark as remediated".into() },
+    }
+}
+
+/// 1. re-inventory: the package at or above the fixed version (or gone).
+fn reinventory(t: &VerifyTarget, now_pkg: &Option<Package>, inv: &inventory::Inventory) -> Check {
+    let eco = t.package.ecosystem;
+    match (now_pkg, inv.errors.first()) {
         (_, Some(e)) if now_pkg.is_none() => Check {
             name: "re-inventory".into(),
             status: CheckStatus::Failed,
@@ -132,13 +151,15 @@ pub async fn verify(
                 ),
             }
         }
-    });
-    // 2. re-match
-    let release = inv.distro.as_ref().map(|d| d.osv_release());
-    checks.push(match &now_pkg {
+    }
+}
+
+/// 2. re-match: no advisory matches what is installed now.
+fn rematch(db: &AdvisoryDb, now_pkg: &Option<Package>, release: Option<&str>) -> Check {
+    match now_pkg {
         None => Check { name: "re-match".into(), status: CheckStatus::Passed, detail: "package not installed".into() },
         Some(p) => {
-            let still: Vec<String> = db.matches(p, release.as_deref()).into_iter().map(|m| m.advisory).collect();
+            let still: Vec<String> = db.matches(p, release).into_iter().map(|m| m.advisory).collect();
             Check {
                 name: "re-match".into(),
                 status: if still.is_empty() { CheckStatus::Passed } else { CheckStatus::Failed },
@@ -149,9 +170,12 @@ pub async fn verify(
                 },
             }
         }
-    });
-    // 3. restart
-    checks.push(match files {
+    }
+}
+
+/// 3. restart: no process still maps a deleted file of the package.
+async fn restart(files: Result<BTreeSet<PathBuf>, String>, proc_root: &Path) -> Check {
+    match files {
         Err(why) => Check { name: "restart".into(), status: CheckStatus::Skipped, detail: why },
         Ok(files) => {
             let proc_root = proc_root.to_path_buf();
@@ -188,9 +212,12 @@ pub async fn verify(
                 },
             }
         }
-    });
-    // 4. attack stopped
-    checks.push(match findings_since {
+    }
+}
+
+/// 4. attack stopped: no finding against the incident's entities since the patch.
+fn attack_stopped(findings_since: Option<(DateTime<Utc>, Vec<Finding>)>) -> Check {
+    match findings_since {
         None => {
             Check { name: "attack stopped".into(), status: CheckStatus::Skipped, detail: "no incident to watch".into() }
         }
@@ -213,9 +240,12 @@ pub async fn verify(
                     .join(", ")
             ),
         },
-    });
-    // 5. custom check
-    checks.push(if t.check.is_empty() {
+    }
+}
+
+/// 5. the package's own check command.
+async fn custom_check(t: &VerifyTarget) -> Check {
+    if t.check.is_empty() {
         Check { name: "custom check".into(), status: CheckStatus::Skipped, detail: "the remediation names none".into() }
     } else {
         match crate::tools::command::run(&t.check, None).await {
@@ -235,14 +265,6 @@ pub async fn verify(
                 detail: format!("`{}`: {}", t.check.join(" "), e.summary()),
             },
         }
-    });
-    let failed = checks.iter().any(|c| c.status == CheckStatus::Failed);
-    Verification {
-        status: if failed { VerifyStatus::Failed } else { VerifyStatus::Verified },
-        checks,
-        at: Utc::now(),
-        installed,
-        recommendation: if failed { "escalate remediation failure".into() } else { "mark as remediated".into() },
     }
 }
 

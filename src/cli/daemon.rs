@@ -1,0 +1,140 @@
+//! `warden run` (the daemon, with its data directory and signals) and `warden lint`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use warden::admin;
+use warden::config::Config;
+use warden::definitions::{self, ActorsDir};
+use warden::runtime::Runtime;
+use warden::store::Store;
+
+use crate::ClientOpts;
+
+pub fn load_defs(actors: Option<&Path>) -> Result<definitions::Definitions> {
+    let dir = ActorsDir::resolve(actors);
+    let defs = definitions::load(&dir).map_err(|e| anyhow::anyhow!("invalid agent definitions:\n{e}"))?;
+    for w in &defs.warnings {
+        tracing::warn!(%w, "rule not loaded");
+    }
+    Ok(defs)
+}
+
+pub fn lint(actors: Option<PathBuf>) -> Result<i32> {
+    let dir = ActorsDir::resolve(actors.as_deref());
+    match definitions::load(&dir) {
+        Ok(d) => {
+            // Feeds are checked entry by entry; a broken entry is reported like a rule.
+            let mut feed_errors = Vec::new();
+            let mut indicators = 0;
+            for a in d.agents.values().filter(|a| !a.feeds.is_empty()) {
+                let idx = warden::tools::detection::ioc::IocIndex::load(&a.feeds);
+                indicators += idx.len();
+                feed_errors.extend(idx.errors);
+            }
+            if d.warnings.is_empty() && feed_errors.is_empty() {
+                let rules: usize = d.agents.values().map(|a| a.rule_files.len()).sum();
+                let names = d.agents.keys().cloned().collect::<Vec<_>>().join(", ");
+                println!(
+                    "{}: {} agents OK ({names}), {rules} rule files, {indicators} threat-intel indicators",
+                    d.origin,
+                    d.agents.len()
+                );
+                return Ok(0);
+            }
+            for w in d.warnings.iter().chain(&feed_errors) {
+                println!("{w}");
+            }
+            if !d.warnings.is_empty() {
+                eprintln!("{} rule(s) would not load; the agents run without them", d.warnings.len());
+            }
+            if !feed_errors.is_empty() {
+                eprintln!("{} feed entr(ies) would not load; the others do", feed_errors.len());
+            }
+            Ok(1)
+        }
+        Err(e) => {
+            for err in &e.errors {
+                println!("{err}");
+            }
+            eprintln!("{} error(s)", e.errors.len());
+            Ok(1)
+        }
+    }
+}
+
+/// Creates the data directory (0700) and checks that it is usable.
+pub fn prepare_data_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| {
+            format!("cannot create the data directory {} (choose another with --data-dir)", dir.display())
+        })?;
+    }
+    if !dir.is_dir() {
+        bail!("data directory {} is not a directory", dir.display());
+    }
+    let probe = dir.join(".warden-write-test");
+    std::fs::write(&probe, b"ok").with_context(|| {
+        format!("data directory {} is not writable (choose another with --data-dir)", dir.display())
+    })?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
+    warden::telemetry::init_tracing("info");
+    let mut cfg = Config::load(opts.config.as_deref())?;
+    let defs = load_defs(actors.as_deref())?;
+    let data_dir = cfg.data_dir(opts.data_dir.as_deref());
+    prepare_data_dir(&data_dir)?;
+    // Everything below (quarantine, tokens) resolves paths from this one.
+    cfg.data_dir = Some(data_dir.clone());
+    let store = Store::open(&data_dir.join("db"), cfg.storage.cache_mb << 20)
+        .with_context(|| format!("unusable data directory {} (is another warden using it?)", data_dir.display()))?;
+    let token = admin::token::ensure(&data_dir)?;
+    let sys = actix::System::new();
+    sys.block_on(async move {
+        let mut rt = Runtime::start(&cfg, &defs, store)?;
+        // Sources first: once the admin API answers, every listener is bound.
+        for (source, addr) in rt.start_sources(&cfg).map_err(anyhow::Error::msg)? {
+            tracing::info!(%source, %addr, "syslog source listening");
+        }
+        let state = admin::AdminState {
+            handles: admin::Handles::of(&rt.supervisor),
+            kb: rt.kb.clone(),
+            metrics: rt.metrics.clone(),
+            token: Arc::new(token),
+            sources: Arc::new(cfg.sources.iter().map(|s| (s.name.clone(), s.format)).collect()),
+            fault_injection: cfg.testing.fault_injection,
+            max_body: cfg.admin.max_body_bytes,
+            max_line_bytes: cfg.ingest.max_line_bytes,
+            started: Instant::now(),
+            detector_state_key: rt.detector_state_key.clone(),
+            evidence_dir: cfg.response.evidence_dir.clone().unwrap_or_else(|| data_dir.join("evidence")),
+        };
+        let admin = admin::start(cfg.admin.listen, state)?;
+        if cfg.testing.fault_injection {
+            tracing::warn!("fault injection is ON: never use this configuration in production");
+        }
+        tracing::info!(admin = %cfg.admin.listen, data_dir = %data_dir.display(), mode = %cfg.response.mode, actors = %defs.origin, "warden running");
+        wait_for_signal().await;
+        tracing::info!("stopping");
+        drop(admin);
+        rt.shutdown().await?;
+        tracing::info!("stopped; knowledge base flushed");
+        anyhow::Ok(())
+    })?;
+    Ok(0)
+}
+
+pub async fn wait_for_signal() {
+    use actix_rt::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = actix_rt::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+}

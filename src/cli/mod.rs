@@ -1,0 +1,7 @@
+//! The binary's commands (not part of the library): the daemon and lint, replay, the
+//! admin API's clients, vulnerability management. Like `main.rs`, they use `anyhow`.
+
+pub mod client;
+pub mod daemon;
+pub mod replay;
+pub mod vuln;
