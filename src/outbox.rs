@@ -64,6 +64,15 @@ impl Notification {
     }
 }
 
+/// Why notifications cannot be delivered at all.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("[notify] webhook `{0}` is not an http(s) URL")]
+    Url(String),
+    #[error("cannot build the webhook client: {0}")]
+    Client(reqwest::Error),
+}
+
 /// The sending side, cloned into whoever notifies.
 #[derive(Debug, Clone)]
 pub struct Notifier {
@@ -88,15 +97,15 @@ impl Notifier {
     }
 
     /// Starts the delivery task on the current (actix) runtime.
-    pub fn start(cfg: NotifyConfig, metrics: Arc<Metrics>, kb: crate::kb::Kb) -> Result<Notifier, String> {
+    pub fn start(cfg: NotifyConfig, metrics: Arc<Metrics>, kb: crate::kb::Kb) -> Result<Notifier, OutboxError> {
         if !(cfg.webhook.starts_with("http://") || cfg.webhook.starts_with("https://")) {
-            return Err(format!("[notify] webhook `{}` is not an http(s) URL", cfg.webhook));
+            return Err(OutboxError::Url(crate::text::sanitize(&cfg.webhook, 256)));
         }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(cfg.timeout_secs.max(1)))
             .user_agent(concat!("warden/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the webhook client: {e}"))?;
+            .map_err(OutboxError::Client)?;
         let wake = Arc::new(tokio::sync::Notify::new());
         let woken = wake.clone();
         let m = metrics.clone();

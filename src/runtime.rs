@@ -25,9 +25,15 @@ pub enum RuntimeError {
     #[error("agent definitions: {0}")]
     Routes(#[from] RouteError),
     #[error("notifications: {0}")]
-    Notify(String),
+    Notify(#[from] crate::outbox::OutboxError),
     #[error("language model: {0}")]
-    Llm(String),
+    Llm(#[from] crate::llm::rig::LlmConfigError),
+    #[error("syslog source `{0}` has no listen address")]
+    NoListen(String),
+    #[error("syslog source `{0}` did not start")]
+    NotStarted(String),
+    #[error(transparent)]
+    Bind(#[from] crate::ingest::syslog::BindError),
 }
 
 /// Handles to a running Warden.
@@ -67,15 +73,13 @@ impl Runtime {
             collectors: r.collectors.clone(),
         });
         let notifier = match &cfg.notify {
-            Some(n) if durable => Some(
-                crate::outbox::Notifier::start(n.clone(), metrics.clone(), kb.clone()).map_err(RuntimeError::Notify)?,
-            ),
+            Some(n) if durable => Some(crate::outbox::Notifier::start(n.clone(), metrics.clone(), kb.clone())?),
             _ => None,
         };
         // Replay's throw-away runs never spend the model's budget.
         let reasoner = match &cfg.llm {
             Some(l) if durable => {
-                let r = crate::llm::rig::RigReasoner::new(l).map_err(RuntimeError::Llm)?;
+                let r = crate::llm::rig::RigReasoner::new(l)?;
                 tracing::info!(provider = l.provider.as_str(), model = %l.model, "language model configured");
                 Some(Arc::new(crate::llm::Guarded::new(Arc::new(r), l)))
             }
@@ -119,7 +123,7 @@ impl Runtime {
 
     /// Starts the configured sources, each on its own thread. Fails if a syslog source
     /// cannot listen on its address; returns the addresses the syslog sources listen on.
-    pub fn start_sources(&mut self, cfg: &Config) -> Result<Vec<(String, std::net::SocketAddr)>, String> {
+    pub fn start_sources(&mut self, cfg: &Config) -> Result<Vec<(String, std::net::SocketAddr)>, RuntimeError> {
         let mut listening = Vec::new();
         for s in &cfg.sources {
             let arbiter = Arbiter::new();
@@ -149,7 +153,7 @@ impl Runtime {
                 }
                 SourceKind::SyslogUdp | SourceKind::SyslogTcp => {
                     let transport = if s.kind == SourceKind::SyslogUdp { Transport::Udp } else { Transport::Tcp };
-                    let listen = s.listen.ok_or_else(|| format!("syslog source `{}` has no listen address", s.name))?;
+                    let listen = s.listen.ok_or_else(|| RuntimeError::NoListen(s.name.clone()))?;
                     let (tx, rx) = std::sync::mpsc::channel();
                     let name = source.clone();
                     Syslog::start_in_arbiter(&arbiter.handle(), move |_| Syslog {
@@ -164,7 +168,7 @@ impl Runtime {
                     });
                     let addr = rx
                         .recv_timeout(std::time::Duration::from_secs(10))
-                        .map_err(|_| format!("syslog source `{name}` did not start"))??;
+                        .map_err(|_| RuntimeError::NotStarted(name.clone()))??;
                     listening.push((name, addr));
                 }
             }

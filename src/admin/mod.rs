@@ -305,7 +305,8 @@ async fn evidence_bundle(st: web::Data<AdminState>, id: web::Path<String>, q: we
     let t = tmp.clone();
     let built = web::block(move || {
         let sha = evidence::export(&dir, &m, &t)?;
-        let bytes = std::fs::read(&t).map_err(|e| e.to_string());
+        let bytes =
+            std::fs::read(&t).map_err(|source| evidence::EvidenceError::Io { path: t.display().to_string(), source });
         let _ = std::fs::remove_file(&t);
         bytes.map(|b| (sha, b))
     })
@@ -421,8 +422,8 @@ async fn answer(st: web::Data<AdminState>, id: web::Path<String>) -> HttpRespons
 }
 
 /// The latest scan of every target, from the knowledge base.
-async fn latest_scans(st: &AdminState) -> Result<Vec<crate::tools::vuln::scan::ScanReport>, String> {
-    let records = st.kb.vulns("").await.map_err(|e| e.to_string())?;
+async fn latest_scans(st: &AdminState) -> Result<Vec<crate::tools::vuln::scan::ScanReport>, crate::kb::KbError> {
+    let records = st.kb.vulns("").await?;
     Ok(records
         .into_iter()
         .filter(|(k, _)| k.split('/').nth(1) == Some("scan"))

@@ -66,15 +66,16 @@ impl Custom {
         let prompt = crate::llm::handoff_prompt(&h.from, &h.context);
         let answer = reasoning::consult(&self.env, &self.def, tools, snap, prompt, &mut fx)
             .await
-            .unwrap_or_else(|| Err("no language model configured; handoff recorded".into()));
+            .unwrap_or(Err(reasoning::NoAnswer::NotConfigured("handoff")));
+        let fallback = answer.as_ref().err().map(|e| e.to_string());
         let record = json!({ "agent": name, "handoff_from": h.from, "incident_id": h.incident_id,
-            "answer": answer.as_ref().ok(), "fallback": answer.as_ref().err(), "at": chrono::Utc::now() });
+            "answer": answer.as_ref().ok(), "fallback": fallback, "at": chrono::Utc::now() });
         fx.writes.push(Write::State { key: reasoning::answer_key(env.id), value: record });
         fx.audit.push(AuditEntry::new(
             &name,
             AuditKind::EnvelopeHandled,
             env.id,
-            json!({ "handoff_from": h.from, "answered": answer.is_ok(), "fallback": answer.as_ref().err() }),
+            json!({ "handoff_from": h.from, "answered": answer.is_ok(), "fallback": fallback }),
         ));
         // The sender hears back on the incident — unless this handoff is itself an answer
         // (two agents must not hand a question back and forth for ever).

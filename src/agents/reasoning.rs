@@ -19,19 +19,28 @@ use crate::llm::{LlmTool, ReasonRequest};
 use crate::messages::Envelope;
 use crate::tools::{ModelCx, Sinks, Snapshot, ToolExecutor, registry};
 
+/// Why there is no answer from the model: the agent keeps its deterministic decision
+/// and says so.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NoAnswer {
+    /// No model is configured: the input is recorded, nothing more.
+    #[error("no language model configured; {0} recorded")]
+    NotConfigured(&'static str),
+    /// The model failed, timed out, is over its budget or answered nonsense.
+    #[error(transparent)]
+    Model(#[from] crate::llm::LlmError),
+}
+
 /// Asks the model; the answer, or why the agent fell back to its deterministic
 /// behaviour. The call's ledger record and everything its tools did go into `fx`.
-pub async fn ask(
-    env: &AgentEnv,
+async fn ask(
+    reasoner: &crate::llm::Guarded,
     def: &AgentDefinition,
     prompt: String,
     tools: Vec<LlmTool>,
     sinks: &Sinks,
     fx: &mut Effects,
-) -> Result<String, String> {
-    let Some(reasoner) = &env.reasoner else {
-        return Err("no language model configured".into());
-    };
+) -> Result<String, NoAnswer> {
     let system = def.prompt.clone().unwrap_or_else(|| format!("You are Warden's {} agent.", def.name));
     let (answer, record) = reasoner.ask(ReasonRequest { agent: def.name.clone(), system, prompt, tools }).await;
     let (mut audit, mut route) = sinks.drain();
@@ -43,7 +52,7 @@ pub async fn ask(
         &record.model,
         serde_json::to_value(&record).unwrap_or_default(),
     ));
-    answer.map(|a| a.text).map_err(|e| e.to_string())
+    Ok(answer?.text)
 }
 
 /// The model's tools for this agent: exactly the tools its definition declares, each
@@ -94,11 +103,11 @@ pub async fn instruction(
     i: &crate::messages::Instruction,
     tools: &dyn super::Tools,
     snap: Snapshot,
-) -> (Effects, Result<String, String>) {
+) -> (Effects, Result<String, NoAnswer>) {
     let mut fx = Effects::default();
     let question = crate::text::sanitize(&i.text, 2000);
     let answer = match &env.reasoner {
-        Some(_) => {
+        Some(reasoner) => {
             let sinks = Sinks::default();
             let llm_tools = tools_for(def, env, tools.executor(), &sinks, snap);
             let mut prompt = format!("An operator asks: {question}\n");
@@ -117,19 +126,19 @@ pub async fn instruction(
                 }
             }
             prompt.push_str("Use your tools to investigate, then answer in plain language: what you found and what you did or recommend.");
-            ask(env, def, prompt, llm_tools, &sinks, &mut fx).await
+            ask(reasoner, def, prompt, llm_tools, &sinks, &mut fx).await
         }
-        None => Err("no language model configured; instruction recorded".into()),
+        None => Err(NoAnswer::NotConfigured("instruction")),
     };
+    let fallback = answer.as_ref().err().map(|e| e.to_string());
     let record = json!({ "agent": def.name, "question": question, "incident_id": i.incident_id,
-        "answer": answer.as_ref().ok(), "fallback": answer.as_ref().err(), "at": chrono::Utc::now() });
+        "answer": answer.as_ref().ok(), "fallback": fallback, "at": chrono::Utc::now() });
     fx.writes.push(crate::kb::Write::State { key: answer_key(envelope.id), value: record.clone() });
     fx.audit.push(AuditEntry::new(
         &def.name,
         AuditKind::EnvelopeHandled,
         envelope.id,
-        json!({ "instruction": question,
-        "answered": answer.is_ok(), "fallback": answer.as_ref().err() }),
+        json!({ "instruction": question, "answered": answer.is_ok(), "fallback": fallback }),
     ));
     (fx, answer)
 }
@@ -143,11 +152,11 @@ pub async fn consult(
     snap: Snapshot,
     prompt: String,
     fx: &mut Effects,
-) -> Option<Result<String, String>> {
-    env.reasoner.as_ref()?;
+) -> Option<Result<String, NoAnswer>> {
+    let reasoner = env.reasoner.as_ref()?;
     let sinks = Sinks::default();
     let llm_tools = tools_for(def, env, tools.executor(), &sinks, snap);
-    Some(ask(env, def, prompt, llm_tools, &sinks, fx).await)
+    Some(ask(reasoner, def, prompt, llm_tools, &sinks, fx).await)
 }
 
 #[cfg(test)]

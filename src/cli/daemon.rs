@@ -99,7 +99,7 @@ pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
     sys.block_on(async move {
         let mut rt = Runtime::start(&cfg, &defs, store)?;
         // Sources first: once the admin API answers, every listener is bound.
-        for (source, addr) in rt.start_sources(&cfg).map_err(anyhow::Error::msg)? {
+        for (source, addr) in rt.start_sources(&cfg)? {
             tracing::info!(%source, %addr, "syslog source listening");
         }
         let state = admin::AdminState {

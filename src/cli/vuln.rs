@@ -21,7 +21,7 @@ pub fn scan(o: &ClientOpts, target: Option<PathBuf>, json: bool, actors: Option<
     let defs = load_defs(actors)?;
     let vm = defs.agents.values().find(|d| d.kind == definitions::AgentKind::VulnerabilityManagement);
     let params = vm.map(|d| d.vuln.clone()).unwrap_or_default();
-    let db = AdvisoryDb::open(&data_dir.join("osv")).map_err(anyhow::Error::msg)?;
+    let db = AdvisoryDb::open(&data_dir.join("osv"))?;
     if db.is_empty() {
         eprintln!(
             "warden: no advisories in {} — import some first: `warden vuln db import PATH` (OSV records or an osv.dev all.zip)",
@@ -33,8 +33,7 @@ pub fn scan(o: &ClientOpts, target: Option<PathBuf>, json: bool, actors: Option<
         let p = PathBuf::from(p);
         if p.is_absolute() { p } else { data_dir.join(p) }
     };
-    let ctx =
-        ThreatContext::load(Some(&resolve(&params.kev)), Some(&resolve(&params.epss))).map_err(anyhow::Error::msg)?;
+    let ctx = ThreatContext::load(Some(&resolve(&params.kev)), Some(&resolve(&params.epss)))?;
     let targets: Vec<vscan::Target> = match target {
         Some(path) => vec![vscan::Target { asset: path.display().to_string(), path, hosts: Vec::new() }],
         None => params.targets.clone(),
@@ -75,7 +74,7 @@ pub fn scan(o: &ClientOpts, target: Option<PathBuf>, json: bool, actors: Option<
 pub fn import(opts: &ClientOpts, path: &Path) -> Result<i32> {
     let cfg = Config::load(opts.config.as_deref())?;
     let dir = cfg.data_dir(opts.data_dir.as_deref()).join("osv");
-    let (report, stored) = warden::tools::vuln::osv::AdvisoryDb::import(&dir, path).map_err(anyhow::Error::msg)?;
+    let (report, stored) = warden::tools::vuln::osv::AdvisoryDb::import(&dir, path)?;
     println!(
         "read {} files: {} records ({} withdrawn, {} for ecosystems Warden does not inventory); {} advisories now in {}",
         report.files,

@@ -257,8 +257,10 @@ impl LineParser {
             LogFormat::Auto => {
                 let fallback = self.last_time.unwrap_or_else(|| self.years.reference());
                 parse::auth::parse_line(line, &mut self.years)
-                    .or_else(parse::web::parse_line)
-                    .or_else(|l| if l.starts_with('{') { parse::json::parse_line(l, fallback) } else { Err(l) })
+                    .or_else(|parse::Unparsed(l)| parse::web::parse_line(l))
+                    .or_else(|parse::Unparsed(l)| {
+                        if l.starts_with('{') { parse::json::parse_line(l, fallback) } else { Err(parse::Unparsed(l)) }
+                    })
             }
         };
         match parsed {
@@ -266,7 +268,7 @@ impl LineParser {
                 self.last_time = Some(ev.time);
                 out.push(ev);
             }
-            Err(raw) => {
+            Err(parse::Unparsed(raw)) => {
                 stats.unparsed += 1;
                 let time = self.last_time.unwrap_or_else(|| self.years.reference());
                 out.push(Event {

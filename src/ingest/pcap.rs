@@ -342,11 +342,21 @@ pub fn dns_question(msg: &[u8]) -> Option<(String, String)> {
     (!name.is_empty()).then_some((name, t))
 }
 
+/// Why a capture cannot be read at all (a damaged record later in it only ends it).
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("cannot read {path}: {source}")]
+    Open { path: String, source: std::io::Error },
+    #[error("{path}: not a pcap or pcapng capture ({reason})")]
+    Format { path: String, reason: String },
+}
+
 /// Reads a whole capture: its flows and DNS queries as events, in time order.
-pub fn read(path: &Path) -> Result<(Vec<Event>, CaptureStats), String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn read(path: &Path) -> Result<(Vec<Event>, CaptureStats), CaptureError> {
+    let shown = || path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| CaptureError::Open { path: shown(), source })?;
     let mut reader = pcap_parser::create_reader(1 << 20, file)
-        .map_err(|e| format!("{}: not a pcap or pcapng capture ({e:?})", path.display()))?;
+        .map_err(|e| CaptureError::Format { path: shown(), reason: format!("{e:?}") })?;
     let mut flows = Flows::default();
     let mut legacy = (Linktype(1), 1e6);
     // Per interface of the current pcapng section: (link type, units per second, offset).

@@ -23,8 +23,10 @@ pub struct Progress {
 pub enum ReplayError {
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: std::io::Error },
-    #[error("{0}")]
-    Capture(String),
+    #[error(transparent)]
+    Capture(#[from] super::pcap::CaptureError),
+    #[error("the capture reader failed: {0}")]
+    Reader(String),
     #[error(transparent)]
     Send(#[from] super::SendError),
 }
@@ -96,8 +98,7 @@ async fn replay_capture(
     // Reading and assembling flows is CPU work: off the actor thread.
     let (events, stats) = tokio::task::spawn_blocking(move || super::pcap::read(&p))
         .await
-        .map_err(|e| ReplayError::Capture(format!("capture reader failed: {e}")))?
-        .map_err(ReplayError::Capture)?;
+        .map_err(|e| ReplayError::Reader(e.to_string()))??;
     tracing::info!(file = %path.display(), ?stats, "capture read");
     if stats.truncated {
         tracing::warn!(file = %path.display(), "capture ends in the middle of a record; what precedes it was read");

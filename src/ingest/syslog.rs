@@ -257,31 +257,40 @@ async fn batcher(
     }
 }
 
-type Bound = Option<std::sync::mpsc::Sender<Result<SocketAddr, String>>>;
+/// Why a syslog source could not listen.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {listen}/{proto}: {source}")]
+pub struct BindError {
+    pub listen: SocketAddr,
+    pub proto: &'static str,
+    pub source: std::io::Error,
+}
+
+type Bound = Option<std::sync::mpsc::Sender<Result<SocketAddr, BindError>>>;
 
 /// Tells whoever waits for it how binding went; returns the socket if it did.
 fn announce<T>(
     source: &str,
     listen: SocketAddr,
-    proto: &str,
+    proto: &'static str,
     bound: Bound,
     res: std::io::Result<T>,
     local: impl Fn(&T) -> std::io::Result<SocketAddr>,
 ) -> Option<T> {
-    let report = |r: Result<SocketAddr, String>| {
+    let report = |r: Result<SocketAddr, BindError>| {
         if let Some(b) = &bound {
             let _ = b.send(r);
         }
     };
     match res {
         Ok(sock) => {
-            report(local(&sock).map_err(|e| e.to_string()));
+            report(local(&sock).map_err(|source| BindError { listen, proto, source }));
             tracing::info!(%source, %listen, proto, "listening for syslog");
             Some(sock)
         }
         Err(e) => {
             tracing::error!(%source, %listen, proto, error = %e, "cannot listen for syslog");
-            report(Err(format!("cannot listen on {listen}/{proto}: {e}")));
+            report(Err(BindError { listen, proto, source: e }));
             None
         }
     }

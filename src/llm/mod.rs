@@ -37,7 +37,25 @@ pub struct LlmTool {
 
 /// What a tool does with the model's arguments: its answer to the model (`Err`: a
 /// refusal or failure, also told to the model).
-pub type ToolFn = Arc<dyn Fn(serde_json::Value) -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
+pub type ToolFn = Arc<dyn Fn(serde_json::Value) -> BoxFuture<'static, Result<String, Refusal>> + Send + Sync>;
+
+/// Why a tool did not do what the model asked (bad arguments, a refusal of the policy,
+/// a failure): told to the model as is, so it can answer or try otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+impl From<String> for Refusal {
+    fn from(why: String) -> Self {
+        Refusal(why)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(why: &str) -> Self {
+        Refusal(why.to_string())
+    }
+}
 
 impl std::fmt::Debug for LlmTool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -17,6 +17,15 @@ use rig_core::tool::{DynamicTool, ToolExecutionError, ToolOutput};
 
 use super::{LlmConfig, LlmError, LlmTool, Provider, ReasonAnswer, ReasonRequest, Reasoner, ToolUse};
 
+/// A `[llm]` section that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LlmConfigError {
+    #[error("{}", .0.join("; "))]
+    Invalid(Vec<String>),
+    #[error("[llm] environment variable {0} is not set")]
+    KeyUnset(String),
+}
+
 pub struct RigReasoner {
     cfg: LlmConfig,
     model: DynModel<Completion>,
@@ -25,13 +34,13 @@ pub struct RigReasoner {
 impl RigReasoner {
     /// Builds the provider's client; fails on a configuration that cannot work (an
     /// unset key variable, a bad URL).
-    pub fn new(cfg: &LlmConfig) -> Result<RigReasoner, String> {
+    pub fn new(cfg: &LlmConfig) -> Result<RigReasoner, LlmConfigError> {
         let problems = cfg.problems();
         if !problems.is_empty() {
-            return Err(problems.join("; "));
+            return Err(LlmConfigError::Invalid(problems));
         }
         let key = match &cfg.api_key_env {
-            Some(var) => std::env::var(var).map_err(|_| format!("[llm] environment variable {var} is not set"))?,
+            Some(var) => std::env::var(var).map_err(|_| LlmConfigError::KeyUnset(var.clone()))?,
             None => String::new(),
         };
         let model: DynModel<Completion> = match cfg.provider {
@@ -63,8 +72,9 @@ impl RigReasoner {
 }
 
 /// Wraps one of our tools as a rig tool that records what it was asked and decided.
-fn rig_tool(t: LlmTool, log: Arc<Mutex<Vec<ToolUse>>>) -> Result<DynamicTool, String> {
-    let name = rig_core::completion::message::ToolName::new(t.name.clone()).map_err(|e| format!("tool name: {e:?}"))?;
+fn rig_tool(t: LlmTool, log: Arc<Mutex<Vec<ToolUse>>>) -> Result<DynamicTool, LlmError> {
+    let name = rig_core::completion::message::ToolName::new(t.name.clone())
+        .map_err(|e| LlmError::Malformed(format!("tool name: {e:?}")))?;
     let call = t.call.clone();
     let tool_name = t.name.clone();
     Ok(DynamicTool::new(name, t.description.clone(), t.parameters.clone(), move |args: serde_json::Value| {
@@ -75,12 +85,12 @@ fn rig_tool(t: LlmTool, log: Arc<Mutex<Vec<ToolUse>>>) -> Result<DynamicTool, St
             let result = call(args.clone()).await;
             let decision = match &result {
                 Ok(out) => format!("ok: {}", crate::text::sanitize(out, 200)),
-                Err(why) => format!("refused: {}", crate::text::sanitize(why, 200)),
+                Err(why) => format!("refused: {}", crate::text::sanitize(&why.0, 200)),
             };
             log.lock().unwrap_or_else(|p| p.into_inner()).push(ToolUse { tool: tool_name, arguments: args, decision });
             match result {
                 Ok(out) => Ok(ToolOutput::text(out)),
-                Err(why) => Err(ToolExecutionError::refused(why)),
+                Err(why) => Err(ToolExecutionError::refused(why.0)),
             }
         }) as BoxFuture<'static, Result<ToolOutput, ToolExecutionError>>
     }))
@@ -102,7 +112,7 @@ impl Reasoner for RigReasoner {
             let log = Arc::new(Mutex::new(Vec::new()));
             let mut tools = Vec::with_capacity(req.tools.len());
             for t in req.tools {
-                tools.push(rig_tool(t, log.clone()).map_err(LlmError::Malformed)?);
+                tools.push(rig_tool(t, log.clone())?);
             }
             let builder = AgentBuilder::new(model).preamble(req.system).default_max_turns(turns);
             let agent = if tools.is_empty() { builder.build() } else { builder.dynamic_tools(tools).build() };

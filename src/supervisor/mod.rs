@@ -112,7 +112,16 @@ struct Delivered {
     agent: String,
     generation: u64,
     ids: Vec<EntryKey>,
-    outcome: Result<(), String>,
+    outcome: Result<(), DeliveryError>,
+}
+
+/// Why a delivery did not end in an acknowledgement.
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    #[error("delivery failed: {0}")]
+    Failed(crate::agents::AgentError),
+    #[error("agent went away during delivery: {0}")]
+    Gone(actix::MailboxError),
 }
 
 #[derive(Message)]
@@ -321,8 +330,8 @@ impl Supervisor {
             actix_rt::spawn(async move {
                 let outcome = match addr.send(Deliver { envelopes: batch }).await {
                     Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(format!("delivery failed: {e}")),
-                    Err(e) => Err(format!("agent went away during delivery: {e}")),
+                    Ok(Err(e)) => Err(DeliveryError::Failed(e)),
+                    Err(e) => Err(DeliveryError::Gone(e)),
                 };
                 let _ = me.send(Delivered { agent, generation, ids, outcome }).await;
             });

@@ -18,4 +18,4 @@ pub mod vuln;
 pub use executor::{ExecuteTool, ToolExecutor};
 pub use model::{ModelCx, Sinks, Snapshot};
 pub use name::ToolName;
-pub use tool::{Call, Run, Tool, ToolOutcome, ToolSetup, ToolSpec, reply, typed};
+pub use tool::{Call, Run, StateError, Tool, ToolOutcome, ToolSetup, ToolSpec, reply, typed};

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{Call, Tool, ToolExecutor, ToolOutcome, ToolSetup, typed};
 use crate::kb::Kb;
 use crate::kb::audit::{AuditEntry, AuditKind};
+use crate::llm::Refusal;
 use crate::messages::{Envelope, Incident, Payload};
 
 /// What a model's tool calls did, collected while it runs.
@@ -77,8 +78,12 @@ impl ModelCx {
     }
 
     /// A stored incident, or why the model cannot have it.
-    pub async fn incident(&self, id: Uuid) -> Result<Incident, String> {
-        self.kb.incident(id).await.map_err(|e| e.to_string())?.ok_or(format!("no incident {id}"))
+    pub async fn incident(&self, id: Uuid) -> Result<Incident, Refusal> {
+        match self.kb.incident(id).await {
+            Ok(Some(inc)) => Ok(inc),
+            Ok(None) => Err(Refusal(format!("no incident {id}"))),
+            Err(e) => Err(Refusal(e.to_string())),
+        }
     }
 
     /// A ledger record of a model's call of `tool`.

@@ -27,6 +27,7 @@ use super::response::actions::ContainPolicy;
 use super::response::playbook::Playbook;
 use super::response::triage::Assets;
 use super::vuln::scan::Target;
+use crate::llm::Refusal;
 
 /// A tool: what it is called, what it tells a model, its typed arguments and output,
 /// and how it runs.
@@ -49,7 +50,7 @@ pub trait Tool: Sized + 'static {
     /// Builds the tool for an agent, resuming the state stored under its prefix. A state
     /// that cannot be read is an error: the tool then fails every call, loudly, until the
     /// agent is rebuilt (it never silently starts afresh).
-    fn build(setup: &ToolSetup, state: Vec<(String, serde_json::Value)>) -> Result<Self, String>;
+    fn build(setup: &ToolSetup, state: Vec<(String, serde_json::Value)>) -> Result<Self, StateError>;
 
     /// Runs one call. Quick work happens here (a panic is caught by the executor); slow
     /// work (commands, the file system) is returned as a future the executor awaits.
@@ -58,7 +59,16 @@ pub trait Tool: Sized + 'static {
     /// Answers a model's call: the text the model reads back, or why the call was
     /// refused (also told to the model). Runs outside the executor, on the model's task;
     /// it reaches the tool itself through [`ModelCx::call`].
-    fn answer(cx: ModelCx, request: Self::Request) -> BoxFuture<'static, Result<String, String>>;
+    fn answer(cx: ModelCx, request: Self::Request) -> BoxFuture<'static, Result<String, Refusal>>;
+}
+
+/// A tool's stored state that cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state key `{key}` is malformed")]
+    Key { key: String },
+    #[error("state `{key}`: {source}")]
+    Value { key: String, source: serde_json::Error },
 }
 
 /// What an agent's tools are built from: its definition's parameters and what the
@@ -217,8 +227,8 @@ pub struct ToolSpec {
     pub description: &'static str,
     pub state_prefix: Option<&'static str>,
     schema: fn() -> serde_json::Value,
-    build: fn(&ToolSetup, Vec<(String, serde_json::Value)>) -> Result<Box<dyn AnyTool>, String>,
-    answer: fn(ModelCx, serde_json::Value) -> BoxFuture<'static, Result<String, String>>,
+    build: fn(&ToolSetup, Vec<(String, serde_json::Value)>) -> Result<Box<dyn AnyTool>, StateError>,
+    answer: fn(ModelCx, serde_json::Value) -> BoxFuture<'static, Result<String, Refusal>>,
 }
 
 impl ToolSpec {
@@ -242,12 +252,12 @@ impl ToolSpec {
         &self,
         setup: &ToolSetup,
         state: Vec<(String, serde_json::Value)>,
-    ) -> Result<Box<dyn AnyTool>, String> {
+    ) -> Result<Box<dyn AnyTool>, StateError> {
         (self.build)(setup, state)
     }
 
     /// Answers a model's call with these (untrusted) arguments.
-    pub fn answer(&self, cx: ModelCx, args: serde_json::Value) -> BoxFuture<'static, Result<String, String>> {
+    pub fn answer(&self, cx: ModelCx, args: serde_json::Value) -> BoxFuture<'static, Result<String, Refusal>> {
         (self.answer)(cx, args)
     }
 }
@@ -285,16 +295,19 @@ fn schema_of<T: Tool>() -> serde_json::Value {
     v
 }
 
-fn build_of<T: Tool>(setup: &ToolSetup, state: Vec<(String, serde_json::Value)>) -> Result<Box<dyn AnyTool>, String> {
+fn build_of<T: Tool>(
+    setup: &ToolSetup,
+    state: Vec<(String, serde_json::Value)>,
+) -> Result<Box<dyn AnyTool>, StateError> {
     T::build(setup, state).map(|t| Box::new(t) as Box<dyn AnyTool>)
 }
 
-fn answer_of<T: Tool>(cx: ModelCx, args: serde_json::Value) -> BoxFuture<'static, Result<String, String>> {
+fn answer_of<T: Tool>(cx: ModelCx, args: serde_json::Value) -> BoxFuture<'static, Result<String, Refusal>> {
     match serde_json::from_value::<T::Request>(args) {
         Ok(r) => T::answer(cx, r),
         Err(e) => {
             let why = format!("invalid arguments for {}: {}", T::NAME, crate::text::sanitize(&e.to_string(), 200));
-            futures_util::future::ready(Err(why)).boxed()
+            futures_util::future::ready(Err(Refusal(why))).boxed()
         }
     }
 }

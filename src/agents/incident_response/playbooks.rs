@@ -91,10 +91,10 @@ impl IncidentResponse {
                     files: step.files.iter().map(std::path::PathBuf::from).collect(),
                     snapshot: step.snapshot.unwrap_or(true),
                 };
-                Gathered::Evidence(match tools.call::<CollectEvidence>(args).await.output() {
-                    Ok(Evidence { items, problems }) => Ok((items, problems)),
-                    Err(o) => Err(o.summary()),
-                })
+                match tools.call::<CollectEvidence>(args).await.output() {
+                    Ok(Evidence { items, problems }) => Gathered::Evidence { items, problems },
+                    Err(o) => Gathered::EvidenceFailed(o.summary()),
+                }
             }
             StepKind::Report if self.declares::<GenerateReport>() => {
                 let args =

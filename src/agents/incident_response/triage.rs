@@ -108,7 +108,7 @@ impl IncidentResponse {
         result: &TriageResult,
         tools: &dyn Tools,
         fx: &mut Effects,
-    ) -> Option<Result<String, String>> {
+    ) -> Option<Result<String, crate::agents::reasoning::NoAnswer>> {
         let changed = inc.triage.as_ref().is_none_or(|t| {
             (t.kind.as_str(), t.severity, t.priority) != (result.kind.as_str(), result.severity, result.priority)
         });

@@ -5,6 +5,7 @@
 //! message: the source address is taken from the *last* ` from ` so that a user name
 //! such as `x from 10.0.0.1 port 22` cannot frame another address.
 
+use super::Unparsed;
 use std::net::IpAddr;
 
 use super::{YearInference, syslog};
@@ -12,8 +13,8 @@ use crate::messages::{AuthEvent, AuthEventKind, Event};
 
 /// Parses one line into an event. `Err` hands the line back when its syslog header
 /// cannot be parsed.
-pub fn parse_line(line: String, years: &mut YearInference) -> Result<Event, String> {
-    let Some(s) = syslog(&line, years) else { return Err(line) };
+pub fn parse_line(line: String, years: &mut YearInference) -> Result<Event, Unparsed> {
+    let Some(s) = syslog(&line, years) else { return Err(Unparsed(line)) };
     let auth = match s.program {
         "sshd" | "sshd-session" | "sshd-auth" => parse_sshd(s.message),
         "sudo" => parse_sudo(s.message),

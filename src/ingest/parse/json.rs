@@ -1,6 +1,7 @@
 //! JSON lines: one object per line, its fields kept as given (`fields as given`), so
 //! Sigma rules can name them directly, with dots for nested objects.
 
+use super::Unparsed;
 use chrono::{DateTime, Utc};
 
 use crate::messages::{Event, json_lookup as lookup};
@@ -40,10 +41,10 @@ pub fn record_event(
 
 /// Parses one JSON object line; hands the line back if it is not one. `fallback` is the
 /// time for objects without a recognisable timestamp.
-pub fn parse_line(line: String, fallback: DateTime<Utc>) -> Result<Event, String> {
+pub fn parse_line(line: String, fallback: DateTime<Utc>) -> Result<Event, Unparsed> {
     let map = match serde_json::from_str::<serde_json::Value>(&line) {
         Ok(serde_json::Value::Object(m)) => m,
-        _ => return Err(line),
+        _ => return Err(Unparsed(line)),
     };
     let time = TIME_FIELDS.iter().find_map(|f| lookup(&map, f).and_then(time_of)).unwrap_or(fallback);
     let host = HOST_FIELDS.iter().find_map(|f| lookup(&map, f).and_then(|v| v.as_str())).unwrap_or("").to_string();

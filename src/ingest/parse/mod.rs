@@ -1,5 +1,10 @@
 //! Parsers: syslog headers and the messages of the programs Warden understands.
 
+/// A line a parser does not recognise, handed back whole: the next parser tries it, or
+/// it becomes an event of its own (keyword rules still see it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unparsed(pub String);
+
 pub mod auth;
 pub mod json;
 pub mod web;

@@ -4,6 +4,7 @@
 //! The request line, referer and user agent are client-controlled: quoted strings are
 //! read with their `\"` escapes, and nothing is interpreted beyond splitting.
 
+use super::Unparsed;
 use chrono::{DateTime, Utc};
 
 use crate::messages::{Event, WebRequest};
@@ -30,7 +31,7 @@ fn quoted(s: &str) -> Option<(String, &str)> {
 }
 
 /// Parses one access-log line into an event; hands the line back if it is not one.
-pub fn parse_line(line: String) -> Result<Event, String> {
+pub fn parse_line(line: String) -> Result<Event, Unparsed> {
     match parse(&line) {
         Some((time, web)) => Ok(Event {
             time,
@@ -43,7 +44,7 @@ pub fn parse_line(line: String) -> Result<Event, String> {
             message_at: 0,
             offset: None,
         }),
-        None => Err(line),
+        None => Err(Unparsed(line)),
     }
 }
 

@@ -3,6 +3,7 @@
 //! names them (`id.orig_h`, `id.resp_p`, `query`, `host`, …), kept as given.
 //! Zeek's JSON logs need no parser of their own: they are JSON lines.
 
+use super::Unparsed;
 use chrono::{DateTime, Utc};
 
 use crate::messages::Event;
@@ -49,11 +50,11 @@ impl ZeekHeader {
     }
 
     /// Parses one record; hands the line back if it does not fit the header.
-    pub fn record(&self, line: String, fallback: DateTime<Utc>) -> Result<Event, String> {
+    pub fn record(&self, line: String, fallback: DateTime<Utc>) -> Result<Event, Unparsed> {
         let sep = self.separator.unwrap_or('\t');
         let values: Vec<&str> = line.split(sep).collect();
         if !self.ready() || values.len() != self.fields.len() {
-            return Err(line);
+            return Err(Unparsed(line));
         }
         let mut map = serde_json::Map::with_capacity(values.len());
         for (f, v) in self.fields.iter().zip(&values) {

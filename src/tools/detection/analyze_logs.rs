@@ -9,8 +9,9 @@ use serde::Deserialize;
 
 use super::auth::{AuthDetector, AuthDetectorState, StateDelta};
 use super::{DetectionParams, attack, sigma};
+use crate::llm::Refusal;
 use crate::messages::{Event, Finding};
-use crate::tools::{ModelCx, Run, Tool, ToolOutcome, ToolSetup};
+use crate::tools::{ModelCx, Run, StateError, Tool, ToolOutcome, ToolSetup};
 
 /// The key of the detector state's head (counters, newest event time) in the `state`
 /// tree; per-address records are below it, at `/addr/<ip>`.
@@ -63,7 +64,7 @@ impl Tool for AnalyzeLogs {
     type Request = Request;
 
     /// The head is stored at the prefix itself, each address below it at `/addr/<ip>`.
-    fn build(setup: &ToolSetup, state: Vec<(String, serde_json::Value)>) -> Result<Self, String> {
+    fn build(setup: &ToolSetup, state: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
         let mut restored = AuthDetectorState::default();
         let mut head = None;
         let mut addrs = Vec::new();
@@ -76,9 +77,11 @@ impl Tool for AnalyzeLogs {
         }
         // Per-address records without a head are leftovers of nothing: start afresh.
         if let Some(head) = head {
-            restored.head = serde_json::from_value(head).map_err(|e| format!("detector state: {e}"))?;
+            let bad = |key: String| move |source| StateError::Value { key, source };
+            restored.head = serde_json::from_value(head).map_err(bad(Self::NAME.to_string()))?;
             for (ip, value) in addrs {
-                restored.addrs.insert(ip, serde_json::from_value(value).map_err(|e| format!("detector state: {e}"))?);
+                let st = serde_json::from_value(value).map_err(bad(format!("{}/addr/{ip}", Self::NAME)))?;
+                restored.addrs.insert(ip, st);
             }
         }
         let rules = (!setup.rule_files.is_empty()).then(|| sigma::load(&setup.rule_files));
@@ -121,7 +124,7 @@ impl Tool for AnalyzeLogs {
         ToolOutcome::Succeeded(out).into()
     }
 
-    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, String>> {
+    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, Refusal>> {
         async move {
             let lines: Vec<String> = r.lines.into_iter().take(200).collect();
             let n = lines.len();

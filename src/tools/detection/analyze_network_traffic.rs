@@ -9,8 +9,9 @@ use serde::Deserialize;
 
 use super::Detected;
 use super::network::{NetworkAnalyzer, STATE_PREFIX};
+use crate::llm::Refusal;
 use crate::messages::Event;
-use crate::tools::{ModelCx, Run, Tool, ToolOutcome, ToolSetup};
+use crate::tools::{ModelCx, Run, StateError, Tool, ToolOutcome, ToolSetup};
 
 pub struct AnalyzeNetworkTraffic {
     analyzer: NetworkAnalyzer,
@@ -30,7 +31,7 @@ impl Tool for AnalyzeNetworkTraffic {
     type Output = Detected;
     type Request = Request;
 
-    fn build(setup: &ToolSetup, state: Vec<(String, serde_json::Value)>) -> Result<Self, String> {
+    fn build(setup: &ToolSetup, state: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
         let mut analyzer = NetworkAnalyzer::new(setup.detection.network.clone());
         analyzer.restore(state)?;
         Ok(AnalyzeNetworkTraffic { analyzer, keep_delta: setup.durable })
@@ -47,8 +48,8 @@ impl Tool for AnalyzeNetworkTraffic {
         ToolOutcome::Succeeded(Detected { findings, keyed }).into()
     }
 
-    fn answer(_: ModelCx, _: Request) -> BoxFuture<'static, Result<String, String>> {
+    fn answer(_: ModelCx, _: Request) -> BoxFuture<'static, Result<String, Refusal>> {
         let why = format!("{} runs on every log batch by itself; its findings are in the knowledge base", Self::NAME);
-        futures_util::future::ready(Err(why)).boxed()
+        futures_util::future::ready(Err(Refusal(why))).boxed()
     }
 }

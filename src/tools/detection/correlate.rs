@@ -110,7 +110,7 @@ impl Correlator {
     }
 
     /// Resumes from stored groups (keys relative to [`STATE_PREFIX`]).
-    pub fn restore(&mut self, entries: Vec<(String, serde_json::Value)>) -> Result<(), String> {
+    pub fn restore(&mut self, entries: Vec<(String, serde_json::Value)>) -> Result<(), crate::tools::StateError> {
         for (key, value) in entries {
             let Some(id) = key.strip_prefix("g/") else { continue };
             let Ok(root) = id.parse::<Uuid>() else { continue };

@@ -7,8 +7,9 @@ use serde::Deserialize;
 
 use super::Intel;
 use super::correlate::{Correlator, STATE_PREFIX};
+use crate::llm::Refusal;
 use crate::messages::Finding;
-use crate::tools::{ModelCx, Run, Tool, ToolOutcome, ToolSetup};
+use crate::tools::{ModelCx, Run, StateError, Tool, ToolOutcome, ToolSetup};
 
 pub struct CorrelateEvents {
     correlator: Correlator,
@@ -29,7 +30,7 @@ impl Tool for CorrelateEvents {
     type Output = Intel;
     type Request = Request;
 
-    fn build(setup: &ToolSetup, state: Vec<(String, serde_json::Value)>) -> Result<Self, String> {
+    fn build(setup: &ToolSetup, state: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
         let mut correlator = Correlator::new(setup.detection.correlation.clone());
         correlator.restore(state)?;
         Ok(CorrelateEvents { correlator, keep_delta: setup.durable })
@@ -41,8 +42,8 @@ impl Tool for CorrelateEvents {
         ToolOutcome::Succeeded(Intel { enriched: findings, added, keyed }).into()
     }
 
-    fn answer(_: ModelCx, _: Request) -> BoxFuture<'static, Result<String, String>> {
+    fn answer(_: ModelCx, _: Request) -> BoxFuture<'static, Result<String, Refusal>> {
         let why = format!("{} runs on every log batch by itself; its findings are in the knowledge base", Self::NAME);
-        futures_util::future::ready(Err(why)).boxed()
+        futures_util::future::ready(Err(Refusal(why))).boxed()
     }
 }

@@ -10,8 +10,9 @@ use serde::Deserialize;
 
 use super::Intel;
 use super::ioc::{IocMatcher, STATE_PREFIX};
+use crate::llm::Refusal;
 use crate::messages::{Event, Finding};
-use crate::tools::{ModelCx, Run, Tool, ToolOutcome, ToolSetup};
+use crate::tools::{ModelCx, Run, StateError, Tool, ToolOutcome, ToolSetup};
 
 pub struct DetectIoc {
     /// `None` without feeds: findings pass unchanged.
@@ -42,7 +43,7 @@ impl Tool for DetectIoc {
     type Output = Intel;
     type Request = Request;
 
-    fn build(setup: &ToolSetup, state: Vec<(String, serde_json::Value)>) -> Result<Self, String> {
+    fn build(setup: &ToolSetup, state: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
         let matcher = match &setup.feeds {
             Some(store) => {
                 let mut m = IocMatcher::new(store.clone());
@@ -63,7 +64,7 @@ impl Tool for DetectIoc {
         ToolOutcome::Succeeded(Intel { enriched: findings, added, keyed }).into()
     }
 
-    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, String>> {
+    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, Refusal>> {
         async move {
             let store = cx.setup.feeds.as_ref().ok_or("no threat-intel feeds configured")?;
             let hits = store.index().match_text(&r.text);

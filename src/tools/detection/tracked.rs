@@ -3,6 +3,7 @@
 //! restart reads the keys back (`load`). Network analytics, the IoC matcher and the
 //! correlator keep their state in it.
 
+use crate::tools::StateError;
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
@@ -116,9 +117,10 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned> Tracked<
     }
 
     /// Restores one stored entry.
-    pub fn load(&mut self, key: &str, value: serde_json::Value) -> Result<&T, String> {
-        let k = K::decode(key).ok_or_else(|| format!("state key `{key}` is malformed"))?;
-        let v: T = serde_json::from_value(value).map_err(|e| format!("state `{key}`: {e}"))?;
+    pub fn load(&mut self, key: &str, value: serde_json::Value) -> Result<&T, StateError> {
+        let k = K::decode(key).ok_or_else(|| StateError::Key { key: key.to_string() })?;
+        let v: T =
+            serde_json::from_value(value).map_err(|source| StateError::Value { key: key.to_string(), source })?;
         self.map.insert(k.clone(), v);
         Ok(&self.map[&k])
     }

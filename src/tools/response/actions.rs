@@ -111,8 +111,31 @@ impl Plan {
     }
 }
 
-/// Why an action is refused.
-pub type Denied = String;
+/// Why an action is refused (or, for a native step, could not be carried out): said as
+/// is on the incident and to whoever asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+impl From<String> for Denied {
+    fn from(why: String) -> Self {
+        Denied(why)
+    }
+}
+
+impl From<&str> for Denied {
+    fn from(why: &str) -> Self {
+        Denied(why.to_string())
+    }
+}
+
+/// The reason, as text.
+impl std::ops::Deref for Denied {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
 
 /// The portable user-name grammar (POSIX.1-2017 §3.437 plus the usual `_`/`-` and a
 /// trailing `$` for machine accounts), at most 32 characters, never starting with `-`.
@@ -198,7 +221,7 @@ impl Planning<'_> {
         let (kind, target, shown, policy) = (self.kind, self.target, self.shown, self.policy);
         let ip: IpAddr = target.trim().parse().map_err(|_| format!("`{shown}` is not an IP address"))?;
         if kind == ActionKind::BlockIp && policy.protected.contains(ip) {
-            return Err(format!("{ip} is protected"));
+            return Err(format!("{ip} is protected").into());
         }
         let argv = if kind == ActionKind::BlockIp {
             super::contain::block_ip_argv(ip, ttl_secs.max(1))
@@ -239,17 +262,17 @@ impl Planning<'_> {
             return Ok(self.mk("local".into(), vec![argv], None));
         }
         if !valid_host(host) {
-            return Err(format!("`{shown}` is not a host name or address"));
+            return Err(format!("`{shown}` is not a host name or address").into());
         }
         if let Ok(ip) = host.parse::<IpAddr>()
             && kind == ActionKind::IsolateHost
             && policy.protected.contains(ip)
         {
-            return Err(format!("{ip} is protected"));
+            return Err(format!("{ip} is protected").into());
         }
         let template = if kind == ActionKind::IsolateHost { &policy.remote_isolate } else { &policy.remote_release };
         if template.is_empty() {
-            return Err(format!("no command is configured to {} a remote host", kind));
+            return Err(format!("no command is configured to {} a remote host", kind).into());
         }
         let argv = template.iter().map(|a| a.replace("{host}", host)).collect();
         Ok(self.mk(host.to_string(), vec![argv], None))
@@ -260,11 +283,11 @@ impl Planning<'_> {
         let (kind, target, shown, policy) = (self.kind, self.target, self.shown, self.policy);
         let user = target.trim();
         if !valid_account(user) {
-            return Err(format!("`{shown}` is not a valid account name"));
+            return Err(format!("`{shown}` is not a valid account name").into());
         }
         let uid = account_uid(&policy.passwd, user).ok_or_else(|| format!("no local account `{user}`"))?;
         if kind == ActionKind::DisableAccount && (uid == 0 || policy.protected_accounts.iter().any(|a| a == user)) {
-            return Err(format!("account `{user}` is protected"));
+            return Err(format!("account `{user}` is protected").into());
         }
         if kind == ActionKind::DisableAccount {
             // Lock the password, expire the account (no key login either), end
@@ -296,7 +319,7 @@ impl Planning<'_> {
         let me = std::process::id() as i32;
         let parent = std::os::unix::process::parent_id() as i32;
         if pid == 1 || pid == me || pid == parent {
-            return Err(format!("process {pid} is protected (init or Warden itself)"));
+            return Err(format!("process {pid} is protected (init or Warden itself)").into());
         }
         let now = process_start_time(pid).ok_or_else(|| format!("no process {pid}"))?;
         let start_time = match seen {
@@ -306,11 +329,12 @@ impl Planning<'_> {
         if start_time != now {
             return Err(format!(
                 "process {pid} is not the one that was seen (start time {now}, expected {start_time})"
-            ));
+            )
+            .into());
         }
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
         if exe.is_none() && std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.is_empty()) {
-            return Err(format!("process {pid} is a kernel thread"));
+            return Err(format!("process {pid} is a kernel thread").into());
         }
         Ok(self.mk(format!("{pid}@{start_time}"), Vec::new(), Some(Native::Kill { pid, start_time, exe })))
     }
@@ -320,19 +344,19 @@ impl Planning<'_> {
         let (target, shown, policy) = (self.target, self.shown, self.policy);
         let p = Path::new(target.trim());
         if !p.is_absolute() {
-            return Err(format!("`{shown}` is not an absolute path"));
+            return Err(format!("`{shown}` is not an absolute path").into());
         }
         let path = p.canonicalize().map_err(|e| format!("`{shown}`: {e}"))?;
         let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("`{shown}`: {e}"))?;
         if !meta.is_file() {
-            return Err(format!("`{}` is not a regular file", path.display()));
+            return Err(format!("`{}` is not a regular file", path.display()).into());
         }
         let forbidden = ["/proc", "/sys", "/dev", "/run", "/boot"];
         if forbidden.iter().any(|f| path.starts_with(f))
             || path.starts_with(&policy.quarantine_dir)
             || ["/etc/passwd", "/etc/shadow", "/etc/group", "/etc/sudoers"].iter().any(|f| path == Path::new(f))
         {
-            return Err(format!("`{}` is protected", path.display()));
+            return Err(format!("`{}` is protected", path.display()).into());
         }
         let dir = policy.quarantine_dir.clone();
         Ok(self.mk(path.display().to_string(), Vec::new(), Some(Native::Quarantine { path, dir })))
@@ -343,7 +367,7 @@ impl Planning<'_> {
         let (target, shown, policy) = (self.target, self.shown, self.policy);
         let sha = target.trim();
         if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!("`{shown}` is not a quarantined file's SHA-256"));
+            return Err(format!("`{shown}` is not a quarantined file's SHA-256").into());
         }
         let sha256 = sha.to_ascii_lowercase();
         Ok(self.mk(sha256.clone(), Vec::new(), Some(Native::Restore { sha256, dir: policy.quarantine_dir.clone() })))
@@ -383,12 +407,12 @@ pub struct QuarantineRecord {
 /// Moves a file into quarantine: its content (read once) is hashed, written as
 /// `<dir>/<sha256>` with no permissions, the manifest beside it, then the original is
 /// removed. Returns the record.
-pub fn quarantine(path: &Path, dir: &Path) -> Result<QuarantineRecord, String> {
+pub fn quarantine(path: &Path, dir: &Path) -> Result<QuarantineRecord, Denied> {
     use sha2::Digest;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !meta.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
+        return Err(format!("{} is not a regular file", path.display()).into());
     }
     let content = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let sha256 = format!("{:x}", sha2::Sha256::digest(&content));
@@ -416,14 +440,14 @@ pub fn quarantine(path: &Path, dir: &Path) -> Result<QuarantineRecord, String> {
 }
 
 /// Puts a quarantined file back where it was, with its mode, if nothing took its place.
-pub fn restore(sha256: &str, dir: &Path) -> Result<QuarantineRecord, String> {
+pub fn restore(sha256: &str, dir: &Path) -> Result<QuarantineRecord, Denied> {
     use std::os::unix::fs::PermissionsExt;
     let manifest = dir.join(format!("{sha256}.json"));
     let record: QuarantineRecord =
         serde_json::from_slice(&std::fs::read(&manifest).map_err(|e| format!("{}: {e}", manifest.display()))?)
             .map_err(|e| format!("{}: {e}", manifest.display()))?;
     if record.original.exists() {
-        return Err(format!("{} exists again: not overwritten", record.original.display()));
+        return Err(format!("{} exists again: not overwritten", record.original.display()).into());
     }
     let stored = dir.join(sha256);
     std::fs::set_permissions(&stored, std::fs::Permissions::from_mode(0o400)).map_err(|e| e.to_string())?;
@@ -438,13 +462,15 @@ pub fn restore(sha256: &str, dir: &Path) -> Result<QuarantineRecord, String> {
 
 /// Kills a process only if it is still the one that was seen. A pidfd pins the process
 /// between the check and the signal, so a PID reused in between is never hit.
-pub fn kill_checked(pid: i32, start_time: u64, exe: Option<&Path>) -> Result<String, String> {
+pub fn kill_checked(pid: i32, start_time: u64, exe: Option<&Path>) -> Result<String, Denied> {
     use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
     let p = Pid::from_raw(pid).ok_or_else(|| format!("{pid} is not a PID"))?;
     let fd = pidfd_open(p, PidfdFlags::empty()).map_err(|e| format!("process {pid} is gone: {e}"))?;
     let now = process_start_time(pid).ok_or_else(|| format!("process {pid} is gone"))?;
     if now != start_time {
-        return Err(format!("process {pid} is not the one that was seen (start time {now}, expected {start_time})"));
+        return Err(
+            format!("process {pid} is not the one that was seen (start time {now}, expected {start_time})").into()
+        );
     }
     if let Some(expected) = exe {
         let actual = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
@@ -453,7 +479,8 @@ pub fn kill_checked(pid: i32, start_time: u64, exe: Option<&Path>) -> Result<Str
                 "process {pid} now runs {} (expected {})",
                 actual.map(|a| a.display().to_string()).unwrap_or_else(|| "nothing readable".into()),
                 expected.display()
-            ));
+            )
+            .into());
         }
     }
     pidfd_send_signal(&fd, Signal::KILL).map_err(|e| format!("kill {pid}: {e}"))?;

@@ -12,8 +12,9 @@ use uuid::Uuid;
 use super::actions::ContainPolicy;
 use super::evidence;
 use crate::kb::audit::{AuditEntry, AuditKind};
+use crate::llm::Refusal;
 use crate::messages::{EvidenceItem, Incident};
-use crate::tools::{ModelCx, Run, Tool, ToolOutcome, ToolSetup};
+use crate::tools::{ModelCx, Run, StateError, Tool, ToolOutcome, ToolSetup};
 
 pub struct CollectEvidence {
     policy: Arc<ContainPolicy>,
@@ -50,7 +51,7 @@ impl Tool for CollectEvidence {
     type Output = Evidence;
     type Request = Request;
 
-    fn build(setup: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, String> {
+    fn build(setup: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
         Ok(CollectEvidence { policy: setup.policy.clone() })
     }
 
@@ -59,7 +60,7 @@ impl Tool for CollectEvidence {
         Run::Later(async move { collect(&a.incident, &a.files, a.snapshot, &policy).await }.boxed_local())
     }
 
-    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, String>> {
+    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, Refusal>> {
         async move {
             let incident = Arc::new(cx.incident(r.incident_id).await?);
             let got = cx.call::<Self>(EvidenceArgs { incident, files: Vec::new(), snapshot: false }).await;
@@ -96,7 +97,8 @@ pub async fn collect(
     policy: &ContainPolicy,
 ) -> ToolOutcome<Evidence> {
     let dir = &policy.evidence_dir;
-    let mut results: Vec<Result<evidence::EvidenceItem, String>> = Vec::new();
+    // What was stored, or why a piece could not be (said as a problem; the rest is kept).
+    let mut results: Vec<Result<evidence::EvidenceItem, evidence::EvidenceError>> = Vec::new();
     let mut keep = |r| results.push(r);
     // One line per evidence line: where it was read (file:offset and the line's
     // SHA-256) when known, then the line.
@@ -145,9 +147,10 @@ pub async fn collect(
                 let json = serde_json::to_vec_pretty(&s).unwrap_or_default();
                 keep(evidence::store(dir, inc.id, "host_snapshot", "/proc and utmp", &json));
             }
-            Err(e) => keep(Err(format!("host snapshot: {e}"))),
+            Err(e) => keep(Err(evidence::EvidenceError::Invalid(format!("host snapshot: {e}")))),
         }
     }
+    let problem = |why: String| Err(evidence::EvidenceError::Invalid(why));
     for c in &policy.collectors {
         match crate::tools::command::run(&c.argv, None).await {
             Ok((0, out)) if (out.len() as u64) <= EVIDENCE_MAX => keep(evidence::store(
@@ -157,16 +160,16 @@ pub async fn collect(
                 &format!("{} ({})", c.name, c.argv.join(" ")),
                 out.as_bytes(),
             )),
-            Ok((0, _)) => keep(Err(format!("collector {}: output over {EVIDENCE_MAX} bytes", c.name))),
-            Ok((code, out)) => keep(Err(format!("collector {} exited with {code}: {}", c.name, out.trim()))),
-            Err(e) => keep(Err(format!("collector {}: {}", c.name, e.summary()))),
+            Ok((0, _)) => keep(problem(format!("collector {}: output over {EVIDENCE_MAX} bytes", c.name))),
+            Ok((code, out)) => keep(problem(format!("collector {} exited with {code}: {}", c.name, out.trim()))),
+            Err(e) => keep(problem(format!("collector {}: {}", c.name, e.summary()))),
         }
     }
     let (mut items, mut problems) = (Vec::new(), Vec::new());
     for r in results {
         match r {
             Ok(i) => items.push(i),
-            Err(e) => problems.push(e),
+            Err(e) => problems.push(e.to_string()),
         }
     }
     ToolOutcome::Succeeded(Evidence { items, problems })

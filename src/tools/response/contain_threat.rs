@@ -14,8 +14,9 @@ use uuid::Uuid;
 
 use super::ContainSpec;
 use super::actions::{self, ContainPolicy, Native, Plan};
+use crate::llm::Refusal;
 use crate::messages::{ActionKind, ContainmentRequest, Payload, ResponseMode};
-use crate::tools::{ModelCx, Run, Tool, ToolOutcome, ToolSetup, command};
+use crate::tools::{ModelCx, Run, StateError, Tool, ToolOutcome, ToolSetup, command};
 
 pub struct ContainThreat {
     policy: Arc<ContainPolicy>,
@@ -55,7 +56,7 @@ impl Tool for ContainThreat {
     type Output = Executed;
     type Request = Request;
 
-    fn build(setup: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, String> {
+    fn build(setup: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
         Ok(ContainThreat { policy: setup.policy.clone() })
     }
 
@@ -78,7 +79,7 @@ impl Tool for ContainThreat {
     }
 
     /// Routed to incident response as a request; a model never runs a containment.
-    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, String>> {
+    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, Refusal>> {
         let target = crate::text::sanitize(&r.target, 256);
         let reason = format!("requested by the language model: {}", crate::text::sanitize(&r.reason, 256));
         let action = r.action;
@@ -150,7 +151,7 @@ pub async fn execute_plan(plan: &Plan, policy: &ContainPolicy) -> ToolOutcome<Ex
     match native {
         Ok(Some(line)) => log.push(line),
         Ok(None) => {}
-        Err(e) => return ToolOutcome::Denied(e),
+        Err(e) => return ToolOutcome::Denied(e.0),
     }
     ToolOutcome::Succeeded(Executed { argv: plan.primary_argv(), output: log.join("\n"), undo })
 }

@@ -17,6 +17,30 @@ use sha2::Digest;
 
 pub use crate::messages::EvidenceItem;
 
+/// Why a piece of evidence cannot be stored, read back, exported or verified.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    /// A logged line cannot be read again where it was read.
+    #[error("cannot {action}: {source}")]
+    Reread { action: &'static str, source: std::io::Error },
+    #[error("manifest.json: {0}")]
+    Manifest(serde_json::Error),
+    /// The content is not what it must be (a changed hash, an oversized file, a damaged
+    /// bundle).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EvidenceError + '_ {
+    move |source| EvidenceError::Io { path: path.display().to_string(), source }
+}
+
+fn invalid(why: String) -> EvidenceError {
+    EvidenceError::Invalid(why)
+}
+
 fn hex(bytes: &[u8]) -> String {
     format!("{:x}", sha2::Sha256::digest(bytes))
 }
@@ -29,19 +53,19 @@ pub fn store(
     kind: &str,
     source: &str,
     content: &[u8],
-) -> Result<EvidenceItem, String> {
+) -> Result<EvidenceItem, EvidenceError> {
     use std::os::unix::fs::PermissionsExt;
     let sha256 = hex(content);
     let folder = dir.join(incident.to_string());
-    std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+    std::fs::create_dir_all(&folder).map_err(io(&folder))?;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     let path = folder.join(&sha256);
     if !path.exists() {
         let tmp = folder.join(format!(".{sha256}.tmp"));
-        let mut f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        f.write_all(content).and_then(|_| f.sync_all()).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o400)).map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(content).and_then(|_| f.sync_all()).map_err(io(&tmp))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o400)).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
     }
     Ok(EvidenceItem {
         kind: kind.into(),
@@ -60,35 +84,36 @@ const REREAD_MAX: usize = 1 << 20;
 /// Reads back the line a finding points at (`file` at `offset`), decoded as the tailer
 /// decodes it, and checks it against the hash taken when it was read. `Err` says why
 /// it cannot be given: unreadable, or changed since (rotated and rewritten, truncated).
-pub fn reread_line(r: &crate::messages::EvidenceRef) -> Result<String, String> {
+pub fn reread_line(r: &crate::messages::EvidenceRef) -> Result<String, EvidenceError> {
     use std::io::{BufRead, Seek, SeekFrom};
-    let f = std::fs::File::open(&*r.file).map_err(|e| format!("cannot open: {e}"))?;
+    let f = std::fs::File::open(&*r.file).map_err(|source| EvidenceError::Reread { action: "open", source })?;
     let mut f = std::io::BufReader::new(f);
-    f.seek(SeekFrom::Start(r.offset)).map_err(|e| format!("cannot seek: {e}"))?;
+    f.seek(SeekFrom::Start(r.offset)).map_err(|source| EvidenceError::Reread { action: "seek", source })?;
     let mut line = Vec::new();
-    f.by_ref().take(REREAD_MAX as u64 + 1).read_until(b'\n', &mut line).map_err(|e| format!("cannot read: {e}"))?;
+    f.by_ref()
+        .take(REREAD_MAX as u64 + 1)
+        .read_until(b'\n', &mut line)
+        .map_err(|source| EvidenceError::Reread { action: "read", source })?;
     let line = line.strip_suffix(b"\n").unwrap_or(&line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let text = String::from_utf8_lossy(line).into_owned();
     if <[u8; 32]>::from(sha2::Sha256::digest(text.as_bytes())) != r.sha256 {
-        return Err("the file no longer holds that line there (hash differs)".into());
+        return Err(invalid("the file no longer holds that line there (hash differs)".into()));
     }
     Ok(text)
 }
 
 /// Copies a named file into the store (regular files only, at most `max` bytes).
-pub fn collect_file(dir: &Path, incident: uuid::Uuid, path: &Path, max: u64) -> Result<EvidenceItem, String> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn collect_file(dir: &Path, incident: uuid::Uuid, path: &Path, max: u64) -> Result<EvidenceItem, EvidenceError> {
+    let meta = std::fs::symlink_metadata(path).map_err(io(&path))?;
     if !meta.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
+        return Err(invalid(format!("{} is not a regular file", path.display())));
     }
     if meta.len() > max {
-        return Err(format!("{} is {} bytes, over the {max}-byte limit", path.display(), meta.len()));
+        return Err(invalid(format!("{} is {} bytes, over the {max}-byte limit", path.display(), meta.len())));
     }
     let mut content = Vec::with_capacity(meta.len() as usize);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(max).read_to_end(&mut content))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::File::open(path).and_then(|f| f.take(max).read_to_end(&mut content)).map_err(io(&path))?;
     store(dir, incident, "file", &path.display().to_string(), &content)
 }
 
@@ -285,20 +310,20 @@ pub struct Manifest {
 
 /// Writes a bundle: an uncompressed POSIX tar with `manifest.json` then every item by
 /// name. Returns the SHA-256 of the bundle.
-pub fn export(dir: &Path, manifest: &Manifest, out: &Path) -> Result<String, String> {
+pub fn export(dir: &Path, manifest: &Manifest, out: &Path) -> Result<String, EvidenceError> {
     let mut tar = Vec::new();
-    let m = serde_json::to_vec_pretty(manifest).map_err(|e| e.to_string())?;
+    let m = serde_json::to_vec_pretty(manifest).map_err(EvidenceError::Manifest)?;
     tar_entry(&mut tar, "manifest.json", &m)?;
     for item in &manifest.items {
         let path = dir.join(manifest.incident.to_string()).join(&item.name);
-        let content = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let content = std::fs::read(&path).map_err(io(&path))?;
         if hex(&content) != item.sha256 {
-            return Err(format!("{} no longer has the hash it was collected with", path.display()));
+            return Err(invalid(format!("{} no longer has the hash it was collected with", path.display())));
         }
         tar_entry(&mut tar, &format!("items/{}", item.name), &content)?;
     }
     tar.extend(std::iter::repeat_n(0u8, 1024));
-    std::fs::write(out, &tar).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::write(out, &tar).map_err(io(&out))?;
     Ok(hex(&tar))
 }
 
@@ -313,14 +338,14 @@ pub struct Verification {
 
 /// Checks a bundle: every item the manifest lists is there with its size and hash, and
 /// nothing else is.
-pub fn verify(bundle: &Path) -> Result<Verification, String> {
-    let bytes = std::fs::read(bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
+pub fn verify(bundle: &Path) -> Result<Verification, EvidenceError> {
+    let bytes = std::fs::read(bundle).map_err(io(&bundle))?;
     let entries = tar_read(&bytes)?;
     let mut problems = Vec::new();
     let Some((_, m)) = entries.iter().find(|(n, _)| n == "manifest.json") else {
         return Ok(Verification { ok: false, items: 0, problems: vec!["no manifest.json".into()], manifest: None });
     };
-    let manifest: Manifest = serde_json::from_slice(m).map_err(|e| format!("manifest.json: {e}"))?;
+    let manifest: Manifest = serde_json::from_slice(m).map_err(EvidenceError::Manifest)?;
     for item in &manifest.items {
         match entries.iter().find(|(n, _)| *n == format!("items/{}", item.name)) {
             None => problems.push(format!("{} is missing", item.name)),
@@ -341,9 +366,9 @@ pub fn verify(bundle: &Path) -> Result<Verification, String> {
     Ok(Verification { ok: problems.is_empty(), items: manifest.items.len(), problems, manifest: Some(manifest) })
 }
 
-fn tar_entry(out: &mut Vec<u8>, name: &str, content: &[u8]) -> Result<(), String> {
+fn tar_entry(out: &mut Vec<u8>, name: &str, content: &[u8]) -> Result<(), EvidenceError> {
     if name.len() > 99 {
-        return Err(format!("name too long for a tar header: {name}"));
+        return Err(invalid(format!("name too long for a tar header: {name}")));
     }
     let mut h = [0u8; 512];
     h[..name.len()].copy_from_slice(name.as_bytes());
@@ -367,7 +392,7 @@ fn tar_entry(out: &mut Vec<u8>, name: &str, content: &[u8]) -> Result<(), String
 
 /// Reads a tar archive written by [`export`] (regular entries, ustar headers, checked
 /// checksums).
-pub fn tar_read(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+pub fn tar_read(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, EvidenceError> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos + 512 <= bytes.len() {
@@ -377,15 +402,20 @@ pub fn tar_read(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
         }
         let field =
             |a: usize, b: usize| String::from_utf8_lossy(&h[a..b]).trim_matches(|c| c == '\0' || c == ' ').to_string();
-        let size = u64::from_str_radix(&field(124, 136), 8).map_err(|_| format!("bad size in the header at {pos}"))?;
-        let stored = u64::from_str_radix(&field(148, 156), 8).map_err(|_| format!("bad checksum field at {pos}"))?;
+        let size = u64::from_str_radix(&field(124, 136), 8)
+            .map_err(|_| invalid(format!("bad size in the header at {pos}")))?;
+        let stored =
+            u64::from_str_radix(&field(148, 156), 8).map_err(|_| invalid(format!("bad checksum field at {pos}")))?;
         let sum: u64 = h.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { *b as u64 }).sum();
         if sum != stored {
-            return Err(format!("the header at {pos} is damaged (checksum)"));
+            return Err(invalid(format!("the header at {pos} is damaged (checksum)")));
         }
         let name = field(0, 100);
         let start = pos + 512;
-        let end = start.checked_add(size as usize).filter(|e| *e <= bytes.len()).ok_or("the archive is cut short")?;
+        let end = start
+            .checked_add(size as usize)
+            .filter(|e| *e <= bytes.len())
+            .ok_or_else(|| invalid("the archive is cut short".into()))?;
         out.push((name, bytes[start..end].to_vec()));
         pos = start + (size as usize).div_ceil(512) * 512;
     }

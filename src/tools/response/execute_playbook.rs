@@ -13,8 +13,9 @@ use uuid::Uuid;
 use super::playbook::Playbook;
 use super::playbook::run::{self, Gathered, Stepped};
 use super::triage::Assets;
+use crate::llm::Refusal;
 use crate::messages::Incident;
-use crate::tools::{ModelCx, Run, Tool, ToolOutcome, ToolSetup};
+use crate::tools::{ModelCx, Run, StateError, Tool, ToolOutcome, ToolSetup};
 
 pub struct ExecutePlaybook {
     agent: String,
@@ -53,7 +54,7 @@ impl Tool for ExecutePlaybook {
     type Output = StepResult;
     type Request = Request;
 
-    fn build(setup: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, String> {
+    fn build(setup: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
         Ok(ExecutePlaybook {
             agent: setup.agent.clone(),
             playbooks: setup.playbooks.clone(),
@@ -67,7 +68,7 @@ impl Tool for ExecutePlaybook {
         ToolOutcome::Succeeded(StepResult { incident, stepped }).into()
     }
 
-    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, String>> {
+    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, Refusal>> {
         async move {
             let inc = cx.incident(r.incident_id).await?;
             let id = r.incident_id;
@@ -88,7 +89,7 @@ impl Tool for ExecutePlaybook {
                 Self::NAME,
                 serde_json::json!({ "by": "model", "incident": id, "proposal": r.playbook, "decision": verdict }),
             );
-            decision
+            decision.map_err(Refusal)
         }
         .boxed()
     }

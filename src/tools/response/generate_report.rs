@@ -9,8 +9,9 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::report::{Audience, Format, build, render};
+use crate::llm::Refusal;
 use crate::messages::Incident;
-use crate::tools::{ModelCx, Run, Tool, ToolOutcome, ToolSetup};
+use crate::tools::{ModelCx, Run, StateError, Tool, ToolOutcome, ToolSetup};
 
 pub struct GenerateReport;
 
@@ -38,7 +39,7 @@ impl Tool for GenerateReport {
     type Output = String;
     type Request = Request;
 
-    fn build(_: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, String> {
+    fn build(_: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
         Ok(GenerateReport)
     }
 
@@ -46,12 +47,12 @@ impl Tool for GenerateReport {
         ToolOutcome::Succeeded(render(&build(&a.incident, a.audience), a.format)).into()
     }
 
-    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, String>> {
+    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, Refusal>> {
         async move {
             let incident = Arc::new(cx.incident(r.incident_id).await?);
             let audience = r.audience.unwrap_or(Audience::Technical);
             let md = cx.call::<Self>(ReportArgs { incident, audience, format: Format::Markdown }).await;
-            md.output().map(|md| crate::text::sanitize(&md, 8000)).map_err(|o| o.summary())
+            md.output().map(|md| crate::text::sanitize(&md, 8000)).map_err(|o| Refusal(o.summary()))
         }
         .boxed()
     }

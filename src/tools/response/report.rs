@@ -33,25 +33,34 @@ pub enum Format {
     Json,
 }
 
+/// A report option that is none of its choices.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} `{value}`: {choices}")]
+pub struct UnknownChoice {
+    what: &'static str,
+    value: String,
+    choices: &'static str,
+}
+
 impl std::str::FromStr for Audience {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownChoice;
+    fn from_str(s: &str) -> Result<Self, UnknownChoice> {
         match s {
             "executive" => Ok(Audience::Executive),
             "technical" => Ok(Audience::Technical),
-            _ => Err(format!("audience `{s}`: executive or technical")),
+            _ => Err(UnknownChoice { what: "audience", value: s.to_string(), choices: "executive or technical" }),
         }
     }
 }
 
 impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownChoice;
+    fn from_str(s: &str) -> Result<Self, UnknownChoice> {
         match s {
             "markdown" | "md" => Ok(Format::Markdown),
             "html" => Ok(Format::Html),
             "json" => Ok(Format::Json),
-            _ => Err(format!("format `{s}`: markdown, html or json")),
+            _ => Err(UnknownChoice { what: "format", value: s.to_string(), choices: "markdown, html or json" }),
         }
     }
 }

@@ -9,8 +9,9 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::triage::{Assets, triage};
+use crate::llm::Refusal;
 use crate::messages::{Incident, TriageResult};
-use crate::tools::{ModelCx, Run, Tool, ToolOutcome, ToolSetup};
+use crate::tools::{ModelCx, Run, StateError, Tool, ToolOutcome, ToolSetup};
 
 pub struct TriageIncident {
     assets: Arc<Assets>,
@@ -31,7 +32,7 @@ impl Tool for TriageIncident {
     type Output = TriageResult;
     type Request = Request;
 
-    fn build(setup: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, String> {
+    fn build(setup: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
         Ok(TriageIncident { assets: setup.assets.clone() })
     }
 
@@ -39,7 +40,7 @@ impl Tool for TriageIncident {
         ToolOutcome::Succeeded(triage(&incident, &self.assets)).into()
     }
 
-    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, String>> {
+    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, Refusal>> {
         async move {
             let inc = cx.incident(r.incident_id).await?;
             let outcome = cx.call::<Self>(Arc::new(inc)).await;

@@ -8,8 +8,9 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 
 use super::scan::{ScanReport, posture, render_posture};
+use crate::llm::Refusal;
 use crate::tools::response::report::Format;
-use crate::tools::{ModelCx, Run, Tool, ToolOutcome, ToolSetup};
+use crate::tools::{ModelCx, Run, StateError, Tool, ToolOutcome, ToolSetup};
 
 pub struct GenerateVulnReport;
 
@@ -30,7 +31,7 @@ impl Tool for GenerateVulnReport {
     type Output = String;
     type Request = Request;
 
-    fn build(_: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, String> {
+    fn build(_: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
         Ok(GenerateVulnReport)
     }
 
@@ -38,11 +39,11 @@ impl Tool for GenerateVulnReport {
         ToolOutcome::Succeeded(render_posture(&posture(&a.scans, chrono::Utc::now()), a.format)).into()
     }
 
-    fn answer(cx: ModelCx, _: Request) -> BoxFuture<'static, Result<String, String>> {
+    fn answer(cx: ModelCx, _: Request) -> BoxFuture<'static, Result<String, Refusal>> {
         async move {
             let scans = cx.snapshot.scans.clone();
             let report = cx.call::<Self>(PostureArgs { scans, format: Format::Markdown }).await;
-            report.output().map(|r| crate::text::sanitize(&r, 8000)).map_err(|o| o.summary())
+            report.output().map(|r| crate::text::sanitize(&r, 8000)).map_err(|o| Refusal(o.summary()))
         }
         .boxed()
     }

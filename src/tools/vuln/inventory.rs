@@ -98,26 +98,50 @@ const MAX_ENTRIES: usize = 200_000;
 /// Largest file read as an inventory source.
 const MAX_FILE: u64 = 64 << 20;
 
-fn read(path: &Path) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// Why a file cannot be inventoried: it cannot be read, or it is not what its name
+/// says — shown as `file[:line]: reason`.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("{}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: {size} bytes, more than the {MAX_FILE} read", path.display())]
+    TooLarge { path: PathBuf, size: u64 },
+    #[error("{}: not UTF-8 text", path.display())]
+    NotText { path: PathBuf },
+    #[error("{}{}: {reason}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Format { path: PathBuf, line: Option<usize>, reason: String },
+}
+
+/// The file is not what its name says, at this line.
+fn format_error(path: &Path, line: usize, reason: String) -> InventoryError {
+    InventoryError::Format { path: path.to_path_buf(), line: Some(line), reason }
+}
+
+/// The file as a whole is not what its name says.
+fn not_what(path: &Path, reason: String) -> InventoryError {
+    InventoryError::Format { path: path.to_path_buf(), line: None, reason }
+}
+
+fn read(path: &Path) -> Result<String, InventoryError> {
+    let meta = std::fs::metadata(path).map_err(|source| InventoryError::Read { path: path.to_path_buf(), source })?;
     if meta.len() > MAX_FILE {
-        return Err(format!("{}: {} bytes, more than the {MAX_FILE} read", path.display(), meta.len()));
+        return Err(InventoryError::TooLarge { path: path.to_path_buf(), size: meta.len() });
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))
+    let bytes = std::fs::read(path).map_err(|source| InventoryError::Read { path: path.to_path_buf(), source })?;
+    String::from_utf8(bytes).map_err(|_| InventoryError::NotText { path: path.to_path_buf() })
 }
 
 /// Scans `target`: OS packages at its root, lockfiles below it (or the one lockfile
 /// `target` names).
 pub fn scan(target: &Path) -> Inventory {
     let mut inv = Inventory { target: target.display().to_string(), ..Inventory::default() };
-    let add = |inv: &mut Inventory, path: &Path, r: Result<Collected, String>| match r {
+    let add = |inv: &mut Inventory, path: &Path, r: Result<Collected, InventoryError>| match r {
         Ok(c) => {
             inv.sources.push((path.display().to_string(), c.packages.len()));
             inv.packages.extend(c.packages);
             inv.warnings.extend(c.warnings.into_iter().map(|w| format!("{}: {w}", path.display())));
         }
-        Err(e) => inv.errors.push(e),
+        Err(e) => inv.errors.push(e.to_string()),
     };
     if target.is_file() {
         if let Some(kind) = lockfile_kind(target) {
@@ -228,7 +252,7 @@ fn walk(dir: &Path, depth: usize, seen: &mut usize, out: &mut Vec<(PathBuf, Lock
 }
 
 /// Reads one lockfile.
-pub fn collect_lockfile(kind: Lockfile, path: &Path) -> Result<Collected, String> {
+pub fn collect_lockfile(kind: Lockfile, path: &Path) -> Result<Collected, InventoryError> {
     match kind {
         // Reads its includes as well.
         Lockfile::Requirements => parse_requirements(path),
@@ -279,7 +303,7 @@ pub fn parse_os_release(text: &str) -> Option<Distro> {
 /// A record's first line and its `(field, value)` pairs.
 type Paragraph<'a> = (usize, Vec<(&'a str, &'a str)>);
 
-fn paragraphs<'a>(text: &'a str, path: &Path) -> Result<Vec<Paragraph<'a>>, String> {
+fn paragraphs<'a>(text: &'a str, path: &Path) -> Result<Vec<Paragraph<'a>>, InventoryError> {
     let mut out = Vec::new();
     let mut cur: Vec<(&str, &str)> = Vec::new();
     let mut start = 1;
@@ -293,18 +317,18 @@ fn paragraphs<'a>(text: &'a str, path: &Path) -> Result<Vec<Paragraph<'a>>, Stri
         }
         if line.starts_with([' ', '\t']) {
             if cur.is_empty() {
-                return Err(format!("{}:{}: a continuation line outside a record", path.display(), i + 1));
+                return Err(format_error(path, i + 1, "a continuation line outside a record".into()));
             }
             continue;
         }
         match line.split_once(':') {
             Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => cur.push((k, v.trim())),
             _ => {
-                return Err(format!(
-                    "{}:{}: `{}` is not a `Field: value` line — not a package database",
-                    path.display(),
+                let line = crate::text::sanitize(line, 80);
+                return Err(format_error(
+                    path,
                     i + 1,
-                    crate::text::sanitize(line, 80)
+                    format!("`{line}` is not a `Field: value` line — not a package database"),
                 ));
             }
         }
@@ -317,7 +341,7 @@ fn paragraphs<'a>(text: &'a str, path: &Path) -> Result<Vec<Paragraph<'a>>, Stri
 
 /// dpkg's `status` (or a `status.d/` file): installed packages only (the last word of
 /// `Status:` is `installed`; `status.d` records have no `Status:` and are installed).
-pub fn parse_dpkg_status(text: &str, eco: Ecosystem, path: &Path) -> Result<Collected, String> {
+pub fn parse_dpkg_status(text: &str, eco: Ecosystem, path: &Path) -> Result<Collected, InventoryError> {
     let mut c = Collected::default();
     for (line, fields) in paragraphs(text, path)? {
         let get = |k: &str| fields.iter().find(|(f, _)| f.eq_ignore_ascii_case(k)).map(|(_, v)| *v);
@@ -352,7 +376,7 @@ pub fn parse_dpkg_status(text: &str, eco: Ecosystem, path: &Path) -> Result<Coll
 }
 
 /// apk's `installed` database: `P:` name, `V:` version, `o:` origin (source package).
-pub fn parse_apk_installed(text: &str, path: &Path) -> Result<Collected, String> {
+pub fn parse_apk_installed(text: &str, path: &Path) -> Result<Collected, InventoryError> {
     let mut c = Collected::default();
     let mut fields: Vec<(u8, &str)> = Vec::new();
     let mut start = 1;
@@ -379,11 +403,11 @@ pub fn parse_apk_installed(text: &str, path: &Path) -> Result<Collected, String>
         }
         let b = line.as_bytes();
         if b.len() < 2 || b[1] != b':' {
-            return Err(format!(
-                "{}:{}: `{}` is not an apk `X:value` line — not an apk database",
-                path.display(),
+            let line = crate::text::sanitize(line, 80);
+            return Err(format_error(
+                path,
                 i + 1,
-                crate::text::sanitize(line, 80)
+                format!("`{line}` is not an apk `X:value` line — not an apk database"),
             ));
         }
         fields.push((b[0], &line[2..]));
@@ -409,9 +433,9 @@ struct CargoPackage {
 
 /// `Cargo.lock`: packages from a registry (workspace and path crates are not
 /// published crates; git dependencies are named in a warning).
-pub fn parse_cargo_lock(text: &str, path: &Path) -> Result<Collected, String> {
+pub fn parse_cargo_lock(text: &str, path: &Path) -> Result<Collected, InventoryError> {
     let lock: CargoLock =
-        toml::from_str(text).map_err(|e| format!("{}: not a Cargo.lock: {}", path.display(), first_line(&e)))?;
+        toml::from_str(text).map_err(|e| not_what(path, format!("not a Cargo.lock: {}", first_line(&e))))?;
     let mut c = Collected::default();
     for p in lock.package {
         match p.source.as_deref() {
@@ -435,10 +459,10 @@ fn first_line(e: &dyn std::fmt::Display) -> String {
 
 /// `package-lock.json` / `npm-shrinkwrap.json`: v2/v3 `packages` (keyed by install path;
 /// aliases carry the real `name`), else v1's nested `dependencies`.
-pub fn parse_package_lock(text: &str, path: &Path) -> Result<Collected, String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+pub fn parse_package_lock(text: &str, path: &Path) -> Result<Collected, InventoryError> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| not_what(path, format!("not JSON: {e}")))?;
     let Some(top) = v.as_object() else {
-        return Err(format!("{}: not a package-lock: the top level is not an object", path.display()));
+        return Err(not_what(path, "not a package-lock: the top level is not an object".into()));
     };
     let mut c = Collected::default();
     if let Some(pkgs) = top.get("packages").and_then(|p| p.as_object()) {
@@ -470,7 +494,7 @@ pub fn parse_package_lock(text: &str, path: &Path) -> Result<Collected, String> 
     if top.contains_key("lockfileVersion") {
         return Ok(c);
     }
-    Err(format!("{}: not a package-lock: neither `packages` nor `dependencies` nor `lockfileVersion`", path.display()))
+    Err(not_what(path, "not a package-lock: neither `packages` nor `dependencies` nor `lockfileVersion`".into()))
 }
 
 fn npm_package(c: &mut Collected, name: &str, entry: &serde_json::Value, path: &Path) {
@@ -518,9 +542,9 @@ struct PoetrySource {
 
 /// `poetry.lock`: packages from an index (git, directory and file sources are named in
 /// a warning).
-pub fn parse_poetry_lock(text: &str, path: &Path) -> Result<Collected, String> {
+pub fn parse_poetry_lock(text: &str, path: &Path) -> Result<Collected, InventoryError> {
     let lock: PoetryLock =
-        toml::from_str(text).map_err(|e| format!("{}: not a poetry.lock: {}", path.display(), first_line(&e)))?;
+        toml::from_str(text).map_err(|e| not_what(path, format!("not a poetry.lock: {}", first_line(&e))))?;
     let mut c = Collected::default();
     for p in lock.package {
         if let Some(s) = p.source.as_ref().filter(|s| !matches!(s.kind.as_str(), "legacy" | "")) {
@@ -542,14 +566,19 @@ pub fn parse_poetry_lock(text: &str, path: &Path) -> Result<Collected, String> {
 /// `requirements.txt`: pinned requirements (`name==version`, `name===version`), with
 /// extras, markers, per-requirement options and comments stripped; `-r FILE` included
 /// (once each, so include loops end). Unpinned requirements are listed as warnings.
-pub fn parse_requirements(path: &Path) -> Result<Collected, String> {
+pub fn parse_requirements(path: &Path) -> Result<Collected, InventoryError> {
     let mut c = Collected::default();
     let mut seen = BTreeSet::new();
     requirements_file(path, &mut seen, &mut c, 0)?;
     Ok(c)
 }
 
-fn requirements_file(path: &Path, seen: &mut BTreeSet<PathBuf>, c: &mut Collected, depth: usize) -> Result<(), String> {
+fn requirements_file(
+    path: &Path,
+    seen: &mut BTreeSet<PathBuf>,
+    c: &mut Collected,
+    depth: usize,
+) -> Result<(), InventoryError> {
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     if !seen.insert(canonical) || depth > 16 {
         return Ok(());
@@ -662,7 +691,7 @@ mod tests {
         assert_eq!(c.packages.len(), 1);
         assert_eq!(c.packages[0].match_key(), ("openssl", "3.0.11-1~deb12u2"));
         assert_eq!(c.warnings, ["line 12: a record without Version (skipped)"]);
-        let err = parse_dpkg_status("asdf\n\nyolo\n", Ecosystem::Debian, Path::new("status")).unwrap_err();
+        let err = parse_dpkg_status("asdf\n\nyolo\n", Ecosystem::Debian, Path::new("status")).unwrap_err().to_string();
         assert!(err.contains("status:1") && err.contains("not a package database"), "{err}");
     }
 

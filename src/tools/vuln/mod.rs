@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use crate::llm::Refusal;
 use crate::tools::{ModelCx, ToolOutcome};
 use osv::{AdvisoryDb, Match};
 use scan::Matched;
@@ -42,7 +43,7 @@ pub struct PackagesRequest {
 async fn scan_named(
     cx: &ModelCx,
     want: Option<&str>,
-) -> Result<(PathBuf, Arc<AdvisoryDb>, ToolOutcome<Box<Matched>>), String> {
+) -> Result<(PathBuf, Arc<AdvisoryDb>, ToolOutcome<Box<Matched>>), Refusal> {
     let db = cx.snapshot.db.clone().ok_or("no advisory database loaded")?;
     let t = cx
         .setup
@@ -64,7 +65,7 @@ struct Picked {
     names: Vec<String>,
 }
 
-async fn vulnerable_named(cx: &ModelCx, r: &PackagesRequest) -> Result<Picked, String> {
+async fn vulnerable_named(cx: &ModelCx, r: &PackagesRequest) -> Result<Picked, Refusal> {
     let (path, db, outcome) = scan_named(cx, r.target.as_deref()).await?;
     let m = *outcome.output().map_err(|o| o.summary())?;
     let vulnerable: Vec<Vec<Match>> = m
@@ -74,7 +75,7 @@ async fn vulnerable_named(cx: &ModelCx, r: &PackagesRequest) -> Result<Picked, S
         .take(20)
         .collect();
     if vulnerable.is_empty() {
-        return Err("no vulnerable package of that name on that target".into());
+        return Err(Refusal::from("no vulnerable package of that name on that target"));
     }
     let names = vulnerable.iter().map(|ms| format!("{} {}", ms[0].package.name, ms[0].package.version)).collect();
     Ok(Picked { path, db, release: m.release, vulnerable: Arc::new(vulnerable), names })

@@ -174,11 +174,27 @@ pub struct LoadReport {
 /// Largest single record file read.
 const RECORD_MAX: u64 = 16 << 20;
 
+/// Why advisories cannot be read or stored (a broken record only gets into the load
+/// report: the others load).
+#[derive(Debug, thiserror::Error)]
+pub enum OsvError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}:{line}: {source}", path.display())]
+    Stored { path: PathBuf, line: usize, source: serde_json::Error },
+    #[error("cannot encode an advisory: {0}")]
+    Encode(serde_json::Error),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OsvError + '_ {
+    move |source| OsvError::Io { path: path.to_path_buf(), source }
+}
+
 /// Reads OSV records from a file (`.json`, `.yaml`, `.yml`, `.zip`) or a directory tree.
-pub fn load(path: &Path) -> Result<(Vec<Advisory>, LoadReport), String> {
+pub fn load(path: &Path) -> Result<(Vec<Advisory>, LoadReport), OsvError> {
     let mut report = LoadReport::default();
     let mut out = Vec::new();
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = std::fs::metadata(path).map_err(io(path))?;
     if meta.is_dir() {
         let mut files = Vec::new();
         collect_files(path, &mut files, 0);
@@ -248,11 +264,22 @@ fn load_file(path: &Path, out: &mut Vec<Advisory>, report: &mut LoadReport) {
     }
 }
 
-fn load_zip(path: &Path, out: &mut Vec<Advisory>, report: &mut LoadReport) -> Result<(), String> {
-    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(f)).map_err(|e| format!("not a zip archive: {e}"))?;
+/// Why a zip archive of advisories cannot be read (said in the load report).
+#[derive(Debug, thiserror::Error)]
+enum ZipError {
+    #[error(transparent)]
+    Open(std::io::Error),
+    #[error("not a zip archive: {0}")]
+    NotZip(zip::result::ZipError),
+    #[error(transparent)]
+    Entry(zip::result::ZipError),
+}
+
+fn load_zip(path: &Path, out: &mut Vec<Advisory>, report: &mut LoadReport) -> Result<(), ZipError> {
+    let f = std::fs::File::open(path).map_err(ZipError::Open)?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(f)).map_err(ZipError::NotZip)?;
     for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(|e| e.to_string())?;
+        let mut entry = zip.by_index(i).map_err(ZipError::Entry)?;
         let Ok(name) = entry.name().map(|n| n.to_string()) else {
             report.errors.push(format!("{}: entry {i} has an unreadable name", path.display()));
             continue;
@@ -278,6 +305,7 @@ fn load_zip(path: &Path, out: &mut Vec<Advisory>, report: &mut LoadReport) -> Re
 
 fn take(label: &str, bytes: &[u8], format: Format, out: &mut Vec<Advisory>, report: &mut LoadReport) {
     report.files += 1;
+    // The parsers' own messages, for the report.
     let parsed: Result<Advisory, String> = match format {
         Format::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
         _ => yaml_serde::from_slice(bytes).map_err(|e| e.to_string()),
@@ -430,18 +458,18 @@ impl AdvisoryDb {
     // ------------------------------------------------------------------ storage
 
     /// The stored database under `dir` (empty when nothing was imported).
-    pub fn open(dir: &Path) -> Result<AdvisoryDb, String> {
+    pub fn open(dir: &Path) -> Result<AdvisoryDb, OsvError> {
         Ok(AdvisoryDb::new(read_store(dir)?))
     }
 
     /// Imports records from `path` into the store under `dir`: each ecosystem's file is
     /// rewritten (temporary file, fsync, rename) with the old and new records merged.
-    pub fn import(dir: &Path, path: &Path) -> Result<(LoadReport, usize), String> {
+    pub fn import(dir: &Path, path: &Path) -> Result<(LoadReport, usize), OsvError> {
         let (new, report) = load(path)?;
         let mut all = read_store(dir)?;
         all.extend(new);
         let db = AdvisoryDb::new(all);
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
         let mut files: BTreeMap<&'static str, Vec<u8>> = BTreeMap::new();
         for a in &db.advisories {
             // Stored once, in the file of its first inventoried ecosystem.
@@ -449,7 +477,7 @@ impl AdvisoryDb {
                 continue;
             };
             let buf = files.entry(store_name(eco.0)).or_default();
-            serde_json::to_writer(&mut *buf, a).map_err(|e| e.to_string())?;
+            serde_json::to_writer(&mut *buf, a).map_err(OsvError::Encode)?;
             buf.push(b'\n');
         }
         for (name, bytes) in files {
@@ -461,7 +489,7 @@ impl AdvisoryDb {
                 f.sync_all()?;
                 std::fs::rename(&tmp, &path)
             };
-            write().map_err(|e| format!("{}: {e}", path.display()))?;
+            write().map_err(io(&path))?;
         }
         Ok((report, db.len()))
     }
@@ -478,16 +506,20 @@ fn store_name(eco: Ecosystem) -> &'static str {
     }
 }
 
-fn read_store(dir: &Path) -> Result<Vec<Advisory>, String> {
+fn read_store(dir: &Path) -> Result<Vec<Advisory>, OsvError> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else { return Ok(out) };
     let mut files: Vec<PathBuf> =
         entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "jsonl")).collect();
     files.sort();
     for f in files {
-        let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let text = std::fs::read_to_string(&f).map_err(io(&f))?;
         for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let a: Advisory = serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", f.display(), n + 1))?;
+            let a: Advisory = serde_json::from_str(line).map_err(|source| OsvError::Stored {
+                path: f.clone(),
+                line: n + 1,
+                source,
+            })?;
             out.push(a);
         }
     }

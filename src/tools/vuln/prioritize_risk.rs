@@ -9,7 +9,8 @@ use futures_util::future::BoxFuture;
 
 use super::osv::Match;
 use super::risk::{AssetContext, Risk, ThreatContext, prioritize};
-use crate::tools::{ModelCx, Run, Tool, ToolOutcome, ToolSetup};
+use crate::llm::Refusal;
+use crate::tools::{ModelCx, Run, StateError, Tool, ToolOutcome, ToolSetup};
 
 pub struct PrioritizeRisk;
 
@@ -31,7 +32,7 @@ impl Tool for PrioritizeRisk {
     type Output = Vec<Risk>;
     type Request = super::PackagesRequest;
 
-    fn build(_: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, String> {
+    fn build(_: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
         Ok(PrioritizeRisk)
     }
 
@@ -47,7 +48,7 @@ impl Tool for PrioritizeRisk {
     }
 
     /// The same steps as a scan: inventory and matching, then the scoring.
-    fn answer(cx: ModelCx, r: super::PackagesRequest) -> BoxFuture<'static, Result<String, String>> {
+    fn answer(cx: ModelCx, r: super::PackagesRequest) -> BoxFuture<'static, Result<String, Refusal>> {
         async move {
             let picked = super::vulnerable_named(&cx, &r).await?;
             let asset = cx

@@ -8,7 +8,8 @@ use futures_util::future::BoxFuture;
 
 use super::osv::{AdvisoryDb, Match};
 use super::remediate::{Remediation, recommend};
-use crate::tools::{ModelCx, Run, Tool, ToolOutcome, ToolSetup};
+use crate::llm::Refusal;
+use crate::tools::{ModelCx, Run, StateError, Tool, ToolOutcome, ToolSetup};
 
 pub struct RecommendRemediation;
 
@@ -28,7 +29,7 @@ impl Tool for RecommendRemediation {
     type Output = Vec<Option<Remediation>>;
     type Request = super::PackagesRequest;
 
-    fn build(_: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, String> {
+    fn build(_: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
         Ok(RecommendRemediation)
     }
 
@@ -38,7 +39,7 @@ impl Tool for RecommendRemediation {
     }
 
     /// The same steps as a scan: inventory and matching, then the remediation.
-    fn answer(cx: ModelCx, r: super::PackagesRequest) -> BoxFuture<'static, Result<String, String>> {
+    fn answer(cx: ModelCx, r: super::PackagesRequest) -> BoxFuture<'static, Result<String, Refusal>> {
         async move {
             let picked = super::vulnerable_named(&cx, &r).await?;
             let args = RemediationArgs { vulnerable: picked.vulnerable, db: picked.db, release: picked.release };

@@ -70,33 +70,57 @@ pub struct ThreatContext {
     pub notes: Vec<String>,
 }
 
+/// Why the threat context cannot be read (a missing file is only noted).
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("{}: {source}", path.display())]
+    Read { path: std::path::PathBuf, source: std::io::Error },
+    #[error("{}: {reason}", path.display())]
+    Format { path: std::path::PathBuf, reason: ContextFormatError },
+}
+
+/// What is wrong inside a KEV catalog or an EPSS file.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextFormatError {
+    #[error("not a KEV catalog: {0}")]
+    Kev(serde_json::Error),
+    #[error("line {line}: {reason}")]
+    Epss { line: usize, reason: String },
+    #[error("no EPSS header (cve,epss,percentile)")]
+    NoHeader,
+}
+
+fn bad(path: &Path) -> impl FnOnce(ContextFormatError) -> ContextError + '_ {
+    move |reason| ContextError::Format { path: path.to_path_buf(), reason }
+}
+
 impl ThreatContext {
     /// Loads the KEV catalog and EPSS scores when the files exist; a file that exists
     /// and cannot be read is an error, a missing one is noted.
-    pub fn load(kev: Option<&Path>, epss: Option<&Path>) -> Result<ThreatContext, String> {
+    pub fn load(kev: Option<&Path>, epss: Option<&Path>) -> Result<ThreatContext, ContextError> {
         let mut ctx = ThreatContext::default();
         if let Some(p) = kev {
             match std::fs::read(p) {
                 Ok(bytes) => {
-                    ctx.kev = parse_kev(&bytes).map_err(|e| format!("{}: {e}", p.display()))?;
+                    ctx.kev = parse_kev(&bytes).map_err(bad(p))?;
                     ctx.notes.push(format!("KEV: {} entries from {}", ctx.kev.len(), p.display()));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     ctx.notes.push(format!("KEV: {} not present", p.display()))
                 }
-                Err(e) => return Err(format!("{}: {e}", p.display())),
+                Err(source) => return Err(ContextError::Read { path: p.to_path_buf(), source }),
             }
         }
         if let Some(p) = epss {
             match std::fs::read_to_string(p) {
                 Ok(text) => {
-                    ctx.epss = parse_epss(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+                    ctx.epss = parse_epss(&text).map_err(bad(p))?;
                     ctx.notes.push(format!("EPSS: {} scores from {}", ctx.epss.len(), p.display()));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     ctx.notes.push(format!("EPSS: {} not present", p.display()))
                 }
-                Err(e) => return Err(format!("{}: {e}", p.display())),
+                Err(source) => return Err(ContextError::Read { path: p.to_path_buf(), source }),
             }
         }
         Ok(ctx)
@@ -104,14 +128,19 @@ impl ThreatContext {
 }
 
 /// CISA's `known_exploited_vulnerabilities.json`.
-pub fn parse_kev(bytes: &[u8]) -> Result<HashMap<String, KevEntry>, String> {
-    let cat: KevCatalog = serde_json::from_slice(bytes).map_err(|e| format!("not a KEV catalog: {e}"))?;
+pub fn parse_kev(bytes: &[u8]) -> Result<HashMap<String, KevEntry>, ContextFormatError> {
+    let cat: KevCatalog = serde_json::from_slice(bytes).map_err(ContextFormatError::Kev)?;
     Ok(cat.vulnerabilities.into_iter().map(|e| (e.cve.trim().to_ascii_uppercase(), e)).collect())
+}
+
+/// A bad line `n` (0-based) of an EPSS file.
+fn epss_error(n: usize, reason: String) -> ContextFormatError {
+    ContextFormatError::Epss { line: n + 1, reason }
 }
 
 /// FIRST's EPSS CSV: an optional `#model_version:…` line, a `cve,epss,percentile` header,
 /// then one row per CVE.
-pub fn parse_epss(text: &str) -> Result<HashMap<String, (f64, f64)>, String> {
+pub fn parse_epss(text: &str) -> Result<HashMap<String, (f64, f64)>, ContextFormatError> {
     let mut out = HashMap::new();
     let mut header: Option<(usize, usize, usize)> = None;
     for (n, line) in text.lines().enumerate() {
@@ -124,23 +153,23 @@ pub fn parse_epss(text: &str) -> Result<HashMap<String, (f64, f64)>, String> {
             let pos = |name: &str| cols.iter().position(|c| c.eq_ignore_ascii_case(name));
             match (pos("cve"), pos("epss"), pos("percentile")) {
                 (Some(c), Some(e), Some(p)) => header = Some((c, e, p)),
-                _ => return Err(format!("line {}: not an EPSS header (cve,epss,percentile)", n + 1)),
+                _ => return Err(epss_error(n, "not an EPSS header (cve,epss,percentile)".into())),
             }
             continue;
         };
         let (Some(cve), Some(epss), Some(pct)) = (cols.get(c), cols.get(e), cols.get(p)) else {
-            return Err(format!("line {}: {} columns", n + 1, cols.len()));
+            return Err(epss_error(n, format!("{} columns", cols.len())));
         };
         let (Ok(epss), Ok(pct)) = (epss.parse::<f64>(), pct.parse::<f64>()) else {
-            return Err(format!("line {}: not numbers: {epss}, {pct}", n + 1));
+            return Err(epss_error(n, format!("not numbers: {epss}, {pct}")));
         };
         if !(0.0..=1.0).contains(&epss) || !(0.0..=1.0).contains(&pct) {
-            return Err(format!("line {}: scores outside 0..1", n + 1));
+            return Err(epss_error(n, "scores outside 0..1".into()));
         }
         out.insert(cve.to_ascii_uppercase(), (epss, pct));
     }
     if header.is_none() {
-        return Err("no EPSS header (cve,epss,percentile)".into());
+        return Err(ContextFormatError::NoHeader);
     }
     Ok(out)
 }

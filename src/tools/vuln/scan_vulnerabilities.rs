@@ -10,7 +10,8 @@ use serde::Deserialize;
 
 use super::osv::AdvisoryDb;
 use super::scan::{Matched, inventory_and_match};
-use crate::tools::{ModelCx, Run, Tool, ToolOutcome, ToolSetup};
+use crate::llm::Refusal;
+use crate::tools::{ModelCx, Run, StateError, Tool, ToolOutcome, ToolSetup};
 
 /// How long a scan or a verification may take.
 pub const VULN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
@@ -38,7 +39,7 @@ impl Tool for ScanVulnerabilities {
     type Output = Box<Matched>;
     type Request = Request;
 
-    fn build(_: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, String> {
+    fn build(_: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
         Ok(ScanVulnerabilities)
     }
 
@@ -56,7 +57,7 @@ impl Tool for ScanVulnerabilities {
         )
     }
 
-    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, String>> {
+    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, Refusal>> {
         async move {
             let (path, _, outcome) = super::scan_named(&cx, r.target.as_deref()).await?;
             cx.audit(Self::NAME, serde_json::json!({ "by": "model", "target": path, "outcome": outcome.summary() }));

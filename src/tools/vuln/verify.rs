@@ -174,9 +174,9 @@ fn rematch(db: &AdvisoryDb, now_pkg: &Option<Package>, release: Option<&str>) ->
 }
 
 /// 3. restart: no process still maps a deleted file of the package.
-async fn restart(files: Result<BTreeSet<PathBuf>, String>, proc_root: &Path) -> Check {
+async fn restart(files: Result<BTreeSet<PathBuf>, FilesUnknown>, proc_root: &Path) -> Check {
     match files {
-        Err(why) => Check { name: "restart".into(), status: CheckStatus::Skipped, detail: why },
+        Err(why) => Check { name: "restart".into(), status: CheckStatus::Skipped, detail: why.to_string() },
         Ok(files) => {
             let proc_root = proc_root.to_path_buf();
             let stale = tokio::task::spawn_blocking(move || stale_mappings(&proc_root, &files)).await;
@@ -268,9 +268,22 @@ async fn custom_check(t: &VerifyTarget) -> Check {
     }
 }
 
+/// Why a package's files cannot be known (the restart check is then skipped).
+#[derive(Debug, thiserror::Error)]
+pub enum FilesUnknown {
+    #[error("no file list for {package} under {}", dir.display())]
+    NoList { package: String, dir: PathBuf },
+    #[error("{}: {source}", db.display())]
+    Unreadable { db: PathBuf, source: std::io::Error },
+    #[error("no files of {package} in {}", db.display())]
+    NotListed { package: String, db: PathBuf },
+    #[error("the lockfile has no directory")]
+    NoDirectory,
+}
+
 /// The files of a package as the host sees them (absolute; below `root` when the
 /// target is not `/`), or why they cannot be known.
-pub fn package_files(root: &Path, pkg: &Package) -> Result<BTreeSet<PathBuf>, String> {
+pub fn package_files(root: &Path, pkg: &Package) -> Result<BTreeSet<PathBuf>, FilesUnknown> {
     let host = |rel: &str| -> PathBuf {
         let rel = rel.trim_start_matches('/');
         root.join(rel)
@@ -294,13 +307,14 @@ pub fn package_files(root: &Path, pkg: &Package) -> Result<BTreeSet<PathBuf>, St
                 }
             }
             if files.is_empty() {
-                return Err(format!("no file list for {} under {}", pkg.name, info.display()));
+                return Err(FilesUnknown::NoList { package: pkg.name.clone(), dir: info });
             }
             Ok(files)
         }
         Ecosystem::Alpine => {
             let db = root.join("lib/apk/db/installed");
-            let text = std::fs::read_to_string(&db).map_err(|e| format!("{}: {e}", db.display()))?;
+            let text =
+                std::fs::read_to_string(&db).map_err(|source| FilesUnknown::Unreadable { db: db.clone(), source })?;
             let mut files = BTreeSet::new();
             let (mut this, mut dir) = (false, String::new());
             for line in text.lines() {
@@ -315,14 +329,14 @@ pub fn package_files(root: &Path, pkg: &Package) -> Result<BTreeSet<PathBuf>, St
                 }
             }
             if files.is_empty() {
-                return Err(format!("no files of {} in {}", pkg.name, db.display()));
+                return Err(FilesUnknown::NotListed { package: pkg.name.clone(), db });
             }
             Ok(files)
         }
         // A lockfile package lives in its project: any deleted file below the project.
         _ => match Path::new(&pkg.location).parent() {
             Some(dir) => Ok(BTreeSet::from([dir.to_path_buf()])),
-            None => Err("the lockfile has no directory".into()),
+            None => Err(FilesUnknown::NoDirectory),
         },
     }
 }

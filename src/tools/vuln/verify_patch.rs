@@ -13,8 +13,9 @@ use uuid::Uuid;
 use super::osv::AdvisoryDb;
 use super::scan_vulnerabilities::VULN_TIMEOUT;
 use super::verify::{Verification, VerifyTarget, verify};
+use crate::llm::Refusal;
 use crate::messages::{Finding, Payload, VerifyRequest};
-use crate::tools::{ModelCx, Run, Tool, ToolOutcome, ToolSetup};
+use crate::tools::{ModelCx, Run, StateError, Tool, ToolOutcome, ToolSetup};
 
 pub struct VerifyPatch;
 
@@ -44,7 +45,7 @@ impl Tool for VerifyPatch {
     type Output = Box<Verification>;
     type Request = Request;
 
-    fn build(_: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, String> {
+    fn build(_: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
         Ok(VerifyPatch)
     }
 
@@ -61,7 +62,7 @@ impl Tool for VerifyPatch {
         )
     }
 
-    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, String>> {
+    fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, Refusal>> {
         let package = crate::text::sanitize(r.package.as_deref().unwrap_or_default(), 128);
         cx.request(Payload::PatchVerification(VerifyRequest {
             incident_id: Some(r.incident_id),

@@ -331,11 +331,26 @@ fn stix_kind(path: &str) -> Option<IocKind> {
     })
 }
 
+/// What is wrong with a STIX indicator pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StixError {
+    #[error("unbalanced `]`")]
+    Unbalanced,
+    #[error("a string outside a comparison")]
+    StrayString,
+    #[error("comparison on `{0}` without a quoted value")]
+    Unquoted(String),
+    #[error("unterminated string")]
+    Unterminated,
+    #[error("not a STIX pattern (`[ … ]`)")]
+    NotPattern,
+}
+
 /// The equality comparisons of a STIX pattern, `(object path, value)`. Observation
 /// expressions (`[...]`) joined by `OR`/`AND`/`FOLLOWEDBY`, comparisons inside joined by
 /// `OR`/`AND`; operators other than `=` (`MATCHES`, `LIKE`, `!=`, …) are reported as
 /// unsupported by returning no comparison for them.
-pub fn stix_comparisons(pattern: &str) -> Result<Vec<(String, String)>, String> {
+pub fn stix_comparisons(pattern: &str) -> Result<Vec<(String, String)>, StixError> {
     let mut out = Vec::new();
     let b = pattern.as_bytes();
     let mut i = 0;
@@ -351,11 +366,11 @@ pub fn stix_comparisons(pattern: &str) -> Result<Vec<(String, String)>, String> 
             b']' => {
                 depth -= 1;
                 if depth < 0 {
-                    return Err("unbalanced `]`".into());
+                    return Err(StixError::Unbalanced);
                 }
                 i += 1;
             }
-            b'\'' => return Err("a string outside a comparison".into()),
+            b'\'' => return Err(StixError::StrayString),
             c if depth > 0 && (c.is_ascii_alphabetic()) => {
                 // An object path, an operator, then a quoted value.
                 let start = i;
@@ -382,7 +397,7 @@ pub fn stix_comparisons(pattern: &str) -> Result<Vec<(String, String)>, String> 
                 }
                 let op = pattern[op_start..i].trim().to_string();
                 if i >= b.len() {
-                    return Err(format!("comparison on `{path}` without a quoted value"));
+                    return Err(StixError::Unquoted(path.to_string()));
                 }
                 i += 1;
                 let mut value = String::new();
@@ -394,7 +409,7 @@ pub fn stix_comparisons(pattern: &str) -> Result<Vec<(String, String)>, String> 
                     i += 1;
                 }
                 if i >= b.len() {
-                    return Err("unterminated string".into());
+                    return Err(StixError::Unterminated);
                 }
                 i += 1;
                 if op == "=" {
@@ -408,7 +423,7 @@ pub fn stix_comparisons(pattern: &str) -> Result<Vec<(String, String)>, String> 
         }
     }
     if depth != 0 || !saw_bracket {
-        return Err("not a STIX pattern (`[ … ]`)".into());
+        return Err(StixError::NotPattern);
     }
     Ok(out)
 }

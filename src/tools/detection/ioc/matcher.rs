@@ -45,7 +45,7 @@ impl IocMatcher {
     }
 
     /// Resumes from stored entries (keys relative to [`STATE_PREFIX`]).
-    pub fn restore(&mut self, entries: Vec<(String, serde_json::Value)>) -> Result<(), String> {
+    pub fn restore(&mut self, entries: Vec<(String, serde_json::Value)>) -> Result<(), crate::tools::StateError> {
         for (key, value) in entries {
             let Some(k) = key.strip_prefix("s/") else { continue };
             let (at, _) = *self.last.load(k, value)?;

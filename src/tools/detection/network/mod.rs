@@ -199,7 +199,7 @@ impl NetworkAnalyzer {
 
     /// Resumes from stored entries (`key` relative to [`STATE_PREFIX`]). Entries that do
     /// not decode are an error: silently resetting detection is not an option.
-    pub fn restore(&mut self, entries: Vec<(String, serde_json::Value)>) -> Result<(), String> {
+    pub fn restore(&mut self, entries: Vec<(String, serde_json::Value)>) -> Result<(), crate::tools::StateError> {
         for (key, value) in entries {
             let Some((kind, rest)) = key.split_once('/') else { continue };
             match kind {

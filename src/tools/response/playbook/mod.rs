@@ -139,28 +139,43 @@ pub struct Condition {
 
 const FIELDS: [&str; 5] = ["severity", "type", "priority", "asset_criticality", "finding"];
 
+/// What is wrong with a step's `when` condition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConditionError {
+    #[error("`{0}` is not `field op value`")]
+    Shape(String),
+    #[error("unknown field `{field}` (one of {})", FIELDS.join(", "))]
+    Field { field: String },
+    #[error("unknown operator `{0}`")]
+    Operator(String),
+    #[error("`{0}` takes only == and !=")]
+    Unordered(String),
+    #[error("`{value}` is not a value of `{field}`")]
+    Value { field: String, value: String },
+}
+
 impl Condition {
     /// Parses `field op value [and|or …]`; fields: severity, type, priority,
     /// asset_criticality (`== != >= <= > <`), finding (`== RULE`: the incident has a
     /// finding of that rule).
-    pub fn parse(text: &str) -> Result<Condition, String> {
+    pub fn parse(text: &str) -> Result<Condition, ConditionError> {
         let mut any = Vec::new();
         for alt in text.split(" or ") {
             let mut all = Vec::new();
             for part in alt.split(" and ") {
                 let t: Vec<&str> = part.split_whitespace().collect();
                 let [field, op, value] = t[..] else {
-                    return Err(format!("`{}` is not `field op value`", part.trim()));
+                    return Err(ConditionError::Shape(part.trim().to_string()));
                 };
                 if !FIELDS.contains(&field) {
-                    return Err(format!("unknown field `{field}` (one of {})", FIELDS.join(", ")));
+                    return Err(ConditionError::Field { field: field.to_string() });
                 }
                 if !["==", "!=", ">=", "<=", ">", "<"].contains(&op) {
-                    return Err(format!("unknown operator `{op}`"));
+                    return Err(ConditionError::Operator(op.to_string()));
                 }
                 let ordered = matches!(field, "severity" | "priority" | "asset_criticality");
                 if !ordered && !matches!(op, "==" | "!=") {
-                    return Err(format!("`{field}` takes only == and !="));
+                    return Err(ConditionError::Unordered(field.to_string()));
                 }
                 let ok = match field {
                     "severity" | "asset_criticality" => rank_level(value).is_some(),
@@ -169,7 +184,7 @@ impl Condition {
                     _ => !value.is_empty(),
                 };
                 if !ok {
-                    return Err(format!("`{value}` is not a value of `{field}`"));
+                    return Err(ConditionError::Value { field: field.to_string(), value: value.to_string() });
                 }
                 all.push(Cmp { field: field.into(), op: op.into(), value: value.into() });
             }

@@ -126,9 +126,10 @@ fn asset_criticality(inc: &Incident, assets: &Assets) -> Criticality {
 pub enum Gathered {
     #[default]
     Nothing,
-    /// `collect_evidence` ran: what it stored, and what it could not (`Err`: the tool
-    /// failed as a whole, with its summary).
-    Evidence(Result<(Vec<EvidenceItem>, Vec<String>), String>),
+    /// `collect_evidence` ran: what it stored, and what it could not.
+    Evidence { items: Vec<EvidenceItem>, problems: Vec<String> },
+    /// `collect_evidence` failed as a whole (its outcome's summary).
+    EvidenceFailed(String),
     /// `generate_report` rendered the technical report (Markdown).
     Report(String),
 }
@@ -229,7 +230,7 @@ pub fn decide(
             _ => unavailable(step.kind),
         },
         StepKind::CollectEvidence => match gathered {
-            Gathered::Evidence(Ok((items, problems))) => {
+            Gathered::Evidence { items, problems } => {
                 let not = if problems.is_empty() {
                     String::new()
                 } else {
@@ -242,7 +243,7 @@ pub fn decide(
                     ..Decision::new(if failed { "failed" } else { "done" }, detail, true, failed)
                 }
             }
-            Gathered::Evidence(Err(summary)) => Decision::new("failed", summary, true, true),
+            Gathered::EvidenceFailed(summary) => Decision::new("failed", summary, true, true),
             _ => unavailable(step.kind),
         },
     }
