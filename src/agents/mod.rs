@@ -267,11 +267,9 @@ pub fn build(
 pub mod test_support {
     use std::sync::Arc;
 
-    use actix::Actor;
-
     use super::AgentEnv;
     use crate::definitions::{ActorsDir, Definitions, load};
-    use crate::kb::{Kb, KnowledgeBase};
+    use crate::kb::Kb;
     use crate::llm::{LlmConfig, LlmError, MockReasoner, Provider, ReasonAnswer, ReasonRequest};
 
     pub fn definitions() -> Definitions {
@@ -308,11 +306,10 @@ pub mod test_support {
 
     /// An environment on a temporary database, with `model` if given.
     pub fn env(defs: &Definitions, model: Option<MockReasoner>) -> Arc<AgentEnv> {
-        let store = crate::store::Store::temporary(1 << 20).unwrap();
         let data_dir = std::env::temp_dir().join(format!("warden-agent-test-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&data_dir).unwrap();
         Arc::new(AgentEnv {
-            kb: Kb { addr: KnowledgeBase::new(store).unwrap().start() },
+            kb: Kb::temporary(),
             routes: Arc::new(crate::routing::RoutingTable::new(defs).unwrap()),
             protected: Arc::new(crate::tools::response::Protected::new(&[])),
             policy: Default::default(),

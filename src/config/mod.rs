@@ -10,10 +10,10 @@ use serde::Deserialize;
 use crate::messages::ResponseMode;
 
 mod llm;
-mod notify;
+mod notifications;
 
 pub use llm::{LlmConfig, Provider};
-pub use notify::{NotifyConfig, WebhookFormat};
+pub use notifications::{NotifyConfig, WebhookFormat};
 
 /// The configuration `warden run` uses when no `--config` is given.
 pub const DEFAULT_CONFIG: &str = r#"# Warden's embedded default configuration.

@@ -535,6 +535,14 @@ pub struct Kb {
 }
 
 impl Kb {
+    /// A knowledge base on a temporary database, started on the current actix system
+    /// (for tests).
+    #[cfg(test)]
+    pub fn temporary() -> Kb {
+        let store = crate::store::Store::temporary(1 << 20).expect("a temporary store");
+        Kb { addr: KnowledgeBase::new(store).expect("a fresh knowledge base").start() }
+    }
+
     pub async fn commit(&self, c: Commit) -> Result<(), KbError> {
         self.addr.send(c).await.map_err(|_| KbError::Gone)?
     }

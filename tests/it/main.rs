@@ -8,6 +8,7 @@ mod definitions;
 mod enforce;
 mod intel;
 mod kb;
+mod layers;
 mod llm;
 mod network;
 mod notify;

@@ -5,8 +5,8 @@ use super::*;
 use crate::agents::AgentLogic;
 use crate::agents::MockTools;
 use crate::definitions::{ActorsDir, load};
+use crate::kb::Kb;
 use crate::kb::audit::AuditKind;
-use crate::kb::{Kb, KnowledgeBase};
 use crate::messages::{
     Action, ActionKind, ActionStatus, ContainmentRequest, Finding, Incident, Priority, Severity, TriageResult,
 };
@@ -15,7 +15,6 @@ use crate::tools::response::Protected;
 use crate::tools::response::contain_threat::ContainThreat;
 use crate::tools::response::triage_incident::TriageIncident;
 use crate::tools::{ToolOutcome, reply};
-use actix::Actor;
 use chrono::Utc;
 
 fn setup(mode: ResponseMode) -> IncidentResponse {
@@ -24,8 +23,7 @@ fn setup(mode: ResponseMode) -> IncidentResponse {
 
 fn setup_with(mode: ResponseMode, autonomy: Option<ResponseMode>) -> IncidentResponse {
     let defs = load(&ActorsDir::Disk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("actors"))).unwrap();
-    let store = crate::store::Store::temporary(1 << 20).unwrap();
-    let kb = Kb { addr: KnowledgeBase::new(store).unwrap().start() };
+    let kb = Kb::temporary();
     let env = Arc::new(AgentEnv {
         kb,
         routes: Arc::new(RoutingTable::new(&defs).unwrap()),
