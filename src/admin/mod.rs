@@ -504,7 +504,7 @@ async fn decide(st: web::Data<AdminState>, id: &str, body: DecisionBody, approve
 /// `POST /v1/inject`: an envelope to route, or raw lines for a source's parser.
 #[derive(Debug)]
 enum InjectRequest {
-    Envelope { to: Option<String>, payload: Payload },
+    Envelope { to: Option<String>, payload: Box<Payload> },
     Lines { source: String, lines: Vec<String> },
 }
 
@@ -527,7 +527,7 @@ impl<'de> Deserialize<'de> for InjectRequest {
         use serde::de::Error;
         match RawInject::deserialize(d)? {
             RawInject { to, payload: Some(payload), source: None, lines: None } => {
-                Ok(InjectRequest::Envelope { to, payload })
+                Ok(InjectRequest::Envelope { to, payload: Box::new(payload) })
             }
             RawInject { to: None, payload: None, source: Some(source), lines: Some(lines) } => {
                 Ok(InjectRequest::Lines { source, lines })
@@ -542,7 +542,7 @@ impl<'de> Deserialize<'de> for InjectRequest {
 
 async fn inject(st: web::Data<AdminState>, body: web::Json<InjectRequest>) -> HttpResponse {
     match body.into_inner() {
-        InjectRequest::Envelope { to, payload } => inject_envelope(&st, to, payload).await,
+        InjectRequest::Envelope { to, payload } => inject_envelope(&st, to, *payload).await,
         InjectRequest::Lines { source, lines } => inject_lines(&st, &source, &lines).await,
     }
 }

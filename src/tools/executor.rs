@@ -126,3 +126,82 @@ impl Handler<ExecuteTool> for ToolExecutor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The executor with a tool of its own: undeclared tools are denied, a panic is a
+    //! failure, and a stateful tool that panicked fails every later call.
+
+    use futures_util::FutureExt;
+    use futures_util::future::BoxFuture;
+
+    use super::*;
+    use crate::llm::Refusal;
+    use crate::tools::{ModelCx, StateError, Tool, typed};
+
+    /// Panics on `true`, else answers how often it ran.
+    struct Boom(u32);
+
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct Nothing {}
+
+    impl Tool for Boom {
+        const NAME: &'static str = "boom";
+        const DESCRIPTION: &'static str = "test";
+        const STATE_PREFIX: Option<&'static str> = Some("boom/");
+        type Args = bool;
+        type Output = u32;
+        type Request = Nothing;
+
+        fn build(_: &ToolSetup, _: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
+            Ok(Boom(0))
+        }
+
+        fn run(&mut self, panic: bool) -> Run<u32> {
+            assert!(!panic, "boom");
+            self.0 += 1;
+            ToolOutcome::Succeeded(self.0).into()
+        }
+
+        fn answer(_: ModelCx, _: Nothing) -> BoxFuture<'static, Result<String, Refusal>> {
+            futures_util::future::ready(Ok(String::new())).boxed()
+        }
+    }
+
+    fn executor() -> ToolExecutor {
+        let mut e = ToolExecutor::new(&ToolSetup { agent: "a".into(), ..Default::default() }, &[], Vec::new());
+        let slot = Slot { tool: Some(Box::new(Boom(0))), lost: None, stateful: true };
+        e.tools.insert(ToolName::of::<Boom>(), slot);
+        e
+    }
+
+    fn run(e: &mut ToolExecutor, args: bool) -> ToolOutcome<u32> {
+        match e.run(Call::new::<Boom>(args)) {
+            Run::Done(o) => typed::<Boom>(o),
+            Run::Later(_) => panic!("runs at once"),
+        }
+    }
+
+    #[test]
+    fn panics_fail_and_lose_a_stateful_tool() {
+        let mut e = executor();
+        assert!(matches!(run(&mut e, false), ToolOutcome::Succeeded(1)));
+        assert!(matches!(run(&mut e, true), ToolOutcome::Failed(m) if m.starts_with("boom panicked: boom")));
+        let after = run(&mut e, false);
+        assert!(matches!(&after, ToolOutcome::Failed(m) if m.contains("state lost after a panic")), "{after:?}");
+        // A tool the agent does not declare is denied.
+        let inc = crate::messages::Incident::open(
+            uuid::Uuid::nil(),
+            String::new(),
+            String::new(),
+            crate::messages::Severity::Low,
+            vec![],
+            vec![],
+            chrono::Utc::now(),
+        );
+        let call = Call::new::<crate::tools::response::triage_incident::TriageIncident>(std::sync::Arc::new(inc));
+        let undeclared = e.run(call);
+        let Run::Done(ToolOutcome::Denied(why)) = undeclared else { panic!("not denied") };
+        assert_eq!(why, "agent `a` does not declare tool `triage_incident`");
+    }
+}

@@ -220,6 +220,11 @@ pub fn reply<T: Tool>(o: ToolOutcome<T::Output>) -> ToolOutcome {
     o.map(boxed)
 }
 
+/// Builds a tool from an agent's setup and stored state.
+type BuildFn = fn(&ToolSetup, Vec<(String, serde_json::Value)>) -> Result<Box<dyn AnyTool>, StateError>;
+/// Answers a model's call with its (untrusted) JSON arguments.
+type AnswerFn = fn(ModelCx, serde_json::Value) -> BoxFuture<'static, Result<String, Refusal>>;
+
 /// A tool as the registry lists it: everything the executor and the language-model
 /// adapter need, with no per-tool code of their own.
 pub struct ToolSpec {
@@ -227,8 +232,8 @@ pub struct ToolSpec {
     pub description: &'static str,
     pub state_prefix: Option<&'static str>,
     schema: fn() -> serde_json::Value,
-    build: fn(&ToolSetup, Vec<(String, serde_json::Value)>) -> Result<Box<dyn AnyTool>, StateError>,
-    answer: fn(ModelCx, serde_json::Value) -> BoxFuture<'static, Result<String, Refusal>>,
+    build: BuildFn,
+    answer: AnswerFn,
 }
 
 impl ToolSpec {

@@ -17,7 +17,7 @@ use crate::tools::response::collect_evidence::{CollectEvidence, Evidence, Eviden
 use crate::tools::response::execute_playbook::{ExecutePlaybook, StepArgs, StepResult};
 use crate::tools::response::generate_report::{GenerateReport, ReportArgs};
 use crate::tools::response::playbook::StepKind;
-use crate::tools::response::playbook::run::{self, Due, Gathered, Request, Stepped};
+use crate::tools::response::playbook::run::{self, Due, Gathered, Request, StepDone, Stepped};
 use crate::tools::response::report::{Audience, Format};
 
 impl IncidentResponse {
@@ -42,13 +42,13 @@ impl IncidentResponse {
             .await
             .output()
             .map_err(|o| AgentError::Fatal(format!("execute_playbook {}", o.summary())))?;
-        let (step, key, playbook, decision, recorded) = match stepped {
+        let StepDone { step, key, playbook, decision, recorded } = match stepped {
             Stepped::Stale => return Ok(fx),
             Stepped::Ended => {
                 self.replace(incident);
                 return Ok(fx);
             }
-            Stepped::Decided { step, key, playbook, decision, recorded } => (step, key, playbook, decision, recorded),
+            Stepped::Decided(done) => *done,
         };
         for item in &decision.evidence {
             // Custody: collected, by whom, when, with the content's hash.

@@ -64,6 +64,7 @@ impl IncidentResponse {
                     "execute_playbook",
                     serde_json::json!({ "incident": inc.id, "playbook": playbook, "started": true }),
                 ));
+                let first = *first;
                 fx.route.push(Envelope::caused_by(env, &name, first.payload, first.n));
                 return Ok(fx);
             }

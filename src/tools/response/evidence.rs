@@ -105,7 +105,7 @@ pub fn reread_line(r: &crate::messages::EvidenceRef) -> Result<String, EvidenceE
 
 /// Copies a named file into the store (regular files only, at most `max` bytes).
 pub fn collect_file(dir: &Path, incident: uuid::Uuid, path: &Path, max: u64) -> Result<EvidenceItem, EvidenceError> {
-    let meta = std::fs::symlink_metadata(path).map_err(io(&path))?;
+    let meta = std::fs::symlink_metadata(path).map_err(io(path))?;
     if !meta.is_file() {
         return Err(invalid(format!("{} is not a regular file", path.display())));
     }
@@ -113,7 +113,7 @@ pub fn collect_file(dir: &Path, incident: uuid::Uuid, path: &Path, max: u64) -> 
         return Err(invalid(format!("{} is {} bytes, over the {max}-byte limit", path.display(), meta.len())));
     }
     let mut content = Vec::with_capacity(meta.len() as usize);
-    std::fs::File::open(path).and_then(|f| f.take(max).read_to_end(&mut content)).map_err(io(&path))?;
+    std::fs::File::open(path).and_then(|f| f.take(max).read_to_end(&mut content)).map_err(io(path))?;
     store(dir, incident, "file", &path.display().to_string(), &content)
 }
 
@@ -323,7 +323,7 @@ pub fn export(dir: &Path, manifest: &Manifest, out: &Path) -> Result<String, Evi
         tar_entry(&mut tar, &format!("items/{}", item.name), &content)?;
     }
     tar.extend(std::iter::repeat_n(0u8, 1024));
-    std::fs::write(out, &tar).map_err(io(&out))?;
+    std::fs::write(out, &tar).map_err(io(out))?;
     Ok(hex(&tar))
 }
 
@@ -339,7 +339,7 @@ pub struct Verification {
 /// Checks a bundle: every item the manifest lists is there with its size and hash, and
 /// nothing else is.
 pub fn verify(bundle: &Path) -> Result<Verification, EvidenceError> {
-    let bytes = std::fs::read(bundle).map_err(io(&bundle))?;
+    let bytes = std::fs::read(bundle).map_err(io(bundle))?;
     let entries = tar_read(&bytes)?;
     let mut problems = Vec::new();
     let Some((_, m)) = entries.iter().find(|(n, _)| n == "manifest.json") else {

@@ -37,7 +37,7 @@ pub struct Request {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Begin {
     /// A run started: its first step is to be routed.
-    Started { playbook: String, first: Request },
+    Started { playbook: String, first: Box<Request> },
     /// A run of this playbook exists already (or one that can no longer be replaced).
     Running,
     /// No playbook applies, and none ran before.
@@ -78,7 +78,7 @@ pub fn begin(inc: &mut Incident, pb: Option<&Playbook>, now: DateTime<Utc>) -> B
                 id: None,
                 n: 1,
             };
-            Begin::Started { playbook: pb.name.clone(), first }
+            Begin::Started { playbook: pb.name.clone(), first: Box::new(first) }
         }
     }
 }
@@ -354,13 +354,17 @@ pub enum Stepped {
     Stale,
     /// The run ended without a step (its playbook is gone, or it is past its last step).
     Ended,
-    Decided {
-        step: String,
-        key: Uuid,
-        playbook: String,
-        decision: Decision,
-        recorded: Recorded,
-    },
+    Decided(Box<StepDone>),
+}
+
+/// A step decided and recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepDone {
+    pub step: String,
+    pub key: Uuid,
+    pub playbook: String,
+    pub decision: Decision,
+    pub recorded: Recorded,
 }
 
 /// Runs step `index` of the incident's run: decides it (with what was gathered for it)
@@ -388,7 +392,7 @@ pub fn step(
     };
     let decision = decide(inc, pb, step, key, skip, gathered, from);
     let recorded = record(inc, pb, index, step, key, &decision, skip, now);
-    Stepped::Decided { step: step.id.clone(), key, playbook: pb.name.clone(), decision, recorded }
+    Stepped::Decided(Box::new(StepDone { step: step.id.clone(), key, playbook: pb.name.clone(), decision, recorded }))
 }
 
 /// Ends a run that cannot go on (its playbook is gone, or it is past its last step).
@@ -475,4 +479,200 @@ pub fn steps_of(inc: &Incident, playbooks: &[Playbook]) -> usize {
         .and_then(|r| playbooks.iter().find(|p| p.name == r.playbook))
         .map(|p| p.steps.len())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The interpreter alone: an incident, a playbook, time and what was gathered in;
+    //! the run's changes and what it asks for out.
+
+    use super::*;
+    use crate::messages::{ActionKind, Severity};
+
+    const PLAYBOOK: &str = r#"
+name = "test"
+[trigger]
+types = ["brute_force"]
+[[step]]
+id = "block"
+kind = "contain"
+action = "block_ip"
+target = "attacker_ip"
+[[step]]
+id = "only-critical"
+kind = "notify"
+when = "severity >= critical"
+message = "never"
+[[step]]
+id = "gate"
+kind = "approval"
+timeout_secs = 600
+on_failure = "abort"
+[[step]]
+id = "evidence"
+kind = "collect_evidence"
+on_failure = "abort"
+[[step]]
+id = "tell"
+kind = "notify"
+message = "{severity} {type}: {title}"
+"#;
+
+    fn playbooks() -> Vec<Playbook> {
+        let (ok, errs) = super::super::load(&[("test.toml".into(), PLAYBOOK.into())], &[]);
+        assert!(errs.is_empty(), "{errs:?}");
+        ok
+    }
+
+    fn incident() -> Incident {
+        let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, b"incident");
+        let entities = vec!["203.0.113.7".to_string()];
+        Incident::open(id, "brute_force".into(), "guessing".into(), Severity::High, entities, vec![], t(0))
+    }
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    fn step(inc: &mut Incident, pbs: &[Playbook], index: usize, gathered: Gathered, now: DateTime<Utc>) -> Stepped {
+        super::step(inc, pbs, &Assets::default(), index, gathered, "incident-response", now)
+    }
+
+    fn decided(s: Stepped) -> (Decision, Recorded) {
+        match s {
+            Stepped::Decided(done) => (done.decision, done.recorded),
+            other => panic!("not decided: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn begin_starts_a_run_and_a_different_type_supersedes_it() {
+        let pbs = playbooks();
+        let mut inc = incident();
+        assert_eq!(begin(&mut inc, None, t(0)), Begin::None);
+        let Begin::Started { playbook, first } = begin(&mut inc, Some(&pbs[0]), t(0)) else { panic!("not started") };
+        assert_eq!(playbook, "test");
+        assert_eq!(first.payload, Payload::PlaybookStep(PlaybookStepRef { incident_id: inc.id, step: 0 }));
+        assert_eq!(inc.notes, ["playbook `test` started"]);
+        // The same playbook again: the run goes on.
+        assert_eq!(begin(&mut inc, Some(&pbs[0]), t(1)), Begin::Running);
+        // Another one takes over; the old run is kept, aborted.
+        let other = Playbook { name: "other".into(), ..pbs[0].clone() };
+        assert!(matches!(begin(&mut inc, Some(&other), t(2)), Begin::Started { .. }));
+        assert_eq!(inc.earlier_playbooks[0].status, RunStatus::Aborted);
+        assert_eq!(inc.playbook.as_ref().unwrap().playbook, "other");
+        assert!(inc.notes.iter().any(|n| n == "playbook `test` superseded by `other` (now brute_force)"));
+    }
+
+    #[test]
+    fn a_run_goes_step_by_step_under_deterministic_keys() {
+        let pbs = playbooks();
+        let mut inc = incident();
+        begin(&mut inc, Some(&pbs[0]), t(0));
+        // Not the run's next step (a redelivery): nothing happens.
+        assert_eq!(step(&mut inc.clone(), &pbs, 3, Gathered::Nothing, t(1)), Stepped::Stale);
+        let (d, r) = decided(step(&mut inc, &pbs, 0, Gathered::Nothing, t(1)));
+        assert_eq!((d.outcome, d.detail.as_str()), ("requested", "block_ip 203.0.113.7"));
+        let key = Uuid::new_v5(&inc.id, b"playbook/test/block");
+        let req = d.request.expect("a containment request");
+        assert_eq!(req.id, Some(key), "asked for again after a crash, it is the same envelope");
+        let Payload::Containment(c) = req.payload else { panic!("{:?}", req.payload) };
+        assert_eq!((c.action, c.target.as_str()), (ActionKind::BlockIp, "203.0.113.7"));
+        assert_eq!(r.next.unwrap().payload, Payload::PlaybookStep(PlaybookStepRef { incident_id: inc.id, step: 1 }));
+        // A condition that does not hold: skipped, the run goes on, nobody is told.
+        let (d, r) = decided(step(&mut inc, &pbs, 1, Gathered::Nothing, t(2)));
+        assert_eq!((d.outcome, r.notify), ("skipped", None));
+        assert_eq!(inc.playbook.as_ref().unwrap().next, 2);
+    }
+
+    #[test]
+    fn a_gate_waits_and_is_answered_or_times_out() {
+        let pbs = playbooks();
+        let mut inc = incident();
+        begin(&mut inc, Some(&pbs[0]), t(0));
+        inc.playbook.as_mut().unwrap().next = 2;
+        let (d, r) = decided(step(&mut inc, &pbs, 2, Gathered::Nothing, t(10)));
+        let key = Uuid::new_v5(&inc.id, b"playbook/test/gate");
+        assert_eq!((d.outcome, r.status, r.next), ("waiting", RunStatus::Waiting, None));
+        assert_eq!(
+            r.notify.as_deref(),
+            Some(
+                format!("playbook test waits for approval of step gate: approve with `warden approve {key}`").as_str()
+            )
+        );
+        let run = inc.playbook.as_ref().unwrap();
+        assert_eq!((run.gate, run.gate_deadline), (Some(key), Some(t(610))));
+        assert!(waits_at(&inc, key));
+        // Not overdue yet; then overdue, and its on_failure (abort) says the run stops.
+        assert_eq!(overdue(&inc, &pbs, t(609)), None);
+        assert_eq!(overdue(&inc, &pbs, t(610)), Some(false));
+        // Approved: the next step, under an id derived from the gate.
+        let mut approved = inc.clone();
+        let res = resume(&mut approved, 5, "approved", "alice", true, t(20)).unwrap();
+        let next = res.next.unwrap();
+        assert_eq!(next.id, Some(Uuid::new_v5(&key, b"next")));
+        assert_eq!(next.payload, Payload::PlaybookStep(PlaybookStepRef { incident_id: inc.id, step: 3 }));
+        assert_eq!(approved.playbook.as_ref().unwrap().steps.last().unwrap().outcome, "approved");
+        // Rejected: the run is aborted.
+        let res = resume(&mut inc, 5, "rejected", "bob", false, t(20)).unwrap();
+        assert!(res.next.is_none());
+        assert_eq!(inc.playbook.as_ref().unwrap().status, RunStatus::Aborted);
+        assert!(inc.notes.iter().any(|n| n == "playbook `test` step `gate` rejected by bob"));
+    }
+
+    #[test]
+    fn evidence_steps_record_what_was_gathered() {
+        let pbs = playbooks();
+        let item = EvidenceItem {
+            kind: "log_lines".into(),
+            source: "s".into(),
+            sha256: "ab".repeat(32),
+            size: 3,
+            collected_at: t(0),
+            collector: "warden".into(),
+            name: "x".into(),
+        };
+        let at_evidence = || {
+            let mut inc = incident();
+            begin(&mut inc, Some(&pbs[0]), t(0));
+            inc.playbook.as_mut().unwrap().next = 3;
+            inc
+        };
+        let mut inc = at_evidence();
+        let gathered = Gathered::Evidence { items: vec![item.clone()], problems: vec!["/etc/x: gone".into()] };
+        let (d, r) = decided(step(&mut inc, &pbs, 3, gathered, t(5)));
+        assert_eq!((d.outcome, d.detail.as_str()), ("done", "1 item(s) stored; not collected: /etc/x: gone"));
+        assert_eq!((inc.evidence.len(), r.status), (1, RunStatus::Running));
+        // Nothing stored, the tool failing, or no tool: failed — and this step aborts.
+        for gathered in [
+            Gathered::Evidence { items: vec![], problems: vec![] },
+            Gathered::EvidenceFailed("failed: disk full".into()),
+            Gathered::Nothing,
+        ] {
+            let mut inc = at_evidence();
+            let (d, r) = decided(step(&mut inc, &pbs, 3, gathered, t(5)));
+            assert!(d.failed && matches!(d.outcome, "failed" | "unavailable"), "{d:?}");
+            assert_eq!(r.status, RunStatus::Aborted);
+        }
+    }
+
+    #[test]
+    fn the_last_step_ends_the_run_and_a_vanished_playbook_aborts_it() {
+        let pbs = playbooks();
+        let mut inc = incident();
+        begin(&mut inc, Some(&pbs[0]), t(0));
+        inc.playbook.as_mut().unwrap().next = 4;
+        let (d, r) = decided(step(&mut inc, &pbs, 4, Gathered::Nothing, t(5)));
+        assert_eq!(
+            (d.detail.as_str(), r.notify.as_deref()),
+            ("high brute_force: guessing", Some("high brute_force: guessing"))
+        );
+        assert_eq!((r.status, r.next), (RunStatus::Done, None));
+        assert!(inc.notes.iter().any(|n| n == "notification: high brute_force: guessing"));
+        let mut inc = incident();
+        begin(&mut inc, Some(&pbs[0]), t(0));
+        assert_eq!(step(&mut inc, &[], 0, Gathered::Nothing, t(1)), Stepped::Ended);
+        assert_eq!(inc.playbook.as_ref().unwrap().status, RunStatus::Aborted);
+        assert!(inc.notes.iter().any(|n| n == "playbook `test` is no longer defined: run aborted"));
+    }
 }
