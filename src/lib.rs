@@ -6,17 +6,23 @@
 //! hash-chained audit ledger.
 //!
 //! # Layout
-//! - [`config`]: the TOML configuration and its embedded default.
-//! - [`messages`]: plain data — envelopes, payloads, findings, incidents, actions.
+//! In layers from the bottom; a module imports only modules of lower layers.
+//! - [`text`]: untrusted text made safe to show and store (a leaf).
+//! - [`messages`]: plain data — envelopes, payloads, findings, incidents, actions, log
+//!   batches. [`store`]: the only code that names sled.
+//! - [`config`]: the TOML configuration and its embedded default. [`telemetry`]:
+//!   tracing and metrics.
+//! - [`kb`]: the knowledge base actor and the audit ledger. [`llm`]: optional reasoning
+//!   by a language model (only [`llm::rig`] names rig).
+//! - [`ingest`]: sources (file tail, syslog, stdin, replay) and parsers. [`outbox`]:
+//!   durable notifications.
+//! - [`tools`]: one way to be a tool — the `Tool` trait, the registry of 14, the
+//!   per-agent executor, the toolbelts.
 //! - [`definitions`]: loading and linting the `actors/` folder.
-//! - [`supervisor`]: the orchestrator — registry, routing, restarts, durable delivery.
-//! - [`agents`]: the agents' logic and the generic actor shell.
-//! - [`tools`]: the per-agent executor and the toolbelts.
-//! - [`kb`] and [`store`]: the knowledge base actor and the only code that names sled.
-//! - [`ingest`]: sources (file tail, replay, stdin) and parsers.
-//! - [`admin`]: the HTTP API and its client.
-//! - [`telemetry`]: tracing and metrics.
-//! - [`runtime`]: assembles the above.
+//! - [`routing`]: which agent an envelope goes to, and how it is stored on the way.
+//! - [`agents`]: the agents' logic (built-in and custom) and the generic actor shell.
+//! - [`supervisor`]: the orchestrator — registry, restarts, durable delivery.
+//! - [`admin`]: the HTTP API and its client. [`runtime`]: assembles the above.
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -10,7 +10,7 @@
 //!
 //! Architecture invariant: a tool never writes the knowledge base and never routes an
 //! envelope itself. What it decides comes back as its output (for the calling agent to
-//! commit), and what a model's call requests is collected in the call's [`Sinks`].
+//! commit), and what a model's call requests is collected in the call's [`Sinks`](super::Sinks).
 
 use std::any::Any;
 use std::sync::Arc;

@@ -9,8 +9,8 @@
 //! enforcing); `PlaybookStep`s run the playbook; `Approval` decides a waiting action or
 //! gate; `Close` ends the incident; time rolls actions back and lapses approvals.
 //!
-//! By concern: [`incidents`] (opening, attaching, merging, closing, handoffs back),
-//! [`triage`], [`containment`] (policy, approvals, rollback), [`playbooks`] (running a
+//! By concern: `incidents` (opening, attaching, merging, closing, handoffs back),
+//! `triage`, `containment` (policy, approvals, rollback), `playbooks` (running a
 //! playbook through `execute_playbook`, its gates).
 
 mod containment;
