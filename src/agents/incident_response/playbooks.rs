@@ -36,6 +36,13 @@ impl IncidentResponse {
         };
         let gathered = self.gather(&inc, r.step, tools).await;
         let now = Utc::now();
+        // The interpreter gets the incident itself (not a copy, unless a pending write
+        // still shares it); it comes back with the step recorded. Should the tool fail,
+        // the agent is rebuilt from the stored incidents.
+        drop(inc);
+        let Some(inc) = self.incidents.remove(&r.incident_id) else {
+            return Err(AgentError::Rejected(format!("no incident {}", r.incident_id)));
+        };
         let args = StepArgs { incident: inc, index: r.step, gathered, now };
         let StepResult { incident, stepped } = tools
             .call::<ExecutePlaybook>(args)
@@ -43,7 +50,10 @@ impl IncidentResponse {
             .output()
             .map_err(|o| AgentError::Fatal(format!("execute_playbook {}", o.summary())))?;
         let StepDone { step, key, playbook, decision, recorded } = match stepped {
-            Stepped::Stale => return Ok(fx),
+            Stepped::Stale => {
+                self.incidents.insert(incident.id, Arc::new(incident));
+                return Ok(fx);
+            }
             Stepped::Ended => {
                 self.replace(incident);
                 return Ok(fx);

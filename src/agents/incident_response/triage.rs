@@ -34,6 +34,8 @@ impl IncidentResponse {
             .map_err(|o| AgentError::Fatal(format!("triage_incident {}", o.summary())))?;
         let mut fx = Effects::default();
         let explanation = self.explain(&inc, &result, tools, &mut fx).await;
+        // Let go of the shared copy: changing the incident below must not copy it.
+        drop(inc);
         let name = self.def.name.clone();
         let (contain_min, protected) = (self.def.response.contain_min_severity, self.env.protected.clone());
         // A playbook for this type of incident takes over (when the agent runs them).
