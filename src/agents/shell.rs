@@ -19,8 +19,7 @@ use actix::prelude::*;
 use super::{AgentEnv, AgentError, AgentLogic, Effects, ExecutorTools};
 use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::kb::{Commit, Write};
-use crate::messages::{BatchAck, BatchError, LogBatch};
-use crate::messages::{Envelope, InboxEntry};
+use crate::messages::{BatchAck, BatchError, Envelope, InboxEntry, LogBatch};
 
 /// Delivers routed envelopes to an agent, in routing order. `verify` asks the agent to
 /// check the durable inbox first: set for redeliveries, whose envelope may have been

@@ -1,11 +1,13 @@
 //! The `Supervisor` actor: Warden's orchestrator.
 //!
 //! Owns: the registry of agents (definition, state, address, restart history), the
-//! routing table, and a bounded queue per agent (at most 4,096 envelopes; the rest wait in
-//! the durable inbox) with one delivery of up to 256 envelopes in flight. Accepts: [`Route`] (an envelope
-//! from outside, persisted here), [`Dispatch`] (envelopes an agent already persisted),
-//! [`AgentExited`], [`ListAgents`], [`LogBatch`] (forwarded to the threat-detection agent), [`ReaderUp`], [`InjectFault`], [`Shutdown`],
-//! [`Idle`]. Emits: `Deliver` to agents, audit records, the "agent failed" incident.
+//! routing table (built by [`crate::routing`]), and a bounded queue per agent (at most
+//! 4,096 envelopes; the rest wait in the durable inbox) with one delivery of up to 256
+//! envelopes in flight. Accepts: [`Route`] (an envelope from outside, persisted here),
+//! [`Dispatch`] (envelopes an agent already persisted), [`AgentExited`], [`ListAgents`],
+//! [`LogBatch`] (the sources' sink: handed to the running threat-detection agent),
+//! [`ReaderUp`], [`InjectFault`], [`Shutdown`], [`Idle`]. Emits: `Deliver` to agents,
+//! audit records, the "agent failed" incident.
 //! Survives a restart: the durable inbox. On start, and whenever an agent is rebuilt,
 //! every unacknowledged envelope routed to it is delivered again.
 //!
@@ -24,13 +26,11 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::agents::shell::{ExitGuard, StopAgent};
-use crate::agents::{self, AgentActor, AgentEnv, ArmFault, Deliver, ExecutorTools, Fault};
-use crate::agents::{AgentExited, Dispatch};
+use crate::agents::{self, AgentActor, AgentEnv, AgentExited, ArmFault, Deliver, Dispatch, ExecutorTools, Fault};
 use crate::definitions::{AgentDefinition, Definitions};
 use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::kb::{Commit, Write};
-use crate::messages::{BatchAck, BatchError, LogBatch};
-use crate::messages::{Envelope, InboxEntry, Incident, Priority, Severity};
+use crate::messages::{BatchAck, BatchError, Envelope, InboxEntry, Incident, LogBatch, Priority, Severity};
 use crate::routing::RouteError;
 use backoff::{RestartHistory, Verdict};
 
