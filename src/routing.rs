@@ -125,6 +125,11 @@ impl RoutingTable {
         Ok(Routed { entry, writes, audit })
     }
 
+    /// The agent an envelope of this kind goes to when it names none.
+    pub fn default_handler(&self, kind: PayloadKind) -> Option<&str> {
+        self.handlers.get(&kind).and_then(|h| h.first()).map(String::as_str)
+    }
+
     pub fn handles(&self, agent: &str) -> &[PayloadKind] {
         self.agents.get(agent).map(|v| v.as_slice()).unwrap_or(&[])
     }

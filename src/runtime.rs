@@ -39,6 +39,9 @@ pub enum RuntimeError {
 /// Handles to a running Warden.
 pub struct Runtime {
     pub supervisor: Addr<Supervisor>,
+    /// The mode each containment action runs in (the configured mode, unless the
+    /// deciding agent's definition restricts it).
+    pub containment: Option<crate::definitions::ContainmentModes>,
     pub kb: Kb,
     pub metrics: Arc<Metrics>,
     pub detector_state_key: Option<String>,
@@ -55,6 +58,10 @@ impl Runtime {
     /// Like [`Runtime::start`]; `durable = false` for throw-away databases (replay).
     pub fn start_with(cfg: &Config, defs: &Definitions, store: Store, durable: bool) -> Result<Runtime, RuntimeError> {
         let routes = Arc::new(RoutingTable::new(defs)?);
+        let containment = routes
+            .default_handler(crate::messages::PayloadKind::Containment)
+            .and_then(|a| defs.agents.get(a))
+            .map(|d| crate::definitions::ContainmentModes::of(d, cfg.response.mode));
         let kb_state = KnowledgeBase::new(store)?;
         let kb_arbiter = Arbiter::new();
         let kb = Kb { addr: KnowledgeBase::start_in_arbiter(&kb_arbiter.handle(), move |_| kb_state) };
@@ -118,7 +125,7 @@ impl Runtime {
             .values()
             .find(|d| d.kind == AgentKind::ThreatDetection)
             .map(|d| crate::tools::detection::analyze_logs::head_key(&d.name));
-        Ok(Runtime { supervisor, kb, metrics, detector_state_key, arbiters: vec![kb_arbiter] })
+        Ok(Runtime { supervisor, containment, kb, metrics, detector_state_key, arbiters: vec![kb_arbiter] })
     }
 
     /// Starts the configured sources, each on its own thread. Fails if a syslog source

@@ -76,6 +76,8 @@ pub struct AdminState {
     pub detector_state_key: Option<String>,
     /// The evidence store (bundles are built from it).
     pub evidence_dir: std::path::PathBuf,
+    /// The mode each containment action runs in.
+    pub containment: Option<crate::definitions::ContainmentModes>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +197,7 @@ async fn health(st: web::Data<AdminState>) -> HttpResponse {
         "uptime_secs": st.started.elapsed().as_secs(),
         "agents": agents.len(),
         "failed_agents": failed,
+        "containment": st.containment,
     }))
 }
 

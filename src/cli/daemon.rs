@@ -114,12 +114,16 @@ pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
             started: Instant::now(),
             detector_state_key: rt.detector_state_key.clone(),
             evidence_dir: cfg.response.evidence_dir.clone().unwrap_or_else(|| data_dir.join("evidence")),
+            containment: rt.containment.clone(),
         };
         let admin = admin::start(cfg.admin.listen, state)?;
         if cfg.testing.fault_injection {
             tracing::warn!("fault injection is ON: never use this configuration in production");
         }
         tracing::info!(admin = %cfg.admin.listen, data_dir = %data_dir.display(), mode = %cfg.response.mode, actors = %defs.origin, "warden running");
+        if let Some(c) = &rt.containment {
+            log_containment(c);
+        }
         wait_for_signal().await;
         tracing::info!("stopping");
         drop(admin);
@@ -128,6 +132,21 @@ pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
         anyhow::Ok(())
     })?;
     Ok(0)
+}
+
+/// Says in which mode each containment action runs, and loudly when a definition made
+/// it stricter than the configuration.
+fn log_containment(c: &warden::definitions::ContainmentModes) {
+    let modes: Vec<String> = c.actions.iter().map(|(k, e)| format!("{k}={}", e.mode)).collect();
+    tracing::info!(configured = %c.configured, agent = %c.agent, actions = %modes.join(" "), "containment modes");
+    for (kind, e) in &c.actions {
+        if !e.restricted_by.is_empty() {
+            tracing::warn!(
+                action = %kind, mode = %e.mode, configured = %c.configured, restricted_by = %e.restricted_by.join("; "),
+                "a definition holds this action to a stricter mode than the configuration"
+            );
+        }
+    }
 }
 
 pub async fn wait_for_signal() {

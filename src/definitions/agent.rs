@@ -45,8 +45,10 @@ struct RawDefinition {
     /// Folder of playbooks (incident response), relative to the agent's folder.
     #[serde(default)]
     playbooks: Option<Spanned<String>>,
+    /// Restricts the configured `[response] mode` for this agent's actions (absent: the
+    /// configured mode holds).
     #[serde(default)]
-    autonomy: ResponseMode,
+    autonomy: Option<ResponseMode>,
     #[serde(default = "default_mailbox_spanned")]
     mailbox: Spanned<usize>,
     #[serde(default)]

@@ -99,7 +99,9 @@ pub struct AgentDefinition {
     pub assets: std::sync::Arc<crate::tools::response::triage::Assets>,
     /// Playbooks (`execute_playbook`), in file-name order.
     pub playbooks: std::sync::Arc<Vec<crate::tools::response::playbook::Playbook>>,
-    pub autonomy: ResponseMode,
+    /// A restriction of the configured mode for this agent's actions, if its definition
+    /// says so.
+    pub autonomy: Option<ResponseMode>,
     pub mailbox: usize,
     pub restart: RestartBudget,
     pub detection: DetectionParams,
@@ -113,6 +115,54 @@ impl AgentDefinition {
     pub fn handles(&self, kind: PayloadKind) -> bool {
         self.handles.contains(&kind)
     }
+
+    /// The mode an action of this agent runs in under the configured `[response] mode`:
+    /// that mode, unless the definition restricts it — by its `autonomy`, or by the
+    /// action's own line in `[response.autonomy]` — and what restricted it. A definition
+    /// can only make it stricter, never looser.
+    pub fn effective_mode(&self, configured: ResponseMode, kind: crate::messages::ActionKind) -> EffectiveMode {
+        let mut mode = configured;
+        let mut restricted_by = Vec::new();
+        let mut restrict = |m: ResponseMode, by: String| {
+            if m.stricter(mode) != mode {
+                mode = m.stricter(mode);
+                restricted_by.push(by);
+            }
+        };
+        if let Some(a) = self.autonomy {
+            restrict(a, format!("{}: autonomy = \"{a}\"", self.path));
+        }
+        if let Some(m) = self.response.autonomy.get(&kind) {
+            restrict(*m, format!("{}: [response.autonomy] {kind} = \"{m}\"", self.path));
+        }
+        EffectiveMode { mode, restricted_by }
+    }
+}
+
+/// The mode each containment action runs in: as the agent that decides containment
+/// requests makes of the configured mode. Logged at start and shown by `/v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ContainmentModes {
+    pub configured: ResponseMode,
+    /// The agent deciding containment.
+    pub agent: String,
+    pub actions: BTreeMap<crate::messages::ActionKind, EffectiveMode>,
+}
+
+impl ContainmentModes {
+    pub fn of(def: &AgentDefinition, configured: ResponseMode) -> ContainmentModes {
+        let actions =
+            crate::messages::ActionKind::ALL.iter().map(|k| (*k, def.effective_mode(configured, *k))).collect();
+        ContainmentModes { configured, agent: def.name.clone(), actions }
+    }
+}
+
+/// The mode an action really runs in, and the definition lines that made it stricter
+/// than the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EffectiveMode {
+    pub mode: ResponseMode,
+    pub restricted_by: Vec<String>,
 }
 
 /// One lint error, `file:line: message` — the same shape as a Sigma rule's load error,

@@ -262,6 +262,19 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
+    /// Every action, in declaration order.
+    pub const ALL: [ActionKind; 9] = [
+        ActionKind::BlockIp,
+        ActionKind::UnblockIp,
+        ActionKind::IsolateHost,
+        ActionKind::ReleaseHost,
+        ActionKind::DisableAccount,
+        ActionKind::EnableAccount,
+        ActionKind::KillProcess,
+        ActionKind::QuarantineFile,
+        ActionKind::RestoreFile,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ActionKind::BlockIp => "block_ip",

@@ -35,6 +35,18 @@ pub enum ResponseMode {
     Enforce,
 }
 
+impl ResponseMode {
+    /// The stricter of two modes (observe < approve < enforce).
+    pub fn stricter(self, other: ResponseMode) -> ResponseMode {
+        let rank = |m| match m {
+            ResponseMode::Observe => 0,
+            ResponseMode::Approve => 1,
+            ResponseMode::Enforce => 2,
+        };
+        if rank(self) <= rank(other) { self } else { other }
+    }
+}
+
 impl std::fmt::Display for ResponseMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -336,3 +336,28 @@ fn hostile_input_is_counted_not_fatal() {
     assert!(d.stderr().contains("tailed file was removed"));
     assert!(!d.stderr().contains("panicked"));
 }
+
+/// `GET /v1/health` says in which mode each containment action runs: the configured
+/// one, unless a definition restricts it — and then which line does.
+#[test]
+fn health_shows_the_effective_mode_of_each_containment_action() {
+    let tmp = tempfile::tempdir().unwrap();
+    let actors = copy_actors(tmp.path());
+    let ir = actors.join("incident-response/agent.toml");
+    let def = std::fs::read_to_string(&ir).unwrap();
+    std::fs::write(&ir, format!("{def}\n[response.autonomy]\ndisable_account = \"approve\"\n")).unwrap();
+    let d = Daemon::start(tmp.path(), "", "[response]\nmode = \"enforce\"\n", Some(actors));
+    let health: serde_json::Value = serde_json::from_str(&d.get("/v1/health").unwrap().body).unwrap();
+    let c = &health["containment"];
+    assert_eq!(
+        (c["configured"].as_str(), c["agent"].as_str()),
+        (Some("enforce"), Some("incident-response")),
+        "{health:#}"
+    );
+    assert_eq!(c["actions"]["block_ip"]["mode"], "enforce");
+    assert_eq!(c["actions"]["block_ip"]["restricted_by"], serde_json::json!([]));
+    assert_eq!(c["actions"]["disable_account"]["mode"], "approve");
+    let why = c["actions"]["disable_account"]["restricted_by"][0].as_str().unwrap();
+    assert!(why.ends_with("incident-response/agent.toml: [response.autonomy] disable_account = \"approve\""), "{why}");
+    assert!(d.stderr().contains("a definition holds this action to a stricter mode than the configuration"));
+}

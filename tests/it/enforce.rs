@@ -57,3 +57,36 @@ fn enforce_mode_blocks_with_nft_in_a_network_namespace() {
     let loopback = crate::support::incident_for(&incidents, "127.0.0.1").unwrap();
     assert!(loopback["actions"].as_array().unwrap().is_empty());
 }
+
+/// Issue 12: the configuration's `[response] mode = "enforce"` alone enforces — the
+/// shipped definitions do not hold containment to a stricter mode behind its back.
+#[test]
+fn the_configured_enforce_mode_alone_blocks_with_the_shipped_agents() {
+    if let Err(why) = prerequisites() {
+        assert!(std::env::var_os("CI").is_none(), "CI must run the nft test: {why}");
+        eprintln!("SKIPPED the_configured_enforce_mode_alone_blocks_with_the_shipped_agents: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("warden.toml");
+    std::fs::write(&config, "[response]\nmode = \"enforce\"\n").unwrap();
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/protected-and-repeated/input.log");
+    let (out_json, set_txt) = (tmp.path().join("out.json"), tmp.path().join("set.txt"));
+    let status = Command::new("unshare")
+        .args(["--net", "sh", "-c", r#""$0" replay --json --config "$1" --actors "$2" "$3" > "$4" && nft list set inet warden blocklist_v4 > "$5""#])
+        .arg(BIN)
+        .arg(&config)
+        .arg(crate::support::actors_dir())
+        .arg(&input)
+        .arg(&out_json)
+        .arg(&set_txt)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let incidents: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&out_json).unwrap()).unwrap();
+    let attacker = crate::support::incident_for(&incidents, "203.0.113.44").unwrap();
+    let block = attacker["actions"].as_array().unwrap().iter().find(|a| a["kind"] == "block_ip").unwrap();
+    assert_eq!((block["mode"].as_str(), block["status"].as_str()), (Some("enforce"), Some("executed")), "{attacker:#}");
+    let set = std::fs::read_to_string(&set_txt).unwrap();
+    assert!(set.contains("203.0.113.44"), "{set}");
+}

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::{IncidentResponse, stricter};
+use super::IncidentResponse;
 use crate::agents::{AgentError, Effects, Tools};
 use crate::kb::Write;
 use crate::kb::audit::{AuditEntry, AuditKind};
@@ -21,14 +21,10 @@ use crate::tools::response::ContainSpec;
 use crate::tools::response::contain_threat::{ContainThreat, Executed};
 
 impl IncidentResponse {
-    /// The effective mode of an action: the stricter of the configured mode, the
-    /// agent's autonomy and the action's own.
+    /// The effective mode of an action: the configured mode, unless the definition
+    /// restricts it.
     fn mode_for(&self, kind: ActionKind) -> ResponseMode {
-        let mut mode = stricter(self.env.response_mode, self.def.autonomy);
-        if let Some(m) = self.def.response.autonomy.get(&kind) {
-            mode = stricter(mode, *m);
-        }
-        mode
+        self.def.effective_mode(self.env.response_mode, kind).mode
     }
 
     /// When an action lapses (waiting for approval) or is rolled back (executed).

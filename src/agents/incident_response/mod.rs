@@ -27,7 +27,7 @@ use uuid::Uuid;
 use super::{AgentEnv, AgentError, AgentLogic, Effects, Tools};
 use crate::definitions::AgentDefinition;
 use crate::kb::Write;
-use crate::messages::{Envelope, Incident, IncidentStatus, Payload, ResponseMode};
+use crate::messages::{Envelope, Incident, IncidentStatus, Payload};
 
 pub struct IncidentResponse {
     def: Arc<AgentDefinition>,
@@ -42,16 +42,6 @@ pub struct IncidentResponse {
     finding_incident: HashMap<Uuid, Uuid>,
     /// Incidents changed since the last `pending_writes`.
     dirty: std::collections::BTreeSet<Uuid>,
-}
-
-/// The stricter of two modes (observe < approve < enforce).
-pub fn stricter(a: ResponseMode, b: ResponseMode) -> ResponseMode {
-    let rank = |m| match m {
-        ResponseMode::Observe => 0,
-        ResponseMode::Approve => 1,
-        ResponseMode::Enforce => 2,
-    };
-    if rank(a) <= rank(b) { a } else { b }
 }
 
 impl IncidentResponse {

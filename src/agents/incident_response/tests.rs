@@ -8,7 +8,8 @@ use crate::definitions::{ActorsDir, load};
 use crate::kb::Kb;
 use crate::kb::audit::AuditKind;
 use crate::messages::{
-    Action, ActionKind, ActionStatus, ContainmentRequest, Finding, Incident, Priority, Severity, TriageResult,
+    Action, ActionKind, ActionStatus, ContainmentRequest, Finding, Incident, Priority, ResponseMode, Severity,
+    TriageResult,
 };
 use crate::routing::RoutingTable;
 use crate::tools::response::Protected;
@@ -39,7 +40,7 @@ fn setup_with(mode: ResponseMode, autonomy: Option<ResponseMode>) -> IncidentRes
     });
     let mut def = defs.agents["incident-response"].clone();
     if let Some(a) = autonomy {
-        def.autonomy = a;
+        def.autonomy = Some(a);
     }
     IncidentResponse::new(Arc::new(def), env, Vec::new())
 }
@@ -260,7 +261,7 @@ async fn an_instruction_gets_the_models_answer_on_the_incident() {
 
 #[actix_rt::test]
 async fn detection_triage_containment() {
-    let mut ir = setup(ResponseMode::Enforce);
+    let mut ir = setup_with(ResponseMode::Enforce, Some(ResponseMode::Observe));
     let tools = triage_tools();
     let d = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 0)));
     let fx = handle(&mut ir, &d, &tools).await;
@@ -277,7 +278,7 @@ async fn detection_triage_containment() {
 
     let fx = handle(&mut ir, &fx.route[0].clone(), &tools).await;
     let action = action_written(&fx);
-    // The agent's autonomy (observe) is stricter than the configured enforce.
+    // An agent's explicit autonomy (observe) is stricter than the configured enforce.
     assert_eq!(action.mode, ResponseMode::Observe);
     assert_eq!(action.status, ActionStatus::DryRun);
     assert_eq!(action.argv, ["nft", "203.0.113.9"]);
