@@ -217,6 +217,19 @@ pub struct Action {
     pub undo_target: Option<String>,
 }
 
+impl Action {
+    /// Whether the action still stands for its target: recorded (dry run), waiting for
+    /// an operator, decided against by one, or in force. One that failed, lapsed or was
+    /// rolled back does not: a new finding against the target asks again.
+    pub fn stands(&self) -> bool {
+        match self.status {
+            ActionStatus::DryRun | ActionStatus::PendingApproval | ActionStatus::Rejected => true,
+            ActionStatus::Executed => self.rollback.is_none(),
+            ActionStatus::Failed | ActionStatus::Expired | ActionStatus::RolledBack => false,
+        }
+    }
+}
+
 /// Who approved or rejected an action, and when.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

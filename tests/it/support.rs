@@ -186,7 +186,11 @@ impl Drop for Daemon {
 
 /// Finds the incident whose entities include `entity`.
 pub fn incident_for<'a>(incidents: &'a [serde_json::Value], entity: &str) -> Option<&'a serde_json::Value> {
-    incidents.iter().find(|i| i["entities"].as_array().is_some_and(|e| e.iter().any(|x| x == entity)))
+    // The incident opened for the entity, else one that lists it.
+    incidents
+        .iter()
+        .find(|i| i["entities"][0] == entity)
+        .or_else(|| incidents.iter().find(|i| i["entities"].as_array().is_some_and(|e| e.iter().any(|x| x == entity))))
 }
 
 /// Appends text to a file (creating it).

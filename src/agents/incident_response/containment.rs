@@ -13,8 +13,8 @@ use crate::agents::{AgentError, Effects, Tools};
 use crate::kb::Write;
 use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::messages::{
-    Action, ActionKind, ActionStatus, ApprovalDecision, ContainmentRequest, Decision, IncidentStatus, ResponseMode,
-    Rollback,
+    Action, ActionKind, ActionStatus, ApprovalDecision, ContainmentRequest, Decision, Envelope, IncidentStatus,
+    Payload, ResponseMode, Rollback,
 };
 use crate::tools::ToolOutcome;
 use crate::tools::response::ContainSpec;
@@ -59,8 +59,70 @@ impl IncidentResponse {
         }
     }
 
+    /// Blocks for the incident's attackers that have none: every address a finding at or
+    /// above `contain_min_severity` names, whatever incident it was opened in — merging,
+    /// campaigns and playbooks never leave one out. With `again`, only that address, also
+    /// when its earlier block failed, lapsed or was rolled back (a new finding shows it
+    /// back). Protected addresses are noted instead. Envelopes numbered from `n`.
+    pub(super) fn contain_attackers(
+        &mut self,
+        cause: &Envelope,
+        incident_id: Uuid,
+        again: Option<IpAddr>,
+        n: u32,
+    ) -> Vec<Envelope> {
+        let min = self.def.response.contain_min_severity;
+        let name = self.def.name.clone();
+        let protected = self.env.protected.clone();
+        let Some(inc) = self.incidents.get(&incident_id) else { return Vec::new() };
+        let mut seen: Vec<IpAddr> = Vec::new();
+        let mut out = Vec::new();
+        let mut notes = Vec::new();
+        for f in inc.findings.iter().filter(|f| f.severity >= min) {
+            let Some(ip) = f.src_ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).map(|i| i.to_canonical()) else {
+                continue;
+            };
+            if seen.contains(&ip) || again.is_some_and(|a| a != ip) {
+                continue;
+            }
+            seen.push(ip);
+            let target = ip.to_string();
+            let mut blocks = inc.actions.iter().filter(|a| a.kind == ActionKind::BlockIp && a.target == target);
+            let wanted = match blocks.clone().next() {
+                None => again.is_none(),
+                Some(_) => again.is_some() && !blocks.any(|a| a.stands()),
+            };
+            if !wanted {
+                continue;
+            }
+            if protected.contains(ip) {
+                let note = format!("{ip} is protected: no containment proposed");
+                if !inc.notes.contains(&note) && !notes.contains(&note) {
+                    notes.push(note);
+                }
+                continue;
+            }
+            let reason = format!("{} ({}: {})", inc.title, f.rule, f.title);
+            let req = ContainmentRequest {
+                incident_id,
+                action: ActionKind::BlockIp,
+                target,
+                reason: crate::text::sanitize(&reason, 1024),
+                requested_by: None,
+            };
+            out.push(Envelope::caused_by(cause, &name, Payload::Containment(req), n + out.len() as u32));
+        }
+        if !notes.is_empty()
+            && let Some(inc) = self.edit(incident_id)
+        {
+            inc.notes.extend(notes);
+        }
+        out
+    }
+
     pub(super) async fn containment(
         &mut self,
+        env: &Envelope,
         req: &ContainmentRequest,
         tools: &dyn Tools,
     ) -> Result<Effects, AgentError> {
@@ -71,7 +133,7 @@ impl IncidentResponse {
         let mut fx = Effects::default();
         // Addresses are normalised here (and refused when protected, whatever asked);
         // every other target is validated by contain_threat itself.
-        let ip: Option<IpAddr> = req.target.trim().parse().ok();
+        let ip: Option<IpAddr> = req.target.trim().parse::<IpAddr>().ok().map(|i| i.to_canonical());
         if let Some(why) = Self::refusal(req, ip) {
             let what = format!("{} {}", req.action, crate::text::sanitize(&req.target, 64));
             if req.requested_by.as_deref() != Some("model") {
@@ -82,9 +144,11 @@ impl IncidentResponse {
             return Ok(self.refuse(req.incident_id, note, detail));
         }
         let target = ip.map(|i| i.to_string()).unwrap_or_else(|| req.target.trim().to_string());
-        if inc.actions.iter().any(|a| a.kind == req.action && a.target == target) {
+        let earlier = inc.actions.iter().filter(|a| a.kind == req.action && a.target == target);
+        if earlier.clone().any(|a| a.stands()) {
             return Ok(fx); // Already requested.
         }
+        let nth = earlier.count();
         if let Some(ip) = ip
             && req.action == ActionKind::BlockIp
             && self.env.protected.contains(ip)
@@ -104,22 +168,9 @@ impl IncidentResponse {
             serde_json::json!({ "incident": inc.id, "spec": spec, "outcome": outcome.summary() }),
         ));
         let now = Utc::now();
-        let mut steps = Vec::new();
-        let mut undo_target = None;
-        let (status, argv, output) = match outcome {
-            ToolOutcome::DryRun { argv, steps: s } if mode == ResponseMode::Approve => {
-                steps = s;
-                (ActionStatus::PendingApproval, argv, None)
-            }
-            ToolOutcome::DryRun { argv, steps: s } => {
-                steps = s;
-                (ActionStatus::DryRun, argv, None)
-            }
-            ToolOutcome::Succeeded(Executed { argv, output, undo }) => {
-                undo_target = undo;
-                (ActionStatus::Executed, argv, Some(output))
-            }
-            ToolOutcome::Denied(reason) => {
+        let Carried { status, argv, output, steps, undo_target } = match carried(outcome, mode) {
+            Ok(c) => c,
+            Err(reason) => {
                 let target = crate::text::sanitize(&target, 80);
                 let inc = self.edit_known(req.incident_id)?;
                 inc.notes.push(format!("{} of {target} denied: {reason}", req.action));
@@ -131,11 +182,9 @@ impl IncidentResponse {
                 ));
                 return Ok(fx);
             }
-            ToolOutcome::Failed(e) => (ActionStatus::Failed, Vec::new(), Some(e)),
-            ToolOutcome::TimedOut => (ActionStatus::Failed, Vec::new(), Some("timed out".into())),
         };
         let action = Action {
-            id: Uuid::new_v5(&req.incident_id, format!("{}/{}", req.action, target).as_bytes()),
+            id: action_id(req.incident_id, req.action, &target, nth),
             kind: req.action,
             target: crate::text::sanitize(&target, 256),
             mode,
@@ -157,6 +206,10 @@ impl IncidentResponse {
             inc.status = IncidentStatus::Contained;
             fx.flush = true;
         }
+        // The incident's first block: every other attacker of it is blocked too (later
+        // ones as triage sees them).
+        let first_block =
+            req.action == ActionKind::BlockIp && !inc.actions.iter().any(|a| a.kind == ActionKind::BlockIp);
         inc.actions.push(action.clone());
         inc.updated_at = now;
         fx.audit.push(AuditEntry::new(
@@ -166,6 +219,10 @@ impl IncidentResponse {
             serde_json::to_value(&action).unwrap_or_default(),
         ));
         fx.writes.push(Write::Action { incident_id: inc.id, action });
+        if first_block {
+            let more = self.contain_attackers(env, req.incident_id, None, 1);
+            fx.route.extend(more);
+        }
         Ok(fx)
     }
 
@@ -314,4 +371,40 @@ impl IncidentResponse {
         }
         Ok(fx)
     }
+}
+
+/// What a containment tool call left to record.
+struct Carried {
+    status: ActionStatus,
+    argv: Vec<String>,
+    output: Option<String>,
+    steps: Vec<String>,
+    undo_target: Option<String>,
+}
+
+/// The record of a `contain_threat` outcome in `mode`; `Err`: denied, and why.
+fn carried(outcome: ToolOutcome<Executed>, mode: ResponseMode) -> Result<Carried, String> {
+    let c = |status, argv, output, steps| Carried { status, argv, output, steps, undo_target: None };
+    Ok(match outcome {
+        ToolOutcome::DryRun { argv, steps } if mode == ResponseMode::Approve => {
+            c(ActionStatus::PendingApproval, argv, None, steps)
+        }
+        ToolOutcome::DryRun { argv, steps } => c(ActionStatus::DryRun, argv, None, steps),
+        ToolOutcome::Succeeded(Executed { argv, output, undo }) => {
+            Carried { undo_target: undo, ..c(ActionStatus::Executed, argv, Some(output), Vec::new()) }
+        }
+        ToolOutcome::Denied(reason) => return Err(reason),
+        ToolOutcome::Failed(e) => c(ActionStatus::Failed, Vec::new(), Some(e), Vec::new()),
+        ToolOutcome::TimedOut => c(ActionStatus::Failed, Vec::new(), Some("timed out".into()), Vec::new()),
+    })
+}
+
+/// The id of the `nth` action of a kind on a target in an incident: the first keeps the
+/// plain id, a later one (the earlier failed, lapsed or was rolled back) is numbered.
+fn action_id(incident: Uuid, kind: ActionKind, target: &str, nth: usize) -> Uuid {
+    let name = match nth {
+        0 => format!("{kind}/{target}"),
+        n => format!("{kind}/{target}/{n}"),
+    };
+    Uuid::new_v5(&incident, name.as_bytes())
 }

@@ -37,9 +37,11 @@ impl IncidentResponse {
     }
 
     /// Folds the other open incidents that hold findings of a campaign into the
-    /// campaign's incident: their findings move over, their entities point to it, and
-    /// they are closed with a note saying where they went.
-    fn merge_related(&mut self, target: Uuid, f: &Finding, now: chrono::DateTime<Utc>) {
+    /// campaign's incident: their findings and containment actions move over (an
+    /// attacker blocked stays blocked, an action waiting for approval still waits), their
+    /// entities point to it, a playbook still running there is aborted, and they are
+    /// closed with a note saying where they went.
+    fn merge_related(&mut self, target: Uuid, f: &Finding, now: chrono::DateTime<Utc>, fx: &mut Effects) {
         let mut others: Vec<Uuid> = f
             .related
             .iter()
@@ -57,17 +59,34 @@ impl IncidentResponse {
         for oid in others {
             let Some(other) = self.edit(oid) else { continue };
             let moved = std::mem::take(&mut other.findings);
+            let actions = std::mem::take(&mut other.actions);
             let entities = other.entities.clone();
             other.status = IncidentStatus::Closed;
+            if let Some(run) = other.playbook.as_mut()
+                && matches!(run.status, RunStatus::Running | RunStatus::Waiting)
+            {
+                run.status = RunStatus::Aborted;
+                run.gate = None;
+                other.notes.push(format!("playbook `{}` aborted: the incident was merged", run.playbook));
+            }
             other.notes.push(format!("merged into campaign incident {target}"));
             other.updated_at = now;
             for m in &moved {
                 self.finding_incident.insert(m.id, target);
+                self.by_entity.insert(m.entity(), target);
             }
-            for e in &entities {
+            for e in entities.iter().filter(|e| e.starts_with("campaign:")) {
                 self.by_entity.insert(e.clone(), target);
             }
+            for a in &actions {
+                fx.writes.push(Write::Action { incident_id: target, action: a.clone() });
+            }
             let Some(inc) = self.edit(target) else { continue };
+            for a in actions {
+                if !inc.actions.iter().any(|x| x.id == a.id || (x.kind == a.kind && x.target == a.target)) {
+                    inc.actions.push(a);
+                }
+            }
             for m in moved {
                 if !inc.findings.iter().any(|x| x.id == m.id) {
                     inc.severity = inc.severity.max(m.severity);
@@ -127,7 +146,7 @@ impl IncidentResponse {
                 // Deterministic from the finding: re-handling cannot open a second one.
                 let id = Uuid::new_v5(&f.id, b"incident");
                 let mut entities = vec![entity.clone()];
-                entities.extend(f.users.iter().take(16).map(|u| format!("user:{u}")));
+                entities.extend(f.users.iter().take(16).map(|u| format!("user:{u}")).filter(|u| *u != entity));
                 let inc = Incident {
                     last_activity: f.last_seen,
                     ..Incident::open(id, f.rule.clone(), f.title.clone(), f.severity, entities, vec![f.clone()], now)
@@ -141,6 +160,15 @@ impl IncidentResponse {
             }
         };
         self.finding_incident.insert(f.id, id);
+        self.by_entity.insert(entity, id);
+        // An attacker back after its block failed, lapsed or was rolled back: asked again.
+        if existing.is_some()
+            && f.severity >= self.def.response.contain_min_severity
+            && let Some(ip) = f.src_ip.as_deref().and_then(|s| s.parse::<std::net::IpAddr>().ok())
+        {
+            let again = self.contain_attackers(env, id, Some(ip.to_canonical()), 100);
+            fx.route.extend(again);
+        }
         if let Some(key) = campaign_key {
             self.by_entity.insert(key.clone(), id);
             let Some(inc) = self.edit(id) else { return Ok(fx) };
@@ -149,7 +177,7 @@ impl IncidentResponse {
             }
             if !f.related.is_empty() {
                 inc.title = f.title.clone();
-                self.merge_related(id, f, now);
+                self.merge_related(id, f, now, &mut fx);
             }
         }
         fx.route.push(Envelope::caused_by(env, self.name(), Payload::Triage(IncidentRef { incident_id: id }), 0));

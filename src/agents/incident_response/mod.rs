@@ -55,9 +55,17 @@ impl IncidentResponse {
             finding_incident: HashMap::new(),
             dirty: Default::default(),
         };
+        let mut incidents = incidents;
+        // The newest incident of an entity is the one its findings attach to.
+        incidents.sort_by_key(|i| (i.created_at, i.id));
         for i in incidents {
+            // What findings attach by: their own entities and the incident's campaigns
+            // (not every account listed — a guessed `root` must not pull findings in).
             if i.status != IncidentStatus::Closed && i.kind != "agent_failed" {
-                for e in &i.entities {
+                for f in &i.findings {
+                    me.by_entity.insert(f.entity(), i.id);
+                }
+                for e in i.entities.iter().filter(|e| e.starts_with("campaign:")) {
                     me.by_entity.insert(e.clone(), i.id);
                 }
             }
@@ -123,7 +131,7 @@ impl AgentLogic for IncidentResponse {
             match &env.payload {
                 Payload::Detection(f) => self.detection(env, f),
                 Payload::Triage(r) => self.triage(env, r, tools).await,
-                Payload::Containment(c) => self.containment(c, tools).await,
+                Payload::Containment(c) => self.containment(env, c, tools).await,
                 Payload::Handoff(h) => Ok(self.handoff(h)),
                 Payload::Instruction(i) => {
                     let snap = crate::tools::Snapshot::default();

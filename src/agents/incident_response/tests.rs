@@ -330,3 +330,101 @@ async fn approve_mode_stores_the_action_as_pending() {
     assert_eq!(action.mode, ResponseMode::Approve);
     assert_eq!(action.status, ActionStatus::PendingApproval);
 }
+
+/// Tools that triage as a brute force and carry out every containment.
+fn enforcing_tools() -> MockTools {
+    let mut tools = MockTools::new();
+    tools.expect_execute().returning(|call| {
+        let out = if call.args::<TriageIncident>().is_some() {
+            reply::<TriageIncident>(ToolOutcome::Succeeded(TriageResult {
+                kind: "ssh_brute_force".into(),
+                severity: Severity::High,
+                priority: Priority::P3,
+                deadline: None,
+                asset: None,
+                reasons: vec!["test".into()],
+            }))
+        } else if let Some(spec) = call.args::<ContainThreat>() {
+            let argv = vec!["nft".into(), format!("{}", spec.kind), spec.target.clone()];
+            reply::<ContainThreat>(ToolOutcome::Succeeded(crate::tools::response::contain_threat::Executed {
+                argv,
+                output: String::new(),
+                undo: None,
+            }))
+        } else {
+            ToolOutcome::Failed("not here".into())
+        };
+        Box::pin(async move { out })
+    });
+    tools
+}
+
+/// Handles envelopes (and everything they route) until nothing is left; the actions
+/// written, in order.
+async fn settle(ir: &mut IncidentResponse, first: Vec<Envelope>, tools: &MockTools) -> Vec<Action> {
+    let mut queue: std::collections::VecDeque<Envelope> = first.into();
+    let mut actions = Vec::new();
+    while let Some(env) = queue.pop_front() {
+        let fx = handle(ir, &env, tools).await;
+        actions.extend(fx.writes.iter().filter_map(|w| match w {
+            Write::Action { action, .. } => Some(action.clone()),
+            _ => None,
+        }));
+        queue.extend(fx.route);
+    }
+    actions
+}
+
+/// The addresses with a block in force, over every incident.
+fn blocked(ir: &IncidentResponse) -> std::collections::BTreeSet<String> {
+    ir.incidents
+        .values()
+        .flat_map(|i| i.actions.iter())
+        .filter(|a| a.kind == ActionKind::BlockIp && a.stands())
+        .map(|a| a.target.clone())
+        .collect()
+}
+
+#[actix_rt::test]
+async fn every_attacker_keeps_its_own_block_through_merges_campaigns_and_time() {
+    let mut ir = setup(ResponseMode::Enforce);
+    let tools = enforcing_tools();
+    let det = |f: Finding| Envelope::new("test", Payload::Detection(f));
+    // Two attackers, two incidents, each blocked.
+    let (a, b) = (finding("198.51.100.1", 0), finding("198.51.100.2", 10));
+    settle(&mut ir, vec![det(a.clone()), det(b.clone())], &tools).await;
+    assert_eq!(blocked(&ir), ["198.51.100.1", "198.51.100.2"].map(String::from).into());
+    // A campaign links them: B's incident is merged into A's, its block moves along.
+    let c = Uuid::new_v4();
+    let mut camp = finding("198.51.100.1", 20);
+    camp.rule = "campaign".into();
+    camp.id = Finding::derive_id("campaign", "c", camp.last_seen);
+    camp.related = vec![a.id, b.id];
+    camp.campaign = Some(c);
+    settle(&mut ir, vec![det(camp)], &tools).await;
+    let open: Vec<&Arc<Incident>> = ir.incidents.values().filter(|i| i.status != IncidentStatus::Closed).collect();
+    assert_eq!(open.len(), 1, "one campaign incident");
+    assert_eq!(open[0].actions.len(), 2, "both blocks are on it");
+    // A third attacker joins the campaign: its own block.
+    let mut joiner = finding("198.51.100.3", 30);
+    joiner.campaign = Some(c);
+    settle(&mut ir, vec![det(joiner)], &tools).await;
+    assert_eq!(blocked(&ir).len(), 3);
+    // A low finding from a fourth address (below the containment threshold) gets none.
+    let mut low = finding("198.51.100.4", 35);
+    low.severity = Severity::Low;
+    low.campaign = Some(c);
+    settle(&mut ir, vec![det(low)], &tools).await;
+    assert_eq!(blocked(&ir).len(), 3);
+    // Time passes within the blocks' life: the merged incident's block is not undone.
+    let fx = ir.on_tick(Utc::now(), &tools).await.unwrap();
+    assert!(fx.writes.is_empty(), "nothing to roll back: {:?}", fx.writes);
+    // Their life ends: all rolled back. B comes back: blocked again, as a new action.
+    let later = Utc::now() + chrono::Duration::seconds(ir.def.response.block_ttl_secs as i64 + 1);
+    ir.on_tick(later, &tools).await.unwrap();
+    assert!(blocked(&ir).is_empty());
+    let acts = settle(&mut ir, vec![det(finding("198.51.100.2", 4000))], &tools).await;
+    assert_eq!(acts.len(), 1);
+    assert_eq!((acts[0].target.as_str(), acts[0].status), ("198.51.100.2", ActionStatus::Executed));
+    assert_eq!(blocked(&ir), ["198.51.100.2".to_string()].into());
+}

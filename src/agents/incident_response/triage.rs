@@ -3,16 +3,12 @@
 //! incident's playbook takes over, or without one a block of the attacker's address is
 //! proposed.
 
-use std::net::IpAddr;
-
 use chrono::Utc;
 
 use super::IncidentResponse;
 use crate::agents::{AgentError, Effects, Tools};
 use crate::kb::audit::{AuditEntry, AuditKind};
-use crate::messages::{
-    ActionKind, ContainmentRequest, Envelope, Incident, IncidentRef, IncidentStatus, Payload, TriageResult,
-};
+use crate::messages::{ActionKind, Envelope, Incident, IncidentRef, IncidentStatus, TriageResult};
 use crate::tools::response::execute_playbook::ExecutePlaybook;
 use crate::tools::response::playbook::run::{self, Begin};
 use crate::tools::response::triage_incident::TriageIncident;
@@ -37,7 +33,7 @@ impl IncidentResponse {
         // Let go of the shared copy: changing the incident below must not copy it.
         drop(inc);
         let name = self.def.name.clone();
-        let (contain_min, protected) = (self.def.response.contain_min_severity, self.env.protected.clone());
+        let contain_min = self.def.response.contain_min_severity;
         // A playbook for this type of incident takes over (when the agent runs them).
         let playbooks = self.def.playbooks.clone();
         let matching = playbooks.iter().filter(|_| self.declares::<ExecutePlaybook>()).find(|p| {
@@ -58,47 +54,23 @@ impl IncidentResponse {
             "triage_incident",
             serde_json::json!({ "incident": inc.id, "severity": result.severity, "priority": result.priority, "reasons": result.reasons }),
         ));
-        match run::begin(inc, matching, Utc::now()) {
-            Begin::Started { playbook, first } => {
-                fx.audit.push(AuditEntry::new(
-                    &name,
-                    AuditKind::ToolCall,
-                    "execute_playbook",
-                    serde_json::json!({ "incident": inc.id, "playbook": playbook, "started": true }),
-                ));
-                let first = *first;
-                fx.route.push(Envelope::caused_by(env, &name, first.payload, first.n));
-                return Ok(fx);
-            }
-            Begin::Running => return Ok(fx),
-            Begin::None => {}
+        let began = run::begin(inc, matching, Utc::now());
+        let playbook = !matches!(began, Begin::None);
+        if let Begin::Started { playbook, first } = began {
+            fx.audit.push(AuditEntry::new(
+                &name,
+                AuditKind::ToolCall,
+                "execute_playbook",
+                serde_json::json!({ "incident": inc.id, "playbook": playbook, "started": true }),
+            ));
+            fx.route.push(Envelope::caused_by(env, &name, first.payload, first.n));
         }
-        // Without a playbook: propose a block of the attacker's address (unless it is
-        // protected or already blocked).
-        let target = inc.entities.iter().find_map(|e| e.parse::<IpAddr>().ok());
-        if let Some(ip) = target
-            && inc.severity >= contain_min
-        {
-            let already = inc.actions.iter().any(|a| a.kind == ActionKind::BlockIp && a.target == ip.to_string());
-            if protected.contains(ip) {
-                let note = format!("{ip} is protected: no containment proposed");
-                if !inc.notes.contains(&note) {
-                    inc.notes.push(note);
-                }
-            } else if !already {
-                fx.route.push(Envelope::caused_by(
-                    env,
-                    &name,
-                    Payload::Containment(ContainmentRequest {
-                        incident_id: inc.id,
-                        action: ActionKind::BlockIp,
-                        target: ip.to_string(),
-                        reason: format!("{} ({})", inc.title, result.reasons.join("; ")),
-                        requested_by: None,
-                    }),
-                    0,
-                ));
-            }
+        // Containment of every attacker: once the incident blocks one (its playbook
+        // decided so), or without a playbook when it is severe enough.
+        let blocks = inc.actions.iter().any(|a| a.kind == ActionKind::BlockIp);
+        if blocks || (!playbook && inc.severity >= contain_min) {
+            let more = self.contain_attackers(env, r.incident_id, None, 10);
+            fx.route.extend(more);
         }
         Ok(fx)
     }
@@ -133,8 +105,18 @@ impl IncidentResponse {
     }
 }
 
-/// The triage's type, severity and priority become the incident's.
+/// The triage's type, severity and priority become the incident's. An attack that
+/// succeeded is titled by the finding that shows it (a compromise is not "SSH brute
+/// force", even in a campaign's incident).
 fn apply(inc: &mut Incident, result: &TriageResult) {
+    let succeeded =
+        matches!(result.kind.as_str(), "credential_compromise" | "ransomware" | "data_exfiltration" | "malware_c2");
+    if succeeded
+        && let Some(f) = crate::tools::response::triage::defining_finding(inc, &result.kind)
+        && inc.title != f.title
+    {
+        inc.title = f.title.clone();
+    }
     inc.severity = result.severity;
     inc.priority = result.priority;
     inc.kind = result.kind.clone();

@@ -404,7 +404,7 @@ impl AuthDetector {
                 id: Finding::derive_id("ssh_success_after_failures", &ip.to_string(), t),
                 rule: "ssh_success_after_failures".into(),
                 title: format!(
-                    "Successful SSH login as {} from {ip} after {} failed attempts",
+                    "Credential compromise: {ip} logged in as {} after {} failed attempts",
                     sanitize(&user, 64),
                     st.streak
                 ),

@@ -294,13 +294,16 @@ fn keys(f: &Finding) -> (Vec<String>, Option<String>) {
     if let Some(ip) = &f.src_ip {
         strong.push(format!("ip:{ip}"));
     }
+    // Accounts link only when the finding shows the account in use — a login that
+    // worked, a sudo, a session — never when it was merely guessed at: every address on
+    // the Internet guesses `root`, and that does not make them one attacker.
+    let used = shows_use(f);
     if let Some(e) = &f.entity
         && !e.starts_with("host:")
+        && (used || !e.starts_with("user:"))
     {
         strong.push(e.clone());
     }
-    // Accounts link when the finding shows the account in use, not merely guessed at.
-    let used = f.tactics.iter().any(|t| t != "TA0006" && t != "TA0043");
     if used && f.users.len() <= 2 {
         for u in &f.users {
             strong.push(format!("user:{u}"));
@@ -313,6 +316,16 @@ fn keys(f: &Finding) -> (Vec<String>, Option<String>) {
     strong.dedup();
     let weak = (!f.host.is_empty()).then(|| format!("host:{}", f.host));
     (strong, weak)
+}
+
+/// Whether a finding shows its accounts in use: valid accounts (T1078), or activity
+/// that needs a foothold (initial access, execution, persistence, privilege escalation,
+/// defence evasion, lateral movement, collection, exfiltration, C2, impact). Guessing,
+/// probing and enumerating (credential access, reconnaissance, discovery) do not.
+fn shows_use(f: &Finding) -> bool {
+    const USE: [&str; 10] =
+        ["TA0001", "TA0002", "TA0003", "TA0004", "TA0005", "TA0008", "TA0009", "TA0010", "TA0011", "TA0040"];
+    f.techniques.iter().any(|t| t.starts_with("T1078")) || f.tactics.iter().any(|t| USE.contains(&t.as_str()))
 }
 
 fn tactic_name(id: &str) -> &'static str {
@@ -508,8 +521,18 @@ mod tests {
         let mut c = Correlator::new(CorrelationParams::default());
         assert!(c.correlate(&mut [f("brute", Some("198.51.100.1"), &["root"], &["TA0006"], 0)]).is_empty());
         assert!(c.correlate(&mut [f("scan", Some("198.51.100.2"), &["root"], &["TA0043"], 1)]).is_empty());
+        // Enumerating accounts (discovery) and a distributed guess at `root` (an account
+        // entity, guessed at) do not link to anything through `root` either.
+        assert!(c.correlate(&mut [f("enum", Some("198.51.100.3"), &["root"], &["TA0006", "TA0007"], 1)]).is_empty());
+        let mut dbf = f("dbf", None, &["root"], &["TA0006"], 1);
+        assert_eq!(dbf.entity.as_deref(), Some("user:root"));
+        assert!(c.correlate(std::slice::from_mut(&mut dbf)).is_empty());
         // Post-compromise activity on the host without a foothold there stays alone.
         assert!(c.correlate(&mut [f("useradd", None, &["svc"], &["TA0003"], 2)]).is_empty());
+        // One of them gets in as root: its own group (its address) — not the others'.
+        let mut login = [f("login", Some("198.51.100.4"), &["root"], &["TA0001", "TA0006"], 3)];
+        assert!(c.correlate(&mut login).is_empty());
+        assert_eq!(c.groups.map.len(), 6, "six findings, six groups");
         // Outside the window: a new group.
         let late = f("login", Some("198.51.100.1"), &["root"], &["TA0001"], 60 * 48);
         assert!(c.correlate(&mut [late]).is_empty());

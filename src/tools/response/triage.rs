@@ -25,7 +25,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 pub use crate::messages::TriageResult;
-use crate::messages::{Incident, Priority, Severity};
+use crate::messages::{Finding, Incident, Priority, Severity};
 
 /// How much an asset matters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -129,50 +129,61 @@ impl Assets {
     }
 }
 
+/// The incident types, most serious first, and what a finding shows each by.
+const TYPES: [(&str, &str); 11] = [
+    ("ransomware", "files are being encrypted (T1486)"),
+    ("data_exfiltration", "data left the network (exfiltration)"),
+    ("credential_compromise", "a login succeeded with guessed or stolen credentials"),
+    ("malware_c2", "a host talks to command-and-control infrastructure"),
+    ("privilege_abuse", "privileges were raised or accounts created"),
+    ("vulnerability_exploitation", "a vulnerability was exploited"),
+    ("phishing", "phishing (T1566)"),
+    ("web_attack", "attacks against a web application"),
+    ("brute_force", "password guessing (T1110)"),
+    ("reconnaissance", "scanning and probing"),
+    // Not in the usual list, but log tampering is neither of the above.
+    ("defense_evasion", "logs were tampered with (defense evasion)"),
+];
+
+/// Whether one finding shows an incident type.
+fn shows(kind: &str, f: &Finding) -> bool {
+    let tech = |p: &str| f.techniques.iter().any(|t| t.starts_with(p));
+    let tactic = |t: &str| f.tactics.iter().any(|x| x == t);
+    let rule = |r: &str| f.rule.contains(r);
+    match kind {
+        "ransomware" => tech("T1486") || rule("ransom"),
+        "data_exfiltration" => rule("exfiltration") || tactic("TA0010"),
+        "credential_compromise" => rule("success_after_failures") || tech("T1078"),
+        "malware_c2" => rule("beaconing") || rule("dns_tunnelling") || tactic("TA0011"),
+        "privilege_abuse" => tactic("TA0004") || tech("T1136") || tech("T1098"),
+        "vulnerability_exploitation" => tech("T1068") || tech("T1203") || tech("T1210"),
+        "phishing" => tech("T1566"),
+        "web_attack" => rule("web_") || tech("T1190") || tech("T1189"),
+        "brute_force" => tech("T1110"),
+        "reconnaissance" => tactic("TA0043") || tactic("TA0007"),
+        "defense_evasion" => tactic("TA0005"),
+        _ => false,
+    }
+}
+
 /// The incident types, most serious first, and what shows each.
 fn classify(inc: &Incident) -> (&'static str, String) {
     if inc.kind == "agent_failed" {
         return ("agent_failure", "an agent failed past its restart budget".into());
     }
-    let has_tech = |p: &str| inc.findings.iter().any(|f| f.techniques.iter().any(|t| t.starts_with(p)));
-    let has_tactic = |t: &str| inc.findings.iter().any(|f| f.tactics.iter().any(|x| x == t));
-    let has_rule = |r: &str| inc.findings.iter().any(|f| f.rule.contains(r));
-    let rules: &[(&'static str, bool, &str)] = &[
-        ("ransomware", has_tech("T1486") || has_rule("ransom"), "files are being encrypted (T1486)"),
-        ("data_exfiltration", has_rule("exfiltration") || has_tactic("TA0010"), "data left the network (exfiltration)"),
-        (
-            "credential_compromise",
-            has_rule("success_after_failures") || has_tech("T1078"),
-            "a login succeeded with guessed or stolen credentials",
-        ),
-        (
-            "malware_c2",
-            has_rule("beaconing") || has_rule("dns_tunnelling") || has_tactic("TA0011"),
-            "a host talks to command-and-control infrastructure",
-        ),
-        (
-            "privilege_abuse",
-            has_tactic("TA0004") || has_tech("T1136") || has_tech("T1098"),
-            "privileges were raised or accounts created",
-        ),
-        (
-            "vulnerability_exploitation",
-            has_tech("T1068") || has_tech("T1203") || has_tech("T1210"),
-            "a vulnerability was exploited",
-        ),
-        ("phishing", has_tech("T1566"), "phishing (T1566)"),
-        ("web_attack", has_rule("web_") || has_tech("T1190") || has_tech("T1189"), "attacks against a web application"),
-        ("brute_force", has_tech("T1110"), "password guessing (T1110)"),
-        ("reconnaissance", has_tactic("TA0043") || has_tactic("TA0007"), "scanning and probing"),
-        // Not in the usual list, but log tampering is neither of the above.
-        ("defense_evasion", has_tactic("TA0005"), "logs were tampered with (defense evasion)"),
-    ];
-    for (kind, hit, why) in rules {
-        if *hit {
+    for (kind, why) in TYPES {
+        if inc.findings.iter().any(|f| shows(kind, f)) {
             return (kind, why.to_string());
         }
     }
     ("reconnaissance", format!("no stronger sign than `{}`", inc.kind))
+}
+
+/// The finding that shows an incident's type best: the first one of it that is not a
+/// campaign's summary (a campaign lists every technique of its members), else any.
+pub fn defining_finding<'a>(inc: &'a Incident, kind: &str) -> Option<&'a Finding> {
+    let of_kind = || inc.findings.iter().filter(move |f| shows(kind, f));
+    of_kind().find(|f| f.rule != "campaign").or_else(|| of_kind().next())
 }
 
 fn up(s: Severity) -> Severity {
