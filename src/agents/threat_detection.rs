@@ -389,8 +389,9 @@ mod tests {
     }
 
     fn events(lines: &[&str]) -> Vec<crate::messages::Event> {
-        let mut years = crate::ingest::parse::YearInference::new(chrono::Utc::now());
-        lines.iter().map(|l| crate::ingest::parse::auth::parse_line(l.to_string(), &mut years).unwrap()).collect()
+        let years = crate::ingest::parse::YearInference::new(chrono::Utc::now());
+        let mut st = Default::default();
+        lines.iter().map(|l| crate::ingest::parse::auth::parse_line(l.to_string(), &years, &mut st).unwrap().0).collect()
     }
 
     fn tools() -> MockTools {

@@ -203,17 +203,25 @@ pub fn local_hostname() -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// Parses lines of one format into events, counting what it could not parse.
+/// Parses lines of one format into events, counting what each parser took and what
+/// none understood.
 pub struct LineParser {
     format: LogFormat,
     years: parse::YearInference,
     last_time: Option<DateTime<Utc>>,
     zeek: parse::zeek::ZeekHeader,
+    state: parse::auth::ParseState,
 }
 
 impl LineParser {
     pub fn new(format: LogFormat, reference: DateTime<Utc>) -> Self {
-        LineParser { format, years: parse::YearInference::new(reference), last_time: None, zeek: Default::default() }
+        LineParser {
+            format,
+            years: parse::YearInference::new(reference),
+            last_time: None,
+            zeek: Default::default(),
+            state: Default::default(),
+        }
     }
 
     /// Before reading a file from the middle (a checkpoint), reads its header: a Zeek
@@ -238,41 +246,47 @@ impl LineParser {
         self.years = parse::YearInference::new(reference);
     }
 
-    /// Parses a line into an event. A line whose header cannot be parsed is counted and
-    /// still becomes an event (for keyword rules) at the time of the line before it.
+    /// Parses a line into an event. A line no parser understands is counted and still
+    /// becomes an event (for keyword rules) at the time of the line before it.
     pub fn parse(&mut self, line: String, stats: &mut BatchStats, out: &mut Vec<Event>) {
+        use crate::messages::Parser;
         stats.lines += 1;
         // Zeek headers (also recognised in `auto`) configure the parser; they are not events.
         if line.starts_with('#') && matches!(self.format, LogFormat::Zeek | LogFormat::Auto) && self.zeek.header(&line)
         {
+            stats.parsers.inc(Parser::Zeek);
             return;
         }
         let fallback = self.last_time.unwrap_or_else(|| self.years.reference());
+        let tagged = |p: Parser| move |ev: Event| (ev, p);
+        let (years, state) = (&self.years, &mut self.state);
         let parsed = match self.format {
-            LogFormat::Zeek => self.zeek.record(line, fallback),
-            LogFormat::Auto if self.zeek.ready() => self.zeek.record(line, fallback),
-            LogFormat::Auth => parse::auth::parse_line(line, &mut self.years),
-            LogFormat::Web => parse::web::parse_line(line),
-            LogFormat::Json => parse::json::parse_line(line, self.last_time.unwrap_or_else(|| self.years.reference())),
-            LogFormat::Auto => {
-                let fallback = self.last_time.unwrap_or_else(|| self.years.reference());
-                parse::auth::parse_line(line, &mut self.years)
-                    .or_else(|parse::Unparsed(l)| parse::web::parse_line(l))
-                    .or_else(|parse::Unparsed(l)| {
-                        if l.starts_with('{') { parse::json::parse_line(l, fallback) } else { Err(parse::Unparsed(l)) }
-                    })
-            }
+            LogFormat::Zeek => self.zeek.record(line, fallback).map(tagged(Parser::Zeek)),
+            LogFormat::Auto if self.zeek.ready() => self.zeek.record(line, fallback).map(tagged(Parser::Zeek)),
+            LogFormat::Auth => parse::auth::parse_line(line, years, state),
+            LogFormat::Web => parse::web::parse_line(line).map(tagged(Parser::WebAccess)),
+            LogFormat::Json => parse::json::parse_line(line, fallback).map(tagged(Parser::Json)),
+            LogFormat::Auto => parse::auth::parse_line(line, years, state)
+                .or_else(|parse::Unparsed(l)| parse::web::parse_line(l).map(tagged(Parser::WebAccess)))
+                .or_else(|parse::Unparsed(l)| {
+                    if l.starts_with('{') {
+                        parse::json::parse_line(l, fallback).map(tagged(Parser::Json))
+                    } else {
+                        Err(parse::Unparsed(l))
+                    }
+                })
+                .or_else(|parse::Unparsed(l)| parse::auth::parse_native(l, years, state)),
         };
         match parsed {
-            Ok(ev) => {
+            Ok((ev, parser)) => {
+                stats.parsers.inc(parser);
                 self.last_time = Some(ev.time);
                 out.push(ev);
             }
             Err(parse::Unparsed(raw)) => {
                 stats.unparsed += 1;
-                let time = self.last_time.unwrap_or_else(|| self.years.reference());
                 out.push(Event {
-                    time,
+                    time: fallback,
                     json: None,
                     host: String::new(),
                     program: String::new(),

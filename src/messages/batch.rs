@@ -29,12 +29,15 @@ pub struct BatchStats {
     pub lines: u64,
     pub invalid_utf8: u64,
     pub truncated: u64,
-    /// Lines whose syslog header could not be parsed.
+    /// Lines no parser understood (they still reach keyword rules).
     pub unparsed: u64,
     /// The file was truncated in place just before these lines (copytruncate, or
     /// someone emptying a log).
     #[serde(default)]
     pub file_truncated: bool,
+    /// Lines each parser took.
+    #[serde(default)]
+    pub parsers: ParserCounts,
 }
 
 impl BatchStats {
@@ -44,6 +47,144 @@ impl BatchStats {
         self.truncated += o.truncated;
         self.unparsed += o.unparsed;
         self.file_truncated |= o.file_truncated;
+        self.parsers.add(&o.parsers);
+    }
+}
+
+/// The parsers a line can be taken by: a program's messages in a syslog line, a
+/// service's own log format, or a whole format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Parser {
+    Sshd,
+    Dropbear,
+    Pam,
+    Sudo,
+    Su,
+    Accounts,
+    Logind,
+    Postfix,
+    Dovecot,
+    Exim,
+    Courier,
+    Cyrus,
+    Vsftpd,
+    Proftpd,
+    PureFtpd,
+    Mysql,
+    Postgresql,
+    ApacheError,
+    NginxError,
+    Audit,
+    WebAccess,
+    Json,
+    Zeek,
+    /// A syslog line of a program no parser above reads (its header is understood).
+    Syslog,
+}
+
+impl Parser {
+    pub const ALL: [Parser; 24] = [
+        Parser::Sshd,
+        Parser::Dropbear,
+        Parser::Pam,
+        Parser::Sudo,
+        Parser::Su,
+        Parser::Accounts,
+        Parser::Logind,
+        Parser::Postfix,
+        Parser::Dovecot,
+        Parser::Exim,
+        Parser::Courier,
+        Parser::Cyrus,
+        Parser::Vsftpd,
+        Parser::Proftpd,
+        Parser::PureFtpd,
+        Parser::Mysql,
+        Parser::Postgresql,
+        Parser::ApacheError,
+        Parser::NginxError,
+        Parser::Audit,
+        Parser::WebAccess,
+        Parser::Json,
+        Parser::Zeek,
+        Parser::Syslog,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Parser::Sshd => "sshd",
+            Parser::Dropbear => "dropbear",
+            Parser::Pam => "pam",
+            Parser::Sudo => "sudo",
+            Parser::Su => "su",
+            Parser::Accounts => "accounts",
+            Parser::Logind => "logind",
+            Parser::Postfix => "postfix",
+            Parser::Dovecot => "dovecot",
+            Parser::Exim => "exim",
+            Parser::Courier => "courier",
+            Parser::Cyrus => "cyrus",
+            Parser::Vsftpd => "vsftpd",
+            Parser::Proftpd => "proftpd",
+            Parser::PureFtpd => "pure-ftpd",
+            Parser::Mysql => "mysql",
+            Parser::Postgresql => "postgresql",
+            Parser::ApacheError => "apache-error",
+            Parser::NginxError => "nginx-error",
+            Parser::Audit => "audit",
+            Parser::WebAccess => "web-access",
+            Parser::Json => "json",
+            Parser::Zeek => "zeek",
+            Parser::Syslog => "syslog",
+        }
+    }
+
+    fn index(self) -> usize {
+        Parser::ALL.iter().position(|p| *p == self).unwrap_or(0)
+    }
+}
+
+/// Lines per parser (serialised as a map of the parsers that took any).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParserCounts([u64; Parser::ALL.len()]);
+
+impl ParserCounts {
+    pub fn inc(&mut self, p: Parser) {
+        self.0[p.index()] += 1;
+    }
+
+    pub fn get(&self, p: Parser) -> u64 {
+        self.0[p.index()]
+    }
+
+    pub fn add(&mut self, o: &ParserCounts) {
+        for (a, b) in self.0.iter_mut().zip(o.0.iter()) {
+            *a += b;
+        }
+    }
+
+    /// The parsers that took lines, with how many.
+    pub fn iter(&self) -> impl Iterator<Item = (Parser, u64)> + '_ {
+        Parser::ALL.iter().map(|p| (*p, self.get(*p))).filter(|(_, n)| *n > 0)
+    }
+}
+
+impl serde::Serialize for ParserCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter().map(|(p, n)| (p.as_str(), n)))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ParserCounts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = std::collections::BTreeMap::<String, u64>::deserialize(d)?;
+        let mut out = ParserCounts::default();
+        for (name, n) in m {
+            if let Some(p) = Parser::ALL.iter().find(|p| p.as_str() == name) {
+                out.0[p.index()] += n;
+            }
+        }
+        Ok(out)
     }
 }
 

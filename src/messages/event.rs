@@ -77,11 +77,20 @@ impl Event {
     }
 }
 
-/// An authentication event recognised in an sshd/PAM line.
+/// What a service logged about a client or an account: a login that failed or worked,
+/// a refusal, a probe (sshd, PAM, mail, FTP, database and web servers' error logs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuthEvent {
     pub kind: AuthEventKind,
+    /// The client's address; IPv4-mapped IPv6 (`::ffff:1.2.3.4`) is stored as IPv4.
     pub src_ip: Option<IpAddr>,
+    /// The client as a host name, when the log gave a name instead of an address (never
+    /// resolved: reported, not blocked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_name: Option<String>,
+    /// The service the client talked to.
+    #[serde(default)]
+    pub service: Service,
     pub user: Option<String>,
     /// The authentication method (`password`, `publickey`, ...).
     pub method: Option<String>,
@@ -95,21 +104,75 @@ pub struct AuthEvent {
     pub command: Option<String>,
 }
 
+/// The services whose clients Warden follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Service {
+    /// OpenSSH, dropbear (and SELinux's audit of sshd).
+    #[default]
+    Ssh,
+    /// SMTP and IMAP/POP3: postfix, exim, dovecot, courier, cyrus.
+    Mail,
+    /// HTTP servers: authentication and refusals in Apache's and nginx's error logs.
+    Web,
+    /// vsftpd, proftpd, pure-ftpd.
+    Ftp,
+    /// MySQL/MariaDB, PostgreSQL.
+    Database,
+    /// Any other PAM service that names a remote host (`rhost=`).
+    Login,
+    /// Local account activity: sudo, su, account changes, sessions.
+    Local,
+}
+
+impl Service {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Ssh => "ssh",
+            Service::Mail => "mail",
+            Service::Web => "web",
+            Service::Ftp => "ftp",
+            Service::Database => "database",
+            Service::Login => "login",
+            Service::Local => "local",
+        }
+    }
+}
+
 /// The kinds of authentication event Warden recognises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthEventKind {
-    /// `Failed <method> for [invalid user] USER from IP`.
+    /// A failed login: sshd's `Failed <method> for [invalid user] USER from IP`, a wrong
+    /// password at a mail, FTP, database or web server, a PAM `authentication failure`.
     Failure,
-    /// `Invalid user USER from IP`.
+    /// A login attempt for an account that does not exist (`Invalid user USER from IP`).
     InvalidUser,
     /// `maximum authentication attempts exceeded` / `Too many authentication failures`.
     MaxAttempts,
-    /// `Did not receive identification string from IP` and similar pre-auth probes.
+    /// The server refused a login by its own policy: `AllowUsers`/`DenyUsers`/groups,
+    /// `ROOT LOGIN REFUSED`, TCP wrappers, a locked account, a change of user.
+    Refused,
+    /// The server refused a request: mail relaying or an unknown recipient, a client
+    /// denied by the web server's configuration, a rate limit.
+    Rejected,
+    /// A connection that never sent an SSH identification (scanners and floods:
+    /// `Did not receive identification string`, `kex_exchange_identification`, `Bad
+    /// protocol version identification`, `banner exchange: … invalid format`).
     NoIdentification,
-    /// `Accepted <method> for USER from IP`.
+    /// A connection closed or reset before authenticating (`Connection closed by … [preauth]`,
+    /// `Received disconnect … [preauth]`): counted only in sshd's aggressive mode.
+    PreauthClose,
+    /// `Failed publickey for USER` of an existing account: an agent offering several
+    /// keys before the right one; not a failure by itself.
+    KeyRejected,
+    /// A request that tries to exploit the server: an overlong or malformed request
+    /// line, a shellshock function definition.
+    Exploit,
+    /// `Accepted <method> for USER from IP`, and the other services' successful logins.
     Success,
-    /// `pam_unix(...): authentication failure; ... rhost=IP` (mirrors sshd's own line).
+    /// sshd's `pam_unix(sshd:auth): authentication failure; … rhost=IP`: the same failure
+    /// as sshd's own line, so not counted again.
     PamFailure,
     /// sudo ran a command (`USER : TTY=… ; USER=root ; COMMAND=…`).
     SudoCommand,
@@ -132,12 +195,25 @@ pub enum AuthEventKind {
 }
 
 impl AuthEventKind {
+    /// A failed login attempt, counted once per line as fail2ban counts it.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            AuthEventKind::Failure | AuthEventKind::InvalidUser | AuthEventKind::MaxAttempts | AuthEventKind::Refused
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuthEventKind::Failure => "failure",
             AuthEventKind::InvalidUser => "invalid_user",
             AuthEventKind::MaxAttempts => "max_attempts",
+            AuthEventKind::Refused => "refused",
+            AuthEventKind::Rejected => "rejected",
             AuthEventKind::NoIdentification => "no_identification",
+            AuthEventKind::PreauthClose => "preauth_close",
+            AuthEventKind::KeyRejected => "key_rejected",
+            AuthEventKind::Exploit => "exploit",
             AuthEventKind::Success => "success",
             AuthEventKind::PamFailure => "pam_failure",
             AuthEventKind::SudoCommand => "sudo_command",

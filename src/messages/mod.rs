@@ -10,12 +10,12 @@ mod event;
 mod finding;
 mod incident;
 
-pub use batch::{BatchAck, BatchError, BatchStats, LogBatch};
+pub use batch::{BatchAck, BatchError, BatchStats, LogBatch, Parser, ParserCounts};
 pub use envelope::{
     ApprovalDecision, CloseRequest, ContainmentRequest, Envelope, Handoff, IncidentRef, Instruction, Payload,
     PayloadKind, PlaybookStepRef, ScanRequest, VerifyRequest,
 };
-pub use event::{AuthEvent, AuthEventKind, Event, WebRequest, json_lookup};
+pub use event::{AuthEvent, AuthEventKind, Event, Service, WebRequest, json_lookup};
 pub use finding::{EvidenceRef, Finding, IntelHit, Severity};
 pub use incident::{
     Action, ActionKind, ActionStatus, Decision, EvidenceItem, Incident, IncidentStatus, PlaybookRun, Priority,

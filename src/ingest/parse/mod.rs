@@ -1,16 +1,29 @@
-//! Parsers: syslog headers and the messages of the programs Warden understands.
+//! Parsers: syslog headers, the messages of the programs Warden understands, and the
+//! services' own log formats.
 
 /// A line a parser does not recognise, handed back whole: the next parser tries it, or
 /// it becomes an event of its own (keyword rules still see it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unparsed(pub String);
 
+pub mod audit;
 pub mod auth;
+pub mod database;
+pub mod ftp;
 pub mod json;
+pub mod local;
+pub mod mail;
+pub mod sshd;
+pub mod stamp;
 pub mod web;
+pub mod weberror;
 pub mod zeek;
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
+
+use crate::messages::{AuthEvent, AuthEventKind, Service};
 
 /// Places year-less syslog timestamps (`Nov 26 14:47:49`) in a year.
 ///
@@ -40,6 +53,11 @@ impl YearInference {
         self.reference
     }
 
+    /// A local date and time without a zone, in the host's offset.
+    pub fn local(&self, naive: chrono::NaiveDateTime) -> Option<DateTime<Utc>> {
+        Some(self.offset.from_local_datetime(&naive).single()?.with_timezone(&Utc))
+    }
+
     pub fn place(&self, month: u32, day: u32, h: u32, m: u32, s: u32) -> Option<DateTime<Utc>> {
         let year = self.reference.year();
         let at = |y: i32| {
@@ -55,12 +73,14 @@ impl YearInference {
     }
 }
 
-/// The parts of a syslog line: time, host, program and message.
+/// The parts of a syslog line: time, host, program, its pid and the message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyslogLine<'a> {
     pub time: DateTime<Utc>,
+    /// Empty when the line has none (`Nov 23 21:50:19 sshd[8148]: …`).
     pub host: &'a str,
     pub program: &'a str,
+    pub pid: Option<u32>,
     pub message: &'a str,
 }
 
@@ -90,14 +110,50 @@ fn num2(b: &[u8]) -> Option<u32> {
     }
 }
 
+/// `Mmm dd hh:mm:ss` (the day padded with a space, or not) and what follows it.
+fn bsd_time<'a>(line: &'a str, years: &YearInference) -> Option<(DateTime<Utc>, &'a str)> {
+    let b = line.as_bytes();
+    if b.len() < 15 || b[3] != b' ' {
+        return None;
+    }
+    let m = month(&b[0..3])?;
+    // `Nov  3`, `Nov 03`, or `Nov 3`.
+    let (day, at) = match (b[4], b[5]) {
+        (b' ', d) if d.is_ascii_digit() => (num2(&b[5..6])?, 6),
+        (d, b' ') if d.is_ascii_digit() => (num2(&b[4..5])?, 5),
+        _ => (num2(&b[4..6])?, 6),
+    };
+    let t = b.get(at + 1..at + 9)?;
+    if b[at] != b' ' || t[2] != b':' || t[5] != b':' {
+        return None;
+    }
+    let time = years.place(m, day, num2(&t[0..2])?, num2(&t[3..5])?, num2(&t[6..8])?)?;
+    let mut rest = &line[at + 9..];
+    // Fractions of a second (`14:47:49.123`) are dropped.
+    if let Some(r) = rest.strip_prefix('.') {
+        rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    Some((time, rest.strip_prefix(' ')?))
+}
+
+/// Whether a header token is already the program tag (`sshd[42]:`, `[sshd]`): the line
+/// has no host.
+fn is_tag(tok: &str) -> bool {
+    if tok.starts_with('[') {
+        return true;
+    }
+    let Some(t) = tok.strip_suffix(':') else { return false };
+    !t.is_empty() && t.parse::<IpAddr>().is_err() && t.bytes().all(|c| c.is_ascii_graphic())
+}
+
 /// Parses `Mmm dd hh:mm:ss host program[pid]: message` or the RFC 3339 variant
-/// (`2026-11-26T14:47:49.123456+01:00 host program[pid]: message`).
+/// (`2026-11-26T14:47:49.123456+01:00 host program[pid]: message`); the host may be
+/// missing, the program may be bracketed (`[sshd]`), a BSD priority (`<auth.info>`) and
+/// Solaris' message id (`[ID 800047 auth.info]`) are skipped.
 pub fn syslog<'a>(line: &'a str, years: &YearInference) -> Option<SyslogLine<'a>> {
     let b = line.as_bytes();
-    let (time, rest) = if b.len() >= 16 && b[3] == b' ' && b[6] == b' ' && b[9] == b':' && b[12] == b':' {
-        let t =
-            years.place(month(&b[0..3])?, num2(&b[4..6])?, num2(&b[7..9])?, num2(&b[10..12])?, num2(&b[13..15])?)?;
-        (t, line.get(16..)?)
+    let (time, rest) = if let Some(x) = bsd_time(line, years) {
+        x
     } else if b.len() > 20 && b[4] == b'-' && b[10] == b'T' {
         let sp = line.find(' ')?;
         let t = DateTime::parse_from_rfc3339(&line[..sp]).ok()?.with_timezone(&Utc);
@@ -105,16 +161,162 @@ pub fn syslog<'a>(line: &'a str, years: &YearInference) -> Option<SyslogLine<'a>
     } else {
         return None;
     };
-    let (host, rest) = rest.split_once(' ')?;
-    let (tag, message) = rest.split_once(": ").or_else(|| rest.strip_suffix(':').map(|t| (t, "")))?;
-    let program = match tag.find('[') {
-        Some(i) => &tag[..i],
-        None => tag,
+    let mut rest = rest.trim_start_matches(' ');
+    if rest.starts_with('<')
+        && let Some((_, r)) = rest.split_once("> ")
+    {
+        rest = r;
+    }
+    let first = rest.split(' ').next()?;
+    let (host, rest) = if is_tag(first) { ("", rest) } else { rest.split_once(' ')? };
+    let bracketed = if host.is_empty() { rest.strip_prefix('[') } else { None };
+    let (tag, message) = if let Some(inner) = bracketed {
+        // `[sshd]: message` or `[sshd] message`
+        let (tag, msg) = inner.split_once(']')?;
+        (tag, msg.strip_prefix(':').unwrap_or(msg).strip_prefix(' ').unwrap_or(msg))
+    } else {
+        rest.split_once(": ").or_else(|| rest.strip_suffix(':').map(|t| (t, "")))?
+    };
+    let (program, pid) = match tag.find('[') {
+        Some(i) if tag.ends_with(']') => (&tag[..i], tag[i + 1..tag.len() - 1].parse().ok()),
+        Some(i) => (&tag[..i], None),
+        None => (tag, None),
     };
     if program.is_empty() || program.contains(' ') {
         return None;
     }
-    Some(SyslogLine { time, host, program, message })
+    // Solaris: `[ID 800047 auth.info] Failed …`
+    let message = match message.strip_prefix("[ID ") {
+        Some(r) => r.split_once("] ").map(|(_, m)| m).unwrap_or(message),
+        None => message,
+    };
+    Some(SyslogLine { time, host, program, pid, message })
+}
+
+/// The client of a log line: an address, or a host name (never resolved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Client {
+    Ip(IpAddr),
+    Name(String),
+}
+
+/// An address token as services write it: bracketed (`[1.2.3.4]`), with IPv4 mapped in
+/// IPv6 (`::ffff:1.2.3.4`, kept as the IPv4 address), or followed by punctuation.
+pub fn ip(token: &str) -> Option<IpAddr> {
+    let t = token.trim_start_matches(['[', '(', '"', '\'']).trim_end_matches([']', ')', ',', ';', ':', '"', '\'', '.']);
+    let t = t.strip_prefix("IPv6:").unwrap_or(t);
+    t.parse::<IpAddr>().ok().map(|a| a.to_canonical())
+}
+
+/// An address or a host name (letters, digits, `-`, `.`, `_`, with at least one letter).
+pub fn client(token: &str) -> Option<Client> {
+    if let Some(a) = ip(token) {
+        return Some(Client::Ip(a));
+    }
+    let t = token.trim_start_matches(['[', '(']).trim_end_matches([']', ')', ',', ';', ':', '.']);
+    let ok = !t.is_empty()
+        && t.len() <= 253
+        && t.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+        && t.bytes().any(|c| c.is_ascii_alphabetic());
+    ok.then(|| Client::Name(t.to_ascii_lowercase()))
+}
+
+/// An authentication event of `kind` at `service` from a client.
+pub fn event(kind: AuthEventKind, service: Service, from: Option<Client>, user: Option<&str>) -> AuthEvent {
+    let (src_ip, src_name) = match from {
+        Some(Client::Ip(a)) => (Some(a), None),
+        Some(Client::Name(n)) => (None, Some(n)),
+        None => (None, None),
+    };
+    AuthEvent {
+        kind,
+        src_ip,
+        src_name,
+        service,
+        user: user.map(|u| u.to_string()),
+        method: None,
+        count: 1,
+        target_user: None,
+        command: None,
+    }
+}
+
+/// `key=value` from a PAM-style message (`logname= uid=0 … rhost=1.2.3.4 user=root`): the
+/// word that starts with the key, so `ruser=rhost=6.6.6.6` is not `rhost`.
+pub fn field<'a>(msg: &'a str, key: &str) -> Option<&'a str> {
+    msg.split([' ', ';', ',']).find_map(|w| w.strip_prefix(key)).filter(|v| !v.is_empty())
+}
+
+/// What earlier lines of one connection (a program's pid on a host) said: its client,
+/// and a failure logged without the client, waiting for a line that names it.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    pub client: Option<IpAddr>,
+    pub pending: Option<AuthEvent>,
+    /// The last line's time: a pid seen again much later is another connection.
+    pub last: Option<DateTime<Utc>>,
+    /// The last line closed the connection.
+    pub ended: bool,
+}
+
+/// Connections by host and pid, the oldest forgotten past [`Connections::MAX`].
+#[derive(Debug, Default)]
+pub struct Connections {
+    map: std::collections::HashMap<(String, u32), Connection>,
+    order: std::collections::VecDeque<(String, u32)>,
+}
+
+impl Connections {
+    pub const MAX: usize = 4096;
+
+    /// How long a connection's lines may be apart (sshd's grace time is two minutes).
+    pub const STALE_SECS: i64 = 600;
+
+    /// The connection of `pid` on `host` at `now`: a new one when none is known, when
+    /// the known one ended, or when its last line is too long ago (the pid was reused).
+    pub fn at(&mut self, host: &str, pid: u32, now: DateTime<Utc>) -> &mut Connection {
+        let c = self.get(host, pid);
+        let stale = c.last.is_some_and(|l| (now - l).num_seconds().abs() > Self::STALE_SECS);
+        if stale || c.ended {
+            *c = Connection::default();
+        }
+        c.last = Some(now);
+        c
+    }
+
+    /// The connection of `pid` on `host`, created when new.
+    pub fn get(&mut self, host: &str, pid: u32) -> &mut Connection {
+        let key = (host.to_string(), pid);
+        if !self.map.contains_key(&key) {
+            while self.map.len() >= Self::MAX {
+                match self.order.pop_front() {
+                    Some(old) => {
+                        self.map.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+            if self.order.len() > 2 * Self::MAX {
+                let map = &self.map;
+                self.order.retain(|k| map.contains_key(k));
+            }
+            self.order.push_back(key.clone());
+        }
+        self.map.entry(key).or_default()
+    }
+
+    /// Forgets a connection that ended.
+    pub fn end(&mut self, host: &str, pid: u32) {
+        self.map.remove(&(host.to_string(), pid));
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
 }
 
 #[cfg(test)]
@@ -148,5 +350,40 @@ mod tests {
         assert_eq!(l.time.to_rfc3339(), "2026-11-26T13:47:49.123+00:00");
         assert!(syslog("garbage", &y).is_none());
         assert!(syslog("Foo 26 14:47:49 h p: m", &y).is_none());
+    }
+
+    #[test]
+    fn header_variants_of_other_syslog_writers() {
+        let y = years("2026-11-26T12:00:00Z");
+        let at = |l: &str| {
+            let s = syslog(l, &y).unwrap_or_else(|| panic!("{l}"));
+            (s.host.to_string(), s.program.to_string(), s.pid, s.message.to_string())
+        };
+        let x = |h: &str, p: &str, pid: Option<u32>, m: &str| (h.to_string(), p.to_string(), pid, m.to_string());
+        assert_eq!(at("Feb 7 16:01:07 nas sshd[5106]: User root"), x("nas", "sshd", Some(5106), "User root"));
+        assert_eq!(at("Nov 23 21:50:19 sshd[8148]: Disconnecting: x"), x("", "sshd", Some(8148), "Disconnecting: x"));
+        assert_eq!(at("Mar  3 00:17:22 [sshd]: User root from"), x("", "sshd", None, "User root from"));
+        assert_eq!(at("Jun 25 23:53:34 [sshd] User root from"), x("", "sshd", None, "User root from"));
+        assert_eq!(
+            at("Mar 29 05:59:23 dusky sshd[20878]: [ID 800047 auth.info] Failed keyboard-interactive"),
+            x("dusky", "sshd", Some(20878), "Failed keyboard-interactive")
+        );
+        assert_eq!(at("Nov 25 17:12:13 webmail pop(pam_unix)[4920]: a"), x("webmail", "pop(pam_unix)", Some(4920), "a"));
+        assert_eq!(at("Jul 19 18:11:26 srv2 vsftpd: pam_unix: a"), x("srv2", "vsftpd", None, "pam_unix: a"));
+        assert_eq!(at("Feb 21 09:21:54 xxx postfix/smtpd[14398]: NOQUEUE"), x("xxx", "postfix/smtpd", Some(14398), "NOQUEUE"));
+        assert_eq!(at("Jan  2 01:18:41 <auth.info> host sshd[1]: m"), x("host", "sshd", Some(1), "m"));
+        assert_eq!(at("Jan  2 01:18:41.123456 host sshd[1]: m"), x("host", "sshd", Some(1), "m"));
+    }
+
+    #[test]
+    fn clients_are_addresses_or_names() {
+        assert_eq!(ip("::ffff:1.2.3.4"), Some("1.2.3.4".parse().unwrap()));
+        assert_eq!(ip("[2001:db8::1]:"), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(ip("[IPv6:2001:db8::1]"), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(client("example.com"), Some(Client::Name("example.com".into())));
+        // Not an address (leading zeros), not a name: no client rather than a wrong one.
+        assert_eq!(client("192.030.0.6"), None);
+        assert_eq!(client("-"), None);
+        assert_eq!(field("ruser=rhost=1.2.3.4 rhost=192.0.43.10", "rhost="), Some("192.0.43.10"));
     }
 }

@@ -482,6 +482,8 @@ mod tests {
             auth: Some(AuthEvent {
                 kind,
                 src_ip: ip.parse().ok(),
+                src_name: None,
+                service: crate::messages::Service::Ssh,
                 user: Some("root".into()),
                 method: None,
                 count: 1,

@@ -652,11 +652,11 @@ mod tests {
     }
 
     fn line(raw: &str) -> Event {
-        let mut years = crate::ingest::parse::YearInference::with_offset(
+        let years = crate::ingest::parse::YearInference::with_offset(
             "2026-11-26T12:00:00Z".parse().unwrap(),
             chrono::FixedOffset::east_opt(0).unwrap(),
         );
-        crate::ingest::parse::auth::parse_line(raw.to_string(), &mut years).unwrap()
+        crate::ingest::parse::auth::parse_line(raw.to_string(), &years, &mut Default::default()).unwrap().0
     }
 
     #[test]
