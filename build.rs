@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    // A folder's own change (a file added, removed or renamed in it) rebuilds too.
+    println!("cargo:rerun-if-changed={}", dir.display());
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -20,7 +22,6 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("actors");
-    println!("cargo:rerun-if-changed=actors");
     let mut files = Vec::new();
     walk(&root, &root, &mut files);
     let mut src = String::from(

@@ -391,7 +391,10 @@ mod tests {
     fn events(lines: &[&str]) -> Vec<crate::messages::Event> {
         let years = crate::ingest::parse::YearInference::new(chrono::Utc::now());
         let mut st = Default::default();
-        lines.iter().map(|l| crate::ingest::parse::auth::parse_line(l.to_string(), &years, &mut st).unwrap().0).collect()
+        lines
+            .iter()
+            .map(|l| crate::ingest::parse::auth::parse_line(l.to_string(), &years, &mut st).unwrap().0)
+            .collect()
     }
 
     fn tools() -> MockTools {

@@ -36,7 +36,7 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
     let mut cfg = cfg;
     cfg.ingest.batch_lines = cfg.ingest.batch_lines.max(8_192);
     let sys = actix::System::new();
-    let (incidents, findings, lines, elapsed, read_secs) = sys.block_on(async move {
+    let (incidents, findings, totals, elapsed, read_secs) = sys.block_on(async move {
         let rt = Runtime::start_with(&cfg, &defs, store, false)?;
         rt.ready().await;
         let progress = warden::ingest::replay::progress();
@@ -53,11 +53,11 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
                 }
             })
         });
-        let mut lines = 0u64;
+        let mut totals = warden::messages::BatchStats::default();
         for (i, f) in files.iter().enumerate() {
             let source = format!("replay-{i}");
             let stats = warden::ingest::replay::replay_file(f, &source, format, &cfg.ingest, &rt.supervisor.clone().recipient(), &progress).await?;
-            lines += stats.lines;
+            totals.add(&stats);
             if stats.invalid_utf8 + stats.truncated > 0 {
                 tracing::warn!(file = %f.display(), invalid_utf8 = stats.invalid_utf8, truncated = stats.truncated, "damaged lines");
             }
@@ -72,8 +72,9 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
         let incidents = rt.kb.incidents().await?;
         let findings = if want_findings { rt.kb.findings().await? } else { Vec::new() };
         rt.shutdown().await?;
-        anyhow::Ok((incidents, findings, lines, elapsed, read_secs))
+        anyhow::Ok((incidents, findings, totals, elapsed, read_secs))
     })?;
+    let lines = totals.lines;
     if want_findings {
         println!("{}", serde_json::to_string_pretty(&findings)?);
     } else if json {
@@ -96,6 +97,10 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
             "lines read, parsed and analysed in {read_secs:.3} s ({:.0} lines/s)",
             lines as f64 / read_secs.max(1e-9)
         );
+        // Which parser took how many lines, and how many none understood.
+        let mut by_parser: Vec<String> = totals.parsers.iter().map(|(p, n)| format!("{}={n}", p.as_str())).collect();
+        by_parser.push(format!("unparsed={}", totals.unparsed));
+        println!("lines by parser: {}", by_parser.join(" "));
         // VmHWM: the peak resident set size of this process, in kB.
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let kb = status

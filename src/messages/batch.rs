@@ -139,8 +139,10 @@ impl Parser {
         }
     }
 
+    /// Its slot in [`ParserCounts`]: `ALL` lists the parsers in declaration order (a
+    /// test checks), so this is the discriminant — no search on every line.
     fn index(self) -> usize {
-        Parser::ALL.iter().position(|p| *p == self).unwrap_or(0)
+        self as usize
     }
 }
 
@@ -204,4 +206,23 @@ pub enum BatchError {
     /// Not now: the reader is restarting, failed or went away; send it again.
     #[error("batch not applied: {0}")]
     Unavailable(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsers_are_listed_in_declaration_order_and_counted_apart() {
+        for (i, p) in Parser::ALL.iter().enumerate() {
+            assert_eq!(p.index(), i, "{}", p.as_str());
+        }
+        let mut c = ParserCounts::default();
+        c.inc(Parser::Postfix);
+        c.inc(Parser::Postfix);
+        c.inc(Parser::Syslog);
+        let json = serde_json::to_value(c).unwrap();
+        assert_eq!(json, serde_json::json!({"postfix": 2, "syslog": 1}));
+        assert_eq!(serde_json::from_value::<ParserCounts>(json).unwrap(), c);
+    }
 }

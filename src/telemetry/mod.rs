@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::messages::BatchStats;
+use crate::messages::{BatchStats, ParserCounts};
 
 /// Counters since this process started. Durable totals (lines per source, events by
 /// kind) come from the knowledge base and are rendered next to them.
@@ -42,6 +42,8 @@ pub struct SourceCounters {
     pub rotations: u64,
     pub truncations: u64,
     pub missing: u64,
+    /// Lines each parser took (the rest are `unparsed`).
+    pub parsers: ParserCounts,
 }
 
 impl Metrics {
@@ -56,6 +58,7 @@ impl Metrics {
         c.invalid_utf8 += stats.invalid_utf8;
         c.truncated += stats.truncated;
         c.unparsed += stats.unparsed;
+        c.parsers.add(&stats.parsers);
         c.events += events;
     }
 
@@ -119,7 +122,7 @@ impl Metrics {
             ("warden_lines_read_total", "Lines read by this process", |c| c.lines),
             ("warden_lines_invalid_utf8_total", "Lines with invalid UTF-8 (decoded lossily)", |c| c.invalid_utf8),
             ("warden_lines_truncated_total", "Lines cut at the length limit", |c| c.truncated),
-            ("warden_lines_unparsed_total", "Lines whose header could not be parsed", |c| c.unparsed),
+            ("warden_lines_unparsed_total", "Lines no parser understood", |c| c.unparsed),
             ("warden_events_total", "Authentication events parsed", |c| c.events),
             ("warden_file_rotations_total", "Rotations followed", |c| c.rotations),
             ("warden_file_truncations_total", "Truncations (copytruncate) followed", |c| c.truncations),
@@ -129,6 +132,13 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for (src, c) in &sources {
                 let _ = writeln!(out, "{name}{{source=\"{}\"}} {}", escape_label(src), get(c));
+            }
+        }
+        let name = "warden_lines_parsed_total";
+        let _ = writeln!(out, "# HELP {name} Lines each parser took, by source\n# TYPE {name} counter");
+        for (src, c) in &sources {
+            for (p, n) in c.parsers.iter() {
+                let _ = writeln!(out, "{name}{{source=\"{}\",parser=\"{}\"}} {n}", escape_label(src), p.as_str());
             }
         }
         let mut last = String::new();

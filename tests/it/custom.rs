@@ -36,7 +36,7 @@ fn analyst_actors(root: &Path) -> PathBuf {
     )
     .unwrap();
     std::fs::write(dir.join("feeds/phish.txt"), "login-verify.example.net\n").unwrap();
-    let pb = actors.join("incident-response/playbooks/ssh-brute-force.toml");
+    let pb = actors.join("incident-response/playbooks/brute-force.toml");
     append(&pb, "\n[[step]]\nid = \"ask-analyst\"\nkind = \"handoff\"\nto = \"phishing-analyst\"\n");
     actors
 }

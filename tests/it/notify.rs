@@ -123,5 +123,11 @@ fn a_pending_notification_survives_kill_9() {
     });
     let bodies = bodies.lock().unwrap().clone();
     let id = inc["id"].as_str().unwrap();
-    assert!(bodies.iter().any(|b| b.contains(id) && b.contains("the address is blocked")), "{bodies:?}");
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains(id)
+                && b.contains("containment: block_ip 198.18.9.32 recorded only (dry run, not enforced)")),
+        "{bodies:?}"
+    );
 }

@@ -34,7 +34,8 @@ pub fn sshd_failure(kind: &str, body: &str) -> Option<AuthEvent> {
     }
     let addr = field(body, "addr=").filter(|a| *a != "?")?;
     let acct = field(body, "acct=").map(|a| a.trim_matches('"')).filter(|a| *a != "?");
-    let user = acct.map(|a| if a.len() % 2 == 0 && a.bytes().all(|b| b.is_ascii_hexdigit()) { unhex(a) } else { a.to_string() });
+    let user = acct
+        .map(|a| if a.len() % 2 == 0 && a.bytes().all(|b| b.is_ascii_hexdigit()) { unhex(a) } else { a.to_string() });
     Some(event(K::Failure, Service::Ssh, Some(client(addr)?), user.as_deref()))
 }
 
@@ -53,7 +54,10 @@ mod tests {
         let (kind, time, body) = record(l).unwrap();
         assert_eq!((kind, time.to_rfc3339().as_str()), ("USER_AUTH", "2013-10-30T06:57:43+00:00"));
         let ev = sshd_failure(kind, body).unwrap();
-        assert_eq!((ev.kind, ev.src_ip.unwrap().to_string(), ev.user.as_deref()), (K::Failure, "192.0.2.100".into(), Some("dan")));
+        assert_eq!(
+            (ev.kind, ev.src_ip.unwrap().to_string(), ev.user.as_deref()),
+            (K::Failure, "192.0.2.100".into(), Some("dan"))
+        );
         let l = "type=USER_ERR msg=audit(1373330717.000:4070): user pid=12000 uid=0 auid=4294967295 ses=4294967295 subj=system_u:system_r:sshd_t:s0-s0:c0.c1023 msg='op=PAM:bad_ident acct=\"?\" exe=\"/usr/sbin/sshd\" hostname=192.0.2.187 addr=192.0.2.187 terminal=ssh res=failed'";
         let (kind, _, body) = record(l).unwrap();
         assert_eq!(sshd_failure(kind, body).unwrap().user, None);

@@ -7,8 +7,8 @@
 //! names, requests): each service's parser takes the client only from where the
 //! service itself writes it.
 
-use super::{Connections, SyslogLine, Unparsed, YearInference, audit, database, ftp, local, mail, sshd, stamp, syslog};
 use super::weberror;
+use super::{Connections, SyslogLine, Unparsed, YearInference, audit, database, ftp, local, mail, sshd, stamp, syslog};
 use crate::messages::{AuthEvent, Event, Parser};
 
 /// What parsing remembers between lines: sshd's and PostgreSQL's connections (a line
@@ -131,9 +131,7 @@ fn native<'a>(line: &'a str, years: &YearInference, st: &mut ParseState) -> Opti
     if let Some((time, rest)) = stamp::ctime(line, years) {
         // vsftpd.log: `Sun Jan  5 23:12:43 2014 [pid 1] [user] FAIL LOGIN: Client "…"`
         let rest = rest.trim_start();
-        return rest
-            .starts_with("[pid ")
-            .then(|| (time, "vsftpd", Parser::Vsftpd, offset(rest), ftp::vsftpd(rest)));
+        return rest.starts_with("[pid ").then(|| (time, "vsftpd", Parser::Vsftpd, offset(rest), ftp::vsftpd(rest)));
     }
     let (time, rest) = stamp::iso(line, years)?;
     let at = offset(rest);
@@ -167,7 +165,10 @@ fn exim_shape(rest: &str) -> bool {
     let id = r.split(' ').next().unwrap_or("");
     let parts: Vec<&str> = id.split('-').collect();
     let message_id = matches!(parts.as_slice(), [a, b, c] if a.len() == 6 && (b.len() == 6 || b.len() == 11) && (2..=4).contains(&c.len()));
-    message_id || r.starts_with("SMTP connection from ") || r.starts_with("H=") || r.contains(" authenticator failed for ")
+    message_id
+        || r.starts_with("SMTP connection from ")
+        || r.starts_with("H=")
+        || r.contains(" authenticator failed for ")
 }
 
 #[cfg(test)]

@@ -88,9 +88,17 @@ mod tests {
 
     #[test]
     fn mysql_access_denied() {
-        let ev = mysql("8 [Warning] [MY-010055] [Server] Access denied for user 'root'@'192.0.2.35' (using password: YES)").unwrap();
-        assert_eq!((ev.kind, who(&ev), ev.user.as_deref(), ev.service), (K::Failure, "192.0.2.35".into(), Some("root"), Service::Database));
-        let ev = mysql("[Warning] Access denied for user 'x'@'6.6.6.6' (using password: YES)'@'192.0.2.36' (using password: NO)").unwrap();
+        let ev =
+            mysql("8 [Warning] [MY-010055] [Server] Access denied for user 'root'@'192.0.2.35' (using password: YES)")
+                .unwrap();
+        assert_eq!(
+            (ev.kind, who(&ev), ev.user.as_deref(), ev.service),
+            (K::Failure, "192.0.2.35".into(), Some("root"), Service::Database)
+        );
+        let ev = mysql(
+            "[Warning] Access denied for user 'x'@'6.6.6.6' (using password: YES)'@'192.0.2.36' (using password: NO)",
+        )
+        .unwrap();
         assert_eq!(who(&ev), "192.0.2.36", "a user name cannot frame an address");
         let ev = mysql("Access denied for user 'app'@'db-client.example.net' to database 'shop'").unwrap();
         assert_eq!(ev.src_name.as_deref(), Some("db-client.example.net"));
@@ -107,7 +115,12 @@ mod tests {
         // `%r` in log_line_prefix.
         let ev = postgres("[77] 203.0.113.31(40000) app@shop ", "FATAL:  role \"admin\" does not exist", None).unwrap();
         assert_eq!((ev.kind, who(&ev), ev.user.as_deref()), (K::InvalidUser, "203.0.113.31".into(), Some("admin")));
-        let ev = postgres("", "FATAL:  no pg_hba.conf entry for host \"203.0.113.32\", user \"x\", database \"y\", no encryption", None).unwrap();
+        let ev = postgres(
+            "",
+            "FATAL:  no pg_hba.conf entry for host \"203.0.113.32\", user \"x\", database \"y\", no encryption",
+            None,
+        )
+        .unwrap();
         assert_eq!((ev.kind, who(&ev)), (K::Refused, "203.0.113.32".into()));
         // No client known: an event without an address (counted as such, never guessed).
         let ev = postgres("[78] ", "FATAL:  password authentication failed for user \"bob\"", None).unwrap();

@@ -91,9 +91,15 @@ mod tests {
 
     #[test]
     fn vsftpd_lines() {
-        assert_eq!(p(vsftpd, "[pid 3282] [anonymous] FAIL LOGIN: Client \"192.0.2.1\""), x(K::Failure, "192.0.2.1", Some("anonymous")));
+        assert_eq!(
+            p(vsftpd, "[pid 3282] [anonymous] FAIL LOGIN: Client \"192.0.2.1\""),
+            x(K::Failure, "192.0.2.1", Some("anonymous"))
+        );
         assert_eq!(p(vsftpd, "[bob] FAIL LOGIN: Client \"::ffff:192.0.2.7\""), x(K::Failure, "192.0.2.7", Some("bob")));
-        assert_eq!(p(vsftpd, "[pid 9] [bob] OK LOGIN: Client \"198.51.100.2\""), x(K::Success, "198.51.100.2", Some("bob")));
+        assert_eq!(
+            p(vsftpd, "[pid 9] [bob] OK LOGIN: Client \"198.51.100.2\""),
+            x(K::Success, "198.51.100.2", Some("bob"))
+        );
         // A user name that holds a fake client does not frame it.
         assert_eq!(
             p(vsftpd, "[x] FAIL LOGIN: Client \"6.6.6.6\"] FAIL LOGIN: Client \"192.0.2.9\"").map(|x| x.1),
@@ -123,7 +129,10 @@ mod tests {
             p(pure_ftpd, "(?@203.0.113.9) [WARNING] Authentication failed for user [admin]"),
             x(K::Failure, "203.0.113.9", Some("admin"))
         );
-        assert_eq!(p(pure_ftpd, "(alice@203.0.113.10) [INFO] alice is now logged in"), x(K::Success, "203.0.113.10", Some("alice")));
+        assert_eq!(
+            p(pure_ftpd, "(alice@203.0.113.10) [INFO] alice is now logged in"),
+            x(K::Success, "203.0.113.10", Some("alice"))
+        );
         assert!(p(pure_ftpd, "(?@203.0.113.9) [INFO] New connection from 203.0.113.9").is_none());
     }
 }

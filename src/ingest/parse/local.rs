@@ -2,9 +2,9 @@
 //! `authentication failure` of any service that names a remote host (fail2ban's
 //! `pam-generic`).
 
-use super::{client, field};
 #[cfg(test)]
 use super::Client;
+use super::{client, field};
 use crate::messages::{AuthEvent, AuthEventKind, Service};
 
 fn event(kind: AuthEventKind, user: Option<&str>) -> AuthEvent {
@@ -195,11 +195,17 @@ mod tests {
         let p = |prog: &str, m: &str| pam(prog, m).map(|e| (e.kind, e.service, client_of(&e), e.user));
         let ip = |s: &str| Some(Client::Ip(s.parse().unwrap()));
         assert_eq!(
-            p("pure-ftpd", "(pam_unix) authentication failure; logname= uid=0 euid=0 tty=pure-ftpd ruser=sample-user rhost=192.168.1.1 "),
+            p(
+                "pure-ftpd",
+                "(pam_unix) authentication failure; logname= uid=0 euid=0 tty=pure-ftpd ruser=sample-user rhost=192.168.1.1 "
+            ),
             Some((AuthEventKind::Failure, Service::Ftp, ip("192.168.1.1"), Some("sample-user".into())))
         );
         assert_eq!(
-            p("pop(pam_unix)", "authentication failure; logname= uid=0 euid=0 tty= ruser= rhost=192.168.10.3 user=mailuser"),
+            p(
+                "pop(pam_unix)",
+                "authentication failure; logname= uid=0 euid=0 tty= ruser= rhost=192.168.10.3 user=mailuser"
+            ),
             Some((AuthEventKind::Failure, Service::Mail, ip("192.168.10.3"), Some("mailuser".into())))
         );
         assert_eq!(

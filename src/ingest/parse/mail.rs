@@ -119,7 +119,8 @@ pub fn dovecot(msg: &str) -> Option<AuthEvent> {
         let u = m.split_once("user=<")?.1;
         u.split_once(">, ").map(|(u, _)| u)
     };
-    const FAILED: [&str; 4] = ["(auth failed, ", "(tried to use disabled ", "(tried to use disallowed ", "(proxy dest auth failed)"];
+    const FAILED: [&str; 4] =
+        ["(auth failed, ", "(tried to use disabled ", "(tried to use disallowed ", "(proxy dest auth failed)"];
     const NO_AUTH: [&str; 3] = ["(no auth attempts", "(disconnected before auth was ready", "(client didn't finish "];
     let ended = ["Aborted login", "Login aborted", "Disconnected", "Remote closed connection", "Client has quit"]
         .iter()

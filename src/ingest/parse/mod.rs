@@ -368,9 +368,15 @@ mod tests {
             at("Mar 29 05:59:23 dusky sshd[20878]: [ID 800047 auth.info] Failed keyboard-interactive"),
             x("dusky", "sshd", Some(20878), "Failed keyboard-interactive")
         );
-        assert_eq!(at("Nov 25 17:12:13 webmail pop(pam_unix)[4920]: a"), x("webmail", "pop(pam_unix)", Some(4920), "a"));
+        assert_eq!(
+            at("Nov 25 17:12:13 webmail pop(pam_unix)[4920]: a"),
+            x("webmail", "pop(pam_unix)", Some(4920), "a")
+        );
         assert_eq!(at("Jul 19 18:11:26 srv2 vsftpd: pam_unix: a"), x("srv2", "vsftpd", None, "pam_unix: a"));
-        assert_eq!(at("Feb 21 09:21:54 xxx postfix/smtpd[14398]: NOQUEUE"), x("xxx", "postfix/smtpd", Some(14398), "NOQUEUE"));
+        assert_eq!(
+            at("Feb 21 09:21:54 xxx postfix/smtpd[14398]: NOQUEUE"),
+            x("xxx", "postfix/smtpd", Some(14398), "NOQUEUE")
+        );
         assert_eq!(at("Jan  2 01:18:41 <auth.info> host sshd[1]: m"), x("host", "sshd", Some(1), "m"));
         assert_eq!(at("Jan  2 01:18:41.123456 host sshd[1]: m"), x("host", "sshd", Some(1), "m"));
     }

@@ -42,6 +42,10 @@ fn host_then_port(tail: &str) -> Option<Client> {
         ["port", n] => port(n),
         ["port", n, ssh] => port(n) && ssh.starts_with("ssh"),
         ["port", n, "on", _, "port", m] => port(n) && port(m),
+        // OpenSSH 7.6+: `… on ADDR port N rdomain ""` (the routing domain, quoted).
+        ["port", n, "on", _, "port", m, "rdomain", d] => {
+            port(n) && port(m) && d.len() >= 2 && d.starts_with('"') && d.ends_with('"')
+        }
         ["on", _] => true,
         ["on", _, "port", m] => port(m),
         _ => false,
@@ -99,11 +103,8 @@ fn failed(rest: &str, conn: Option<&Connection>) -> Option<AuthEvent> {
         at = start + 6;
     }
     let known = conn.and_then(|c| c.client);
-    let pick = candidates
-        .iter()
-        .find(|(_, c)| known.is_some_and(|k| *c == Client::Ip(k)))
-        .or(candidates.first())
-        .cloned()?;
+    let pick =
+        candidates.iter().find(|(_, c)| known.is_some_and(|k| *c == Client::Ip(k))).or(candidates.first()).cloned()?;
     let user = &who[..pick.0];
     let mut ev = event(K::Failure, Service::Ssh, Some(pick.1), Some(user));
     ev.method = Some(method.to_string());
@@ -127,8 +128,10 @@ fn closing(s: &str) -> (Option<Client>, Option<&str>) {
 
 /// `Disconnecting (invalid|authenticating) user USER HOST port N: REASON`.
 fn disconnecting<'a>(rest: &'a str, conn: Option<&Connection>) -> Option<(Client, K, &'a str)> {
-    const REASONS: [(&str, K); 2] =
-        [("Too many authentication failures", K::MaxAttempts), ("Change of username or service not allowed", K::Refused)];
+    const REASONS: [(&str, K); 2] = [
+        ("Too many authentication failures", K::MaxAttempts),
+        ("Change of username or service not allowed", K::Refused),
+    ];
     let mut found = Vec::new();
     for (i, _) in rest.match_indices(" port ") {
         let before = &rest[..i];
@@ -297,6 +300,12 @@ fn recognise(m: &str, preauth: bool, conn: Option<&Connection>) -> Option<Recogn
         };
         return with(e(kind, c, None)).map(|r| Recognised { ends: true, ..r });
     }
+    probe(m, preauth)
+}
+
+/// Connections that end before authenticating, probes that never identify, and the
+/// PAM-style failure lines.
+fn probe(m: &str, preauth: bool) -> Option<Recognised> {
     for (p, kind) in [
         ("Connection closed by ", K::PreauthClose),
         ("Connection reset by ", K::PreauthClose),

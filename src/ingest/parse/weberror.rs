@@ -54,7 +54,11 @@ pub fn apache_fields(s: &str) -> (Option<Client>, &str) {
         rest = r[end + 1..].trim_start();
     }
     let msg = match rest.split_once(": ") {
-        Some((code, m)) if code.len() == 7 && code.starts_with("AH") && code[2..].bytes().all(|b| b.is_ascii_digit()) => m,
+        Some((code, m))
+            if code.len() == 7 && code.starts_with("AH") && code[2..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            m
+        }
         _ => rest,
     };
     (who, msg)
@@ -65,7 +69,9 @@ fn apache_kind(msg: &str) -> Option<(K, Option<&str>)> {
     let m = msg.trim_end();
     let m = m.split_once(", referer: ").map(|(a, _)| a).unwrap_or(m);
     let m = m.strip_prefix("Digest: ").unwrap_or(m);
-    if m.starts_with("client denied by server configuration") || m.starts_with("client used wrong authentication scheme") {
+    if m.starts_with("client denied by server configuration")
+        || m.starts_with("client used wrong authentication scheme")
+    {
         return Some((K::Rejected, None));
     }
     if let Some(rest) = m.strip_prefix("user ") {
@@ -86,7 +92,9 @@ fn apache_kind(msg: &str) -> Option<(K, Option<&str>)> {
             (K::Failure, u)
         } else if let Some((u, _)) = rest.split_once(": authorization failure for ") {
             (K::Refused, u)
-        } else if let Some((u, _)) = rest.split_once(": nonce expired").or_else(|| rest.split_once(": one-time-nonce mismatch")) {
+        } else if let Some((u, _)) =
+            rest.split_once(": nonce expired").or_else(|| rest.split_once(": one-time-nonce mismatch"))
+        {
             (K::Failure, u)
         } else if let Some((u, _)) = rest.rsplit_once(" not found") {
             (K::InvalidUser, u)

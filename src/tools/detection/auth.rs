@@ -1,5 +1,7 @@
-//! Built-in SSH detectors: brute force (a true sliding window over log time) and a
-//! successful login that follows failures from the same address.
+//! Built-in authentication detectors: SSH brute force (a true sliding window over log
+//! time, counting what fail2ban's `sshd` filter counts in the configured mode) and a
+//! successful login, to any service, that follows failures from the same address.
+//! The other services' brute forces are Sigma correlations (the shipped rules).
 //!
 //! The detector's whole state is plain serde data so that the agent stores it in the
 //! same transaction as the source checkpoint that produced it: after a crash the
@@ -12,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::DetectionParams;
-use crate::messages::{AuthEventKind, Event, Finding, Severity};
+use crate::messages::{AuthEvent, AuthEventKind, Event, Finding, Service, Severity};
 use crate::text::sanitize;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -42,6 +44,35 @@ pub struct SuccessAfterFailuresParams {
 impl Default for SuccessAfterFailuresParams {
     fn default() -> Self {
         SuccessAfterFailuresParams { min_failures: 3, lookback_secs: 86_400 }
+    }
+}
+
+/// Which sshd lines count as failures, like fail2ban's `sshd` filter `mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SshMode {
+    /// Failed and refused logins, invalid users, too many attempts.
+    #[default]
+    Normal,
+    /// Also connections that never identify or that close before authenticating: a
+    /// monitoring host's TCP checks look exactly like that, so only when asked for.
+    Aggressive,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshParams {
+    #[serde(default)]
+    pub mode: SshMode,
+}
+
+impl SshParams {
+    /// Whether an sshd event counts toward the brute-force window.
+    pub fn counts(&self, a: &crate::messages::AuthEvent) -> bool {
+        a.service == Service::Ssh
+            && (a.kind.is_failure()
+                || self.mode == SshMode::Aggressive
+                    && matches!(a.kind, AuthEventKind::NoIdentification | AuthEventKind::PreauthClose))
     }
 }
 
@@ -297,28 +328,44 @@ impl AuthDetector {
         let Some(a) = &ev.auth else { return };
         *self.state.head.counts.entry(a.kind.as_str().to_string()).or_default() += a.count as u64;
         let Some(ip) = a.src_ip else { return };
-        if matches!(a.kind, AuthEventKind::Failure | AuthEventKind::Success)
-            && (a.kind == AuthEventKind::Failure || self.state.addrs.contains_key(&ip))
-        {
+        let windowed = self.params.ssh.counts(a);
+        let failed = windowed || a.kind.is_failure();
+        let success = a.kind == AuthEventKind::Success;
+        if failed || success && self.state.addrs.contains_key(&ip) {
             self.dirty.insert(ip);
         }
         let t = ev.time;
         self.state.head.newest = Some(self.state.head.newest.map_or(t, |n| n.max(t)));
-        match a.kind {
-            AuthEventKind::Failure => self.failure(ip, a, ev, findings),
-            AuthEventKind::Success => self.success(ip, a, ev, findings),
-            _ => {}
+        if failed {
+            self.failure(ip, a, ev, windowed, findings);
+        } else if success {
+            self.success(ip, a, ev, findings);
         }
     }
 
-    /// A failed login: into the address's sliding window and streak; a brute force once
-    /// the window holds enough (then again after a growing wait).
-    fn failure(&mut self, ip: IpAddr, a: &crate::messages::AuthEvent, ev: &Event, findings: &mut Vec<Finding>) {
+    /// A failed login (any service) lengthens the address's streak; an sshd one that
+    /// counts goes into its sliding window, a brute force once the window holds enough
+    /// (then again after a growing wait).
+    fn failure(&mut self, ip: IpAddr, a: &AuthEvent, ev: &Event, windowed: bool, findings: &mut Vec<Finding>) {
         let t = ev.time;
-        let bf = &self.params.brute_force;
-        let window = Duration::seconds(bf.window_secs as i64);
         let st = self.state.addrs.entry(ip).or_default();
         st.last_seen = Some(st.last_seen.map_or(t, |l| l.max(t)));
+        if a.kind.is_failure() {
+            st.streak += a.count as u64;
+            st.streak_first.get_or_insert(t);
+            st.streak_last = Some(st.streak_last.map_or(t, |l| l.max(t)));
+            if let Some(u) = &a.user
+                && st.users.len() < 16
+                && !st.users.contains(u)
+            {
+                st.users.push(sanitize(u, 64));
+            }
+        }
+        if !windowed {
+            return;
+        }
+        let bf = &self.params.brute_force;
+        let window = Duration::seconds(bf.window_secs as i64);
         // Insert in time order: merged streams may be slightly out of order.
         let pos = st.window.partition_point(|(wt, _)| *wt <= t);
         st.window.insert(pos, (t, a.count));
@@ -332,15 +379,6 @@ impl AuthDetector {
                 break;
             }
         }
-        st.streak += a.count as u64;
-        st.streak_first.get_or_insert(t);
-        st.streak_last = Some(st.streak_last.map_or(t, |l| l.max(t)));
-        if let Some(u) = &a.user
-            && st.users.len() < 16
-            && !st.users.contains(u)
-        {
-            st.users.push(sanitize(u, 64));
-        }
         if st.samples.len() < SAMPLES - 1 {
             st.samples.push(sanitize(&ev.raw, SAMPLE_CHARS));
             st.sample_refs.extend(line_ref(self.file.as_ref(), ev));
@@ -351,9 +389,9 @@ impl AuthDetector {
             st.last_alert = Some(t);
             st.alerts += 1;
             let first = st.window.front().map(|(wt, _)| *wt).unwrap_or(t);
-            let mut evidence = st.samples.clone();
+            let mut evidence = std::mem::take(&mut st.samples);
             evidence.push(sanitize(&ev.raw, SAMPLE_CHARS));
-            let mut evidence_refs = st.sample_refs.clone();
+            let mut evidence_refs = std::mem::take(&mut st.sample_refs);
             evidence_refs.extend(line_ref(self.file.as_ref(), ev));
             let n = st.in_window;
             let severity = if st.users.iter().any(|u| u == "root") || n >= 4 * bf.failures as u64 {
@@ -361,10 +399,14 @@ impl AuthDetector {
             } else {
                 Severity::Medium
             };
+            let what = match self.params.ssh.mode {
+                SshMode::Normal => "failed logins",
+                SshMode::Aggressive => "failed logins and pre-authentication probes",
+            };
             findings.push(Finding {
                 id: Finding::derive_id("ssh_brute_force", &ip.to_string(), t),
                 rule: "ssh_brute_force".into(),
-                title: format!("SSH brute force from {ip}: {n} failed logins within {}s", bf.window_secs),
+                title: format!("SSH brute force from {ip}: {n} {what} within {}s", bf.window_secs),
                 severity,
                 confidence: 0.9,
                 src_ip: Some(ip.to_string()),
@@ -379,14 +421,12 @@ impl AuthDetector {
                 entity: None,
                 ..Default::default()
             });
-            st.samples.clear();
-            st.sample_refs.clear();
         }
     }
 
     /// A successful login: suspicious after enough recent failures from the address;
     /// it ends the streak either way.
-    fn success(&mut self, ip: IpAddr, a: &crate::messages::AuthEvent, ev: &Event, findings: &mut Vec<Finding>) {
+    fn success(&mut self, ip: IpAddr, a: &AuthEvent, ev: &Event, findings: &mut Vec<Finding>) {
         let t = ev.time;
         let saf = &self.params.success_after_failures;
         let Some(st) = self.state.addrs.get_mut(&ip) else {
@@ -396,15 +436,19 @@ impl AuthDetector {
         let recent = st.streak_last.is_some_and(|l| t - l <= lookback && l <= t);
         if st.streak >= saf.min_failures as u64 && recent {
             let user = a.user.clone().unwrap_or_default();
+            let (rule, service) = match a.service {
+                Service::Ssh => ("ssh_success_after_failures".to_string(), String::new()),
+                s => (format!("{}_success_after_failures", s.as_str()), format!(" to {}", s.as_str())),
+            };
             let mut evidence = st.samples.clone();
             evidence.push(sanitize(&ev.raw, SAMPLE_CHARS));
             let mut evidence_refs = st.sample_refs.clone();
             evidence_refs.extend(line_ref(self.file.as_ref(), ev));
             findings.push(Finding {
-                id: Finding::derive_id("ssh_success_after_failures", &ip.to_string(), t),
-                rule: "ssh_success_after_failures".into(),
+                id: Finding::derive_id(&rule, &ip.to_string(), t),
+                rule,
                 title: format!(
-                    "Credential compromise: {ip} logged in as {} after {} failed attempts",
+                    "Credential compromise: {ip} logged in{service} as {} after {} failed attempts",
                     sanitize(&user, 64),
                     st.streak
                 ),

@@ -18,7 +18,7 @@ pub use auth::{AuthDetector, AuthDetectorState};
 
 use serde::Deserialize;
 
-pub use auth::{BruteForceParams, SuccessAfterFailuresParams};
+pub use auth::{BruteForceParams, SshMode, SshParams, SuccessAfterFailuresParams};
 pub use correlate::CorrelationParams;
 pub use network::NetworkParams;
 
@@ -26,6 +26,8 @@ pub use network::NetworkParams;
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetectionParams {
+    #[serde(default)]
+    pub ssh: SshParams,
     #[serde(default)]
     pub brute_force: BruteForceParams,
     #[serde(default)]

@@ -341,6 +341,8 @@ impl rsigma_eval::Event for SigmaView<'_> {
             "target_user" | "TargetUserName" => ev.auth.as_ref().and_then(|a| a.target_user.as_deref()).and_then(b),
             "command" | "CommandLine" => ev.auth.as_ref().and_then(|a| a.command.as_deref()).and_then(b),
             "event_kind" => ev.auth.as_ref().map(|a| EventValue::Str(Cow::Borrowed(a.kind.as_str()))),
+            "service" => ev.auth.as_ref().map(|a| EventValue::Str(Cow::Borrowed(a.service.as_str()))),
+            "src_name" => ev.auth.as_ref().and_then(|a| a.src_name.as_deref()).and_then(b),
             "src_ip" | "SourceIp" | "c-ip" | "pam_rhost" => {
                 ev.auth.as_ref().and_then(|a| a.src_ip).and_then(|ip| s(&ip.to_string()))
             }
@@ -403,22 +405,59 @@ impl rsigma_eval::Event for SigmaView<'_> {
 }
 
 /// The Sigma service of a syslog line (its logsource is `product: linux` with it): the
-/// program where Sigma names one, else `syslog`.
+/// program's service, named as Sigma names it where it does, else `syslog`. Rules that
+/// span programs select on the event's `service` field instead (`ssh`, `mail`, …).
 pub fn service_of(ev: &Event) -> &'static str {
-    match ev.program.as_str() {
-        "sshd" | "sshd-session" | "sshd-auth" => "sshd",
+    let p = ev.program.as_str();
+    match p.split('/').next().unwrap_or(p) {
+        "sshd" | "sshd-session" | "sshd-auth" | "dropbear" => "sshd",
         "sudo" => "sudo",
         "su" => "su",
         "cron" | "CRON" | "crond" => "cron",
         "vsftpd" => "vsftpd",
+        "proftpd" => "proftpd",
+        "pure-ftpd" => "pure-ftpd",
         "clamd" | "freshclam" | "clamav" => "clamav",
-        "auditd" | "audit" => "auditd",
+        "auditd" | "audit" | "audispd" | "audisp-syslog" => "auditd",
         "guacd" | "guacamole" => "guacamole",
+        "dovecot" | "dovecot-auth" | "imap-login" | "pop3-login" | "submission-login" | "managesieve-login" => {
+            "dovecot"
+        }
+        "exim" | "exim4" => "exim",
+        "mysqld" | "mysqld_safe" | "mariadbd" | "mariadb" | "mysql" => "mysql",
+        "postgres" | "postgresql" | "postmaster" => "postgresql",
+        "httpd" | "apache2" | "apache" => "apache",
+        "nginx" => "nginx",
+        b if b.starts_with("postfix") => "postfix",
+        b if b.starts_with("courier") => "courier",
+        "imapd" | "pop3d" | "imapd-ssl" | "pop3d-ssl" => "courier",
+        "cyrus" | "imap" | "imaps" | "pop3" | "pop3s" | "lmtpunix" => "cyrus",
         _ => "syslog",
     }
 }
 
-const SERVICES: [&str; 9] = ["sshd", "sudo", "su", "cron", "vsftpd", "clamav", "auditd", "guacamole", "syslog"];
+const SERVICES: [&str; 20] = [
+    "sshd",
+    "sudo",
+    "su",
+    "cron",
+    "vsftpd",
+    "proftpd",
+    "pure-ftpd",
+    "clamav",
+    "auditd",
+    "guacamole",
+    "dovecot",
+    "exim",
+    "mysql",
+    "postgresql",
+    "apache",
+    "nginx",
+    "postfix",
+    "courier",
+    "cyrus",
+    "syslog",
+];
 
 /// State that must survive a restart: per rule and entity, the event time of the last
 /// finding (one finding per window), and the correlation engine's windows.
@@ -530,9 +569,12 @@ impl RuleSet {
             // A correlation is about its group (`group-by`), not about the event that
             // completed it: an address in the group is the entity, else an account.
             let mut refs = Vec::new();
+            let mut client = None;
             let (src_ip, users, event_count, first_seen) = match &r.body {
                 ResultBody::Correlation(c) => {
                     let ip = c.group_key.iter().find_map(|(_, v)| v.parse::<std::net::IpAddr>().ok());
+                    // A client known only by name: named, never resolved, never blocked.
+                    client = c.group_key.iter().find(|(f, _)| f == "src_name").map(|(_, v)| sanitize(v, 255));
                     let users = c
                         .group_key
                         .iter()
@@ -555,10 +597,19 @@ impl RuleSet {
                     ev.time,
                 ),
             };
-            let entity = match (&src_ip, users.first()) {
-                (Some(ip), _) => ip.clone(),
-                (None, Some(u)) if r.is_correlation() => format!("user:{u}"),
+            let entity = match (&src_ip, &client, users.first()) {
+                (Some(ip), _, _) => ip.clone(),
+                (None, Some(name), _) => format!("client:{name}"),
+                (None, None, Some(u)) if r.is_correlation() => format!("user:{u}"),
                 _ => format!("host:{}", ev.host),
+            };
+            // A correlation's title names its group: whom it is about.
+            let title = match (&r.body, &src_ip, &client, users.first()) {
+                (ResultBody::Detection(_), ..) => h.rule_title.clone(),
+                (_, Some(ip), ..) => format!("{} from {ip}", h.rule_title),
+                (_, None, Some(name), _) => format!("{} from {name}", h.rule_title),
+                (_, None, None, Some(u)) => format!("{} against account {u}", h.rule_title),
+                _ => h.rule_title.clone(),
             };
             let src_ip_is_none = src_ip.is_none();
             let rule_key = format!("sigma:{}", h.rule_id.clone().unwrap_or_else(|| h.rule_title.clone()));
@@ -577,7 +628,7 @@ impl RuleSet {
             out.push(Finding {
                 id: Finding::derive_id(&rule_key, &entity, ev.time),
                 rule: slug(&h.rule_title),
-                title: sanitize(&h.rule_title, 256),
+                title: sanitize(&title, 256),
                 severity: sev,
                 confidence: if sev >= Severity::High { 0.7 } else { 0.5 },
                 src_ip,

@@ -29,7 +29,10 @@ fn failed_logins_of_every_openssh_version() {
         x(K::Failure, "2001:db8::1", Some("admin"))
     );
     assert_eq!(p("Failed none for invalid user x from 192.0.2.2 port 1 ssh2"), x(K::Failure, "192.0.2.2", Some("x")));
-    assert_eq!(p("Failed password for invalid user ROOT from 192.0.2.3 port 50273"), x(K::Failure, "192.0.2.3", Some("ROOT")));
+    assert_eq!(
+        p("Failed password for invalid user ROOT from 192.0.2.3 port 50273"),
+        x(K::Failure, "192.0.2.3", Some("ROOT"))
+    );
     assert_eq!(p("Failed password for invalid user ROOT from 2001:db8::3"), x(K::Failure, "2001:db8::3", Some("ROOT")));
     assert_eq!(p("Failed password for dan from 192.0.2.4 port 45416 ssh1"), x(K::Failure, "192.0.2.4", Some("dan")));
     assert_eq!(
@@ -42,7 +45,9 @@ fn failed_logins_of_every_openssh_version() {
         x(K::Failure, "192.0.2.6", Some("<invalid username>"))
     );
     assert_eq!(
-        p("Failed hostbased for dan from 192.0.2.7 port 45785 ssh2: RSA 8c:e3:aa, client user \"dan\", client host \"h\""),
+        p(
+            "Failed hostbased for dan from 192.0.2.7 port 45785 ssh2: RSA 8c:e3:aa, client user \"dan\", client host \"h\""
+        ),
         x(K::Failure, "192.0.2.7", Some("dan"))
     );
     assert_eq!(
@@ -54,8 +59,14 @@ fn failed_logins_of_every_openssh_version() {
         p("Failed publickey for git from 192.0.2.9 port 57904 ssh2: ECDSA 0e:ff"),
         x(K::KeyRejected, "192.0.2.9", Some("git"))
     );
-    assert_eq!(p("message repeated 3 times: [ Failed password for root from 192.0.2.1 port 22 ssh2]").map(|_| ()), Some(()));
-    assert_eq!(parse("message repeated 3 times: [ Failed password for root from 192.0.2.1 port 22 ssh2]", None).unwrap().count, 3);
+    assert_eq!(
+        p("message repeated 3 times: [ Failed password for root from 192.0.2.1 port 22 ssh2]").map(|_| ()),
+        Some(())
+    );
+    assert_eq!(
+        parse("message repeated 3 times: [ Failed password for root from 192.0.2.1 port 22 ssh2]", None).unwrap().count,
+        3
+    );
     assert_eq!(p("Failed password for root from not-an-ip! port 22 ssh2"), None);
 }
 
@@ -63,7 +74,10 @@ fn failed_logins_of_every_openssh_version() {
 fn user_names_and_auth_info_cannot_frame_an_address() {
     let host = |m: &str| p(m).map(|g| g.1);
     let some = |a: &str| Some(a.to_string());
-    assert_eq!(host("Failed password for invalid user from 10.10.1.1 from 192.0.2.20 port 58946 ssh2"), some("192.0.2.20"));
+    assert_eq!(
+        host("Failed password for invalid user from 10.10.1.1 from 192.0.2.20 port 58946 ssh2"),
+        some("192.0.2.20")
+    );
     assert_eq!(
         host("Failed password for invalid user test from 10.10.1.2 port 55555 ssh2 from 192.0.2.21 port 58946 ssh2"),
         some("192.0.2.21")
@@ -72,18 +86,27 @@ fn user_names_and_auth_info_cannot_frame_an_address() {
         host("Failed password for invalid user test from 192.0.2.22 port 58946 ssh2: from 10.10.1.2 port 55555 ssh2"),
         some("192.0.2.22")
     );
-    assert_eq!(host("Failed password for user from 192.0.2.23 port 20000 ssh1: ruser from 1.2.3.4"), some("192.0.2.23"));
+    assert_eq!(
+        host("Failed password for user from 192.0.2.23 port 20000 ssh1: ruser from 1.2.3.4"),
+        some("192.0.2.23")
+    );
     assert_eq!(
         host("Failed password for invalid user x from 6.6.6.6 port 1 ssh2: y from 192.0.2.24 port 5 ssh2"),
         some("192.0.2.24")
     );
     assert_eq!(host("Invalid user a from 6.6.6.6 port 1 from 192.0.2.25 port 5"), some("192.0.2.25"));
-    assert_eq!(host("User a from 6.6.6.6 from 192.0.2.26 not allowed because not listed in AllowUsers"), some("192.0.2.26"));
+    assert_eq!(
+        host("User a from 6.6.6.6 from 192.0.2.26 not allowed because not listed in AllowUsers"),
+        some("192.0.2.26")
+    );
     assert_eq!(
         host("Bad protocol version identification 'x' from 6.6.6.6' from 192.0.2.27 port 31778"),
         some("192.0.2.27")
     );
-    assert_eq!(host("Connection closed by authenticating user t 6.6.6.6 port 12345 192.0.2.28 port 4 [preauth]"), some("192.0.2.28"));
+    assert_eq!(
+        host("Connection closed by authenticating user t 6.6.6.6 port 12345 192.0.2.28 port 4 [preauth]"),
+        some("192.0.2.28")
+    );
     // The connection's own address settles a line that could be read two ways.
     let got = conn(&[
         "Invalid user x from 6.6.6.6 port 1 ssh2: from 192.0.2.29 port 5",
@@ -111,7 +134,10 @@ fn refusals_and_other_failure_lines() {
             "{why}"
         );
     }
-    assert_eq!(p("User root from example.com not allowed because not listed in AllowUsers"), x(K::Refused, "example.com", Some("root")));
+    assert_eq!(
+        p("User root from example.com not allowed because not listed in AllowUsers"),
+        x(K::Refused, "example.com", Some("root"))
+    );
     assert_eq!(p("ROOT LOGIN REFUSED FROM 192.0.2.35"), x(K::Refused, "192.0.2.35", Some("root")));
     assert_eq!(p("ROOT LOGIN REFUSED FROM 192.0.2.35 port 12345 [preauth]"), x(K::Refused, "192.0.2.35", Some("root")));
     assert_eq!(p("ROOT LOGIN REFUSED FROM ::ffff:192.0.2.36"), x(K::Refused, "192.0.2.36", Some("root")));
@@ -128,7 +154,9 @@ fn refusals_and_other_failure_lines() {
         x(K::MaxAttempts, "192.0.2.39", Some("root"))
     );
     assert_eq!(
-        p("Disconnecting invalid user admin 192.0.2.40 port 44004: Change of username or service not allowed: (admin,ssh-connection) -> (user,ssh-connection) [preauth]"),
+        p(
+            "Disconnecting invalid user admin 192.0.2.40 port 44004: Change of username or service not allowed: (admin,ssh-connection) -> (user,ssh-connection) [preauth]"
+        ),
         x(K::Refused, "192.0.2.40", Some("admin"))
     );
     assert_eq!(
@@ -140,7 +168,10 @@ fn refusals_and_other_failure_lines() {
         x(K::Failure, "192.0.2.42", None)
     );
     // FreeBSD/macOS PAM lines.
-    assert_eq!(p("error: PAM: Authentication failure for bob from 192.0.2.43"), x(K::Failure, "192.0.2.43", Some("bob")));
+    assert_eq!(
+        p("error: PAM: Authentication failure for bob from 192.0.2.43"),
+        x(K::Failure, "192.0.2.43", Some("bob"))
+    );
     assert_eq!(
         p("error: PAM: authentication error for james from example.com via 192.168.1.201"),
         x(K::Failure, "example.com", Some("james"))
@@ -153,7 +184,9 @@ fn refusals_and_other_failure_lines() {
     assert_eq!(p("error: PAM: Authentication failure for u from 192.030.0.6"), None);
     // sshd's PAM line repeats its own `Failed password`: kept, not a failure.
     assert_eq!(
-        p("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.45  user=root"),
+        p(
+            "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.45  user=root"
+        ),
         x(K::PamFailure, "192.0.2.45", Some("root"))
     );
     assert!(!K::PamFailure.is_failure());
@@ -175,8 +208,14 @@ fn pre_authentication_probes_and_closes() {
         ("Connection reset by 192.0.2.61 port 14282 [preauth]", "192.0.2.61"),
         ("Disconnected from 192.0.2.62 port 36985 [preauth]", "192.0.2.62"),
         ("Received disconnect from 192.0.2.63 port 58846:11: Bye Bye [preauth]", "192.0.2.63"),
-        ("Received disconnect from 192.0.2.64: 14: No supported authentication methods available [preauth]", "192.0.2.64"),
-        ("Unable to negotiate with 192.0.2.65 port 55419: no matching cipher found. Their offer: aes256-cbc [preauth]", "192.0.2.65"),
+        (
+            "Received disconnect from 192.0.2.64: 14: No supported authentication methods available [preauth]",
+            "192.0.2.64",
+        ),
+        (
+            "Unable to negotiate with 192.0.2.65 port 55419: no matching cipher found. Their offer: aes256-cbc [preauth]",
+            "192.0.2.65",
+        ),
     ] {
         assert_eq!(p(m).map(|g| (g.0, g.1)), Some((K::PreauthClose, a.to_string())), "{m}");
     }
@@ -184,7 +223,10 @@ fn pre_authentication_probes_and_closes() {
         p("Connection closed by authenticating user root 192.0.2.66 port 46038 [preauth]"),
         x(K::PreauthClose, "192.0.2.66", Some("root"))
     );
-    assert_eq!(p("Connection closed by invalid user  192.0.2.67 port 34916 [preauth]"), x(K::PreauthClose, "192.0.2.67", Some("")));
+    assert_eq!(
+        p("Connection closed by invalid user  192.0.2.67 port 34916 [preauth]"),
+        x(K::PreauthClose, "192.0.2.67", Some(""))
+    );
     // After a session (no `[preauth]`) a disconnect is no probe.
     assert_eq!(p("Received disconnect from 192.0.2.68 port 5:11: disconnected by user"), None);
     assert_eq!(p("Connection closed by 192.0.2.69 port 22"), None);
@@ -194,7 +236,10 @@ fn pre_authentication_probes_and_closes() {
 fn lines_without_a_client_take_it_from_their_connection() {
     // OpenSSH 8+: a TCP connect and close, then the close names the client.
     assert_eq!(
-        conn(&["error: kex_exchange_identification: Connection closed by remote host", "Connection closed by 192.0.2.70 port 5555"]),
+        conn(&[
+            "error: kex_exchange_identification: Connection closed by remote host",
+            "Connection closed by 192.0.2.70 port 5555"
+        ]),
         vec![None, x(K::NoIdentification, "192.0.2.70", None)]
     );
     // VERBOSE logging names it first.
@@ -204,6 +249,14 @@ fn lines_without_a_client_take_it_from_their_connection() {
             "error: kex_exchange_identification: client sent invalid protocol identifier \"\"",
         ]),
         vec![None, x(K::NoIdentification, "192.0.2.71", None)]
+    );
+    // OpenSSH 7.6+ adds the routing domain.
+    assert_eq!(
+        conn(&[
+            "Connection from 192.0.2.75 port 62004 on 192.0.2.1 port 22 rdomain \"\"",
+            "error: kex_exchange_identification: read: Connection reset by peer",
+        ]),
+        vec![None, x(K::NoIdentification, "192.0.2.75", None)]
     );
     // Keys refused, then sshd gives up: one failure.
     assert_eq!(
@@ -242,7 +295,10 @@ fn dropbear_lines() {
     let d = |m: &str| dropbear(m).map(|e| (e.kind, who(&e), e.user));
     assert_eq!(d("bad password attempt for 'root' from 192.0.2.80:5543"), x(K::Failure, "192.0.2.80", Some("root")));
     assert_eq!(d("Bad password attempt for 'root' from 192.0.2.81:60588"), x(K::Failure, "192.0.2.81", Some("root")));
-    assert_eq!(d("login attempt for nonexistent user from ::ffff:192.0.2.82:60495"), x(K::InvalidUser, "192.0.2.82", None));
+    assert_eq!(
+        d("login attempt for nonexistent user from ::ffff:192.0.2.82:60495"),
+        x(K::InvalidUser, "192.0.2.82", None)
+    );
     assert_eq!(
         d("Exit before auth (user 'root', 10 fails): Max auth tries reached - user 'root' from 192.0.2.83:60588"),
         x(K::MaxAttempts, "192.0.2.83", Some("root"))

@@ -63,7 +63,9 @@ pub struct Step {
     pub action: Option<ActionKind>,
     #[serde(default)]
     pub target: Option<Selector>,
-    /// `notify`: the message (`{title}`, `{type}`, `{severity}`, `{priority}` are filled in).
+    /// `notify`: the message (`{title}`, `{type}`, `{severity}`, `{priority}` are filled in,
+    /// and `{containment}`: each action with what became of it — `recorded only (dry run)`,
+    /// `waiting for approval`, `in force` …).
     #[serde(default)]
     pub message: Option<String>,
     /// `handoff`: the agent to hand over to.

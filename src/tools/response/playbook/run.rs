@@ -197,7 +197,8 @@ pub fn decide(
                 .replace("{title}", &inc.title)
                 .replace("{type}", &inc.kind)
                 .replace("{severity}", &inc.severity.to_string())
-                .replace("{priority}", &format!("{:?}", inc.priority));
+                .replace("{priority}", &format!("{:?}", inc.priority))
+                .replace("{containment}", &containment(inc));
             Decision::new("done", crate::text::sanitize(&msg, 1024), true, false)
         }
         StepKind::Handoff => {
@@ -481,6 +482,30 @@ pub fn steps_of(inc: &Incident, playbooks: &[Playbook]) -> usize {
         .unwrap_or(0)
 }
 
+/// What became of an incident's containment so far, in words that never claim more
+/// than happened: a dry run is "recorded only", not "blocked".
+fn containment(inc: &Incident) -> String {
+    use crate::messages::ActionStatus as S;
+    if inc.actions.is_empty() {
+        return "none recorded yet".into();
+    }
+    let words = |s: S| match s {
+        S::DryRun => "recorded only (dry run, not enforced)",
+        S::PendingApproval => "waiting for approval",
+        S::Executed => "in force",
+        S::Failed => "failed",
+        S::Rejected => "rejected by an operator",
+        S::Expired => "expired without a decision",
+        S::RolledBack => "rolled back",
+    };
+    let mut parts: Vec<String> =
+        inc.actions.iter().take(5).map(|a| format!("{} {} {}", a.kind, a.target, words(a.status))).collect();
+    if inc.actions.len() > 5 {
+        parts.push(format!("and {} more", inc.actions.len() - 5));
+    }
+    parts.join("; ")
+}
+
 #[cfg(test)]
 mod tests {
     //! The interpreter alone: an incident, a playbook, time and what was gathered in;
@@ -654,6 +679,34 @@ message = "{severity} {type}: {title}"
             assert!(d.failed && matches!(d.outcome, "failed" | "unavailable"), "{d:?}");
             assert_eq!(r.status, RunStatus::Aborted);
         }
+    }
+
+    #[test]
+    fn a_notification_says_what_became_of_containment_never_more() {
+        use crate::messages::{Action, ActionStatus, ResponseMode};
+        let mut inc = incident();
+        assert_eq!(containment(&inc), "none recorded yet");
+        let action = |target: &str, status| Action {
+            id: Uuid::new_v5(&inc.id, target.as_bytes()),
+            kind: ActionKind::BlockIp,
+            target: target.into(),
+            mode: ResponseMode::Observe,
+            status,
+            argv: vec![],
+            reason: String::new(),
+            created_at: t(0),
+            expires_at: None,
+            output: None,
+            steps: vec![],
+            decision: None,
+            permanent: false,
+            rollback: None,
+            undo_target: None,
+        };
+        inc.actions = vec![action("203.0.113.7", ActionStatus::DryRun), action("203.0.113.8", ActionStatus::Executed)];
+        let said = containment(&inc);
+        assert_eq!(said, "block_ip 203.0.113.7 recorded only (dry run, not enforced); block_ip 203.0.113.8 in force");
+        assert!(!said.contains("blocked"));
     }
 
     #[test]
