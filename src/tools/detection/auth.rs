@@ -609,6 +609,54 @@ mod tests {
         assert!(d.analyze(&[ev(AuthEventKind::Success, "9.9.9.9", 3 * 3600 + 5)]).is_empty());
     }
 
+    fn with_service(kind: AuthEventKind, service: Service, ip: &str, secs: i64) -> Event {
+        let mut e = ev(kind, ip, secs);
+        if let Some(a) = e.auth.as_mut() {
+            a.service = service;
+        }
+        e
+    }
+
+    #[test]
+    fn pre_auth_probes_count_only_in_aggressive_mode() {
+        let probes: Vec<Event> = (0..6)
+            .map(|i| ev(if i % 2 == 0 { AuthEventKind::PreauthClose } else { AuthEventKind::NoIdentification }, "10.0.0.5", i))
+            .collect();
+        let mut normal = AuthDetector::new(params(), Default::default());
+        assert!(normal.analyze(&probes).is_empty(), "a monitoring host's checks are not a brute force");
+        assert_eq!(normal.tracked(), 0);
+        let mut p = params();
+        p.ssh.mode = SshMode::Aggressive;
+        let mut aggressive = AuthDetector::new(p, Default::default());
+        let f = aggressive.analyze(&probes);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].title.contains("failed logins and pre-authentication probes"), "{}", f[0].title);
+        // A rejected key of an existing account counts in neither.
+        let keys: Vec<Event> = (0..6).map(|i| ev(AuthEventKind::KeyRejected, "192.0.2.9", i)).collect();
+        assert!(aggressive.analyze(&keys).is_empty());
+    }
+
+    #[test]
+    fn other_services_feed_the_compromise_streak_but_not_the_ssh_window() {
+        let mut d = AuthDetector::new(params(), Default::default());
+        let mail: Vec<Event> =
+            (0..6).map(|i| with_service(AuthEventKind::Failure, Service::Mail, "198.51.100.48", i)).collect();
+        assert!(d.analyze(&mail).is_empty(), "a mail brute force is the mail rule's, not ssh_brute_force");
+        let f = d.analyze(&[with_service(AuthEventKind::Success, Service::Mail, "198.51.100.48", 10)]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].rule, "mail_success_after_failures");
+        assert_eq!(f[0].title, "Credential compromise: 198.51.100.48 logged in to mail as root after 6 failed attempts");
+        // Invalid users and refusals are failures too; an SSH success is named as such.
+        let evs = [
+            ev(AuthEventKind::InvalidUser, "198.51.100.49", 0),
+            ev(AuthEventKind::Refused, "198.51.100.49", 1),
+            ev(AuthEventKind::MaxAttempts, "198.51.100.49", 2),
+            ev(AuthEventKind::Success, "198.51.100.49", 3),
+        ];
+        let f = d.analyze(&evs);
+        assert_eq!((f.len(), f[0].rule.as_str()), (1, "ssh_success_after_failures"));
+    }
+
     #[test]
     fn state_round_trips_and_gives_the_same_finding_id() {
         let mut a = AuthDetector::new(params(), Default::default());

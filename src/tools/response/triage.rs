@@ -158,7 +158,8 @@ fn shows(kind: &str, f: &Finding) -> bool {
         "privilege_abuse" => tactic("TA0004") || tech("T1136") || tech("T1098"),
         "vulnerability_exploitation" => tech("T1068") || tech("T1203") || tech("T1210"),
         "phishing" => tech("T1566"),
-        "web_attack" => rule("web_") || tech("T1190") || tech("T1189"),
+        // Password guessing at a web server's login is a brute force, not an exploit.
+        "web_attack" => rule("web_") && !tech("T1110") || tech("T1190") || tech("T1189"),
         "brute_force" => tech("T1110"),
         "reconnaissance" => tactic("TA0043") || tactic("TA0007"),
         "defense_evasion" => tactic("TA0005"),

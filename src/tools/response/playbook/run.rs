@@ -186,6 +186,14 @@ pub fn decide(
                     ..Decision::new("requested", detail, true, false)
                 }
             }
+            // A client known only by a host name: names are never resolved (an attacker
+            // controls its own reverse DNS), so there is nothing to act on — said so.
+            _ if let Some(name) = inc.entities.iter().find_map(|e| e.strip_prefix("client:")) => Decision::new(
+                "skipped",
+                format!("the client is known only by the name {}, never resolved: nothing to act on", crate::text::sanitize(name, 128)),
+                true,
+                false,
+            ),
             _ => Decision::new("failed", "no target for this step in the incident".into(), true, true),
         },
         StepKind::Approval => Decision::new("waiting", format!("approve with `warden approve {key}`"), false, false),
