@@ -9,6 +9,7 @@ use crate::agents::AgentEnv;
 use crate::config::{Config, SourceKind};
 use crate::definitions::{AgentKind, Definitions};
 use crate::ingest::file_tail::FileTail;
+use crate::ingest::journald::{JournalSpec, Journald};
 use crate::ingest::stdin::Stdin;
 use crate::ingest::syslog::{Syslog, Transport};
 use crate::kb::{Kb, KbError, KnowledgeBase};
@@ -34,6 +35,8 @@ pub enum RuntimeError {
     NotStarted(String),
     #[error(transparent)]
     Bind(#[from] crate::ingest::syslog::BindError),
+    #[error(transparent)]
+    Journal(#[from] crate::ingest::journald::JournalError),
 }
 
 /// Handles to a running Warden.
@@ -142,6 +145,19 @@ impl Runtime {
                     FileTail::start_in_arbiter(&arbiter.handle(), move |_| FileTail {
                         source,
                         path,
+                        format,
+                        cfg: ingest,
+                        kb,
+                        sink,
+                        metrics,
+                    });
+                }
+                SourceKind::Journald => {
+                    crate::ingest::journald::check(&source, s.directory.as_deref())?;
+                    let spec = JournalSpec { directory: s.directory.clone(), matches: s.matches.clone() };
+                    Journald::start_in_arbiter(&arbiter.handle(), move |_| Journald {
+                        source,
+                        spec,
                         format,
                         cfg: ingest,
                         kb,

@@ -1,5 +1,6 @@
 //! Warden's configuration: TOML, strict (unknown keys are errors), with an embedded
-//! default that tails `/var/log/auth.log` in observe mode.
+//! default that follows the host's authentication log in observe mode: `/var/log/auth.log`
+//! (Debian family), else `/var/log/secure` (RPM family), else the systemd journal.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,8 @@ mod notifications;
 pub use llm::{LlmConfig, Provider};
 pub use notifications::{NotifyConfig, WebhookFormat};
 
-/// The configuration `warden run` uses when no `--config` is given.
+/// The configuration `warden run` uses when no `--config` is given, on a host whose
+/// authentication log is `/var/log/auth.log` (see [`default_config_for`]).
 pub const DEFAULT_CONFIG: &str = r#"# Warden's embedded default configuration.
 [admin]
 listen = "127.0.0.1:8720"
@@ -24,11 +26,25 @@ listen = "127.0.0.1:8720"
 name = "auth"
 kind = "file"
 path = "/var/log/auth.log"
-format = "auth"
 
 [response]
 mode = "observe"
 "#;
+
+/// The embedded default for a host, given which files exist on it: its authentication
+/// log (`/var/log/auth.log`, else `/var/log/secure`), else the systemd journal (Debian
+/// 12+, Ubuntu 24.04+, Fedora, Arch log sshd only there).
+pub fn default_config_for(exists: impl Fn(&Path) -> bool) -> String {
+    for log in ["/var/log/auth.log", "/var/log/secure"] {
+        if exists(Path::new(log)) {
+            return DEFAULT_CONFIG.replace("/var/log/auth.log", log);
+        }
+    }
+    DEFAULT_CONFIG.replace(
+        "kind = \"file\"\npath = \"/var/log/auth.log\"\n",
+        "kind = \"journald\"\n# The system journal; add `matches = [\"_SYSTEMD_UNIT=ssh.service\"]` to narrow it.\n",
+    )
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,12 +104,15 @@ pub enum SourceKind {
     SyslogUdp,
     /// Syslog over TCP, framed by newlines or by octet counting (RFC 6587).
     SyslogTcp,
+    /// The systemd journal (read with `journalctl --output=json`), checkpointed by the
+    /// journal's cursor.
+    Journald,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LogFormat {
-    /// Classic syslog `auth.log` (sshd, PAM).
+    /// Syslog lines only (`auth.log`: sshd, PAM, and the other programs Warden reads).
     Auth,
     /// Apache/nginx access logs (common or combined format).
     Web,
@@ -101,7 +120,9 @@ pub enum LogFormat {
     Json,
     /// Zeek TSV logs (`conn`, `dns`, `http`, `ssh`, …) with their `#fields` header.
     Zeek,
-    /// Each line as whichever of the formats above it parses as.
+    /// Each line as whichever format it is (the default): syslog (each program by its
+    /// own parser), web access logs, JSON, and the services' own logs (Apache and nginx
+    /// error logs, MySQL, PostgreSQL, exim, vsftpd, dovecot, audit).
     Auto,
 }
 
@@ -117,10 +138,28 @@ pub struct SourceConfig {
     pub listen: Option<SocketAddr>,
     #[serde(default = "default_format")]
     pub format: LogFormat,
+    /// A journald source's journal directory (e.g. what `systemd-journal-remote`
+    /// writes); the system journal when absent.
+    #[serde(default)]
+    pub directory: Option<PathBuf>,
+    /// A journald source's journalctl match expressions (`FIELD=value`, `+` between
+    /// alternatives), e.g. `["_SYSTEMD_UNIT=ssh.service"]`.
+    #[serde(default)]
+    pub matches: Vec<String>,
 }
 
 fn default_format() -> LogFormat {
-    LogFormat::Auth
+    LogFormat::Auto
+}
+
+/// Whether a journalctl match is well formed: `FIELD=value` (an upper-case field name)
+/// or `+`.
+fn valid_match(m: &str) -> bool {
+    if m == "+" {
+        return true;
+    }
+    let Some((field, _)) = m.split_once('=') else { return false };
+    !field.is_empty() && field.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -276,7 +315,7 @@ impl Config {
 
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         match path {
-            None => Config::parse(DEFAULT_CONFIG, "<embedded default config>"),
+            None => Config::parse(&default_config_for(|p| p.exists()), "<embedded default config>"),
             Some(p) => {
                 let text =
                     std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
@@ -311,10 +350,25 @@ impl Config {
                         s.name
                     )));
                 }
-                SourceKind::File | SourceKind::Stdin if s.listen.is_some() => {
+                SourceKind::File | SourceKind::Stdin | SourceKind::Journald if s.listen.is_some() => {
                     return Err(invalid(format!("source `{}` does not listen: remove `listen`", s.name)));
                 }
+                SourceKind::Journald if s.path.is_some() => {
+                    return Err(invalid(format!(
+                        "journald source `{}` takes a journal `directory`, not a `path`",
+                        s.name
+                    )));
+                }
                 _ => {}
+            }
+            if s.kind != SourceKind::Journald && (s.directory.is_some() || !s.matches.is_empty()) {
+                return Err(invalid(format!("`directory` and `matches` are for journald sources, not `{}`", s.name)));
+            }
+            if let Some(m) = s.matches.iter().find(|m| !valid_match(m)) {
+                return Err(invalid(format!(
+                    "source `{}`: match `{m}` is not `FIELD=value` (an upper-case journal field) or `+`",
+                    s.name
+                )));
             }
         }
         if let Some(l) = &self.llm
@@ -368,12 +422,51 @@ mod tests {
 
     #[test]
     fn embedded_default_parses() {
-        let c = Config::load(None).unwrap();
+        let c = Config::parse(DEFAULT_CONFIG, "default").unwrap();
         assert_eq!(c.sources.len(), 1);
         assert_eq!(c.sources[0].path.as_deref(), Some(Path::new("/var/log/auth.log")));
+        assert_eq!(c.sources[0].format, LogFormat::Auto);
         assert_eq!(c.response.mode, ResponseMode::Observe);
         assert!(c.admin.listen.ip().is_loopback());
         assert!(!c.testing.fault_injection);
+    }
+
+    #[test]
+    fn the_default_follows_the_host() {
+        let on = |present: &'static str| move |p: &Path| p == Path::new(present);
+        let debian = Config::parse(&default_config_for(on("/var/log/auth.log")), "d").unwrap();
+        assert_eq!(debian.sources[0].path.as_deref(), Some(Path::new("/var/log/auth.log")));
+        let rpm = Config::parse(&default_config_for(on("/var/log/secure")), "d").unwrap();
+        assert_eq!(
+            (rpm.sources[0].kind, rpm.sources[0].path.as_deref()),
+            (SourceKind::File, Some(Path::new("/var/log/secure")))
+        );
+        let journal = Config::parse(&default_config_for(|_| false), "d").unwrap();
+        let s = &journal.sources[0];
+        assert_eq!(
+            (s.kind, s.path.as_deref(), s.directory.as_deref(), s.format),
+            (SourceKind::Journald, None, None, LogFormat::Auto)
+        );
+        assert_eq!(journal.response.mode, ResponseMode::Observe);
+    }
+
+    #[test]
+    fn journald_sources_are_checked() {
+        let src = |extra: &str| format!("[[sources]]\nname = \"j\"\nkind = \"journald\"\n{extra}");
+        let ok = Config::parse(&src("directory = \"/tmp/j\"\nmatches = [\"_SYSTEMD_UNIT=ssh.service\", \"+\", \"SYSLOG_IDENTIFIER=sshd\"]\n"), "w").unwrap();
+        assert_eq!(ok.sources[0].matches.len(), 3);
+        for (extra, says) in [
+            ("path = \"/var/log/x\"\n", "not a `path`"),
+            ("matches = [\"sshd\"]\n", "not `FIELD=value`"),
+            ("matches = [\"_unit=x\"]\n", "not `FIELD=value`"),
+        ] {
+            let e = Config::parse(&src(extra), "w").unwrap_err().to_string();
+            assert!(e.contains(says), "{extra}: {e}");
+        }
+        let e = Config::parse("[[sources]]\nname = \"f\"\nkind = \"file\"\npath = \"/x\"\ndirectory = \"/y\"\n", "w")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("for journald sources"), "{e}");
     }
 
     #[test]

@@ -172,6 +172,7 @@ impl Tailer {
             seq: self.seq,
             skipping: self.splitter.skipping,
             lines_total: self.lines_total,
+            cursor: None,
         })
     }
 

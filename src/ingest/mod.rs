@@ -8,6 +8,7 @@
 
 pub mod feeds;
 pub mod file_tail;
+pub mod journald;
 pub mod parse;
 pub mod pcap;
 pub mod replay;

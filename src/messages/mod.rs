@@ -72,6 +72,9 @@ pub struct Checkpoint {
     pub skipping: bool,
     /// Lines processed from this source since it was first read (durable counter).
     pub lines_total: u64,
+    /// A journald source's position: the cursor of the last entry whose effects are stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// An envelope waiting in the durable inbox of the agent it is routed to.

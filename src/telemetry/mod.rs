@@ -42,6 +42,9 @@ pub struct SourceCounters {
     pub rotations: u64,
     pub truncations: u64,
     pub missing: u64,
+    /// Times a source resumed past data it could no longer read (a journal vacuumed
+    /// past its cursor).
+    pub gaps: u64,
     /// Lines each parser took (the rest are `unparsed`).
     pub parsers: ParserCounts,
 }
@@ -118,7 +121,7 @@ impl Metrics {
             self.intel_indicators.load(Ordering::Relaxed)
         );
         let sources = self.sources();
-        let per_source: [(&str, &str, fn(&SourceCounters) -> u64); 8] = [
+        let per_source: [(&str, &str, fn(&SourceCounters) -> u64); 9] = [
             ("warden_lines_read_total", "Lines read by this process", |c| c.lines),
             ("warden_lines_invalid_utf8_total", "Lines with invalid UTF-8 (decoded lossily)", |c| c.invalid_utf8),
             ("warden_lines_truncated_total", "Lines cut at the length limit", |c| c.truncated),
@@ -127,6 +130,11 @@ impl Metrics {
             ("warden_file_rotations_total", "Rotations followed", |c| c.rotations),
             ("warden_file_truncations_total", "Truncations (copytruncate) followed", |c| c.truncations),
             ("warden_file_missing_total", "Times a tailed file was found missing", |c| c.missing),
+            (
+                "warden_source_gaps_total",
+                "Times a source resumed past data no longer there (journal vacuumed past its cursor)",
+                |c| c.gaps,
+            ),
         ];
         for (name, help, get) in per_source {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

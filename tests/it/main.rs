@@ -7,6 +7,7 @@ mod daemon;
 mod definitions;
 mod enforce;
 mod intel;
+mod journald;
 mod kb;
 mod layers;
 mod llm;

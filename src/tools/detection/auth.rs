@@ -620,7 +620,13 @@ mod tests {
     #[test]
     fn pre_auth_probes_count_only_in_aggressive_mode() {
         let probes: Vec<Event> = (0..6)
-            .map(|i| ev(if i % 2 == 0 { AuthEventKind::PreauthClose } else { AuthEventKind::NoIdentification }, "10.0.0.5", i))
+            .map(|i| {
+                ev(
+                    if i % 2 == 0 { AuthEventKind::PreauthClose } else { AuthEventKind::NoIdentification },
+                    "10.0.0.5",
+                    i,
+                )
+            })
             .collect();
         let mut normal = AuthDetector::new(params(), Default::default());
         assert!(normal.analyze(&probes).is_empty(), "a monitoring host's checks are not a brute force");
@@ -645,7 +651,10 @@ mod tests {
         let f = d.analyze(&[with_service(AuthEventKind::Success, Service::Mail, "198.51.100.48", 10)]);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].rule, "mail_success_after_failures");
-        assert_eq!(f[0].title, "Credential compromise: 198.51.100.48 logged in to mail as root after 6 failed attempts");
+        assert_eq!(
+            f[0].title,
+            "Credential compromise: 198.51.100.48 logged in to mail as root after 6 failed attempts"
+        );
         // Invalid users and refusals are failures too; an SSH success is named as such.
         let evs = [
             ev(AuthEventKind::InvalidUser, "198.51.100.49", 0),

@@ -190,7 +190,10 @@ pub fn decide(
             // controls its own reverse DNS), so there is nothing to act on — said so.
             _ if let Some(name) = inc.entities.iter().find_map(|e| e.strip_prefix("client:")) => Decision::new(
                 "skipped",
-                format!("the client is known only by the name {}, never resolved: nothing to act on", crate::text::sanitize(name, 128)),
+                format!(
+                    "the client is known only by the name {}, never resolved: nothing to act on",
+                    crate::text::sanitize(name, 128)
+                ),
                 true,
                 false,
             ),
