@@ -276,6 +276,13 @@ impl Reader {
         let idle = Duration::from_millis(self.cfg.poll_interval_ms.max(1000));
         let pace = Duration::from_millis(self.cfg.poll_interval_ms);
         let mut check_cursor = true;
+        let dir = self
+            .spec
+            .directory
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|| "the system journal".into());
+        tracing::info!(source = %self.source, journal = %dir, matches = ?self.spec.matches, resume = self.cursor.is_some(), "following the journal");
         loop {
             if check_cursor {
                 self.resume_point().await;

@@ -159,3 +159,90 @@ fn missing_and_corrupt_journals_are_clear_errors_never_a_panic() {
     eventually(30, "journalctl's complaint logged", || d.stderr().contains("corrupted").then_some(()));
     assert!(d.metric("warden_source_errors_total").unwrap_or(0) >= 1);
 }
+
+/// A host that logs only to the journal (no `/var/log/auth.log`, no `/var/log/secure`):
+/// `warden run` with no configuration at all reads the system journal and detects an SSH
+/// brute force. The host is simulated in a mount namespace (this test's `/var/log` is a
+/// folder holding only `journal/<machine-id>/system.journal`) and a network namespace
+/// (the default admin address, 127.0.0.1:8720, is this test's own). Needs root and the
+/// host's machine id.
+#[test]
+fn with_no_configuration_a_journald_only_host_is_watched() {
+    const TEST: &str = "with_no_configuration_a_journald_only_host_is_watched";
+    let Some(remote) = journal_remote(TEST) else { return };
+    let skip = |why: &str| {
+        assert!(std::env::var_os("CI").is_none(), "CI must run {TEST}: {why}");
+        eprintln!("SKIPPED {TEST}: {why}");
+    };
+    if !rustix::process::geteuid().is_root() {
+        return skip("needs root (mount and network namespaces)");
+    }
+    let Some(machine) =
+        std::fs::read_to_string("/etc/machine-id").ok().map(|m| m.trim().to_string()).filter(|m| m.len() == 32)
+    else {
+        return skip("no /etc/machine-id (journalctl reads the local machine's journal only)");
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let varlog = tmp.path().join("varlog");
+    let journal = varlog.join("journal").join(&machine);
+    std::fs::create_dir_all(&journal).unwrap();
+    write_journal(
+        &remote,
+        &journal,
+        "system.journal",
+        chrono::Utc::now() - chrono::Duration::minutes(30),
+        &failures("203.0.113.61", 0, 5),
+    );
+    let data_dir = tmp.path().join("data");
+    let stderr_log = tmp.path().join("warden.stderr");
+    std::thread::spawn(move || {
+        // SAFETY: only this thread (and the processes it starts) leaves the host's mount
+        // and network namespaces; nothing it shares with other threads depends on them.
+        unsafe {
+            rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS | rustix::thread::UnshareFlags::NEWNET)
+        }
+        .expect("unshare");
+        let sh = |argv: &[&str]| {
+            let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            assert!(out.status.success(), "{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        sh(&["mount", "--make-rprivate", "/"]);
+        sh(&["mount", "--bind", &varlog.display().to_string(), "/var/log"]);
+        if Path::new("/run/log").is_dir() {
+            sh(&["mount", "-t", "tmpfs", "tmpfs", "/run/log"]);
+        }
+        sh(&["ip", "link", "set", "lo", "up"]);
+        let log = std::fs::File::create(&stderr_log).unwrap();
+        let child = Command::new(BIN)
+            .arg("run")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let token = eventually(30, "admin token file", || {
+            std::fs::read_to_string(data_dir.join("admin.token")).ok().filter(|t| !t.is_empty())
+        });
+        let d = Daemon {
+            child: Some(child),
+            config: PathBuf::new(),
+            data_dir,
+            addr: "127.0.0.1:8720".parse().unwrap(),
+            token,
+            actors: None,
+            stderr_log,
+        };
+        eventually(30, "the admin API", || d.get("/v1/health").ok().filter(|r| r.status == 200));
+        let inc = eventually(30, "the brute force read from the system journal", || {
+            d.incidents().into_iter().find(|i| i["entities"][0] == "203.0.113.61")
+        });
+        assert_eq!(inc["type"], "brute_force");
+        assert_eq!(inc["actions"][0]["status"], "dry_run", "the default is observe: {inc:#}");
+        assert!(d.stderr().contains("following the journal"), "{}", d.stderr());
+    })
+    .join()
+    .unwrap();
+}
