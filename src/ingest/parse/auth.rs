@@ -52,8 +52,7 @@ fn dispatch(s: &SyslogLine, st: &mut ParseState) -> (Parser, Option<AuthEvent>) 
     let pam = || local::pam(s.program, msg);
     match base {
         "sshd" | "sshd-session" | "sshd-auth" => {
-            let conn = s.pid.map(|pid| st.sshd.at(s.host, pid, s.time));
-            (Parser::Sshd, sshd::parse(msg, conn))
+            (Parser::Sshd, sshd::parse_in(msg, &mut st.sshd, s.host, s.pid, s.time))
         }
         "dropbear" => (Parser::Dropbear, sshd::dropbear(msg)),
         "sudo" => (Parser::Sudo, local::parse_sudo(msg)),

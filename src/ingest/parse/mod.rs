@@ -252,18 +252,47 @@ pub fn field<'a>(msg: &'a str, key: &str) -> Option<&'a str> {
 #[derive(Debug, Clone, Default)]
 pub struct Connection {
     pub client: Option<IpAddr>,
-    pub pending: Option<AuthEvent>,
+    /// Boxed: most connections never hold one, and this keeps the map's entries small.
+    pub pending: Option<Box<AuthEvent>>,
     /// The last line's time: a pid seen again much later is another connection.
     pub last: Option<DateTime<Utc>>,
     /// The last line closed the connection.
     pub ended: bool,
 }
 
-/// Connections by host and pid, the oldest forgotten past [`Connections::MAX`].
+/// A hasher for `(host hash, pid)` keys: the parts are already well mixed or small
+/// integers, and this runs for every line of a tracked program.
+#[derive(Default)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(*b as u64);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64);
+    }
+}
+
+/// FNV-1a of a host name (no allocation per line for the connection key).
+fn host_hash(host: &str) -> u64 {
+    host.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+/// Connections by host and pid, at most [`Connections::MAX`]: when full, the stale and
+/// ended ones are forgotten, and if that frees too little (a flood of connections), all
+/// of them — the context of a few connections is lost, memory never grows.
 #[derive(Debug, Default)]
 pub struct Connections {
-    map: std::collections::HashMap<(String, u32), Connection>,
-    order: std::collections::VecDeque<(String, u32)>,
+    map: std::collections::HashMap<(u64, u32), Connection, std::hash::BuildHasherDefault<KeyHasher>>,
 }
 
 impl Connections {
@@ -275,7 +304,15 @@ impl Connections {
     /// The connection of `pid` on `host` at `now`: a new one when none is known, when
     /// the known one ended, or when its last line is too long ago (the pid was reused).
     pub fn at(&mut self, host: &str, pid: u32, now: DateTime<Utc>) -> &mut Connection {
-        let c = self.get(host, pid);
+        let key = (host_hash(host), pid);
+        if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
+            let live = |c: &Connection| !c.ended && c.last.is_some_and(|l| (now - l).num_seconds().abs() <= Self::STALE_SECS);
+            self.map.retain(|_, c| live(c));
+            if self.map.len() >= Self::MAX * 3 / 4 {
+                self.map.clear();
+            }
+        }
+        let c = self.map.entry(key).or_default();
         let stale = c.last.is_some_and(|l| (now - l).num_seconds().abs() > Self::STALE_SECS);
         if stale || c.ended {
             *c = Connection::default();
@@ -284,30 +321,9 @@ impl Connections {
         c
     }
 
-    /// The connection of `pid` on `host`, created when new.
-    pub fn get(&mut self, host: &str, pid: u32) -> &mut Connection {
-        let key = (host.to_string(), pid);
-        if !self.map.contains_key(&key) {
-            while self.map.len() >= Self::MAX {
-                match self.order.pop_front() {
-                    Some(old) => {
-                        self.map.remove(&old);
-                    }
-                    None => break,
-                }
-            }
-            if self.order.len() > 2 * Self::MAX {
-                let map = &self.map;
-                self.order.retain(|k| map.contains_key(k));
-            }
-            self.order.push_back(key.clone());
-        }
-        self.map.entry(key).or_default()
-    }
-
     /// Forgets a connection that ended.
     pub fn end(&mut self, host: &str, pid: u32) {
-        self.map.remove(&(host.to_string(), pid));
+        self.map.remove(&(host_hash(host), pid));
     }
 
     pub fn len(&self) -> usize {

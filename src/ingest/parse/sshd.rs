@@ -12,7 +12,9 @@
 
 use std::net::IpAddr;
 
-use super::{Client, Connection, client, event, field};
+use chrono::{DateTime, Utc};
+
+use super::{Client, Connection, Connections, client, event, field};
 use crate::messages::{AuthEvent, AuthEventKind as K, Service};
 
 /// sshd's optional prefixes (`error: `, `fatal: `, `error: PAM: `) and suffix (` [preauth]`).
@@ -150,6 +152,16 @@ fn disconnecting<'a>(rest: &'a str, conn: Option<&Connection>) -> Option<(Client
     (!found.is_empty()).then(|| found.swap_remove(i))
 }
 
+/// One sshd message of process `pid` on `host`, with what its connection's earlier lines
+/// said. Session lines (`pam_unix(sshd:session)`, most of a busy server's sshd lines)
+/// say nothing about a client: they skip the connection table.
+pub fn parse_in(msg: &str, conns: &mut Connections, host: &str, pid: Option<u32>, now: DateTime<Utc>) -> Option<AuthEvent> {
+    if msg.starts_with("pam_unix(sshd:session)") || msg.starts_with("pam_systemd(sshd:session)") {
+        return None;
+    }
+    parse(msg, pid.map(|pid| conns.at(host, pid, now)))
+}
+
 /// One sshd message; `conn` is what the connection's earlier lines said (updated here,
 /// and marked ended when the message closes it).
 pub fn parse(msg: &str, mut conn: Option<&mut Connection>) -> Option<AuthEvent> {
@@ -176,7 +188,7 @@ pub fn parse(msg: &str, mut conn: Option<&mut Connection>) -> Option<AuthEvent> 
         Some(ev) if ev.src_ip.is_none() && ev.src_name.is_none() => match c.client {
             Some(ip) => Some(AuthEvent { src_ip: Some(ip), ..ev }),
             None => {
-                c.pending = Some(ev);
+                c.pending = Some(Box::new(ev));
                 None
             }
         },
@@ -187,11 +199,11 @@ pub fn parse(msg: &str, mut conn: Option<&mut Connection>) -> Option<AuthEvent> 
                 Some(AuthEvent { count: ev.count + p.count, ..ev })
             }
             // The line that closes the connection carries the failure it waited for.
-            Some(p) => Some(AuthEvent { src_ip: ev.src_ip, src_name: ev.src_name, ..p }),
+            Some(p) => Some(AuthEvent { src_ip: ev.src_ip, src_name: ev.src_name, ..*p }),
             None => Some(ev),
         },
         None => match (c.pending.take(), c.client) {
-            (Some(p), Some(ip)) => Some(AuthEvent { src_ip: Some(ip), ..p }),
+            (Some(p), Some(ip)) => Some(AuthEvent { src_ip: Some(ip), ..*p }),
             (p, _) => {
                 c.pending = p;
                 None

@@ -59,8 +59,9 @@ pub struct LoadReport {
 pub struct RuleSet {
     pub engine: CorrelationEngine,
     pub report: LoadReport,
-    /// One prebuilt logsource per service, so evaluation allocates none.
-    logsources: Vec<(&'static str, LogSource)>,
+    /// One prebuilt logsource per (service, category) pair, then the web server's (see
+    /// [`logsource_index`]), so evaluation allocates none.
+    logsources: Vec<LogSource>,
 }
 
 /// The line a parser message points at (`... at line 12 column 3`), if any.
@@ -167,13 +168,19 @@ pub fn load(files: &[(String, String)]) -> RuleSet {
             report.errors.push(RuleError { file: "<rules>".into(), line: 0, message: e.to_string() });
         }
     }
-    let mut logsources: Vec<(&'static str, LogSource)> = SERVICES
-        .iter()
-        .map(|svc| {
-            (*svc, LogSource { product: Some("linux".into()), service: Some((*svc).into()), ..LogSource::default() })
-        })
-        .collect();
-    logsources.push(("webserver", LogSource { category: Some("webserver".into()), ..LogSource::default() }));
+    // Every (service, category) pair a syslog line can have, built once.
+    let mut logsources: Vec<LogSource> = Vec::with_capacity(SERVICES.len() * (CATEGORIES.len() + 1) + 1);
+    for svc in SERVICES {
+        for cat in std::iter::once(None).chain(CATEGORIES.iter().map(|c| Some(*c))) {
+            logsources.push(LogSource {
+                product: Some("linux".into()),
+                service: Some(svc.into()),
+                category: cat.map(String::from),
+                ..LogSource::default()
+            });
+        }
+    }
+    logsources.push(LogSource { category: Some("webserver".into()), ..LogSource::default() });
     RuleSet { engine, report, logsources }
 }
 
@@ -436,6 +443,22 @@ pub fn service_of(ev: &Event) -> &'static str {
     }
 }
 
+/// The logsource category of an authentication event: its service class (Warden's
+/// taxonomy, so one rule covers every program of a class: `category: mail` is postfix,
+/// dovecot, exim, courier and cyrus).
+const CATEGORIES: [&str; 7] = ["ssh", "mail", "web", "ftp", "database", "login", "local"];
+
+/// The index of a line's logsource in [`RuleSet::logsources`].
+fn logsource_index(ev: &Event) -> usize {
+    if ev.web.is_some() {
+        return SERVICES.len() * (CATEGORIES.len() + 1);
+    }
+    let svc = service_of(ev);
+    let s = SERVICES.iter().position(|x| *x == svc).unwrap_or(SERVICES.len() - 1);
+    let c = ev.auth.as_ref().and_then(|a| CATEGORIES.iter().position(|x| *x == a.service.as_str())).map_or(0, |i| i + 1);
+    s * (CATEGORIES.len() + 1) + c
+}
+
 const SERVICES: [&str; 20] = [
     "sshd",
     "sudo",
@@ -553,8 +576,7 @@ impl RuleSet {
             };
             self.engine.engine().evaluate_with_logsource(&view, &ls)
         } else {
-            let service = if ev.web.is_some() { "webserver" } else { service_of(ev) };
-            let Some((_, ls)) = self.logsources.iter().find(|(svc, _)| *svc == service) else { return Vec::new() };
+            let Some(ls) = self.logsources.get(logsource_index(ev)) else { return Vec::new() };
             self.engine.engine().evaluate_with_logsource(&view, ls)
         };
         let results = if self.engine.correlation_rule_count() > 0 {
