@@ -306,7 +306,8 @@ impl Connections {
     pub fn at(&mut self, host: &str, pid: u32, now: DateTime<Utc>) -> &mut Connection {
         let key = (host_hash(host), pid);
         if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
-            let live = |c: &Connection| !c.ended && c.last.is_some_and(|l| (now - l).num_seconds().abs() <= Self::STALE_SECS);
+            let live =
+                |c: &Connection| !c.ended && c.last.is_some_and(|l| (now - l).num_seconds().abs() <= Self::STALE_SECS);
             self.map.retain(|_, c| live(c));
             if self.map.len() >= Self::MAX * 3 / 4 {
                 self.map.clear();
@@ -319,6 +320,13 @@ impl Connections {
         }
         c.last = Some(now);
         c
+    }
+
+    /// The connection of `pid` on `host`, when one is known that is still going at `now`.
+    pub fn peek(&self, host: &str, pid: u32, now: DateTime<Utc>) -> Option<&Connection> {
+        self.map
+            .get(&(host_hash(host), pid))
+            .filter(|c| !c.ended && c.last.is_none_or(|l| (now - l).num_seconds().abs() <= Self::STALE_SECS))
     }
 
     /// Forgets a connection that ended.

@@ -37,9 +37,15 @@ fn strip(msg: &str) -> (&str, bool) {
 fn host_then_port(tail: &str) -> Option<Client> {
     let mut words = tail.split(' ');
     let host = client(words.next()?)?;
-    let rest: Vec<&str> = words.collect();
+    // At most eight words follow (no allocation: this runs for most sshd lines).
+    let mut rest = [""; 8];
+    let mut n = 0;
+    for w in words {
+        *rest.get_mut(n)? = w;
+        n += 1;
+    }
     let port = |n: &str| n.parse::<u16>().is_ok();
-    let ok = match rest.as_slice() {
+    let ok = match &rest[..n] {
         [] => true,
         ["port", n] => port(n),
         ["port", n, ssh] => port(n) && ssh.starts_with("ssh"),
@@ -153,32 +159,72 @@ fn disconnecting<'a>(rest: &'a str, conn: Option<&Connection>) -> Option<(Client
 }
 
 /// One sshd message of process `pid` on `host`, with what its connection's earlier lines
-/// said. Session lines (`pam_unix(sshd:session)`, most of a busy server's sshd lines)
-/// say nothing about a client: they skip the connection table.
-pub fn parse_in(msg: &str, conns: &mut Connections, host: &str, pid: Option<u32>, now: DateTime<Utc>) -> Option<AuthEvent> {
+/// said. Session lines (`pam_unix(sshd:session)`) say nothing about a client, and a line
+/// that stands alone (a login, or a close, of a connection nothing is known about) needs
+/// no entry: most of a busy server's sshd lines never touch the connection table.
+pub fn parse_in(
+    msg: &str,
+    conns: &mut Connections,
+    host: &str,
+    pid: Option<u32>,
+    now: DateTime<Utc>,
+) -> Option<AuthEvent> {
     if msg.starts_with("pam_unix(sshd:session)") || msg.starts_with("pam_systemd(sshd:session)") {
         return None;
     }
-    parse(msg, pid.map(|pid| conns.at(host, pid, now)))
+    if let Some((n, inner)) = repeated(msg) {
+        let mut ev = parse_in(inner, conns, host, pid, now)?;
+        ev.count = n;
+        return Some(ev);
+    }
+    let Some(pid) = pid else { return parse(msg, None) };
+    let (m, preauth) = strip(msg);
+    let known = conns.peek(host, pid, now);
+    let own = recognise(m, preauth, known)?;
+    let named = |ev: &AuthEvent| ev.src_ip.is_some() || ev.src_name.is_some();
+    let alone = known.is_none()
+        && match &own.event {
+            Some(ev) => named(ev) && (ev.kind == K::Success || own.ends),
+            None => own.ends,
+        };
+    if alone {
+        return own.event;
+    }
+    let c = conns.at(host, pid, now);
+    let out = apply(own, c);
+    if c.ended {
+        conns.end(host, pid);
+    }
+    out
+}
+
+/// rsyslog's de-duplication: `message repeated 3 times: [ Failed password for ...]`.
+fn repeated(msg: &str) -> Option<(u32, &str)> {
+    let rest = msg.strip_prefix("message repeated ")?;
+    let (n, inner) = rest.split_once(" times: [ ")?;
+    let n: u32 = n.parse().ok()?;
+    Some((n.clamp(1, 10_000), inner.strip_suffix(']').unwrap_or(inner)))
 }
 
 /// One sshd message; `conn` is what the connection's earlier lines said (updated here,
 /// and marked ended when the message closes it).
-pub fn parse(msg: &str, mut conn: Option<&mut Connection>) -> Option<AuthEvent> {
-    // rsyslog's de-duplication: `message repeated 3 times: [ Failed password for ...]`.
-    if let Some(rest) = msg.strip_prefix("message repeated ") {
-        let (n, inner) = rest.split_once(" times: [ ")?;
-        let n: u32 = n.parse().ok()?;
-        let inner = inner.strip_suffix(']').unwrap_or(inner);
+pub fn parse(msg: &str, conn: Option<&mut Connection>) -> Option<AuthEvent> {
+    if let Some((n, inner)) = repeated(msg) {
         let mut ev = parse(inner, conn)?;
-        ev.count = n.clamp(1, 10_000);
+        ev.count = n;
         return Some(ev);
     }
     let (m, preauth) = strip(msg);
     let own = recognise(m, preauth, conn.as_deref())?;
-    let Some(c) = conn.as_deref_mut() else {
-        return own.event;
-    };
+    match conn {
+        Some(c) => apply(own, c),
+        None => own.event,
+    }
+}
+
+/// What a message means given its connection's earlier lines, and what the connection
+/// remembers of it.
+fn apply(own: Recognised, c: &mut Connection) -> Option<AuthEvent> {
     if let Some(ip) = own.client {
         c.client = Some(ip);
     }

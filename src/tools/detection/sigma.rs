@@ -209,7 +209,22 @@ pub fn load_dir(dir: &Path) -> std::io::Result<RuleSet> {
 
 /// An event as the Sigma engine sees it: Sigma-taxonomy field names over a parsed line.
 /// Keywords match the message (the whole line when it had no syslog header).
-pub struct SigmaView<'a>(pub &'a Event, pub Option<&'a str>);
+pub struct SigmaView<'a>(pub &'a Event, pub Option<&'a str>, SrcText);
+
+/// The client address as text, made at most once per event (rules ask for it often:
+/// `src_ip|exists`, group-by).
+#[derive(Default)]
+pub struct SrcText(std::cell::OnceCell<Option<String>>);
+
+impl<'a> SigmaView<'a> {
+    pub fn new(ev: &'a Event, file: Option<&'a str>) -> Self {
+        SigmaView(ev, file, SrcText::default())
+    }
+
+    fn src_ip(&self) -> Option<&str> {
+        self.2.0.get_or_init(|| self.0.auth.as_ref().and_then(|a| a.src_ip).map(|ip| ip.to_string())).as_deref()
+    }
+}
 
 /// The prefix of the event id a correlation keeps for each contributing event: where the
 /// line was read and its hash (`w<offset>.<sha256 in base64url>`), kept short because
@@ -350,9 +365,7 @@ impl rsigma_eval::Event for SigmaView<'_> {
             "event_kind" => ev.auth.as_ref().map(|a| EventValue::Str(Cow::Borrowed(a.kind.as_str()))),
             "service" => ev.auth.as_ref().map(|a| EventValue::Str(Cow::Borrowed(a.service.as_str()))),
             "src_name" => ev.auth.as_ref().and_then(|a| a.src_name.as_deref()).and_then(b),
-            "src_ip" | "SourceIp" | "c-ip" | "pam_rhost" => {
-                ev.auth.as_ref().and_then(|a| a.src_ip).and_then(|ip| s(&ip.to_string()))
-            }
+            "src_ip" | "SourceIp" | "c-ip" | "pam_rhost" => self.src_ip().and_then(b),
             _ => None,
         }
     }
@@ -455,7 +468,8 @@ fn logsource_index(ev: &Event) -> usize {
     }
     let svc = service_of(ev);
     let s = SERVICES.iter().position(|x| *x == svc).unwrap_or(SERVICES.len() - 1);
-    let c = ev.auth.as_ref().and_then(|a| CATEGORIES.iter().position(|x| *x == a.service.as_str())).map_or(0, |i| i + 1);
+    let c =
+        ev.auth.as_ref().and_then(|a| CATEGORIES.iter().position(|x| *x == a.service.as_str())).map_or(0, |i| i + 1);
     s * (CATEGORIES.len() + 1) + c
 }
 
@@ -565,7 +579,7 @@ impl RuleSet {
         if self.engine.detection_rule_count() == 0 {
             return Vec::new();
         }
-        let view = SigmaView(ev, file);
+        let view = SigmaView::new(ev, file);
         let detections = if let Some(m) = &ev.json {
             let ls = match ev.program.strip_prefix("zeek:") {
                 // Sigma's Zeek logsource: `product: zeek`, `service: conn|dns|http|…`.

@@ -16,9 +16,17 @@ fn x(k: AuthEventKind, a: &str, u: Option<&str>) -> Got {
 }
 
 /// Lines of one connection, in order: what each produced.
+/// The lines of one connection, through the connection table (as sshd's lines are read),
+/// and through a single connection: the same events either way.
 fn conn(lines: &[&str]) -> Vec<Got> {
+    let mut table = Connections::default();
+    let now = chrono::Utc::now();
+    let got: Vec<Got> =
+        lines.iter().map(|l| parse_in(l, &mut table, "h", Some(42), now).map(|e| (e.kind, who(&e), e.user))).collect();
     let mut c = Connection::default();
-    lines.iter().map(|l| parse(l, Some(&mut c)).map(|e| (e.kind, who(&e), e.user))).collect()
+    let direct: Vec<Got> = lines.iter().map(|l| parse(l, Some(&mut c)).map(|e| (e.kind, who(&e), e.user))).collect();
+    assert_eq!(got, direct, "{lines:?}");
+    got
 }
 
 #[test]
@@ -309,4 +317,28 @@ fn dropbear_lines() {
     );
     assert_eq!(d("Password auth succeeded for 'alice' from 192.0.2.85:1"), x(K::Success, "192.0.2.85", Some("alice")));
     assert_eq!(d("Child connection from 192.0.2.86:5"), None);
+}
+
+#[test]
+fn the_connection_table_stays_bounded_and_standalone_lines_skip_it() {
+    let mut table = Connections::default();
+    let now = chrono::Utc::now();
+    for pid in 0..10_000u32 {
+        let l = format!("Failed password for root from 192.0.2.{} port {} ssh2", pid % 250, 1024 + pid % 60000);
+        assert!(parse_in(&l, &mut table, "h", Some(pid), now).is_some());
+        assert!(table.len() <= Connections::MAX, "{}", table.len());
+    }
+    let mut table = Connections::default();
+    for (pid, l) in [
+        "Accepted publickey for git from 192.0.2.74 port 1 ssh2: ED25519 SHA256:x",
+        "Received disconnect from 192.0.2.74 port 1:11: disconnected by user",
+        "Connection closed by 192.0.2.75 port 2 [preauth]",
+        "pam_unix(sshd:session): session opened for user git(uid=1000) by (uid=0)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        parse_in(l, &mut table, "h", Some(pid as u32), now);
+    }
+    assert!(table.is_empty(), "a login, a close and a session line leave nothing behind");
 }
