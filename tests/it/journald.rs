@@ -88,6 +88,12 @@ fn a_journal_is_followed_and_its_cursor_survives_kill_9() {
     write_journal(&remote, &dir, "c.journal", base, &failures("203.0.113.32", 20, 5));
     eventually(30, "the live entries", || d.incidents().into_iter().find(|i| i["entities"][0] == "203.0.113.32"));
     assert_eq!(lines(&d), 10, "every matching entry once (the cron entry does not match the unit)");
+    // Every line this process read was taken by the sshd parser (how many depends on
+    // whether the last checkpoint before the kill was on disk yet: re-read lines are
+    // applied exactly once, as the durable count above shows).
+    let read = d.metric("warden_lines_read_total{source=\"journal\"}");
+    assert!(read.is_some_and(|n| n >= 7));
+    assert_eq!(d.metric("warden_lines_parsed_total{source=\"journal\",parser=\"sshd\"}"), read);
     assert_eq!(d.incidents().len(), 2);
 }
 

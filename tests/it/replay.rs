@@ -162,6 +162,21 @@ fn replay_prints_a_readable_summary() {
     assert!(text.contains("replayed 9 lines"), "{text}");
 }
 
+/// `--stats` says which parser took how many lines, and how many none understood: each
+/// mail server's lines by its own parser, recognised from the program name or the
+/// line's shape (exim's main log has no syslog header).
+#[test]
+fn replay_stats_count_lines_per_parser() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/rule-mail/input.log");
+    let out = Command::new(BIN).arg("replay").arg("--stats").arg(&case).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("lines by parser: postfix=13 dovecot=14 exim=5 courier=5 cyrus=5 unparsed=0"), "{text}");
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/bad-input-attribution/input.log");
+    let out = Command::new(BIN).arg("replay").arg("--stats").arg(&case).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("lines by parser: sshd=22 postfix=5 syslog=5 unparsed=1"), "{text}");
+}
+
 /// Real sshd logs from loghub: every address with at least five failed attempts inside
 /// ten minutes, counted per line as fail2ban's `sshd` filter counts them (computed here
 /// independently, from the raw lines), gets exactly one incident, and no other address
