@@ -82,9 +82,7 @@ pub fn postgres_line(rest: &str) -> Option<(Option<u32>, &str, &str)> {
 mod tests {
     use super::*;
 
-    fn who(e: &AuthEvent) -> String {
-        e.src_ip.map(|i| i.to_string()).or(e.src_name.clone()).unwrap_or_default()
-    }
+    use crate::ingest::parse::testing::who;
 
     #[test]
     fn mysql_access_denied() {

@@ -79,14 +79,11 @@ pub fn pure_ftpd(msg: &str) -> Option<AuthEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::AuthEventKind;
 
-    fn p(f: fn(&str) -> Option<AuthEvent>, m: &str) -> Option<(AuthEventKind, String, Option<String>)> {
-        f(m).map(|e| (e.kind, e.src_ip.map(|i| i.to_string()).or(e.src_name).unwrap_or_default(), e.user))
-    }
+    use crate::ingest::parse::testing::{Got, got, x};
 
-    fn x(k: AuthEventKind, a: &str, u: Option<&str>) -> Option<(AuthEventKind, String, Option<String>)> {
-        Some((k, a.to_string(), u.map(String::from)))
+    fn p(f: fn(&str) -> Option<AuthEvent>, m: &str) -> Got {
+        got(f(m))
     }
 
     #[test]

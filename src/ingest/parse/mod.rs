@@ -15,6 +15,8 @@ pub mod local;
 pub mod mail;
 pub mod sshd;
 pub mod stamp;
+#[cfg(test)]
+pub mod testing;
 pub mod web;
 pub mod weberror;
 pub mod zeek;

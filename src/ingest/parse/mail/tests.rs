@@ -1,15 +1,6 @@
 use super::*;
-use crate::messages::AuthEventKind;
 
-type Got = Option<(AuthEventKind, String, Option<String>)>;
-
-fn g(ev: Option<AuthEvent>) -> Got {
-    ev.map(|e| (e.kind, e.src_ip.map(|i| i.to_string()).or(e.src_name).unwrap_or_default(), e.user))
-}
-
-fn x(k: AuthEventKind, a: &str, u: Option<&str>) -> Got {
-    Some((k, a.to_string(), u.map(String::from)))
-}
+use crate::ingest::parse::testing::{got as g, x};
 
 #[test]
 fn postfix_sasl_rejections_and_logins() {

@@ -1,21 +1,11 @@
 use super::*;
-use crate::messages::AuthEventKind;
 
-type Got = Option<(AuthEventKind, String, Option<String>)>;
-
-fn who(e: &AuthEvent) -> String {
-    e.src_ip.map(|i| i.to_string()).or(e.src_name.clone()).unwrap_or_default()
-}
+use crate::ingest::parse::testing::{Got, got, who, x};
 
 fn p(msg: &str) -> Got {
-    parse(msg, None).map(|e| (e.kind, who(&e), e.user))
+    got(parse(msg, None))
 }
 
-fn x(k: AuthEventKind, a: &str, u: Option<&str>) -> Got {
-    Some((k, a.to_string(), u.map(String::from)))
-}
-
-/// Lines of one connection, in order: what each produced.
 /// The lines of one connection, through the connection table (as sshd's lines are read),
 /// and through a single connection: the same events either way.
 fn conn(lines: &[&str]) -> Vec<Got> {
