@@ -80,12 +80,12 @@ pub struct Entry {
 }
 
 /// Why an entry was skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Skip {
     /// Not a JSON object, or without `__CURSOR`/`__REALTIME_TIMESTAMP`.
     Malformed,
-    /// No `MESSAGE` (its cursor still counts as read).
-    NoMessage(usize),
+    /// No `MESSAGE`: nothing to read, but its cursor (given) counts as read.
+    NoMessage(String),
 }
 
 /// A field's text: journald writes a string, or an array of bytes for binary data.
@@ -115,7 +115,7 @@ pub fn entry(json: &str) -> Result<Entry, Skip> {
         m.get("__REALTIME_TIMESTAMP").and_then(|t| t.as_str()).and_then(|t| t.parse().ok()).ok_or(Skip::Malformed)?;
     let time = DateTime::from_timestamp_micros(micros).ok_or(Skip::Malformed)?;
     let Some(message) = m.get("MESSAGE").and_then(text) else {
-        return Err(Skip::NoMessage(cursor.len()));
+        return Err(Skip::NoMessage(cursor));
     };
     let field = |k: &str| m.get(k).and_then(text).filter(|s| !s.is_empty());
     let ident =
@@ -137,7 +137,7 @@ pub fn entry(json: &str) -> Result<Entry, Skip> {
     line.push_str(": ");
     // A multi-line message is one entry: its lines joined.
     line.push_str(&message.trim_end().replace(['\n', '\r'], " "));
-    Ok(Entry { line, time, cursor: cursor.clone() })
+    Ok(Entry { line, time, cursor })
 }
 
 /// The realtime timestamp (µs) a cursor names (`…;t=hex;…`).
@@ -407,11 +407,7 @@ impl Reader {
                 self.builder.line(line);
                 self.pending_cursor = Some(e.cursor);
             }
-            Err(Skip::NoMessage(_)) => {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(json) {
-                    self.pending_cursor = v["__CURSOR"].as_str().map(String::from).or(self.pending_cursor.take());
-                }
-            }
+            Err(Skip::NoMessage(cursor)) => self.pending_cursor = Some(cursor),
             Err(Skip::Malformed) => {
                 self.builder.stats.lines += 1;
                 self.builder.stats.unparsed += 1;
