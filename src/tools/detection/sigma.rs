@@ -426,7 +426,7 @@ impl rsigma_eval::Event for SigmaView<'_> {
 
 /// The Sigma service of a syslog line (its logsource is `product: linux` with it): the
 /// program's service, named as Sigma names it where it does, else `syslog`. Rules that
-/// span programs select on the event's `service` field instead (`ssh`, `mail`, …).
+/// span programs use the logsource category instead (see [`CATEGORIES`]).
 pub fn service_of(ev: &Event) -> &'static str {
     let p = ev.program.as_str();
     match p.split('/').next().unwrap_or(p) {
