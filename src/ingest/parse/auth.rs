@@ -19,11 +19,11 @@ pub struct ParseState {
     pub postgres: Connections,
 }
 
-fn make(line: String, time: chrono::DateTime<chrono::Utc>, host: &str, program: &str, at: usize) -> Event {
+fn make(line: String, time: chrono::DateTime<chrono::Utc>, host: String, program: String, at: usize) -> Event {
     Event {
         time,
-        host: host.to_string(),
-        program: program.to_string(),
+        host,
+        program,
         auth: None,
         web: None,
         json: None,
@@ -40,7 +40,8 @@ pub fn parse_line(line: String, years: &YearInference, st: &mut ParseState) -> R
     let (parser, auth) = dispatch(&s, st);
     let (time, host, program) = (s.time, s.host.to_string(), s.program.to_string());
     let message_at = line.len() - s.message.len();
-    let mut ev = make(line, time, &host, &program, message_at);
+    // The header's parts are copied out before the line moves into the event.
+    let mut ev = make(line, time, host, program, message_at);
     ev.auth = auth;
     Ok((ev, parser))
 }
@@ -100,7 +101,7 @@ fn dispatch(s: &SyslogLine, st: &mut ParseState) -> (Parser, Option<AuthEvent>) 
 pub fn parse_native(line: String, years: &YearInference, st: &mut ParseState) -> Result<(Event, Parser), Unparsed> {
     match native(&line, years, st) {
         Some((time, program, parser, at, auth)) => {
-            let mut ev = make(line, time, "", program, at);
+            let mut ev = make(line, time, String::new(), program.to_string(), at);
             ev.auth = auth;
             Ok((ev, parser))
         }

@@ -288,6 +288,14 @@ fn e(kind: K, c: Option<Client>, user: Option<&str>) -> AuthEvent {
 }
 
 fn recognise(m: &str, preauth: bool, conn: Option<&Connection>) -> Option<Recognised> {
+    // The closes of a busy server's connections, most of its sshd lines: no prefix
+    // below starts like them.
+    if m.starts_with("Connection ") || m.starts_with("Disconnected from ") {
+        return probe(m, preauth);
+    }
+    if let Some(rest) = m.strip_prefix("Received disconnect from ") {
+        return received_disconnect(rest, preauth);
+    }
     if let Some(rest) = m.strip_prefix("Failed ") {
         return with(failed(rest, conn)?);
     }
@@ -340,25 +348,28 @@ fn recognise(m: &str, preauth: bool, conn: Option<&Connection>) -> Option<Recogn
             return with(e(kind, Some(c), Some(user)));
         }
     }
-    if let Some(rest) = m.strip_prefix("Received disconnect from ") {
-        // `HOST[ port N]:CODE: TEXT` (IPv6 addresses hold colons: the host is a word).
-        let (host, rest) = rest.split_once(' ').unwrap_or((rest, ""));
-        let (host, rest) = match host.strip_suffix(':') {
-            Some(h) => (h, rest),
-            None if rest.starts_with("port ") => (host, rest.split_once(':').map(|(_, r)| r).unwrap_or("")),
-            None => (host, rest),
-        };
-        let c = client(host);
-        let (code, text) = rest.trim_start().split_once(':').unwrap_or((rest, ""));
-        let kind = match code.trim() {
-            "3" if text.trim_end().ends_with("Auth fail") => K::Failure,
-            "14" if text.contains("authentication methods available") => K::PreauthClose,
-            "11" if preauth => K::PreauthClose,
-            _ => return only_client(c).map(|r| Recognised { ends: true, ..r }),
-        };
-        return with(e(kind, c, None)).map(|r| Recognised { ends: true, ..r });
-    }
     probe(m, preauth)
+}
+
+/// `Received disconnect from HOST[ port N]:CODE: TEXT`: a client's `Auth fail` (code 3)
+/// is a failure; a pre-auth disconnect a close; anything else only ends the connection.
+fn received_disconnect(rest: &str, preauth: bool) -> Option<Recognised> {
+    // IPv6 addresses hold colons: the host is a word.
+    let (host, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let (host, rest) = match host.strip_suffix(':') {
+        Some(h) => (h, rest),
+        None if rest.starts_with("port ") => (host, rest.split_once(':').map(|(_, r)| r).unwrap_or("")),
+        None => (host, rest),
+    };
+    let c = client(host);
+    let (code, text) = rest.trim_start().split_once(':').unwrap_or((rest, ""));
+    let kind = match code.trim() {
+        "3" if text.trim_end().ends_with("Auth fail") => K::Failure,
+        "14" if text.contains("authentication methods available") => K::PreauthClose,
+        "11" if preauth => K::PreauthClose,
+        _ => return only_client(c).map(|r| Recognised { ends: true, ..r }),
+    };
+    with(e(kind, c, None)).map(|r| Recognised { ends: true, ..r })
 }
 
 /// Connections that end before authenticating, probes that never identify, and the
