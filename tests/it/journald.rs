@@ -242,8 +242,10 @@ fn with_no_configuration_a_journald_only_host_is_watched() {
             stderr_log,
         };
         eventually(30, "the admin API", || d.get("/v1/health").ok().filter(|r| r.status == 200));
-        let inc = eventually(30, "the brute force read from the system journal", || {
-            d.incidents().into_iter().find(|i| i["entities"][0] == "203.0.113.61")
+        let inc = eventually(30, "the brute force read from the system journal, and its block", || {
+            d.incidents()
+                .into_iter()
+                .find(|i| i["entities"][0] == "203.0.113.61" && i["actions"].as_array().is_some_and(|a| !a.is_empty()))
         });
         assert_eq!(inc["type"], "brute_force");
         assert_eq!(inc["actions"][0]["status"], "dry_run", "the default is observe: {inc:#}");
