@@ -23,7 +23,7 @@ fn with_target(mut ev: AuthEvent, target: Option<&str>, command: Option<&str>) -
 /// service PAM names (its module's `svc`, else the program), when it names the remote
 /// host. sshd's own are left to sshd's parser.
 pub fn pam(program: &str, msg: &str) -> Option<AuthEvent> {
-    let at = msg.find("authentication failure;")?;
+    let at = super::find(msg, "authentication failure;")?;
     let head = msg[..at].trim_end();
     let pam_like = program.contains("(pam_")
         || head.starts_with("pam_")
@@ -77,13 +77,13 @@ pub fn parse_sudo(msg: &str) -> Option<AuthEvent> {
         let user = field(msg, "ruser=").or_else(|| field(msg, "logname="));
         return Some(with_target(event(AuthEventKind::SudoFailure, user), field(msg, "user="), None));
     }
-    let (user, rest) = msg.trim_start().split_once(" : ")?;
+    let (user, rest) = super::cut(msg.trim_start(), " : ")?;
     let field = |k: &str| rest.split(" ; ").find_map(|p| p.trim().strip_prefix(k));
-    let command = rest.split_once("COMMAND=").map(|(_, c)| c.trim_end());
+    let command = super::cut(rest, "COMMAND=").map(|(_, c)| c.trim_end());
     let target = field("USER=");
-    let failed = rest.contains("incorrect password attempt")
-        || rest.contains("NOT in sudoers")
-        || rest.contains("command not allowed");
+    let failed = ["incorrect password attempt", "NOT in sudoers", "command not allowed"]
+        .iter()
+        .any(|f| super::find(rest, f).is_some());
     let kind = if failed {
         AuthEventKind::SudoFailure
     } else if command.is_some() {

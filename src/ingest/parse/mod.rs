@@ -148,6 +148,44 @@ fn is_tag(tok: &str) -> bool {
     !t.is_empty() && t.parse::<IpAddr>().is_err() && t.bytes().all(|c| c.is_ascii_graphic())
 }
 
+/// `s` split around the first `pat` (ASCII): what `str::split_once` does, without
+/// building a substring searcher for each call — the parsers' patterns are a few bytes
+/// and their lines short, and this runs several times for every line.
+pub fn cut<'a>(s: &'a str, pat: &str) -> Option<(&'a str, &'a str)> {
+    let (b, p) = (s.as_bytes(), pat.as_bytes());
+    let first = *p.first()?;
+    let mut from = 0;
+    while from + p.len() <= b.len() {
+        let i = from + b[from..].iter().position(|&c| c == first)?;
+        if b[i..].starts_with(p) {
+            // `pat` is ASCII: where it starts and ends are character boundaries.
+            return Some((&s[..i], &s[i + p.len()..]));
+        }
+        from = i + 1;
+    }
+    None
+}
+
+/// Where `pat` (ASCII) first starts in `s`: `str::find` without a searcher.
+pub fn find(s: &str, pat: &str) -> Option<usize> {
+    cut(s, pat).map(|(head, _)| head.len())
+}
+
+/// `s` split around the last `pat` (ASCII): `str::rsplit_once` without a searcher.
+pub fn rcut<'a>(s: &'a str, pat: &str) -> Option<(&'a str, &'a str)> {
+    let (b, p) = (s.as_bytes(), pat.as_bytes());
+    let first = *p.first()?;
+    let mut end = b.len().checked_sub(p.len())? + 1;
+    while end > 0 {
+        let i = b[..end].iter().rposition(|&c| c == first)?;
+        if b[i..].starts_with(p) {
+            return Some((&s[..i], &s[i + p.len()..]));
+        }
+        end = i;
+    }
+    None
+}
+
 /// Parses `Mmm dd hh:mm:ss host program[pid]: message` or the RFC 3339 variant
 /// (`2026-11-26T14:47:49.123456+01:00 host program[pid]: message`); the host may be
 /// missing, the program may be bracketed (`[sshd]`), a BSD priority (`<auth.info>`) and
@@ -177,7 +215,7 @@ pub fn syslog<'a>(line: &'a str, years: &YearInference) -> Option<SyslogLine<'a>
         let (tag, msg) = inner.split_once(']')?;
         (tag, msg.strip_prefix(':').unwrap_or(msg).strip_prefix(' ').unwrap_or(msg))
     } else {
-        rest.split_once(": ").or_else(|| rest.strip_suffix(':').map(|t| (t, "")))?
+        cut(rest, ": ").or_else(|| rest.strip_suffix(':').map(|t| (t, "")))?
     };
     let (program, pid) = match tag.find('[') {
         Some(i) if tag.ends_with(']') => (&tag[..i], tag[i + 1..tag.len() - 1].parse().ok()),
@@ -189,7 +227,7 @@ pub fn syslog<'a>(line: &'a str, years: &YearInference) -> Option<SyslogLine<'a>
     }
     // Solaris: `[ID 800047 auth.info] Failed …`
     let message = match message.strip_prefix("[ID ") {
-        Some(r) => r.split_once("] ").map(|(_, m)| m).unwrap_or(message),
+        Some(r) => cut(r, "] ").map(|(_, m)| m).unwrap_or(message),
         None => message,
     };
     Some(SyslogLine { time, host, program, pid, message })
@@ -351,6 +389,23 @@ mod tests {
 
     fn years(reference: &str) -> YearInference {
         YearInference::with_offset(reference.parse().unwrap(), FixedOffset::east_opt(0).unwrap())
+    }
+
+    #[test]
+    fn cut_and_rcut_split_as_the_standard_library_does() {
+        for (s, p) in [
+            ("a: b: c", ": "),
+            ("no match", ": "),
+            ("", " from "),
+            ("x from y from z", " from "),
+            ("from", "from"),
+            ("ffrom from", "from"),
+            ("été : x", " : "),
+            ("aaa", "aa"),
+        ] {
+            assert_eq!(cut(s, p), s.split_once(p), "{s:?} {p:?}");
+            assert_eq!(rcut(s, p), s.rsplit_once(p), "{s:?} {p:?}");
+        }
     }
 
     #[test]

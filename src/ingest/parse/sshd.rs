@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 
-use super::{Client, Connection, Connections, client, event, field};
+use super::{Client, Connection, Connections, client, cut, event, field, rcut};
 use crate::messages::{AuthEvent, AuthEventKind as K, Service};
 
 /// sshd's optional prefixes (`error: `, `fatal: `, `error: PAM: `) and suffix (` [preauth]`).
@@ -65,23 +65,23 @@ fn host_then_port(tail: &str) -> Option<Client> {
 /// anything (even ` from 1.2.3.4`): the host is after the last ` from ` whose tail is
 /// only sshd's.
 fn user_from(s: &str) -> Option<(&str, Client)> {
-    let i = s.rfind(" from ")?;
-    Some((&s[..i], host_then_port(&s[i + 6..])?))
+    let (user, host) = rcut(s, " from ")?;
+    Some((user, host_then_port(host)?))
 }
 
 /// `Failed METHOD for [invalid user ]USER from HOST port N sshN[: INFO]`.
 fn failed(rest: &str, conn: Option<&Connection>) -> Option<AuthEvent> {
-    let (method, rest) = rest.split_once(" for ")?;
+    let (method, rest) = cut(rest, " for ")?;
     let (invalid, who) = match rest.strip_prefix("invalid user ").or_else(|| rest.strip_prefix("illegal user ")) {
         Some(r) => (true, r),
         None => (false, rest),
     };
     // An existing account: its name is one word, and sshd's text follows at once.
     if !invalid
-        && let Some((user, tail)) = who.split_once(" from ")
+        && let Some((user, tail)) = cut(who, " from ")
         && !user.contains(' ')
     {
-        let host_part = tail.split_once(": ").map(|(h, _)| h).unwrap_or(tail);
+        let host_part = cut(tail, ": ").map(|(h, _)| h).unwrap_or(tail);
         if let Some(c) = host_then_port(host_part) {
             // Several keys offered by an agent: not a failure until the connection
             // gives up (`Too many authentication failures`).
@@ -99,7 +99,7 @@ fn failed(rest: &str, conn: Option<&Connection>) -> Option<AuthEvent> {
     while let Some(i) = who[at..].find(" from ") {
         let start = at + i;
         let tail = &who[start + 6..];
-        let (head, info) = match tail.split_once(": ") {
+        let (head, info) = match cut(tail, ": ") {
             Some((h, info)) => (h, Some(info)),
             None => (tail, None),
         };
@@ -123,7 +123,7 @@ fn failed(rest: &str, conn: Option<&Connection>) -> Option<AuthEvent> {
 /// word once the port is taken off (a user name can hold spaces); and the user.
 fn closing(s: &str) -> (Option<Client>, Option<&str>) {
     let s = s.trim_end();
-    let s = match s.rsplit_once(" port ") {
+    let s = match rcut(s, " port ") {
         Some((h, p)) if p.parse::<u16>().is_ok() => h,
         _ => s,
     };
@@ -144,7 +144,7 @@ fn disconnecting<'a>(rest: &'a str, conn: Option<&Connection>) -> Option<(Client
     for (i, _) in rest.match_indices(" port ") {
         let before = &rest[..i];
         let after = &rest[i + 6..];
-        let Some((port, reason)) = after.split_once(": ") else { continue };
+        let Some((port, reason)) = cut(after, ": ") else { continue };
         let Some((_, kind)) = REASONS.iter().find(|(r, _)| reason.starts_with(r)) else { continue };
         let (user, host) = before.rsplit_once(' ').unwrap_or(("", before));
         if port.parse::<u16>().is_ok()
@@ -201,7 +201,7 @@ pub fn parse_in(
 /// rsyslog's de-duplication: `message repeated 3 times: [ Failed password for ...]`.
 fn repeated(msg: &str) -> Option<(u32, &str)> {
     let rest = msg.strip_prefix("message repeated ")?;
-    let (n, inner) = rest.split_once(" times: [ ")?;
+    let (n, inner) = cut(rest, " times: [ ")?;
     let n: u32 = n.parse().ok()?;
     Some((n.clamp(1, 10_000), inner.strip_suffix(']').unwrap_or(inner)))
 }
@@ -300,9 +300,9 @@ fn recognise(m: &str, preauth: bool, conn: Option<&Connection>) -> Option<Recogn
         return with(failed(rest, conn)?);
     }
     if let Some(rest) = m.strip_prefix("Accepted ") {
-        let (method, rest) = rest.split_once(" for ")?;
-        let (user, tail) = rest.split_once(" from ")?;
-        let c = host_then_port(tail.split_once(": ").map(|(h, _)| h).unwrap_or(tail))?;
+        let (method, rest) = cut(rest, " for ")?;
+        let (user, tail) = cut(rest, " from ")?;
+        let c = host_then_port(cut(tail, ": ").map(|(h, _)| h).unwrap_or(tail))?;
         let mut ev = e(K::Success, Some(c), Some(user));
         ev.method = Some(method.to_string());
         return with(ev);
@@ -315,7 +315,7 @@ fn recognise(m: &str, preauth: bool, conn: Option<&Connection>) -> Option<Recogn
         }
     }
     if let Some(rest) = m.strip_prefix("User ")
-        && let Some((head, reason)) = rest.rsplit_once(" not allowed because ")
+        && let Some((head, reason)) = rcut(rest, " not allowed because ")
     {
         if reason == "account is locked" {
             // A real account (one word); no client on the line.
@@ -401,7 +401,7 @@ fn probe(m: &str, preauth: bool) -> Option<Recognised> {
     }
     for p in ["banner exchange: Connection from ", "ssh_dispatch_run_fatal: Connection from "] {
         if let Some(rest) = m.strip_prefix(p) {
-            let (head, _) = rest.split_once(": ")?;
+            let (head, _) = cut(rest, ": ")?;
             return with(e(K::NoIdentification, Some(host_then_port(head)?), None));
         }
     }
@@ -409,7 +409,7 @@ fn probe(m: &str, preauth: bool) -> Option<Recognised> {
         return without_client(e(K::NoIdentification, None, None));
     }
     if let Some(rest) = m.strip_prefix("Unable to negotiate with ") {
-        let (head, _) = rest.split_once(": ")?;
+        let (head, _) = cut(rest, ": ")?;
         return with(e(K::PreauthClose, Some(host_then_port(head)?), None));
     }
     if m.starts_with("Unable to negotiate a ") || m.starts_with("no matching ") && m.contains(" found") {
@@ -446,7 +446,7 @@ fn probe(m: &str, preauth: bool) -> Option<Recognised> {
 
 /// FreeBSD/macOS PAM: `USER from HOST[ via ADDR]`.
 fn pam_style(rest: &str) -> Option<Recognised> {
-    let rest = match rest.rsplit_once(" via ") {
+    let rest = match rcut(rest, " via ") {
         Some((h, via)) if !via.contains(' ') => h,
         _ => rest,
     };
@@ -461,7 +461,7 @@ pub fn dropbear(msg: &str) -> Option<AuthEvent> {
     // Some journals repeat the pid and time: `[825] Jul 10 23:53:52 Bad password …`.
     let mut m = msg.trim_end();
     if m.starts_with('[')
-        && let Some((_, r)) = m.split_once("] ")
+        && let Some((_, r)) = cut(m, "] ")
     {
         m = r;
         if r.len() > 16 && r.as_bytes()[3] == b' ' && r.as_bytes().get(15) == Some(&b' ') {
