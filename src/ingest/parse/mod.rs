@@ -207,8 +207,11 @@ pub fn syslog<'a>(line: &'a str, years: &YearInference) -> Option<SyslogLine<'a>
     {
         rest = r;
     }
-    let first = rest.split(' ').next()?;
-    let (host, rest) = if is_tag(first) { ("", rest) } else { rest.split_once(' ')? };
+    // Byte scans: these run for every line, and `str`'s pattern machinery costs more than
+    // the few bytes it looks at.
+    let sp = rest.bytes().position(|c| c == b' ');
+    let first = &rest[..sp.unwrap_or(rest.len())];
+    let (host, rest) = if is_tag(first) { ("", rest) } else { (first, &rest[sp? + 1..]) };
     let bracketed = if host.is_empty() { rest.strip_prefix('[') } else { None };
     let (tag, message) = if let Some(inner) = bracketed {
         // `[sshd]: message` or `[sshd] message`
@@ -217,12 +220,12 @@ pub fn syslog<'a>(line: &'a str, years: &YearInference) -> Option<SyslogLine<'a>
     } else {
         cut(rest, ": ").or_else(|| rest.strip_suffix(':').map(|t| (t, "")))?
     };
-    let (program, pid) = match tag.find('[') {
+    let (program, pid) = match tag.bytes().position(|c| c == b'[') {
         Some(i) if tag.ends_with(']') => (&tag[..i], tag[i + 1..tag.len() - 1].parse().ok()),
         Some(i) => (&tag[..i], None),
         None => (tag, None),
     };
-    if program.is_empty() || program.contains(' ') {
+    if program.is_empty() || program.bytes().any(|c| c == b' ') {
         return None;
     }
     // Solaris: `[ID 800047 auth.info] Failed …`
