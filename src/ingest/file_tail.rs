@@ -340,15 +340,7 @@ async fn run(
     sink: LogSink,
     metrics: Arc<Metrics>,
 ) {
-    let cp = loop {
-        match kb.checkpoint(&source).await {
-            Ok(cp) => break cp,
-            Err(e) => {
-                tracing::error!(%source, error = %e, "cannot read the checkpoint; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
+    let cp = super::stored_checkpoint(&kb, &source).await;
     let poll = Duration::from_millis(cfg.poll_interval_ms);
     let mut tailer = Tailer::new(&source, &path, format, cfg, cp, metrics);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);

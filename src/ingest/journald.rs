@@ -228,16 +228,7 @@ impl Actor for Journald {
         };
         let kb = self.kb.clone();
         ctx.spawn(actix::fut::wrap_future(async move {
-            let cp = loop {
-                match kb.checkpoint(&reader.source).await {
-                    Ok(cp) => break cp,
-                    Err(e) => {
-                        tracing::error!(source = %reader.source, error = %e, "cannot read the checkpoint; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            };
-            if let Some(cp) = cp {
+            if let Some(cp) = super::stored_checkpoint(&kb, &reader.source).await {
                 (reader.seq, reader.lines_total, reader.cursor) = (cp.seq, cp.lines_total, cp.cursor);
             }
             reader.run().await;

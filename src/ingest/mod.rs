@@ -357,6 +357,20 @@ impl BatchBuilder {
     }
 }
 
+/// A source's stored checkpoint (`None`: never read), retried until the knowledge base
+/// answers — a source must not start from the beginning because a read failed.
+pub async fn stored_checkpoint(kb: &crate::kb::Kb, source: &str) -> Option<crate::messages::Checkpoint> {
+    loop {
+        match kb.checkpoint(source).await {
+            Ok(cp) => return cp,
+            Err(e) => {
+                tracing::error!(%source, error = %e, "cannot read the checkpoint; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
 /// Where a source sends its batches (the supervisor, which hands them to the running
 /// threat-detection agent): given to the source once, when it starts.
 pub type LogSink = Recipient<LogBatch>;

@@ -126,6 +126,10 @@ pub enum Service {
 }
 
 impl Service {
+    /// Every service, in declaration order (`ALL[s as usize] == s`).
+    pub const ALL: [Service; 7] =
+        [Service::Ssh, Service::Mail, Service::Web, Service::Ftp, Service::Database, Service::Login, Service::Local];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Service::Ssh => "ssh",
@@ -242,4 +246,16 @@ pub fn json_lookup<'a>(
         cur = cur.as_object()?.get(part)?;
     }
     Some(cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_are_listed_in_declaration_order() {
+        for (i, s) in Service::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i, "{}", s.as_str());
+        }
+    }
 }

@@ -167,6 +167,11 @@ impl Finding {
             (None, None) => format!("host:{}", self.host),
         }
     }
+
+    /// The attacker's address, when the finding names one (`::ffff:1.2.3.4` as IPv4).
+    pub fn src_addr(&self) -> Option<std::net::IpAddr> {
+        self.src_ip.as_deref()?.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_canonical())
+    }
 }
 
 fn default_confidence() -> f32 {

@@ -9,16 +9,15 @@ use std::process::Command;
 
 use crate::support::*;
 
-/// A copy of the shipped actors with incident response in enforce mode, per-action
-/// autonomy for the tests, and the given approval timeout and action TTL.
+/// A copy of the shipped actors with per-action autonomy for the tests (restricting the
+/// configured mode), and the given approval timeout and action TTL.
 fn actors(dir: &Path, approval_timeout: u64, ttl: u64) -> std::path::PathBuf {
     let actors = copy_actors(dir);
     let def = actors.join("incident-response/agent.toml");
-    let mut text =
-        std::fs::read_to_string(&def).unwrap().replace("autonomy = \"observe\"", "autonomy = \"enforce\"").replace(
-            "block_ttl_secs = 3600",
-            &format!("block_ttl_secs = {ttl}\napproval_timeout_secs = {approval_timeout}"),
-        );
+    let mut text = std::fs::read_to_string(&def).unwrap().replace(
+        "block_ttl_secs = 3600",
+        &format!("block_ttl_secs = {ttl}\napproval_timeout_secs = {approval_timeout}"),
+    );
     text.push_str(
         "\n[response.autonomy]\nblock_ip = \"observe\"\nkill_process = \"approve\"\nquarantine_file = \"enforce\"\n",
     );

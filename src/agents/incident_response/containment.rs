@@ -79,9 +79,7 @@ impl IncidentResponse {
         let mut out = Vec::new();
         let mut notes = Vec::new();
         for f in inc.findings.iter().filter(|f| f.severity >= min) {
-            let Some(ip) = f.src_ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).map(|i| i.to_canonical()) else {
-                continue;
-            };
+            let Some(ip) = f.src_addr() else { continue };
             if seen.contains(&ip) || again.is_some_and(|a| a != ip) {
                 continue;
             }

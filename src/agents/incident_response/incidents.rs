@@ -78,12 +78,15 @@ impl IncidentResponse {
             for e in entities.iter().filter(|e| e.starts_with("campaign:")) {
                 self.by_entity.insert(e.clone(), target);
             }
-            for a in &actions {
-                fx.writes.push(Write::Action { incident_id: target, action: a.clone() });
-            }
             let Some(inc) = self.edit(target) else { continue };
+            // An action the campaign's incident already has for the same target stays
+            // with the merged incident; the others move, and their records say where.
+            let mut kept = Vec::new();
             for a in actions {
-                if !inc.actions.iter().any(|x| x.id == a.id || (x.kind == a.kind && x.target == a.target)) {
+                if inc.actions.iter().any(|x| x.id == a.id || (x.kind == a.kind && x.target == a.target)) {
+                    kept.push(a);
+                } else {
+                    fx.writes.push(Write::Action { incident_id: target, action: a.clone() });
                     inc.actions.push(a);
                 }
             }
@@ -100,6 +103,11 @@ impl IncidentResponse {
             }
             inc.notes.push(format!("incident {oid} merged in: its findings belong to this campaign"));
             inc.findings.sort_by_key(|x| (x.first_seen, x.id));
+            if !kept.is_empty()
+                && let Some(other) = self.edit(oid)
+            {
+                other.actions = kept;
+            }
         }
     }
 
@@ -164,9 +172,9 @@ impl IncidentResponse {
         // An attacker back after its block failed, lapsed or was rolled back: asked again.
         if existing.is_some()
             && f.severity >= self.def.response.contain_min_severity
-            && let Some(ip) = f.src_ip.as_deref().and_then(|s| s.parse::<std::net::IpAddr>().ok())
+            && let Some(ip) = f.src_addr()
         {
-            let again = self.contain_attackers(env, id, Some(ip.to_canonical()), 100);
+            let again = self.contain_attackers(env, id, Some(ip), 100);
             fx.route.extend(again);
         }
         if let Some(key) = campaign_key {

@@ -86,19 +86,34 @@ async fn handle(ir: &mut IncidentResponse, env: &Envelope, tools: &MockTools) ->
 }
 
 fn triage_tools() -> MockTools {
+    brute_force_tools(Priority::P2, false)
+}
+
+/// Tools that triage as a brute force at `priority` and carry out every containment
+/// (`execute`), or record it as a dry run.
+fn brute_force_tools(priority: Priority, execute: bool) -> MockTools {
     let mut tools = MockTools::new();
-    tools.expect_execute().returning(|call| {
+    tools.expect_execute().returning(move |call| {
         let out = if call.args::<TriageIncident>().is_some() {
             reply::<TriageIncident>(ToolOutcome::Succeeded(TriageResult {
                 kind: "ssh_brute_force".into(),
                 severity: Severity::High,
-                priority: Priority::P2,
+                priority,
                 deadline: None,
                 asset: None,
                 reasons: vec!["test".into()],
             }))
         } else if let Some(spec) = call.args::<ContainThreat>() {
-            ToolOutcome::DryRun { argv: vec!["nft".into(), spec.target.clone()], steps: vec![] }
+            if execute {
+                let argv = vec!["nft".into(), format!("{}", spec.kind), spec.target.clone()];
+                reply::<ContainThreat>(ToolOutcome::Succeeded(crate::tools::response::contain_threat::Executed {
+                    argv,
+                    output: String::new(),
+                    undo: None,
+                }))
+            } else {
+                ToolOutcome::DryRun { argv: vec!["nft".into(), spec.target.clone()], steps: vec![] }
+            }
         } else {
             ToolOutcome::Failed("not here".into())
         };
@@ -333,30 +348,7 @@ async fn approve_mode_stores_the_action_as_pending() {
 
 /// Tools that triage as a brute force and carry out every containment.
 fn enforcing_tools() -> MockTools {
-    let mut tools = MockTools::new();
-    tools.expect_execute().returning(|call| {
-        let out = if call.args::<TriageIncident>().is_some() {
-            reply::<TriageIncident>(ToolOutcome::Succeeded(TriageResult {
-                kind: "ssh_brute_force".into(),
-                severity: Severity::High,
-                priority: Priority::P3,
-                deadline: None,
-                asset: None,
-                reasons: vec!["test".into()],
-            }))
-        } else if let Some(spec) = call.args::<ContainThreat>() {
-            let argv = vec!["nft".into(), format!("{}", spec.kind), spec.target.clone()];
-            reply::<ContainThreat>(ToolOutcome::Succeeded(crate::tools::response::contain_threat::Executed {
-                argv,
-                output: String::new(),
-                undo: None,
-            }))
-        } else {
-            ToolOutcome::Failed("not here".into())
-        };
-        Box::pin(async move { out })
-    });
-    tools
+    brute_force_tools(Priority::P3, true)
 }
 
 /// Handles envelopes (and everything they route) until nothing is left; the actions

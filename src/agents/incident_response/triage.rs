@@ -55,7 +55,7 @@ impl IncidentResponse {
             serde_json::json!({ "incident": inc.id, "severity": result.severity, "priority": result.priority, "reasons": result.reasons }),
         ));
         let began = run::begin(inc, matching, Utc::now());
-        let playbook = !matches!(began, Begin::None);
+        let has_playbook = !matches!(began, Begin::None);
         if let Begin::Started { playbook, first } = began {
             fx.audit.push(AuditEntry::new(
                 &name,
@@ -68,7 +68,7 @@ impl IncidentResponse {
         // Containment of every attacker: once the incident blocks one (its playbook
         // decided so), or without a playbook when it is severe enough.
         let blocks = inc.actions.iter().any(|a| a.kind == ActionKind::BlockIp);
-        if blocks || (!playbook && inc.severity >= contain_min) {
+        if blocks || (!has_playbook && inc.severity >= contain_min) {
             let more = self.contain_attackers(env, r.incident_id, None, 10);
             fx.route.extend(more);
         }

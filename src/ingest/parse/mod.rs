@@ -303,6 +303,14 @@ pub struct Connection {
     pub ended: bool,
 }
 
+impl Connection {
+    /// Still going at `now`: not ended, and its last line not so long ago that the pid
+    /// must have been reused (a connection not seen yet is going).
+    fn live(&self, now: DateTime<Utc>) -> bool {
+        !self.ended && self.last.is_none_or(|l| (now - l).num_seconds().abs() <= Connections::STALE_SECS)
+    }
+}
+
 /// A hasher for `(host hash, pid)` keys: the parts are already well mixed or small
 /// integers, and this runs for every line of a tracked program.
 #[derive(Default)]
@@ -349,16 +357,13 @@ impl Connections {
     pub fn at(&mut self, host: &str, pid: u32, now: DateTime<Utc>) -> &mut Connection {
         let key = (host_hash(host), pid);
         if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
-            let live =
-                |c: &Connection| !c.ended && c.last.is_some_and(|l| (now - l).num_seconds().abs() <= Self::STALE_SECS);
-            self.map.retain(|_, c| live(c));
+            self.map.retain(|_, c| c.live(now));
             if self.map.len() >= Self::MAX * 3 / 4 {
                 self.map.clear();
             }
         }
         let c = self.map.entry(key).or_default();
-        let stale = c.last.is_some_and(|l| (now - l).num_seconds().abs() > Self::STALE_SECS);
-        if stale || c.ended {
+        if !c.live(now) {
             *c = Connection::default();
         }
         c.last = Some(now);
@@ -367,9 +372,7 @@ impl Connections {
 
     /// The connection of `pid` on `host`, when one is known that is still going at `now`.
     pub fn peek(&self, host: &str, pid: u32, now: DateTime<Utc>) -> Option<&Connection> {
-        self.map
-            .get(&(host_hash(host), pid))
-            .filter(|c| !c.ended && c.last.is_none_or(|l| (now - l).num_seconds().abs() <= Self::STALE_SECS))
+        self.map.get(&(host_hash(host), pid)).filter(|c| c.live(now))
     }
 
     /// Forgets a connection that ended.

@@ -326,7 +326,13 @@ impl AuthDetector {
 
     fn one(&mut self, ev: &Event, findings: &mut Vec<Finding>) {
         let Some(a) = &ev.auth else { return };
-        *self.state.head.counts.entry(a.kind.as_str().to_string()).or_default() += a.count as u64;
+        // Counted without allocating a key for every event (only a kind's first).
+        match self.state.head.counts.get_mut(a.kind.as_str()) {
+            Some(n) => *n += a.count as u64,
+            None => {
+                self.state.head.counts.insert(a.kind.as_str().to_string(), a.count as u64);
+            }
+        }
         let Some(ip) = a.src_ip else { return };
         let windowed = self.params.ssh.counts(a);
         let failed = windowed || a.kind.is_failure();

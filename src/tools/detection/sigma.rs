@@ -20,7 +20,7 @@ use rsigma_eval::{CorrelationConfig, CorrelationEngine, Engine, EventValue};
 use rsigma_parser::{Level, LogSource, SigmaCollection, parse_sigma_yaml};
 use serde::{Deserialize, Serialize};
 
-use crate::messages::{Event, Finding, Severity};
+use crate::messages::{Event, Finding, Service, Severity};
 use crate::text::sanitize;
 
 /// A problem in a file, reported as `file:line: message` (line 0: the whole file or
@@ -169,9 +169,9 @@ pub fn load(files: &[(String, String)]) -> RuleSet {
         }
     }
     // Every (service, category) pair a syslog line can have, built once.
-    let mut logsources: Vec<LogSource> = Vec::with_capacity(SERVICES.len() * (CATEGORIES.len() + 1) + 1);
+    let mut logsources: Vec<LogSource> = Vec::with_capacity(SERVICES.len() * (Service::ALL.len() + 1) + 1);
     for svc in SERVICES {
-        for cat in std::iter::once(None).chain(CATEGORIES.iter().map(|c| Some(*c))) {
+        for cat in std::iter::once(None).chain(Service::ALL.iter().map(|c| Some(c.as_str()))) {
             logsources.push(LogSource {
                 product: Some("linux".into()),
                 service: Some(svc.into()),
@@ -214,7 +214,7 @@ pub struct SigmaView<'a>(pub &'a Event, pub Option<&'a str>, SrcText);
 /// The client address as text, made at most once per event (rules ask for it often:
 /// `src_ip|exists`, group-by).
 #[derive(Default)]
-pub struct SrcText(std::cell::OnceCell<Option<String>>);
+struct SrcText(std::cell::OnceCell<Option<String>>);
 
 impl<'a> SigmaView<'a> {
     pub fn new(ev: &'a Event, file: Option<&'a str>) -> Self {
@@ -426,7 +426,8 @@ impl rsigma_eval::Event for SigmaView<'_> {
 
 /// The Sigma service of a syslog line (its logsource is `product: linux` with it): the
 /// program's service, named as Sigma names it where it does, else `syslog`. Rules that
-/// span programs use the logsource category instead (see [`CATEGORIES`]).
+/// span programs use the logsource category instead: the event's service class
+/// (`category: mail` is postfix, dovecot, exim, courier and cyrus; see [`logsource_index`]).
 pub fn service_of(ev: &Event) -> &'static str {
     let p = ev.program.as_str();
     match p.split('/').next().unwrap_or(p) {
@@ -456,21 +457,17 @@ pub fn service_of(ev: &Event) -> &'static str {
     }
 }
 
-/// The logsource category of an authentication event: its service class (Warden's
-/// taxonomy, so one rule covers every program of a class: `category: mail` is postfix,
-/// dovecot, exim, courier and cyrus).
-const CATEGORIES: [&str; 7] = ["ssh", "mail", "web", "ftp", "database", "login", "local"];
-
-/// The index of a line's logsource in [`RuleSet::logsources`].
+/// The index of a line's logsource in [`RuleSet::logsources`]: its Sigma service and,
+/// for an authentication event, the category of its service class (Warden's taxonomy,
+/// [`Service`]), so one rule covers every program of a class.
 fn logsource_index(ev: &Event) -> usize {
+    let per_service = Service::ALL.len() + 1;
     if ev.web.is_some() {
-        return SERVICES.len() * (CATEGORIES.len() + 1);
+        return SERVICES.len() * per_service;
     }
     let svc = service_of(ev);
     let s = SERVICES.iter().position(|x| *x == svc).unwrap_or(SERVICES.len() - 1);
-    let c =
-        ev.auth.as_ref().and_then(|a| CATEGORIES.iter().position(|x| *x == a.service.as_str())).map_or(0, |i| i + 1);
-    s * (CATEGORIES.len() + 1) + c
+    s * per_service + ev.auth.as_ref().map_or(0, |a| a.service as usize + 1)
 }
 
 const SERVICES: [&str; 20] = [
