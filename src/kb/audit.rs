@@ -1,12 +1,16 @@
 //! The hash-chained audit ledger.
 //!
 //! Each record stores `hash = sha256(prev_hash || canonical_json(record))`, where the
-//! record includes `prev` (the previous hash) and `seq`. Canonical JSON here means
-//! serde_json's `Value` rendering, whose object keys are sorted.
+//! record includes `prev` (the previous hash) and `seq`. Canonical JSON here means the
+//! compact rendering of the record's fields in their declared order (`seq`, `at`, `prev`,
+//! `actor`, `kind`, `subject`, `detail`), `detail`'s keys in the order they were built
+//! or read (serde_json's `preserve_order`) — which is what the ledger has always hashed.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::messages::hex;
 
 /// The hash before the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -70,9 +74,26 @@ pub fn chain_hash(prev: &str, record: &AuditRecord) -> String {
     hash_canonical(prev, &canonical(record))
 }
 
-/// The canonical JSON of a record: serde_json's `Value` rendering, keys sorted.
+/// The canonical JSON of a record (see the module's documentation).
 pub fn canonical(record: &AuditRecord) -> String {
-    serde_json::to_value(record).map(|v| v.to_string()).unwrap_or_default()
+    let AuditRecord { seq, at, prev, entry } = record;
+    canonical_of(&RecordRef { seq: *seq, at, prev, entry })
+}
+
+/// An [`AuditRecord`] that borrows its parts: the ledger seals entries without copying them.
+/// Its fields and their order are [`AuditRecord`]'s (a test compares the two renderings).
+#[derive(Serialize)]
+pub struct RecordRef<'a> {
+    pub seq: u64,
+    pub at: &'a DateTime<Utc>,
+    pub prev: &'a str,
+    #[serde(flatten)]
+    pub entry: &'a AuditEntry,
+}
+
+fn canonical_of(record: &RecordRef<'_>) -> String {
+    // Serializing plain data to a string cannot fail (no maps with non-string keys).
+    serde_json::to_string(record).unwrap_or_default()
 }
 
 fn hash_canonical(prev: &str, canonical: &str) -> String {
@@ -84,21 +105,12 @@ fn hash_canonical(prev: &str, canonical: &str) -> String {
 
 /// A record and its hash as stored, encoding the record once: the stored text is built
 /// from the same canonical JSON that was hashed.
-pub fn seal(prev: &str, record: &AuditRecord) -> (String, Vec<u8>) {
-    let canonical = canonical(record);
+pub fn seal(record: &RecordRef<'_>) -> (String, Vec<u8>) {
+    let prev = record.prev;
+    let canonical = canonical_of(record);
     let hash = hash_canonical(prev, &canonical);
     let stored = format!("{{\"record\":{canonical},\"hash\":\"{hash}\"}}").into_bytes();
     (hash, stored)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
 }
 
 /// The result of recomputing the chain.
@@ -160,4 +172,53 @@ where
         expected_seq += 1;
     }
     Ok(AuditReport { ok: true, records: count, first_broken: None, head: prev })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> AuditRecord {
+        let detail = serde_json::json!({
+            "zeta": 1, "alpha": [1.5, "two", null], "nested": { "b": true, "a": "x\"y\u{7}" }
+        });
+        AuditRecord {
+            seq: 42,
+            at: DateTime::parse_from_rfc3339("2026-11-30T12:00:00.123456Z").unwrap().with_timezone(&Utc),
+            prev: GENESIS.to_string(),
+            entry: AuditEntry::new("incident-response", AuditKind::Action, "block_ip 203.0.113.7", detail),
+        }
+    }
+
+    /// Ledgers written before the borrowed rendering hashed the record's `Value` rendering:
+    /// both renderings must stay byte for byte the same, or old ledgers stop verifying.
+    #[test]
+    fn canonical_is_the_value_rendering_old_ledgers_hashed() {
+        let r = record();
+        let old = serde_json::to_value(&r).unwrap().to_string();
+        assert_eq!(canonical(&r), old);
+        assert!(old.starts_with(r#"{"seq":42,"at":"2026-11-30T12:00:00.123456Z","prev":"000"#), "{old}");
+        assert_eq!(
+            chain_hash(GENESIS, &r),
+            hash_canonical(GENESIS, &old),
+            "the hash is over the previous hash and the canonical text"
+        );
+    }
+
+    #[test]
+    fn a_sealed_record_reads_back_and_verifies() {
+        let r = record();
+        let AuditRecord { seq, at, prev, entry } = &r;
+        let (hash, stored) = seal(&RecordRef { seq: *seq, at, prev, entry });
+        let back: StoredAudit = serde_json::from_slice(&stored).unwrap();
+        assert_eq!(back.record, r);
+        assert_eq!(back.hash, hash);
+        assert_eq!(chain_hash(GENESIS, &back.record), hash);
+        let mut first = r.clone();
+        first.seq = 0;
+        let (h0, v0) = seal(&RecordRef { seq: 0, at, prev, entry });
+        assert_eq!(h0, chain_hash(GENESIS, &first));
+        let report = verify([Ok::<_, ()>((0u64.to_be_bytes().to_vec(), v0))]).unwrap();
+        assert!(report.ok && report.records == 1 && report.head == h0, "{report:?}");
+    }
 }

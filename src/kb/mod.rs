@@ -296,8 +296,7 @@ impl KnowledgeBase {
         let mut head = self.head.clone();
         let now = Utc::now();
         for entry in &c.audit {
-            let record = AuditRecord { seq, at: now, prev: head.clone(), entry: entry.clone() };
-            let (hash, value) = audit::seal(&head, &record);
+            let (hash, value) = audit::seal(&audit::RecordRef { seq, at: &now, prev: &head, entry });
             raw.push(RawWrite::Put { tree: TreeName::Audit, key: seq.to_be_bytes().to_vec(), value });
             head = hash;
             seq += 1;

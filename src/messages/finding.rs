@@ -120,7 +120,7 @@ mod hex32 {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn to_hex(v: &[u8; 32]) -> String {
-        v.iter().map(|b| format!("{b:02x}")).collect()
+        super::super::hex(v)
     }
 
     pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {

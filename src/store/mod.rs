@@ -3,10 +3,14 @@
 //! It knows trees, keys and byte values, applies a batch of writes atomically across
 //! trees, and nothing else. Typed records, the audit chain and every policy live in
 //! the knowledge base above it, whose actor is the store's only owner at run time.
+//!
+//! The logical trees share one sled tree, `records`, each under its own one-byte key
+//! prefix ([`TreeName::tag`]): an atomic batch across logical trees is then one sled
+//! `Batch` — one B-tree descent per write — where a sled transaction across trees reads
+//! every key's old value first and buffers the writes twice. Databases written with one
+//! sled tree per logical tree (before this layout) are moved over when they are opened.
 
 use std::path::{Path, PathBuf};
-
-use sled::Transactional;
 
 /// The trees of the database (DESIGN.md §3, plus `state` for agents' durable
 /// decision state such as detection windows).
@@ -62,10 +66,39 @@ impl TreeName {
         }
     }
 
-    fn index(self) -> usize {
-        TreeName::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    /// The key prefix of the tree's records. Stored on disk: never renumber.
+    fn tag(self) -> u8 {
+        match self {
+            TreeName::Findings => 1,
+            TreeName::Incidents => 2,
+            TreeName::Actions => 3,
+            TreeName::Handoffs => 4,
+            TreeName::Audit => 5,
+            TreeName::Iocs => 6,
+            TreeName::Assets => 7,
+            TreeName::Vulns => 8,
+            TreeName::Evidence => 9,
+            TreeName::Checkpoints => 10,
+            TreeName::Inbox => 11,
+            TreeName::Meta => 12,
+            TreeName::State => 13,
+        }
+    }
+
+    /// `key` under the tree's prefix.
+    fn key(self, key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(key.len() + 1);
+        k.push(self.tag());
+        k.extend_from_slice(key);
+        k
     }
 }
+
+/// The one sled tree that holds every logical tree.
+const RECORDS: &str = "records";
+
+/// How many entries of a legacy tree move to `records` per atomic batch.
+const MIGRATION_CHUNK: usize = 10_000;
 
 /// One write of an atomic batch.
 #[derive(Debug, Clone)]
@@ -80,15 +113,13 @@ pub enum StoreError {
     Open { path: PathBuf, source: sled::Error },
     #[error("database error: {0}")]
     Sled(#[from] sled::Error),
-    #[error("database transaction failed: {0}")]
-    Transaction(String),
 }
 
-/// The sled database and its trees.
+/// The sled database and the tree of its records.
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    trees: Vec<sled::Tree>,
+    records: sled::Tree,
 }
 
 impl Store {
@@ -111,43 +142,71 @@ impl Store {
     }
 
     fn with_db(db: sled::Db) -> Result<Store, StoreError> {
-        let trees = TreeName::ALL.iter().map(|t| db.open_tree(t.as_str())).collect::<Result<Vec<_>, _>>()?;
-        Ok(Store { db, trees })
+        let records = db.open_tree(RECORDS)?;
+        let store = Store { db, records };
+        store.migrate_legacy_trees()?;
+        Ok(store)
     }
 
-    fn tree(&self, name: TreeName) -> &sled::Tree {
-        &self.trees[name.index()]
+    /// Moves the records of a database written with one sled tree per logical tree into
+    /// `records`, then drops the old trees. Each chunk is one atomic batch of puts; a
+    /// crash part-way leaves the old tree in place and the next open copies it again
+    /// (the same keys and values), so nothing is lost or changed.
+    fn migrate_legacy_trees(&self) -> Result<(), StoreError> {
+        let names = self.db.tree_names();
+        for t in TreeName::ALL {
+            if !names.iter().any(|n| n.as_ref() == t.as_str().as_bytes()) {
+                continue;
+            }
+            let old = self.db.open_tree(t.as_str())?;
+            let mut moved = 0usize;
+            let mut batch = sled::Batch::default();
+            let mut in_batch = 0usize;
+            for kv in old.iter() {
+                let (k, v) = kv?;
+                batch.insert(t.key(&k), v);
+                in_batch += 1;
+                if in_batch == MIGRATION_CHUNK {
+                    self.records.apply_batch(std::mem::take(&mut batch))?;
+                    moved += in_batch;
+                    in_batch = 0;
+                }
+            }
+            self.records.apply_batch(batch)?;
+            moved += in_batch;
+            self.db.flush()?;
+            self.db.drop_tree(t.as_str())?;
+            tracing::info!(tree = t.as_str(), records = moved, "moved a tree of an older database layout");
+        }
+        Ok(())
     }
 
     pub fn get(&self, tree: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree(tree).get(key)?.map(|v| v.to_vec()))
+        Ok(self.records.get(tree.key(key))?.map(|v| v.to_vec()))
     }
 
     /// Every `(key, value)` of a tree whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        self.tree(tree)
-            .scan_prefix(prefix)
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
-            .collect()
+        self.records.scan_prefix(tree.key(prefix)).map(|r| r.map(unprefixed).map_err(StoreError::from)).collect()
     }
 
     /// Iterates a whole tree in key order without collecting it.
     pub fn iter(&self, tree: TreeName) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
-        self.tree(tree).iter().map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
+        self.records.scan_prefix([tree.tag()]).map(|r| r.map(unprefixed).map_err(StoreError::from))
     }
 
     /// The entry with the greatest key of a tree.
     pub fn last(&self, tree: TreeName) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
-        Ok(self.tree(tree).last()?.map(|(k, v)| (k.to_vec(), v.to_vec())))
+        Ok(self.records.scan_prefix([tree.tag()]).next_back().transpose()?.map(unprefixed))
     }
 
     pub fn is_empty(&self, tree: TreeName) -> bool {
-        self.tree(tree).is_empty()
+        !matches!(self.records.scan_prefix([tree.tag()]).next(), Some(Ok(_)))
     }
 
     /// Counts the entries (walks the tree: not for hot paths).
     pub fn len(&self, tree: TreeName) -> usize {
-        self.tree(tree).len()
+        self.records.scan_prefix([tree.tag()]).count()
     }
 
     /// Applies every write or none of them.
@@ -155,27 +214,20 @@ impl Store {
         if writes.is_empty() {
             return Ok(());
         }
-        self.trees
-            .as_slice()
-            .transaction(|txs| {
-                for w in writes {
-                    match w {
-                        RawWrite::Put { tree, key, value } => {
-                            txs[tree.index()].insert(key.as_slice(), value.as_slice())?;
-                        }
-                        RawWrite::Delete { tree, key } => {
-                            txs[tree.index()].remove(key.as_slice())?;
-                        }
-                    }
-                }
-                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| StoreError::Transaction(format!("{e:?}")))
+        let mut batch = sled::Batch::default();
+        for w in writes {
+            match w {
+                RawWrite::Put { tree, key, value } => batch.insert(tree.key(key), value.as_slice()),
+                RawWrite::Delete { tree, key } => batch.remove(tree.key(key)),
+            }
+        }
+        self.records.apply_batch(batch)?;
+        Ok(())
     }
 
     /// Writes one value outside a transaction. Used by tests that tamper with records.
     pub fn put_raw(&self, tree: TreeName, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.tree(tree).insert(key, value)?;
+        self.records.insert(tree.key(key), value)?;
         Ok(())
     }
 
@@ -192,5 +244,78 @@ impl Store {
 
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+/// A record of `records` with its tree's prefix taken off its key.
+fn unprefixed((k, v): (sled::IVec, sled::IVec)) -> (Vec<u8>, Vec<u8>) {
+    (k.get(1..).unwrap_or_default().to_vec(), v.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(tree: TreeName, key: &[u8], value: &[u8]) -> RawWrite {
+        RawWrite::Put { tree, key: key.to_vec(), value: value.to_vec() }
+    }
+
+    #[test]
+    fn trees_are_separate_and_ordered() {
+        let s = Store::temporary(1 << 20).unwrap();
+        s.apply(&[
+            put(TreeName::Audit, &2u64.to_be_bytes(), b"two"),
+            put(TreeName::Audit, &1u64.to_be_bytes(), b"one"),
+            put(TreeName::Findings, b"f", b"finding"),
+            put(TreeName::Inbox, b"a", b"x"),
+        ])
+        .unwrap();
+        s.apply(&[RawWrite::Delete { tree: TreeName::Inbox, key: b"a".to_vec() }]).unwrap();
+        let audit: Vec<_> = s.iter(TreeName::Audit).map(Result::unwrap).collect();
+        assert_eq!(
+            audit,
+            vec![(1u64.to_be_bytes().to_vec(), b"one".to_vec()), (2u64.to_be_bytes().to_vec(), b"two".to_vec())]
+        );
+        assert_eq!(s.last(TreeName::Audit).unwrap().unwrap().1, b"two");
+        assert_eq!(s.len(TreeName::Audit), 2);
+        assert_eq!(s.get(TreeName::Findings, b"f").unwrap().as_deref(), Some(&b"finding"[..]));
+        assert_eq!(s.get(TreeName::Incidents, b"f").unwrap(), None, "a key of one tree is not in another");
+        assert!(s.is_empty(TreeName::Inbox) && s.last(TreeName::Inbox).unwrap().is_none());
+        assert!(!s.is_empty(TreeName::Findings));
+        assert_eq!(s.scan_prefix(TreeName::Findings, b"").unwrap(), vec![(b"f".to_vec(), b"finding".to_vec())]);
+    }
+
+    /// A data directory written with one sled tree per logical tree opens with every
+    /// record where it was, and the old trees are gone.
+    #[test]
+    fn a_database_of_the_older_layout_is_moved_over() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let audit = db.open_tree("audit").unwrap();
+            for i in 0..(MIGRATION_CHUNK as u64 + 5) {
+                audit.insert(i.to_be_bytes(), format!("record {i}").as_bytes()).unwrap();
+            }
+            db.open_tree("checkpoints").unwrap().insert("auth", &b"{\"offset\":7}"[..]).unwrap();
+            db.open_tree("iocs").unwrap();
+            db.flush().unwrap();
+        }
+        for _ in 0..2 {
+            let s = Store::open(dir.path(), 1 << 20).unwrap();
+            assert_eq!(s.len(TreeName::Audit), MIGRATION_CHUNK + 5);
+            let last = s.last(TreeName::Audit).unwrap().unwrap();
+            assert_eq!(
+                last,
+                (
+                    (MIGRATION_CHUNK as u64 + 4).to_be_bytes().to_vec(),
+                    format!("record {}", MIGRATION_CHUNK + 4).into_bytes()
+                )
+            );
+            assert_eq!(s.get(TreeName::Checkpoints, b"auth").unwrap().as_deref(), Some(&b"{\"offset\":7}"[..]));
+            assert!(s.is_empty(TreeName::Iocs));
+            let names = s.db.tree_names();
+            assert!(!names.iter().any(|n| n.as_ref() == b"audit" || n.as_ref() == b"checkpoints"), "old trees dropped");
+            s.flush_blocking().unwrap();
+        }
     }
 }

@@ -209,20 +209,24 @@ pub fn load_dir(dir: &Path) -> std::io::Result<RuleSet> {
 
 /// An event as the Sigma engine sees it: Sigma-taxonomy field names over a parsed line.
 /// Keywords match the message (the whole line when it had no syslog header).
-pub struct SigmaView<'a>(pub &'a Event, pub Option<&'a str>, SrcText);
+pub struct SigmaView<'a>(pub &'a Event, pub Option<&'a str>, Memo);
 
-/// The client address as text, made at most once per event (rules ask for it often:
-/// `src_ip|exists`, group-by).
+/// What is made at most once per event: the client address as text (rules ask for it
+/// often: `src_ip|exists`, group-by) and the line's reference (a SHA-256 of the line,
+/// asked for by every correlation the event feeds).
 #[derive(Default)]
-struct SrcText(std::cell::OnceCell<Option<String>>);
+struct Memo {
+    src: std::cell::OnceCell<Option<String>>,
+    reference: std::cell::OnceCell<Option<String>>,
+}
 
 impl<'a> SigmaView<'a> {
     pub fn new(ev: &'a Event, file: Option<&'a str>) -> Self {
-        SigmaView(ev, file, SrcText::default())
+        SigmaView(ev, file, Memo::default())
     }
 
     fn src_ip(&self) -> Option<&str> {
-        self.2.0.get_or_init(|| self.0.auth.as_ref().and_then(|a| a.src_ip).map(|ip| ip.to_string())).as_deref()
+        self.2.src.get_or_init(|| self.0.auth.as_ref().and_then(|a| a.src_ip).map(|ip| ip.to_string())).as_deref()
     }
 }
 
@@ -268,12 +272,17 @@ fn unb64(s: &str) -> Option<[u8; 32]> {
 
 impl SigmaView<'_> {
     /// The id under which the correlation engine remembers this event: where it was read.
-    fn reference(&self) -> Option<String> {
-        // Only lines read from a file can be pointed at.
-        let (offset, _file) = (self.0.offset?, self.1?);
-        use sha2::Digest;
-        let sha: [u8; 32] = sha2::Sha256::digest(self.0.raw.as_bytes()).into();
-        Some(format!("{REF_PREFIX}{offset}.{}", b64(&sha)))
+    fn reference(&self) -> Option<&str> {
+        self.2
+            .reference
+            .get_or_init(|| {
+                // Only lines read from a file can be pointed at.
+                let (offset, _file) = (self.0.offset?, self.1?);
+                use sha2::Digest;
+                let sha: [u8; 32] = sha2::Sha256::digest(self.0.raw.as_bytes()).into();
+                Some(format!("{REF_PREFIX}{offset}.{}", b64(&sha)))
+            })
+            .as_deref()
     }
 }
 
