@@ -42,8 +42,12 @@ struct OpenFile {
 }
 
 /// Reads the fingerprint of a file: a hash of its first bytes, or 0 while it is shorter
-/// than that (too short to tell files apart).
+/// than that (too short to tell files apart). A file known to be shorter is not opened:
+/// opening it is an event on the watched folder, which would wake the tail again.
 fn file_fingerprint(path: &Path) -> u64 {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() < FINGERPRINT_BYTES as u64) {
+        return 0;
+    }
     let mut head = vec![0u8; FINGERPRINT_BYTES];
     let Ok(mut f) = File::open(path) else {
         return 0;
@@ -296,10 +300,11 @@ impl Tailer {
                     }
                     continue;
                 }
-                Ok(_) => {
+                Ok(meta) => {
                     self.missing_reported = false;
                     if let Some(o) = self.open.as_mut()
                         && o.fingerprint == 0
+                        && meta.len() >= FINGERPRINT_BYTES as u64
                     {
                         o.fingerprint = file_fingerprint(&o.path);
                     }
@@ -342,10 +347,11 @@ async fn run(
 ) {
     let cp = super::stored_checkpoint(&kb, &source).await;
     let poll = Duration::from_millis(cfg.poll_interval_ms);
-    let mut tailer = Tailer::new(&source, &path, format, cfg, cp, metrics);
+    let mut tailer = Tailer::new(&source, &path, format, cfg, cp, metrics.clone());
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut watcher: Option<notify::RecommendedWatcher> = None;
     loop {
+        metrics.source_event(&source, |c| c.wakeups += 1);
         if watcher.is_none() {
             watcher = watch_parent(&path, tx.clone());
         }
@@ -361,12 +367,18 @@ async fn run(
     }
 }
 
-/// Watches the file's directory (so creation and renames are seen); every event is only
-/// a wake-up for the loop.
+/// Watches the file's directory (so creation and renames are seen); an event is only a
+/// wake-up for the loop, and only one that can matter: a change to the tailed name
+/// (written, created, renamed, removed), never an open or a read — the tail's own
+/// opens would wake it again, forever — nor a change to another file of the folder.
 fn watch_parent(path: &Path, tx: tokio::sync::mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+    let name = path.file_name().map(|n| n.to_os_string());
+    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.as_ref().is_ok_and(|ev| !concerns(ev, name.as_deref())) {
+            return;
+        }
         let _ = tx.try_send(());
     })
     .ok()?;
@@ -376,5 +388,102 @@ fn watch_parent(path: &Path, tx: tokio::sync::mpsc::Sender<()>) -> Option<notify
             tracing::debug!(dir = %dir.display(), error = %e, "cannot watch directory yet; polling");
             None
         }
+    }
+}
+
+/// Whether a folder event can change what the tail reads: not an access (open, read,
+/// close without writing), and about the tailed name — or about no name at all (the
+/// backend lost events and says "rescan").
+fn concerns(ev: &notify::Event, name: Option<&std::ffi::OsStr>) -> bool {
+    if matches!(ev.kind, notify::EventKind::Access(_)) {
+        return false;
+    }
+    ev.paths.is_empty() || ev.need_rescan() || ev.paths.iter().any(|p| p.file_name() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::{BatchAck, BatchError, LogBatch};
+
+    /// Takes every batch and hands its lines to the test.
+    struct Sink(tokio::sync::mpsc::UnboundedSender<u64>);
+    impl Actor for Sink {
+        type Context = Context<Self>;
+    }
+    impl Handler<LogBatch> for Sink {
+        type Result = Result<BatchAck, BatchError>;
+        fn handle(&mut self, b: LogBatch, _: &mut Context<Self>) -> Self::Result {
+            let _ = self.0.send(b.stats.lines);
+            Ok(BatchAck::Applied { findings: 0 })
+        }
+    }
+
+    fn wakeups(m: &Metrics) -> u64 {
+        m.sources().get("t").map_or(0, |c| c.wakeups)
+    }
+
+    /// A tail on a quiet file wakes about once per poll (here: an hour), whatever the
+    /// file's size — a file shorter than the fingerprint used to be reopened on every
+    /// wake-up, each open woke it again, and it spun on a core forever — while a line
+    /// written to it, or a rotation, still wakes it at once.
+    async fn quiet_then_written(initial: &[u8]) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.log");
+        std::fs::write(&path, initial).unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let cfg = IngestConfig { poll_interval_ms: 3_600_000, ..IngestConfig::default() };
+        let _tail = FileTail {
+            source: "t".into(),
+            path: path.clone(),
+            format: LogFormat::Auto,
+            cfg,
+            kb: Kb::temporary(),
+            sink: Sink(tx).start().recipient(),
+            metrics: metrics.clone(),
+        }
+        .start();
+        if initial.contains(&b'\n') {
+            assert!(rx.recv().await.is_some(), "the file's lines are read first");
+        }
+        while wakeups(&metrics) == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Other files of the folder are opened, read and written: not the tail's business.
+        for i in 0..50 {
+            std::fs::write(dir.path().join("syslog"), format!("line {i}\n")).unwrap();
+            let _ = std::fs::read(dir.path().join("syslog"));
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let quiet = wakeups(&metrics);
+        assert!(quiet <= 3, "{} bytes: woke {quiet} times while nothing was written to it", initial.len());
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+            f.write_all(b"Nov 30 12:00:00 h sshd[1]: Invalid user x from 192.0.2.1\n").unwrap();
+        }
+        let lines = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await.expect("woken by the write");
+        assert_eq!(lines, Some(1));
+        std::fs::rename(&path, dir.path().join("auth.log.1")).unwrap();
+        std::fs::write(&path, "Nov 30 12:00:01 h sshd[2]: Invalid user y from 192.0.2.2\n").unwrap();
+        let lines = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await.expect("woken by the rotation");
+        assert_eq!(lines, Some(1));
+    }
+
+    #[actix_rt::test]
+    async fn an_empty_file_does_not_spin() {
+        quiet_then_written(b"").await;
+    }
+
+    #[actix_rt::test]
+    async fn a_file_shorter_than_its_fingerprint_does_not_spin() {
+        quiet_then_written(b"Nov 30 11:59:59 h sshd[1]: Connection closed by 192.0.2.9 port 22 [preauth]\n").await;
+    }
+
+    #[actix_rt::test]
+    async fn a_long_file_does_not_spin() {
+        let line = "Nov 30 11:59:59 h sshd[1]: Accepted publickey for deploy from 192.0.2.9 port 22 ssh2\n";
+        quiet_then_written(line.repeat(200).as_bytes()).await;
     }
 }

@@ -45,6 +45,9 @@ pub struct SourceCounters {
     /// Times a source resumed past data it could no longer read (a journal vacuumed
     /// past its cursor).
     pub gaps: u64,
+    /// Times the source's loop woke up (a file notification or the poll): a quiet source
+    /// wakes about once per poll interval.
+    pub wakeups: u64,
     /// Lines each parser took (the rest are `unparsed`).
     pub parsers: ParserCounts,
 }
@@ -121,7 +124,7 @@ impl Metrics {
             self.intel_indicators.load(Ordering::Relaxed)
         );
         let sources = self.sources();
-        let per_source: [(&str, &str, fn(&SourceCounters) -> u64); 9] = [
+        let per_source: [(&str, &str, fn(&SourceCounters) -> u64); 10] = [
             ("warden_lines_read_total", "Lines read by this process", |c| c.lines),
             ("warden_lines_invalid_utf8_total", "Lines with invalid UTF-8 (decoded lossily)", |c| c.invalid_utf8),
             ("warden_lines_truncated_total", "Lines cut at the length limit", |c| c.truncated),
@@ -135,6 +138,9 @@ impl Metrics {
                 "Times a source resumed past data no longer there (journal vacuumed past its cursor)",
                 |c| c.gaps,
             ),
+            ("warden_source_wakeups_total", "Times a tailed file's reader woke up (notification or poll)", |c| {
+                c.wakeups
+            }),
         ];
         for (name, help, get) in per_source {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
