@@ -177,6 +177,7 @@ impl Runtime {
                 SourceKind::SyslogUdp | SourceKind::SyslogTcp => {
                     let transport = if s.kind == SourceKind::SyslogUdp { Transport::Udp } else { Transport::Tcp };
                     let listen = s.listen.ok_or_else(|| RuntimeError::NoListen(s.name.clone()))?;
+                    let limits = s.syslog_limits();
                     let (tx, rx) = std::sync::mpsc::channel();
                     let name = source.clone();
                     Syslog::start_in_arbiter(&arbiter.handle(), move |_| Syslog {
@@ -185,6 +186,7 @@ impl Runtime {
                         transport,
                         format,
                         cfg: ingest,
+                        limits,
                         sink,
                         metrics,
                         bound: Some(tx),

@@ -146,6 +146,59 @@ pub struct SourceConfig {
     /// alternatives), e.g. `["_SYSTEMD_UNIT=ssh.service"]`.
     #[serde(default)]
     pub matches: Vec<String>,
+    /// Syslog sources: a TCP connection that sends nothing for this long is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Syslog sources: open TCP connections at most; when full, the connection idle the
+    /// longest (at least [`EVICTABLE_IDLE_SECS`]) is closed for a new one, else it is refused.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Syslog sources: open TCP connections from one address at most.
+    #[serde(default = "default_max_per_peer")]
+    pub max_connections_per_peer: usize,
+    /// Syslog sources: the UDP socket's receive buffer (`SO_RCVBUF`), in bytes. The kernel
+    /// caps it at `net.core.rmem_max`; the size obtained is logged.
+    #[serde(default = "default_recv_buffer")]
+    pub recv_buffer_bytes: usize,
+}
+
+/// A syslog TCP connection idle at least this long may be closed to admit a new one.
+pub const EVICTABLE_IDLE_SECS: u64 = 5;
+
+fn default_idle_timeout() -> u64 {
+    300
+}
+
+fn default_max_connections() -> usize {
+    256
+}
+
+fn default_max_per_peer() -> usize {
+    16
+}
+
+fn default_recv_buffer() -> usize {
+    4 << 20
+}
+
+/// The limits of a syslog source's sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyslogLimits {
+    pub idle_timeout: std::time::Duration,
+    pub max_connections: usize,
+    pub max_per_peer: usize,
+    pub recv_buffer_bytes: usize,
+}
+
+impl SourceConfig {
+    pub fn syslog_limits(&self) -> SyslogLimits {
+        SyslogLimits {
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+            max_connections: self.max_connections,
+            max_per_peer: self.max_connections_per_peer,
+            recv_buffer_bytes: self.recv_buffer_bytes,
+        }
+    }
 }
 
 fn default_format() -> LogFormat {
@@ -347,6 +400,14 @@ impl Config {
                 SourceKind::SyslogUdp | SourceKind::SyslogTcp if s.listen.is_none() || s.path.is_some() => {
                     return Err(invalid(format!(
                         "syslog source `{}` needs a `listen` address and takes no `path`",
+                        s.name
+                    )));
+                }
+                SourceKind::SyslogUdp | SourceKind::SyslogTcp
+                    if s.idle_timeout_secs == 0 || s.max_connections == 0 || s.max_connections_per_peer == 0 =>
+                {
+                    return Err(invalid(format!(
+                        "syslog source `{}`: idle_timeout_secs, max_connections and max_connections_per_peer must be at least 1",
                         s.name
                     )));
                 }

@@ -14,6 +14,7 @@ pub mod pcap;
 pub mod replay;
 pub mod stdin;
 pub mod syslog;
+mod syslog_conns;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};

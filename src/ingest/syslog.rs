@@ -1,8 +1,8 @@
 //! `Syslog`: receives syslog messages over UDP or TCP, so rsyslog, syslog-ng or Vector
 //! can forward many hosts to one Warden.
 //!
-//! Owns: the listening socket, one task per TCP connection (at most
-//! [`MAX_CONNECTIONS`]), and a batcher. Accepts: datagrams and TCP streams; TCP frames are
+//! Owns: the listening socket, one task per TCP connection (bounded per sender, in
+//! total and in idle time: see `syslog_conns`), and a batcher. Accepts: datagrams and TCP streams; TCP frames are
 //! newline-terminated or octet-counted (RFC 6587), detected per frame. Emits: `LogBatch`es
 //! (not checkpointed: a network stream cannot be read again, so the agent flushes their
 //! effects before acknowledging them).
@@ -12,7 +12,9 @@
 //! `TIMESTAMP HOST APP[PROCID]: MSG` for the source's parser; the host in the message
 //! header becomes the event's host (the sender's address when the header has none).
 //! Backpressure: connections push into a bounded channel, so a slow consumer stops TCP
-//! reads (and senders), and UDP datagrams beyond the socket buffer are dropped by the kernel.
+//! reads (and senders), and UDP datagrams beyond the socket buffer (sized by the source's
+//! `recv_buffer_bytes`) are dropped by the kernel — counted from `/proc/net/udp` and
+//! exported, never silent. Warnings a sender can provoke are throttled, with counts.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -23,12 +25,15 @@ use chrono::{DateTime, Utc};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
+use super::syslog_conns::{Admission, Conns};
 use super::{BatchBuilder, LineSplitter, LogSink, send_batch};
-use crate::config::{IngestConfig, LogFormat};
-use crate::telemetry::Metrics;
+use crate::config::{IngestConfig, LogFormat, SyslogLimits};
+use crate::telemetry::{Metrics, Throttle};
 
-/// Concurrent TCP connections; more are refused until one closes.
-pub const MAX_CONNECTIONS: usize = 256;
+/// How often a repeated warning a sender can provoke is said at most.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+/// How often the kernel's drop count of a UDP socket is read.
+const DROPS_EVERY: Duration = Duration::from_secs(5);
 /// How long a partial batch waits for more messages.
 const BATCH_DELAY: Duration = Duration::from_millis(20);
 
@@ -200,6 +205,7 @@ pub struct Syslog {
     pub transport: Transport,
     pub format: LogFormat,
     pub cfg: IngestConfig,
+    pub limits: SyslogLimits,
     pub sink: LogSink,
     pub metrics: Arc<Metrics>,
     /// Told the bound address (port 0 picks a free one), or why binding failed.
@@ -214,11 +220,17 @@ impl Actor for Syslog {
         let (source, format, cfg, sup, metrics) =
             (self.source.clone(), self.format, self.cfg.clone(), self.sink.clone(), self.metrics.clone());
         ctx.spawn(actix::fut::wrap_future(batcher(source, format, cfg.batch_lines, rx, sup, metrics)));
-        let (source, listen, max, metrics, bound) =
-            (self.source.clone(), self.listen, self.cfg.max_line_bytes, self.metrics.clone(), self.bound.take());
+        let input = Input {
+            source: self.source.clone(),
+            max: self.cfg.max_line_bytes,
+            tx,
+            metrics: self.metrics.clone(),
+            skipped: Arc::new(std::sync::Mutex::new(Throttle::new(WARN_EVERY))),
+        };
+        let (listen, limits, bound) = (self.listen, self.limits, self.bound.take());
         match self.transport {
-            Transport::Udp => ctx.spawn(actix::fut::wrap_future(udp(source, listen, max, tx, metrics, bound))),
-            Transport::Tcp => ctx.spawn(actix::fut::wrap_future(tcp(source, listen, max, tx, metrics, bound))),
+            Transport::Udp => ctx.spawn(actix::fut::wrap_future(udp(input, listen, limits, bound))),
+            Transport::Tcp => ctx.spawn(actix::fut::wrap_future(tcp(input, listen, limits, bound))),
         };
     }
 }
@@ -296,47 +308,58 @@ fn announce<T>(
     }
 }
 
-/// Normalises one message and hands it to the batcher with the damage counts of its
-/// read. `None`: the batcher is gone; `Some(false)`: not syslog, skipped and counted.
-async fn forward(
-    frame: &str,
-    peer: SocketAddr,
-    damage: (u64, u64),
-    tx: &mpsc::Sender<(String, u64, u64)>,
-    metrics: &Metrics,
-    source: &str,
-) -> Option<bool> {
-    match normalize(frame, peer.ip(), Utc::now()) {
-        Ok(line) => tx.send((line, damage.0, damage.1)).await.ok().map(|_| true),
-        Err(e) => {
-            metrics.source_event(source, |c| c.unparsed += 1);
-            tracing::warn!(%source, %peer, error = %e, "syslog message skipped");
-            Some(false)
+/// What every socket task of a source shares: where messages go and what is counted.
+#[derive(Clone)]
+struct Input {
+    source: String,
+    max: usize,
+    tx: mpsc::Sender<(String, u64, u64)>,
+    metrics: Arc<Metrics>,
+    /// "Not syslog" is said at most once per [`WARN_EVERY`].
+    skipped: Arc<std::sync::Mutex<Throttle>>,
+}
+
+impl Input {
+    /// Normalises one message and hands it to the batcher with the damage counts of its
+    /// read. `None`: the batcher is gone; `Some(false)`: not syslog, skipped and counted.
+    async fn forward(&self, frame: &str, peer: SocketAddr, damage: (u64, u64)) -> Option<bool> {
+        match normalize(frame, peer.ip(), Utc::now()) {
+            Ok(line) => self.tx.send((line, damage.0, damage.1)).await.ok().map(|_| true),
+            Err(e) => {
+                self.metrics.source_event(&self.source, |c| c.unparsed += 1);
+                let said = self.skipped.lock().unwrap_or_else(|p| p.into_inner()).allow(std::time::Instant::now());
+                if let Some(held) = said {
+                    let source = &self.source;
+                    tracing::warn!(%source, %peer, error = %e, held_back = held, "syslog message skipped (counted in warden_lines_unparsed_total)");
+                }
+                Some(false)
+            }
         }
     }
 }
 
-async fn udp(
-    source: String,
-    listen: SocketAddr,
-    max: usize,
-    tx: mpsc::Sender<(String, u64, u64)>,
-    metrics: Arc<Metrics>,
-    bound: Bound,
-) {
+async fn udp(input: Input, listen: SocketAddr, limits: SyslogLimits, bound: Bound) {
+    let source = input.source.clone();
     let res = tokio::net::UdpSocket::bind(listen).await;
     let Some(sock) = announce(&source, listen, "udp", bound, res, |s| s.local_addr()) else { return };
+    size_receive_buffer(&sock, limits.recv_buffer_bytes, &source);
+    if let Some(inode) = socket_inode(&sock) {
+        actix_rt::spawn(watch_drops(inode, source.clone(), input.metrics.clone()));
+    }
     let mut buf = vec![0u8; 65_536];
+    let mut errors = Throttle::new(WARN_EVERY);
     loop {
         let (n, peer) = match sock.recv_from(&mut buf).await {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(%source, error = %e, "UDP receive error");
-                metrics.inc(&metrics.source_errors);
+                if let Some(held) = errors.allow(std::time::Instant::now()) {
+                    tracing::warn!(%source, error = %e, held_back = held, "UDP receive error");
+                }
+                input.metrics.inc(&input.metrics.source_errors);
                 continue;
             }
         };
-        let mut one = LineSplitter::new(max);
+        let mut one = LineSplitter::new(input.max);
         let mut frame = None;
         one.push(&buf[..n], &mut |l| {
             frame.get_or_insert(l);
@@ -345,42 +368,105 @@ async fn udp(
             frame.get_or_insert(l);
         });
         let Some(frame) = frame else { continue };
-        if forward(&frame, peer, (one.invalid_utf8, one.truncated), &tx, &metrics, &source).await.is_none() {
+        if input.forward(&frame, peer, (one.invalid_utf8, one.truncated)).await.is_none() {
             return;
         }
     }
 }
 
-async fn tcp(
-    source: String,
-    listen: SocketAddr,
-    max: usize,
-    tx: mpsc::Sender<(String, u64, u64)>,
-    metrics: Arc<Metrics>,
-    bound: Bound,
-) {
+/// Asks for a receive buffer of `bytes` and says what the kernel granted (Linux doubles
+/// the request for its bookkeeping and caps it at `net.core.rmem_max`).
+fn size_receive_buffer(sock: &tokio::net::UdpSocket, bytes: usize, source: &str) {
+    use rustix::net::sockopt;
+    if let Err(e) = sockopt::set_socket_recv_buffer_size(sock, bytes) {
+        tracing::warn!(%source, error = %e, "cannot size the UDP receive buffer");
+    }
+    match sockopt::socket_recv_buffer_size(sock) {
+        Ok(got) if got < bytes => tracing::warn!(
+            %source, asked = bytes, granted = got,
+            "UDP receive buffer smaller than configured (raise net.core.rmem_max): bursts will be dropped sooner"
+        ),
+        Ok(got) => tracing::info!(%source, granted = got, "UDP receive buffer"),
+        Err(e) => tracing::warn!(%source, error = %e, "cannot read the UDP receive buffer size"),
+    }
+}
+
+/// The inode that names the socket in `/proc/net/udp`.
+fn socket_inode(sock: &impl std::os::fd::AsRawFd) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/self/fd/{}", sock.as_raw_fd())).ok().map(|m| m.ino())
+}
+
+/// The kernel's count of datagrams dropped on the socket with this inode (the last
+/// column of `/proc/net/udp` and `/proc/net/udp6`).
+pub fn udp_drops(tables: &[&str], inode: u64) -> Option<u64> {
+    let ino = inode.to_string();
+    tables.iter().flat_map(|t| t.lines().skip(1)).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        (cols.len() >= 13 && cols[9] == ino).then(|| cols[cols.len() - 1].parse().ok()).flatten()
+    })
+}
+
+async fn watch_drops(inode: u64, source: String, metrics: Arc<Metrics>) {
+    let mut seen = 0u64;
+    loop {
+        tokio::time::sleep(DROPS_EVERY).await;
+        let tables: Vec<String> =
+            ["/proc/net/udp", "/proc/net/udp6"].iter().filter_map(|p| std::fs::read_to_string(p).ok()).collect();
+        let Some(drops) = udp_drops(&tables.iter().map(String::as_str).collect::<Vec<_>>(), inode) else {
+            continue;
+        };
+        if drops > seen {
+            tracing::warn!(%source, dropped = drops - seen, total = drops, "the kernel dropped syslog datagrams (receive buffer full)");
+            metrics.source_event(&source, |c| c.kernel_drops = drops);
+            seen = drops;
+        }
+    }
+}
+
+async fn tcp(input: Input, listen: SocketAddr, limits: SyslogLimits, bound: Bound) {
+    let source = input.source.clone();
     let res = tokio::net::TcpListener::bind(listen).await;
     let Some(listener) = announce(&source, listen, "tcp", bound, res, |l| l.local_addr()) else { return };
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let conns = Arc::new(std::sync::Mutex::new(Conns::new(limits)));
+    let (mut accept_errors, mut refusals) = (Throttle::new(WARN_EVERY), Throttle::new(WARN_EVERY));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(%source, error = %e, "TCP accept error");
-                metrics.inc(&metrics.source_errors);
+                if let Some(held) = accept_errors.allow(std::time::Instant::now()) {
+                    tracing::warn!(%source, error = %e, held_back = held, "TCP accept error");
+                }
+                input.metrics.inc(&input.metrics.source_errors);
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%source, %peer, "too many syslog connections; refusing one");
-            metrics.inc(&metrics.source_errors);
-            continue; // Dropping the stream closes it.
+        let now = std::time::Instant::now();
+        let admission = conns.lock().unwrap_or_else(|p| p.into_inner()).admit(peer.ip(), now);
+        let (id, close) = match admission {
+            Admission::Admitted { id, close, evicted } => {
+                if evicted {
+                    input.metrics.source_event(&source, |c| c.idle_closed += 1);
+                }
+                (id, close)
+            }
+            refused => {
+                input.metrics.source_event(&source, |c| c.refused += 1);
+                if let Some(held) = refusals.allow(now) {
+                    let why = match refused {
+                        Admission::SenderFull => "this sender has as many connections open as it may",
+                        _ => "every connection is busy",
+                    };
+                    tracing::warn!(%source, %peer, held_back = held, "refusing a syslog connection: {why}");
+                }
+                continue; // Dropping the stream closes it.
+            }
         };
-        let (tx, metrics, source) = (tx.clone(), metrics.clone(), source.clone());
+        let (input, conns) = (input.clone(), conns.clone());
         actix_rt::spawn(async move {
-            let _permit = permit;
-            connection(stream, peer, max, tx, metrics, source).await;
+            connection(stream, peer, &input, limits.idle_timeout, (id, &conns, &close)).await;
+            conns.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         });
     }
 }
@@ -388,21 +474,34 @@ async fn tcp(
 async fn connection(
     mut stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    max: usize,
-    tx: mpsc::Sender<(String, u64, u64)>,
-    metrics: Arc<Metrics>,
-    source: String,
+    input: &Input,
+    idle: Duration,
+    (id, conns, close): (u64, &std::sync::Mutex<Conns>, &tokio::sync::Notify),
 ) {
-    let mut framer = TcpFramer::new(max);
+    let source = &input.source;
+    let mut framer = TcpFramer::new(input.max);
     let mut buf = vec![0u8; 64 * 1024];
     let mut done = false;
+    let mut deadline = tokio::time::Instant::now() + idle;
     while !done {
-        let n = match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => {
+        let read = tokio::select! {
+            r = tokio::time::timeout_at(deadline, stream.read(&mut buf)) => r,
+            _ = close.notified() => {
+                tracing::debug!(%source, %peer, "closing an idle syslog connection to admit a new one");
+                return;
+            }
+        };
+        let n = match read {
+            Err(_) => {
+                tracing::debug!(%source, %peer, "closing a syslog connection idle for {}s", idle.as_secs());
+                input.metrics.source_event(source, |c| c.idle_closed += 1);
+                return;
+            }
+            Ok(Ok(0)) | Ok(Err(_)) => {
                 done = true;
                 0
             }
-            Ok(n) => n,
+            Ok(Ok(n)) => n,
         };
         let mut frames = Vec::new();
         let (inv0, tr0) = framer.damaged();
@@ -411,10 +510,15 @@ async fn connection(
             framer.finish(&mut |f| frames.push(f));
         }
         let (inv1, tr1) = framer.damaged();
+        if !frames.is_empty() {
+            // Activity is a complete message: trickled bytes keep nothing open.
+            deadline = tokio::time::Instant::now() + idle;
+            conns.lock().unwrap_or_else(|p| p.into_inner()).touch(id, std::time::Instant::now());
+        }
         // Damage counts ride on the first message of the read that is taken.
         let mut damage = (inv1 - inv0, tr1 - tr0);
         for f in frames {
-            match forward(&f, peer, damage, &tx, &metrics, &source).await {
+            match input.forward(&f, peer, damage).await {
                 None => return,
                 Some(true) => damage = (0, 0),
                 Some(false) => {}
@@ -422,7 +526,7 @@ async fn connection(
         }
         if let Err(e) = res {
             tracing::warn!(%source, %peer, error = %e, "closing a syslog connection that cannot be framed");
-            metrics.inc(&metrics.source_errors);
+            input.metrics.inc(&input.metrics.source_errors);
             return;
         }
     }
@@ -473,6 +577,28 @@ mod tests {
         assert!(matches!(f.push(b"99999999 x", &mut |_| {}), Err(FrameError::BadLength(_))));
         let mut f = TcpFramer::new(1024);
         assert!(matches!(f.push(b"12x <38>a", &mut |_| {}), Err(FrameError::BadLength(_))));
+    }
+
+    /// A socket nobody reads, with the smallest buffer: the kernel drops what does not
+    /// fit, and `/proc/net/udp` says how much — what `warden_syslog_kernel_drops_total` shows.
+    #[test]
+    fn kernel_drops_are_read_from_proc_net_udp() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        rustix::net::sockopt::set_socket_recv_buffer_size(&rx, 1).unwrap();
+        let inode = socket_inode(&rx).unwrap();
+        let tables = || [std::fs::read_to_string("/proc/net/udp").unwrap()];
+        assert_eq!(udp_drops(&tables().each_ref().map(String::as_str), inode), Some(0));
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..200 {
+            tx.send_to(&[b'x'; 1000], rx.local_addr().unwrap()).unwrap();
+        }
+        let drops = udp_drops(&tables().each_ref().map(String::as_str), inode).unwrap();
+        assert!(drops > 0 && drops <= 200, "{drops}");
+        assert_eq!(udp_drops(&tables().each_ref().map(String::as_str), u64::MAX), None, "another socket");
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+                     1: 00000000:0202 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 17\n\
+                     2: garbage";
+        assert_eq!(udp_drops(&[table], 4242), Some(17));
     }
 
     #[test]

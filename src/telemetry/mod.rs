@@ -45,6 +45,13 @@ pub struct SourceCounters {
     /// Times a source resumed past data it could no longer read (a journal vacuumed
     /// past its cursor).
     pub gaps: u64,
+    /// Syslog: TCP connections refused (the per-address or total limit), closed for being
+    /// idle (the idle timeout, or to make room for a new one).
+    pub refused: u64,
+    pub idle_closed: u64,
+    /// Syslog over UDP: datagrams the kernel dropped on the socket (its receive buffer
+    /// was full), as `/proc/net/udp` counts them.
+    pub kernel_drops: u64,
     /// Times the source's loop woke up (a file notification or the poll): a quiet source
     /// wakes about once per poll interval.
     pub wakeups: u64,
@@ -124,7 +131,7 @@ impl Metrics {
             self.intel_indicators.load(Ordering::Relaxed)
         );
         let sources = self.sources();
-        let per_source: [(&str, &str, fn(&SourceCounters) -> u64); 10] = [
+        let per_source: [(&str, &str, fn(&SourceCounters) -> u64); 13] = [
             ("warden_lines_read_total", "Lines read by this process", |c| c.lines),
             ("warden_lines_invalid_utf8_total", "Lines with invalid UTF-8 (decoded lossily)", |c| c.invalid_utf8),
             ("warden_lines_truncated_total", "Lines cut at the length limit", |c| c.truncated),
@@ -137,6 +144,15 @@ impl Metrics {
                 "warden_source_gaps_total",
                 "Times a source resumed past data no longer there (journal vacuumed past its cursor)",
                 |c| c.gaps,
+            ),
+            ("warden_syslog_refused_total", "Syslog TCP connections refused (per-address or total limit)", |c| {
+                c.refused
+            }),
+            ("warden_syslog_idle_closed_total", "Syslog TCP connections closed for being idle", |c| c.idle_closed),
+            (
+                "warden_syslog_kernel_drops_total",
+                "Syslog UDP datagrams dropped by the kernel (receive buffer full)",
+                |c| c.kernel_drops,
             ),
             ("warden_source_wakeups_total", "Times a tailed file's reader woke up (notification or poll)", |c| {
                 c.wakeups
@@ -185,4 +201,51 @@ pub fn init_tracing(default: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// A warning said at most once per interval, with how many like it were held back: an
+/// attacker who sends garbage must not be able to flood the log.
+#[derive(Debug)]
+pub struct Throttle {
+    every: std::time::Duration,
+    last: Option<std::time::Instant>,
+    held: u64,
+}
+
+impl Throttle {
+    pub fn new(every: std::time::Duration) -> Throttle {
+        Throttle { every, last: None, held: 0 }
+    }
+
+    /// `Some(n)`: say it now (`n` were held back since it was last said); `None`: hold it.
+    pub fn allow(&mut self, now: std::time::Instant) -> Option<u64> {
+        match self.last {
+            Some(t) if now.saturating_duration_since(t) < self.every => {
+                self.held += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.held))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::Throttle;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn says_once_per_interval_and_counts_the_rest() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(Duration::from_secs(10));
+        assert_eq!(t.allow(t0), Some(0));
+        for i in 1..=999 {
+            assert_eq!(t.allow(t0 + Duration::from_millis(i)), None);
+        }
+        assert_eq!(t.allow(t0 + Duration::from_secs(10)), Some(999));
+        assert_eq!(t.allow(t0 + Duration::from_secs(11)), None);
+    }
 }
