@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use warden::admin;
 use warden::config::Config;
 use warden::definitions::{self, ActorsDir};
@@ -65,31 +65,12 @@ pub fn lint(actors: Option<PathBuf>) -> Result<i32> {
     }
 }
 
-/// Creates the data directory (0700) and checks that it is usable.
-pub fn prepare_data_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if !dir.exists() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| {
-            format!("cannot create the data directory {} (choose another with --data-dir)", dir.display())
-        })?;
-    }
-    if !dir.is_dir() {
-        bail!("data directory {} is not a directory", dir.display());
-    }
-    let probe = dir.join(".warden-write-test");
-    std::fs::write(&probe, b"ok").with_context(|| {
-        format!("data directory {} is not writable (choose another with --data-dir)", dir.display())
-    })?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
-}
-
 pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
     warden::telemetry::init_tracing("info");
     let mut cfg = Config::load(opts.config.as_deref())?;
     let defs = load_defs(actors.as_deref())?;
     let data_dir = cfg.data_dir(opts.data_dir.as_deref());
-    prepare_data_dir(&data_dir)?;
+    super::data_dir::prepare(&data_dir)?;
     // Everything below (quarantine, tokens) resolves paths from this one.
     cfg.data_dir = Some(data_dir.clone());
     let store = Store::open(&data_dir.join("db"), cfg.storage.cache_mb << 20)

@@ -3,5 +3,6 @@
 
 pub mod client;
 pub mod daemon;
+pub mod data_dir;
 pub mod replay;
 pub mod vuln;

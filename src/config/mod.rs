@@ -379,6 +379,14 @@ impl Config {
 
     fn validate(&self, file: &str) -> Result<(), ConfigError> {
         let invalid = |message: String| ConfigError::Invalid { file: file.to_string(), message };
+        if !self.admin.listen.ip().to_canonical().is_loopback() {
+            return Err(invalid(format!(
+                "[admin] listen = \"{}\" would serve the admin API and its bearer token to the network over plain \
+                 HTTP, and Warden does not serve TLS yet: listen on loopback (127.0.0.1 or ::1) and reach it through \
+                 an SSH tunnel or a TLS-terminating reverse proxy on this host",
+                self.admin.listen
+            )));
+        }
         let mut names = std::collections::HashSet::new();
         for s in &self.sources {
             if s.name.is_empty() || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
@@ -480,6 +488,18 @@ pub fn default_data_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The admin API used to start silently on plain HTTP on any address it was given.
+    #[test]
+    fn an_admin_api_reachable_from_the_network_is_refused() {
+        for listen in ["0.0.0.0:8720", "[::]:8720", "192.0.2.10:8720", "[::ffff:192.0.2.10]:8720"] {
+            let e = Config::parse(&format!("[admin]\nlisten = \"{listen}\"\n"), "warden.toml").unwrap_err().to_string();
+            assert!(e.contains("plain HTTP") && e.contains("SSH tunnel"), "{listen}: {e}");
+        }
+        for listen in ["127.0.0.1:8720", "127.0.0.2:1", "[::1]:8720", "[::ffff:127.0.0.1]:8720"] {
+            assert!(Config::parse(&format!("[admin]\nlisten = \"{listen}\"\n"), "warden.toml").is_ok(), "{listen}");
+        }
+    }
 
     #[test]
     fn embedded_default_parses() {
