@@ -67,7 +67,8 @@ impl Runtime {
             .map(|d| crate::definitions::ContainmentModes::of(d, cfg.response.mode));
         let kb_state = KnowledgeBase::new(store)?;
         let kb_arbiter = Arbiter::new();
-        let kb = Kb { addr: KnowledgeBase::start_in_arbiter(&kb_arbiter.handle(), move |_| kb_state) };
+        let health = kb_state.health();
+        let kb = Kb { addr: KnowledgeBase::start_in_arbiter(&kb_arbiter.handle(), move |_| kb_state), health };
         let metrics = Arc::new(Metrics::default());
         let protected = Arc::new(Protected::new(&cfg.response.protected));
         let r = &cfg.response;

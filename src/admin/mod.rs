@@ -191,8 +191,13 @@ async fn health(st: web::Data<AdminState>) -> HttpResponse {
     let agents = st.handles.agents.send(ListAgents).await.unwrap_or_default();
     let failed: Vec<&str> =
         agents.iter().filter(|a| a.state == crate::supervisor::AgentState::Failed).map(|a| a.name.as_str()).collect();
+    let storage = st.kb.health.failure();
     HttpResponse::Ok().json(json!({
-        "status": if failed.is_empty() { "ok" } else { "degraded" },
+        "status": if failed.is_empty() && storage.is_none() { "ok" } else { "degraded" },
+        "storage": match &storage {
+            None => json!({ "ok": true }),
+            Some(f) => json!({ "ok": false, "since": f.since, "error": f.error }),
+        },
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": st.started.elapsed().as_secs(),
         "agents": agents.len(),
@@ -609,6 +614,19 @@ async fn audit_verify(st: web::Data<AdminState>) -> HttpResponse {
 
 async fn metrics(st: web::Data<AdminState>) -> HttpResponse {
     let mut durable: Vec<(String, String, Vec<(String, String)>, u64)> = Vec::new();
+    let health = &st.kb.health;
+    durable.push((
+        "warden_storage_ok".into(),
+        "1 while the knowledge base takes writes, 0 once one failed (until the restart in place)".into(),
+        vec![],
+        u64::from(health.failure().is_none()),
+    ));
+    durable.push((
+        "warden_storage_write_failures_total".into(),
+        "Commits the database refused (a full disk, an I/O error)".into(),
+        vec![],
+        health.write_failures.load(std::sync::atomic::Ordering::Relaxed),
+    ));
     if let Ok(cps) = st.kb.checkpoints().await {
         for (src, cp) in cps {
             durable.push((

@@ -65,6 +65,13 @@ pub fn lint(actors: Option<PathBuf>) -> Result<i32> {
     }
 }
 
+/// Set in the environment of a daemon that restarted itself after a write failure: the
+/// failure (JSON), for the `visibility` incident it opens.
+pub const RECOVERED_ENV: &str = "WARDEN_STORAGE_RECOVERED";
+
+/// How long stopping may take before the process exits anyway.
+const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(8);
+
 pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
     warden::telemetry::init_tracing("info");
     let mut cfg = Config::load(opts.config.as_deref())?;
@@ -77,7 +84,7 @@ pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
         .with_context(|| format!("unusable data directory {} (is another warden using it?)", data_dir.display()))?;
     let token = admin::token::ensure(&data_dir)?;
     let sys = actix::System::new();
-    sys.block_on(async move {
+    let restart = sys.block_on(async move {
         let mut rt = Runtime::start(&cfg, &defs, store)?;
         // Sources first: once the admin API answers, every listener is bound.
         for (source, addr) in rt.start_sources(&cfg)? {
@@ -105,13 +112,34 @@ pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
         if let Some(c) = &rt.containment {
             log_containment(c);
         }
-        wait_for_signal().await;
-        tracing::info!("stopping");
+        if let Ok(text) = std::env::var(RECOVERED_ENV) {
+            super::storage::open_recovered_incident(&rt.kb, &text, &data_dir).await;
+        }
+        let restart = tokio::select! {
+            _ = wait_for_signal() => None,
+            f = super::storage::writable_again(rt.kb.health.clone(), data_dir.join("db")) => Some(f),
+        };
+        match &restart {
+            None => tracing::info!("stopping"),
+            Some(f) => tracing::warn!(
+                since = %f.since, error = %f.error,
+                "storage takes writes again: restarting in place to reopen the database"
+            ),
+        }
         drop(admin);
-        rt.shutdown().await?;
-        tracing::info!("stopped; knowledge base flushed");
-        anyhow::Ok(())
+        // Everything acknowledged is durable already: a stop that hangs (a database that
+        // cannot write) is cut short rather than ignoring SIGTERM.
+        match tokio::time::timeout(STOP_DEADLINE, rt.shutdown()).await {
+            Ok(Ok(())) => tracing::info!("stopped; knowledge base flushed"),
+            Ok(Err(e)) if restart.is_some() => tracing::warn!(error = %e, "final flush failed (expected after a write failure)"),
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => tracing::error!("stopping took longer than {}s; exiting", STOP_DEADLINE.as_secs()),
+        }
+        anyhow::Ok(restart)
     })?;
+    if let Some(f) = restart {
+        return Err(super::storage::restart_in_place(&f));
+    }
     Ok(0)
 }
 

@@ -5,4 +5,5 @@ pub mod client;
 pub mod daemon;
 pub mod data_dir;
 pub mod replay;
+pub mod storage;
 pub mod vuln;

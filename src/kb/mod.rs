@@ -12,6 +12,8 @@
 pub mod audit;
 
 use actix::prelude::*;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
@@ -266,6 +268,41 @@ pub struct KnowledgeBase {
     store: Store,
     next_seq: u64,
     head: String,
+    health: Arc<StorageHealth>,
+}
+
+/// Whether the database still takes writes. Once a write fails (a full disk, an I/O
+/// error) the database refuses every later one, even after space returns: sled keeps
+/// its first I/O error. The daemon then reopens it by restarting in place (see `cli`).
+#[derive(Debug, Default)]
+pub struct StorageHealth {
+    failed: std::sync::Mutex<Option<StorageFailure>>,
+    /// Commits that failed on the database, since the process started.
+    pub write_failures: std::sync::atomic::AtomicU64,
+}
+
+/// The first write failure of this process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StorageFailure {
+    pub since: DateTime<Utc>,
+    pub error: String,
+}
+
+impl StorageHealth {
+    pub fn failure(&self) -> Option<StorageFailure> {
+        self.failed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn record(&self, e: &KbError) {
+        if let KbError::Store(err) = e {
+            self.write_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut f = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+            if f.is_none() {
+                tracing::error!(error = %err, "the knowledge base cannot write: findings, incidents and checkpoints wait until it can");
+                *f = Some(StorageFailure { since: Utc::now(), error: err.to_string() });
+            }
+        }
+    }
 }
 
 impl KnowledgeBase {
@@ -279,7 +316,12 @@ impl KnowledgeBase {
             }
             None => (0, audit::GENESIS.to_string()),
         };
-        Ok(KnowledgeBase { store, next_seq, head })
+        Ok(KnowledgeBase { store, next_seq, head, health: Arc::default() })
+    }
+
+    /// The health this knowledge base reports to (shared with its [`Kb`] handles).
+    pub fn health(&self) -> Arc<StorageHealth> {
+        self.health.clone()
     }
 
     pub fn store(&self) -> &Store {
@@ -499,13 +541,16 @@ impl Handler<Commit> for KnowledgeBase {
 
     fn handle(&mut self, msg: Commit, _: &mut Self::Context) -> Self::Result {
         let res = self.commit(&msg);
-        let store = self.store.clone();
+        let (store, health) = (self.store.clone(), self.health.clone());
         Box::pin(async move {
-            res?;
-            if msg.flush {
-                store.flush().await?;
+            let res = match res {
+                Ok(()) if msg.flush => store.flush().await.map_err(KbError::from),
+                other => other,
+            };
+            if let Err(e) = &res {
+                health.record(e);
             }
-            Ok(())
+            res
         })
     }
 }
@@ -522,8 +567,14 @@ impl Handler<Flush> for KnowledgeBase {
     type Result = ResponseFuture<Result<(), KbError>>;
 
     fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
-        let store = self.store.clone();
-        Box::pin(async move { Ok(store.flush().await?) })
+        let (store, health) = (self.store.clone(), self.health.clone());
+        Box::pin(async move {
+            let res = store.flush().await.map_err(KbError::from);
+            if let Err(e) = &res {
+                health.record(e);
+            }
+            res
+        })
     }
 }
 
@@ -531,6 +582,7 @@ impl Handler<Flush> for KnowledgeBase {
 #[derive(Clone)]
 pub struct Kb {
     pub addr: Addr<KnowledgeBase>,
+    pub health: Arc<StorageHealth>,
 }
 
 impl Kb {
@@ -539,7 +591,8 @@ impl Kb {
     #[cfg(test)]
     pub fn temporary() -> Kb {
         let store = crate::store::Store::temporary(1 << 20).expect("a temporary store");
-        Kb { addr: KnowledgeBase::new(store).expect("a fresh knowledge base").start() }
+        let kb = KnowledgeBase::new(store).expect("a fresh knowledge base");
+        Kb { health: kb.health(), addr: kb.start() }
     }
 
     pub async fn commit(&self, c: Commit) -> Result<(), KbError> {

@@ -34,6 +34,9 @@ use crate::messages::{BatchAck, BatchError, Envelope, InboxEntry, Incident, LogB
 use crate::routing::RouteError;
 use backoff::{RestartHistory, Verdict};
 
+/// How often an agent stopped by a database that cannot write is started again.
+const STORAGE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Envelopes queued in memory per agent before further ones wait in the durable inbox.
 const MAX_QUEUED: usize = 4096;
 /// Most envelopes handed to an agent at once (it commits them in one transaction).
@@ -399,6 +402,19 @@ impl Supervisor {
             return;
         }
         slot.last_error = Some(reason.clone());
+        if self.env.kb.health.failure().is_some() {
+            // Not the agent's fault and not its restart budget's: it waits for the
+            // database, which comes back when the daemon restarts in place.
+            slot.state = AgentState::Restarting;
+            tracing::warn!(agent = %name, %reason, "agent stopped: the knowledge base cannot write; retrying while storage is down");
+            let name = name.to_string();
+            ctx.run_later(STORAGE_RETRY, move |act, ctx| {
+                if !act.shutting_down {
+                    act.spawn_agent(&name, ctx);
+                }
+            });
+            return;
+        }
         let verdict = slot.history.on_exit(&slot.def.restart, Instant::now(), fastrand::f64());
         let restarts = slot.history.total;
         let kb = self.env.kb.clone();

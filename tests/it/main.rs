@@ -17,6 +17,7 @@ mod playbooks;
 mod replay;
 mod runtime;
 mod sigma;
+mod storage;
 mod support;
 mod syslog;
 mod tail;

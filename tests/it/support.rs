@@ -74,11 +74,29 @@ pub struct Daemon {
     pub token: String,
     pub actors: Option<PathBuf>,
     pub stderr_log: PathBuf,
+    /// A command the daemon runs under (`warden run …` is appended to it).
+    pub wrapper: Vec<String>,
 }
 
 impl Daemon {
     /// Writes a config with `sources_toml` and `extra_toml` and starts the daemon.
     pub fn start(dir: &Path, sources_toml: &str, extra_toml: &str, actors: Option<PathBuf>) -> Daemon {
+        let mut d = Daemon::configured(dir, sources_toml, extra_toml);
+        d.actors = actors;
+        d.spawn();
+        d
+    }
+
+    /// Like [`Daemon::start`], under `wrapper` (e.g. `unshare` with a mount).
+    pub fn start_wrapped(dir: &Path, sources_toml: &str, wrapper: Vec<String>) -> Daemon {
+        let mut d = Daemon::configured(dir, sources_toml, "");
+        d.wrapper = wrapper;
+        d.spawn();
+        d
+    }
+
+    /// Writes a config with `sources_toml` and `extra_toml`; does not start the daemon.
+    fn configured(dir: &Path, sources_toml: &str, extra_toml: &str) -> Daemon {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let data_dir = dir.join("data");
@@ -88,22 +106,28 @@ impl Daemon {
             format!("data_dir = {:?}\n[admin]\nlisten = \"{addr}\"\nmax_body_bytes = 65536\n[ingest]\npoll_interval_ms = 100\nfeed_poll_secs = 1\n{sources_toml}\n{extra_toml}\n", data_dir.display().to_string()),
         )
         .unwrap();
-        let mut d = Daemon {
+        Daemon {
             child: None,
             config,
             data_dir,
             addr,
             token: String::new(),
-            actors,
+            actors: None,
             stderr_log: dir.join("warden.stderr"),
-        };
-        d.spawn();
-        d
+            wrapper: Vec::new(),
+        }
     }
 
     pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.stderr_log).unwrap();
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.arg("run").arg("--config").arg(&self.config);
         if let Some(a) = &self.actors {
             cmd.arg("--actors").arg(a);

@@ -1,0 +1,70 @@
+//! A full disk under a running daemon: its database on a small tmpfs mounted in a
+//! throwaway mount namespace (`unshare --mount`, root), filled and emptied through
+//! `nsenter`. Writes fail loudly, the API keeps answering, nothing read is lost, and
+//! Warden resumes by itself — restarting in place — once space returns.
+
+use std::process::Command;
+
+use crate::support::*;
+
+fn in_namespace(pid: u32, script: &str) -> bool {
+    Command::new("nsenter").args(["-t", &pid.to_string(), "-m", "sh", "-c", script]).status().is_ok_and(|s| s.success())
+}
+
+#[test]
+fn a_full_disk_degrades_then_warden_resumes_by_itself() {
+    if rustix::process::geteuid().as_raw() != 0 {
+        eprintln!("SKIPPED: needs root (a tmpfs in a private mount namespace)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, "").unwrap();
+    let db = tmp.path().join("data/db");
+    std::fs::create_dir_all(&db).unwrap();
+    let mount = format!("mount -t tmpfs -o size=8m,mode=0700 none {db:?} && exec \"$@\"");
+    let wrapper = ["unshare", "--mount", "--propagation", "private", "sh", "-c", &mount, "sh"];
+    let sources = format!("[[sources]]\nname = \"auth\"\nkind = \"file\"\npath = {:?}\n", log.display().to_string());
+    let mut d = Daemon::start_wrapped(tmp.path(), &sources, wrapper.iter().map(|s| s.to_string()).collect());
+    let pid = d.child.as_ref().unwrap().id();
+
+    // Fill the database's disk, then attack.
+    assert!(in_namespace(pid, &format!("dd if=/dev/zero of={:?} bs=64k 2>/dev/null; true", db.join("filler"))));
+    let attack: String = (0..12).map(|i| failed(&format!("203.0.113.{}", 70 + i % 2), "root", i)).collect();
+    append(&log, &attack);
+    let health = eventually(60, "health says the storage failed", || {
+        let h: serde_json::Value = serde_json::from_str(&d.get("/v1/health").ok()?.body).ok()?;
+        (h["storage"]["ok"] == false).then_some(h)
+    });
+    assert_eq!(health["status"], "degraded");
+    assert!(health["storage"]["error"].as_str().unwrap().contains("No space left"), "{health:#}");
+    assert_eq!(d.metric("warden_storage_ok"), Some(0), "/metrics keeps answering");
+
+    // Space returns: the same process (restarted in place) catches up on its own.
+    assert!(in_namespace(pid, &format!("rm {:?}", db.join("filler"))));
+    for ip in ["203.0.113.70", "203.0.113.71"] {
+        // The API is briefly away while the daemon restarts in place.
+        let inc = eventually(60, &format!("incident for {ip}"), || {
+            let all: Vec<serde_json::Value> = serde_json::from_str(&d.get("/v1/incidents").ok()?.body).ok()?;
+            incident_for(&all, ip).cloned()
+        });
+        assert!(inc["type"].as_str().unwrap().contains("brute_force"), "{inc:#}");
+    }
+    assert_eq!(d.child.as_ref().unwrap().id(), pid);
+    assert!(d.child.as_mut().unwrap().try_wait().unwrap().is_none(), "still running");
+    let incidents = d.incidents();
+    for ip in ["203.0.113.70", "203.0.113.71"] {
+        let n = incidents.iter().filter(|i| i["entities"].as_array().is_some_and(|e| e[0] == ip)).count();
+        assert_eq!(n, 1, "one incident for {ip}, not one per attempt: {incidents:#?}");
+    }
+    let blind: Vec<_> = incidents.iter().filter(|i| i["type"] == "visibility").collect();
+    assert_eq!(blind.len(), 1, "{incidents:#?}");
+    assert!(blind[0]["title"].as_str().unwrap().contains("could not write"), "{:#}", blind[0]);
+    let health: serde_json::Value = serde_json::from_str(&d.get("/v1/health").unwrap().body).unwrap();
+    assert_eq!(health["status"], "ok", "{health:#}");
+    // Every line counted once across the restart.
+    let lines =
+        eventually(30, "lines counted", || d.metric("warden_source_lines_total{source=\"auth\"}").filter(|n| *n >= 12));
+    assert_eq!(lines, 12);
+    assert_eq!(d.terminate(), Some(0));
+}
