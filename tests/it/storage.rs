@@ -66,5 +66,19 @@ fn a_full_disk_degrades_then_warden_resumes_by_itself() {
     let lines =
         eventually(30, "lines counted", || d.metric("warden_source_lines_total{source=\"auth\"}").filter(|n| *n >= 12));
     assert_eq!(lines, 12);
-    assert_eq!(d.terminate(), Some(0));
+
+    // Full again: SIGTERM still stops it (within the harness's 20 s; Warden cuts its stop
+    // short after 8 s), saying the final flush failed.
+    assert!(in_namespace(pid, &format!("dd if=/dev/zero of={:?} bs=64k 2>/dev/null; true", db.join("filler"))));
+    // (sled writes into space it already holds until it needs more: attack until it does)
+    let mut round = 0u32;
+    eventually(120, "the second failure seen", || {
+        round += 1;
+        let burst: String =
+            (0..300).map(|i| failed(&format!("198.18.{}.{}", round % 250, i % 250), "admin", i % 3600)).collect();
+        append(&log, &burst);
+        let h: serde_json::Value = serde_json::from_str(&d.get("/v1/health").ok()?.body).ok()?;
+        (h["storage"]["ok"] == false).then_some(())
+    });
+    assert_eq!(d.terminate(), Some(1), "a stop whose final flush failed is not a clean exit");
 }
