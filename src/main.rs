@@ -117,6 +117,20 @@ enum Command {
         #[command(subcommand)]
         command: EvidenceCommand,
     },
+    /// Write a consistent copy of the knowledge base and its ledger into DIR (absent or
+    /// empty, on the daemon's host) while the daemon runs.
+    Backup {
+        dir: PathBuf,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Bring a backup back into the data directory (`--data-dir` or the config's), which
+    /// must be empty; the daemon must be stopped. Then `warden audit verify --offline`.
+    Restore {
+        dir: PathBuf,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
     /// Audit ledger commands.
     Audit {
         #[command(subcommand)]
@@ -291,6 +305,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Report { id, opts, audience, format } => client::report(&opts, &id, &audience, &format),
         Command::Close(d) => client::close(d),
         Command::Audit { command: AuditCommand::Verify { opts, offline } } => client::audit_verify(&opts, offline),
+        Command::Backup { dir, opts } => client::backup(&opts, &dir),
+        Command::Restore { dir, opts } => client::restore(&opts, &dir),
         Command::Scan { opts, target, json, actors } => vuln::scan(&opts, target, json, actors.as_deref()),
         Command::Ask { opts, to, incident, wait, text } => client::ask(&opts, to, incident, wait, text),
         Command::Vuln { command } => match command {

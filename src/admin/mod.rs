@@ -151,6 +151,7 @@ pub fn start(listen: SocketAddr, state: AdminState) -> Result<Addr<Admin>, Admin
             .route("/v1/incidents/{id}/close", web::post().to(close))
             .route("/v1/actions/{id}/reject", web::post().to(reject))
             .route("/v1/audit/verify", web::get().to(audit_verify))
+            .route("/v1/backup", web::post().to(backup))
             .route("/v1/scan", web::post().to(scan))
             .route("/v1/answers/{id}", web::get().to(answer))
             .route("/v1/vulns", web::get().to(vulns))
@@ -602,6 +603,31 @@ async fn inject_lines(st: &AdminState, source: &str, lines: &[String]) -> HttpRe
             HttpResponse::Accepted().json(json!({ "envelope_id": id, "lines": lines, "findings": 0 }))
         }
         Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupBody {
+    /// An absolute path on the daemon's host, absent or empty.
+    dir: std::path::PathBuf,
+}
+
+/// Writes a consistent copy of the knowledge base and ledger while the daemon runs.
+async fn backup(st: web::Data<AdminState>, body: web::Json<BackupBody>) -> HttpResponse {
+    let dir = body.into_inner().dir;
+    if !dir.is_absolute() {
+        return error(actix_web::http::StatusCode::BAD_REQUEST, "the backup directory must be an absolute path");
+    }
+    match st.kb.backup(dir.clone()).await {
+        Ok((records, audit_records, audit_head)) => {
+            tracing::info!(dir = %dir.display(), records, "knowledge base backed up");
+            HttpResponse::Ok().json(
+                json!({ "dir": dir, "records": records, "audit_records": audit_records, "audit_head": audit_head }),
+            )
+        }
+        Err(e) if e.is_not_empty() => error(actix_web::http::StatusCode::CONFLICT, e),
+        Err(e) => error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 

@@ -200,21 +200,54 @@ pub fn decide(o: &ClientOpts, id: &str, by: Option<String>, comment: String, app
     }
 }
 
+/// Opens a database the daemon must not be using (a process that just exited may hold
+/// its lock for a moment longer).
+fn open_offline(db: &Path) -> Result<Store> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match Store::open(db, 16 << 20) {
+            Ok(s) => return Ok(s),
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => return Err(e).with_context(|| format!("cannot open {} (stop the daemon first)", db.display())),
+        }
+    }
+}
+
+/// `warden backup DIR`: the daemon writes the copy (it is the database's only writer).
+pub fn backup(o: &ClientOpts, dir: &Path) -> Result<i32> {
+    let dir = std::path::absolute(dir).with_context(|| format!("cannot resolve {}", dir.display()))?;
+    let body = serde_json::json!({ "dir": dir }).to_string();
+    let r: serde_json::Value = serde_json::from_str(&check(call(o, "POST", "/v1/backup", Some(&body))?)?.body)?;
+    println!(
+        "backup written to {}: {} records, audit ledger of {} records (head {})",
+        dir.display(),
+        r["records"],
+        r["audit_records"],
+        r["audit_head"].as_str().unwrap_or("?")
+    );
+    Ok(0)
+}
+
+/// `warden restore DIR`: offline, into an empty data directory.
+pub fn restore(o: &ClientOpts, dir: &Path) -> Result<i32> {
+    if !dir.join("db").is_file() && !dir.join("conf").is_file() {
+        anyhow::bail!("{} is not a Warden backup (no database in it)", dir.display());
+    }
+    let cfg = Config::load(o.config.as_deref())?;
+    let data_dir = cfg.data_dir(o.data_dir.as_deref());
+    super::data_dir::prepare(&data_dir)?;
+    let from = open_offline(dir)?;
+    let to = open_offline(&data_dir.join("db"))?;
+    let n = to.restore_from(&from, &data_dir.join("db")).with_context(|| "restore refused".to_string())?;
+    println!("restored {n} records into {}; check it with `warden audit verify --offline`", data_dir.display());
+    Ok(0)
+}
+
 pub fn audit_verify(o: &ClientOpts, offline: bool) -> Result<i32> {
     let report: warden::kb::audit::AuditReport = if offline {
         let cfg = Config::load(o.config.as_deref())?;
         let dir = cfg.data_dir(o.data_dir.as_deref());
-        // A process that just exited may hold the database lock for a moment longer.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let store = loop {
-            match Store::open(&dir.join("db"), 16 << 20) {
-                Ok(s) => break s,
-                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-                Err(e) => {
-                    return Err(e).with_context(|| format!("cannot open {} (stop the daemon first)", dir.display()));
-                }
-            }
-        };
+        let store = open_offline(&dir.join("db"))?;
         warden::kb::KnowledgeBase::new(store)?.verify_audit()?
     } else {
         serde_json::from_str(&check(call(o, "GET", "/v1/audit/verify", None)?)?.body)?

@@ -39,6 +39,13 @@ pub enum KbError {
     Gone,
 }
 
+impl KbError {
+    /// A backup or restore aimed at a place that already holds data.
+    pub fn is_not_empty(&self) -> bool {
+        matches!(self, KbError::Store(StoreError::NotEmpty(_)))
+    }
+}
+
 #[derive(Serialize, serde::Deserialize)]
 struct Versioned<T> {
     v: u32,
@@ -223,6 +230,9 @@ pub enum Query {
     /// Every pending inbox entry, optionally only those routed to one agent.
     Inbox(Option<String>),
     VerifyAudit,
+    /// Writes a consistent copy of the whole knowledge base (ledger included) into a new
+    /// database in this directory (absent or empty).
+    Backup(std::path::PathBuf),
     /// Every audit record, in order.
     AuditRecords,
     /// Every stored handoff.
@@ -232,6 +242,12 @@ pub enum Query {
 
 #[derive(Debug, Clone)]
 pub enum QueryAnswer {
+    /// A backup written: its records, and the ledger it holds (records and head hash).
+    Backup {
+        records: u64,
+        audit_records: u64,
+        audit_head: String,
+    },
     Incident(Option<Incident>),
     Incidents(Vec<Incident>),
     Findings(Vec<Finding>),
@@ -262,6 +278,9 @@ pub struct KbStats {
 #[derive(Message)]
 #[rtype(result = "Result<(), KbError>")]
 pub struct Flush;
+
+/// The page cache of a backup being written.
+const BACKUP_CACHE: u64 = 16 << 20;
 
 /// The knowledge base: a store plus the audit head.
 pub struct KnowledgeBase {
@@ -488,6 +507,11 @@ impl KnowledgeBase {
                 QueryAnswer::Inbox(out)
             }
             Query::VerifyAudit => QueryAnswer::Audit(audit::verify(s.iter(TreeName::Audit))?),
+            Query::Backup(dir) => QueryAnswer::Backup {
+                records: s.snapshot_to(dir, BACKUP_CACHE)?,
+                audit_records: self.next_seq,
+                audit_head: self.head.clone(),
+            },
             Query::AuditRecords => {
                 let mut out = Vec::new();
                 for item in s.iter(TreeName::Audit) {
@@ -682,6 +706,15 @@ impl Kb {
         match self.query(Query::Inbox(target)).await? {
             QueryAnswer::Inbox(e) => Ok(e),
             _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Writes a consistent copy of the knowledge base into `dir` (see [`Query::Backup`]):
+    /// `(records, audit records, audit head)`.
+    pub async fn backup(&self, dir: std::path::PathBuf) -> Result<(u64, u64, String), KbError> {
+        match self.query(Query::Backup(dir)).await? {
+            QueryAnswer::Backup { records, audit_records, audit_head } => Ok((records, audit_records, audit_head)),
+            _ => Err(KbError::Gone),
         }
     }
 

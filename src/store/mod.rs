@@ -97,7 +97,7 @@ impl TreeName {
 /// The one sled tree that holds every logical tree.
 const RECORDS: &str = "records";
 
-/// How many entries of a legacy tree move to `records` per atomic batch.
+/// How many records move per atomic batch (older layouts moved over, backups, restores).
 const MIGRATION_CHUNK: usize = 10_000;
 
 /// One write of an atomic batch.
@@ -113,6 +113,8 @@ pub enum StoreError {
     Open { path: PathBuf, source: sled::Error },
     #[error("database error: {0}")]
     Sled(#[from] sled::Error),
+    #[error("{0} is not empty: a backup is written to, and restored into, an empty place")]
+    NotEmpty(PathBuf),
 }
 
 /// The sled database and the tree of its records.
@@ -223,6 +225,42 @@ impl Store {
         }
         self.records.apply_batch(batch)?;
         Ok(())
+    }
+
+    /// Writes a copy of every record to a new database in `dir` (absent or empty) and
+    /// makes it durable; returns how many records it holds. Consistent when nothing
+    /// writes meanwhile — the knowledge base actor, the only writer, calls it.
+    pub fn snapshot_to(&self, dir: &Path, cache_bytes: u64) -> Result<u64, StoreError> {
+        if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+            return Err(StoreError::NotEmpty(dir.to_path_buf()));
+        }
+        let to = Store::open(dir, cache_bytes)?;
+        self.copy_into(&to)
+    }
+
+    /// Copies every record of `from` (a backup) into this database, which must be empty.
+    pub fn restore_from(&self, from: &Store, here: &Path) -> Result<u64, StoreError> {
+        if !self.records.is_empty() {
+            return Err(StoreError::NotEmpty(here.to_path_buf()));
+        }
+        from.copy_into(self)
+    }
+
+    fn copy_into(&self, to: &Store) -> Result<u64, StoreError> {
+        let (mut batch, mut in_batch, mut total) = (sled::Batch::default(), 0usize, 0u64);
+        for kv in self.records.iter() {
+            let (k, v) = kv?;
+            batch.insert(k, v);
+            in_batch += 1;
+            if in_batch == MIGRATION_CHUNK {
+                to.records.apply_batch(std::mem::take(&mut batch))?;
+                total += in_batch as u64;
+                in_batch = 0;
+            }
+        }
+        to.records.apply_batch(batch)?;
+        to.db.flush()?;
+        Ok(total + in_batch as u64)
     }
 
     /// Writes one value outside a transaction. Used by tests that tamper with records.

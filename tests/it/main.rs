@@ -1,6 +1,7 @@
 //! Warden's integration tests: one binary, one module per area.
 
 mod approvals;
+mod backup;
 mod contain;
 mod custom;
 mod daemon;
