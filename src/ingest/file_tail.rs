@@ -73,6 +73,8 @@ pub struct Tailer {
     seq: u64,
     lines_total: u64,
     missing_reported: bool,
+    /// A read error repeats at every poll: said once per interval, with a count.
+    read_errors: crate::telemetry::Throttle,
     metrics: Arc<Metrics>,
 }
 
@@ -95,6 +97,7 @@ impl Tailer {
             seq: 0,
             lines_total: 0,
             missing_reported: false,
+            read_errors: crate::telemetry::Throttle::new(Duration::from_secs(60)),
             metrics,
         };
         if let Some(cp) = cp {
@@ -242,7 +245,9 @@ impl Tailer {
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        tracing::warn!(source = %self.source, error = %e, "read error; retrying on the next poll");
+                        if let Some(held) = self.read_errors.allow(std::time::Instant::now()) {
+                            tracing::warn!(source = %self.source, error = %e, held_back = held, "read error; retrying on the next poll");
+                        }
                         self.metrics.inc(&self.metrics.source_errors);
                         at_eof = true;
                         break;

@@ -164,7 +164,17 @@ impl LineSplitter {
         while end > 0 && end < line.len() && (line[end] & 0xC0) == 0x80 {
             end -= 1;
         }
-        tracing::warn!(max = self.max, "line too long, cut");
+        // Whoever writes the lines chooses how many are too long: said once per interval
+        // for the whole process (a splitter may live for one datagram), with a count.
+        static SAID: std::sync::Mutex<crate::telemetry::Throttle> =
+            std::sync::Mutex::new(crate::telemetry::Throttle::new(std::time::Duration::from_secs(10)));
+        if let Some(held) = SAID.lock().unwrap_or_else(|p| p.into_inner()).allow(std::time::Instant::now()) {
+            tracing::warn!(
+                max = self.max,
+                held_back = held,
+                "line too long, cut (counted in warden_lines_truncated_total)"
+            );
+        }
         let s = self.decode(&line[..end]);
         emit(s);
     }

@@ -213,7 +213,7 @@ pub struct Throttle {
 }
 
 impl Throttle {
-    pub fn new(every: std::time::Duration) -> Throttle {
+    pub const fn new(every: std::time::Duration) -> Throttle {
         Throttle { every, last: None, held: 0 }
     }
 
