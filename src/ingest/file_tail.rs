@@ -195,6 +195,14 @@ impl Tailer {
         Some(batch)
     }
 
+    /// Counts a read error and says it (once a minute at most: it repeats at every poll).
+    fn read_error(&mut self, e: &std::io::Error) {
+        if let Some(held) = self.read_errors.allow(std::time::Instant::now()) {
+            tracing::warn!(source = %self.source, error = %e, held_back = held, "read error; retrying on the next poll");
+        }
+        self.metrics.inc(&self.metrics.source_errors);
+    }
+
     /// Reads what is available and returns the next batch, or `None` when caught up.
     /// Call until it returns `None`; each batch must be applied before the next call.
     pub fn next_batch(&mut self) -> Option<super::LogBatch> {
@@ -245,10 +253,7 @@ impl Tailer {
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        if let Some(held) = self.read_errors.allow(std::time::Instant::now()) {
-                            tracing::warn!(source = %self.source, error = %e, held_back = held, "read error; retrying on the next poll");
-                        }
-                        self.metrics.inc(&self.metrics.source_errors);
+                        self.read_error(&e);
                         at_eof = true;
                         break;
                     }
