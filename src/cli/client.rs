@@ -207,6 +207,7 @@ fn open_offline(db: &Path) -> Result<Store> {
     loop {
         match Store::open(db, 16 << 20) {
             Ok(s) => return Ok(s),
+            Err(e @ warden::store::StoreError::Damaged { .. }) => return Err(e.into()),
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
             Err(e) => return Err(e).with_context(|| format!("cannot open {} (stop the daemon first)", db.display())),
         }

@@ -11,6 +11,8 @@
 //! sled tree per logical tree (before this layout) are moved over when they are opened.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// The trees of the database (DESIGN.md §3, plus `state` for agents' durable
 /// decision state such as detection windows).
@@ -111,6 +113,11 @@ pub enum RawWrite {
 pub enum StoreError {
     #[error("cannot open the database in {path}: {source}")]
     Open { path: PathBuf, source: sled::Error },
+    #[error(
+        "the database in {path} is damaged ({detail}): restore a backup into an empty data directory \
+         (`warden restore DIR --data-dir NEW`), or move {path} aside to start with an empty knowledge base"
+    )]
+    Damaged { path: PathBuf, detail: String },
     #[error("database error: {0}")]
     Sled(#[from] sled::Error),
     #[error("{0} is not empty: a backup is written to, and restored into, an empty place")]
@@ -122,32 +129,83 @@ pub enum StoreError {
 pub struct Store {
     db: sled::Db,
     records: sled::Tree,
+    /// On-disk databases only: the count of batches applied, and where the count last
+    /// made durable is written (see [`Seal`]).
+    seal: Option<Arc<Seal>>,
 }
 
+/// Catches a database that silently lost writes it had made durable (sled recovers a
+/// damaged file by going back to its last readable state, without a word). Every batch
+/// carries its number (key [`GENERATION`]); after each completed flush the number is
+/// written beside the database (`warden.seal`). A database behind its seal is damaged.
+/// The seal is written after the flush and without syncing it: it can lag behind the
+/// database (a weaker check), never run ahead of it (no false alarm).
+struct Seal {
+    path: PathBuf,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+/// The key of the batch number: tag 0, which no logical tree uses.
+const GENERATION: &[u8] = &[0, b'g'];
+
 impl Store {
-    /// Opens (or creates) the database under `dir` with a capped page cache.
+    /// Opens (or creates) the database under `dir` with a capped page cache. A damaged
+    /// database is an error that says what to do — sled panics on some damage (a
+    /// truncated file), and that panic is caught here.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|source| StoreError::Open { path: dir.to_path_buf(), source })?;
-        Self::with_db(db)
+        let opened = without_panicking(|| {
+            let db = sled::Config::new()
+                .path(dir)
+                .cache_capacity(cache_bytes)
+                .mode(sled::Mode::HighThroughput)
+                .open()
+                .map_err(|source| StoreError::Open { path: dir.to_path_buf(), source })?;
+            Self::with_db(db, Some(dir.join("warden.seal")))
+        });
+        match opened {
+            Ok(r) => r,
+            Err(detail) => Err(StoreError::Damaged { path: dir.to_path_buf(), detail }),
+        }
     }
 
     /// A database that lives only as long as the process (for `warden replay`).
     pub fn temporary(cache_bytes: u64) -> Result<Store, StoreError> {
         let db =
             sled::Config::new().temporary(true).cache_capacity(cache_bytes).mode(sled::Mode::HighThroughput).open()?;
-        Self::with_db(db)
+        Self::with_db(db, None)
     }
 
-    fn with_db(db: sled::Db) -> Result<Store, StoreError> {
+    fn with_db(db: sled::Db, seal_path: Option<PathBuf>) -> Result<Store, StoreError> {
         let records = db.open_tree(RECORDS)?;
-        let store = Store { db, records };
+        let generation = match records.get(GENERATION)? {
+            Some(v) => v.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0),
+            None => 0,
+        };
+        if let Some(path) = &seal_path {
+            let sealed = std::fs::read_to_string(path).ok().and_then(|t| t.trim().parse::<u64>().ok()).unwrap_or(0);
+            if sealed > generation {
+                return Err(StoreError::Damaged {
+                    path: path.parent().unwrap_or(path).to_path_buf(),
+                    detail: format!(
+                        "it holds the changes up to number {generation}, but number {sealed} had been made durable: \
+                         writes it acknowledged are gone"
+                    ),
+                });
+            }
+        }
+        let seal = seal_path.map(|path| Arc::new(Seal { path, generation: generation.into() }));
+        let store = Store { db, records, seal };
         store.migrate_legacy_trees()?;
         Ok(store)
+    }
+
+    /// Writes the number of the last batch a completed flush made durable.
+    fn write_seal(&self, generation: Option<u64>) {
+        let (Some(seal), Some(g)) = (&self.seal, generation) else { return };
+        let tmp = seal.path.with_extension("seal.tmp");
+        if let Err(e) = std::fs::write(&tmp, g.to_string()).and_then(|()| std::fs::rename(&tmp, &seal.path)) {
+            tracing::warn!(path = %seal.path.display(), error = %e, "cannot write the database seal");
+        }
     }
 
     /// Moves the records of a database written with one sled tree per logical tree into
@@ -217,6 +275,11 @@ impl Store {
             return Ok(());
         }
         let mut batch = sled::Batch::default();
+        // Counted once applied: a batch that failed must not be sealed.
+        let next = self.seal.as_ref().map(|seal| seal.generation.load(Ordering::SeqCst) + 1);
+        if let Some(g) = next {
+            batch.insert(GENERATION, &g.to_be_bytes()[..]);
+        }
         for w in writes {
             match w {
                 RawWrite::Put { tree, key, value } => batch.insert(tree.key(key), value.as_slice()),
@@ -224,6 +287,9 @@ impl Store {
             }
         }
         self.records.apply_batch(batch)?;
+        if let (Some(seal), Some(g)) = (&self.seal, next) {
+            seal.generation.fetch_max(g, Ordering::SeqCst);
+        }
         Ok(())
     }
 
@@ -271,18 +337,43 @@ impl Store {
 
     /// Makes everything written so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        let g = self.seal.as_ref().map(|s| s.generation.load(Ordering::SeqCst));
         self.db.flush_async().await?;
+        self.write_seal(g);
         Ok(())
     }
 
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        let g = self.seal.as_ref().map(|s| s.generation.load(Ordering::SeqCst));
         self.db.flush()?;
+        self.write_seal(g);
         Ok(())
     }
 
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
+}
+
+/// Runs `f`; a panic in it becomes `Err(message)`, and is not printed: the caller turns
+/// it into an error that says what to do. (The panic hook is process-wide; this runs
+/// while a database opens, at start.)
+fn without_panicking<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    static SAID: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(|l| format!(" at {}:{}", l.file().rsplit('/').next().unwrap_or(""), l.line()));
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unreadable data".into());
+        *SAID.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{msg}{}", at.unwrap_or_default()));
+    }));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    r.map_err(|_| SAID.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_else(|| "unreadable data".into()))
 }
 
 /// A record of `records` with its tree's prefix taken off its key.
@@ -355,5 +446,34 @@ mod tests {
             assert!(!names.iter().any(|n| n.as_ref() == b"audit" || n.as_ref() == b"checkpoints"), "old trees dropped");
             s.flush_blocking().unwrap();
         }
+    }
+
+    /// A truncated database file made sled panic while opening: now an error naming the
+    /// directory and what to do, and the process goes on.
+    #[test]
+    fn a_truncated_database_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        {
+            let s = Store::open(&db, 1 << 20).unwrap();
+            for chunk in 0..20u64 {
+                let writes: Vec<RawWrite> = (0..1000u64)
+                    .map(|i| put(TreeName::Audit, &(chunk * 1000 + i).to_be_bytes(), &[b'x'; 400]))
+                    .collect();
+                s.apply(&writes).unwrap();
+            }
+            s.flush_blocking().unwrap();
+        }
+        let file = db.join("db");
+        let len = std::fs::metadata(&file).unwrap().len();
+        std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(len / 2).unwrap();
+        let e = match Store::open(&db, 1 << 20) {
+            Err(e) => e.to_string(),
+            Ok(s) => panic!("a damaged database opened with {} audit records", s.len(TreeName::Audit)),
+        };
+        assert!(
+            e.contains("is damaged") && e.contains(&db.display().to_string()) && e.contains("warden restore"),
+            "{e}"
+        );
     }
 }

@@ -82,3 +82,29 @@ fn a_full_disk_degrades_then_warden_resumes_by_itself() {
     });
     assert_eq!(d.terminate(), Some(1), "a stop whose final flush failed is not a clean exit");
 }
+
+/// A database file cut short (a failed disk, a bad copy) used to make sled panic, or to
+/// open silently with what was left. Now: a clear error naming it and what to do.
+#[test]
+fn a_damaged_database_is_a_clear_error_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("auth.log");
+    let lines: String = (0..1500).map(|i| failed(&format!("198.51.100.{}", i % 200), "root", i % 3600)).collect();
+    std::fs::write(&log, lines).unwrap();
+    let sources = format!("[[sources]]\nname = \"auth\"\nkind = \"file\"\npath = {:?}\n", log.display().to_string());
+    let mut d = Daemon::start(tmp.path(), &sources, "", None);
+    eventually(60, "every line read", || d.metric("warden_source_lines_total{source=\"auth\"}").filter(|n| *n == 1500));
+    assert_eq!(d.terminate(), Some(0));
+    let file = d.data_dir.join("db/db");
+    let len = std::fs::metadata(&file).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(len / 2).unwrap();
+
+    let run = Command::new(BIN).arg("run").arg("--config").arg(&d.config).output().unwrap();
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{said}");
+    assert!(said.contains("is damaged") && said.contains("warden restore"), "{said}");
+    assert!(said.contains(&d.data_dir.join("db").display().to_string()), "names the database: {said}");
+    assert!(!said.contains("panicked"), "{said}");
+    let verify = d.cli(&["audit", "verify", "--offline"]);
+    assert!(!verify.status.success() && String::from_utf8_lossy(&verify.stderr).contains("is damaged"));
+}
