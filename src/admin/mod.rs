@@ -647,6 +647,15 @@ async fn metrics(st: web::Data<AdminState>) -> HttpResponse {
         vec![],
         u64::from(health.failure().is_none()),
     ));
+    let free = health.free_bytes.load(std::sync::atomic::Ordering::Relaxed);
+    if free != u64::MAX {
+        durable.push((
+            "warden_storage_free_bytes".into(),
+            "Free bytes on the data directory's disk (measured every few seconds)".into(),
+            vec![],
+            free,
+        ));
+    }
     durable.push((
         "warden_storage_write_failures_total".into(),
         "Commits the database refused (a full disk, an I/O error)".into(),

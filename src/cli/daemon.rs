@@ -120,6 +120,11 @@ pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
         if let Some(c) = &rt.containment {
             log_containment(c);
         }
+        actix_rt::spawn(super::storage::watch_free_space(
+            rt.kb.clone(),
+            data_dir.join("db"),
+            cfg.storage.min_free_mb << 20,
+        ));
         if let Ok(text) = std::env::var(RECOVERED_ENV) {
             super::storage::open_recovered_incident(&rt.kb, &text, &data_dir).await;
         }

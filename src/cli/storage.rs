@@ -15,6 +15,64 @@ use warden::messages::{Incident, Priority, Severity};
 
 use super::daemon::RECOVERED_ENV;
 
+/// How often the data directory's free space is measured.
+const FREE_EVERY: Duration = Duration::from_secs(5);
+
+/// Measures the free space of the data directory's disk; below `min_free` bytes, opens
+/// a `visibility` incident once per episode (the episode ends above `min_free` + 10 %).
+pub async fn watch_free_space(kb: Kb, data_dir: PathBuf, min_free: u64) {
+    let mut episode: Option<chrono::DateTime<Utc>> = None;
+    loop {
+        if let Ok(st) = rustix::fs::statvfs(&data_dir) {
+            let free = st.f_bavail.saturating_mul(st.f_frsize);
+            kb.health.free_bytes.store(free, std::sync::atomic::Ordering::Relaxed);
+            match episode {
+                None if free < min_free => {
+                    let since = Utc::now();
+                    episode = Some(since);
+                    low_space_incident(&kb, &data_dir, free, min_free, since).await;
+                }
+                Some(_) if free > min_free.saturating_add(min_free / 10) => {
+                    tracing::info!(dir = %data_dir.display(), free_mib = free >> 20, "free space on the data disk is back");
+                    episode = None;
+                }
+                _ => {}
+            }
+        }
+        tokio::time::sleep(FREE_EVERY).await;
+    }
+}
+
+async fn low_space_incident(kb: &Kb, data_dir: &Path, free: u64, min_free: u64, since: chrono::DateTime<Utc>) {
+    let id = Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        format!("disk_nearly_full/{}/{}", data_dir.display(), since.to_rfc3339()).as_bytes(),
+    );
+    let title = format!("Blind spot ahead: the data disk has {} MiB free (below {} MiB)", free >> 20, min_free >> 20);
+    let incident = Incident {
+        priority: Priority::P2,
+        notes: vec![format!(
+            "When {} fills up, Warden stops storing findings, incidents and checkpoints until space returns. \
+             Free space, or move the data directory (`data_dir`) to a larger disk.",
+            data_dir.display()
+        )],
+        ..Incident::open(
+            id,
+            "visibility".into(),
+            title,
+            Severity::Medium,
+            vec![format!("storage:{}", data_dir.display())],
+            Vec::new(),
+            since,
+        )
+    };
+    tracing::warn!(dir = %data_dir.display(), free_mib = free >> 20, min_free_mib = min_free >> 20, "the data disk is nearly full");
+    let c = Commit { writes: vec![Write::Incident(Arc::new(incident))], flush: true, ..Commit::default() };
+    if let Err(e) = kb.commit(c).await {
+        tracing::error!(error = %e, "cannot store the nearly-full-disk incident");
+    }
+}
+
 /// How often a failed database's disk is tried.
 const PROBE_EVERY: Duration = Duration::from_secs(2);
 /// What must be writable (and synced) for the database to be reopened.

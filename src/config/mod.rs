@@ -324,6 +324,14 @@ pub struct StorageConfig {
     /// sled's page cache, in MiB.
     #[serde(default = "default_cache_mb")]
     pub cache_mb: u64,
+    /// Free space on the data directory's disk below which a `visibility` incident is
+    /// opened (a blind spot ahead: a full disk stops every write), in MiB.
+    #[serde(default = "default_min_free_mb")]
+    pub min_free_mb: u64,
+}
+
+fn default_min_free_mb() -> u64 {
+    256
 }
 
 fn default_cache_mb() -> u64 {
@@ -332,7 +340,7 @@ fn default_cache_mb() -> u64 {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { cache_mb: default_cache_mb() }
+        StorageConfig { cache_mb: default_cache_mb(), min_free_mb: default_min_free_mb() }
     }
 }
 

@@ -293,11 +293,13 @@ pub struct KnowledgeBase {
 /// Whether the database still takes writes. Once a write fails (a full disk, an I/O
 /// error) the database refuses every later one, even after space returns: sled keeps
 /// its first I/O error. The daemon then reopens it by restarting in place (see `cli`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StorageHealth {
     failed: std::sync::Mutex<Option<StorageFailure>>,
     /// Commits that failed on the database, since the process started.
     pub write_failures: std::sync::atomic::AtomicU64,
+    /// Free bytes on the database's disk, as last measured (`u64::MAX`: not measured).
+    pub free_bytes: std::sync::atomic::AtomicU64,
 }
 
 /// The first write failure of this process.
@@ -305,6 +307,12 @@ pub struct StorageHealth {
 pub struct StorageFailure {
     pub since: DateTime<Utc>,
     pub error: String,
+}
+
+impl Default for StorageHealth {
+    fn default() -> Self {
+        StorageHealth { failed: Default::default(), write_failures: Default::default(), free_bytes: u64::MAX.into() }
+    }
 }
 
 impl StorageHealth {
