@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use uuid::Uuid;
 use warden::kb::{Commit, Kb, StorageFailure, StorageHealth, Write};
-use warden::messages::{Incident, Priority, Severity};
+use warden::messages::{Incident, Severity};
 
 use super::daemon::RECOVERED_ENV;
 
@@ -44,28 +43,18 @@ pub async fn watch_free_space(kb: Kb, data_dir: PathBuf, min_free: u64) {
 }
 
 async fn low_space_incident(kb: &Kb, data_dir: &Path, free: u64, min_free: u64, since: chrono::DateTime<Utc>) {
-    let id = Uuid::new_v5(
-        &Uuid::NAMESPACE_OID,
-        format!("disk_nearly_full/{}/{}", data_dir.display(), since.to_rfc3339()).as_bytes(),
-    );
-    let title = format!("Blind spot ahead: the data disk has {} MiB free (below {} MiB)", free >> 20, min_free >> 20);
-    let incident = Incident {
-        priority: Priority::P2,
-        notes: vec![format!(
+    let incident = Incident::blind_spot(
+        &format!("disk_nearly_full/{}/{}", data_dir.display(), since.to_rfc3339()),
+        format!("Blind spot ahead: the data disk has {} MiB free (below {} MiB)", free >> 20, min_free >> 20),
+        Severity::Medium,
+        format!("storage:{}", data_dir.display()),
+        format!(
             "When {} fills up, Warden stops storing findings, incidents and checkpoints until space returns. \
              Free space, or move the data directory (`data_dir`) to a larger disk.",
             data_dir.display()
-        )],
-        ..Incident::open(
-            id,
-            "visibility".into(),
-            title,
-            Severity::Medium,
-            vec![format!("storage:{}", data_dir.display())],
-            Vec::new(),
-            since,
-        )
-    };
+        ),
+        since,
+    );
     tracing::warn!(dir = %data_dir.display(), free_mib = free >> 20, min_free_mib = min_free >> 20, "the data disk is nearly full");
     let c = Commit { writes: vec![Write::Incident(Arc::new(incident))], flush: true, ..Commit::default() };
     if let Err(e) = kb.commit(c).await {
@@ -131,28 +120,22 @@ pub async fn open_recovered_incident(kb: &Kb, text: &str, data_dir: &Path) {
         return;
     };
     let now = Utc::now();
-    let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("storage_failed/{}", f.since.to_rfc3339()).as_bytes());
     let error = warden::text::sanitize(&f.error, 300);
-    let title = format!("Blind spot: the knowledge base could not write ({error})");
-    let incident = Incident {
-        priority: Priority::P2,
-        notes: vec![format!(
+    let incident = Incident::blind_spot(
+        &format!("storage_failed/{}", f.since.to_rfc3339()),
+        format!("Blind spot: the knowledge base could not write ({error})"),
+        Severity::High,
+        format!("storage:{}", data_dir.display()),
+        format!(
             "Writes failed from {} until {now}; Warden restarted in place when {} took writes again. Lines \
              read during the outage were read again from the sources' last durable checkpoints; messages \
              received over the network (syslog) while writes failed were not kept.",
             f.since,
             data_dir.display()
-        )],
-        ..Incident::open(
-            id,
-            "visibility".into(),
-            title,
-            Severity::High,
-            vec![format!("storage:{}", data_dir.display())],
-            Vec::new(),
-            now,
-        )
-    };
+        ),
+        now,
+    );
+    let id = incident.id;
     let c = Commit { writes: vec![Write::Incident(Arc::new(incident))], flush: true, ..Commit::default() };
     match kb.commit(c).await {
         Ok(()) => {

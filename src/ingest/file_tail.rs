@@ -75,6 +75,9 @@ pub struct Tailer {
     missing_reported: bool,
     /// A read error repeats at every poll: said once per interval, with a count.
     read_errors: crate::telemetry::Throttle,
+    /// Why the file cannot be read now (a blind spot), and whether that was announced.
+    blind: Option<String>,
+    blind_announced: bool,
     metrics: Arc<Metrics>,
 }
 
@@ -98,6 +101,8 @@ impl Tailer {
             lines_total: 0,
             missing_reported: false,
             read_errors: crate::telemetry::Throttle::new(Duration::from_secs(60)),
+            blind: None,
+            blind_announced: false,
             metrics,
         };
         if let Some(cp) = cp {
@@ -195,8 +200,61 @@ impl Tailer {
         Some(batch)
     }
 
+    /// Reads chunks of the open file until a batch is full (`false`) or the file is at its
+    /// end or cannot be read (`true`).
+    fn read_chunks(&mut self) -> bool {
+        self.builder.parser.set_reference(Utc::now());
+        let mut buf = vec![0u8; CHUNK];
+        while self.builder.stats.lines < self.cfg.batch_lines as u64 {
+            let Some(o) = self.open.as_mut() else { return true };
+            let read = o.file.read(&mut buf);
+            if read.is_ok() {
+                self.readable();
+            }
+            match read {
+                Ok(0) => return true,
+                Ok(n) => {
+                    if let Some(o) = self.open.as_mut() {
+                        o.pos += n as u64;
+                    }
+                    let (splitter, builder) = (&mut self.splitter, &mut self.builder);
+                    let (inv0, tr0) = (splitter.invalid_utf8, splitter.truncated);
+                    let mut lines = Vec::new();
+                    splitter.push(&buf[..n], &mut |l| lines.push(l));
+                    builder.lines_at(lines, splitter.take_starts());
+                    builder.stats.invalid_utf8 += splitter.invalid_utf8 - inv0;
+                    builder.stats.truncated += splitter.truncated - tr0;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.read_error(&e);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// A blind spot that began and was not announced yet: why the file cannot be read.
+    /// Announced once per episode; the episode ends when the file reads again.
+    pub fn blind_spot_news(&mut self) -> Option<String> {
+        if self.blind_announced {
+            return None;
+        }
+        self.blind_announced = self.blind.is_some();
+        self.blind.clone()
+    }
+
+    fn readable(&mut self) {
+        self.blind = None;
+        self.blind_announced = false;
+    }
+
     /// Counts a read error and says it (once a minute at most: it repeats at every poll).
     fn read_error(&mut self, e: &std::io::Error) {
+        if self.blind.is_none() {
+            self.blind = Some(format!("cannot read {}: {e}", self.path.display()));
+        }
         if let Some(held) = self.read_errors.allow(std::time::Instant::now()) {
             tracing::warn!(source = %self.source, error = %e, held_back = held, "read error; retrying on the next poll");
         }
@@ -221,6 +279,7 @@ impl Tailer {
                                 tracing::warn!(source = %self.source, file = %self.path.display(), "file not found; waiting for it to appear");
                             } else {
                                 tracing::error!(source = %self.source, file = %self.path.display(), error = %e, "cannot open the file; retrying");
+                                self.blind = Some(format!("cannot open {}: {e}", self.path.display()));
                             }
                             self.metrics.source_event(&self.source, |c| c.missing += 1);
                             self.missing_reported = true;
@@ -229,37 +288,7 @@ impl Tailer {
                     }
                 }
             }
-            // Read chunks until a batch is full or the file is at its end.
-            let reference = Utc::now();
-            self.builder.parser.set_reference(reference);
-            let mut buf = vec![0u8; CHUNK];
-            let mut at_eof = false;
-            while self.builder.stats.lines < self.cfg.batch_lines as u64 {
-                let o = self.open.as_mut().expect("opened above");
-                match o.file.read(&mut buf) {
-                    Ok(0) => {
-                        at_eof = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        o.pos += n as u64;
-                        let (splitter, builder) = (&mut self.splitter, &mut self.builder);
-                        let (inv0, tr0) = (splitter.invalid_utf8, splitter.truncated);
-                        let mut lines = Vec::new();
-                        splitter.push(&buf[..n], &mut |l| lines.push(l));
-                        builder.lines_at(lines, splitter.take_starts());
-                        builder.stats.invalid_utf8 += splitter.invalid_utf8 - inv0;
-                        builder.stats.truncated += splitter.truncated - tr0;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        self.read_error(&e);
-                        at_eof = true;
-                        break;
-                    }
-                }
-            }
-            if !at_eof {
+            if !self.read_chunks() {
                 return self.make_batch();
             }
             // At the end of the open file: has the path moved on?
@@ -370,10 +399,39 @@ async fn run(
                 tracing::error!(%source, error = %e, "batch rejected");
             }
         }
+        if let Some(reason) = tailer.blind_spot_news() {
+            unreadable_incident(&kb, &source, &reason).await;
+        }
         tokio::select! {
             _ = rx.recv() => {}
             _ = tokio::time::sleep(poll) => {}
         }
+    }
+}
+
+/// A tailed file that cannot be read is a `visibility` incident: whatever is written to
+/// it goes unseen (one per source and day; a restart does not open a second one).
+async fn unreadable_incident(kb: &Kb, source: &str, reason: &str) {
+    let now = Utc::now();
+    let reason = crate::text::sanitize(reason, 300);
+    let incident = crate::messages::Incident::blind_spot(
+        &format!("source_unreadable/{source}/{}", now.date_naive()),
+        format!("Blind spot: source `{source}` {reason}"),
+        crate::messages::Severity::High,
+        format!("source:{source}"),
+        "Lines written to this file are not read until it can be read again. If nobody changed its \
+         permissions or replaced it on purpose, treat it as tampering with the log (ATT&CK T1562)."
+            .into(),
+        now,
+    );
+    tracing::error!(%source, %reason, incident = %incident.id, "a tailed file cannot be read: visibility incident");
+    let c = crate::kb::Commit {
+        writes: vec![crate::kb::Write::Incident(Arc::new(incident))],
+        flush: true,
+        ..crate::kb::Commit::default()
+    };
+    if let Err(e) = kb.commit(c).await {
+        tracing::error!(%source, error = %e, "cannot store the visibility incident");
     }
 }
 
@@ -495,5 +553,25 @@ mod tests {
     async fn a_long_file_does_not_spin() {
         let line = "Nov 30 11:59:59 h sshd[1]: Accepted publickey for deploy from 192.0.2.9 port 22 ssh2\n";
         quiet_then_written(line.repeat(200).as_bytes()).await;
+    }
+
+    /// A path that cannot be read (here a directory: root reads any file) is a blind spot,
+    /// announced once per episode; the episode ends when it reads again.
+    #[test]
+    fn an_unreadable_file_is_announced_once_per_episode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.log");
+        std::fs::create_dir(&path).unwrap();
+        let mut t =
+            Tailer::new("t", &path, LogFormat::Auto, IngestConfig::default(), None, Arc::new(Metrics::default()));
+        assert!(t.next_batch().is_none());
+        let news = t.blind_spot_news().expect("announced");
+        assert!(news.contains("cannot read") && news.contains("auth.log"), "{news}");
+        assert!(t.next_batch().is_none());
+        assert_eq!(t.blind_spot_news(), None, "once per episode");
+        std::fs::remove_dir(&path).unwrap();
+        std::fs::write(&path, "Nov 30 12:00:00 h sshd[1]: Invalid user x from 192.0.2.1\n").unwrap();
+        while t.next_batch().is_some() {}
+        assert_eq!(t.blind_spot_news(), None, "readable again");
     }
 }

@@ -37,6 +37,10 @@ pub enum KbError {
     Version { found: u32 },
     #[error("knowledge base is not running")]
     Gone,
+    /// After a write failure the database is not touched again (a failed sled can spin
+    /// forever on a read): everything waits for the restart in place.
+    #[error("the knowledge base stopped after a storage failure ({0}); it resumes when the disk takes writes again")]
+    StorageDown(String),
 }
 
 impl KbError {
@@ -572,6 +576,9 @@ impl Handler<Commit> for KnowledgeBase {
     type Result = ResponseFuture<Result<(), KbError>>;
 
     fn handle(&mut self, msg: Commit, _: &mut Self::Context) -> Self::Result {
+        if let Some(f) = self.health.failure() {
+            return Box::pin(async move { Err(KbError::StorageDown(f.error)) });
+        }
         let res = self.commit(&msg);
         let (store, health) = (self.store.clone(), self.health.clone());
         Box::pin(async move {
@@ -591,6 +598,9 @@ impl Handler<Query> for KnowledgeBase {
     type Result = Result<QueryAnswer, KbError>;
 
     fn handle(&mut self, msg: Query, _: &mut Self::Context) -> Self::Result {
+        if let Some(f) = self.health.failure() {
+            return Err(KbError::StorageDown(f.error));
+        }
         self.query(&msg)
     }
 }
@@ -599,6 +609,9 @@ impl Handler<Flush> for KnowledgeBase {
     type Result = ResponseFuture<Result<(), KbError>>;
 
     fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
+        if let Some(f) = self.health.failure() {
+            return Box::pin(async move { Err(KbError::StorageDown(f.error)) });
+        }
         let (store, health) = (self.store.clone(), self.health.clone());
         Box::pin(async move {
             let res = store.flush().await.map_err(KbError::from);

@@ -83,6 +83,25 @@ impl Incident {
             remediation: Vec::new(),
         }
     }
+
+    /// A `visibility` incident: a blind spot — something Warden could not see or store —
+    /// about `entity`, P2, its id derived from `key` (the blind spot and when it began)
+    /// so that saying it again does not open a second one.
+    pub fn blind_spot(
+        key: &str,
+        title: String,
+        severity: Severity,
+        entity: String,
+        note: String,
+        now: DateTime<Utc>,
+    ) -> Incident {
+        let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("visibility/{key}").as_bytes());
+        Incident {
+            priority: Priority::P2,
+            notes: vec![note],
+            ..Incident::open(id, "visibility".into(), title, severity, vec![entity], Vec::new(), now)
+        }
+    }
 }
 
 /// Where one remediation of an incident's root cause stands.

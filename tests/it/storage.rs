@@ -38,7 +38,10 @@ fn a_full_disk_degrades_then_warden_resumes_by_itself() {
     });
     assert_eq!(health["status"], "degraded");
     assert!(health["storage"]["error"].as_str().unwrap().contains("No space left"), "{health:#}");
+    // The API keeps answering (a failed sled can spin forever on a read: it is not read).
     assert_eq!(d.metric("warden_storage_ok"), Some(0), "/metrics keeps answering");
+    let r = d.get("/v1/incidents").expect("answers");
+    assert!(r.status == 500 && r.body.contains("storage failure"), "{} {}", r.status, r.body);
 
     // Space returns: the same process (restarted in place) catches up on its own.
     assert!(in_namespace(pid, &format!("rm {:?}", db.join("filler"))));

@@ -10,7 +10,7 @@ use warden::ingest::file_tail::Tailer;
 use warden::messages::Checkpoint;
 use warden::telemetry::Metrics;
 
-use crate::support::{append, failed};
+use crate::support::{Daemon, append, eventually, failed};
 
 fn cfg() -> IngestConfig {
     IngestConfig { max_line_bytes: 4096, poll_interval_ms: 50, batch_lines: 4, ..Default::default() }
@@ -150,4 +150,22 @@ fn a_file_that_appears_later_is_picked_up() {
     assert!(t.next_batch().is_none());
     append(&log, &lines(0..3).concat());
     assert_eq!(drain(&mut t).0.len(), 3);
+}
+
+/// A tailed log that cannot be read is a blind spot: a `visibility` incident naming the
+/// source, once, on the API.
+#[test]
+fn an_unreadable_log_is_a_visibility_incident() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("auth.log");
+    std::fs::create_dir(&log).unwrap();
+    let sources = format!("[[sources]]\nname = \"auth\"\nkind = \"file\"\npath = {:?}\n", log.display().to_string());
+    let d = Daemon::start(tmp.path(), &sources, "", None);
+    let inc = eventually(30, "the visibility incident", || {
+        d.incidents().into_iter().find(|i| i["type"] == "visibility" && i["entities"][0] == "source:auth")
+    });
+    assert!(inc["title"].as_str().unwrap().contains("cannot read"), "{inc:#}");
+    assert_eq!(inc["priority"], "P2");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(d.incidents().iter().filter(|i| i["type"] == "visibility").count(), 1);
 }
