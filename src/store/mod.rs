@@ -102,6 +102,9 @@ const RECORDS: &str = "records";
 /// How many records move per atomic batch (older layouts moved over, backups, restores).
 const MIGRATION_CHUNK: usize = 10_000;
 
+/// A stored `(key, value)`.
+pub type Record = (Vec<u8>, Vec<u8>);
+
 /// One write of an atomic batch.
 #[derive(Debug, Clone)]
 pub enum RawWrite {
@@ -246,17 +249,17 @@ impl Store {
     }
 
     /// Every `(key, value)` of a tree whose key starts with `prefix`, in key order.
-    pub fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Result<Vec<Record>, StoreError> {
         self.records.scan_prefix(tree.key(prefix)).map(|r| r.map(unprefixed).map_err(StoreError::from)).collect()
     }
 
     /// Iterates a whole tree in key order without collecting it.
-    pub fn iter(&self, tree: TreeName) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
+    pub fn iter(&self, tree: TreeName) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
         self.records.scan_prefix([tree.tag()]).map(|r| r.map(unprefixed).map_err(StoreError::from))
     }
 
     /// The entry with the greatest key of a tree.
-    pub fn last(&self, tree: TreeName) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn last(&self, tree: TreeName) -> Result<Option<Record>, StoreError> {
         Ok(self.records.scan_prefix([tree.tag()]).next_back().transpose()?.map(unprefixed))
     }
 
@@ -377,7 +380,7 @@ fn without_panicking<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 }
 
 /// A record of `records` with its tree's prefix taken off its key.
-fn unprefixed((k, v): (sled::IVec, sled::IVec)) -> (Vec<u8>, Vec<u8>) {
+fn unprefixed((k, v): (sled::IVec, sled::IVec)) -> Record {
     (k.get(1..).unwrap_or_default().to_vec(), v.to_vec())
 }
 
