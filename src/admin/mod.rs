@@ -658,7 +658,7 @@ async fn metrics(st: web::Data<AdminState>) -> HttpResponse {
     }
     durable.push((
         "warden_storage_write_failures_total".into(),
-        "Commits the database refused (a full disk, an I/O error)".into(),
+        "Commits and flushes the database refused (a full disk, an I/O error); after the first, none is tried until the restart in place".into(),
         vec![],
         health.write_failures.load(std::sync::atomic::Ordering::Relaxed),
     ));

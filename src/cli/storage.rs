@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use warden::kb::{Commit, Kb, StorageFailure, StorageHealth, Write};
+use warden::kb::{Kb, StorageFailure, StorageHealth};
 use warden::messages::{Incident, Severity};
 
 use super::daemon::RECOVERED_ENV;
@@ -17,22 +17,22 @@ use super::daemon::RECOVERED_ENV;
 /// How often the data directory's free space is measured.
 const FREE_EVERY: Duration = Duration::from_secs(5);
 
-/// Measures the free space of the data directory's disk; below `min_free` bytes, opens
-/// a `visibility` incident once per episode (the episode ends above `min_free` + 10 %).
-pub async fn watch_free_space(kb: Kb, data_dir: PathBuf, min_free: u64) {
+/// Measures the free space of the database's disk (`db_dir`); below `min_free` bytes,
+/// opens a `visibility` incident once per episode (it ends above `min_free` + 10 %).
+pub async fn watch_free_space(kb: Kb, db_dir: PathBuf, min_free: u64) {
     let mut episode: Option<chrono::DateTime<Utc>> = None;
     loop {
-        if let Ok(st) = rustix::fs::statvfs(&data_dir) {
+        if let Ok(st) = rustix::fs::statvfs(&db_dir) {
             let free = st.f_bavail.saturating_mul(st.f_frsize);
             kb.health.free_bytes.store(free, std::sync::atomic::Ordering::Relaxed);
             match episode {
                 None if free < min_free => {
                     let since = Utc::now();
                     episode = Some(since);
-                    low_space_incident(&kb, &data_dir, free, min_free, since).await;
+                    low_space_incident(&kb, &db_dir, free, min_free, since).await;
                 }
                 Some(_) if free > min_free.saturating_add(min_free / 10) => {
-                    tracing::info!(dir = %data_dir.display(), free_mib = free >> 20, "free space on the data disk is back");
+                    tracing::info!(dir = %db_dir.display(), free_mib = free >> 20, "free space on the data disk is back");
                     episode = None;
                 }
                 _ => {}
@@ -42,22 +42,21 @@ pub async fn watch_free_space(kb: Kb, data_dir: PathBuf, min_free: u64) {
     }
 }
 
-async fn low_space_incident(kb: &Kb, data_dir: &Path, free: u64, min_free: u64, since: chrono::DateTime<Utc>) {
+async fn low_space_incident(kb: &Kb, db_dir: &Path, free: u64, min_free: u64, since: chrono::DateTime<Utc>) {
     let incident = Incident::blind_spot(
-        &format!("disk_nearly_full/{}/{}", data_dir.display(), since.to_rfc3339()),
+        &format!("disk_nearly_full/{}/{}", db_dir.display(), since.to_rfc3339()),
         format!("Blind spot ahead: the data disk has {} MiB free (below {} MiB)", free >> 20, min_free >> 20),
         Severity::Medium,
-        format!("storage:{}", data_dir.display()),
+        format!("storage:{}", db_dir.display()),
         format!(
             "When {} fills up, Warden stops storing findings, incidents and checkpoints until space returns. \
              Free space, or move the data directory (`data_dir`) to a larger disk.",
-            data_dir.display()
+            db_dir.display()
         ),
         since,
     );
-    tracing::warn!(dir = %data_dir.display(), free_mib = free >> 20, min_free_mib = min_free >> 20, "the data disk is nearly full");
-    let c = Commit { writes: vec![Write::Incident(Arc::new(incident))], flush: true, ..Commit::default() };
-    if let Err(e) = kb.commit(c).await {
+    tracing::warn!(dir = %db_dir.display(), free_mib = free >> 20, min_free_mib = min_free >> 20, "the data disk is nearly full");
+    if let Err(e) = kb.store_incident(incident).await {
         tracing::error!(error = %e, "cannot store the nearly-full-disk incident");
     }
 }
@@ -110,12 +109,7 @@ pub fn restart_in_place(f: &StorageFailure) -> anyhow::Error {
 /// Opens the `visibility` incident of a storage failure survived by a restart in place
 /// (one per failure: its id comes from when the failure began).
 pub async fn open_recovered_incident(kb: &Kb, text: &str, data_dir: &Path) {
-    #[derive(serde::Deserialize)]
-    struct Failure {
-        since: chrono::DateTime<Utc>,
-        error: String,
-    }
-    let Ok(f) = serde_json::from_str::<Failure>(text) else {
+    let Ok(f) = serde_json::from_str::<StorageFailure>(text) else {
         tracing::warn!("{RECOVERED_ENV} is not a storage failure; ignored");
         return;
     };
@@ -136,8 +130,7 @@ pub async fn open_recovered_incident(kb: &Kb, text: &str, data_dir: &Path) {
         now,
     );
     let id = incident.id;
-    let c = Commit { writes: vec![Write::Incident(Arc::new(incident))], flush: true, ..Commit::default() };
-    match kb.commit(c).await {
+    match kb.store_incident(incident).await {
         Ok(()) => {
             tracing::warn!(incident = %id, since = %f.since, "restarted after a storage failure; visibility incident opened")
         }

@@ -425,12 +425,7 @@ async fn unreadable_incident(kb: &Kb, source: &str, reason: &str) {
         now,
     );
     tracing::error!(%source, %reason, incident = %incident.id, "a tailed file cannot be read: visibility incident");
-    let c = crate::kb::Commit {
-        writes: vec![crate::kb::Write::Incident(Arc::new(incident))],
-        flush: true,
-        ..crate::kb::Commit::default()
-    };
-    if let Err(e) = kb.commit(c).await {
+    if let Err(e) = kb.store_incident(incident).await {
         tracing::error!(%source, error = %e, "cannot store the visibility incident");
     }
 }

@@ -307,7 +307,7 @@ pub struct StorageHealth {
 }
 
 /// The first write failure of this process.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct StorageFailure {
     pub since: DateTime<Utc>,
     pub error: String,
@@ -322,6 +322,19 @@ impl Default for StorageHealth {
 impl StorageHealth {
     pub fn failure(&self) -> Option<StorageFailure> {
         self.failed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// `StorageDown` once a write failed: the database is not touched again.
+    fn down(&self) -> Option<KbError> {
+        self.failure().map(|f| KbError::StorageDown(f.error))
+    }
+
+    /// Passes a commit's or flush's result on, noting a database error.
+    fn noted<T>(&self, res: Result<T, KbError>) -> Result<T, KbError> {
+        if let Err(e) = &res {
+            self.record(e);
+        }
+        res
     }
 
     fn record(&self, e: &KbError) {
@@ -576,20 +589,16 @@ impl Handler<Commit> for KnowledgeBase {
     type Result = ResponseFuture<Result<(), KbError>>;
 
     fn handle(&mut self, msg: Commit, _: &mut Self::Context) -> Self::Result {
-        if let Some(f) = self.health.failure() {
-            return Box::pin(async move { Err(KbError::StorageDown(f.error)) });
+        if let Some(e) = self.health.down() {
+            return Box::pin(async move { Err(e) });
         }
         let res = self.commit(&msg);
         let (store, health) = (self.store.clone(), self.health.clone());
         Box::pin(async move {
-            let res = match res {
+            health.noted(match res {
                 Ok(()) if msg.flush => store.flush().await.map_err(KbError::from),
                 other => other,
-            };
-            if let Err(e) = &res {
-                health.record(e);
-            }
-            res
+            })
         })
     }
 }
@@ -598,8 +607,8 @@ impl Handler<Query> for KnowledgeBase {
     type Result = Result<QueryAnswer, KbError>;
 
     fn handle(&mut self, msg: Query, _: &mut Self::Context) -> Self::Result {
-        if let Some(f) = self.health.failure() {
-            return Err(KbError::StorageDown(f.error));
+        if let Some(e) = self.health.down() {
+            return Err(e);
         }
         self.query(&msg)
     }
@@ -609,17 +618,11 @@ impl Handler<Flush> for KnowledgeBase {
     type Result = ResponseFuture<Result<(), KbError>>;
 
     fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
-        if let Some(f) = self.health.failure() {
-            return Box::pin(async move { Err(KbError::StorageDown(f.error)) });
+        if let Some(e) = self.health.down() {
+            return Box::pin(async move { Err(e) });
         }
         let (store, health) = (self.store.clone(), self.health.clone());
-        Box::pin(async move {
-            let res = store.flush().await.map_err(KbError::from);
-            if let Err(e) = &res {
-                health.record(e);
-            }
-            res
-        })
+        Box::pin(async move { health.noted(store.flush().await.map_err(KbError::from)) })
     }
 }
 
@@ -642,6 +645,13 @@ impl Kb {
 
     pub async fn commit(&self, c: Commit) -> Result<(), KbError> {
         self.addr.send(c).await.map_err(|_| KbError::Gone)?
+    }
+
+    /// Stores one incident that no agent owns (the supervisor's and the sources' own,
+    /// e.g. a blind spot) and makes it durable.
+    pub async fn store_incident(&self, incident: Incident) -> Result<(), KbError> {
+        self.commit(Commit { writes: vec![Write::Incident(Arc::new(incident))], flush: true, ..Commit::default() })
+            .await
     }
 
     pub async fn query(&self, q: Query) -> Result<QueryAnswer, KbError> {

@@ -222,21 +222,7 @@ impl Store {
                 continue;
             }
             let old = self.db.open_tree(t.as_str())?;
-            let mut moved = 0usize;
-            let mut batch = sled::Batch::default();
-            let mut in_batch = 0usize;
-            for kv in old.iter() {
-                let (k, v) = kv?;
-                batch.insert(t.key(&k), v);
-                in_batch += 1;
-                if in_batch == MIGRATION_CHUNK {
-                    self.records.apply_batch(std::mem::take(&mut batch))?;
-                    moved += in_batch;
-                    in_batch = 0;
-                }
-            }
-            self.records.apply_batch(batch)?;
-            moved += in_batch;
+            let moved = put_chunked(&self.records, old.iter().map(|kv| kv.map(|(k, v)| (t.key(&k).into(), v))))?;
             self.db.flush()?;
             self.db.drop_tree(t.as_str())?;
             tracing::info!(tree = t.as_str(), records = moved, "moved a tree of an older database layout");
@@ -315,21 +301,13 @@ impl Store {
         from.copy_into(self)
     }
 
+    /// Copies every record of the logical trees (not the batch number: the copy has no
+    /// seal of its own yet) and makes the copy durable; returns how many.
     fn copy_into(&self, to: &Store) -> Result<u64, StoreError> {
-        let (mut batch, mut in_batch, mut total) = (sled::Batch::default(), 0usize, 0u64);
-        for kv in self.records.iter() {
-            let (k, v) = kv?;
-            batch.insert(k, v);
-            in_batch += 1;
-            if in_batch == MIGRATION_CHUNK {
-                to.records.apply_batch(std::mem::take(&mut batch))?;
-                total += in_batch as u64;
-                in_batch = 0;
-            }
-        }
-        to.records.apply_batch(batch)?;
+        let records = self.records.iter().filter(|kv| !matches!(kv, Ok((k, _)) if k.as_ref() == GENERATION));
+        let n = put_chunked(&to.records, records)?;
         to.db.flush()?;
-        Ok(total + in_batch as u64)
+        Ok(n)
     }
 
     /// Writes one value outside a transaction. Used by tests that tamper with records.
@@ -358,13 +336,42 @@ impl Store {
     }
 }
 
+/// Puts `records` into `to` in atomic batches of [`MIGRATION_CHUNK`]; returns how many.
+fn put_chunked(
+    to: &sled::Tree,
+    records: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+) -> Result<u64, StoreError> {
+    let (mut batch, mut in_batch, mut total) = (sled::Batch::default(), 0usize, 0u64);
+    for kv in records {
+        let (k, v) = kv?;
+        batch.insert(k, v);
+        in_batch += 1;
+        if in_batch == MIGRATION_CHUNK {
+            to.apply_batch(std::mem::take(&mut batch))?;
+            total += in_batch as u64;
+            in_batch = 0;
+        }
+    }
+    to.apply_batch(batch)?;
+    Ok(total + in_batch as u64)
+}
+
 /// Runs `f`; a panic in it becomes `Err(message)`, and is not printed: the caller turns
-/// it into an error that says what to do. (The panic hook is process-wide; this runs
-/// while a database opens, at start.)
+/// it into an error that says what to do. (The panic hook is process-wide: it is
+/// swapped by one caller at a time and leaves other threads' panics to the previous one.)
 fn without_panicking<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    type Hook = dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send;
+    // One swap at a time, or two opens at once could leave the silent hook installed.
+    static SWAP: std::sync::Mutex<()> = std::sync::Mutex::new(());
     static SAID: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|info| {
+    let _one = SWAP.lock().unwrap_or_else(|p| p.into_inner());
+    let previous: Arc<Box<Hook>> = Arc::new(std::panic::take_hook());
+    let (here, others) = (std::thread::current().id(), previous.clone());
+    std::panic::set_hook(Box::new(move |info| {
+        // Other threads' panics are theirs to report, as before.
+        if std::thread::current().id() != here {
+            return others(info);
+        }
         let at = info.location().map(|l| format!(" at {}:{}", l.file().rsplit('/').next().unwrap_or(""), l.line()));
         let msg = info
             .payload()
@@ -375,7 +382,7 @@ fn without_panicking<T>(f: impl FnOnce() -> T) -> Result<T, String> {
         *SAID.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{msg}{}", at.unwrap_or_default()));
     }));
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    std::panic::set_hook(previous);
+    std::panic::set_hook(Box::new(move |info| previous(info)));
     r.map_err(|_| SAID.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_else(|| "unreadable data".into()))
 }
 

@@ -11,22 +11,30 @@ fn in_namespace(pid: u32, script: &str) -> bool {
     Command::new("nsenter").args(["-t", &pid.to_string(), "-m", "sh", "-c", script]).status().is_ok_and(|s| s.success())
 }
 
-#[test]
-fn a_full_disk_degrades_then_warden_resumes_by_itself() {
+/// A daemon in `tmp` whose database (`data/db`) is a tmpfs of `mib` MiB in its own mount
+/// namespace, with its pid (for [`in_namespace`]); `None` (SKIPPED) unless root.
+fn on_small_disk(tmp: &std::path::Path, mib: u32, config: &str) -> Option<(Daemon, u32)> {
     if rustix::process::geteuid().as_raw() != 0 {
         eprintln!("SKIPPED: needs root (a tmpfs in a private mount namespace)");
-        return;
+        return None;
     }
+    let db = tmp.join("data/db");
+    std::fs::create_dir_all(&db).unwrap();
+    let mount = format!("mount -t tmpfs -o size={mib}m,mode=0700 none {db:?} && exec \"$@\"");
+    let wrapper = ["unshare", "--mount", "--propagation", "private", "sh", "-c", &mount, "sh"];
+    let d = Daemon::start_wrapped(tmp, config, wrapper.iter().map(|s| s.to_string()).collect());
+    let pid = d.child.as_ref().unwrap().id();
+    Some((d, pid))
+}
+
+#[test]
+fn a_full_disk_degrades_then_warden_resumes_by_itself() {
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("auth.log");
     std::fs::write(&log, "").unwrap();
     let db = tmp.path().join("data/db");
-    std::fs::create_dir_all(&db).unwrap();
-    let mount = format!("mount -t tmpfs -o size=8m,mode=0700 none {db:?} && exec \"$@\"");
-    let wrapper = ["unshare", "--mount", "--propagation", "private", "sh", "-c", &mount, "sh"];
     let sources = format!("[[sources]]\nname = \"auth\"\nkind = \"file\"\npath = {:?}\n", log.display().to_string());
-    let mut d = Daemon::start_wrapped(tmp.path(), &sources, wrapper.iter().map(|s| s.to_string()).collect());
-    let pid = d.child.as_ref().unwrap().id();
+    let Some((mut d, pid)) = on_small_disk(tmp.path(), 8, &sources) else { return };
 
     // Fill the database's disk, then attack.
     assert!(in_namespace(pid, &format!("dd if=/dev/zero of={:?} bs=64k 2>/dev/null; true", db.join("filler"))));
@@ -118,18 +126,10 @@ fn a_damaged_database_is_a_clear_error_not_a_panic() {
 /// `visibility` incident (a blind spot ahead), once, and the free space is on `/metrics`.
 #[test]
 fn a_nearly_full_data_disk_is_an_incident_before_it_is_full() {
-    if rustix::process::geteuid().as_raw() != 0 {
-        eprintln!("SKIPPED: needs root (a tmpfs in a private mount namespace)");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("data/db");
-    std::fs::create_dir_all(&db).unwrap();
-    let mount = format!("mount -t tmpfs -o size=16m,mode=0700 none {db:?} && exec \"$@\"");
-    let wrapper = ["unshare", "--mount", "--propagation", "private", "sh", "-c", &mount, "sh"];
     let config = "[storage]\nmin_free_mb = 8\n[[sources]]\nname = \"in\"\nkind = \"stdin\"\n";
-    let d = Daemon::start_wrapped(tmp.path(), config, wrapper.iter().map(|s| s.to_string()).collect());
-    let pid = d.child.as_ref().unwrap().id();
+    let Some((d, pid)) = on_small_disk(tmp.path(), 16, config) else { return };
     let free = eventually(30, "free space measured", || d.metric("warden_storage_free_bytes"));
     assert!(free > 8 << 20 && free <= 16 << 20, "{free}");
     assert!(d.incidents().is_empty(), "enough space: no incident");
