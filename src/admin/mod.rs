@@ -94,8 +94,15 @@ fn authorized(req: &actix_web::dev::ServiceRequest, token: &str) -> bool {
     req.headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| token::equal(t.trim().as_bytes(), token.as_bytes()))
+        .and_then(bearer)
+        .is_some_and(|t| token::equal(t.as_bytes(), token.as_bytes()))
+}
+
+/// The credentials of an `Authorization` value whose scheme is `Bearer` (RFC 9110: the
+/// scheme is case-insensitive).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.trim().split_once([' ', '\t'])?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| credentials.trim())
 }
 
 fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
@@ -124,6 +131,7 @@ pub fn start(listen: SocketAddr, state: AdminState) -> Result<Addr<Admin>, Admin
         let mut app = App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(web::JsonConfig::default().limit(max_body).error_handler(json_error))
+            .app_data(web::PayloadConfig::new(max_body))
             .wrap_fn(
                 move |req, srv| -> Pin<Box<dyn Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>>> {
                     if authorized(&req, &token) {
@@ -403,10 +411,21 @@ struct ScanBody {
     target: Option<String>,
 }
 
-/// Asks vulnerability management to scan now (one configured target, or all).
-async fn scan(st: web::Data<AdminState>, body: Option<web::Json<ScanBody>>) -> HttpResponse {
+/// Asks vulnerability management to scan now (one configured target, or all). No body
+/// means every target; a body that is not a valid request is refused, never read as
+/// "everything".
+async fn scan(st: web::Data<AdminState>, body: web::Bytes) -> HttpResponse {
     use actix_web::http::StatusCode;
-    let target = body.and_then(|b| b.into_inner().target);
+    let target = if body.trim_ascii().is_empty() {
+        None
+    } else if !body.trim_ascii().starts_with(b"{") {
+        return error(StatusCode::BAD_REQUEST, "the body is a JSON object: {\"target\": \"NAME\"} or {}");
+    } else {
+        match serde_json::from_slice::<ScanBody>(&body) {
+            Ok(b) => b.target,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")),
+        }
+    };
     let payload = Payload::Scan(crate::messages::ScanRequest { target });
     match st.handles.route.send(Route { envelope: Envelope::new("admin", payload), to: None }).await {
         Ok(Ok(id)) => HttpResponse::Accepted().json(json!({ "envelope_id": id })),

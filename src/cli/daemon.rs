@@ -80,16 +80,8 @@ pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
     super::data_dir::prepare(&data_dir)?;
     // Everything below (quarantine, tokens) resolves paths from this one.
     cfg.data_dir = Some(data_dir.clone());
-    let store = match Store::open(&data_dir.join("db"), cfg.storage.cache_mb << 20) {
-        Ok(s) => s,
-        // Says what is wrong and what to do.
-        Err(e @ warden::store::StoreError::Damaged { .. }) => return Err(e.into()),
-        Err(e) => {
-            return Err(e).with_context(|| {
-                format!("unusable data directory {} (is another warden using it?)", data_dir.display())
-            });
-        }
-    };
+    // Each error says what is wrong and what to do (a lock held, damage, the cause).
+    let store = Store::open(&data_dir.join("db"), cfg.storage.cache_mb << 20)?;
     let token = admin::token::ensure(&data_dir)?;
     let sys = actix::System::new();
     let restart = sys.block_on(async move {

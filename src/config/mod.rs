@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::messages::ResponseMode;
 
+pub mod cidr;
 mod llm;
 mod notifications;
 
@@ -80,6 +81,31 @@ pub struct AdminConfig {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// TLS: the certificate chain (PEM, the server's certificate first) and its private
+    /// key. Required to listen on anything but loopback.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// With TLS, require a client certificate issued by one of these CAs (PEM).
+    #[serde(default)]
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+impl AdminConfig {
+    /// Whether the API is served over TLS.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+
+    fn tls_problem(&self) -> Option<String> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_client_ca) {
+            (Some(_), None, _) => Some("[admin] tls_cert is set without tls_key".into()),
+            (None, Some(_), _) => Some("[admin] tls_key is set without tls_cert".into()),
+            (None, None, Some(_)) => Some("[admin] tls_client_ca needs TLS: set tls_cert and tls_key".into()),
+            _ => None,
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -91,7 +117,13 @@ fn default_max_body() -> usize {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { listen: default_listen(), max_body_bytes: default_max_body() }
+        AdminConfig {
+            listen: default_listen(),
+            max_body_bytes: default_max_body(),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+        }
     }
 }
 
@@ -221,14 +253,14 @@ pub struct ResponseConfig {
     #[serde(default)]
     pub mode: ResponseMode,
     /// Addresses and networks never acted against, besides loopback and the host's own.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cidr::list")]
     pub protected: Vec<IpNet>,
     /// Accounts never disabled (every UID-0 account is protected as well).
     #[serde(default = "default_protected_accounts")]
     pub protected_accounts: Vec<String>,
     /// Networks that stay reachable when this host is isolated (the admins' way in).
     /// Without one, isolating this host is refused.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cidr::list")]
     pub management: Vec<IpNet>,
     /// Where quarantined files go (default: `<data_dir>/quarantine`).
     #[serde(default)]
@@ -358,8 +390,42 @@ pub enum ConfigError {
     Parse { file: String, line: usize, message: String },
     #[error("cannot read config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{file}: {message}")]
-    Invalid { file: String, message: String },
+    #[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid { file: String, line: Option<usize>, message: String },
+}
+
+/// The line (1-based) of `key = …` in the `nth` table named `table` (`""`: the top
+/// level; `[t]` and `[[t]]` alike); the table's header when the key is not written there.
+fn line_of(text: &str, table: &str, nth: usize, key: &str) -> Option<usize> {
+    let mut current = "";
+    let mut seen = 0usize;
+    let mut header = None;
+    for (i, raw) in text.lines().enumerate() {
+        let l = raw.trim();
+        if l.starts_with('[') {
+            let name = l.trim_start_matches('[').split(']').next().unwrap_or("").trim();
+            if current == table && seen == nth + 1 && header.is_some() {
+                break; // Past the table asked for.
+            }
+            current = if name == table { table } else { "\0" };
+            if current == table {
+                seen += 1;
+                if seen == nth + 1 {
+                    header = Some(i + 1);
+                }
+            }
+            continue;
+        }
+        let here = current == table && (table.is_empty() || seen == nth + 1);
+        if here
+            && !key.is_empty()
+            && let Some(rest) = l.strip_prefix(key)
+            && rest.trim_start().starts_with('=')
+        {
+            return Some(i + 1);
+        }
+    }
+    header
 }
 
 impl Config {
@@ -370,7 +436,7 @@ impl Config {
             line: e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(0),
             message: e.message().trim().replace('\n', " "),
         })?;
-        cfg.validate(file)?;
+        cfg.validate(file, text)?;
         Ok(cfg)
     }
 
@@ -385,79 +451,112 @@ impl Config {
         }
     }
 
-    fn validate(&self, file: &str) -> Result<(), ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid { file: file.to_string(), message };
-        if !self.admin.listen.ip().to_canonical().is_loopback() {
-            return Err(invalid(format!(
-                "[admin] listen = \"{}\" would serve the admin API and its bearer token to the network over plain \
-                 HTTP, and Warden does not serve TLS yet: listen on loopback (127.0.0.1 or ::1) and reach it through \
-                 an SSH tunnel or a TLS-terminating reverse proxy on this host",
-                self.admin.listen
-            )));
+    fn validate(&self, file: &str, text: &str) -> Result<(), ConfigError> {
+        // Each error names the line it is about (the key, else its table) and the value.
+        let at = |table: &str, nth: usize, key: &str, message: String| ConfigError::Invalid {
+            file: file.to_string(),
+            line: line_of(text, table, nth, key),
+            message,
+        };
+        if !self.admin.listen.ip().to_canonical().is_loopback() && !self.admin.tls() {
+            return Err(at(
+                "admin",
+                0,
+                "listen",
+                format!(
+                    "[admin] listen = \"{}\" would serve the admin API and its bearer token to the network over \
+                     plain HTTP: configure TLS (`tls_cert` and `tls_key`, and `tls_client_ca` to require client \
+                     certificates), or listen on loopback (127.0.0.1 or ::1)",
+                    self.admin.listen
+                ),
+            ));
+        }
+        if self.admin.max_body_bytes < 1024 {
+            return Err(at(
+                "admin",
+                0,
+                "max_body_bytes",
+                format!("[admin] max_body_bytes = {} is below 1024: every request would be refused", self.admin.max_body_bytes),
+            ));
+        }
+        if let Some(p) = self.admin.tls_problem() {
+            return Err(at("admin", 0, "tls_cert", p));
         }
         let mut names = std::collections::HashSet::new();
-        for s in &self.sources {
+        for (nth, s) in self.sources.iter().enumerate() {
+            let bad = |key: &str, message: String| Err(at("sources", nth, key, message));
             if s.name.is_empty() || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                return Err(invalid(format!(
-                    "source name `{}` must be non-empty and use only letters, digits, `-`, `_`, `.`",
-                    s.name
-                )));
+                return bad(
+                    "name",
+                    format!("source name `{}` must be non-empty and use only letters, digits, `-`, `_`, `.`", s.name),
+                );
             }
             if !names.insert(s.name.as_str()) {
-                return Err(invalid(format!("two sources are named `{}`", s.name)));
+                return bad("name", format!("two sources are named `{}`", s.name));
             }
             match s.kind {
                 SourceKind::File if s.path.is_none() => {
-                    return Err(invalid(format!("source `{}` is a file source without a `path`", s.name)));
+                    return bad("kind", format!("source `{}` is a file source without a `path`", s.name));
                 }
                 SourceKind::Stdin if s.path.is_some() => {
-                    return Err(invalid(format!("source `{}` reads stdin and takes no `path`", s.name)));
+                    return bad("path", format!("source `{}` reads stdin and takes no `path`", s.name));
                 }
                 SourceKind::SyslogUdp | SourceKind::SyslogTcp if s.listen.is_none() || s.path.is_some() => {
-                    return Err(invalid(format!(
-                        "syslog source `{}` needs a `listen` address and takes no `path`",
-                        s.name
-                    )));
+                    return bad("kind", format!("syslog source `{}` needs a `listen` address and takes no `path`", s.name));
                 }
                 SourceKind::SyslogUdp | SourceKind::SyslogTcp
                     if s.idle_timeout_secs == 0 || s.max_connections == 0 || s.max_connections_per_peer == 0 =>
                 {
-                    return Err(invalid(format!(
-                        "syslog source `{}`: idle_timeout_secs, max_connections and max_connections_per_peer must be at least 1",
-                        s.name
-                    )));
+                    let key = [
+                        ("idle_timeout_secs", s.idle_timeout_secs as usize),
+                        ("max_connections", s.max_connections),
+                        ("max_connections_per_peer", s.max_connections_per_peer),
+                    ]
+                    .into_iter()
+                    .find(|(_, v)| *v == 0)
+                    .map_or("kind", |(k, _)| k);
+                    return bad(key, format!("syslog source `{}`: {key} = 0, it must be at least 1", s.name));
                 }
                 SourceKind::File | SourceKind::Stdin | SourceKind::Journald if s.listen.is_some() => {
-                    return Err(invalid(format!("source `{}` does not listen: remove `listen`", s.name)));
+                    return bad("listen", format!("source `{}` does not listen: remove `listen`", s.name));
                 }
                 SourceKind::Journald if s.path.is_some() => {
-                    return Err(invalid(format!(
-                        "journald source `{}` takes a journal `directory`, not a `path`",
-                        s.name
-                    )));
+                    return bad(
+                        "path",
+                        format!("journald source `{}` takes a journal `directory`, not a `path`", s.name),
+                    );
                 }
                 _ => {}
             }
             if s.kind != SourceKind::Journald && (s.directory.is_some() || !s.matches.is_empty()) {
-                return Err(invalid(format!("`directory` and `matches` are for journald sources, not `{}`", s.name)));
+                let key = if s.directory.is_some() { "directory" } else { "matches" };
+                return bad(key, format!("`directory` and `matches` are for journald sources, not `{}`", s.name));
             }
             if let Some(m) = s.matches.iter().find(|m| !valid_match(m)) {
-                return Err(invalid(format!(
-                    "source `{}`: match `{m}` is not `FIELD=value` (an upper-case journal field) or `+`",
-                    s.name
-                )));
+                return bad(
+                    "matches",
+                    format!("source `{}`: match `{m}` is not `FIELD=value` (an upper-case journal field) or `+`", s.name),
+                );
             }
         }
         if let Some(l) = &self.llm
             && let Some(p) = l.problems().into_iter().next()
         {
-            return Err(invalid(p));
+            return Err(at("llm", 0, "", p));
         }
-        if self.ingest.max_line_bytes < 256 {
-            return Err(invalid("`ingest.max_line_bytes` must be at least 256".into()));
+        let i = &self.ingest;
+        if i.max_line_bytes < 256 {
+            return Err(at(
+                "ingest",
+                0,
+                "max_line_bytes",
+                format!("[ingest] max_line_bytes = {} is below 256", i.max_line_bytes),
+            ));
         }
-        if self.ingest.batch_lines == 0 || self.ingest.poll_interval_ms == 0 {
-            return Err(invalid("`ingest.batch_lines` and `ingest.poll_interval_ms` must be at least 1".into()));
+        for (key, v) in [("batch_lines", i.batch_lines as u64), ("poll_interval_ms", i.poll_interval_ms)] {
+            if v == 0 {
+                return Err(at("ingest", 0, key, format!("[ingest] {key} = 0, it must be at least 1")));
+            }
         }
         Ok(())
     }
@@ -494,87 +593,4 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The admin API used to start silently on plain HTTP on any address it was given.
-    #[test]
-    fn an_admin_api_reachable_from_the_network_is_refused() {
-        for listen in ["0.0.0.0:8720", "[::]:8720", "192.0.2.10:8720", "[::ffff:192.0.2.10]:8720"] {
-            let e = Config::parse(&format!("[admin]\nlisten = \"{listen}\"\n"), "warden.toml").unwrap_err().to_string();
-            assert!(e.contains("plain HTTP") && e.contains("SSH tunnel"), "{listen}: {e}");
-        }
-        for listen in ["127.0.0.1:8720", "127.0.0.2:1", "[::1]:8720", "[::ffff:127.0.0.1]:8720"] {
-            assert!(Config::parse(&format!("[admin]\nlisten = \"{listen}\"\n"), "warden.toml").is_ok(), "{listen}");
-        }
-    }
-
-    #[test]
-    fn embedded_default_parses() {
-        let c = Config::parse(DEFAULT_CONFIG, "default").unwrap();
-        assert_eq!(c.sources.len(), 1);
-        assert_eq!(c.sources[0].path.as_deref(), Some(Path::new("/var/log/auth.log")));
-        assert_eq!(c.sources[0].format, LogFormat::Auto);
-        assert_eq!(c.response.mode, ResponseMode::Observe);
-        assert!(c.admin.listen.ip().is_loopback());
-        assert!(!c.testing.fault_injection);
-    }
-
-    #[test]
-    fn the_default_follows_the_host() {
-        let on = |present: &'static str| move |p: &Path| p == Path::new(present);
-        let debian = Config::parse(&default_config_for(on("/var/log/auth.log")), "d").unwrap();
-        assert_eq!(debian.sources[0].path.as_deref(), Some(Path::new("/var/log/auth.log")));
-        let rpm = Config::parse(&default_config_for(on("/var/log/secure")), "d").unwrap();
-        assert_eq!(
-            (rpm.sources[0].kind, rpm.sources[0].path.as_deref()),
-            (SourceKind::File, Some(Path::new("/var/log/secure")))
-        );
-        let journal = Config::parse(&default_config_for(|_| false), "d").unwrap();
-        let s = &journal.sources[0];
-        assert_eq!(
-            (s.kind, s.path.as_deref(), s.directory.as_deref(), s.format),
-            (SourceKind::Journald, None, None, LogFormat::Auto)
-        );
-        assert_eq!(journal.response.mode, ResponseMode::Observe);
-    }
-
-    #[test]
-    fn journald_sources_are_checked() {
-        let src = |extra: &str| format!("[[sources]]\nname = \"j\"\nkind = \"journald\"\n{extra}");
-        let ok = Config::parse(&src("directory = \"/tmp/j\"\nmatches = [\"_SYSTEMD_UNIT=ssh.service\", \"+\", \"SYSLOG_IDENTIFIER=sshd\"]\n"), "w").unwrap();
-        assert_eq!(ok.sources[0].matches.len(), 3);
-        for (extra, says) in [
-            ("path = \"/var/log/x\"\n", "not a `path`"),
-            ("matches = [\"sshd\"]\n", "not `FIELD=value`"),
-            ("matches = [\"_unit=x\"]\n", "not `FIELD=value`"),
-        ] {
-            let e = Config::parse(&src(extra), "w").unwrap_err().to_string();
-            assert!(e.contains(says), "{extra}: {e}");
-        }
-        let e = Config::parse("[[sources]]\nname = \"f\"\nkind = \"file\"\npath = \"/x\"\ndirectory = \"/y\"\n", "w")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("for journald sources"), "{e}");
-    }
-
-    #[test]
-    fn unknown_key_is_an_error_with_its_line() {
-        let text = "[admin]\nlisten = \"127.0.0.1:1\"\n\n[response]\nmode = \"observe\"\nbogus = 1\n";
-        let e = Config::parse(text, "w.toml").unwrap_err().to_string();
-        assert!(e.starts_with("w.toml:6: "), "{e}");
-        assert!(e.contains("bogus"), "{e}");
-    }
-
-    #[test]
-    fn bad_mode_is_an_error() {
-        let e = Config::parse("[response]\nmode = \"yolo\"\n", "w.toml").unwrap_err().to_string();
-        assert!(e.starts_with("w.toml:2: "), "{e}");
-    }
-
-    #[test]
-    fn file_source_needs_a_path() {
-        let e = Config::parse("[[sources]]\nname = \"a\"\nkind = \"file\"\n", "w.toml").unwrap_err().to_string();
-        assert!(e.contains("without a `path`"), "{e}");
-    }
-}
+mod tests;

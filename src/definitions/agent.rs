@@ -241,8 +241,8 @@ impl Check<'_> {
         }
         let n = &p.network;
         for cidr in n.internal_networks.iter().chain(&n.ignore_sources).chain(&n.ignore_destinations) {
-            if cidr.parse::<ipnet::IpNet>().is_err() {
-                self.err(d.span(), format!("`detection.network`: `{cidr}` is not a CIDR"));
+            if let Err(e) = crate::config::cidr::parse(cidr) {
+                self.err(d.span(), format!("`detection.network`: {e}"));
             }
         }
         if [n.scan_window_secs, n.beacon_window_secs, n.exfil_window_secs, n.dns_window_secs].contains(&0)

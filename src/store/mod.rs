@@ -121,6 +121,11 @@ pub enum StoreError {
          (`warden restore DIR --data-dir NEW`), or move {path} aside to start with an empty knowledge base"
     )]
     Damaged { path: PathBuf, detail: String },
+    #[error(
+        "another process holds the database in {path}: another `warden run` (or `warden restore`) is using this \
+         data directory — stop it, or give this one its own --data-dir"
+    )]
+    Locked { path: PathBuf },
     #[error("database error: {0}")]
     Sled(#[from] sled::Error),
     #[error("{0} is not empty: a backup is written to, and restored into, an empty place")]
@@ -151,6 +156,19 @@ struct Seal {
 /// The key of the batch number: tag 0, which no logical tree uses.
 const GENERATION: &[u8] = &[0, b'g'];
 
+/// What a failure of sled's open means: the lock held by another process, damage, or
+/// something else (permissions, a file where the directory should be).
+fn open_error(dir: &Path, source: sled::Error) -> StoreError {
+    let path = dir.to_path_buf();
+    match source {
+        sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => StoreError::Locked { path },
+        sled::Error::Corruption { at, .. } => {
+            StoreError::Damaged { path, detail: format!("sled found corruption at {at:?}") }
+        }
+        source => StoreError::Open { path, source },
+    }
+}
+
 impl Store {
     /// Opens (or creates) the database under `dir` with a capped page cache. A damaged
     /// database is an error that says what to do — sled panics on some damage (a
@@ -162,7 +180,7 @@ impl Store {
                 .cache_capacity(cache_bytes)
                 .mode(sled::Mode::HighThroughput)
                 .open()
-                .map_err(|source| StoreError::Open { path: dir.to_path_buf(), source })?;
+                .map_err(|source| open_error(dir, source))?;
             Self::with_db(db, Some(dir.join("warden.seal")))
         });
         match opened {
@@ -485,5 +503,22 @@ mod tests {
             e.contains("is damaged") && e.contains(&db.display().to_string()) && e.contains("warden restore"),
             "{e}"
         );
+    }
+
+    /// A database in use used to be "unusable (is another warden using it?)" whatever
+    /// the cause; the lock held by another opener is now said as such, and only then.
+    #[test]
+    fn a_database_in_use_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        let _first = Store::open(&db, 1 << 20).unwrap();
+        // sled's lock is flock(2): a second open file description conflicts, in one
+        // process as across two.
+        let e = Store::open(&db, 1 << 20).err().expect("the second opener is refused");
+        assert!(matches!(e, StoreError::Locked { .. }) && e.to_string().contains("--data-dir"), "{e}");
+        let e = open_error(&db, sled::Error::Io(std::io::Error::other("could not acquire lock on \"x\": EAGAIN")));
+        assert!(matches!(e, StoreError::Locked { .. }) && e.to_string().contains("--data-dir"), "{e}");
+        let e = open_error(&db, sled::Error::Io(std::io::Error::from(std::io::ErrorKind::PermissionDenied)));
+        assert!(matches!(e, StoreError::Open { .. }) && !e.to_string().contains("another"), "{e}");
     }
 }

@@ -239,6 +239,16 @@ fn admin_rejects_bad_requests_and_routes_injected_envelopes() {
         assert_eq!(request(d.addr, "GET", path, Some("wrong"), None).unwrap().status, 401, "{path}");
     }
     assert_eq!(request(d.addr, "POST", "/v1/inject", None, Some("{not json")).unwrap().status, 401);
+    // The scheme is case-insensitive (RFC 9110): `bearer` and `BEARER` are `Bearer`.
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(d.addr).unwrap();
+        write!(s, "GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nauthorization: {scheme}  {}\r\n\r\n", d.token)
+            .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{scheme}: {answer}");
+    }
     // 400: malformed JSON, unknown payload kind, unknown fields, unknown agent.
     let r = d.post("/v1/inject", "{not json").unwrap();
     assert_eq!(r.status, 400);
@@ -249,6 +259,11 @@ fn admin_rejects_bad_requests_and_routes_injected_envelopes() {
     let r = d.post("/v1/inject", r#"{"payload": {"kind": "instruction", "text": "x"}, "to": "nobody"}"#).unwrap();
     assert_eq!(r.status, 400);
     assert!(r.body.contains("nobody"), "{}", r.body);
+    // A scan request that is not a valid body is refused — it used to scan everything.
+    for body in ["{not json", r#"{"targets": "web-1"}"#, r#"["web-1"]"#] {
+        let r = d.post("/v1/scan", body).unwrap();
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+    }
     let r = d.post("/v1/inject", r#"{"source": "nope", "lines": []}"#).unwrap();
     assert_eq!(r.status, 400);
     assert_eq!(d.post("/v1/inject", r#"{"hello": 1}"#).unwrap().status, 400);

@@ -244,10 +244,15 @@ pub enum Client {
 }
 
 /// An address token as services write it: bracketed (`[1.2.3.4]`), with IPv4 mapped in
-/// IPv6 (`::ffff:1.2.3.4`, kept as the IPv4 address), or followed by punctuation.
+/// IPv6 (`::ffff:1.2.3.4`, kept as the IPv4 address), with an IPv6 zone (`fe80::1%eth0`,
+/// the zone dropped), or followed by punctuation.
 pub fn ip(token: &str) -> Option<IpAddr> {
     let t = token.trim_start_matches(['[', '(', '"', '\'']).trim_end_matches([']', ')', ',', ';', ':', '"', '\'', '.']);
     let t = t.strip_prefix("IPv6:").unwrap_or(t);
+    let t = match t.split_once('%') {
+        Some((addr, zone)) if addr.contains(':') && !zone.is_empty() => addr,
+        _ => t,
+    };
     t.parse::<IpAddr>().ok().map(|a| a.to_canonical())
 }
 

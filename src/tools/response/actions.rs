@@ -219,7 +219,9 @@ impl Planning<'_> {
     /// `block_ip`, `unblock_ip`: an element of Warden's nftables set, with its timeout.
     fn address(&self, ttl_secs: u64) -> Result<Plan, Denied> {
         let (kind, target, shown, policy) = (self.kind, self.target, self.shown, self.policy);
-        let ip: IpAddr = target.trim().parse().map_err(|_| format!("`{shown}` is not an IP address"))?;
+        // `::ffff:a.b.c.d` is the IPv4 address: only the IPv4 set ever matches its packets.
+        let ip: IpAddr =
+            target.trim().parse::<IpAddr>().map_err(|_| format!("`{shown}` is not an IP address"))?.to_canonical();
         if kind == ActionKind::BlockIp && policy.protected.contains(ip) {
             return Err(format!("{ip} is protected").into());
         }
@@ -552,6 +554,13 @@ mod tests {
         let p = policy();
         let b = plan(ActionKind::UnblockIp, " 2001:db8::7 ", 0, &p).unwrap();
         assert_eq!(b.argv[0], ["nft", "delete", "element", "inet", "warden", "blocklist_v6", "{ 2001:db8::7 }"]);
+        // An IPv4 address written mapped in IPv6 goes to the set its packets meet.
+        let m = plan(ActionKind::BlockIp, "::ffff:198.51.100.15", 60, &p).unwrap();
+        assert_eq!(m.argv[0][5..], ["blocklist_v4", "{ 198.51.100.15 timeout 60s }"]);
+        assert_eq!(m.target, "198.51.100.15");
+        for never in ["255.255.255.255", "224.0.0.1", "ff02::1"] {
+            assert!(plan(ActionKind::BlockIp, never, 60, &p).unwrap_err().contains("protected"), "{never}");
+        }
         let d = plan(ActionKind::DisableAccount, "alice", 0, &p).unwrap();
         assert_eq!(d.argv[0], ["usermod", "--lock", "--expiredate", "1", "--", "alice"]);
         assert_eq!(d.argv[1], ["pkill", "--signal", "KILL", "--uid", "alice"]);

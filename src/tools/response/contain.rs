@@ -40,8 +40,9 @@ pub fn block_ip_argv(ip: IpAddr, ttl_secs: u64) -> Vec<String> {
     ]
 }
 
-/// Addresses never acted against: loopback, unspecified, the host's own addresses and
-/// the configured networks.
+/// Addresses never acted against: loopback, unspecified, broadcast and multicast (no
+/// single attacker sends from them: a "source" there is spoofed or a parsing accident),
+/// the host's own addresses and the configured networks.
 #[derive(Debug, Clone, Default)]
 pub struct Protected {
     nets: Vec<IpNet>,
@@ -55,6 +56,9 @@ impl Protected {
             "::1/128".parse().expect("static net"),
             "0.0.0.0/32".parse().expect("static net"),
             "::/128".parse().expect("static net"),
+            "255.255.255.255/32".parse().expect("static net"),
+            "224.0.0.0/4".parse().expect("static net"),
+            "ff00::/8".parse().expect("static net"),
         ];
         nets.extend(host_addresses().into_iter().map(IpNet::from));
         nets.extend_from_slice(extra);
@@ -131,6 +135,9 @@ mod tests {
         assert!(p.contains("::ffff:127.0.0.1".parse().unwrap()));
         assert!(p.contains("10.200.3.4".parse().unwrap()));
         assert!(!p.contains("203.0.113.9".parse().unwrap()));
+        for never in ["255.255.255.255", "224.0.0.251", "239.255.255.250", "ff02::1", "ff05::1:3", "::ffff:224.0.0.1"] {
+            assert!(p.contains(never.parse().unwrap()), "{never}");
+        }
         for own in host_addresses() {
             assert!(p.contains(own), "{own}");
         }

@@ -55,7 +55,7 @@ pub struct Asset {
     pub name: String,
     #[serde(default)]
     pub hosts: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::config::cidr::list")]
     pub cidrs: Vec<IpNet>,
     #[serde(default)]
     pub accounts: Vec<String>,

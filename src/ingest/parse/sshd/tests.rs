@@ -139,6 +139,9 @@ fn refusals_and_other_failure_lines() {
     assert_eq!(p("ROOT LOGIN REFUSED FROM 192.0.2.35"), x(K::Refused, "192.0.2.35", Some("root")));
     assert_eq!(p("ROOT LOGIN REFUSED FROM 192.0.2.35 port 12345 [preauth]"), x(K::Refused, "192.0.2.35", Some("root")));
     assert_eq!(p("ROOT LOGIN REFUSED FROM ::ffff:192.0.2.36"), x(K::Refused, "192.0.2.36", Some("root")));
+    // A link-local sender with its zone: the address without the zone.
+    assert_eq!(p("Failed password for root from fe80::1%eth0 port 22 ssh2"), x(K::Failure, "fe80::1", Some("root")));
+    assert_eq!(p("Invalid user bob from fe80::a:b%enp3s0 port 4022"), x(K::InvalidUser, "fe80::a:b", Some("bob")));
     assert_eq!(
         p("refused connect from _U2FsdGVk_@::ffff:192.0.2.37 (::ffff:192.0.2.37)"),
         x(K::Refused, "192.0.2.37", None)

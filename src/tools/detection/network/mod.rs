@@ -180,7 +180,9 @@ pub const STATE_PREFIX: &str = "analyze_network_traffic/";
 
 impl NetworkAnalyzer {
     pub fn new(params: NetworkParams) -> Self {
-        let nets = |v: &[String]| v.iter().filter_map(|s| s.parse::<IpNet>().ok()).collect::<Vec<_>>();
+        // Validated when the definition was loaded (`config::cidr`); one that is not a
+        // network here is left out rather than widened.
+        let nets = |v: &[String]| v.iter().filter_map(|s| crate::config::cidr::parse(s).ok()).collect::<Vec<_>>();
         NetworkAnalyzer {
             internal: nets(&params.internal_networks),
             ignore: nets(&params.ignore_sources),
