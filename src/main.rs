@@ -26,6 +26,12 @@ struct ClientOpts {
     /// The daemon's data directory (holds admin.token).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// With `[admin] tls_client_ca`: the client certificate (PEM chain) to present.
+    #[arg(long, global = true, requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, requires = "client_cert")]
+    client_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]

@@ -1,4 +1,5 @@
-//! A small HTTP/1.1 client for the admin API on loopback (the CLI and tests use it).
+//! A small HTTP/1.1 client for the admin API, plain on loopback or over TLS (the CLI and
+//! tests use it).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,6 +15,29 @@ pub enum ClientError {
     Timeout { addr: SocketAddr },
     #[error("malformed response from the admin API")]
     Malformed,
+    #[error("TLS with the admin API at {addr}: {detail}")]
+    Tls { addr: SocketAddr, detail: String },
+}
+
+pub use super::tls::ClientTls;
+
+/// Where the API is and how to speak to it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub tls: Option<ClientTls>,
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(addr: SocketAddr) -> Self {
+        Endpoint { addr, tls: None }
+    }
+}
+
+impl From<&Endpoint> for Endpoint {
+    fn from(e: &Endpoint) -> Self {
+        e.clone()
+    }
 }
 
 /// A response: status code and body.
@@ -27,15 +51,41 @@ pub struct Response {
 
 /// Sends one request and reads the whole response (`Connection: close`).
 pub fn request(
-    addr: SocketAddr,
+    to: impl Into<Endpoint>,
     method: &str,
     path: &str,
     token: Option<&str>,
     body: Option<&str>,
 ) -> Result<Response, ClientError> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+    let Endpoint { addr, tls } = to.into();
+    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|source| ClientError::Connect { addr, source })?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let raw = match tls {
+        None => exchange(tcp, addr, method, path, token, body)?,
+        Some(tls) => {
+            let stream = tls.wrap(tcp, addr).map_err(|e| ClientError::Tls { addr, detail: e.to_string() })?;
+            exchange(stream, addr, method, path, token, body).map_err(|e| match e {
+                // The handshake's failures surface as I/O errors of the first write or read.
+                ClientError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    ClientError::Tls { addr, detail: e.to_string() }
+                }
+                e => e,
+            })?
+        }
+    };
+    parse(&raw)
+}
+
+/// Writes the request and reads until the server closes.
+fn exchange(
+    mut s: impl Read + Write,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Result<Vec<u8>, ClientError> {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
@@ -48,11 +98,15 @@ pub fn request(
     s.write_all(req.as_bytes())?;
     s.write_all(body.as_bytes())?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => ClientError::Timeout { addr },
-        _ => ClientError::Io(e),
-    })?;
-    parse(&raw)
+    match s.read_to_end(&mut raw) {
+        Ok(_) => Ok(raw),
+        // A TLS peer that closes without close_notify after a whole response.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => Ok(raw),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(ClientError::Timeout { addr })
+        }
+        Err(e) => Err(ClientError::Io(e)),
+    }
 }
 
 fn parse(raw: &[u8]) -> Result<Response, ClientError> {

@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod token;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -84,6 +85,8 @@ pub struct AdminState {
 pub enum AdminError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 fn error(status: actix_web::http::StatusCode, message: impl std::fmt::Display) -> HttpResponse {
@@ -122,7 +125,9 @@ fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
 }
 
 /// Binds the API and runs it in the background; returns the actor that owns it.
-pub fn start(listen: SocketAddr, state: AdminState) -> Result<Addr<Admin>, AdminError> {
+pub fn start(cfg: &crate::config::AdminConfig, state: AdminState) -> Result<Addr<Admin>, AdminError> {
+    let listen = cfg.listen;
+    let tls = tls::server_config(cfg)?;
     let max_body = state.max_body;
     let fault = state.fault_injection;
     let token = state.token.clone();
@@ -173,10 +178,12 @@ pub fn start(listen: SocketAddr, state: AdminState) -> Result<Addr<Admin>, Admin
         app.default_service(web::to(|| async { error(actix_web::http::StatusCode::NOT_FOUND, "no such endpoint") }))
     })
     .workers(1)
-    .disable_signals()
-    .bind(listen)
-    .map_err(|source| AdminError::Bind { addr: listen, source })?
-    .run();
+    .disable_signals();
+    let server = match tls {
+        None => server.bind(listen),
+        Some(tls) => server.bind_rustls_0_23(listen, tls),
+    };
+    let server = server.map_err(|source| AdminError::Bind { addr: listen, source })?.run();
     let handle = server.handle();
     actix_rt::spawn(server);
     Ok(Admin { handle }.start())

@@ -1,7 +1,7 @@
 //! The admin API's clients: status, agents, incidents, injections, decisions, reports,
 //! evidence bundles, questions to agents, the ledger's verification.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -15,17 +15,30 @@ use warden::messages::Incident;
 use super::replay::print_incidents;
 use crate::ClientOpts;
 
-/// The admin address and token of the daemon the CLI talks to.
-pub fn client_target(o: &ClientOpts) -> Result<(SocketAddr, String)> {
+/// The admin endpoint and token of the daemon the CLI talks to: the configured address
+/// (loopback when it listens on every address), over TLS when the daemon serves TLS —
+/// trusting exactly its configured certificate.
+pub fn client_target(o: &ClientOpts) -> Result<(client::Endpoint, String)> {
     let cfg = Config::load(o.config.as_deref())?;
     let dir = cfg.data_dir(o.data_dir.as_deref());
     let token = admin::token::read(&dir)?;
-    Ok((cfg.admin.listen, token))
+    let mut addr = cfg.admin.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
+    }
+    let tls = match &cfg.admin.tls_cert {
+        None => None,
+        Some(cert) => {
+            let identity = o.client_cert.as_deref().zip(o.client_key.as_deref());
+            Some(admin::tls::ClientTls::new(cert, identity).context("the admin API's TLS")?)
+        }
+    };
+    Ok((client::Endpoint { addr, tls }, token))
 }
 
 pub fn call(o: &ClientOpts, method: &str, path: &str, body: Option<&str>) -> Result<client::Response> {
-    let (addr, token) = client_target(o)?;
-    Ok(client::request(addr, method, path, Some(&token), body)?)
+    let (to, token) = client_target(o)?;
+    Ok(client::request(to, method, path, Some(&token), body)?)
 }
 
 pub fn check(r: client::Response) -> Result<client::Response> {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use warden::admin;
 use warden::config::Config;
 use warden::definitions::{self, ActorsDir};
@@ -104,7 +104,7 @@ pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
             evidence_dir: cfg.response.evidence_dir.clone().unwrap_or_else(|| data_dir.join("evidence")),
             containment: rt.containment.clone(),
         };
-        let admin = admin::start(cfg.admin.listen, state)?;
+        let admin = admin::start(&cfg.admin, state)?;
         if cfg.testing.fault_injection {
             tracing::warn!("fault injection is ON: never use this configuration in production");
         }

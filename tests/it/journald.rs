@@ -241,6 +241,7 @@ fn with_no_configuration_a_journald_only_host_is_watched() {
             actors: None,
             stderr_log,
             wrapper: Vec::new(),
+            tls: None,
         };
         eventually(30, "the admin API", || d.get("/v1/health").ok().filter(|r| r.status == 200));
         let inc = eventually(30, "the brute force read from the system journal, and its block", || {

@@ -28,6 +28,7 @@ const OWNERS: &[(&str, &[&str])] = &[
     ("rig_agent", &["llm/rig.rs"]),
     ("notify", &["ingest/"]),
     ("anyhow", &["main.rs", "cli/"]),
+    ("rustls", &["admin/tls.rs"]),
 ];
 
 fn src() -> PathBuf {

@@ -22,4 +22,5 @@ mod storage;
 mod support;
 mod syslog;
 mod tail;
+mod tls;
 pub mod vuln;

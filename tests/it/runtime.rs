@@ -80,7 +80,7 @@ fn the_stdin_source_feeds_detection() {
     drop(stdin); // End of input: the last batch is flushed and applied.
     let token_path = tmp.path().join("data/admin.token");
     let token = eventually(30, "token", || std::fs::read_to_string(&token_path).ok().filter(|t| !t.is_empty()));
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let found = eventually(30, "incident from stdin", || {
         let r = warden::admin::client::request(addr, "GET", "/v1/incidents", Some(&token), None).ok()?;
         let list: Vec<serde_json::Value> = serde_json::from_str(&r.body).ok()?;

@@ -76,6 +76,8 @@ pub struct Daemon {
     pub stderr_log: PathBuf,
     /// A command the daemon runs under (`warden run …` is appended to it).
     pub wrapper: Vec<String>,
+    /// How to speak TLS to its admin API, when it serves TLS.
+    pub tls: Option<client::ClientTls>,
 }
 
 impl Daemon {
@@ -95,15 +97,27 @@ impl Daemon {
         d
     }
 
+    /// Like [`Daemon::start`] with more `[admin]` settings (TLS), spoken to with `tls`.
+    pub fn start_admin(dir: &Path, admin_toml: &str, tls: Option<client::ClientTls>) -> Daemon {
+        let mut d = Daemon::configured_admin(dir, "", "", admin_toml);
+        d.tls = tls;
+        d.spawn();
+        d
+    }
+
     /// Writes a config with `sources_toml` and `extra_toml`; does not start the daemon.
     fn configured(dir: &Path, sources_toml: &str, extra_toml: &str) -> Daemon {
+        Daemon::configured_admin(dir, sources_toml, extra_toml, "")
+    }
+
+    fn configured_admin(dir: &Path, sources_toml: &str, extra_toml: &str, admin_toml: &str) -> Daemon {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let data_dir = dir.join("data");
         let config = dir.join("warden.toml");
         std::fs::write(
             &config,
-            format!("data_dir = {:?}\n[admin]\nlisten = \"{addr}\"\nmax_body_bytes = 65536\n[ingest]\npoll_interval_ms = 100\nfeed_poll_secs = 1\n{sources_toml}\n{extra_toml}\n", data_dir.display().to_string()),
+            format!("data_dir = {:?}\n[admin]\nlisten = \"{addr}\"\nmax_body_bytes = 65536\n{admin_toml}\n[ingest]\npoll_interval_ms = 100\nfeed_poll_secs = 1\n{sources_toml}\n{extra_toml}\n", data_dir.display().to_string()),
         )
         .unwrap();
         Daemon {
@@ -115,6 +129,7 @@ impl Daemon {
             actors: None,
             stderr_log: dir.join("warden.stderr"),
             wrapper: Vec::new(),
+            tls: None,
         }
     }
 
@@ -164,12 +179,16 @@ impl Daemon {
         }
     }
 
+    pub fn endpoint(&self) -> client::Endpoint {
+        client::Endpoint { addr: self.addr, tls: self.tls.clone() }
+    }
+
     pub fn get(&self, path: &str) -> Result<Response, client::ClientError> {
-        client::request(self.addr, "GET", path, Some(&self.token), None)
+        client::request(self.endpoint(), "GET", path, Some(&self.token), None)
     }
 
     pub fn post(&self, path: &str, body: &str) -> Result<Response, client::ClientError> {
-        client::request(self.addr, "POST", path, Some(&self.token), Some(body))
+        client::request(self.endpoint(), "POST", path, Some(&self.token), Some(body))
     }
 
     pub fn incidents(&self) -> Vec<serde_json::Value> {
