@@ -208,8 +208,10 @@ async fn health(st: web::Data<AdminState>) -> HttpResponse {
     let failed: Vec<&str> =
         agents.iter().filter(|a| a.state == crate::supervisor::AgentState::Failed).map(|a| a.name.as_str()).collect();
     let storage = st.kb.health.failure();
+    let blind = st.metrics.blind_spots.open();
     HttpResponse::Ok().json(json!({
-        "status": if failed.is_empty() && storage.is_none() { "ok" } else { "degraded" },
+        "status": if failed.is_empty() && storage.is_none() && blind.is_empty() { "ok" } else { "degraded" },
+        "blind_spots": blind,
         "storage": match &storage {
             None => json!({ "ok": true }),
             Some(f) => json!({ "ok": false, "since": f.since, "error": f.error }),

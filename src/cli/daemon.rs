@@ -114,8 +114,16 @@ pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
         }
         actix_rt::spawn(super::storage::watch_free_space(
             rt.kb.clone(),
+            rt.metrics.clone(),
             data_dir.join("db"),
             cfg.storage.min_free_mb << 20,
+        ));
+        let sources = cfg.sources.iter().map(|s| s.name.clone()).collect();
+        actix_rt::spawn(warden::ingest::visibility::run(
+            rt.kb.clone(),
+            rt.metrics.clone(),
+            cfg.visibility.clone(),
+            sources,
         ));
         if let Ok(text) = std::env::var(RECOVERED_ENV) {
             super::storage::open_recovered_incident(&rt.kb, &text, &data_dir).await;

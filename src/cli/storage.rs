@@ -11,53 +11,38 @@ use std::time::Duration;
 use chrono::Utc;
 use warden::kb::{Kb, StorageFailure, StorageHealth};
 use warden::messages::{Incident, Severity};
+use warden::telemetry::{BlindKind, Metrics};
 
 use super::daemon::RECOVERED_ENV;
 
 /// How often the data directory's free space is measured.
 const FREE_EVERY: Duration = Duration::from_secs(5);
 
-/// Measures the free space of the database's disk (`db_dir`); below `min_free` bytes,
-/// opens a `visibility` incident once per episode (it ends above `min_free` + 10 %).
-pub async fn watch_free_space(kb: Kb, db_dir: PathBuf, min_free: u64) {
-    let mut episode: Option<chrono::DateTime<Utc>> = None;
+/// Measures the free space of the database's disk (`db_dir`); below `min_free` bytes it
+/// is a blind spot (a `visibility` incident once per episode), which ends above
+/// `min_free` + 10 %.
+pub async fn watch_free_space(kb: Kb, metrics: Arc<Metrics>, db_dir: PathBuf, min_free: u64) {
+    let subject = format!("storage:{}", db_dir.display());
+    let spots = &metrics.blind_spots;
     loop {
         if let Ok(st) = rustix::fs::statvfs(&db_dir) {
             let free = st.f_bavail.saturating_mul(st.f_frsize);
             kb.health.free_bytes.store(free, std::sync::atomic::Ordering::Relaxed);
-            match episode {
-                None if free < min_free => {
-                    let since = Utc::now();
-                    episode = Some(since);
-                    low_space_incident(&kb, &db_dir, free, min_free, since).await;
+            if free < min_free {
+                let detail = format!(
+                    "the data disk has {} MiB free (below [storage] min_free_mb = {} MiB) in {}.",
+                    free >> 20,
+                    min_free >> 20,
+                    db_dir.display()
+                );
+                if spots.raise(BlindKind::DiskNearlyFull, &subject, detail, false) {
+                    warden::ingest::visibility::report(&kb, spots).await;
                 }
-                Some(_) if free > min_free.saturating_add(min_free / 10) => {
-                    tracing::info!(dir = %db_dir.display(), free_mib = free >> 20, "free space on the data disk is back");
-                    episode = None;
-                }
-                _ => {}
+            } else if free > min_free.saturating_add(min_free / 10) {
+                spots.clear(BlindKind::DiskNearlyFull, &subject);
             }
         }
         tokio::time::sleep(FREE_EVERY).await;
-    }
-}
-
-async fn low_space_incident(kb: &Kb, db_dir: &Path, free: u64, min_free: u64, since: chrono::DateTime<Utc>) {
-    let incident = Incident::blind_spot(
-        &format!("disk_nearly_full/{}/{}", db_dir.display(), since.to_rfc3339()),
-        format!("Blind spot ahead: the data disk has {} MiB free (below {} MiB)", free >> 20, min_free >> 20),
-        Severity::Medium,
-        format!("storage:{}", db_dir.display()),
-        format!(
-            "When {} fills up, Warden stops storing findings, incidents and checkpoints until space returns. \
-             Free space, or move the data directory (`data_dir`) to a larger disk.",
-            db_dir.display()
-        ),
-        since,
-    );
-    tracing::warn!(dir = %db_dir.display(), free_mib = free >> 20, min_free_mib = min_free >> 20, "the data disk is nearly full");
-    if let Err(e) = kb.store_incident(incident).await {
-        tracing::error!(error = %e, "cannot store the nearly-full-disk incident");
     }
 }
 

@@ -13,9 +13,11 @@ use crate::messages::ResponseMode;
 pub mod cidr;
 mod llm;
 mod notifications;
+mod visibility;
 
 pub use llm::{LlmConfig, Provider};
 pub use notifications::{NotifyConfig, WebhookFormat};
+pub use visibility::VisibilityConfig;
 
 /// The configuration `warden run` uses when no `--config` is given, on a host whose
 /// authentication log is `/var/log/auth.log` (see [`default_config_for`]).
@@ -66,6 +68,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     #[serde(default)]
     pub storage: StorageConfig,
+    #[serde(default)]
+    pub visibility: VisibilityConfig,
     #[serde(default)]
     pub testing: TestingConfig,
     /// A language model for the agents' reasoning (off when absent).
@@ -323,6 +327,14 @@ pub struct IngestConfig {
     /// picked up at once through file notifications).
     #[serde(default = "default_feed_poll")]
     pub feed_poll_secs: u64,
+    /// A tailed file that was there and stays removed this long is a blind spot (a log
+    /// deleted and not recreated: ATT&CK T1070.002).
+    #[serde(default = "default_missing_file")]
+    pub missing_file_secs: u64,
+}
+
+fn default_missing_file() -> u64 {
+    300
 }
 
 fn default_feed_poll() -> u64 {
@@ -346,6 +358,7 @@ impl Default for IngestConfig {
             poll_interval_ms: default_poll_ms(),
             batch_lines: default_batch_lines(),
             feed_poll_secs: default_feed_poll(),
+            missing_file_secs: default_missing_file(),
         }
     }
 }
@@ -543,6 +556,9 @@ impl Config {
             && let Some(p) = l.problems().into_iter().next()
         {
             return Err(at("llm", 0, "", p));
+        }
+        if let Some(p) = self.visibility.problem() {
+            return Err(at("visibility", 0, "", p));
         }
         let i = &self.ingest;
         if i.max_line_bytes < 256 {

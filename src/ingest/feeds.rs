@@ -16,6 +16,8 @@ pub trait Reloadable: Send + Sync + 'static {
     fn signature(&self) -> Self::Signature;
     /// Loads everything again and swaps it in.
     fn reload(&self);
+    /// Called at every poll: say what is wrong with the files (stale, missing).
+    fn check(&self) {}
 }
 
 /// Watches `store`'s folders on a thread of its own, which ends once everyone else has
@@ -40,7 +42,10 @@ pub fn watch<R: Reloadable>(store: &Arc<R>, poll: Duration) {
             }
         }
         let mut last = match weak.upgrade() {
-            Some(s) => s.signature(),
+            Some(s) => {
+                s.check();
+                s.signature()
+            }
             None => return,
         };
         loop {
@@ -49,6 +54,7 @@ pub fn watch<R: Reloadable>(store: &Arc<R>, poll: Duration) {
             std::thread::sleep(Duration::from_millis(100));
             while rx.try_recv().is_ok() {}
             let Some(store) = weak.upgrade() else { return };
+            store.check();
             let sig = store.signature();
             if sig != last {
                 last = sig;

@@ -27,7 +27,7 @@ use super::{BatchBuilder, FINGERPRINT_BYTES, LineSplitter, LogSink, fingerprint,
 use crate::config::{IngestConfig, LogFormat};
 use crate::kb::Kb;
 use crate::messages::Checkpoint;
-use crate::telemetry::Metrics;
+use crate::telemetry::{BlindKind, Metrics};
 
 const CHUNK: usize = 64 * 1024;
 
@@ -75,9 +75,12 @@ pub struct Tailer {
     missing_reported: bool,
     /// A read error repeats at every poll: said once per interval, with a count.
     read_errors: crate::telemetry::Throttle,
-    /// Why the file cannot be read now (a blind spot), and whether that was announced.
-    blind: Option<String>,
-    blind_announced: bool,
+    /// The file cannot be read now (a blind spot is open).
+    unreadable: bool,
+    /// The file was there once (opened, or named by the checkpoint) …
+    had_file: bool,
+    /// … and has been missing since.
+    missing_since: Option<std::time::Instant>,
     metrics: Arc<Metrics>,
 }
 
@@ -101,8 +104,9 @@ impl Tailer {
             lines_total: 0,
             missing_reported: false,
             read_errors: crate::telemetry::Throttle::new(Duration::from_secs(60)),
-            blind: None,
-            blind_announced: false,
+            unreadable: false,
+            had_file: cp.is_some(),
+            missing_since: None,
             metrics,
         };
         if let Some(cp) = cp {
@@ -235,25 +239,66 @@ impl Tailer {
         false
     }
 
-    /// A blind spot that began and was not announced yet: why the file cannot be read.
-    /// Announced once per episode; the episode ends when the file reads again.
-    pub fn blind_spot_news(&mut self) -> Option<String> {
-        if self.blind_announced {
-            return None;
-        }
-        self.blind_announced = self.blind.is_some();
-        self.blind.clone()
+    fn subject(&self) -> String {
+        format!("source:{}", self.source)
+    }
+
+    /// The file cannot be read: a blind spot until it can (once per episode).
+    fn unreadable(&mut self, why: String) {
+        self.unreadable = true;
+        let why = crate::text::sanitize(&why, 300);
+        self.metrics.blind_spots.raise(BlindKind::SourceUnreadable, &self.subject(), why, false);
     }
 
     fn readable(&mut self) {
-        self.blind = None;
-        self.blind_announced = false;
+        if std::mem::take(&mut self.unreadable) {
+            self.metrics.blind_spots.clear(BlindKind::SourceUnreadable, &self.subject());
+        }
+    }
+
+    /// The file is missing: once it was there and stays missing longer than
+    /// `missing_file_secs`, a deleted log (deliberate: nothing recreated it).
+    fn missing_now(&mut self) {
+        if !self.had_file {
+            return;
+        }
+        let since = *self.missing_since.get_or_insert_with(std::time::Instant::now);
+        let limit = Duration::from_secs(self.cfg.missing_file_secs);
+        if since.elapsed() >= limit {
+            let detail = format!(
+                "{} was removed and has not been recreated for {} s",
+                crate::text::sanitize(&self.path.display().to_string(), 200),
+                since.elapsed().as_secs()
+            );
+            self.metrics.blind_spots.raise(BlindKind::LogDeleted, &self.subject(), detail, true);
+        }
+    }
+
+    fn present(&mut self) {
+        self.had_file = true;
+        if self.missing_since.take().is_some() {
+            self.metrics.blind_spots.clear(BlindKind::LogDeleted, &self.subject());
+        }
+    }
+
+    /// A truncation with no rotated sibling written in the last two minutes is not
+    /// logrotate's copytruncate: someone shortened the log (an event blind spot).
+    fn truncated(&mut self, size: u64, offset: u64) {
+        if rotated_recently(&self.path) {
+            return;
+        }
+        let detail = format!(
+            "{} shrank from {offset} to {size} bytes with no rotated copy beside it",
+            crate::text::sanitize(&self.path.display().to_string(), 200)
+        );
+        let spots = &self.metrics.blind_spots;
+        spots.raise_event(BlindKind::LogTruncated, &self.subject(), detail, true, Duration::from_secs(3600));
     }
 
     /// Counts a read error and says it (once a minute at most: it repeats at every poll).
     fn read_error(&mut self, e: &std::io::Error) {
-        if self.blind.is_none() {
-            self.blind = Some(format!("cannot read {}: {e}", self.path.display()));
+        if !self.unreadable {
+            self.unreadable(format!("cannot read {}: {e}", self.path.display()));
         }
         if let Some(held) = self.read_errors.allow(std::time::Instant::now()) {
             tracing::warn!(source = %self.source, error = %e, held_back = held, "read error; retrying on the next poll");
@@ -272,6 +317,8 @@ impl Tailer {
                         self.splitter.set_position(0);
                         self.open = Some(o);
                         self.missing_reported = false;
+                        self.readable();
+                        self.present();
                     }
                     Err(e) => {
                         if !self.missing_reported {
@@ -279,10 +326,13 @@ impl Tailer {
                                 tracing::warn!(source = %self.source, file = %self.path.display(), "file not found; waiting for it to appear");
                             } else {
                                 tracing::error!(source = %self.source, file = %self.path.display(), error = %e, "cannot open the file; retrying");
-                                self.blind = Some(format!("cannot open {}: {e}", self.path.display()));
+                                self.unreadable(format!("cannot open {}: {e}", self.path.display()));
                             }
                             self.metrics.source_event(&self.source, |c| c.missing += 1);
                             self.missing_reported = true;
+                        }
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            self.missing_now();
                         }
                         return None;
                     }
@@ -300,6 +350,7 @@ impl Tailer {
                         self.metrics.source_event(&self.source, |c| c.missing += 1);
                         self.missing_reported = true;
                     }
+                    self.missing_now();
                     return self.make_batch();
                 }
                 Ok(meta) if meta.dev() != o.device || meta.ino() != o.inode => {
@@ -324,6 +375,8 @@ impl Tailer {
                 Ok(meta) if meta.len() < o.pos => {
                     tracing::warn!(source = %self.source, size = meta.len(), offset = o.pos, "file truncated (copytruncate); reading from its start");
                     self.metrics.source_event(&self.source, |c| c.truncations += 1);
+                    let offset = o.pos;
+                    self.truncated(meta.len(), offset);
                     let batch = self.make_batch();
                     self.builder.stats.file_truncated = true;
                     self.splitter.reset();
@@ -399,9 +452,6 @@ async fn run(
                 tracing::error!(%source, error = %e, "batch rejected");
             }
         }
-        if let Some(reason) = tailer.blind_spot_news() {
-            unreadable_incident(&kb, &source, &reason).await;
-        }
         tokio::select! {
             _ = rx.recv() => {}
             _ = tokio::time::sleep(poll) => {}
@@ -409,25 +459,25 @@ async fn run(
     }
 }
 
-/// A tailed file that cannot be read is a `visibility` incident: whatever is written to
-/// it goes unseen (one per source and day; a restart does not open a second one).
-async fn unreadable_incident(kb: &Kb, source: &str, reason: &str) {
-    let now = Utc::now();
-    let reason = crate::text::sanitize(reason, 300);
-    let incident = crate::messages::Incident::blind_spot(
-        &format!("source_unreadable/{source}/{}", now.date_naive()),
-        format!("Blind spot: source `{source}` {reason}"),
-        crate::messages::Severity::High,
-        format!("source:{source}"),
-        "Lines written to this file are not read until it can be read again. If nobody changed its \
-         permissions or replaced it on purpose, treat it as tampering with the log (ATT&CK T1562)."
-            .into(),
-        now,
-    );
-    tracing::error!(%source, %reason, incident = %incident.id, "a tailed file cannot be read: visibility incident");
-    if let Err(e) = kb.store_incident(incident).await {
-        tracing::error!(%source, error = %e, "cannot store the visibility incident");
-    }
+/// Whether a rotated copy of `path` (`NAME.1`, `NAME-20261130`, `NAME.1.gz` …) was
+/// written in the last two minutes — what logrotate's copytruncate leaves beside a
+/// truncated log.
+fn rotated_recently(path: &Path) -> bool {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return false;
+    };
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let n = e.file_name();
+        let n = n.to_string_lossy();
+        let sibling = n.len() > name.len() && n.starts_with(name) && matches!(n.as_bytes()[name.len()], b'.' | b'-' | b'_');
+        sibling
+            && e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().map_or(true, |age| age < Duration::from_secs(120)))
+    })
 }
 
 /// Watches the file's directory (so creation and renames are seen); an event is only a
@@ -550,23 +600,77 @@ mod tests {
         quiet_then_written(line.repeat(200).as_bytes()).await;
     }
 
+    fn open_spot(m: &Metrics, kind: BlindKind) -> Option<crate::telemetry::BlindSpot> {
+        m.blind_spots.open().into_iter().find(|s| s.kind == kind)
+    }
+
     /// A path that cannot be read (here a directory: root reads any file) is a blind spot,
-    /// announced once per episode; the episode ends when it reads again.
+    /// one per episode; the episode ends when it reads again.
     #[test]
-    fn an_unreadable_file_is_announced_once_per_episode() {
+    fn an_unreadable_file_is_a_blind_spot_until_it_reads() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("auth.log");
         std::fs::create_dir(&path).unwrap();
-        let mut t =
-            Tailer::new("t", &path, LogFormat::Auto, IngestConfig::default(), None, Arc::new(Metrics::default()));
+        let m = Arc::new(Metrics::default());
+        let mut t = Tailer::new("t", &path, LogFormat::Auto, IngestConfig::default(), None, m.clone());
         assert!(t.next_batch().is_none());
-        let news = t.blind_spot_news().expect("announced");
-        assert!(news.contains("cannot read") && news.contains("auth.log"), "{news}");
+        let spot = open_spot(&m, BlindKind::SourceUnreadable).expect("a blind spot");
+        assert!(spot.detail.contains("cannot read") && spot.detail.contains("auth.log"), "{}", spot.detail);
         assert!(t.next_batch().is_none());
-        assert_eq!(t.blind_spot_news(), None, "once per episode");
+        assert_eq!(m.blind_spots.unreported().len(), 1, "one per episode");
         std::fs::remove_dir(&path).unwrap();
         std::fs::write(&path, "Nov 30 12:00:00 h sshd[1]: Invalid user x from 192.0.2.1\n").unwrap();
         while t.next_batch().is_some() {}
-        assert_eq!(t.blind_spot_news(), None, "readable again");
+        assert!(open_spot(&m, BlindKind::SourceUnreadable).is_none(), "readable again");
+    }
+
+    /// A log shortened with no rotated copy beside it is a deliberate blind spot;
+    /// copytruncate (a fresh `NAME.1`) is not.
+    #[test]
+    fn a_truncation_outside_rotation_is_deliberate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.log");
+        let line = "Nov 30 12:00:00 h sshd[1]: Invalid user x from 192.0.2.1\n".repeat(20);
+        std::fs::write(&path, &line).unwrap();
+        let m = Arc::new(Metrics::default());
+        let mut t = Tailer::new("t", &path, LogFormat::Auto, IngestConfig::default(), None, m.clone());
+        while t.next_batch().is_some() {}
+        // copytruncate: the copy first, then the truncation.
+        std::fs::write(dir.path().join("auth.log.1"), &line).unwrap();
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+        while t.next_batch().is_some() {}
+        assert!(open_spot(&m, BlindKind::LogTruncated).is_none(), "a rotation");
+        // Again, without a copy (the rotated one is two hours old).
+        std::fs::write(&path, &line).unwrap();
+        while t.next_batch().is_some() {}
+        let old = std::time::SystemTime::now() - Duration::from_secs(7200);
+        std::fs::File::options().write(true).open(dir.path().join("auth.log.1")).unwrap().set_modified(old).unwrap();
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(100).unwrap();
+        while t.next_batch().is_some() {}
+        let spot = open_spot(&m, BlindKind::LogTruncated).expect("a deliberate truncation");
+        assert!(spot.deliberate && spot.detail.contains("shrank from"), "{}", spot.detail);
+    }
+
+    /// A log that was there and stays removed is a deleted log; one that never existed
+    /// is only waited for.
+    #[test]
+    fn a_log_deleted_and_not_recreated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.log");
+        let cfg = IngestConfig { missing_file_secs: 0, ..IngestConfig::default() };
+        let m = Arc::new(Metrics::default());
+        let mut never = Tailer::new("n", &dir.path().join("never.log"), LogFormat::Auto, cfg.clone(), None, m.clone());
+        assert!(never.next_batch().is_none());
+        assert!(open_spot(&m, BlindKind::LogDeleted).is_none(), "never there");
+        std::fs::write(&path, "Nov 30 12:00:00 h sshd[1]: Invalid user x from 192.0.2.1\n").unwrap();
+        let mut t = Tailer::new("t", &path, LogFormat::Auto, cfg, None, m.clone());
+        while t.next_batch().is_some() {}
+        std::fs::remove_file(&path).unwrap();
+        while t.next_batch().is_some() {}
+        let spot = open_spot(&m, BlindKind::LogDeleted).expect("deleted");
+        assert!(spot.deliberate && spot.subject == "source:t", "{spot:?}");
+        std::fs::write(&path, "Nov 30 12:00:01 h sshd[1]: Invalid user y from 192.0.2.1\n").unwrap();
+        while t.next_batch().is_some() {}
+        assert!(open_spot(&m, BlindKind::LogDeleted).is_none(), "recreated");
     }
 }

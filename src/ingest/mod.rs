@@ -15,6 +15,7 @@ pub mod replay;
 pub mod stdin;
 pub mod syslog;
 mod syslog_conns;
+pub mod visibility;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};

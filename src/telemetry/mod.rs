@@ -7,6 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::messages::{BatchStats, ParserCounts};
 
+mod blind;
+
+pub use blind::{BlindKind, BlindSpot, BlindSpots};
+
 /// Counters since this process started. Durable totals (lines per source, events by
 /// kind) come from the knowledge base and are rendered next to them.
 #[derive(Debug, Default)]
@@ -29,6 +33,8 @@ pub struct Metrics {
     pub notifications_sent: AtomicU64,
     pub notifications_failed: AtomicU64,
     sources: Mutex<BTreeMap<String, SourceCounters>>,
+    /// What Warden cannot see right now.
+    pub blind_spots: BlindSpots,
 }
 
 /// Per-source counters of this process.
@@ -169,6 +175,16 @@ impl Metrics {
         for (src, c) in &sources {
             for (p, n) in c.parsers.iter() {
                 let _ = writeln!(out, "{name}{{source=\"{}\",parser=\"{}\"}} {n}", escape_label(src), p.as_str());
+            }
+        }
+        let counts = self.blind_spots.counts();
+        for (name, help, kind, pick) in [
+            ("warden_blind_spots", "Blind spots open now, by kind", "gauge", 1),
+            ("warden_blind_spot_episodes_total", "Blind spots opened by this process, by kind", "counter", 2),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (k, open, episodes) in &counts {
+                let _ = writeln!(out, "{name}{{kind=\"{}\"}} {}", k.as_str(), if pick == 1 { open } else { episodes });
             }
         }
         let mut last = String::new();

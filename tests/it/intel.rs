@@ -16,6 +16,7 @@ fn feed(name: &str, path: &Path) -> Feed {
             format: FeedFormat::Auto,
             confidence: 0.8,
             techniques: vec![],
+            max_age_hours: None,
         },
         source: FeedSource::Path(path.to_path_buf()),
     }
@@ -213,4 +214,36 @@ fn broken_feeds_are_reported_and_the_rest_loads() {
         .collect();
     hits.sort();
     assert_eq!(hits, ["198.51.100.7", "evil.example.org"]);
+}
+
+/// A feed whose download job stopped is a blind spot (`feed_stale`), and stops being one
+/// once the feed is updated; a feed without `max_age_hours` is never stale.
+#[test]
+fn a_stale_feed_is_a_blind_spot_until_updated() {
+    use warden::ingest::feeds::Reloadable as _;
+    use warden::telemetry::{BlindKind, Metrics};
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("c2.txt");
+    std::fs::write(&file, "203.0.113.5\n").unwrap();
+    let three_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 3600);
+    std::fs::File::options().write(true).open(&file).unwrap().set_modified(three_hours_ago).unwrap();
+    let mut aged = feed("c2", tmp.path());
+    aged.spec.max_age_hours = Some(2);
+    let mut missing = feed("gone", &tmp.path().join("nowhere"));
+    missing.spec.max_age_hours = Some(2);
+    let m = std::sync::Arc::new(Metrics::default());
+    let store = warden::tools::detection::ioc::FeedStore::new(
+        vec![aged, missing, feed("unlimited", tmp.path())],
+        Some(m.clone()),
+    );
+    store.check();
+    let stale = |m: &Metrics| -> Vec<String> {
+        m.blind_spots.open().into_iter().filter(|s| s.kind == BlindKind::FeedStale).map(|s| s.subject).collect()
+    };
+    assert_eq!(stale(&m), ["feed:c2", "feed:gone"]);
+    let spot = m.blind_spots.open().into_iter().find(|s| s.subject == "feed:c2").unwrap();
+    assert!(spot.detail.contains("3 hours ago") && spot.detail.contains("max_age_hours = 2"), "{}", spot.detail);
+    std::fs::write(&file, "203.0.113.5\n198.51.100.9\n").unwrap();
+    store.check();
+    assert_eq!(stale(&m), ["feed:gone"]);
 }

@@ -117,7 +117,7 @@ impl Daemon {
         let config = dir.join("warden.toml");
         std::fs::write(
             &config,
-            format!("data_dir = {:?}\n[admin]\nlisten = \"{addr}\"\nmax_body_bytes = 65536\n{admin_toml}\n[ingest]\npoll_interval_ms = 100\nfeed_poll_secs = 1\n{sources_toml}\n{extra_toml}\n", data_dir.display().to_string()),
+            format!("data_dir = {:?}\n[admin]\nlisten = \"{addr}\"\nmax_body_bytes = 65536\n{admin_toml}\n[ingest]\npoll_interval_ms = 100\nfeed_poll_secs = 1\n[visibility]\ntick_secs = 1\n{sources_toml}\n{extra_toml}\n", data_dir.display().to_string()),
         )
         .unwrap();
         Daemon {

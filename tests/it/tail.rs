@@ -164,8 +164,18 @@ fn an_unreadable_log_is_a_visibility_incident() {
     let inc = eventually(30, "the visibility incident", || {
         d.incidents().into_iter().find(|i| i["type"] == "visibility" && i["entities"][0] == "source:auth")
     });
-    assert!(inc["title"].as_str().unwrap().contains("cannot read"), "{inc:#}");
+    assert!(inc["title"].as_str().unwrap().contains("cannot be read"), "{inc:#}");
+    assert!(inc["notes"][0].as_str().unwrap().contains("cannot read"), "{inc:#}");
     assert_eq!(inc["priority"], "P2");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // On health (degraded, with the blind spot) and on /metrics.
+    let health: serde_json::Value = serde_json::from_str(&d.get("/v1/health").unwrap().body).unwrap();
+    assert_eq!(health["status"], "degraded", "{health:#}");
+    assert_eq!(health["blind_spots"][0]["kind"], "source_unreadable", "{health:#}");
+    assert_eq!(d.metric("warden_blind_spots{kind=\"source_unreadable\"}"), Some(1));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     assert_eq!(d.incidents().iter().filter(|i| i["type"] == "visibility").count(), 1);
+    // Readable again: the blind spot ends (the incident stays for the record).
+    std::fs::remove_dir(&log).unwrap();
+    append(&log, &failed("192.0.2.40", "root", 1));
+    eventually(30, "the blind spot to end", || d.metric("warden_blind_spots{kind=\"source_unreadable\"}").filter(|n| *n == 0));
 }

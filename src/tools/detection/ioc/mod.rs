@@ -93,6 +93,10 @@ pub struct FeedSpec {
     /// ATT&CK techniques a hit stands for (`T1071` for a C2 list).
     #[serde(default)]
     pub techniques: Vec<String>,
+    /// A feed on disk whose newest file is older than this is stale: a blind spot
+    /// (the job that downloads it stopped). Unset: never stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_hours: Option<u64>,
 }
 
 fn default_confidence() -> f32 {
@@ -179,6 +183,37 @@ impl crate::ingest::feeds::Reloadable for FeedStore {
         sig
     }
 
+    /// A feed on disk with `max_age_hours` whose newest file is older (or that has no
+    /// file) is a blind spot until it is updated.
+    fn check(&self) {
+        let Some(m) = &self.metrics else { return };
+        let now = std::time::SystemTime::now();
+        for f in &self.feeds {
+            let (FeedSource::Path(p), Some(hours)) = (&f.source, f.spec.max_age_hours) else { continue };
+            let newest = feed_files(p).iter().filter_map(|x| std::fs::metadata(x).and_then(|m| m.modified()).ok()).max();
+            let age = newest.map(|t| now.duration_since(t).unwrap_or_default());
+            let subject = format!("feed:{}", f.spec.name);
+            let kind = crate::telemetry::BlindKind::FeedStale;
+            match age {
+                Some(a) if a.as_secs() <= hours * 3600 => {
+                    m.blind_spots.clear(kind, &subject);
+                }
+                _ => {
+                    let detail = match age {
+                        Some(a) => format!(
+                            "threat-intel feed `{}` was last updated {} hours ago (max_age_hours = {hours}): new \
+                             indicators are not matched.",
+                            f.spec.name,
+                            a.as_secs() / 3600
+                        ),
+                        None => format!("threat-intel feed `{}` has no file in {}.", f.spec.name, p.display()),
+                    };
+                    m.blind_spots.raise(kind, &subject, crate::text::sanitize(&detail, 400), false);
+                }
+            }
+        }
+    }
+
     /// Reloads every feed and swaps the index in.
     fn reload(&self) {
         let idx = IocIndex::load(&self.feeds);
@@ -206,6 +241,7 @@ mod tests {
                 format: FeedFormat::Auto,
                 confidence: 0.9,
                 techniques: vec![],
+                max_age_hours: None,
             },
             source: FeedSource::Embedded(files.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect()),
         }
