@@ -57,6 +57,7 @@ impl ThreatDetection {
         let m = &self.env.metrics;
         m.add_source(&batch.source, &batch.stats, batch.events.len() as u64);
         let Detection { mut findings, delta, keyed, calls } = self.detect(&batch, tools).await?;
+        m.state_table("auth_addresses", Some(delta.tracked), delta.evicted);
         let name = &self.def.name;
         // Lines without a checkpoint (stdin, admin injection) cannot be read again: make
         // their effects durable before acknowledging them.
@@ -132,19 +133,21 @@ impl ThreatDetection {
         if self.declares::<AnalyzeNetworkTraffic>()
             && batch.events.iter().any(crate::tools::detection::network::NetworkAnalyzer::is_network)
         {
-            let Detected { findings: f, keyed: k } = tools
+            let Detected { findings: f, keyed: k, evicted } = tools
                 .call::<AnalyzeNetworkTraffic>(batch.events.clone())
                 .await
                 .output()
                 .map_err(fatal("analyze_network_traffic"))?;
+            self.env.metrics.state_table("network", None, evicted);
             calls.push(("analyze_network_traffic", f.iter().map(|x| x.id).collect::<Vec<_>>()));
             findings.extend(f);
             keyed.extend(k);
         }
         if self.declares::<DetectIoc>() {
             let args = IocArgs { events: batch.events.clone(), findings };
-            let Intel { enriched, added, keyed: k } =
+            let Intel { enriched, added, keyed: k, evicted } =
                 tools.call::<DetectIoc>(args).await.output().map_err(fatal("detect_ioc"))?;
+            self.env.metrics.state_table("intel_suppression", None, evicted);
             if !added.is_empty() {
                 calls.push(("detect_ioc", added.iter().map(|x| x.id).collect()));
             }
@@ -153,8 +156,9 @@ impl ThreatDetection {
             keyed.extend(k);
         }
         if self.declares::<CorrelateEvents>() && !findings.is_empty() {
-            let Intel { enriched, added, keyed: k } =
+            let Intel { enriched, added, keyed: k, evicted } =
                 tools.call::<CorrelateEvents>(findings).await.output().map_err(fatal("correlate_events"))?;
+            self.env.metrics.state_table("correlation_groups", None, evicted);
             if !added.is_empty() {
                 calls.push(("correlate_events", added.iter().map(|x| x.id).collect()));
             }

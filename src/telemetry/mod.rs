@@ -35,6 +35,8 @@ pub struct Metrics {
     sources: Mutex<BTreeMap<String, SourceCounters>>,
     /// What Warden cannot see right now.
     pub blind_spots: BlindSpots,
+    /// Per table of attacker-keyed state: keys held now, keys evicted (over its cap).
+    tables: Mutex<BTreeMap<&'static str, (Option<u64>, u64)>>,
 }
 
 /// Per-source counters of this process.
@@ -85,6 +87,17 @@ impl Metrics {
     pub fn source_event(&self, source: &str, f: impl FnOnce(&mut SourceCounters)) {
         let mut m = self.sources.lock().unwrap_or_else(|e| e.into_inner());
         f(m.entry(source.to_string()).or_default());
+    }
+
+    /// A table of attacker-keyed state holds `keys` (when known) after evicting
+    /// `evicted` more.
+    pub fn state_table(&self, table: &'static str, keys: Option<usize>, evicted: u64) {
+        let mut t = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        let e = t.entry(table).or_default();
+        if let Some(k) = keys {
+            e.0 = Some(k as u64);
+        }
+        e.1 += evicted;
     }
 
     pub fn sources(&self) -> BTreeMap<String, SourceCounters> {
@@ -175,6 +188,19 @@ impl Metrics {
         for (src, c) in &sources {
             for (p, n) in c.parsers.iter() {
                 let _ = writeln!(out, "{name}{{source=\"{}\",parser=\"{}\"}} {n}", escape_label(src), p.as_str());
+            }
+        }
+        let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for (name, help, kind, evictions) in [
+            ("warden_state_keys", "Keys held in a table of attacker-keyed detector state", "gauge", false),
+            ("warden_state_evictions_total", "Keys evicted from a table over its cap (least recent first)", "counter", true),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (table, (keys, evicted)) in &tables {
+                let value = if evictions { Some(*evicted) } else { *keys };
+                if let Some(v) = value {
+                    let _ = writeln!(out, "{name}{{table=\"{table}\"}} {v}");
+                }
             }
         }
         let counts = self.blind_spots.counts();

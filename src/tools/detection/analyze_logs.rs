@@ -104,8 +104,8 @@ impl Tool for AnalyzeLogs {
                 let delta = if self.keep_delta {
                     det.take_delta()
                 } else {
-                    det.discard_delta();
-                    StateDelta::default()
+                    let evicted = det.discard_delta();
+                    StateDelta { evicted, tracked: det.tracked(), ..StateDelta::default() }
                 };
                 LogFindings { findings, delta }
             }

@@ -45,7 +45,8 @@ impl Tool for AnalyzeNetworkTraffic {
             self.analyzer.discard_delta();
             Vec::new()
         };
-        ToolOutcome::Succeeded(Detected { findings, keyed }).into()
+        let evicted = std::mem::take(&mut self.analyzer.evicted);
+        ToolOutcome::Succeeded(Detected { findings, keyed, evicted }).into()
     }
 
     fn answer(_: ModelCx, _: Request) -> BoxFuture<'static, Result<String, Refusal>> {

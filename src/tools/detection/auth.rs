@@ -135,6 +135,10 @@ pub struct StateDelta {
     pub head: StateHead,
     pub upserts: Vec<(IpAddr, AddrState)>,
     pub removed: Vec<IpAddr>,
+    /// Addresses evicted since the previous delta (over `limits.addresses`), and how
+    /// many are tracked now.
+    pub evicted: u64,
+    pub tracked: usize,
 }
 
 /// The detector: parameters, state, and the agent's Sigma rules.
@@ -146,6 +150,12 @@ pub struct AuthDetector {
     rules: Option<super::sigma::RuleSet>,
     /// The file the current batch was read from (evidence references).
     file: Option<std::sync::Arc<str>>,
+    /// When the next sweep of expired addresses is due (event time): sweeping after
+    /// every batch made a line's cost grow with the addresses tracked.
+    next_sweep: Option<DateTime<Utc>>,
+    /// Addresses evicted to stay within `limits.addresses` (least recently seen first),
+    /// since the last delta.
+    evicted: u64,
 }
 
 impl std::fmt::Debug for AuthDetector {
@@ -168,7 +178,16 @@ impl AuthDetector {
         if let Some(r) = rules.as_mut() {
             r.restore(&state.head.sigma);
         }
-        AuthDetector { params, state, dirty: Default::default(), removed: Vec::new(), rules, file: None }
+        AuthDetector {
+            params,
+            state,
+            dirty: Default::default(),
+            removed: Vec::new(),
+            rules,
+            file: None,
+            next_sweep: None,
+            evicted: 0,
+        }
     }
 
     /// Log tampering: a tailed file truncated in place, or a stream whose timestamps go
@@ -247,9 +266,10 @@ impl AuthDetector {
     }
 
     /// Forgets the changes since the previous delta (when nothing stores them).
-    pub fn discard_delta(&mut self) {
+    pub fn discard_delta(&mut self) -> u64 {
         self.dirty.clear();
         self.removed.clear();
+        std::mem::take(&mut self.evicted)
     }
 
     /// The changes since the previous call.
@@ -258,7 +278,13 @@ impl AuthDetector {
             self.state.head.sigma.correlation = r.snapshot();
         }
         let upserts = self.dirty.drain().filter_map(|ip| self.state.addrs.get(&ip).map(|s| (ip, s.clone()))).collect();
-        StateDelta { head: self.state.head.clone(), upserts, removed: std::mem::take(&mut self.removed) }
+        StateDelta {
+            head: self.state.head.clone(),
+            upserts,
+            removed: std::mem::take(&mut self.removed),
+            evicted: std::mem::take(&mut self.evicted),
+            tracked: self.state.addrs.len(),
+        }
     }
 
     /// Sets the file the next batch comes from (`None`: not a file).
@@ -354,7 +380,13 @@ impl AuthDetector {
     /// (then again after a growing wait).
     fn failure(&mut self, ip: IpAddr, a: &AuthEvent, ev: &Event, windowed: bool, findings: &mut Vec<Finding>) {
         let t = ev.time;
+        let horizon = self.horizon();
+        let newest = self.state.head.newest.unwrap_or(t);
         let st = self.state.addrs.entry(ip).or_default();
+        // Expired but not swept yet: as if it had been forgotten.
+        if st.last_seen.is_some_and(|l| newest - l > horizon) {
+            *st = AddrState::default();
+        }
         st.last_seen = Some(st.last_seen.map_or(t, |l| l.max(t)));
         if a.kind.is_failure() {
             st.streak += a.count as u64;
@@ -478,24 +510,53 @@ impl AuthDetector {
         st.streak_last = None;
     }
 
-    /// Forgets addresses with no failure within the longest horizon.
+    /// Forgets addresses with no failure within the longest horizon — swept every
+    /// eighth of the horizon (event time), not after every batch — and, past
+    /// `limits.addresses`, evicts the least recently seen down to 90 % of the cap (one
+    /// sort per tenth of the cap: the cost per line stays flat).
     fn prune(&mut self) {
         let Some(newest) = self.state.head.newest else {
             return;
         };
-        let horizon = Duration::seconds(
-            self.params.brute_force.window_secs.max(self.params.success_after_failures.lookback_secs) as i64,
-        );
+        let horizon = self.horizon();
+        let cap = self.params.limits.addresses.max(1);
+        let due = self.next_sweep.is_none_or(|t| newest >= t);
+        if !due && self.state.addrs.len() <= cap {
+            return;
+        }
         let removed = &mut self.removed;
         let dirty = &mut self.dirty;
-        self.state.addrs.retain(|ip, st| {
-            let keep = st.last_seen.is_some_and(|l| newest - l <= horizon);
-            if !keep {
+        if due {
+            self.next_sweep = Some(newest + (horizon / 8).max(Duration::seconds(1)));
+            self.state.addrs.retain(|ip, st| {
+                let keep = st.last_seen.is_some_and(|l| newest - l <= horizon);
+                if !keep {
+                    dirty.remove(ip);
+                    removed.push(*ip);
+                }
+                keep
+            });
+        }
+        if self.state.addrs.len() > cap {
+            let keep = cap - cap / 10;
+            let mut by_age: Vec<(Option<DateTime<Utc>>, IpAddr)> =
+                self.state.addrs.iter().map(|(ip, st)| (st.last_seen, *ip)).collect();
+            let cut = by_age.len() - keep;
+            by_age.select_nth_unstable(cut - 1);
+            for (_, ip) in &by_age[..cut] {
+                self.state.addrs.remove(ip);
                 dirty.remove(ip);
                 removed.push(*ip);
             }
-            keep
-        });
+            self.evicted += cut as u64;
+            tracing::debug!(evicted = cut, cap, "authentication detector: least recently seen addresses evicted");
+        }
+    }
+
+    /// How long an address is remembered after its last failure.
+    fn horizon(&self) -> Duration {
+        let p = &self.params;
+        Duration::seconds(p.brute_force.window_secs.max(p.success_after_failures.lookback_secs) as i64)
     }
 
     /// Addresses currently tracked (for memory accounting and tests).
@@ -693,5 +754,30 @@ mod tests {
         assert_eq!(d.tracked(), 1);
         d.analyze(&[fail("5.6.7.8", 90_000)]);
         assert_eq!(d.tracked(), 1);
+    }
+
+    /// A spray of single failures from more addresses than the cap: the table stays
+    /// within it by evicting the least recently seen, counted, and a brute forcer
+    /// active in the middle of the spray is still found.
+    #[test]
+    fn a_spray_of_addresses_is_capped_and_the_active_attacker_still_found() {
+        let mut p = params();
+        p.limits.addresses = 1000;
+        let mut d = AuthDetector::new(p, AuthDetectorState::default());
+        let mut found = Vec::new();
+        let mut evicted = 0;
+        for batch in 0..50u32 {
+            let mut evs: Vec<Event> =
+                (0..100u32).map(|i| fail(&format!("2001:db8::{:x}", batch * 100 + i), batch as i64)).collect();
+            evs.push(fail("198.51.100.9", batch as i64));
+            found.extend(d.analyze(&evs));
+            let delta = d.take_delta();
+            evicted += delta.evicted;
+            assert!(delta.tracked <= 1000 && d.tracked() <= 1000, "batch {batch}: {}", d.tracked());
+        }
+        assert!(evicted >= 4000, "{evicted}");
+        assert!(found.iter().any(|f| f.src_ip.as_deref() == Some("198.51.100.9")), "{found:?}");
+        assert!(d.state.addrs.contains_key(&"198.51.100.9".parse().unwrap()), "the active one is kept");
+        assert!(!d.state.addrs.contains_key(&"2001:db8::1".parse().unwrap()), "the oldest went first");
     }
 }

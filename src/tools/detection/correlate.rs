@@ -84,6 +84,12 @@ pub struct Group {
     pub last: DateTime<Utc>,
 }
 
+impl super::tracked::Recency for Group {
+    fn recency(&self) -> f64 {
+        self.last.timestamp() as f64
+    }
+}
+
 impl Group {
     fn tactics(&self) -> BTreeSet<&str> {
         self.members.iter().flat_map(|m| m.tactics.iter().map(|t| t.as_str())).collect()
@@ -101,7 +107,8 @@ pub struct Correlator {
     groups: super::tracked::Tracked<Uuid, Group>,
     index: HashMap<String, Uuid>,
     newest: Option<DateTime<Utc>>,
-    pub dropped: u64,
+    /// Groups evicted (least recent first) because the table was full.
+    pub evicted: u64,
 }
 
 impl Correlator {
@@ -185,8 +192,11 @@ impl Correlator {
             Some(r) => *r,
             None => {
                 if self.groups.map.len() >= MAX_GROUPS {
-                    self.dropped += 1;
-                    return None;
+                    // Full: the least recent tenth of the groups makes room.
+                    for (root, group) in self.groups.evict_least_recent(MAX_GROUPS / 10) {
+                        self.unindex(root, &group);
+                        self.evicted += 1;
+                    }
                 }
                 self.groups.insert(f.id, Group { last: f.last_seen, ..Default::default() });
                 f.id
@@ -278,11 +288,16 @@ impl Correlator {
             self.groups.map.iter().filter(|(_, g)| newest - g.last > window).map(|(r, _)| *r).collect();
         for root in gone {
             if let Some(g) = self.groups.remove(&root) {
-                for e in &g.entities {
-                    if self.index.get(e) == Some(&root) {
-                        self.index.remove(e);
-                    }
-                }
+                self.unindex(root, &g);
+            }
+        }
+    }
+
+    /// Forgets the links to a group that is gone.
+    fn unindex(&mut self, root: Uuid, g: &Group) {
+        for e in &g.entities {
+            if self.index.get(e) == Some(&root) {
+                self.index.remove(e);
             }
         }
     }

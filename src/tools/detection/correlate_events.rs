@@ -39,7 +39,8 @@ impl Tool for CorrelateEvents {
     fn run(&mut self, mut findings: Vec<Finding>) -> Run<Intel> {
         let added = self.correlator.correlate(&mut findings);
         let keyed = if self.keep_delta { self.correlator.take_delta() } else { self.correlator.discard_delta() };
-        ToolOutcome::Succeeded(Intel { enriched: findings, added, keyed }).into()
+        let evicted = std::mem::take(&mut self.correlator.evicted);
+        ToolOutcome::Succeeded(Intel { enriched: findings, added, keyed, evicted }).into()
     }
 
     fn answer(_: ModelCx, _: Request) -> BoxFuture<'static, Result<String, Refusal>> {

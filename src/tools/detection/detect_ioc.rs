@@ -57,11 +57,12 @@ impl Tool for DetectIoc {
 
     fn run(&mut self, IocArgs { events, mut findings }: IocArgs) -> Run<Intel> {
         let Some(m) = self.matcher.as_mut() else {
-            return ToolOutcome::Succeeded(Intel { enriched: findings, added: Vec::new(), keyed: Vec::new() }).into();
+            return ToolOutcome::Succeeded(Intel { enriched: findings, ..Intel::default() }).into();
         };
         let added = m.run(&events, &mut findings);
         let keyed = if self.keep_delta { m.take_delta() } else { m.discard_delta() };
-        ToolOutcome::Succeeded(Intel { enriched: findings, added, keyed }).into()
+        let evicted = std::mem::take(&mut m.evicted);
+        ToolOutcome::Succeeded(Intel { enriched: findings, added, keyed, evicted }).into()
     }
 
     fn answer(cx: ModelCx, r: Request) -> BoxFuture<'static, Result<String, Refusal>> {

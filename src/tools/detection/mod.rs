@@ -36,6 +36,30 @@ pub struct DetectionParams {
     pub network: NetworkParams,
     #[serde(default)]
     pub correlation: CorrelationParams,
+    #[serde(default)]
+    pub limits: StateLimits,
+}
+
+/// Caps on detector state keyed by what attackers choose (addresses, names): past a
+/// cap the least recently seen keys are evicted (counted on `/metrics` as
+/// `warden_state_evictions_total{table}`), so memory and the cost of a line stay flat
+/// however many distinct keys a spray brings.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateLimits {
+    /// Source addresses the authentication detectors follow.
+    #[serde(default = "default_addresses")]
+    pub addresses: usize,
+}
+
+fn default_addresses() -> usize {
+    100_000
+}
+
+impl Default for StateLimits {
+    fn default() -> Self {
+        StateLimits { addresses: default_addresses() }
+    }
 }
 
 /// Findings of a stateful detector, and the state entries a call changed (`None`:
@@ -44,6 +68,8 @@ pub struct DetectionParams {
 pub struct Detected {
     pub findings: Vec<crate::messages::Finding>,
     pub keyed: Vec<(String, Option<serde_json::Value>)>,
+    /// State keys evicted by this call (a table over its cap).
+    pub evicted: u64,
 }
 
 /// `detect_ioc` and `correlate_events`: the findings they were given, enriched (intel
@@ -53,4 +79,6 @@ pub struct Intel {
     pub enriched: Vec<crate::messages::Finding>,
     pub added: Vec<crate::messages::Finding>,
     pub keyed: Vec<(String, Option<serde_json::Value>)>,
+    /// State keys evicted by this call (a table over its cap).
+    pub evicted: u64,
 }

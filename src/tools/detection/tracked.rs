@@ -8,8 +8,22 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-/// Keys tracked per map; past this new keys are counted as dropped, not tracked.
+/// Keys tracked per map; past this the least recent tenth is evicted (and counted) to
+/// make room — a flood of new keys never locks out the next real one.
 pub const MAX_KEYS: usize = 200_000;
+
+/// How recent an entry is (seconds since the epoch of its newest observation): the
+/// least recent are evicted first.
+pub trait Recency {
+    fn recency(&self) -> f64;
+}
+
+/// Suppression entries: (last time, count).
+impl Recency for (chrono::DateTime<chrono::Utc>, u32) {
+    fn recency(&self) -> f64 {
+        self.0.timestamp() as f64
+    }
+}
 
 /// A state key: hashed as a value, written as text only when stored.
 pub trait StateKey: std::hash::Hash + Eq + Clone {
@@ -52,13 +66,13 @@ impl<K, T> Default for Tracked<K, T> {
     }
 }
 
-impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned> Tracked<K, T> {
-    /// The entry for `key`, created if there is room; marks it changed.
-    pub fn touch(&mut self, key: &K, dropped: &mut u64) -> Option<&mut T> {
+impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency> Tracked<K, T> {
+    /// The entry for `key`, created (evicting the least recent tenth when the map is
+    /// full, counted in `evicted`); marks it changed.
+    pub fn touch(&mut self, key: &K, evicted: &mut u64) -> Option<&mut T> {
         if !self.map.contains_key(key) {
             if self.map.len() >= MAX_KEYS {
-                *dropped += 1;
-                return None;
+                *evicted += self.evict_least_recent(MAX_KEYS / 10).len() as u64;
             }
             self.map.insert(key.clone(), T::default());
             self.removed.remove(key);
@@ -67,6 +81,19 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned> Tracked<
             self.dirty.insert(key.clone());
         }
         self.map.get_mut(key)
+    }
+
+    /// Removes the `n` least recent entries (their deletion is part of the next delta)
+    /// and returns them.
+    pub fn evict_least_recent(&mut self, n: usize) -> Vec<(K, T)> {
+        let n = n.min(self.map.len());
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut by_age: Vec<(f64, &K)> = self.map.iter().map(|(k, v)| (v.recency(), k)).collect();
+        by_age.select_nth_unstable_by(n - 1, |a, b| a.0.total_cmp(&b.0));
+        let gone: Vec<K> = by_age[..n].iter().map(|(_, k)| (*k).clone()).collect();
+        gone.into_iter().filter_map(|k| self.remove(&k).map(|v| (k, v))).collect()
     }
 
     /// Sets an entry (marked changed).
@@ -123,5 +150,40 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned> Tracked<
             serde_json::from_value(value).map_err(|source| StateError::Value { key: key.to_string(), source })?;
         self.map.insert(k.clone(), v);
         Ok(&self.map[&k])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Serialize, serde::Deserialize, PartialEq)]
+    struct Seen(f64);
+
+    impl Recency for Seen {
+        fn recency(&self) -> f64 {
+            self.0
+        }
+    }
+
+    /// A full map used to refuse every new key (a flood locked out the next real one):
+    /// now the least recent tenth gives way, counted, and its deletion is stored.
+    #[test]
+    fn a_full_map_evicts_the_least_recent_to_take_a_new_key() {
+        let mut t: Tracked<String, Seen> = Tracked::default();
+        let mut evicted = 0;
+        for i in 0..MAX_KEYS {
+            t.touch(&format!("k{i}"), &mut evicted).unwrap().0 = i as f64;
+        }
+        t.discard();
+        assert_eq!(evicted, 0);
+        t.touch(&"attacker".to_string(), &mut evicted).expect("room is made").0 = 1e12;
+        assert_eq!(evicted, (MAX_KEYS / 10) as u64);
+        assert_eq!(t.map.len(), MAX_KEYS - MAX_KEYS / 10 + 1);
+        assert!(!t.map.contains_key("k0") && !t.map.contains_key(&format!("k{}", MAX_KEYS / 10 - 1)));
+        assert!(t.map.contains_key(&format!("k{}", MAX_KEYS / 10)) && t.map.contains_key("attacker"));
+        let mut out = Vec::new();
+        t.drain("p/", &mut out);
+        assert_eq!(out.iter().filter(|(_, v)| v.is_none()).count(), MAX_KEYS / 10, "evictions are stored deletions");
     }
 }

@@ -33,11 +33,13 @@ pub struct IocMatcher {
     /// `feed|indicator` → (event time of the last finding, findings so far).
     last: crate::tools::detection::tracked::Tracked<String, (chrono::DateTime<chrono::Utc>, u32)>,
     newest: Option<chrono::DateTime<chrono::Utc>>,
+    /// Suppression entries evicted (least recent first) because the table was full.
+    pub evicted: u64,
 }
 
 impl IocMatcher {
     pub fn new(store: Arc<FeedStore>) -> Self {
-        IocMatcher { store, last: Default::default(), newest: None }
+        IocMatcher { store, last: Default::default(), newest: None, evicted: 0 }
     }
 
     pub fn store(&self) -> &Arc<FeedStore> {
@@ -94,7 +96,9 @@ impl IocMatcher {
                     }
                     None => 1,
                 };
-                self.last.insert(key, (ev.time, count));
+                if let Some(e) = self.last.touch(&key, &mut self.evicted) {
+                    *e = (ev.time, count);
+                }
                 let ip_kind = matches!(hit.kind.as_str(), "ipv4" | "ipv6" | "cidr");
                 let entity = if ip_kind { hit.matched.clone() } else { format!("{}:{}", hit.kind, hit.indicator) };
                 let label =

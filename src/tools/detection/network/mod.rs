@@ -34,7 +34,7 @@ use records::proto_name;
 pub use records::{DnsQuery, Flow};
 pub use stats::{BeaconScore, beacon_score, entropy, split_registered};
 
-use super::tracked::{StateKey, Tracked};
+use super::tracked::{Recency, StateKey, Tracked};
 use crate::ingest::parse::json::epoch;
 use crate::messages::{Event, Finding, Severity};
 use crate::text::sanitize;
@@ -93,6 +93,30 @@ pub struct DnsWindow {
     pub queries: VecDeque<DnsObs>,
     pub samples: Vec<String>,
     pub last_alert: Option<f64>,
+}
+
+impl Recency for Targets {
+    fn recency(&self) -> f64 {
+        self.last
+    }
+}
+
+impl Recency for Beacon {
+    fn recency(&self) -> f64 {
+        self.times.back().copied().unwrap_or(0.0)
+    }
+}
+
+impl Recency for Exfil {
+    fn recency(&self) -> f64 {
+        self.last
+    }
+}
+
+impl Recency for DnsWindow {
+    fn recency(&self) -> f64 {
+        self.queries.back().map_or(0.0, |q| q.ts)
+    }
 }
 
 /// `src>dst` (vertical scans).
@@ -165,8 +189,8 @@ pub struct NetworkAnalyzer {
     dns: Tracked<(IpAddr, String), DnsWindow>,
     newest: f64,
     last_prune: f64,
-    /// Keys not tracked because a map was full.
-    pub dropped: u64,
+    /// Keys evicted (least recent first) because a map was full.
+    pub evicted: u64,
 }
 
 impl std::fmt::Debug for NetworkAnalyzer {
@@ -195,7 +219,7 @@ impl NetworkAnalyzer {
             dns: Tracked::default(),
             newest: 0.0,
             last_prune: 0.0,
-            dropped: 0,
+            evicted: 0,
         }
     }
 
@@ -311,9 +335,9 @@ impl NetworkAnalyzer {
                 continue;
             }
             let t = if vertical {
-                self.vscan.touch(&vkey, &mut self.dropped)
+                self.vscan.touch(&vkey, &mut self.evicted)
             } else {
-                self.hscan.touch(&hkey, &mut self.dropped)
+                self.hscan.touch(&hkey, &mut self.evicted)
             };
             let Some(t) = t else { continue };
             let target = if vertical { f.dport.to_string() } else { f.dst.to_string() };
@@ -399,7 +423,7 @@ impl NetworkAnalyzer {
             return;
         }
         let key = (f.src, f.dst, f.dport, f.proto);
-        let Some(b) = self.beacons.touch(&key, &mut self.dropped) else { return };
+        let Some(b) = self.beacons.touch(&key, &mut self.evicted) else { return };
         let pos = b.times.partition_point(|t| *t <= f.ts);
         b.times.insert(pos, f.ts);
         b.sizes.insert(pos, f.orig_bytes);
@@ -479,7 +503,7 @@ impl NetworkAnalyzer {
         }
         let p = &self.params;
         let window = p.exfil_window_secs as f64;
-        let Some(x) = self.exfil.touch(&f.src, &mut self.dropped) else { return };
+        let Some(x) = self.exfil.touch(&f.src, &mut self.evicted) else { return };
         let start = (f.ts / window).floor() * window;
         if x.window_start == 0.0 && x.bytes == 0 {
             x.window_start = start;
@@ -562,7 +586,7 @@ impl NetworkAnalyzer {
         let p = &self.params;
         let (sub, domain) = split_registered(&q.query);
         let key = (q.src, domain.to_string());
-        let Some(d) = self.dns.touch(&key, &mut self.dropped) else { return };
+        let Some(d) = self.dns.touch(&key, &mut self.evicted) else { return };
         let window = p.dns_window_secs as f64;
         let mut h = std::collections::hash_map::DefaultHasher::new();
         sub.hash(&mut h);
