@@ -186,13 +186,27 @@ pub fn load(files: &[(String, String)]) -> RuleSet {
 
 /// Correlations remember where their last events were read (a reference each, at most
 /// [`CORRELATION_REFS`] per group), so their findings point at the lines that made them.
+/// Each group keeps at most [`GROUP_ENTRIES`] events of its window, and at most
+/// [`GROUPS`] groups are kept (rsigma evicts the stalest tenth when full).
 fn correlation_config() -> CorrelationConfig {
     CorrelationConfig {
         correlation_event_mode: rsigma_eval::CorrelationEventMode::Refs,
         max_correlation_events: CORRELATION_REFS,
+        max_group_entries: Some(GROUP_ENTRIES),
+        max_state_entries: GROUPS,
         ..CorrelationConfig::default()
     }
 }
+
+/// Correlation groups kept (one per rule and group key: per address for most rules).
+pub const GROUPS: usize = 50_000;
+
+/// The most recent events a correlation group keeps in its window. A `value_count`
+/// re-counts its group's distinct values at every event, so an uncapped window made a
+/// spray of a million addresses at one account cost O(window) per line (740 µs/line at
+/// one million distinct sources); 128 is far above every shipped threshold (≤ 20) and
+/// leaves room for a flood of repeats before distinct values are pushed out.
+pub const GROUP_ENTRIES: usize = 128;
 
 /// How many contributing lines a correlation finding points at (the most recent ones).
 pub const CORRELATION_REFS: usize = 5;
