@@ -9,6 +9,7 @@
 //! JSON is a 400 with the parser's message; a body over the limit is a 413.
 
 pub mod client;
+mod metrics;
 pub mod token;
 pub mod tls;
 
@@ -169,7 +170,7 @@ pub fn start(cfg: &crate::config::AdminConfig, state: AdminState) -> Result<Addr
             .route("/v1/answers/{id}", web::get().to(answer))
             .route("/v1/vulns", web::get().to(vulns))
             .route("/v1/vulns/report", web::get().to(vuln_report))
-            .route("/metrics", web::get().to(metrics));
+            .route("/metrics", web::get().to(metrics::metrics));
         if fault {
             app = app
                 .route("/v1/testing/agents/{name}/panic", web::post().to(panic_agent))
@@ -666,94 +667,6 @@ async fn audit_verify(st: web::Data<AdminState>) -> HttpResponse {
     }
 }
 
-async fn metrics(st: web::Data<AdminState>) -> HttpResponse {
-    let mut durable: Vec<(String, String, Vec<(String, String)>, u64)> = Vec::new();
-    let health = &st.kb.health;
-    durable.push((
-        "warden_storage_ok".into(),
-        "1 while the knowledge base takes writes, 0 once one failed (until the restart in place)".into(),
-        vec![],
-        u64::from(health.failure().is_none()),
-    ));
-    let free = health.free_bytes.load(std::sync::atomic::Ordering::Relaxed);
-    if free != u64::MAX {
-        durable.push((
-            "warden_storage_free_bytes".into(),
-            "Free bytes on the data directory's disk (measured every few seconds)".into(),
-            vec![],
-            free,
-        ));
-    }
-    durable.push((
-        "warden_storage_write_failures_total".into(),
-        "Commits and flushes the database refused (a full disk, an I/O error); after the first, none is tried until the restart in place".into(),
-        vec![],
-        health.write_failures.load(std::sync::atomic::Ordering::Relaxed),
-    ));
-    if let Ok(cps) = st.kb.checkpoints().await {
-        for (src, cp) in cps {
-            durable.push((
-                "warden_source_lines_total".into(),
-                "Lines processed from a source since it was first read (durable)".into(),
-                vec![("source".into(), src)],
-                cp.lines_total,
-            ));
-        }
-    }
-    if let Some(key) = &st.detector_state_key
-        && let Ok(Some(v)) = st.kb.state(key).await
-        && let Some(counts) = v.get("counts").and_then(|c| c.as_object())
-    {
-        for (kind, n) in counts {
-            durable.push((
-                "warden_auth_events_total".into(),
-                "Authentication events seen, by kind (durable)".into(),
-                vec![("kind".into(), kind.clone())],
-                n.as_u64().unwrap_or(0),
-            ));
-        }
-    }
-    if let Ok(s) = st.kb.stats().await {
-        durable.push((
-            "warden_incidents_stored".into(),
-            "Incidents in the knowledge base".into(),
-            vec![],
-            s.incidents as u64,
-        ));
-        durable.push((
-            "warden_findings_stored".into(),
-            "Findings in the knowledge base".into(),
-            vec![],
-            s.findings as u64,
-        ));
-        durable.push((
-            "warden_inbox_depth".into(),
-            "Routed envelopes not yet acknowledged".into(),
-            vec![],
-            s.inbox as u64,
-        ));
-        durable.push(("warden_audit_records".into(), "Records in the audit ledger".into(), vec![], s.audit_records));
-        durable.push(("warden_db_size_bytes".into(), "Size of the database on disk".into(), vec![], s.size_on_disk));
-    }
-    if let Ok(agents) = st.handles.agents.send(ListAgents).await {
-        for a in agents {
-            durable.push((
-                "warden_agent_restarts".into(),
-                "Restarts of an agent in this process".into(),
-                vec![("agent".into(), a.name.clone())],
-                a.restarts,
-            ));
-            durable.push((
-                "warden_agent_up".into(),
-                "1 when the agent is running".into(),
-                vec![("agent".into(), a.name.clone())],
-                (a.state == crate::supervisor::AgentState::Running) as u64,
-            ));
-        }
-    }
-    durable.sort_by(|a, b| a.0.cmp(&b.0));
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(st.metrics.render(&durable))
-}
 
 async fn panic_agent(st: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {
     arm_fault(st, name.into_inner(), Fault::Panic).await
@@ -770,5 +683,19 @@ async fn arm_fault(st: web::Data<AdminState>, name: String, fault: Fault) -> Htt
         Ok(Err(e @ SupervisorError::UnknownAgent(_))) => error(StatusCode::NOT_FOUND, e),
         Ok(Err(e)) => error(StatusCode::CONFLICT, e),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+/// Decodes a request body as the API does, as the body of endpoint `which` (modulo 5:
+/// inject, approve/reject/close, evidence verified, backup, scan) — for the fuzz
+/// targets: whatever the bytes, an error or a body, never a panic.
+pub fn decode_body(which: u8, bytes: &[u8]) -> Result<(), String> {
+    let e = |e: serde_json::Error| e.to_string();
+    match which % 5 {
+        0 => serde_json::from_slice::<InjectRequest>(bytes).map(drop).map_err(e),
+        1 => serde_json::from_slice::<DecisionBody>(bytes).map(drop).map_err(e),
+        2 => serde_json::from_slice::<VerifiedBody>(bytes).map(drop).map_err(e),
+        3 => serde_json::from_slice::<BackupBody>(bytes).map(drop).map_err(e),
+        _ => serde_json::from_slice::<ScanBody>(bytes).map(drop).map_err(e),
     }
 }

@@ -7,6 +7,7 @@ mod custom;
 mod daemon;
 mod definitions;
 mod enforce;
+mod fuzz_corpus;
 mod intel;
 mod journald;
 mod kb;
