@@ -17,6 +17,7 @@ mod network;
 mod notify;
 mod playbooks;
 mod replay;
+mod soak;
 mod runtime;
 mod sigma;
 mod storage;
