@@ -86,8 +86,8 @@ fn syslog_udp(data: &[u8]) {
 fn log_lines(data: &[u8]) {
     use warden::config::LogFormat;
     let Some((first, rest)) = data.split_first() else { return };
-    let format = [LogFormat::Auto, LogFormat::Auth, LogFormat::Web, LogFormat::Json, LogFormat::Zeek]
-        [*first as usize % 5];
+    let format =
+        [LogFormat::Auto, LogFormat::Auth, LogFormat::Web, LogFormat::Json, LogFormat::Zeek][*first as usize % 5];
     let mut b = warden::ingest::BatchBuilder::new(format, Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap());
     let mut offset = 0u64;
     for line in rest.split(|c| *c == b'\n') {
@@ -114,8 +114,8 @@ fn pcap(data: &[u8]) {
 fn ioc_feed(data: &[u8]) {
     use warden::tools::detection::ioc::{Feed, FeedFormat, FeedSource, FeedSpec, IocIndex};
     let Some((first, rest)) = data.split_first() else { return };
-    let format = [FeedFormat::Auto, FeedFormat::Plain, FeedFormat::Csv, FeedFormat::Stix, FeedFormat::Misp]
-        [*first as usize % 5];
+    let format =
+        [FeedFormat::Auto, FeedFormat::Plain, FeedFormat::Csv, FeedFormat::Stix, FeedFormat::Misp][*first as usize % 5];
     let feed = Feed {
         spec: FeedSpec {
             name: "fuzz".into(),

@@ -10,8 +10,8 @@
 
 pub mod client;
 mod metrics;
-pub mod token;
 pub mod tls;
+pub mod token;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -666,7 +666,6 @@ async fn audit_verify(st: web::Data<AdminState>) -> HttpResponse {
         Err(e) => error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
-
 
 async fn panic_agent(st: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {
     arm_fault(st, name.into_inner(), Fault::Panic).await

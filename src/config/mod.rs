@@ -489,7 +489,10 @@ impl Config {
                 "admin",
                 0,
                 "max_body_bytes",
-                format!("[admin] max_body_bytes = {} is below 1024: every request would be refused", self.admin.max_body_bytes),
+                format!(
+                    "[admin] max_body_bytes = {} is below 1024: every request would be refused",
+                    self.admin.max_body_bytes
+                ),
             ));
         }
         if let Some(p) = self.admin.tls_problem() {
@@ -515,7 +518,10 @@ impl Config {
                     return bad("path", format!("source `{}` reads stdin and takes no `path`", s.name));
                 }
                 SourceKind::SyslogUdp | SourceKind::SyslogTcp if s.listen.is_none() || s.path.is_some() => {
-                    return bad("kind", format!("syslog source `{}` needs a `listen` address and takes no `path`", s.name));
+                    return bad(
+                        "kind",
+                        format!("syslog source `{}` needs a `listen` address and takes no `path`", s.name),
+                    );
                 }
                 SourceKind::SyslogUdp | SourceKind::SyslogTcp
                     if s.idle_timeout_secs == 0 || s.max_connections == 0 || s.max_connections_per_peer == 0 =>
@@ -548,7 +554,10 @@ impl Config {
             if let Some(m) = s.matches.iter().find(|m| !valid_match(m)) {
                 return bad(
                     "matches",
-                    format!("source `{}`: match `{m}` is not `FIELD=value` (an upper-case journal field) or `+`", s.name),
+                    format!(
+                        "source `{}`: match `{m}` is not `FIELD=value` (an upper-case journal field) or `+`",
+                        s.name
+                    ),
                 );
             }
         }

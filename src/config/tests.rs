@@ -46,7 +46,11 @@ fn the_default_follows_the_host() {
 #[test]
 fn journald_sources_are_checked() {
     let src = |extra: &str| format!("[[sources]]\nname = \"j\"\nkind = \"journald\"\n{extra}");
-    let ok = Config::parse(&src("directory = \"/tmp/j\"\nmatches = [\"_SYSTEMD_UNIT=ssh.service\", \"+\", \"SYSLOG_IDENTIFIER=sshd\"]\n"), "w").unwrap();
+    let ok = Config::parse(
+        &src("directory = \"/tmp/j\"\nmatches = [\"_SYSTEMD_UNIT=ssh.service\", \"+\", \"SYSLOG_IDENTIFIER=sshd\"]\n"),
+        "w",
+    )
+    .unwrap();
     assert_eq!(ok.sources[0].matches.len(), 3);
     for (extra, says) in [
         ("path = \"/var/log/x\"\n", "not a `path`"),
@@ -117,9 +121,7 @@ fn validation_errors_name_the_line_and_the_value() {
 fn values_that_cannot_be_meant_are_refused() {
     let e = Config::parse("[admin]\nmax_body_bytes = 0\n", "w").unwrap_err().to_string();
     assert!(e.starts_with("w:2: ") && e.contains("max_body_bytes = 0"), "{e}");
-    let e = Config::parse("[response]\nprotected = [\"192.0.2.0/24\", \"10.0.0.1/8\"]\n", "w")
-        .unwrap_err()
-        .to_string();
+    let e = Config::parse("[response]\nprotected = [\"192.0.2.0/24\", \"10.0.0.1/8\"]\n", "w").unwrap_err().to_string();
     assert!(e.starts_with("w:2: ") && e.contains("`10.0.0.0/8`"), "{e}");
     let e = Config::parse("[response]\nmanagement = [\"2001:db8::1/32\"]\n", "w").unwrap_err().to_string();
     assert!(e.contains("2001:db8::/32"), "{e}");

@@ -472,7 +472,8 @@ fn rotated_recently(path: &Path) -> bool {
     entries.flatten().any(|e| {
         let n = e.file_name();
         let n = n.to_string_lossy();
-        let sibling = n.len() > name.len() && n.starts_with(name) && matches!(n.as_bytes()[name.len()], b'.' | b'-' | b'_');
+        let sibling =
+            n.len() > name.len() && n.starts_with(name) && matches!(n.as_bytes()[name.len()], b'.' | b'-' | b'_');
         sibling
             && e.metadata()
                 .and_then(|m| m.modified())

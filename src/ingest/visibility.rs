@@ -210,14 +210,46 @@ impl Rhythm {
 /// The incident of a blind spot's episode (its id from the kind, subject and start).
 pub fn incident(spot: &BlindSpot) -> Incident {
     let (severity, title, advice) = match spot.kind {
-        BlindKind::SourceSilent => (Severity::Medium, "a source went silent", "Check that the service still logs and that Warden reads where it writes (journal matches, file path, syslog forwarding)."),
-        BlindKind::SourceUnreadable => (Severity::High, "a source cannot be read", "Lines written there are not read until it can be read again. If nobody changed its permissions or replaced it on purpose, treat it as tampering with the log."),
-        BlindKind::LogDeleted => (Severity::High, "a tailed log was deleted", "The log was removed and not recreated: nothing the service writes is seen. If no administrator did this, treat it as an attacker removing traces (ATT&CK T1070.002) and impairing defences (T1562)."),
-        BlindKind::LogTruncated => (Severity::High, "a tailed log was truncated outside a rotation", "Lines before the truncation may be gone from the file (Warden read them up to where it was). If no administrator did this, treat it as an attacker clearing traces (ATT&CK T1070.002, T1562)."),
-        BlindKind::UnparsedJump => (Severity::Medium, "lines no parser understands", "Check the service's log format (an upgrade, a changed LogFormat), or whether something else writes into this log."),
-        BlindKind::KernelDrops => (Severity::High, "syslog messages dropped by the kernel", "Datagrams arrive faster than they are read: raise the source's recv_buffer_bytes, or have the senders use TCP."),
-        BlindKind::FeedStale => (Severity::Medium, "a threat-intel feed is stale", "The feed has not been updated within its max_age_hours: check the job that downloads it."),
-        BlindKind::DiskNearlyFull => (Severity::Medium, "the data disk is nearly full", "When it fills up, Warden stops storing findings, incidents and checkpoints until space returns. Free space, or move data_dir to a larger disk."),
+        BlindKind::SourceSilent => (
+            Severity::Medium,
+            "a source went silent",
+            "Check that the service still logs and that Warden reads where it writes (journal matches, file path, syslog forwarding).",
+        ),
+        BlindKind::SourceUnreadable => (
+            Severity::High,
+            "a source cannot be read",
+            "Lines written there are not read until it can be read again. If nobody changed its permissions or replaced it on purpose, treat it as tampering with the log.",
+        ),
+        BlindKind::LogDeleted => (
+            Severity::High,
+            "a tailed log was deleted",
+            "The log was removed and not recreated: nothing the service writes is seen. If no administrator did this, treat it as an attacker removing traces (ATT&CK T1070.002) and impairing defences (T1562).",
+        ),
+        BlindKind::LogTruncated => (
+            Severity::High,
+            "a tailed log was truncated outside a rotation",
+            "Lines before the truncation may be gone from the file (Warden read them up to where it was). If no administrator did this, treat it as an attacker clearing traces (ATT&CK T1070.002, T1562).",
+        ),
+        BlindKind::UnparsedJump => (
+            Severity::Medium,
+            "lines no parser understands",
+            "Check the service's log format (an upgrade, a changed LogFormat), or whether something else writes into this log.",
+        ),
+        BlindKind::KernelDrops => (
+            Severity::High,
+            "syslog messages dropped by the kernel",
+            "Datagrams arrive faster than they are read: raise the source's recv_buffer_bytes, or have the senders use TCP.",
+        ),
+        BlindKind::FeedStale => (
+            Severity::Medium,
+            "a threat-intel feed is stale",
+            "The feed has not been updated within its max_age_hours: check the job that downloads it.",
+        ),
+        BlindKind::DiskNearlyFull => (
+            Severity::Medium,
+            "the data disk is nearly full",
+            "When it fills up, Warden stops storing findings, incidents and checkpoints until space returns. Free space, or move data_dir to a larger disk.",
+        ),
     };
     let key = format!("{}/{}/{}", spot.kind.as_str(), spot.subject, spot.since.to_rfc3339());
     let title = format!("Blind spot: {title} ({})", crate::text::sanitize(&spot.subject, 120));

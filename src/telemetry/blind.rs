@@ -106,7 +106,14 @@ impl BlindSpots {
         self.raise_for(kind, subject, detail, deliberate, Some(Instant::now() + lasts));
     }
 
-    fn raise_for(&self, kind: BlindKind, subject: &str, detail: String, deliberate: bool, until: Option<Instant>) -> bool {
+    fn raise_for(
+        &self,
+        kind: BlindKind,
+        subject: &str,
+        detail: String,
+        deliberate: bool,
+        until: Option<Instant>,
+    ) -> bool {
         let mut r = self.lock();
         if let Some(open) = r.open.get_mut(&(kind, subject.to_string())) {
             open.until = until.max(open.until);
@@ -114,8 +121,15 @@ impl BlindSpots {
         }
         *r.episodes.entry(kind).or_default() += 1;
         tracing::warn!(kind = kind.as_str(), %subject, %detail, "blind spot");
-        let spot =
-            BlindSpot { kind, subject: subject.to_string(), since: Utc::now(), detail, deliberate, reported: false, until };
+        let spot = BlindSpot {
+            kind,
+            subject: subject.to_string(),
+            since: Utc::now(),
+            detail,
+            deliberate,
+            reported: false,
+            until,
+        };
         r.open.insert((kind, subject.to_string()), spot);
         true
     }

@@ -193,7 +193,12 @@ impl Metrics {
         let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for (name, help, kind, evictions) in [
             ("warden_state_keys", "Keys held in a table of attacker-keyed detector state", "gauge", false),
-            ("warden_state_evictions_total", "Keys evicted from a table over its cap (least recent first)", "counter", true),
+            (
+                "warden_state_evictions_total",
+                "Keys evicted from a table over its cap (least recent first)",
+                "counter",
+                true,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for (table, (keys, evicted)) in &tables {

@@ -243,8 +243,12 @@ fn admin_rejects_bad_requests_and_routes_injected_envelopes() {
     for scheme in ["bearer", "BEARER", "Bearer"] {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(d.addr).unwrap();
-        write!(s, "GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nauthorization: {scheme}  {}\r\n\r\n", d.token)
-            .unwrap();
+        write!(
+            s,
+            "GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nauthorization: {scheme}  {}\r\n\r\n",
+            d.token
+        )
+        .unwrap();
         let mut answer = String::new();
         s.read_to_string(&mut answer).unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{scheme}: {answer}");

@@ -84,9 +84,27 @@ fn writer(dir: PathBuf, syslog: std::net::SocketAddr, plan: Arc<Plan>, w: Arc<Wr
         for k in 0..n_auth {
             let n = e_auth + k;
             a += &match n % 3 {
-                0 => format!("{} bastion sshd[{}]: Accepted publickey for deploy from 10.0.{}.{} port {} ssh2\n", stamp(), 2000 + n % 5000, n % 200, n % 250, 1024 + n % 60000),
-                1 => format!("{} bastion CRON[{}]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)\n", stamp(), 3000 + n % 5000),
-                _ => format!("{} bastion sshd[{}]: Disconnected from user deploy 10.0.{}.{} port {}\n", stamp(), 2000 + n % 5000, n % 200, n % 250, 1024 + n % 60000),
+                0 => format!(
+                    "{} bastion sshd[{}]: Accepted publickey for deploy from 10.0.{}.{} port {} ssh2\n",
+                    stamp(),
+                    2000 + n % 5000,
+                    n % 200,
+                    n % 250,
+                    1024 + n % 60000
+                ),
+                1 => format!(
+                    "{} bastion CRON[{}]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)\n",
+                    stamp(),
+                    3000 + n % 5000
+                ),
+                _ => format!(
+                    "{} bastion sshd[{}]: Disconnected from user deploy 10.0.{}.{} port {}\n",
+                    stamp(),
+                    2000 + n % 5000,
+                    n % 200,
+                    n % 250,
+                    1024 + n % 60000
+                ),
             };
         }
         // One attacker every (duration / attackers) seconds: 8 failures over 8 ticks.
@@ -138,7 +156,13 @@ fn writer(dir: PathBuf, syslog: std::net::SocketAddr, plan: Arc<Plan>, w: Arc<Wr
         if let Some(c) = conn.as_mut() {
             let mut s = String::new();
             for k in 0..n_sys {
-                s += &format!("<38>{} web-1 sshd[{}]: Accepted publickey for app from 10.2.0.{} port {} ssh2\n", stamp(), 100 + k % 100, k % 250, 5000 + tick % 1000);
+                s += &format!(
+                    "<38>{} web-1 sshd[{}]: Accepted publickey for app from 10.2.0.{} port {} ssh2\n",
+                    stamp(),
+                    100 + k % 100,
+                    k % 250,
+                    5000 + tick % 1000
+                );
             }
             match c.write_all(s.as_bytes()) {
                 Ok(()) => {
@@ -187,7 +211,12 @@ fn soak() {
     let plan = Arc::new(Plan::for_secs(secs));
     let tmp = tempfile::tempdir().unwrap();
     let syslog: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let file = |name: &str| format!("[[sources]]\nname = \"{name}\"\nkind = \"file\"\npath = {:?}\n", tmp.path().join(format!("{name}.log")).display().to_string());
+    let file = |name: &str| {
+        format!(
+            "[[sources]]\nname = \"{name}\"\nkind = \"file\"\npath = {:?}\n",
+            tmp.path().join(format!("{name}.log")).display().to_string()
+        )
+    };
     let sources = format!(
         "{}{}[[sources]]\nname = \"syslog\"\nkind = \"syslog-tcp\"\nlisten = \"{syslog}\"\n",
         file("auth"),
@@ -248,7 +277,10 @@ fn soak() {
         planted.iter().all(|ip| incident_for(&all, ip).is_some()).then_some(all)
     });
     for ip in &planted {
-        let n = incidents.iter().filter(|i| i["entities"].as_array().is_some_and(|e| e.iter().any(|x| x == ip.as_str()))).count();
+        let n = incidents
+            .iter()
+            .filter(|i| i["entities"].as_array().is_some_and(|e| e.iter().any(|x| x == ip.as_str())))
+            .count();
         assert_eq!(n, 1, "{ip}: {n} incidents");
     }
     let verify = d.cli(&["audit", "verify"]);

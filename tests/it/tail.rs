@@ -177,5 +177,7 @@ fn an_unreadable_log_is_a_visibility_incident() {
     // Readable again: the blind spot ends (the incident stays for the record).
     std::fs::remove_dir(&log).unwrap();
     append(&log, &failed("192.0.2.40", "root", 1));
-    eventually(30, "the blind spot to end", || d.metric("warden_blind_spots{kind=\"source_unreadable\"}").filter(|n| *n == 0));
+    eventually(30, "the blind spot to end", || {
+        d.metric("warden_blind_spots{kind=\"source_unreadable\"}").filter(|n| *n == 0)
+    });
 }

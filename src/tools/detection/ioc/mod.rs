@@ -190,7 +190,8 @@ impl crate::ingest::feeds::Reloadable for FeedStore {
         let now = std::time::SystemTime::now();
         for f in &self.feeds {
             let (FeedSource::Path(p), Some(hours)) = (&f.source, f.spec.max_age_hours) else { continue };
-            let newest = feed_files(p).iter().filter_map(|x| std::fs::metadata(x).and_then(|m| m.modified()).ok()).max();
+            let newest =
+                feed_files(p).iter().filter_map(|x| std::fs::metadata(x).and_then(|m| m.modified()).ok()).max();
             let age = newest.map(|t| now.duration_since(t).unwrap_or_default());
             let subject = format!("feed:{}", f.spec.name);
             let kind = crate::telemetry::BlindKind::FeedStale;
