@@ -104,8 +104,9 @@ impl Metrics {
         self.sources.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Renders the Prometheus text exposition format. `durable` adds gauges that come
-    /// from the knowledge base: `(name, help, labels, value)`.
+    /// Renders the Prometheus text exposition format. `durable` adds series that come
+    /// from the knowledge base: `(name, help, labels, value)` — counters when the name
+    /// ends in `_total`, gauges otherwise.
     pub fn render(&self, durable: &[(String, String, Vec<(String, String)>, u64)]) -> String {
         let mut out = String::new();
         let counters: [(&str, &str, &AtomicU64); 14] = [
@@ -221,7 +222,9 @@ impl Metrics {
         let mut last = String::new();
         for (name, help, labels, value) in durable {
             if *name != last {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+                // Durable totals only ever grow: counters (Prometheus' `_total` names).
+                let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
                 last = name.clone();
             }
             let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape_label(v))).collect();
@@ -280,9 +283,19 @@ impl Throttle {
 }
 
 #[cfg(test)]
-mod throttle_tests {
-    use super::Throttle;
+mod tests {
+    use super::{Metrics, Throttle};
     use std::time::{Duration, Instant};
+
+    /// Durable totals were all typed `gauge`; a `_total` is a counter.
+    #[test]
+    fn durable_totals_are_counters_and_the_rest_gauges() {
+        let series = |name: &str| (name.to_string(), "h".to_string(), vec![], 1u64);
+        let text = Metrics::default().render(&[series("warden_storage_ok"), series("warden_source_lines_total")]);
+        assert!(text.contains("# TYPE warden_storage_ok gauge\n"), "{text}");
+        assert!(text.contains("# TYPE warden_source_lines_total counter\n"), "{text}");
+        assert!(text.contains("# TYPE warden_blind_spots gauge\nwarden_blind_spots{kind=\"source_silent\"} 0"));
+    }
 
     #[test]
     fn says_once_per_interval_and_counts_the_rest() {
