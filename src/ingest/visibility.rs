@@ -209,6 +209,17 @@ impl Rhythm {
 
 /// The incident of a blind spot's episode (its id from the kind, subject and start).
 pub fn incident(spot: &BlindSpot) -> Incident {
+    incident_keyed(spot, &spot.since.to_rfc3339())
+}
+
+/// The incident of the blind spot's day: one per kind, subject and day, so that a
+/// restart in the middle of an episode (or a spot that comes and goes) does not open a
+/// second one while the first is open.
+fn incident_of_day(spot: &BlindSpot) -> Incident {
+    incident_keyed(spot, &spot.since.date_naive().to_string())
+}
+
+fn incident_keyed(spot: &BlindSpot, when: &str) -> Incident {
     let (severity, title, advice) = match spot.kind {
         BlindKind::SourceSilent => (
             Severity::Medium,
@@ -251,7 +262,7 @@ pub fn incident(spot: &BlindSpot) -> Incident {
             "When it fills up, Warden stops storing findings, incidents and checkpoints until space returns. Free space, or move data_dir to a larger disk.",
         ),
     };
-    let key = format!("{}/{}/{}", spot.kind.as_str(), spot.subject, spot.since.to_rfc3339());
+    let key = format!("{}/{}/{when}", spot.kind.as_str(), spot.subject);
     let title = format!("Blind spot: {title} ({})", crate::text::sanitize(&spot.subject, 120));
     let mut inc = Incident::blind_spot(
         &key,
@@ -283,7 +294,21 @@ pub fn incident(spot: &BlindSpot) -> Incident {
 /// Stores the incident of every blind spot not reported yet.
 pub async fn report(kb: &Kb, spots: &BlindSpots) {
     for spot in spots.unreported() {
-        let inc = incident(&spot);
+        let day = incident_of_day(&spot);
+        let inc = match kb.incident(day.id).await {
+            Ok(None) => day,
+            // Already said today and still open: nothing new to store.
+            Ok(Some(open)) if open.status != crate::messages::IncidentStatus::Closed => {
+                spots.reported(&spot);
+                continue;
+            }
+            // Said today and closed since: this is a new episode.
+            Ok(Some(_)) => incident(&spot),
+            Err(e) => {
+                tracing::error!(subject = %spot.subject, error = %e, "cannot look up a visibility incident");
+                continue;
+            }
+        };
         let id = inc.id;
         match kb.store_incident(inc).await {
             Ok(()) => {
@@ -416,5 +441,32 @@ mod tests {
         let quiet = spots.unreported().into_iter().find(|s| s.kind == BlindKind::SourceSilent).unwrap();
         let b = incident(&quiet);
         assert!(b.findings[0].techniques.is_empty() && b.severity == Severity::Medium);
+    }
+
+    /// A restart in the middle of an episode (a fresh registry raising it again) or a
+    /// blind spot that comes and goes the same day: one incident while it is open; once
+    /// closed, a new episode opens a new one.
+    #[actix_rt::test]
+    async fn one_incident_per_open_episode_across_restarts() {
+        let kb = Kb::temporary();
+        let visibility = |all: &[Incident]| all.iter().filter(|i| i.kind == "visibility").count();
+        for _restart in 0..2 {
+            let spots = BlindSpots::default();
+            spots.raise(BlindKind::SourceUnreadable, "source:auth", "cannot read".into(), false);
+            report(&kb, &spots).await;
+            assert!(spots.unreported().is_empty());
+            spots.clear(BlindKind::SourceUnreadable, "source:auth");
+            spots.raise(BlindKind::SourceUnreadable, "source:auth", "cannot read again".into(), false);
+            report(&kb, &spots).await;
+        }
+        let all = kb.incidents().await.unwrap();
+        assert_eq!(visibility(&all), 1, "{all:#?}");
+        let mut closed = all.into_iter().find(|i| i.kind == "visibility").unwrap();
+        closed.status = crate::messages::IncidentStatus::Closed;
+        kb.store_incident(closed).await.unwrap();
+        let spots = BlindSpots::default();
+        spots.raise(BlindKind::SourceUnreadable, "source:auth", "and again".into(), false);
+        report(&kb, &spots).await;
+        assert_eq!(visibility(&kb.incidents().await.unwrap()), 2);
     }
 }
