@@ -71,13 +71,14 @@ fn syslog_tcp(data: &[u8]) {
     }
 }
 
-/// One datagram: RFC 3164 or 5424, normalised.
+/// One datagram as the UDP listener takes it (its first line), RFC 3164 or 5424,
+/// normalised.
 fn syslog_udp(data: &[u8]) {
-    let text = String::from_utf8_lossy(data);
+    let Some((frame, _)) = warden::ingest::syslog::datagram(data, 4096) else { return };
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
     let peer = std::net::IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]);
-    if let Ok(line) = warden::ingest::syslog::normalize(&text, peer, now) {
-        assert!(!line.contains('\n'));
+    if let Ok(line) = warden::ingest::syslog::normalize(&frame, peer, now) {
+        assert!(!line.contains('\n'), "a normalised datagram holds a newline");
     }
 }
 

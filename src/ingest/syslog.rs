@@ -95,12 +95,13 @@ pub fn normalize(msg: &str, peer: IpAddr, now: DateTime<Utc>) -> Result<String, 
     // and the sender's address stand in.
     let b = rest.as_bytes();
     let has_ts = b.len() >= 16 && b[3] == b' ' && b[6] == b' ' && b[9] == b':' && b[12] == b':';
-    if has_ts {
-        let after = &rest[16..];
+    // The time is 15 ASCII bytes and a space; anything else there (a multi-byte
+    // character: found by fuzzing, it panicked the slicing) is not a timestamp.
+    if has_ts && let (Some(stamp), Some(after)) = (rest.get(..15), rest.get(16..)) {
         // A sender that leaves out the host writes `TAG: MSG` right after the time.
         let first = after.split(' ').next().unwrap_or("");
         if first.ends_with(':') || first.contains('[') {
-            return Ok(format!("{} {peer} {after}", &rest[..15]));
+            return Ok(format!("{stamp} {peer} {after}"));
         }
         return Ok(rest.to_string());
     }
@@ -338,6 +339,20 @@ impl Input {
     }
 }
 
+/// The message of one datagram: its first line (cut at `max`), with its damage counts
+/// (invalid UTF-8, cut); `None` for an empty datagram.
+pub fn datagram(bytes: &[u8], max: usize) -> Option<(String, (u64, u64))> {
+    let mut one = LineSplitter::new(max);
+    let mut frame = None;
+    one.push(bytes, &mut |l| {
+        frame.get_or_insert(l);
+    });
+    one.finish(&mut |l| {
+        frame.get_or_insert(l);
+    });
+    frame.map(|f| (f, (one.invalid_utf8, one.truncated)))
+}
+
 async fn udp(input: Input, listen: SocketAddr, limits: SyslogLimits, bound: Bound) {
     let source = input.source.clone();
     let res = tokio::net::UdpSocket::bind(listen).await;
@@ -359,16 +374,8 @@ async fn udp(input: Input, listen: SocketAddr, limits: SyslogLimits, bound: Boun
                 continue;
             }
         };
-        let mut one = LineSplitter::new(input.max);
-        let mut frame = None;
-        one.push(&buf[..n], &mut |l| {
-            frame.get_or_insert(l);
-        });
-        one.finish(&mut |l| {
-            frame.get_or_insert(l);
-        });
-        let Some(frame) = frame else { continue };
-        if input.forward(&frame, peer, (one.invalid_utf8, one.truncated)).await.is_none() {
+        let Some((frame, damage)) = datagram(&buf[..n], input.max) else { continue };
+        if input.forward(&frame, peer, damage).await.is_none() {
             return;
         }
     }
@@ -564,6 +571,13 @@ mod tests {
         );
         assert_eq!(normalize("no priority", PEER, now()), Err(FrameError::NoPriority));
         assert_eq!(normalize("<999>x", PEER, now()), Err(FrameError::NoPriority));
+        // Found by fuzzing: a multi-byte character where the time ends panicked the slice.
+        let m = "<38>Nov 30 12:00:0\u{fffd}-30T12:00:00 x";
+        let local = now().with_timezone(&chrono::Local).format("%b %e %H:%M:%S");
+        assert_eq!(
+            normalize(m, PEER, now()).unwrap(),
+            format!("{local} 192.0.2.9 Nov 30 12:00:0\u{fffd}-30T12:00:00 x")
+        );
     }
 
     #[test]
