@@ -353,6 +353,19 @@ pub enum CaptureError {
 
 /// Reads a whole capture: its flows and DNS queries as events, in time order.
 pub fn read(path: &Path) -> Result<(Vec<Event>, CaptureStats), CaptureError> {
+    // pcap-parser 0.17.0 subtracts without a check on a pcapng block shorter than its
+    // header (found by fuzzing): a panic in a debug build, a wrapped length and an
+    // incomplete block in a release one. A decoder that panics on a hostile capture is
+    // an error about that file, never the end of the process.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_capture(path))).unwrap_or_else(|_| {
+        Err(CaptureError::Format {
+            path: path.display().to_string(),
+            reason: "the capture decoder failed on a malformed block".into(),
+        })
+    })
+}
+
+fn read_capture(path: &Path) -> Result<(Vec<Event>, CaptureStats), CaptureError> {
     let shown = || path.display().to_string();
     let file = std::fs::File::open(path).map_err(|source| CaptureError::Open { path: shown(), source })?;
     let mut reader = pcap_parser::create_reader(1 << 20, file)

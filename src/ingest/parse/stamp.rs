@@ -118,7 +118,9 @@ pub fn ctime<'a>(line: &'a str, years: &YearInference) -> Option<(DateTime<Utc>,
 
 /// `@4000000050a2e2a10a3d0a14 …`: a TAI64N label (daemontools' multilog, dovecot).
 pub fn tai64n(line: &str) -> Option<(DateTime<Utc>, &str)> {
-    let hex = line.strip_prefix('@')?.get(..24)?;
+    // 24 hex digits (ASCII: a multi-byte character there made the slices below panic —
+    // found by fuzzing).
+    let hex = line.strip_prefix('@')?.get(..24).filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))?;
     let secs = u64::from_str_radix(&hex[..16], 16).ok()?.checked_sub(0x4000_0000_0000_000a)?;
     let nanos = u32::from_str_radix(&hex[16..], 16).ok()?;
     let t = DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos.min(999_999_999))?;
@@ -163,6 +165,9 @@ mod tests {
             t(tai64n("@400000004c91b044077a9e94 imap-login: x")),
             s("2010-09-16T05:50:50.125476500+00:00", "imap-login: x")
         );
+        // Found by fuzzing: a multi-byte character inside the label panicked a slice.
+        assert!(tai64n("@4000000000000\u{fffd}000000000 x").is_none());
+        assert!(tai64n("@40000000\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd} x").is_none());
         assert!(iso("2013-13-04 17:03:46 x", &y()).is_none());
         assert!(iso("not a time at all here", &y()).is_none());
         assert!(ctime("Sun Foo 09 07:57:47 2013", &y()).is_none());
