@@ -384,7 +384,10 @@ pub fn stix_comparisons(pattern: &str) -> Result<Vec<(String, String)>, StixErro
                     }
                     i += 1;
                 }
-                let path = pattern[start..i.min(b.len())].to_string();
+                // An unterminated quoted key ran to the end (found by fuzzing: `i` went one
+                // past it and the operator's slice panicked).
+                i = i.min(b.len());
+                let path = pattern[start..i].to_string();
                 if ["AND", "OR", "FOLLOWEDBY", "NOT"].contains(&path.as_str()) {
                     continue;
                 }
@@ -400,14 +403,16 @@ pub fn stix_comparisons(pattern: &str) -> Result<Vec<(String, String)>, StixErro
                     return Err(StixError::Unquoted(path.to_string()));
                 }
                 i += 1;
-                let mut value = String::new();
+                let mut raw = Vec::new();
                 while i < b.len() && b[i] != b'\'' {
                     if b[i] == b'\\' && i + 1 < b.len() {
                         i += 1;
                     }
-                    value.push(b[i] as char);
+                    raw.push(b[i]);
                     i += 1;
                 }
+                // Bytes, then text: a value with non-ASCII characters (an IDN) stays UTF-8.
+                let value = String::from_utf8_lossy(&raw).into_owned();
                 if i >= b.len() {
                     return Err(StixError::Unterminated);
                 }

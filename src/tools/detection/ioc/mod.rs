@@ -326,6 +326,10 @@ mod tests {
         );
         assert!(stix_comparisons("[ipv4-addr:value = '1.2.3.4'").is_err());
         assert!(stix_comparisons("ipv4-addr:value = '1.2.3.4'").is_err());
+        // Found by fuzzing: an unterminated quoted key panicked; a non-ASCII value was mangled.
+        assert!(stix_comparisons("[file:hashes.'SHA-256").is_err());
+        let idn = stix_comparisons("[domain-name:value = 'bücher.example']").unwrap();
+        assert_eq!(idn[0].1, "bücher.example");
         let bundle = r#"{"type":"bundle","objects":[
             {"type":"indicator","pattern":"[ipv4-addr:value = '198.51.100.1/32' OR url:value = 'http://x.example/a']","pattern_type":"stix"},
             {"type":"indicator","pattern":"[email-message:subject MATCHES '^x']","pattern_type":"stix"},
