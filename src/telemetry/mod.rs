@@ -191,6 +191,27 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{source=\"{}\",parser=\"{}\"}} {n}", escape_label(src), p.as_str());
             }
         }
+        self.render_state(&mut out);
+        let mut last = String::new();
+        for (name, help, labels, value) in durable {
+            if *name != last {
+                // Durable totals only ever grow: counters (Prometheus' `_total` names).
+                let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                last = name.clone();
+            }
+            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape_label(v))).collect();
+            if labels.is_empty() {
+                let _ = writeln!(out, "{name} {value}");
+            } else {
+                let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
+            }
+        }
+        out
+    }
+
+    /// Blind spots, and the tables of attacker-keyed state (keys, evictions).
+    fn render_state(&self, out: &mut String) {
         let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for (name, help, kind, evictions) in [
             ("warden_state_keys", "Keys held in a table of attacker-keyed detector state", "gauge", false),
@@ -219,22 +240,6 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{kind=\"{}\"}} {}", k.as_str(), if pick == 1 { open } else { episodes });
             }
         }
-        let mut last = String::new();
-        for (name, help, labels, value) in durable {
-            if *name != last {
-                // Durable totals only ever grow: counters (Prometheus' `_total` names).
-                let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-                last = name.clone();
-            }
-            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape_label(v))).collect();
-            if labels.is_empty() {
-                let _ = writeln!(out, "{name} {value}");
-            } else {
-                let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
-            }
-        }
-        out
     }
 }
 
