@@ -34,12 +34,6 @@ impl From<SocketAddr> for Endpoint {
     }
 }
 
-impl From<&Endpoint> for Endpoint {
-    fn from(e: &Endpoint) -> Self {
-        e.clone()
-    }
-}
-
 /// A response: status code and body.
 #[derive(Debug, Clone)]
 pub struct Response {

@@ -1,4 +1,5 @@
-//! The `Admin` actor and its HTTP API (actix-web) on loopback, behind a bearer token.
+//! The `Admin` actor and its HTTP API (actix-web) on loopback, or on any address over TLS
+//! (`tls.rs`), behind a bearer token.
 //!
 //! Owns: the HTTP server and the token. Accepts: HTTP requests. Emits, through the
 //! [`Handles`] it is given at start: `Route`d envelopes, raw log batches, agent listings

@@ -19,8 +19,7 @@ use super::daemon::RECOVERED_ENV;
 const FREE_EVERY: Duration = Duration::from_secs(5);
 
 /// Measures the free space of the database's disk (`db_dir`); below `min_free` bytes it
-/// is a blind spot (a `visibility` incident once per episode), which ends above
-/// `min_free` + 10 %.
+/// is a blind spot, which ends above `min_free` + 10 %.
 pub async fn watch_free_space(kb: Kb, metrics: Arc<Metrics>, db_dir: PathBuf, min_free: u64) {
     let subject = format!("storage:{}", db_dir.display());
     let spots = &metrics.blind_spots;
@@ -35,9 +34,8 @@ pub async fn watch_free_space(kb: Kb, metrics: Arc<Metrics>, db_dir: PathBuf, mi
                     min_free >> 20,
                     db_dir.display()
                 );
-                if spots.raise(BlindKind::DiskNearlyFull, &subject, detail, false) {
-                    warden::ingest::visibility::report(&kb, spots).await;
-                }
+                // The visibility watcher stores its incident.
+                spots.raise(BlindKind::DiskNearlyFull, &subject, detail, false);
             } else if free > min_free.saturating_add(min_free / 10) {
                 spots.clear(BlindKind::DiskNearlyFull, &subject);
             }

@@ -272,10 +272,7 @@ fn incident_keyed(spot: &BlindSpot, when: &str) -> Incident {
         format!("{} {advice}", spot.detail),
         spot.since,
     );
-    let mut techniques = Vec::new();
-    if spot.deliberate {
-        techniques = vec!["T1562".to_string(), "T1070.002".to_string()];
-    }
+    let techniques = if spot.deliberate { vec!["T1562".into(), "T1070.002".into()] } else { Vec::new() };
     inc.findings.push(Finding {
         id: uuid::Uuid::new_v5(&inc.id, b"finding"),
         rule: format!("visibility/{}", spot.kind.as_str()),

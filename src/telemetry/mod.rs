@@ -213,32 +213,32 @@ impl Metrics {
     /// Blind spots, and the tables of attacker-keyed state (keys, evictions).
     fn render_state(&self, out: &mut String) {
         let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        for (name, help, kind, evictions) in [
-            ("warden_state_keys", "Keys held in a table of attacker-keyed detector state", "gauge", false),
-            (
-                "warden_state_evictions_total",
-                "Keys evicted from a table over its cap (least recent first)",
-                "counter",
-                true,
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (table, (keys, evicted)) in &tables {
-                let value = if evictions { Some(*evicted) } else { *keys };
-                if let Some(v) = value {
-                    let _ = writeln!(out, "{name}{{table=\"{table}\"}} {v}");
-                }
+        let name = "warden_state_keys";
+        let _ =
+            writeln!(out, "# HELP {name} Keys held in a table of attacker-keyed detector state\n# TYPE {name} gauge");
+        for (table, (keys, _)) in &tables {
+            if let Some(k) = keys {
+                let _ = writeln!(out, "{name}{{table=\"{table}\"}} {k}");
             }
         }
+        let name = "warden_state_evictions_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Keys evicted from a table over its cap (least recent first)\n# TYPE {name} counter"
+        );
+        for (table, (_, evicted)) in &tables {
+            let _ = writeln!(out, "{name}{{table=\"{table}\"}} {evicted}");
+        }
         let counts = self.blind_spots.counts();
-        for (name, help, kind, pick) in [
-            ("warden_blind_spots", "Blind spots open now, by kind", "gauge", 1),
-            ("warden_blind_spot_episodes_total", "Blind spots opened by this process, by kind", "counter", 2),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (k, open, episodes) in &counts {
-                let _ = writeln!(out, "{name}{{kind=\"{}\"}} {}", k.as_str(), if pick == 1 { open } else { episodes });
-            }
+        let name = "warden_blind_spots";
+        let _ = writeln!(out, "# HELP {name} Blind spots open now, by kind\n# TYPE {name} gauge");
+        for (k, open, _) in &counts {
+            let _ = writeln!(out, "{name}{{kind=\"{}\"}} {open}", k.as_str());
+        }
+        let name = "warden_blind_spot_episodes_total";
+        let _ = writeln!(out, "# HELP {name} Blind spots opened by this process, by kind\n# TYPE {name} counter");
+        for (k, _, episodes) in &counts {
+            let _ = writeln!(out, "{name}{{kind=\"{}\"}} {episodes}", k.as_str());
         }
     }
 }
