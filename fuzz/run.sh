@@ -17,13 +17,16 @@ for t in $targets; do
   out=out/$t
   rm -rf "$out"
   mkdir -p "$out" "regressions/$t"
-  WARDEN_FUZZ_TARGET=$t cargo afl fuzz -V "$secs" -i "seeds/$t" -o "$out" -- "$bin" > "$out/afl.log" 2>&1 || true
+  # CPU time of afl-fuzz and every target process it ran (bash's `time` reads the
+  # children's rusage), so a run that shared its core says so.
+  TIMEFORMAT='%U %S'
+  { time WARDEN_FUZZ_TARGET=$t cargo afl fuzz -V "$secs" -i "seeds/$t" -o "$out" -- "$bin" > "$out/afl.log" 2>&1 || true; } 2> "$out/cpu"
+  cpu=$(awk '{printf "%d", $1 + $2}' "$out/cpu")
   stats=$out/default/fuzzer_stats
   if [ ! -f "$stats" ]; then echo "$t: afl-fuzz did not start (see fuzz/$out/afl.log)"; continue; fi
   get() { sed -n "s/^$1 *: *//p" "$stats"; }
-  # AFL++ runs one process at a time: wall time is CPU time when it has a core of its own.
-  printf '%-12s %6s s  %10s execs  %6s/s  corpus %5s  coverage %7s  crashes %s  hangs %s\n' \
-    "$t" "$(get run_time)" "$(get execs_done)" "$(get execs_per_sec)" "$(get corpus_count)" \
+  printf '%-12s %6s s wall %6s s CPU  %10s execs  %6s/s  corpus %5s  coverage %7s  crashes %s  hangs %s\n' \
+    "$t" "$(get run_time)" "$cpu" "$(get execs_done)" "$(get execs_per_sec)" "$(get corpus_count)" \
     "$(get bitmap_cvg)" "$(get saved_crashes)" "$(get saved_hangs)"
   for f in "$out"/default/crashes/id:* "$out"/default/hangs/id:*; do
     [ -f "$f" ] && cp "$f" "regressions/$t/$(basename "$(dirname "$f")")-$(sha256sum "$f" | cut -c1-16)"

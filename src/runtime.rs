@@ -67,8 +67,8 @@ impl Runtime {
             .map(|d| crate::definitions::ContainmentModes::of(d, cfg.response.mode));
         let kb_state = KnowledgeBase::new(store)?;
         let kb_arbiter = Arbiter::new();
-        let health = kb_state.health();
-        let kb = Kb { addr: KnowledgeBase::start_in_arbiter(&kb_arbiter.handle(), move |_| kb_state), health };
+        let (health, reader) = (kb_state.health(), kb_state.reader());
+        let kb = Kb { addr: KnowledgeBase::start_in_arbiter(&kb_arbiter.handle(), move |_| kb_state), health, reader };
         let metrics = Arc::new(Metrics::default());
         let protected = Arc::new(Protected::new(&cfg.response.protected));
         let r = &cfg.response;
@@ -96,8 +96,10 @@ impl Runtime {
             }
             _ => None,
         };
+        metrics.memory_budget_bytes.store(cfg.storage.memory_budget_mb << 20, std::sync::atomic::Ordering::Relaxed);
         let env = Arc::new(AgentEnv {
             reasoner,
+            memory: cfg.storage.memory_shares(),
             notifier,
             data_dir: cfg.data_dir(None),
             kb: kb.clone(),

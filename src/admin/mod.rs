@@ -211,9 +211,15 @@ async fn health(st: web::Data<AdminState>) -> HttpResponse {
         agents.iter().filter(|a| a.state == crate::supervisor::AgentState::Failed).map(|a| a.name.as_str()).collect();
     let storage = st.kb.health.failure();
     let blind = st.metrics.blind_spots.open();
+    // Over the memory budget: the caps derived from it are too large for this load (or
+    // something is not capped) — the operator must know before the kernel does.
+    let budget = st.metrics.memory_budget_bytes.load(std::sync::atomic::Ordering::Relaxed);
+    let resident = crate::telemetry::resident_bytes().unwrap_or(0);
+    let within = budget == 0 || resident <= budget;
     HttpResponse::Ok().json(json!({
-        "status": if failed.is_empty() && storage.is_none() && blind.is_empty() { "ok" } else { "degraded" },
+        "status": if failed.is_empty() && storage.is_none() && blind.is_empty() && within { "ok" } else { "degraded" },
         "blind_spots": blind,
+        "memory": { "ok": within, "resident_bytes": resident, "budget_bytes": budget },
         "storage": match &storage {
             None => json!({ "ok": true }),
             Some(f) => json!({ "ok": false, "since": f.since, "error": f.error }),

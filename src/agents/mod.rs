@@ -21,7 +21,7 @@ use crate::definitions::{AgentDefinition, AgentKind};
 use crate::ingest::LogBatch;
 use crate::kb::audit::AuditEntry;
 use crate::kb::{Kb, KbError, Write};
-use crate::messages::{Envelope, Incident, ResponseMode};
+use crate::messages::{Envelope, ResponseMode};
 use crate::routing::RoutingTable;
 use crate::telemetry::Metrics;
 use crate::tools::response::Protected;
@@ -160,6 +160,8 @@ pub struct AgentEnv {
     pub data_dir: std::path::PathBuf,
     /// The language model, when one is configured (within its budgets).
     pub reasoner: Option<Arc<crate::llm::Guarded>>,
+    /// What the memory budget allows the agents' in-memory tables.
+    pub memory: crate::config::MemoryShares,
 }
 
 #[cfg(test)]
@@ -178,6 +180,7 @@ impl AgentEnv {
             notifier: None,
             data_dir: self.data_dir.clone(),
             reasoner: self.reasoner.clone(),
+            memory: self.memory,
         }
     }
 }
@@ -195,9 +198,9 @@ pub enum RestoredLogic {
     ThreatDetection,
     /// A custom agent keeps none.
     Custom,
-    IncidentResponse {
-        incidents: Vec<Incident>,
-    },
+    /// Incident response, built from the knowledge base (it reads its incidents one at
+    /// a time and holds only those still in use).
+    IncidentResponse(Box<incident_response::IncidentResponse>),
     VulnerabilityManagement {
         scans: Vec<crate::tools::vuln::scan::ScanReport>,
         plans: Vec<vulnerability_management::Plan>,
@@ -205,7 +208,8 @@ pub enum RestoredLogic {
 }
 
 /// Reads what an agent of this definition needs to resume.
-pub async fn restore(def: &AgentDefinition, kb: &Kb) -> Result<Restored, KbError> {
+pub async fn restore(def: &Arc<AgentDefinition>, env: &Arc<AgentEnv>) -> Result<Restored, KbError> {
+    let kb = &env.kb;
     let base = format!("{}/", def.name);
     let mut tools = Vec::new();
     for spec in def.tools.iter().filter_map(|t| crate::tools::registry::spec(*t)) {
@@ -217,7 +221,9 @@ pub async fn restore(def: &AgentDefinition, kb: &Kb) -> Result<Restored, KbError
     let logic = match def.kind {
         AgentKind::ThreatDetection => RestoredLogic::ThreatDetection,
         AgentKind::Custom => RestoredLogic::Custom,
-        AgentKind::IncidentResponse => RestoredLogic::IncidentResponse { incidents: kb.incidents().await? },
+        AgentKind::IncidentResponse => RestoredLogic::IncidentResponse(Box::new(
+            incident_response::IncidentResponse::new(def.clone(), env.clone())?,
+        )),
         AgentKind::VulnerabilityManagement => {
             let (scans, plans) = vulnerability_management::restore(&def.name, kb).await?;
             RestoredLogic::VulnerabilityManagement { scans, plans }
@@ -249,9 +255,7 @@ pub fn build(
 ) -> (Box<dyn AgentLogic>, ToolExecutor) {
     let executor = ToolExecutor::new(&tool_setup(def, env), &def.tools, restored.tools);
     let logic: Box<dyn AgentLogic> = match restored.logic {
-        RestoredLogic::IncidentResponse { incidents } => {
-            Box::new(incident_response::IncidentResponse::new(def.clone(), env.clone(), incidents))
-        }
+        RestoredLogic::IncidentResponse(logic) => logic,
         RestoredLogic::VulnerabilityManagement { scans, plans } => {
             Box::new(vulnerability_management::VulnerabilityManagement::new(def.clone(), env.clone(), scans, plans))
         }
@@ -320,6 +324,7 @@ pub mod test_support {
             notifier: None,
             data_dir,
             reasoner: model.map(|m| Arc::new(crate::llm::Guarded::new(Arc::new(m), &llm_config()))),
+            memory: Default::default(),
         })
     }
 }

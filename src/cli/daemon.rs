@@ -81,7 +81,16 @@ pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
     // Everything below (quarantine, tokens) resolves paths from this one.
     cfg.data_dir = Some(data_dir.clone());
     // Each error says what is wrong and what to do (a lock held, damage, the cause).
-    let store = Store::open(&data_dir.join("db"), cfg.storage.cache_mb << 20)?;
+    let shares = cfg.storage.memory_shares();
+    if shares.cache_bytes < cfg.storage.cache_mb << 20 {
+        tracing::warn!(
+            cache_mb = cfg.storage.cache_mb,
+            memory_budget_mb = cfg.storage.memory_budget_mb,
+            used_mb = shares.cache_bytes >> 20,
+            "[storage] cache_mb is more than a quarter of memory_budget_mb: the page cache is capped at a quarter"
+        );
+    }
+    let store = Store::open(&data_dir.join("db"), shares.cache_bytes)?;
     let token = admin::token::ensure(&data_dir)?;
     let sys = actix::System::new();
     let restart = sys.block_on(async move {

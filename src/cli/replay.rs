@@ -36,7 +36,7 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
     let mut cfg = cfg;
     cfg.ingest.batch_lines = cfg.ingest.batch_lines.max(8_192);
     let sys = actix::System::new();
-    let (incidents, findings, totals, elapsed, read_secs) = sys.block_on(async move {
+    let (incidents, findings, totals, elapsed, read_secs, analysing_peak) = sys.block_on(async move {
         let rt = Runtime::start_with(&cfg, &defs, store, false)?;
         rt.ready().await;
         let progress = warden::ingest::replay::progress();
@@ -65,6 +65,8 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
         let read_secs = started.elapsed().as_secs_f64();
         rt.quiesce().await;
         let elapsed = started.elapsed();
+        // The peak while analysing, before the listing below loads every incident.
+        let analysing_peak = peak_rss_kb();
         if let Some(t) = ticker {
             t.abort();
             eprint!("\r\x1b[2K");
@@ -72,7 +74,7 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
         let incidents = rt.kb.incidents().await?;
         let findings = if want_findings { rt.kb.findings().await? } else { Vec::new() };
         rt.shutdown().await?;
-        anyhow::Ok((incidents, findings, totals, elapsed, read_secs))
+        anyhow::Ok((incidents, findings, totals, elapsed, read_secs, analysing_peak))
     })?;
     let lines = totals.lines;
     if want_findings {
@@ -101,18 +103,22 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
         let mut by_parser: Vec<String> = totals.parsers.iter().map(|(p, n)| format!("{}={n}", p.as_str())).collect();
         by_parser.push(format!("unparsed={}", totals.unparsed));
         println!("lines by parser: {}", by_parser.join(" "));
-        // VmHWM: the peak resident set size of this process, in kB.
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let kb = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok());
-        match kb {
-            Some(kb) => println!("peak RSS: {:.1} MB", kb as f64 / 1024.0),
-            None => println!("peak RSS: unknown (no /proc/self/status)"),
+        match (peak_rss_kb(), analysing_peak) {
+            (Some(kb), Some(a)) => println!(
+                "peak RSS: {:.1} MB ({:.1} MB while analysing, before the listing)",
+                kb as f64 / 1024.0,
+                a as f64 / 1024.0
+            ),
+            _ => println!("peak RSS: unknown (no /proc/self/status)"),
         }
     }
     Ok(0)
+}
+
+/// VmHWM: the peak resident set size of this process so far, in kB.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches(" kB").trim().parse().ok()
 }
 
 pub fn print_incidents(incidents: &[Incident]) {

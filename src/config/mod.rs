@@ -373,6 +373,44 @@ pub struct StorageConfig {
     /// opened (a blind spot ahead: a full disk stops every write), in MiB.
     #[serde(default = "default_min_free_mb")]
     pub min_free_mb: u64,
+    /// The resident memory the daemon is sized to stay within, in MiB: the page cache
+    /// and the in-memory tables are derived from it ([`StorageConfig::memory_shares`]).
+    #[serde(default = "default_memory_budget_mb")]
+    pub memory_budget_mb: u64,
+}
+
+/// What the memory budget allows each consumer. Incidents are about 20 KB each held
+/// (findings with their evidence lines), an entity entry about 100 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryShares {
+    /// sled's page cache: `cache_mb`, at most a quarter of the budget.
+    pub cache_bytes: u64,
+    /// Incidents incident response holds in memory: an eighth of the budget.
+    pub incidents_held: usize,
+    /// Entities (addresses, campaigns) pointing to their active incident: a
+    /// sixteenth of the budget.
+    pub incident_entities: usize,
+}
+
+impl StorageConfig {
+    pub fn memory_shares(&self) -> MemoryShares {
+        let budget = self.memory_budget_mb;
+        MemoryShares {
+            cache_bytes: self.cache_mb.min(budget / 4).max(1) << 20,
+            incidents_held: ((budget << 20) / 8 / 20_000).max(64) as usize,
+            incident_entities: ((budget << 20) / 16 / 100).max(1024) as usize,
+        }
+    }
+}
+
+impl Default for MemoryShares {
+    fn default() -> Self {
+        StorageConfig::default().memory_shares()
+    }
+}
+
+fn default_memory_budget_mb() -> u64 {
+    512
 }
 
 fn default_min_free_mb() -> u64 {
@@ -385,7 +423,11 @@ fn default_cache_mb() -> u64 {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { cache_mb: default_cache_mb(), min_free_mb: default_min_free_mb() }
+        StorageConfig {
+            cache_mb: default_cache_mb(),
+            min_free_mb: default_min_free_mb(),
+            memory_budget_mb: default_memory_budget_mb(),
+        }
     }
 }
 

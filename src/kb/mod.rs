@@ -10,17 +10,22 @@
 //! checkpoint (or inbox acknowledgement) that produced them land together or not at all.
 
 pub mod audit;
+mod reader;
+mod records;
+
+pub use reader::Reader;
 
 use actix::prelude::*;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::{Serialize, de::DeserializeOwned};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::messages::{Action, Checkpoint, Finding, InboxEntry, Incident};
 use crate::store::{RawWrite, Store, StoreError, TreeName};
 use audit::{AuditEntry, AuditRecord, AuditReport, StoredAudit};
+use records::{IncidentIn, IncidentOut, decode, encode, join};
 
 /// Schema version of every stored record.
 pub const RECORD_VERSION: u32 = 1;
@@ -50,117 +55,12 @@ impl KbError {
     }
 }
 
-#[derive(Serialize, serde::Deserialize)]
-struct Versioned<T> {
-    v: u32,
-    data: T,
-}
-
-fn encode<T: Serialize>(what: &'static str, data: &T) -> Result<Vec<u8>, KbError> {
-    serde_json::to_vec(&Versioned { v: RECORD_VERSION, data }).map_err(|source| KbError::Encode { what, source })
-}
-
-fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, KbError> {
-    let rec: Versioned<T> = serde_json::from_slice(bytes).map_err(|source| KbError::Decode { what, source })?;
-    if rec.v != RECORD_VERSION {
-        return Err(KbError::Version { found: rec.v });
-    }
-    Ok(rec.data)
-}
-
 /// Key of an inbox entry: creation time then id, so a scan delivers in routing order.
 pub fn inbox_key(created_at: DateTime<Utc>, id: Uuid) -> Vec<u8> {
     let mut k = Vec::with_capacity(24);
     k.extend_from_slice(&(created_at.timestamp_nanos_opt().unwrap_or(0) as u64).to_be_bytes());
     k.extend_from_slice(id.as_bytes());
     k
-}
-
-/// An incident as stored: its findings by id (they live in the `findings` tree), so an
-/// incident that collects findings over hours is not rewritten with all of them each time.
-#[derive(Serialize)]
-struct IncidentOut<'a> {
-    id: Uuid,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    title: &'a str,
-    severity: crate::messages::Severity,
-    priority: crate::messages::Priority,
-    status: crate::messages::IncidentStatus,
-    entities: &'a [String],
-    finding_ids: Vec<Uuid>,
-    actions: &'a [Action],
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    last_activity: DateTime<Utc>,
-    notes: &'a [String],
-    version: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    triage: Option<&'a crate::messages::TriageResult>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    playbook: Option<&'a crate::messages::PlaybookRun>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    earlier_playbooks: &'a [crate::messages::PlaybookRun],
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    evidence: &'a [crate::messages::EvidenceItem],
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    remediation: &'a [crate::messages::RemediationEntry],
-}
-
-impl<'a> From<&'a Incident> for IncidentOut<'a> {
-    fn from(i: &'a Incident) -> Self {
-        IncidentOut {
-            id: i.id,
-            kind: &i.kind,
-            title: &i.title,
-            severity: i.severity,
-            priority: i.priority,
-            status: i.status,
-            entities: &i.entities,
-            finding_ids: i.findings.iter().map(|f| f.id).collect(),
-            actions: &i.actions,
-            created_at: i.created_at,
-            updated_at: i.updated_at,
-            last_activity: i.last_activity,
-            notes: &i.notes,
-            version: i.version,
-            triage: i.triage.as_ref(),
-            playbook: i.playbook.as_ref(),
-            earlier_playbooks: &i.earlier_playbooks,
-            evidence: &i.evidence,
-            remediation: &i.remediation,
-        }
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct IncidentIn {
-    id: Uuid,
-    #[serde(rename = "type")]
-    kind: String,
-    title: String,
-    severity: crate::messages::Severity,
-    priority: crate::messages::Priority,
-    status: crate::messages::IncidentStatus,
-    entities: Vec<String>,
-    finding_ids: Vec<Uuid>,
-    actions: Vec<Action>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    last_activity: DateTime<Utc>,
-    #[serde(default)]
-    notes: Vec<String>,
-    version: u64,
-    #[serde(default)]
-    triage: Option<crate::messages::TriageResult>,
-    #[serde(default)]
-    playbook: Option<crate::messages::PlaybookRun>,
-    #[serde(default)]
-    earlier_playbooks: Vec<crate::messages::PlaybookRun>,
-    #[serde(default)]
-    evidence: Vec<crate::messages::EvidenceItem>,
-    #[serde(default)]
-    remediation: Vec<crate::messages::RemediationEntry>,
 }
 
 /// One typed write of a [`Commit`].
@@ -191,6 +91,11 @@ pub enum Write {
     InboxAck {
         created_at: DateTime<Utc>,
         id: Uuid,
+    },
+    /// A finding attached to an incident (or moved to another by a merge).
+    Link {
+        finding: Uuid,
+        incident: Uuid,
     },
     Meta {
         key: String,
@@ -360,6 +265,7 @@ impl KnowledgeBase {
             }
             None => (0, audit::GENESIS.to_string()),
         };
+        records::link_findings(&store)?;
         Ok(KnowledgeBase { store, next_seq, head, health: Arc::default() })
     }
 
@@ -370,6 +276,11 @@ impl KnowledgeBase {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// A reader of this knowledge base, for use beside the actor.
+    pub fn reader(&self) -> Reader {
+        Reader::new(self.store.clone(), self.health.clone())
     }
 
     /// Applies a commit synchronously (the actor's handler and tests use this).
@@ -417,42 +328,11 @@ impl KnowledgeBase {
             Write::InboxAck { created_at, id } => {
                 RawWrite::Delete { tree: TreeName::Inbox, key: inbox_key(*created_at, *id) }
             }
+            Write::Link { finding, incident } => {
+                put(TreeName::Links, finding.as_bytes().to_vec(), encode("link", incident)?)
+            }
             Write::Meta { key, value } => put(TreeName::Meta, key.as_bytes().to_vec(), encode("meta", value)?),
             Write::Vuln { key, value } => put(TreeName::Vulns, key.as_bytes().to_vec(), encode("vuln", value)?),
-        })
-    }
-
-    /// Puts an incident's findings back from the `findings` tree.
-    fn join(&self, rec: IncidentIn) -> Result<Incident, KbError> {
-        let mut findings = Vec::with_capacity(rec.finding_ids.len());
-        for id in &rec.finding_ids {
-            match self.store.get(TreeName::Findings, id.as_bytes())? {
-                Some(v) => findings.push(decode("finding", &v)?),
-                None => {
-                    tracing::warn!(incident = %rec.id, finding = %id, "an incident's finding is missing from the findings tree")
-                }
-            }
-        }
-        Ok(Incident {
-            id: rec.id,
-            kind: rec.kind,
-            title: rec.title,
-            severity: rec.severity,
-            priority: rec.priority,
-            status: rec.status,
-            entities: rec.entities,
-            findings,
-            actions: rec.actions,
-            created_at: rec.created_at,
-            updated_at: rec.updated_at,
-            last_activity: rec.last_activity,
-            notes: rec.notes,
-            version: rec.version,
-            triage: rec.triage,
-            playbook: rec.playbook,
-            earlier_playbooks: rec.earlier_playbooks,
-            evidence: rec.evidence,
-            remediation: rec.remediation,
         })
     }
 
@@ -466,14 +346,14 @@ impl KnowledgeBase {
         let s = &self.store;
         Ok(match q {
             Query::Incident(id) => QueryAnswer::Incident(match s.get(TreeName::Incidents, id.as_bytes())? {
-                Some(v) => Some(self.join(decode("incident", &v)?)?),
+                Some(v) => Some(join(s, decode::<IncidentIn>("incident", &v)?)?),
                 None => None,
             }),
             Query::Incidents => {
                 let mut all = Vec::new();
                 for item in s.iter(TreeName::Incidents) {
                     let (_, v) = item?;
-                    all.push(self.join(decode("incident", &v)?)?);
+                    all.push(join(s, decode::<IncidentIn>("incident", &v)?)?);
                 }
                 all.sort_by_key(|i| i.created_at);
                 QueryAnswer::Incidents(all)
@@ -631,6 +511,8 @@ impl Handler<Flush> for KnowledgeBase {
 pub struct Kb {
     pub addr: Addr<KnowledgeBase>,
     pub health: Arc<StorageHealth>,
+    /// Reads of committed records without a message to the actor.
+    pub reader: Reader,
 }
 
 impl Kb {
@@ -640,7 +522,7 @@ impl Kb {
     pub fn temporary() -> Kb {
         let store = crate::store::Store::temporary(1 << 20).expect("a temporary store");
         let kb = KnowledgeBase::new(store).expect("a fresh knowledge base");
-        Kb { health: kb.health(), addr: kb.start() }
+        Kb { health: kb.health(), reader: kb.reader(), addr: kb.start() }
     }
 
     pub async fn commit(&self, c: Commit) -> Result<(), KbError> {

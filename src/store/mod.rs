@@ -31,10 +31,12 @@ pub enum TreeName {
     Inbox,
     Meta,
     State,
+    /// Finding id → the incident it is attached to.
+    Links,
 }
 
 impl TreeName {
-    pub const ALL: [TreeName; 13] = [
+    pub const ALL: [TreeName; 14] = [
         TreeName::Findings,
         TreeName::Incidents,
         TreeName::Actions,
@@ -48,6 +50,7 @@ impl TreeName {
         TreeName::Inbox,
         TreeName::Meta,
         TreeName::State,
+        TreeName::Links,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +68,7 @@ impl TreeName {
             TreeName::Inbox => "inbox",
             TreeName::Meta => "meta",
             TreeName::State => "state",
+            TreeName::Links => "links",
         }
     }
 
@@ -84,6 +88,7 @@ impl TreeName {
             TreeName::Inbox => 11,
             TreeName::Meta => 12,
             TreeName::State => 13,
+            TreeName::Links => 14,
         }
     }
 

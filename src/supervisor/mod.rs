@@ -211,9 +211,9 @@ impl Supervisor {
         slot.generation += 1;
         let generation = slot.generation;
         let def = slot.def.clone();
-        let kb = self.env.kb.clone();
+        let env = self.env.clone();
         let name = name.to_string();
-        let fut = async move { agents::restore(&def, &kb).await };
+        let fut = async move { agents::restore(&def, &env).await };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             let restored = match res {
                 Ok(r) => r,

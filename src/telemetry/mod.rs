@@ -18,6 +18,8 @@ pub struct Metrics {
     pub findings: AtomicU64,
     pub findings_without_incident: AtomicU64,
     pub incidents: AtomicU64,
+    /// Incidents read back from the knowledge base (not held in memory when needed).
+    pub incidents_loaded: AtomicU64,
     pub actions: AtomicU64,
     pub envelopes_routed: AtomicU64,
     pub envelopes_handled: AtomicU64,
@@ -37,6 +39,16 @@ pub struct Metrics {
     pub blind_spots: BlindSpots,
     /// Per table of attacker-keyed state: keys held now, keys evicted (over its cap).
     tables: Mutex<BTreeMap<&'static str, (Option<u64>, u64)>>,
+    /// `[storage] memory_budget_mb`, in bytes (0: not set, as in tests).
+    pub memory_budget_bytes: AtomicU64,
+}
+
+/// This process's resident set size, in bytes (`VmRSS`; `None` without `/proc`).
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches(" kB").trim().parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Per-source counters of this process.
@@ -109,7 +121,7 @@ impl Metrics {
     /// ends in `_total`, gauges otherwise.
     pub fn render(&self, durable: &[(String, String, Vec<(String, String)>, u64)]) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 14] = [
+        let counters: [(&str, &str, &AtomicU64); 15] = [
             ("warden_findings_total", "Findings opened by this process", &self.findings),
             (
                 "warden_findings_without_incident_total",
@@ -117,6 +129,11 @@ impl Metrics {
                 &self.findings_without_incident,
             ),
             ("warden_incidents_opened_total", "Incidents opened by this process", &self.incidents),
+            (
+                "warden_incidents_loaded_total",
+                "Incidents read back from the knowledge base because they were not held in memory",
+                &self.incidents_loaded,
+            ),
             ("warden_actions_total", "Containment actions recorded by this process", &self.actions),
             ("warden_envelopes_routed_total", "Envelopes routed", &self.envelopes_routed),
             ("warden_envelopes_handled_total", "Envelopes handled and acknowledged", &self.envelopes_handled),
@@ -144,6 +161,18 @@ impl Metrics {
         for (name, help, c) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.load(Ordering::Relaxed));
         }
+        let name = "warden_resident_memory_bytes";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Resident memory of the process\n# TYPE {name} gauge\n{name} {}",
+            resident_bytes().unwrap_or(0)
+        );
+        let name = "warden_memory_budget_bytes";
+        let _ = writeln!(
+            out,
+            "# HELP {name} The memory budget the process is sized to stay within ([storage] memory_budget_mb)\n# TYPE {name} gauge\n{name} {}",
+            self.memory_budget_bytes.load(Ordering::Relaxed)
+        );
         let name = "warden_intel_indicators";
         let _ = writeln!(
             out,

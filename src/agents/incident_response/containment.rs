@@ -13,8 +13,8 @@ use crate::agents::{AgentError, Effects, Tools};
 use crate::kb::Write;
 use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::messages::{
-    Action, ActionKind, ActionStatus, ApprovalDecision, ContainmentRequest, Decision, Envelope, IncidentStatus,
-    Payload, ResponseMode, Rollback,
+    Action, ActionKind, ActionStatus, ApprovalDecision, ContainmentRequest, Decision, Envelope, Incident,
+    IncidentStatus, Payload, ResponseMode, Rollback,
 };
 use crate::tools::ToolOutcome;
 use crate::tools::response::ContainSpec;
@@ -74,7 +74,7 @@ impl IncidentResponse {
         let min = self.def.response.contain_min_severity;
         let name = self.def.name.clone();
         let protected = self.env.protected.clone();
-        let Some(inc) = self.incidents.get(&incident_id) else { return Vec::new() };
+        let Some(inc) = self.incident(incident_id) else { return Vec::new() };
         let mut seen: Vec<IpAddr> = Vec::new();
         let mut out = Vec::new();
         let mut notes = Vec::new();
@@ -110,6 +110,7 @@ impl IncidentResponse {
             };
             out.push(Envelope::caused_by(cause, &name, Payload::Containment(req), n + out.len() as u32));
         }
+        drop(inc);
         if !notes.is_empty()
             && let Some(inc) = self.edit(incident_id)
         {
@@ -125,7 +126,7 @@ impl IncidentResponse {
         tools: &dyn Tools,
     ) -> Result<Effects, AgentError> {
         let name = self.def.name.clone();
-        let Some(inc) = self.incidents.get(&req.incident_id) else {
+        let Some(inc) = self.incident(req.incident_id) else {
             return Err(AgentError::Rejected(format!("no incident {}", req.incident_id)));
         };
         let mut fx = Effects::default();
@@ -133,6 +134,7 @@ impl IncidentResponse {
         // every other target is validated by contain_threat itself.
         let ip: Option<IpAddr> = req.target.trim().parse::<IpAddr>().ok().map(|i| i.to_canonical());
         if let Some(why) = Self::refusal(req, ip) {
+            drop(inc);
             let what = format!("{} {}", req.action, crate::text::sanitize(&req.target, 64));
             if req.requested_by.as_deref() != Some("model") {
                 return Err(AgentError::Rejected(format!("containment `{what}` refused: {why}")));
@@ -147,6 +149,8 @@ impl IncidentResponse {
             return Ok(fx); // Already requested.
         }
         let nth = earlier.count();
+        // Let go of the shared copy: changing the incident below must not copy it.
+        drop(inc);
         if let Some(ip) = ip
             && req.action == ActionKind::BlockIp
             && self.env.protected.contains(ip)
@@ -163,7 +167,7 @@ impl IncidentResponse {
             &name,
             AuditKind::ToolCall,
             "contain_threat",
-            serde_json::json!({ "incident": inc.id, "spec": spec, "outcome": outcome.summary() }),
+            serde_json::json!({ "incident": req.incident_id, "spec": spec, "outcome": outcome.summary() }),
         ));
         let now = Utc::now();
         let Carried { status, argv, output, steps, undo_target } = match carried(outcome, mode) {
@@ -224,8 +228,16 @@ impl IncidentResponse {
         Ok(fx)
     }
 
-    fn find_action(&self, action_id: Uuid) -> Option<(Uuid, usize)> {
-        self.incidents.values().find_map(|i| i.actions.iter().position(|a| a.id == action_id).map(|p| (i.id, p)))
+    /// The incident holding an action, and where: among the incidents held, else the
+    /// one its stored record names.
+    fn find_action(&mut self, action_id: Uuid) -> Option<(Uuid, usize)> {
+        let at = |i: &Incident| i.actions.iter().position(|a| a.id == action_id).map(|p| (i.id, p));
+        if let Some(found) = self.held.iter().find_map(|i| at(i)) {
+            return Some(found);
+        }
+        let r = self.env.kb.reader.incident_of_action(action_id);
+        let id = self.note_failure(r).flatten()?;
+        at(self.incident(id)?.as_ref())
     }
 
     /// An operator's answer to an action waiting for approval: approved, it runs now
@@ -235,7 +247,9 @@ impl IncidentResponse {
         let Some((incident_id, pos)) = self.find_action(d.action_id) else {
             return Err(AgentError::Rejected(format!("no action {} waiting for a decision", d.action_id)));
         };
-        let action = self.incidents[&incident_id].actions[pos].clone();
+        let Some(action) = self.held.peek(&incident_id).and_then(|i| i.actions.get(pos).cloned()) else {
+            return Err(AgentError::Rejected(format!("no action {} waiting for a decision", d.action_id)));
+        };
         let by = crate::text::sanitize(&d.by, 64);
         let comment = crate::text::sanitize(&d.comment, 512);
         let now = Utc::now();
@@ -308,12 +322,14 @@ impl IncidentResponse {
     pub(super) async fn expire_actions(
         &mut self,
         now: DateTime<Utc>,
+        watched: &[Uuid],
         tools: &dyn Tools,
     ) -> Result<Effects, AgentError> {
         let name = self.def.name.clone();
         let mut fx = Effects::default();
         let mut due: Vec<(Uuid, usize)> = Vec::new();
-        for inc in self.incidents.values() {
+        for id in watched {
+            let Some(inc) = self.incident(*id) else { continue };
             for (pos, a) in inc.actions.iter().enumerate() {
                 let expired = a.expires_at.is_some_and(|e| e <= now);
                 let closed = inc.status == IncidentStatus::Closed;
@@ -327,9 +343,12 @@ impl IncidentResponse {
             }
         }
         for (incident_id, pos) in due {
-            let inc = &self.incidents[&incident_id];
-            let mut a = inc.actions[pos].clone();
-            let why = if inc.status == IncidentStatus::Closed { "incident closed" } else { "expired" };
+            let Some((mut a, closed)) =
+                self.held.peek(&incident_id).map(|i| (i.actions[pos].clone(), i.status == IncidentStatus::Closed))
+            else {
+                continue;
+            };
+            let why = if closed { "incident closed" } else { "expired" };
             if a.status == ActionStatus::PendingApproval {
                 a.status = ActionStatus::Expired;
                 a.output = Some(format!("nobody approved it before {}", a.expires_at.unwrap_or(now)));

@@ -3,8 +3,6 @@
 //! merged; an operator closes one; vulnerability management's handoffs back record the
 //! root cause's remediation on it.
 
-use std::sync::Arc;
-
 use chrono::{Duration, Utc};
 use uuid::Uuid;
 
@@ -21,18 +19,18 @@ use crate::messages::{
 const MAX_ENTITIES: usize = 32;
 
 impl IncidentResponse {
-    fn active_for(&self, entity: &str, f: &Finding) -> Option<Uuid> {
-        let id = *self.by_entity.get(entity)?;
-        let inc = self.incidents.get(&id)?;
+    fn active_for(&mut self, entity: &str, f: &Finding) -> Option<Uuid> {
+        let id = self.entities.get(entity)?;
+        let inc = self.incident(id)?;
         let active = Duration::seconds(self.def.response.incident_active_secs as i64);
         (inc.status != IncidentStatus::Closed && f.last_seen - inc.last_activity <= active).then_some(id)
     }
 
     /// The open incident holding the earliest of a campaign's findings.
-    fn incident_of_related(&self, f: &Finding) -> Option<Uuid> {
+    fn incident_of_related(&mut self, f: &Finding) -> Option<Uuid> {
         f.related.iter().find_map(|rid| {
-            let id = self.finding_incident.get(rid)?;
-            self.incidents.get(id).filter(|i| i.status != IncidentStatus::Closed).map(|i| i.id)
+            let id = self.incident_of_finding(*rid)?;
+            self.incident(id).filter(|i| i.status != IncidentStatus::Closed).map(|i| i.id)
         })
     }
 
@@ -42,18 +40,15 @@ impl IncidentResponse {
     /// entities point to it, a playbook still running there is aborted, and they are
     /// closed with a note saying where they went.
     fn merge_related(&mut self, target: Uuid, f: &Finding, now: chrono::DateTime<Utc>, fx: &mut Effects) {
-        let mut others: Vec<Uuid> = f
-            .related
-            .iter()
-            .filter_map(|rid| self.finding_incident.get(rid).copied())
-            .filter(|id| {
-                *id != target
-                    && self
-                        .incidents
-                        .get(id)
-                        .is_some_and(|i| i.status != IncidentStatus::Closed && i.kind != "agent_failed")
-            })
-            .collect();
+        let mut others: Vec<Uuid> = Vec::new();
+        for rid in &f.related {
+            let Some(id) = self.incident_of_finding(*rid) else { continue };
+            if id != target
+                && self.incident(id).is_some_and(|i| i.status != IncidentStatus::Closed && i.kind != "agent_failed")
+            {
+                others.push(id);
+            }
+        }
         others.sort();
         others.dedup();
         for oid in others {
@@ -72,11 +67,12 @@ impl IncidentResponse {
             other.notes.push(format!("merged into campaign incident {target}"));
             other.updated_at = now;
             for m in &moved {
-                self.finding_incident.insert(m.id, target);
-                self.by_entity.insert(m.entity(), target);
+                self.linked.insert(m.id, target);
+                fx.writes.push(Write::Link { finding: m.id, incident: target });
+                self.entities.set(m.entity(), target, f.last_seen);
             }
             for e in entities.iter().filter(|e| e.starts_with("campaign:")) {
-                self.by_entity.insert(e.clone(), target);
+                self.entities.set(e.clone(), target, f.last_seen);
             }
             let Some(inc) = self.edit(target) else { continue };
             // An action the campaign's incident already has for the same target stays
@@ -117,7 +113,7 @@ impl IncidentResponse {
         // attacked account, or the host whose logs showed it.
         let entity = f.entity();
         let now = Utc::now();
-        if !self.finding_ids.insert(f.id) {
+        if self.incident_of_finding(f.id).is_some() {
             return Ok(fx); // Already attached (idempotent by finding id).
         }
         // Stored incidents refer to their findings by id. A detector stores its findings
@@ -159,16 +155,16 @@ impl IncidentResponse {
                     last_activity: f.last_seen,
                     ..Incident::open(id, f.rule.clone(), f.title.clone(), f.severity, entities, vec![f.clone()], now)
                 };
-                self.by_entity.insert(entity.clone(), id);
-                self.incidents.insert(id, Arc::new(inc));
-                self.dirty.insert(id);
+                self.entities.set(entity.clone(), id, f.last_seen);
+                self.hold_changed(inc);
                 self.env.metrics.inc(&self.env.metrics.incidents);
                 tracing::info!(agent = %self.def.name, incident = %id, %entity, "incident opened");
                 id
             }
         };
-        self.finding_incident.insert(f.id, id);
-        self.by_entity.insert(entity, id);
+        self.linked.insert(f.id, id);
+        fx.writes.push(Write::Link { finding: f.id, incident: id });
+        self.entities.set(entity, id, f.last_seen);
         // An attacker back after its block failed, lapsed or was rolled back: asked again.
         if existing.is_some()
             && f.severity >= self.def.response.contain_min_severity
@@ -178,7 +174,7 @@ impl IncidentResponse {
             fx.route.extend(again);
         }
         if let Some(key) = campaign_key {
-            self.by_entity.insert(key.clone(), id);
+            self.entities.set(key.clone(), id, f.last_seen);
             let Some(inc) = self.edit(id) else { return Ok(fx) };
             if !inc.entities.contains(&key) {
                 inc.entities.push(key);
@@ -196,7 +192,7 @@ impl IncidentResponse {
     /// playbook is aborted, and the next tick rolls its actions back.
     pub(super) fn close(&mut self, c: &CloseRequest) -> Result<Effects, AgentError> {
         let mut fx = Effects::default();
-        match self.incidents.get(&c.incident_id) {
+        match self.incident(c.incident_id) {
             None => return Err(AgentError::Rejected(format!("no incident {}", c.incident_id))),
             Some(inc) if inc.status == IncidentStatus::Closed => return Ok(fx),
             Some(_) => {}
@@ -222,9 +218,7 @@ impl IncidentResponse {
         ));
         let entities = inc.entities.clone();
         for e in entities {
-            if self.by_entity.get(&e) == Some(&c.incident_id) {
-                self.by_entity.remove(&e);
-            }
+            self.entities.remove_if(&e, c.incident_id);
         }
         Ok(fx)
     }

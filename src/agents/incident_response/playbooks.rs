@@ -31,7 +31,7 @@ impl IncidentResponse {
     ) -> Result<Effects, AgentError> {
         let name = self.def.name.clone();
         let mut fx = Effects::default();
-        let Some(inc) = self.incidents.get(&r.incident_id).cloned() else {
+        let Some(inc) = self.incident(r.incident_id) else {
             return Err(AgentError::Rejected(format!("no incident {}", r.incident_id)));
         };
         let gathered = self.gather(&inc, r.step, tools).await;
@@ -40,7 +40,7 @@ impl IncidentResponse {
         // still shares it); it comes back with the step recorded. Should the tool fail,
         // the agent is rebuilt from the stored incidents.
         drop(inc);
-        let Some(inc) = self.incidents.remove(&r.incident_id) else {
+        let Some(inc) = self.held.take(r.incident_id)? else {
             return Err(AgentError::Rejected(format!("no incident {}", r.incident_id)));
         };
         let args = StepArgs { incident: inc, index: r.step, gathered, now };
@@ -51,7 +51,7 @@ impl IncidentResponse {
             .map_err(|o| AgentError::Fatal(format!("execute_playbook {}", o.summary())))?;
         let StepDone { step, key, playbook, decision, recorded } = match stepped {
             Stepped::Stale => {
-                self.incidents.insert(incident.id, Arc::new(incident));
+                self.held.insert(Arc::new(incident));
                 return Ok(fx);
             }
             Stepped::Ended => {
@@ -121,8 +121,7 @@ impl IncidentResponse {
     /// Puts an incident the interpreter changed back, to be written with the commit.
     fn replace(&mut self, mut incident: Incident) {
         incident.version += 1;
-        self.dirty.insert(incident.id);
-        self.incidents.insert(incident.id, Arc::new(incident));
+        self.hold_changed(incident);
     }
 
     /// The envelope for what the interpreter asks: caused by `cause` when there is one,
@@ -140,7 +139,13 @@ impl IncidentResponse {
 
     /// An operator's answer to a playbook waiting for approval, if `d` answers a gate.
     pub(super) fn playbook_gate(&mut self, d: &ApprovalDecision) -> Option<Effects> {
-        let incident_id = self.incidents.values().find(|i| run::waits_at(i, d.action_id))?.id;
+        let incident_id = match self.held.iter().find(|i| run::waits_at(i, d.action_id)) {
+            Some(i) => i.id,
+            None => *self.watch.iter().find(|(_, w)| w.gate == Some(d.action_id))?.0,
+        };
+        if !self.incident(incident_id).is_some_and(|i| run::waits_at(&i, d.action_id)) {
+            return None;
+        }
         Some(self.resume_gate(incident_id, if d.approve { "approved" } else { "rejected" }, &d.by, d.approve))
     }
 
@@ -150,7 +155,7 @@ impl IncidentResponse {
         let mut fx = Effects::default();
         let now = Utc::now();
         let by = crate::text::sanitize(by, 64);
-        let steps = self.incidents.get(&incident_id).map_or(0, |i| run::steps_of(i, &self.def.playbooks));
+        let steps = self.incident(incident_id).map_or(0, |i| run::steps_of(&i, &self.def.playbooks));
         let Some(inc) = self.edit(incident_id) else { return fx };
         let Some(resumed) = run::resume(inc, steps, outcome, &by, go_on, now) else { return fx };
         inc.updated_at = now;
@@ -168,12 +173,14 @@ impl IncidentResponse {
     }
 
     /// Playbooks waiting past their approval timeout: the step's `on_failure` decides.
-    pub(super) fn overdue_gates(&mut self, now: chrono::DateTime<Utc>) -> Effects {
-        let gates: Vec<(Uuid, bool)> = self
-            .incidents
-            .values()
-            .filter_map(|i| run::overdue(i, &self.def.playbooks, now).map(|go_on| (i.id, go_on)))
-            .collect();
+    pub(super) fn overdue_gates(&mut self, now: chrono::DateTime<Utc>, watched: &[Uuid]) -> Effects {
+        let mut gates: Vec<(Uuid, bool)> = Vec::new();
+        for id in watched {
+            let Some(i) = self.incident(*id) else { continue };
+            if let Some(go_on) = run::overdue(&i, &self.def.playbooks, now) {
+                gates.push((i.id, go_on));
+            }
+        }
         let mut fx = Effects::default();
         for (incident_id, go_on) in gates {
             let more = self.resume_gate(incident_id, "timed_out", "nobody", go_on);

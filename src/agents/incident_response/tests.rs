@@ -37,12 +37,13 @@ fn setup_with(mode: ResponseMode, autonomy: Option<ResponseMode>) -> IncidentRes
         notifier: None,
         data_dir: std::env::temp_dir(),
         reasoner: None,
+        memory: Default::default(),
     });
     let mut def = defs.agents["incident-response"].clone();
     if let Some(a) = autonomy {
         def.autonomy = Some(a);
     }
-    IncidentResponse::new(Arc::new(def), env, Vec::new())
+    IncidentResponse::new(Arc::new(def), env).unwrap()
 }
 
 fn finding(ip: &str, secs: i64) -> Finding {
@@ -79,10 +80,30 @@ fn action_written(fx: &Effects) -> Action {
 }
 
 /// Handles one envelope and collects the incident writes it left pending.
+/// Handles one envelope and commits what it decided, as the agent's shell does.
 async fn handle(ir: &mut IncidentResponse, env: &Envelope, tools: &MockTools) -> Effects {
     let mut fx = ir.on_envelope(env, tools).await.unwrap();
     fx.writes.extend(ir.pending_writes());
+    commit(ir, &fx).await;
     fx
+}
+
+/// Time passes, and what it decided is committed.
+async fn tick(ir: &mut IncidentResponse, now: chrono::DateTime<Utc>, tools: &MockTools) -> Effects {
+    let mut fx = ir.on_tick(now, tools).await.unwrap();
+    fx.writes.extend(ir.pending_writes());
+    commit(ir, &fx).await;
+    fx
+}
+
+async fn commit(ir: &IncidentResponse, fx: &Effects) {
+    let c = crate::kb::Commit { writes: fx.writes.clone(), audit: fx.audit.clone(), flush: false };
+    ir.env.kb.commit(c).await.unwrap();
+}
+
+/// Every incident stored (a commit follows each input in these tests).
+async fn stored(ir: &IncidentResponse) -> Vec<Incident> {
+    ir.env.kb.incidents().await.unwrap()
 }
 
 fn triage_tools() -> MockTools {
@@ -247,16 +268,14 @@ async fn an_instruction_gets_the_models_answer_on_the_incident() {
     let d = Envelope::new("test", Payload::Detection(finding("203.0.113.9", 0)));
     let fx = handle(&mut ir, &d, &tools).await;
     let id = written(&fx).id;
-    let store = Arc::clone(&ir.env);
-    // The incident is in the knowledge base for the model's prompt.
-    store.kb.commit(crate::kb::Commit { writes: fx.writes.clone(), audit: vec![], flush: false }).await.unwrap();
-    let mut ir2 = setup_llm(model);
-    ir2.env = {
-        let mut e = (*ir2.env).clone_for_test();
-        e.kb = store.kb.clone();
-        Arc::new(e)
+    // The incident is in the knowledge base (committed by `handle`), for the model's
+    // prompt; the agent with the model is built from it.
+    let mut ir2 = {
+        let with_model = setup_llm(model);
+        let mut e = (*with_model.env).clone_for_test();
+        e.kb = ir.env.kb.clone();
+        IncidentResponse::new(with_model.def.clone(), Arc::new(e)).unwrap()
     };
-    ir2.incidents = ir.incidents.clone();
     let mut tools = MockTools::new();
     tools.expect_executor().returning(|| None);
     let ask = Envelope::new(
@@ -368,9 +387,10 @@ async fn settle(ir: &mut IncidentResponse, first: Vec<Envelope>, tools: &MockToo
 }
 
 /// The addresses with a block in force, over every incident.
-fn blocked(ir: &IncidentResponse) -> std::collections::BTreeSet<String> {
-    ir.incidents
-        .values()
+async fn blocked(ir: &IncidentResponse) -> std::collections::BTreeSet<String> {
+    stored(ir)
+        .await
+        .iter()
         .flat_map(|i| i.actions.iter())
         .filter(|a| a.kind == ActionKind::BlockIp && a.stands())
         .map(|a| a.target.clone())
@@ -385,7 +405,7 @@ async fn every_attacker_keeps_its_own_block_through_merges_campaigns_and_time() 
     // Two attackers, two incidents, each blocked.
     let (a, b) = (finding("198.51.100.1", 0), finding("198.51.100.2", 10));
     settle(&mut ir, vec![det(a.clone()), det(b.clone())], &tools).await;
-    assert_eq!(blocked(&ir), ["198.51.100.1", "198.51.100.2"].map(String::from).into());
+    assert_eq!(blocked(&ir).await, ["198.51.100.1", "198.51.100.2"].map(String::from).into());
     // A campaign links them: B's incident is merged into A's, its block moves along.
     let c = Uuid::new_v4();
     let mut camp = finding("198.51.100.1", 20);
@@ -394,29 +414,124 @@ async fn every_attacker_keeps_its_own_block_through_merges_campaigns_and_time() 
     camp.related = vec![a.id, b.id];
     camp.campaign = Some(c);
     settle(&mut ir, vec![det(camp)], &tools).await;
-    let open: Vec<&Arc<Incident>> = ir.incidents.values().filter(|i| i.status != IncidentStatus::Closed).collect();
+    let all = stored(&ir).await;
+    let open: Vec<&Incident> = all.iter().filter(|i| i.status != IncidentStatus::Closed).collect();
     assert_eq!(open.len(), 1, "one campaign incident");
     assert_eq!(open[0].actions.len(), 2, "both blocks are on it");
     // A third attacker joins the campaign: its own block.
     let mut joiner = finding("198.51.100.3", 30);
     joiner.campaign = Some(c);
     settle(&mut ir, vec![det(joiner)], &tools).await;
-    assert_eq!(blocked(&ir).len(), 3);
+    assert_eq!(blocked(&ir).await.len(), 3);
     // A low finding from a fourth address (below the containment threshold) gets none.
     let mut low = finding("198.51.100.4", 35);
     low.severity = Severity::Low;
     low.campaign = Some(c);
     settle(&mut ir, vec![det(low)], &tools).await;
-    assert_eq!(blocked(&ir).len(), 3);
+    assert_eq!(blocked(&ir).await.len(), 3);
     // Time passes within the blocks' life: the merged incident's block is not undone.
-    let fx = ir.on_tick(Utc::now(), &tools).await.unwrap();
+    let fx = tick(&mut ir, Utc::now(), &tools).await;
     assert!(fx.writes.is_empty(), "nothing to roll back: {:?}", fx.writes);
     // Their life ends: all rolled back. B comes back: blocked again, as a new action.
     let later = Utc::now() + chrono::Duration::seconds(ir.def.response.block_ttl_secs as i64 + 1);
-    ir.on_tick(later, &tools).await.unwrap();
-    assert!(blocked(&ir).is_empty());
+    tick(&mut ir, later, &tools).await;
+    assert!(blocked(&ir).await.is_empty());
     let acts = settle(&mut ir, vec![det(finding("198.51.100.2", 4000))], &tools).await;
     assert_eq!(acts.len(), 1);
     assert_eq!((acts[0].target.as_str(), acts[0].status), ("198.51.100.2", ActionStatus::Executed));
-    assert_eq!(blocked(&ir), ["198.51.100.2".to_string()].into());
+    assert_eq!(blocked(&ir).await, ["198.51.100.2".to_string()].into());
+}
+
+/// Tools that triage as a brute force and carry out a containment only when enforcing
+/// (an approved action); otherwise it is a dry run.
+fn approving_tools() -> MockTools {
+    let mut tools = MockTools::new();
+    tools.expect_execute().returning(move |call| {
+        let out = if call.args::<TriageIncident>().is_some() {
+            reply::<TriageIncident>(ToolOutcome::Succeeded(TriageResult {
+                kind: "ssh_brute_force".into(),
+                severity: Severity::High,
+                priority: Priority::P2,
+                deadline: None,
+                asset: None,
+                reasons: vec!["test".into()],
+            }))
+        } else if let Some(spec) = call.args::<ContainThreat>() {
+            let argv = vec!["nft".into(), format!("{}", spec.kind), spec.target.clone()];
+            if spec.mode == ResponseMode::Enforce {
+                reply::<ContainThreat>(ToolOutcome::Succeeded(crate::tools::response::contain_threat::Executed {
+                    argv,
+                    output: String::new(),
+                    undo: None,
+                }))
+            } else {
+                ToolOutcome::DryRun { argv, steps: vec![] }
+            }
+        } else {
+            ToolOutcome::Failed("not here".into())
+        };
+        Box::pin(async move { out })
+    });
+    tools
+}
+
+/// The agent rebuilt from the knowledge base (as after a restart), holding at most
+/// `cap` incidents in memory.
+fn rebuilt(ir: &IncidentResponse, cap: usize) -> IncidentResponse {
+    let mut env = (*ir.env).clone_for_test();
+    env.memory.incidents_held = cap;
+    IncidentResponse::new(ir.def.clone(), Arc::new(env)).unwrap()
+}
+
+#[actix_rt::test]
+async fn incidents_past_the_cap_live_in_the_knowledge_base_and_are_read_back_when_needed() {
+    let mut ir = rebuilt(&setup(ResponseMode::Approve), 8);
+    let tools = approving_tools();
+    let det = |f: Finding| Envelope::new("test", Payload::Detection(f));
+    let attackers: Vec<Finding> = (0..40).map(|i| finding(&format!("198.51.100.{}", i + 1), i * 10)).collect();
+    let proposed = settle(&mut ir, attackers.iter().cloned().map(det).collect(), &tools).await;
+    assert_eq!(proposed.len(), 40);
+    assert!(proposed.iter().all(|a| a.status == ActionStatus::PendingApproval));
+    assert!(ir.held.len() <= 8, "{} incidents held", ir.held.len());
+    assert_eq!(stored(&ir).await.len(), 40);
+    let of = |all: &[Incident], ip: &str| all.iter().find(|i| i.entities[0] == ip).cloned().unwrap();
+
+    // A finding delivered again attaches nowhere twice (its link is in the store).
+    let fx = handle(&mut ir, &det(attackers[0].clone()), &tools).await;
+    assert!(fx.writes.is_empty() && fx.route.is_empty(), "{:?}", fx.writes);
+    // The first attacker is back: its incident, long out of memory, gets the finding.
+    let loaded = ir.env.metrics.incidents_loaded.load(std::sync::atomic::Ordering::Relaxed);
+    settle(&mut ir, vec![det(finding("198.51.100.1", 300))], &tools).await;
+    assert!(ir.env.metrics.incidents_loaded.load(std::sync::atomic::Ordering::Relaxed) > loaded);
+    let all = stored(&ir).await;
+    assert_eq!(all.len(), 40, "no second incident for a returning attacker");
+    assert_eq!(of(&all, "198.51.100.1").findings.len(), 2);
+
+    // An operator approves the second attacker's block: found in the store, carried out.
+    let waiting = of(&all, "198.51.100.2").actions[0].clone();
+    let approve = crate::messages::ApprovalDecision {
+        action_id: waiting.id,
+        approve: true,
+        by: "alice".into(),
+        comment: String::new(),
+    };
+    settle(&mut ir, vec![Envelope::new("admin", Payload::Approval(approve))], &tools).await;
+    let all = stored(&ir).await;
+    assert_eq!(of(&all, "198.51.100.2").actions[0].status, ActionStatus::Executed);
+
+    // After a restart, time still reaches every incident it has work for: nobody approved
+    // the others in time, and the approved block's life ends.
+    let mut ir = rebuilt(&ir, 8);
+    assert!(ir.held.len() <= 8);
+    let r = &ir.def.response;
+    let later = Utc::now() + chrono::Duration::seconds(r.approval_timeout_secs.max(r.block_ttl_secs) as i64 + 1);
+    tick(&mut ir, later, &tools).await;
+    let all = stored(&ir).await;
+    assert_eq!(of(&all, "198.51.100.2").actions[0].status, ActionStatus::RolledBack);
+    let lapsed = all.iter().flat_map(|i| &i.actions).filter(|a| a.status == ActionStatus::Expired).count();
+    assert_eq!(lapsed, 39, "every other proposal lapsed");
+    // And a returning attacker still finds its incident.
+    settle(&mut ir, vec![det(finding("198.51.100.7", 400))], &tools).await;
+    let all = stored(&ir).await;
+    assert_eq!((all.len(), of(&all, "198.51.100.7").findings.len()), (40, 2));
 }

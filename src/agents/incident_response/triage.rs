@@ -20,7 +20,7 @@ impl IncidentResponse {
         r: &IncidentRef,
         tools: &dyn Tools,
     ) -> Result<Effects, AgentError> {
-        let Some(inc) = self.incidents.get(&r.incident_id).cloned() else {
+        let Some(inc) = self.incident(r.incident_id) else {
             return Err(AgentError::Rejected(format!("no incident {}", r.incident_id)));
         };
         let result = tools
