@@ -97,9 +97,26 @@ impl Runtime {
             _ => None,
         };
         metrics.memory_budget_bytes.store(cfg.storage.memory_budget_mb << 20, std::sync::atomic::Ordering::Relaxed);
+        let shares = cfg.storage.memory_shares();
+        for d in defs.agents.values().filter(|d| d.kind == AgentKind::ThreatDetection) {
+            let (asked, used) = (d.detection.limits, d.detection.limits.within(&shares));
+            if asked != used {
+                tracing::warn!(
+                    agent = %d.name,
+                    memory_budget_mb = cfg.storage.memory_budget_mb,
+                    addresses = used.addresses,
+                    correlation_groups = used.correlation_groups,
+                    campaigns = used.campaigns,
+                    "the memory budget lowers the agent's [detection.limits] (asked: {} addresses, {} correlation groups, {} campaigns)",
+                    asked.addresses,
+                    asked.correlation_groups,
+                    asked.campaigns
+                );
+            }
+        }
         let env = Arc::new(AgentEnv {
             reasoner,
-            memory: cfg.storage.memory_shares(),
+            memory: shares,
             notifier,
             data_dir: cfg.data_dir(None),
             kb: kb.clone(),

@@ -236,7 +236,10 @@ pub async fn restore(def: &Arc<AgentDefinition>, env: &Arc<AgentEnv>) -> Result<
 pub fn tool_setup(def: &AgentDefinition, env: &AgentEnv) -> ToolSetup {
     ToolSetup {
         agent: def.name.clone(),
-        detection: def.detection.clone(),
+        detection: crate::tools::detection::DetectionParams {
+            limits: def.detection.limits.within(&env.memory),
+            ..def.detection.clone()
+        },
         rule_files: def.rule_files.clone(),
         feeds: env.intel.get(&def.name).cloned(),
         assets: def.assets.clone(),

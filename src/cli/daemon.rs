@@ -73,6 +73,7 @@ pub const RECOVERED_ENV: &str = "WARDEN_STORAGE_RECOVERED";
 const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(8);
 
 pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
+    super::memory::tune();
     warden::telemetry::init_tracing("info");
     let mut cfg = Config::load(opts.config.as_deref())?;
     let defs = load_defs(actors.as_deref())?;
@@ -95,6 +96,13 @@ pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
     let sys = actix::System::new();
     let restart = sys.block_on(async move {
         let mut rt = Runtime::start(&cfg, &defs, store)?;
+        // Memory freed after a burst goes back to the kernel instead of staying resident.
+        let trimmer = actix_rt::spawn(async {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                super::memory::trim();
+            }
+        });
         // Sources first: once the admin API answers, every listener is bound.
         for (source, addr) in rt.start_sources(&cfg)? {
             tracing::info!(%source, %addr, "syslog source listening");
@@ -151,6 +159,7 @@ pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
         drop(admin);
         // Everything acknowledged is durable already: a stop that hangs (a database that
         // cannot write) is cut short rather than ignoring SIGTERM.
+        trimmer.abort();
         match tokio::time::timeout(STOP_DEADLINE, rt.shutdown()).await {
             Ok(Ok(())) => tracing::info!("stopped; knowledge base flushed"),
             Ok(Err(e)) if restart.is_some() => tracing::warn!(error = %e, "final flush failed (expected after a write failure)"),

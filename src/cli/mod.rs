@@ -4,6 +4,7 @@
 pub mod client;
 pub mod daemon;
 pub mod data_dir;
+pub mod memory;
 pub mod replay;
 pub mod storage;
 pub mod vuln;

@@ -23,6 +23,7 @@ pub struct ReplayOutput {
 }
 
 pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, config: Option<PathBuf>) -> Result<i32> {
+    super::memory::tune();
     let ReplayOutput { json, stats, findings: want_findings, format } = out;
     warden::telemetry::init_tracing("warn");
     let cfg = Config::load(config.as_deref())?;

@@ -390,6 +390,12 @@ pub struct MemoryShares {
     /// Entities (addresses, campaigns) pointing to their active incident: a
     /// sixteenth of the budget.
     pub incident_entities: usize,
+    /// Source addresses an authentication detector follows (about 2 KB each): a
+    /// sixteenth of the budget, at most `[detection.limits] addresses`.
+    pub detector_addresses: usize,
+    /// Sigma correlation groups (about 2 KB each): a sixteenth of the budget, at most
+    /// `[detection.limits] correlation_groups`.
+    pub correlation_groups: usize,
 }
 
 impl StorageConfig {
@@ -399,6 +405,8 @@ impl StorageConfig {
             cache_bytes: self.cache_mb.min(budget / 4).max(1) << 20,
             incidents_held: ((budget << 20) / 8 / 20_000).max(64) as usize,
             incident_entities: ((budget << 20) / 16 / 100).max(1024) as usize,
+            detector_addresses: ((budget << 20) / 16 / 2048).max(256) as usize,
+            correlation_groups: ((budget << 20) / 16 / 2048).max(256) as usize,
         }
     }
 }

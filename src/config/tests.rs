@@ -128,3 +128,14 @@ fn values_that_cannot_be_meant_are_refused() {
     let c = Config::parse("[response]\nprotected = [\"10.0.0.0/8\", \"192.0.2.7\"]\n", "w").unwrap();
     assert_eq!(c.response.protected.iter().map(|n| n.to_string()).collect::<Vec<_>>(), ["10.0.0.0/8", "192.0.2.7/32"]);
 }
+
+/// The memory budget sizes the page cache and every in-memory table.
+#[test]
+fn the_memory_budget_sizes_the_cache_and_the_tables() {
+    let c = Config::parse("[storage]\nmemory_budget_mb = 64\n", "w").unwrap();
+    let m = c.storage.memory_shares();
+    assert_eq!(m.cache_bytes, 16 << 20, "a quarter of the budget, below cache_mb = 64");
+    assert_eq!((m.incidents_held, m.detector_addresses, m.correlation_groups), (419, 2048, 2048));
+    let d = Config::parse("", "w").unwrap().storage.memory_shares();
+    assert_eq!((d.cache_bytes, d.detector_addresses, d.correlation_groups), (64 << 20, 16_384, 16_384));
+}

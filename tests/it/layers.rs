@@ -29,6 +29,7 @@ const OWNERS: &[(&str, &[&str])] = &[
     ("notify", &["ingest/"]),
     ("anyhow", &["main.rs", "cli/"]),
     ("rustls", &["admin/tls.rs"]),
+    ("libc", &["cli/memory.rs"]),
 ];
 
 fn src() -> PathBuf {

@@ -13,6 +13,7 @@ mod journald;
 mod kb;
 mod layers;
 mod llm;
+mod memory;
 mod network;
 mod notify;
 mod playbooks;

@@ -84,7 +84,8 @@ impl Tool for AnalyzeLogs {
                 restored.addrs.insert(ip, st);
             }
         }
-        let rules = (!setup.rule_files.is_empty()).then(|| sigma::load(&setup.rule_files));
+        let groups = setup.detection.limits.correlation_groups;
+        let rules = (!setup.rule_files.is_empty()).then(|| sigma::load_with(&setup.rule_files, groups));
         Ok(AnalyzeLogs {
             detector: AuthDetector::with_rules(setup.detection.clone(), restored, rules),
             params: setup.detection.clone(),
@@ -110,7 +111,8 @@ impl Tool for AnalyzeLogs {
                 LogFindings { findings, delta }
             }
             LogsArgs::Probe { lines } => {
-                let rules = (!self.rule_files.is_empty()).then(|| sigma::load(&self.rule_files));
+                let groups = self.params.limits.correlation_groups;
+                let rules = (!self.rule_files.is_empty()).then(|| sigma::load_with(&self.rule_files, groups));
                 let mut det = AuthDetector::with_rules(self.params.clone(), Default::default(), rules);
                 let mut b = crate::ingest::BatchBuilder::new(crate::config::LogFormat::Auto, chrono::Utc::now());
                 for l in lines {

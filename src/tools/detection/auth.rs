@@ -780,4 +780,17 @@ mod tests {
         assert!(d.state.addrs.contains_key(&"198.51.100.9".parse().unwrap()), "the active one is kept");
         assert!(!d.state.addrs.contains_key(&"2001:db8::1".parse().unwrap()), "the oldest went first");
     }
+
+    /// The default memory budget gives the detectors' default caps (a default start
+    /// lowers nothing); a smaller one lowers every cap, never raises one.
+    #[test]
+    fn the_memory_budget_lowers_the_caps_and_the_default_lowers_nothing() {
+        let limits = crate::tools::detection::StateLimits::default();
+        assert_eq!(limits.within(&crate::config::MemoryShares::default()), limits);
+        let small = crate::config::Config::parse("[storage]\nmemory_budget_mb = 64\n", "w").unwrap();
+        let lowered = limits.within(&small.storage.memory_shares());
+        assert_eq!((lowered.addresses, lowered.correlation_groups, lowered.campaigns), (2048, 2048, 2048));
+        let big = crate::config::Config::parse("[storage]\nmemory_budget_mb = 65536\n", "w").unwrap();
+        assert_eq!(limits.within(&big.storage.memory_shares()), limits);
+    }
 }

@@ -45,7 +45,6 @@ pub const CAMPAIGN: &str = "campaign";
 /// that brings a new tactic, which is always kept (at most one per tactic).
 const MAX_MEMBERS: usize = 16;
 /// Groups tracked; past this new findings are not correlated (counted).
-const MAX_GROUPS: usize = 100_000;
 
 /// Tactics that show an attacker got in.
 const FOOTHOLD: [&str; 3] = ["TA0001", "TA0004", "TA0011"];
@@ -104,6 +103,8 @@ impl Group {
 #[derive(Debug, Default)]
 pub struct Correlator {
     params: CorrelationParams,
+    /// Most groups kept (`[detection.limits] campaigns`, lowered by the memory budget).
+    max_groups: usize,
     groups: super::tracked::Tracked<Uuid, Group>,
     index: HashMap<String, Uuid>,
     newest: Option<DateTime<Utc>>,
@@ -113,7 +114,12 @@ pub struct Correlator {
 
 impl Correlator {
     pub fn new(params: CorrelationParams) -> Self {
-        Correlator { params, ..Default::default() }
+        Self::with_cap(params, super::StateLimits::default().campaigns)
+    }
+
+    /// A correlator keeping at most `max_groups` groups.
+    pub fn with_cap(params: CorrelationParams, max_groups: usize) -> Self {
+        Correlator { params, max_groups: max_groups.max(16), ..Default::default() }
     }
 
     /// Resumes from stored groups (keys relative to [`STATE_PREFIX`]).
@@ -191,9 +197,9 @@ impl Correlator {
         let root = match linked.first() {
             Some(r) => *r,
             None => {
-                if self.groups.map.len() >= MAX_GROUPS {
+                if self.groups.map.len() >= self.max_groups {
                     // Full: the least recent tenth of the groups makes room.
-                    for (root, group) in self.groups.evict_least_recent(MAX_GROUPS / 10) {
+                    for (root, group) in self.groups.evict_least_recent(self.max_groups / 10) {
                         self.unindex(root, &group);
                         self.evicted += 1;
                     }

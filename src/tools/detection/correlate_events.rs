@@ -31,7 +31,8 @@ impl Tool for CorrelateEvents {
     type Request = Request;
 
     fn build(setup: &ToolSetup, state: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
-        let mut correlator = Correlator::new(setup.detection.correlation.clone());
+        let cap = setup.detection.limits.campaigns;
+        let mut correlator = Correlator::with_cap(setup.detection.correlation.clone(), cap);
         correlator.restore(state)?;
         Ok(CorrelateEvents { correlator, keep_delta: setup.durable })
     }

@@ -50,15 +50,42 @@ pub struct StateLimits {
     /// Source addresses the authentication detectors follow.
     #[serde(default = "default_addresses")]
     pub addresses: usize,
+    /// Sigma correlation groups kept (one per rule and group key).
+    #[serde(default = "default_groups")]
+    pub correlation_groups: usize,
+    /// Groups of linked findings `correlate_events` keeps (one per attacker or campaign).
+    #[serde(default = "default_groups")]
+    pub campaigns: usize,
 }
 
+/// What the default memory budget (512 MiB) allows: a sixteenth of it at about 2 KB an
+/// address (see `config::MemoryShares`).
 fn default_addresses() -> usize {
-    100_000
+    16_384
+}
+
+fn default_groups() -> usize {
+    sigma::GROUPS
 }
 
 impl Default for StateLimits {
     fn default() -> Self {
-        StateLimits { addresses: default_addresses() }
+        StateLimits {
+            addresses: default_addresses(),
+            correlation_groups: default_groups(),
+            campaigns: default_groups(),
+        }
+    }
+}
+
+impl StateLimits {
+    /// These limits lowered to what the memory budget allows (never raised).
+    pub fn within(self, m: &crate::config::MemoryShares) -> StateLimits {
+        StateLimits {
+            addresses: self.addresses.min(m.detector_addresses),
+            correlation_groups: self.correlation_groups.min(m.correlation_groups),
+            campaigns: self.campaigns.min(m.correlation_groups),
+        }
     }
 }
 

@@ -115,6 +115,11 @@ pub fn rule_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Loads rule files given as `(name, text)`.
 pub fn load(files: &[(String, String)]) -> RuleSet {
+    load_with(files, GROUPS)
+}
+
+/// Like [`load`], keeping at most `groups` correlation groups.
+pub fn load_with(files: &[(String, String)], groups: usize) -> RuleSet {
     let mut report = LoadReport { files: files.len(), ..LoadReport::default() };
     let mut good = SigmaCollection::new();
     for (name, text) in files {
@@ -154,7 +159,7 @@ pub fn load(files: &[(String, String)]) -> RuleSet {
             report.files_loaded += 1;
         }
     }
-    let mut engine = CorrelationEngine::new(correlation_config());
+    let mut engine = CorrelationEngine::new(correlation_config(groups));
     // A bloom filter over each rule's literals skips most rules for most lines.
     engine.set_bloom_prefilter(true);
     if let Err(e) = engine.add_collection(&good) {
@@ -163,7 +168,7 @@ pub fn load(files: &[(String, String)]) -> RuleSet {
         report.errors.push(RuleError { file: "<correlations>".into(), line: 0, message: e.to_string() });
         report.correlation_rules = 0;
         good.correlations.clear();
-        engine = CorrelationEngine::new(correlation_config());
+        engine = CorrelationEngine::new(correlation_config(groups));
         if let Err(e) = engine.add_collection(&good) {
             report.errors.push(RuleError { file: "<rules>".into(), line: 0, message: e.to_string() });
         }
@@ -187,19 +192,20 @@ pub fn load(files: &[(String, String)]) -> RuleSet {
 /// Correlations remember where their last events were read (a reference each, at most
 /// [`CORRELATION_REFS`] per group), so their findings point at the lines that made them.
 /// Each group keeps at most [`GROUP_ENTRIES`] events of its window, and at most
-/// [`GROUPS`] groups are kept (rsigma evicts the stalest tenth when full).
-fn correlation_config() -> CorrelationConfig {
+/// `groups` groups are kept (rsigma evicts the stalest tenth when full).
+fn correlation_config(groups: usize) -> CorrelationConfig {
     CorrelationConfig {
         correlation_event_mode: rsigma_eval::CorrelationEventMode::Refs,
         max_correlation_events: CORRELATION_REFS,
         max_group_entries: Some(GROUP_ENTRIES),
-        max_state_entries: GROUPS,
+        max_state_entries: groups.max(16),
         ..CorrelationConfig::default()
     }
 }
 
-/// Correlation groups kept (one per rule and group key: per address for most rules).
-pub const GROUPS: usize = 50_000;
+/// Correlation groups kept by default (one per rule and group key: per address for most
+/// rules); `[detection.limits] correlation_groups` and the memory budget set it.
+pub const GROUPS: usize = 16_384;
 
 /// The most recent events a correlation group keeps in its window. A `value_count`
 /// re-counts its group's distinct values at every event, so an uncapped window made a
