@@ -44,7 +44,6 @@ pub const CAMPAIGN: &str = "campaign";
 /// Members kept per group (the timeline); later ones are counted — except a finding
 /// that brings a new tactic, which is always kept (at most one per tactic).
 const MAX_MEMBERS: usize = 16;
-/// Groups tracked; past this new findings are not correlated (counted).
 
 /// Tactics that show an attacker got in.
 const FOOTHOLD: [&str; 3] = ["TA0001", "TA0004", "TA0011"];
