@@ -37,7 +37,7 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
     let mut cfg = cfg;
     cfg.ingest.batch_lines = cfg.ingest.batch_lines.max(8_192);
     let sys = actix::System::new();
-    let (incidents, findings, totals, elapsed, read_secs, analysing_peak) = sys.block_on(async move {
+    let (listing, findings, totals, elapsed, read_secs, analysing_peak) = sys.block_on(async move {
         let rt = Runtime::start_with(&cfg, &defs, store, false)?;
         rt.ready().await;
         let progress = warden::ingest::replay::progress();
@@ -72,25 +72,25 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
             t.abort();
             eprint!("\r\x1b[2K");
         }
-        let incidents = rt.kb.incidents().await?;
+        // The incidents are listed one at a time (in creation order), never all in memory.
+        let listing = Listing::of(rt.kb.reader.clone())?;
         let findings = if want_findings { rt.kb.findings().await? } else { Vec::new() };
         rt.shutdown().await?;
-        anyhow::Ok((incidents, findings, totals, elapsed, read_secs, analysing_peak))
+        anyhow::Ok((listing, findings, totals, elapsed, read_secs, analysing_peak))
     })?;
     let lines = totals.lines;
     if want_findings {
         println!("{}", serde_json::to_string_pretty(&findings)?);
     } else if json {
-        println!("{}", serde_json::to_string_pretty(&incidents)?);
+        listing.print_json()?;
     } else {
-        print_incidents(&incidents);
-        let actions: usize = incidents.iter().map(|i| i.actions.len()).sum();
+        let actions = listing.print_text()?;
         let secs = elapsed.as_secs_f64().max(1e-9);
         println!(
             "replayed {lines} lines in {:.3} s ({:.0} lines/s): {} incidents, {actions} actions",
             secs,
             lines as f64 / secs,
-            incidents.len()
+            listing.order.len()
         );
     }
     if stats {
@@ -114,6 +114,68 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
         }
     }
     Ok(0)
+}
+
+/// The stored incidents of a replay, read back one at a time.
+struct Listing {
+    reader: warden::kb::Reader,
+    /// Creation time and id of each incident, in the order they are listed.
+    order: Vec<(chrono::DateTime<chrono::Utc>, uuid::Uuid)>,
+}
+
+impl Listing {
+    fn of(reader: warden::kb::Reader) -> Result<Listing> {
+        let mut order = Vec::new();
+        reader.scan_incidents(
+            |i| {
+                order.push((i.created_at, i.id));
+                false
+            },
+            |_| {},
+        )?;
+        order.sort();
+        Ok(Listing { reader, order })
+    }
+
+    fn each(&self, mut f: impl FnMut(&Incident) -> Result<()>) -> Result<()> {
+        for (_, id) in &self.order {
+            if let Some(i) = self.reader.incident(*id)? {
+                f(&i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The listing as `serde_json::to_string_pretty` prints an array of them.
+    fn print_json(&self) -> Result<()> {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if self.order.is_empty() {
+            writeln!(out, "[]")?;
+            return Ok(());
+        }
+        let mut first = true;
+        write!(out, "[")?;
+        self.each(|i| {
+            let text = serde_json::to_string_pretty(i)?;
+            write!(out, "{}\n  {}", if first { "" } else { "," }, text.replace('\n', "\n  "))?;
+            first = false;
+            Ok(())
+        })?;
+        writeln!(out, "\n]")?;
+        Ok(())
+    }
+
+    /// The text listing; returns the number of actions.
+    fn print_text(&self) -> Result<usize> {
+        let mut actions = 0;
+        self.each(|i| {
+            print_incidents(std::slice::from_ref(i));
+            actions += i.actions.len();
+            Ok(())
+        })?;
+        Ok(actions)
+    }
 }
 
 /// VmHWM: the peak resident set size of this process so far, in kB.
