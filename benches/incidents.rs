@@ -9,14 +9,12 @@
 //! are held in memory.
 
 use std::io::Write;
-use std::process::Command;
+#[path = "support/replay.rs"]
+mod support;
 
 fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let sizes = if args.is_empty() { vec![1_000, 10_000, 100_000] } else { args };
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench");
-    std::fs::create_dir_all(&dir).unwrap();
-    for n in sizes {
+    let dir = support::dir();
+    for n in support::sizes(&[1_000, 10_000, 100_000]) {
         let file = dir.join(format!("incidents-{n}.log"));
         let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
         // Attackers one after the other, a few seconds each, over log time; six
@@ -37,14 +35,9 @@ fn main() {
             }
         }
         drop(out);
-        let t = std::time::Instant::now();
-        let o = Command::new(env!("CARGO_BIN_EXE_warden")).args(["replay", "--stats"]).arg(&file).output().unwrap();
-        let secs = t.elapsed().as_secs_f64();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let text = String::from_utf8_lossy(&o.stdout);
-        let peak = text.lines().find(|l| l.starts_with("peak")).unwrap_or("peak RSS: ?");
-        let replayed = text.lines().find(|l| l.starts_with("replayed")).unwrap_or("replayed ?");
-        let incidents = replayed.rsplit(": ").next().unwrap_or("?");
+        let (secs, text) = support::replay_stats(&file);
+        let peak = support::line(&text, "peak");
+        let incidents = support::line(&text, "replayed").rsplit(": ").next().unwrap_or("?");
         println!("{n:>7} attackers: {incidents}, {:.1} s, {:.0} µs/attacker, {peak}", secs, secs * 1e6 / n as f64);
     }
 }

@@ -75,6 +75,7 @@ fn main() {
                 format: FeedFormat::Auto,
                 confidence: 0.8,
                 techniques: vec![],
+                max_age_hours: None,
             },
             source: FeedSource::Path(dir.join(f)),
         })

@@ -37,7 +37,7 @@ fn main() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let token_path = tmp.join("data/admin.token");
     let deadline = Instant::now() + Duration::from_secs(30);
     let token = loop {

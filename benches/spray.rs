@@ -7,14 +7,12 @@
 //! detector's tables are capped (`[detection.limits]`) and swept in amortised time.
 
 use std::io::Write;
-use std::process::Command;
+#[path = "support/replay.rs"]
+mod support;
 
 fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let sizes = if args.is_empty() { vec![10_000, 100_000, 1_000_000] } else { args };
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench");
-    std::fs::create_dir_all(&dir).unwrap();
-    for n in sizes {
+    let dir = support::dir();
+    for n in support::sizes(&[10_000, 100_000, 1_000_000]) {
         let file = dir.join(format!("spray-{n}.log"));
         let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
         for i in 0..n {
@@ -33,12 +31,8 @@ fn main() {
         }
         drop(out);
         for run in 1..=2 {
-            let t = std::time::Instant::now();
-            let o = Command::new(env!("CARGO_BIN_EXE_warden")).args(["replay", "--stats"]).arg(&file).output().unwrap();
-            let secs = t.elapsed().as_secs_f64();
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            let text = String::from_utf8_lossy(&o.stdout);
-            let peak = text.lines().find(|l| l.starts_with("peak")).unwrap_or("peak RSS: ?");
+            let (secs, text) = support::replay_stats(&file);
+            let peak = support::line(&text, "peak");
             println!(
                 "spray {n:>9} distinct sources, run {run}: {:.2} s, {:.2} µs/line, {peak}",
                 secs,

@@ -113,6 +113,15 @@ fn triage_tools() -> MockTools {
 /// Tools that triage as a brute force at `priority` and carry out every containment
 /// (`execute`), or record it as a dry run.
 fn brute_force_tools(priority: Priority, execute: bool) -> MockTools {
+    tools_carrying_out(priority, move |_| execute)
+}
+
+/// Tools that triage as a brute force at `priority` and carry out the containments
+/// `carry_out` chooses; the others are dry runs.
+fn tools_carrying_out(
+    priority: Priority,
+    carry_out: impl Fn(&crate::tools::response::ContainSpec) -> bool + Send + Sync + 'static,
+) -> MockTools {
     let mut tools = MockTools::new();
     tools.expect_execute().returning(move |call| {
         let out = if call.args::<TriageIncident>().is_some() {
@@ -125,7 +134,7 @@ fn brute_force_tools(priority: Priority, execute: bool) -> MockTools {
                 reasons: vec!["test".into()],
             }))
         } else if let Some(spec) = call.args::<ContainThreat>() {
-            if execute {
+            if carry_out(spec) {
                 let argv = vec!["nft".into(), format!("{}", spec.kind), spec.target.clone()];
                 reply::<ContainThreat>(ToolOutcome::Succeeded(crate::tools::response::contain_threat::Executed {
                     argv,
@@ -442,37 +451,10 @@ async fn every_attacker_keeps_its_own_block_through_merges_campaigns_and_time() 
     assert_eq!(blocked(&ir).await, ["198.51.100.2".to_string()].into());
 }
 
-/// Tools that triage as a brute force and carry out a containment only when enforcing
-/// (an approved action); otherwise it is a dry run.
+/// Tools that carry out a containment only when enforcing (an approved action);
+/// otherwise it is a dry run.
 fn approving_tools() -> MockTools {
-    let mut tools = MockTools::new();
-    tools.expect_execute().returning(move |call| {
-        let out = if call.args::<TriageIncident>().is_some() {
-            reply::<TriageIncident>(ToolOutcome::Succeeded(TriageResult {
-                kind: "ssh_brute_force".into(),
-                severity: Severity::High,
-                priority: Priority::P2,
-                deadline: None,
-                asset: None,
-                reasons: vec!["test".into()],
-            }))
-        } else if let Some(spec) = call.args::<ContainThreat>() {
-            let argv = vec!["nft".into(), format!("{}", spec.kind), spec.target.clone()];
-            if spec.mode == ResponseMode::Enforce {
-                reply::<ContainThreat>(ToolOutcome::Succeeded(crate::tools::response::contain_threat::Executed {
-                    argv,
-                    output: String::new(),
-                    undo: None,
-                }))
-            } else {
-                ToolOutcome::DryRun { argv, steps: vec![] }
-            }
-        } else {
-            ToolOutcome::Failed("not here".into())
-        };
-        Box::pin(async move { out })
-    });
-    tools
+    tools_carrying_out(Priority::P2, |spec| spec.mode == ResponseMode::Enforce)
 }
 
 /// The agent rebuilt from the knowledge base (as after a restart), holding at most
