@@ -88,7 +88,7 @@ pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
             cache_mb = cfg.storage.cache_mb,
             memory_budget_mb = cfg.storage.memory_budget_mb,
             used_mb = shares.cache_bytes >> 20,
-            "[storage] cache_mb is more than a quarter of memory_budget_mb: the page cache is capped at a quarter"
+            "[storage] cache_mb is more than a sixteenth of memory_budget_mb (sled's pages take about twice their size in memory): the page cache is capped at a sixteenth"
         );
     }
     let store = Store::open(&data_dir.join("db"), shares.cache_bytes)?;

@@ -379,34 +379,46 @@ pub struct StorageConfig {
     pub memory_budget_mb: u64,
 }
 
-/// What the memory budget allows each consumer. Incidents are about 20 KB each held
+/// What Warden takes before any table, in MiB: the program and its threads, compiled
+/// rules, and sled — whose pages stay in memory well beyond its cache capacity while it
+/// writes (about 80 MB at the peak of a flood of 36,000 attackers, whatever the cache),
+/// and whose page table grows with the database (about 1 % of its size on disk).
+pub const PROCESS_MEMORY_MB: u64 = 96;
+
+/// The smallest memory budget accepted: the process's own share and as much again.
+pub const MIN_MEMORY_BUDGET_MB: u64 = 2 * PROCESS_MEMORY_MB;
+
+/// What the memory budget allows each consumer, from what is left of it once the
+/// process's own share ([`PROCESS_MEMORY_MB`]) is set aside: half of that in all; the
+/// other half is headroom for a flood's transients (a batch of findings in flight, the
+/// queues between agents, the allocator's slack). Incidents are about 20 KB each held
 /// (findings with their evidence lines), an entity entry about 100 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryShares {
-    /// sled's page cache: `cache_mb`, at most a quarter of the budget.
+    /// sled's page cache capacity: `cache_mb`, at most a sixteenth (sled counts pages
+    /// at their size on disk; in memory they take about twice that).
     pub cache_bytes: u64,
-    /// Incidents incident response holds in memory: an eighth of the budget.
+    /// Incidents incident response holds in memory: an eighth.
     pub incidents_held: usize,
-    /// Entities (addresses, campaigns) pointing to their active incident: a
-    /// sixteenth of the budget.
+    /// Entities (addresses, campaigns) pointing to their active incident: a sixteenth.
     pub incident_entities: usize,
     /// Source addresses an authentication detector follows (about 2 KB each): a
-    /// sixteenth of the budget, at most `[detection.limits] addresses`.
+    /// sixteenth, at most `[detection.limits] addresses`.
     pub detector_addresses: usize,
-    /// Sigma correlation groups (about 2 KB each): a sixteenth of the budget, at most
+    /// Sigma correlation groups (about 2 KB each): a sixteenth, at most
     /// `[detection.limits] correlation_groups`.
     pub correlation_groups: usize,
 }
 
 impl StorageConfig {
     pub fn memory_shares(&self) -> MemoryShares {
-        let budget = self.memory_budget_mb;
+        let rest = self.memory_budget_mb.saturating_sub(PROCESS_MEMORY_MB);
         MemoryShares {
-            cache_bytes: self.cache_mb.min(budget / 4).max(1) << 20,
-            incidents_held: ((budget << 20) / 8 / 20_000).max(64) as usize,
-            incident_entities: ((budget << 20) / 16 / 100).max(1024) as usize,
-            detector_addresses: ((budget << 20) / 16 / 2048).max(256) as usize,
-            correlation_groups: ((budget << 20) / 16 / 2048).max(256) as usize,
+            cache_bytes: self.cache_mb.min(rest / 16).max(1) << 20,
+            incidents_held: ((rest << 20) / 8 / 20_000).max(64) as usize,
+            incident_entities: ((rest << 20) / 16 / 100).max(1024) as usize,
+            detector_addresses: ((rest << 20) / 16 / 2048).max(256) as usize,
+            correlation_groups: ((rest << 20) / 16 / 2048).max(256) as usize,
         }
     }
 }
@@ -418,7 +430,7 @@ impl Default for MemoryShares {
 }
 
 fn default_memory_budget_mb() -> u64 {
-    512
+    640
 }
 
 fn default_min_free_mb() -> u64 {
@@ -426,7 +438,7 @@ fn default_min_free_mb() -> u64 {
 }
 
 fn default_cache_mb() -> u64 {
-    64
+    32
 }
 
 impl Default for StorageConfig {
@@ -531,6 +543,19 @@ impl Config {
                      plain HTTP: configure TLS (`tls_cert` and `tls_key`, and `tls_client_ca` to require client \
                      certificates), or listen on loopback (127.0.0.1 or ::1)",
                     self.admin.listen
+                ),
+            ));
+        }
+        if self.storage.memory_budget_mb < MIN_MEMORY_BUDGET_MB {
+            return Err(at(
+                "storage",
+                0,
+                "memory_budget_mb",
+                format!(
+                    "[storage] memory_budget_mb = {} is below {MIN_MEMORY_BUDGET_MB}: Warden itself (the program, \
+                     its threads, its compiled rules and the database's pages while it writes) takes about \
+                     {PROCESS_MEMORY_MB} MiB before any table, and a flood needs as much again",
+                    self.storage.memory_budget_mb
                 ),
             ));
         }

@@ -132,10 +132,14 @@ fn values_that_cannot_be_meant_are_refused() {
 /// The memory budget sizes the page cache and every in-memory table.
 #[test]
 fn the_memory_budget_sizes_the_cache_and_the_tables() {
-    let c = Config::parse("[storage]\nmemory_budget_mb = 64\n", "w").unwrap();
+    // 256 MiB: 160 once the process's own 96 are set aside.
+    let c = Config::parse("[storage]\nmemory_budget_mb = 256\n", "w").unwrap();
     let m = c.storage.memory_shares();
-    assert_eq!(m.cache_bytes, 16 << 20, "a quarter of the budget, below cache_mb = 64");
-    assert_eq!((m.incidents_held, m.detector_addresses, m.correlation_groups), (419, 2048, 2048));
+    assert_eq!(m.cache_bytes, 10 << 20, "a sixteenth, below cache_mb = 32");
+    assert_eq!((m.incidents_held, m.detector_addresses, m.correlation_groups), (1048, 5120, 5120));
     let d = Config::parse("", "w").unwrap().storage.memory_shares();
-    assert_eq!((d.cache_bytes, d.detector_addresses, d.correlation_groups), (64 << 20, 16_384, 16_384));
+    assert_eq!((d.cache_bytes, d.detector_addresses, d.correlation_groups), (32 << 20, 17_408, 17_408));
+    // Below what Warden itself needs and a flood's headroom: refused, saying why.
+    let e = Config::parse("[storage]\nmemory_budget_mb = 128\n", "w").unwrap_err().to_string();
+    assert!(e.contains("memory_budget_mb = 128 is below 192"), "{e}");
 }

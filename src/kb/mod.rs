@@ -136,8 +136,13 @@ pub enum Query {
     VulnPrefix(String),
     InboxContains(Vec<u8>),
     InboxEmpty,
-    /// Every pending inbox entry, optionally only those routed to one agent.
-    Inbox(Option<String>),
+    /// The first `limit` pending inbox entries routed to one agent, oldest first.
+    Inbox {
+        target: String,
+        limit: usize,
+    },
+    /// Pending inbox entries per agent.
+    InboxDepths,
     VerifyAudit,
     /// Writes a consistent copy of the whole knowledge base (ledger included) into a new
     /// database in this directory (absent or empty).
@@ -167,6 +172,7 @@ pub enum QueryAnswer {
     States(Vec<(String, serde_json::Value)>),
     Contains(bool),
     Inbox(Vec<InboxEntry>),
+    Depths(std::collections::BTreeMap<String, usize>),
     Audit(AuditReport),
     AuditRecords(Vec<AuditRecord>),
     Handoffs(Vec<serde_json::Value>),
@@ -400,16 +406,27 @@ impl KnowledgeBase {
             Query::State(key) => {
                 QueryAnswer::State(s.get(TreeName::State, key.as_bytes())?.map(|v| decode("state", &v)).transpose()?)
             }
-            Query::Inbox(target) => {
+            Query::Inbox { target, limit } => {
                 let mut out = Vec::new();
                 for item in s.iter(TreeName::Inbox) {
+                    if out.len() >= *limit {
+                        break;
+                    }
                     let (_, v) = item?;
-                    let e: InboxEntry = decode("inbox", &v)?;
-                    if target.as_ref().is_none_or(|t| *t == e.target) {
-                        out.push(e);
+                    // The target first: entries for other agents are not decoded whole.
+                    if decode::<records::InboxTarget>("inbox", &v)?.target == *target {
+                        out.push(decode("inbox", &v)?);
                     }
                 }
                 QueryAnswer::Inbox(out)
+            }
+            Query::InboxDepths => {
+                let mut depths = std::collections::BTreeMap::new();
+                for item in s.iter(TreeName::Inbox) {
+                    let (_, v) = item?;
+                    *depths.entry(decode::<records::InboxTarget>("inbox", &v)?.target).or_insert(0) += 1;
+                }
+                QueryAnswer::Depths(depths)
             }
             Query::VerifyAudit => QueryAnswer::Audit(audit::verify(s.iter(TreeName::Audit))?),
             Query::Backup(dir) => QueryAnswer::Backup {
@@ -615,10 +632,19 @@ impl Kb {
         }
     }
 
-    pub async fn inbox(&self, target: Option<String>) -> Result<Vec<InboxEntry>, KbError> {
-        match self.query(Query::Inbox(target)).await? {
+    /// The first `limit` pending inbox entries routed to `target`, oldest first.
+    pub async fn inbox(&self, target: &str, limit: usize) -> Result<Vec<InboxEntry>, KbError> {
+        match self.query(Query::Inbox { target: target.to_string(), limit }).await? {
             QueryAnswer::Inbox(e) => Ok(e),
             _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Pending inbox entries per agent.
+    pub async fn inbox_depths(&self) -> Result<std::collections::BTreeMap<String, usize>, KbError> {
+        match self.query(Query::InboxDepths).await? {
+            QueryAnswer::Depths(d) => Ok(d),
+            _ => Ok(Default::default()),
         }
     }
 

@@ -27,6 +27,12 @@ pub(super) fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> R
     Ok(rec.data)
 }
 
+/// An inbox entry's target alone (the rest of the record is skipped, not built).
+#[derive(serde::Deserialize)]
+pub(super) struct InboxTarget {
+    pub(super) target: String,
+}
+
 /// An incident as stored: its findings by id (they live in the `findings` tree), so an
 /// incident that collects findings over hours is not rewritten with all of them each time.
 #[derive(Serialize)]

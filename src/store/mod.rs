@@ -174,6 +174,58 @@ fn open_error(dir: &Path, source: sled::Error) -> StoreError {
     }
 }
 
+/// Records in key order, each read on its own (`get_gt` from the last key) rather than
+/// through one sled iterator: sled 0.34 keeps every page a long-lived iterator has read
+/// in memory, whatever the cache capacity (measured: a scan of a 200 MB tree left
+/// 183 MB resident with an 8 MiB cache; read this way, 40 MB), so one scan of a large
+/// tree would stay resident for good. A reader that needs a consistent view of several
+/// records takes them under the knowledge base's single writer.
+struct Cursor<'a> {
+    records: &'a sled::Tree,
+    prefix: Vec<u8>,
+    last: Option<sled::IVec>,
+    done: bool,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(records: &'a sled::Tree, prefix: Vec<u8>) -> Self {
+        Cursor { records, prefix, last: None, done: false }
+    }
+}
+
+impl Iterator for Cursor<'_> {
+    type Item = sled::Result<(sled::IVec, sled::IVec)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let next = match &self.last {
+            // The prefix itself is a key too (a record keyed by the bare prefix).
+            None => match self.records.get(&self.prefix) {
+                Ok(Some(v)) => Ok(Some((sled::IVec::from(self.prefix.as_slice()), v))),
+                Ok(None) => self.records.get_gt(&self.prefix),
+                Err(e) => Err(e),
+            },
+            Some(last) => self.records.get_gt(last),
+        };
+        match next {
+            Ok(Some((k, v))) if k.starts_with(&self.prefix) => {
+                self.last = Some(k.clone());
+                Some(Ok((k, v)))
+            }
+            Ok(_) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the database under `dir` with a capped page cache. A damaged
     /// database is an error that says what to do — sled panics on some damage (a
@@ -259,12 +311,18 @@ impl Store {
 
     /// Every `(key, value)` of a tree whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Result<Vec<Record>, StoreError> {
-        self.records.scan_prefix(tree.key(prefix)).map(|r| r.map(unprefixed).map_err(StoreError::from)).collect()
+        self.cursor(tree, prefix).collect()
     }
 
     /// Iterates a whole tree in key order without collecting it.
     pub fn iter(&self, tree: TreeName) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
-        self.records.scan_prefix([tree.tag()]).map(|r| r.map(unprefixed).map_err(StoreError::from))
+        self.cursor(tree, b"")
+    }
+
+    /// The records of a tree whose key starts with `prefix`, read one at a time (see
+    /// [`Cursor`]).
+    fn cursor(&self, tree: TreeName, prefix: &[u8]) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
+        Cursor::new(&self.records, tree.key(prefix)).map(|r| r.map(unprefixed).map_err(StoreError::from))
     }
 
     /// The entry with the greatest key of a tree.
@@ -273,12 +331,12 @@ impl Store {
     }
 
     pub fn is_empty(&self, tree: TreeName) -> bool {
-        !matches!(self.records.scan_prefix([tree.tag()]).next(), Some(Ok(_)))
+        !matches!(self.cursor(tree, b"").next(), Some(Ok(_)))
     }
 
     /// Counts the entries (walks the tree: not for hot paths).
     pub fn len(&self, tree: TreeName) -> usize {
-        self.records.scan_prefix([tree.tag()]).count()
+        self.cursor(tree, b"").count()
     }
 
     /// Applies every write or none of them.
@@ -327,7 +385,8 @@ impl Store {
     /// Copies every record of the logical trees (not the batch number: the copy has no
     /// seal of its own yet) and makes the copy durable; returns how many.
     fn copy_into(&self, to: &Store) -> Result<u64, StoreError> {
-        let records = self.records.iter().filter(|kv| !matches!(kv, Ok((k, _)) if k.as_ref() == GENERATION));
+        let records =
+            Cursor::new(&self.records, Vec::new()).filter(|kv| !matches!(kv, Ok((k, _)) if k.as_ref() == GENERATION));
         let n = put_chunked(&to.records, records)?;
         to.db.flush()?;
         Ok(n)
@@ -445,6 +504,27 @@ mod tests {
         assert!(s.is_empty(TreeName::Inbox) && s.last(TreeName::Inbox).unwrap().is_none());
         assert!(!s.is_empty(TreeName::Findings));
         assert_eq!(s.scan_prefix(TreeName::Findings, b"").unwrap(), vec![(b"f".to_vec(), b"finding".to_vec())]);
+    }
+
+    /// Scans read one record at a time (see `Cursor`): every record under the prefix, in
+    /// key order, the key equal to the prefix included, nothing of the neighbouring
+    /// keys or trees.
+    #[test]
+    fn a_scan_yields_exactly_the_records_under_its_prefix_in_order() {
+        let s = Store::temporary(1 << 20).unwrap();
+        let keys: [&[u8]; 6] = [b"a", b"ab", b"abc", b"abd", b"ac", b"b"];
+        for k in keys.iter().rev() {
+            s.put_raw(TreeName::State, k, k).unwrap();
+        }
+        s.put_raw(TreeName::Findings, b"ab", b"other tree").unwrap();
+        s.put_raw(TreeName::Inbox, b"", b"bare").unwrap();
+        let got = |p: &[u8]| s.scan_prefix(TreeName::State, p).unwrap().into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(got(b"ab"), vec![b"ab".to_vec(), b"abc".to_vec(), b"abd".to_vec()]);
+        assert_eq!(got(b""), keys.iter().map(|k| k.to_vec()).collect::<Vec<_>>());
+        assert_eq!(got(b"abz"), Vec::<Vec<u8>>::new());
+        assert_eq!(s.len(TreeName::State), 6);
+        assert_eq!(s.iter(TreeName::Inbox).map(Result::unwrap).collect::<Vec<_>>(), vec![(vec![], b"bare".to_vec())]);
+        assert_eq!(s.iter(TreeName::Findings).count(), 1);
     }
 
     /// A data directory written with one sled tree per logical tree opens with every

@@ -241,20 +241,30 @@ impl Supervisor {
             });
             slot.addr = Some(addr);
             slot.state = AgentState::Running;
-            act.redeliver(Some(name.clone()), ctx);
+            act.redeliver(name.clone(), ctx);
         }));
     }
 
-    /// Delivers every pending inbox entry (of one agent, or of all).
-    fn redeliver(&mut self, target: Option<String>, ctx: &mut Context<Self>) {
+    /// Queues an agent's pending inbox entries, oldest first, as many as its queue takes:
+    /// the rest stay in the durable inbox (a backlog read again when the queue drains),
+    /// so a flood's backlog costs disk, not memory.
+    fn redeliver(&mut self, target: String, ctx: &mut Context<Self>) {
         let kb = self.env.kb.clone();
-        ctx.spawn(async move { kb.inbox(target).await }.into_actor(self).map(|res, act, ctx| match res {
+        // The oldest entries may be those already queued or in flight: read past them.
+        let queued = self.queues.get(&target).map_or(0, |q| q.pending.len() + q.in_flight.len());
+        let limit = queued + MAX_QUEUED;
+        let agent = target.clone();
+        ctx.spawn(async move { kb.inbox(&target, limit).await }.into_actor(self).map(move |res, act, ctx| match res {
             Ok(entries) => {
+                let more = entries.len() >= limit;
                 for e in entries {
                     if !act.known.contains(&entry_key(&e.envelope)) {
                         act.env.metrics.inc(&act.env.metrics.redeliveries);
                         act.deliver(e, true, ctx);
                     }
+                }
+                if more {
+                    act.queues.entry(agent).or_default().backlog = true;
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot read the inbox for redelivery"),
@@ -559,7 +569,7 @@ impl Handler<Delivered> for Supervisor {
         q.in_flight.clear();
         if q.backlog && q.pending.len() < MAX_QUEUED / 2 {
             q.backlog = false;
-            self.redeliver(Some(agent.clone()), ctx);
+            self.redeliver(agent.clone(), ctx);
         }
         self.pump(&agent, ctx);
     }
@@ -578,7 +588,7 @@ impl Handler<ListAgents> for Supervisor {
 
     fn handle(&mut self, _: ListAgents, _: &mut Self::Context) -> Self::Result {
         let kb = self.env.kb.clone();
-        Box::pin(async move { kb.inbox(None).await.unwrap_or_default() }.into_actor(self).map(|inbox, act, _| {
+        Box::pin(async move { kb.inbox_depths().await.unwrap_or_default() }.into_actor(self).map(|depths, act, _| {
             act.slots
                 .iter()
                 .map(|(name, s)| AgentStatus {
@@ -587,7 +597,7 @@ impl Handler<ListAgents> for Supervisor {
                     state: s.state,
                     restarts: s.history.total,
                     generation: s.generation,
-                    mailbox_depth: inbox.iter().filter(|e| &e.target == name).count(),
+                    mailbox_depth: depths.get(name).copied().unwrap_or(0),
                     mailbox_capacity: s.def.mailbox,
                     handles: s.def.handles.iter().map(|k| k.to_string()).collect(),
                     tools: s.def.tools.iter().map(|t| t.as_str().to_string()).collect(),

@@ -98,3 +98,35 @@ fn commits_are_atomic_and_records_versioned() {
     let err = kb.query(&Query::State("x".into())).unwrap_err().to_string();
     assert!(err.contains("schema version 99"), "{err}");
 }
+
+/// The inbox is read a page at a time per agent (a flood's backlog stays on disk) and
+/// counted per agent without loading it.
+#[test]
+fn the_inbox_is_read_a_page_at_a_time_per_agent() {
+    use warden::messages::{Envelope, InboxEntry, Instruction, Payload};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut kb = KnowledgeBase::new(Store::open(tmp.path(), 8 << 20).unwrap()).unwrap();
+    let entries: Vec<InboxEntry> = (0..10)
+        .map(|i| {
+            let mut envelope =
+                Envelope::new("test", Payload::Instruction(Instruction { text: format!("n{i}"), incident_id: None }));
+            envelope.created_at += chrono::Duration::seconds(i);
+            InboxEntry { target: if i % 2 == 0 { "even" } else { "odd" }.into(), envelope, attempts: 0 }
+        })
+        .collect();
+    kb.commit(&Commit { writes: entries.iter().cloned().map(Write::InboxPut).collect(), ..Commit::default() }).unwrap();
+    let page = |target: &str, limit| match kb.query(&Query::Inbox { target: target.into(), limit }).unwrap() {
+        QueryAnswer::Inbox(e) => e.into_iter().map(|e| e.envelope.id).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    let odd: Vec<_> = entries.iter().filter(|e| e.target == "odd").map(|e| e.envelope.id).collect();
+    assert_eq!(page("odd", 3), odd[..3], "the oldest first, only the agent's own");
+    assert_eq!(page("odd", 100), odd);
+    assert!(page("nobody", 5).is_empty());
+    match kb.query(&Query::InboxDepths).unwrap() {
+        QueryAnswer::Depths(d) => {
+            assert_eq!(d.into_iter().collect::<Vec<_>>(), [("even".into(), 5), ("odd".into(), 5)])
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -56,13 +56,16 @@ fn a_flood_of_attackers_stays_within_the_memory_budget() {
         opened = d.metric("warden_incidents_opened_total").unwrap_or(0);
     }
     // Every incident is stored; at most the budget's share is held in memory.
-    let cap = (BUDGET_MB << 20) / 8 / 20_000;
+    let config = format!("[storage]\nmemory_budget_mb = {BUDGET_MB}\n");
+    let shares = warden::config::Config::parse(&config, "w").unwrap().storage.memory_shares();
+    let cap = shares.incidents_held as u64;
     let held = d.metric("warden_state_keys{table=\"incidents_held\"}").expect("incidents_held on /metrics");
     assert!(held <= cap, "{held} incidents held, cap {cap}");
     assert!(d.metric("warden_state_evictions_total{table=\"incidents_held\"}").unwrap() > 0);
-    // The detector's address table is capped by the budget too (12,288 at 384 MiB).
+    // The detector's address table is capped by the budget too (9,216 at 384 MiB).
     let addresses = d.metric("warden_state_keys{table=\"auth_addresses\"}");
-    assert!(addresses.is_some_and(|a| a <= (BUDGET_MB << 20) / 16 / 2048), "{addresses:?}");
+    assert!(addresses.is_some_and(|a| a <= shares.detector_addresses as u64), "{addresses:?}");
+    assert_eq!(shares.detector_addresses, 9216);
     assert_eq!(d.metric("warden_memory_budget_bytes"), Some(BUDGET_MB << 20));
     let health: serde_json::Value = serde_json::from_str(&d.get("/v1/health").unwrap().body).unwrap();
     assert_eq!(health["memory"]["ok"], true, "{health}");

@@ -787,9 +787,9 @@ mod tests {
     fn the_memory_budget_lowers_the_caps_and_the_default_lowers_nothing() {
         let limits = crate::tools::detection::StateLimits::default();
         assert_eq!(limits.within(&crate::config::MemoryShares::default()), limits);
-        let small = crate::config::Config::parse("[storage]\nmemory_budget_mb = 64\n", "w").unwrap();
+        let small = crate::config::Config::parse("[storage]\nmemory_budget_mb = 192\n", "w").unwrap();
         let lowered = limits.within(&small.storage.memory_shares());
-        assert_eq!((lowered.addresses, lowered.correlation_groups, lowered.campaigns), (2048, 2048, 2048));
+        assert_eq!((lowered.addresses, lowered.correlation_groups, lowered.campaigns), (3072, 3072, 3072));
         let big = crate::config::Config::parse("[storage]\nmemory_budget_mb = 65536\n", "w").unwrap();
         assert_eq!(limits.within(&big.storage.memory_shares()), limits);
     }
