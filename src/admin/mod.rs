@@ -239,11 +239,48 @@ async fn agents(st: web::Data<AdminState>) -> HttpResponse {
     }
 }
 
+/// Every stored incident, oldest first: a JSON array written one incident at a time as
+/// it is read, so a large knowledge base is never all in memory. (A read failing after
+/// the first bytes cuts the response short: the client sees a broken body, not a
+/// shorter list.)
 async fn incidents(st: web::Data<AdminState>) -> HttpResponse {
-    match st.kb.incidents().await {
-        Ok(i) => HttpResponse::Ok().json(i),
-        Err(e) => error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
+    let reader = st.kb.reader.clone();
+    let order = match web::block({
+        let reader = reader.clone();
+        move || reader.incident_order()
+    })
+    .await
+    {
+        Ok(Ok(order)) => order,
+        Ok(Err(e)) => return error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => return error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<web::Bytes>>(16);
+    actix_web::rt::task::spawn_blocking(move || {
+        let send = |b: std::io::Result<Vec<u8>>| tx.blocking_send(b.map(web::Bytes::from)).is_ok();
+        let mut first = true;
+        if !send(Ok(b"[".to_vec())) {
+            return;
+        }
+        for (_, id) in order {
+            let chunk = match reader.incident(id) {
+                Ok(Some(i)) => serde_json::to_vec(&i).map_err(std::io::Error::other),
+                Ok(None) => continue, // Gone since the listing began.
+                Err(e) => {
+                    tracing::error!(incident = %id, error = %e, "cannot read an incident; the listing is cut short");
+                    Err(std::io::Error::other(e))
+                }
+            };
+            let failed = chunk.is_err();
+            let chunk = chunk.map(|c| if std::mem::take(&mut first) { c } else { [&b","[..], &c].concat() });
+            if !send(chunk) || failed {
+                return;
+            }
+        }
+        send(Ok(b"]".to_vec()));
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    HttpResponse::Ok().content_type("application/json").streaming(body)
 }
 
 async fn findings(st: web::Data<AdminState>) -> HttpResponse {

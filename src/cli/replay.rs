@@ -125,16 +125,7 @@ struct Listing {
 
 impl Listing {
     fn of(reader: warden::kb::Reader) -> Result<Listing> {
-        let mut order = Vec::new();
-        reader.scan_incidents(
-            |i| {
-                order.push((i.created_at, i.id));
-                false
-            },
-            |_| {},
-        )?;
-        order.sort();
-        Ok(Listing { reader, order })
+        Ok(Listing { order: reader.incident_order()?, reader })
     }
 
     fn each(&self, mut f: impl FnMut(&Incident) -> Result<()>) -> Result<()> {

@@ -126,6 +126,8 @@ pub enum Query {
     Incidents,
     /// Every stored finding, by first event time.
     Findings,
+    /// The findings last seen at or after a time (in no particular order).
+    FindingsSince(DateTime<Utc>),
     Finding(Uuid),
     Checkpoint(String),
     Checkpoints,
@@ -373,6 +375,17 @@ impl KnowledgeBase {
                 all.sort_by(|a, b| a.first_seen.cmp(&b.first_seen).then(a.id.cmp(&b.id)));
                 QueryAnswer::Findings(all)
             }
+            Query::FindingsSince(since) => {
+                let mut found = Vec::new();
+                for item in s.iter(TreeName::Findings) {
+                    let (_, v) = item?;
+                    let f = decode::<Finding>("finding", &v)?;
+                    if f.last_seen >= *since {
+                        found.push(f);
+                    }
+                }
+                QueryAnswer::Findings(found)
+            }
             Query::Finding(id) => QueryAnswer::Finding(
                 s.get(TreeName::Findings, id.as_bytes())?.map(|v| decode("finding", &v)).transpose()?,
             ),
@@ -571,6 +584,14 @@ impl Kb {
     pub async fn incidents(&self) -> Result<Vec<Incident>, KbError> {
         match self.query(Query::Incidents).await? {
             QueryAnswer::Incidents(i) => Ok(i),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The findings last seen at or after `since` (the others are not loaded).
+    pub async fn findings_since(&self, since: DateTime<Utc>) -> Result<Vec<Finding>, KbError> {
+        match self.query(Query::FindingsSince(since)).await? {
+            QueryAnswer::Findings(f) => Ok(f),
             _ => Ok(Vec::new()),
         }
     }

@@ -61,6 +61,21 @@ impl Reader {
     /// Hands `each` every stored incident `want` chooses, with its findings. `want`
     /// sees each incident without its findings (they are read only for the chosen
     /// ones); one incident at a time, so the scan itself holds none of them.
+    /// Every incident's creation time and id, oldest first (ties by id): a listing that
+    /// reads each incident when it gets to it, never all at once.
+    pub fn incident_order(&self) -> Result<Vec<(chrono::DateTime<chrono::Utc>, Uuid)>, KbError> {
+        let mut order = Vec::new();
+        self.scan_incidents(
+            |i| {
+                order.push((i.created_at, i.id));
+                false
+            },
+            |_| {},
+        )?;
+        order.sort();
+        Ok(order)
+    }
+
     pub fn scan_incidents(
         &self,
         mut want: impl FnMut(&Incident) -> bool,

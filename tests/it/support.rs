@@ -191,10 +191,15 @@ impl Daemon {
         client::request(self.endpoint(), "POST", path, Some(&self.token), Some(body))
     }
 
+    /// Every incident, as the API lists them (written one at a time): oldest first.
     pub fn incidents(&self) -> Vec<serde_json::Value> {
         let r = self.get("/v1/incidents").unwrap();
         assert_eq!(r.status, 200, "{}", r.body);
-        serde_json::from_str(&r.body).unwrap()
+        let all: Vec<serde_json::Value> = serde_json::from_str(&r.body).unwrap();
+        let created: Vec<chrono::DateTime<chrono::Utc>> =
+            all.iter().map(|i| serde_json::from_value(i["created_at"].clone()).unwrap()).collect();
+        assert!(created.windows(2).all(|w| w[0] <= w[1]), "listed oldest first: {created:?}");
+        all
     }
 
     pub fn agents(&self) -> Vec<serde_json::Value> {
