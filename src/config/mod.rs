@@ -102,13 +102,33 @@ impl AdminConfig {
         self.tls_cert.is_some()
     }
 
-    fn tls_problem(&self) -> Option<String> {
-        match (&self.tls_cert, &self.tls_key, &self.tls_client_ca) {
-            (Some(_), None, _) => Some("[admin] tls_cert is set without tls_key".into()),
-            (None, Some(_), _) => Some("[admin] tls_key is set without tls_cert".into()),
-            (None, None, Some(_)) => Some("[admin] tls_client_ca needs TLS: set tls_cert and tls_key".into()),
-            _ => None,
+    /// What is wrong with these settings, if anything: the key it is about, and why.
+    fn problem(&self) -> Option<(&'static str, String)> {
+        if !self.listen.ip().to_canonical().is_loopback() && !self.tls() {
+            return Some((
+                "listen",
+                format!(
+                    "[admin] listen = \"{}\" would serve the admin API and its bearer token to the network over \
+                     plain HTTP: configure TLS (`tls_cert` and `tls_key`, and `tls_client_ca` to require client \
+                     certificates), or listen on loopback (127.0.0.1 or ::1)",
+                    self.listen
+                ),
+            ));
         }
+        if self.max_body_bytes < 1024 {
+            let why = format!(
+                "[admin] max_body_bytes = {} is below 1024: every request would be refused",
+                self.max_body_bytes
+            );
+            return Some(("max_body_bytes", why));
+        }
+        let tls = match (&self.tls_cert, &self.tls_key, &self.tls_client_ca) {
+            (Some(_), None, _) => "[admin] tls_cert is set without tls_key",
+            (None, Some(_), _) => "[admin] tls_key is set without tls_cert",
+            (None, None, Some(_)) => "[admin] tls_client_ca needs TLS: set tls_cert and tls_key",
+            _ => return None,
+        };
+        Some(("tls_cert", tls.to_string()))
     }
 }
 
@@ -152,14 +172,28 @@ pub enum LogFormat {
     Auth,
     /// Apache/nginx access logs (common or combined format).
     Web,
-    /// JSON lines: one object per line, fields as given (Zeek's JSON logs too).
+    /// JSON lines: one object per line, fields as given (Zeek's JSON logs: see `Zeek`).
     Json,
-    /// Zeek TSV logs (`conn`, `dns`, `http`, `ssh`, …) with their `#fields` header.
+    /// Zeek logs (`conn`, `dns`, `http`, `ssh`, …): TSV with their `#fields` header, or
+    /// Zeek's JSON form.
     Zeek,
     /// Each line as whichever format it is (the default): syslog (each program by its
     /// own parser), web access logs, JSON, and the services' own logs (Apache and nginx
     /// error logs, MySQL, PostgreSQL, exim, vsftpd, dovecot, audit).
     Auto,
+}
+
+impl LogFormat {
+    /// The name configurations and the command line use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Auth => "auth",
+            LogFormat::Web => "web",
+            LogFormat::Json => "json",
+            LogFormat::Zeek => "zeek",
+            LogFormat::Auto => "auto",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -411,6 +445,18 @@ pub struct MemoryShares {
 }
 
 impl StorageConfig {
+    /// What is wrong with these settings, if anything.
+    fn problem(&self) -> Option<String> {
+        (self.memory_budget_mb < MIN_MEMORY_BUDGET_MB).then(|| {
+            format!(
+                "[storage] memory_budget_mb = {} is below {MIN_MEMORY_BUDGET_MB}: Warden itself (the program, its \
+                 threads, its compiled rules and the database's pages while it writes) takes about \
+                 {PROCESS_MEMORY_MB} MiB before any table, and a flood needs as much again",
+                self.memory_budget_mb
+            )
+        })
+    }
+
     pub fn memory_shares(&self) -> MemoryShares {
         let rest = self.memory_budget_mb.saturating_sub(PROCESS_MEMORY_MB);
         MemoryShares {
@@ -533,45 +579,11 @@ impl Config {
             line: line_of(text, table, nth, key),
             message,
         };
-        if !self.admin.listen.ip().to_canonical().is_loopback() && !self.admin.tls() {
-            return Err(at(
-                "admin",
-                0,
-                "listen",
-                format!(
-                    "[admin] listen = \"{}\" would serve the admin API and its bearer token to the network over \
-                     plain HTTP: configure TLS (`tls_cert` and `tls_key`, and `tls_client_ca` to require client \
-                     certificates), or listen on loopback (127.0.0.1 or ::1)",
-                    self.admin.listen
-                ),
-            ));
+        if let Some((key, p)) = self.admin.problem() {
+            return Err(at("admin", 0, key, p));
         }
-        if self.storage.memory_budget_mb < MIN_MEMORY_BUDGET_MB {
-            return Err(at(
-                "storage",
-                0,
-                "memory_budget_mb",
-                format!(
-                    "[storage] memory_budget_mb = {} is below {MIN_MEMORY_BUDGET_MB}: Warden itself (the program, \
-                     its threads, its compiled rules and the database's pages while it writes) takes about \
-                     {PROCESS_MEMORY_MB} MiB before any table, and a flood needs as much again",
-                    self.storage.memory_budget_mb
-                ),
-            ));
-        }
-        if self.admin.max_body_bytes < 1024 {
-            return Err(at(
-                "admin",
-                0,
-                "max_body_bytes",
-                format!(
-                    "[admin] max_body_bytes = {} is below 1024: every request would be refused",
-                    self.admin.max_body_bytes
-                ),
-            ));
-        }
-        if let Some(p) = self.admin.tls_problem() {
-            return Err(at("admin", 0, "tls_cert", p));
+        if let Some(p) = self.storage.problem() {
+            return Err(at("storage", 0, "memory_budget_mb", p));
         }
         let mut names = std::collections::HashSet::new();
         for (nth, s) in self.sources.iter().enumerate() {

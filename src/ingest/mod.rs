@@ -224,6 +224,8 @@ pub struct LineParser {
     last_time: Option<DateTime<Utc>>,
     zeek: parse::zeek::ZeekHeader,
     state: parse::auth::ParseState,
+    /// Lines a parser understood as records (not headers, not unparsed lines).
+    pub records: u64,
 }
 
 impl LineParser {
@@ -234,6 +236,7 @@ impl LineParser {
             last_time: None,
             zeek: Default::default(),
             state: Default::default(),
+            records: 0,
         }
     }
 
@@ -274,6 +277,10 @@ impl LineParser {
         let tagged = |p: Parser| move |ev: Event| (ev, p);
         let (years, state) = (&self.years, &mut self.state);
         let parsed = match self.format {
+            // A file without a TSV header is Zeek's JSON form.
+            LogFormat::Zeek if !self.zeek.ready() && line.starts_with('{') => {
+                parse::zeek::json_record(line, fallback).map(tagged(Parser::Zeek))
+            }
             LogFormat::Zeek => self.zeek.record(line, fallback).map(tagged(Parser::Zeek)),
             LogFormat::Auto if self.zeek.ready() => self.zeek.record(line, fallback).map(tagged(Parser::Zeek)),
             LogFormat::Auth => parse::auth::parse_line(line, years, state),
@@ -283,7 +290,9 @@ impl LineParser {
                 .or_else(|parse::Unparsed(l)| parse::web::parse_line(l).map(tagged(Parser::WebAccess)))
                 .or_else(|parse::Unparsed(l)| {
                     if l.starts_with('{') {
-                        parse::json::parse_line(l, fallback).map(tagged(Parser::Json))
+                        parse::zeek::json_record(l, fallback).map(tagged(Parser::Zeek)).or_else(|parse::Unparsed(l)| {
+                            parse::json::parse_line(l, fallback).map(tagged(Parser::Json))
+                        })
                     } else {
                         Err(parse::Unparsed(l))
                     }
@@ -293,6 +302,7 @@ impl LineParser {
         match parsed {
             Ok((ev, parser)) => {
                 stats.parsers.inc(parser);
+                self.records += 1;
                 self.last_time = Some(ev.time);
                 out.push(ev);
             }

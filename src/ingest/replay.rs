@@ -29,6 +29,11 @@ pub enum ReplayError {
     Reader(String),
     #[error(transparent)]
     Send(#[from] super::SendError),
+    #[error(
+        "no line of {path} parsed as format `{format}` ({lines} lines read): is it the right format? \
+         (--format auto, auth, web, json or zeek)"
+    )]
+    NothingParsed { path: String, format: &'static str, lines: u64 },
 }
 
 /// Replays one file through the agents and returns what it read.
@@ -81,6 +86,13 @@ pub async fn replay_file(
             send_batch(sink, batch).await?;
         }
         if n == 0 {
+            if total.lines > 0 && builder.parser.records == 0 {
+                return Err(ReplayError::NothingParsed {
+                    path: path.display().to_string(),
+                    format: format.as_str(),
+                    lines: total.lines,
+                });
+            }
             return Ok(total);
         }
     }

@@ -419,28 +419,8 @@ impl KnowledgeBase {
             Query::State(key) => {
                 QueryAnswer::State(s.get(TreeName::State, key.as_bytes())?.map(|v| decode("state", &v)).transpose()?)
             }
-            Query::Inbox { target, limit } => {
-                let mut out = Vec::new();
-                for item in s.iter(TreeName::Inbox) {
-                    if out.len() >= *limit {
-                        break;
-                    }
-                    let (_, v) = item?;
-                    // The target first: entries for other agents are not decoded whole.
-                    if decode::<records::InboxTarget>("inbox", &v)?.target == *target {
-                        out.push(decode("inbox", &v)?);
-                    }
-                }
-                QueryAnswer::Inbox(out)
-            }
-            Query::InboxDepths => {
-                let mut depths = std::collections::BTreeMap::new();
-                for item in s.iter(TreeName::Inbox) {
-                    let (_, v) = item?;
-                    *depths.entry(decode::<records::InboxTarget>("inbox", &v)?.target).or_insert(0) += 1;
-                }
-                QueryAnswer::Depths(depths)
-            }
+            Query::Inbox { target, limit } => QueryAnswer::Inbox(inbox_page(s, target, *limit)?),
+            Query::InboxDepths => QueryAnswer::Depths(inbox_depths(s)?),
             Query::VerifyAudit => QueryAnswer::Audit(audit::verify(s.iter(TreeName::Audit))?),
             Query::Backup(dir) => QueryAnswer::Backup {
                 records: s.snapshot_to(dir, BACKUP_CACHE)?,
@@ -534,6 +514,32 @@ impl Handler<Flush> for KnowledgeBase {
         let (store, health) = (self.store.clone(), self.health.clone());
         Box::pin(async move { health.noted(store.flush().await.map_err(KbError::from)) })
     }
+}
+
+/// The first `limit` inbox entries routed to `target`, oldest first.
+fn inbox_page(s: &Store, target: &str, limit: usize) -> Result<Vec<InboxEntry>, KbError> {
+    let mut out = Vec::new();
+    for item in s.iter(TreeName::Inbox) {
+        if out.len() >= limit {
+            break;
+        }
+        let (_, v) = item?;
+        // The target first: entries for other agents are not decoded whole.
+        if decode::<records::InboxTarget>("inbox", &v)?.target == target {
+            out.push(decode("inbox", &v)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Pending inbox entries per agent, without decoding the entries whole.
+fn inbox_depths(s: &Store) -> Result<std::collections::BTreeMap<String, usize>, KbError> {
+    let mut depths = std::collections::BTreeMap::new();
+    for item in s.iter(TreeName::Inbox) {
+        let (_, v) = item?;
+        *depths.entry(decode::<records::InboxTarget>("inbox", &v)?.target).or_insert(0) += 1;
+    }
+    Ok(depths)
 }
 
 /// A cloneable handle to the knowledge base actor with typed helpers.

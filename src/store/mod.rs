@@ -543,7 +543,16 @@ mod tests {
             db.flush().unwrap();
         }
         for _ in 0..2 {
-            let s = Store::open(dir.path(), 1 << 20).unwrap();
+            // sled's flusher thread can hold the lock a moment after the store is dropped.
+            let s = (0..100)
+                .find_map(|_| match Store::open(dir.path(), 1 << 20) {
+                    Err(StoreError::Locked { .. }) => {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        None
+                    }
+                    other => Some(other.unwrap()),
+                })
+                .expect("the database lock is released");
             assert_eq!(s.len(TreeName::Audit), MIGRATION_CHUNK + 5);
             let last = s.last(TreeName::Audit).unwrap().unwrap();
             assert_eq!(

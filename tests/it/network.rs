@@ -319,3 +319,55 @@ fn network_state_survives_kill_9() {
     // Found as soon as eight connections were known: six from before the crash.
     assert!(findings[0]["numbers"]["connections"].as_f64().unwrap() >= 8.0, "{findings:#?}");
 }
+
+/// Zeek's JSON form of a log (what `LogAscii::use_json` writes): numbers as numbers,
+/// unset fields left out, nothing else.
+fn zeek_json(tsv: &str) -> String {
+    let fields: Vec<&str> =
+        tsv.lines().find_map(|l| l.strip_prefix("#fields\t")).expect("a #fields header").split('\t').collect();
+    let numeric = ["ts", "id.orig_p", "id.resp_p", "duration", "orig_bytes", "resp_bytes", "missed_bytes"];
+    let mut out = String::new();
+    for line in tsv.lines().filter(|l| !l.starts_with('#')) {
+        let mut m = serde_json::Map::new();
+        for (f, v) in fields.iter().zip(line.split('\t')) {
+            if v == "-" {
+                continue;
+            }
+            let value = match v.parse::<f64>() {
+                Ok(n) if numeric.contains(f) => serde_json::json!(n),
+                _ => serde_json::json!(v),
+            };
+            m.insert(f.to_string(), value);
+        }
+        out.push_str(&serde_json::Value::Object(m).to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// `--format zeek` reads Zeek's JSON logs as it reads its TSV logs (the same findings,
+/// as `auto` finds them); a file of which no line parses in the format asked for is an
+/// error naming the file and the format, not an empty result.
+#[test]
+fn zeek_json_logs_read_as_zeek_and_a_wrong_format_is_an_error() {
+    let tsv = std::fs::read_to_string("fixtures/scenarios/net-vertical-scan/input.log").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("conn.log");
+    std::fs::write(&json, zeek_json(&tsv)).unwrap();
+    let scans = |format: &str| {
+        let out = Command::new(BIN).args(["replay", "--findings", "--format", format]).arg(&json).output().unwrap();
+        assert!(out.status.success(), "{format}: {}", String::from_utf8_lossy(&out.stderr));
+        let found: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        found.iter().filter(|f| f["rule"] == "port_scan_vertical").map(about).collect::<Vec<_>>()
+    };
+    assert_eq!(scans("zeek"), ["203.0.113.66"]);
+    assert_eq!(scans("auto"), ["203.0.113.66"]);
+    let out = Command::new(BIN)
+        .args(["replay", "--format", "auth"])
+        .arg("fixtures/scenarios/net-vertical-scan/input.log")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no line of fixtures/scenarios/net-vertical-scan/input.log parsed as format `auth`"), "{err}");
+}

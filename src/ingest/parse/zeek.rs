@@ -1,7 +1,8 @@
 //! Zeek logs in their TSV form: a header (`#separator`, `#path`, `#fields`, …) followed by
-//! tab-separated records. Each record becomes an event whose fields are named as Zeek
-//! names them (`id.orig_h`, `id.resp_p`, `query`, `host`, …), kept as given.
-//! Zeek's JSON logs need no parser of their own: they are JSON lines.
+//! tab-separated records, and in their JSON form (`LogAscii::use_json`, as Security
+//! Onion, Corelight and Malcolm write them): one object per line. Each record becomes an
+//! event whose fields are named as Zeek names them (`id.orig_h`, `id.resp_p`, `query`,
+//! `host`, …), kept as given, and whose program is `zeek:<log>` (`zeek:conn`, …).
 
 use super::Unparsed;
 use chrono::{DateTime, Utc};
@@ -74,6 +75,65 @@ impl ZeekHeader {
     }
 }
 
+/// A Zeek record written as JSON: an object with Zeek's `ts` (epoch seconds, or ISO 8601
+/// with `LogAscii::json_timestamps`) and a connection id or `_path`. The log it comes
+/// from is `_path` when the writer includes it (Security Onion, Corelight), else told by
+/// its fields. Zeek records have no host of their own (`host` in `http.log` is the
+/// request's), so the event's host is empty, as for TSV records.
+pub fn json_record(line: String, fallback: DateTime<Utc>) -> Result<Event, Unparsed> {
+    let map = match serde_json::from_str::<serde_json::Value>(&line) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => return Err(Unparsed(line)),
+    };
+    let zeekish = map.contains_key("ts")
+        && (map.contains_key("_path")
+            || map.contains_key("uid")
+            || map.contains_key("id.orig_h")
+            || map.contains_key("fuid"));
+    if !zeekish {
+        return Err(Unparsed(line));
+    }
+    let time = match map.get("ts") {
+        Some(serde_json::Value::Number(n)) => n.as_f64().and_then(super::json::epoch),
+        Some(serde_json::Value::String(s)) => s
+            .parse::<f64>()
+            .ok()
+            .and_then(super::json::epoch)
+            .or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))),
+        _ => None,
+    }
+    .unwrap_or(fallback);
+    let path = match map.get("_path").and_then(|p| p.as_str()) {
+        Some(p) if !p.is_empty() => p.to_string(),
+        _ => log_of(&map).to_string(),
+    };
+    Ok(super::json::record_event(map, time, String::new(), format!("zeek:{path}"), line))
+}
+
+/// Which Zeek log a record without `_path` comes from, told by fields only that log has.
+fn log_of(m: &serde_json::Map<String, serde_json::Value>) -> &'static str {
+    let has = |k: &str| m.contains_key(k);
+    if has("conn_state") || (has("proto") && has("history")) {
+        "conn"
+    } else if has("qtype_name") || (has("query") && has("rcode")) {
+        "dns"
+    } else if has("method") && has("uri") {
+        "http"
+    } else if has("server_name") || (has("cipher") && has("version")) {
+        "ssl"
+    } else if has("auth_attempts") || has("auth_success") {
+        "ssh"
+    } else if has("fuid") && (has("mime_type") || has("seen_bytes")) {
+        "files"
+    } else if has("note") {
+        "notice"
+    } else if has("name") && has("addl") {
+        "weird"
+    } else {
+        "unknown"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +163,23 @@ mod tests {
         assert_eq!(ev.src_ip().map(|i| i.to_string()).as_deref(), Some("10.8.0.61"));
         assert!(z.record("too\tfew".into(), now).is_err());
         assert!(!z.header("# a comment"));
+    }
+
+    /// Zeek's JSON form: the log from `_path` or from the fields, epoch or ISO 8601
+    /// times, no host taken from `http.log`'s `host`; other JSON is not Zeek's.
+    #[test]
+    fn json_records_name_their_log() {
+        let now = "2026-01-01T00:00:00Z".parse().unwrap();
+        let conn = r#"{"ts":1596790164.509987,"uid":"C1","id.orig_h":"10.8.0.61","id.orig_p":5353,"id.resp_h":"224.0.0.251","id.resp_p":5353,"proto":"udp","conn_state":"S0","history":"D"}"#;
+        let ev = json_record(conn.into(), now).unwrap();
+        assert_eq!((ev.program.as_str(), ev.time.timestamp()), ("zeek:conn", 1_596_790_164));
+        assert_eq!(ev.src_ip().map(|i| i.to_string()).as_deref(), Some("10.8.0.61"));
+        let http = r#"{"ts":"2020-08-07T08:49:24.509987Z","uid":"C2","id.orig_h":"10.8.0.61","host":"example.com","method":"GET","uri":"/"}"#;
+        let ev = json_record(http.into(), now).unwrap();
+        assert_eq!((ev.program.as_str(), ev.host.as_str(), ev.time.timestamp()), ("zeek:http", "", 1_596_790_164));
+        let named = r#"{"_path":"dns","ts":1596790164.5,"uid":"C3","id.orig_h":"10.8.0.61","query":"a.example"}"#;
+        assert_eq!(json_record(named.into(), now).unwrap().program, "zeek:dns");
+        assert!(json_record(r#"{"ts":1,"msg":"not zeek"}"#.into(), now).is_err());
+        assert!(json_record("#fields\tts".into(), now).is_err());
     }
 }
