@@ -55,6 +55,15 @@ pub async fn replay_file(
     std::io::Seek::rewind(&mut file).map_err(err)?;
     let reference: DateTime<Utc> =
         file.metadata().and_then(|m| m.modified()).map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
+    // Progress counts the bytes of the file itself (compressed ones for a gzip file).
+    let counted = Counted { inner: file, progress };
+    // A gzip file (`conn.log.gz`, as Zeek archives its logs) is read through its
+    // decompression; several members one after the other are one stream, as for `zcat`.
+    let mut file: Box<dyn Read + '_> = if got >= 2 && head[..2] == [0x1f, 0x8b] {
+        Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(counted)))
+    } else {
+        Box::new(counted)
+    };
     let mut splitter = LineSplitter::new(cfg.max_line_bytes);
     let mut builder = BatchBuilder::new(format, reference);
     let mut total = BatchStats::default();
@@ -77,7 +86,6 @@ pub async fn replay_file(
         }
         builder.stats.invalid_utf8 += splitter.invalid_utf8 - inv0;
         builder.stats.truncated += splitter.truncated - tr0;
-        progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
         if builder.stats.lines >= cfg.batch_lines as u64 || (n == 0 && builder.stats.lines > 0) {
             let mut batch = builder.take(source, None, None);
             batch.file = Some(path.display().to_string());
@@ -95,6 +103,20 @@ pub async fn replay_file(
             }
             return Ok(total);
         }
+    }
+}
+
+/// A reader that adds what it reads to the progress.
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a Progress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 }
 

@@ -27,6 +27,7 @@ const OWNERS: &[(&str, &[&str])] = &[
     ("rig_core", &["llm/rig.rs"]),
     ("rig_agent", &["llm/rig.rs"]),
     ("notify", &["ingest/"]),
+    ("flate2", &["ingest/"]),
     ("anyhow", &["main.rs", "cli/"]),
     ("rustls", &["admin/tls.rs"]),
     ("libc", &["cli/memory.rs"]),

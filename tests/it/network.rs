@@ -346,8 +346,8 @@ fn zeek_json(tsv: &str) -> String {
 }
 
 /// `--format zeek` reads Zeek's JSON logs as it reads its TSV logs (the same findings,
-/// as `auto` finds them); a file of which no line parses in the format asked for is an
-/// error naming the file and the format, not an empty result.
+/// as `auto` finds them), gzip-compressed logs too; a file of which no line parses in
+/// the format asked for is an error naming the file and the format, not an empty result.
 #[test]
 fn zeek_json_logs_read_as_zeek_and_a_wrong_format_is_an_error() {
     let tsv = std::fs::read_to_string("fixtures/scenarios/net-vertical-scan/input.log").unwrap();
@@ -362,6 +362,16 @@ fn zeek_json_logs_read_as_zeek_and_a_wrong_format_is_an_error() {
     };
     assert_eq!(scans("zeek"), ["203.0.113.66"]);
     assert_eq!(scans("auto"), ["203.0.113.66"]);
+    // Compressed as Zeek archives its logs (`conn.log.gz`), in two gzip members as a
+    // rotation that appends can leave it: read directly, the same scan.
+    let gz = |text: &str| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut e, text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    };
+    let (first, second) = tsv.split_at(tsv.len() / 2 + tsv[tsv.len() / 2..].find('\n').unwrap() + 1);
+    std::fs::write(&json, [gz(first), gz(second)].concat()).unwrap();
+    assert_eq!(scans("zeek"), ["203.0.113.66"]);
     let out = Command::new(BIN)
         .args(["replay", "--format", "auth"])
         .arg("fixtures/scenarios/net-vertical-scan/input.log")
