@@ -146,6 +146,21 @@ impl Watcher {
         let share = unparsed as f64 / lines as f64;
         let open = spots.is_open(BlindKind::UnparsedJump, subject);
         match s.learned {
+            // Not one line understood: the source's format is wrong (or it is not the
+            // log it was said to be) — a blind spot from the first window, never learned
+            // as normal.
+            _ if unparsed == lines => {
+                spots.raise(
+                    BlindKind::UnparsedJump,
+                    subject,
+                    format!(
+                        "none of the {lines} lines of source `{source}` in the last {} s was understood by a \
+                         parser: is its `format` right, and is it the log it is said to be?",
+                        cfg.unparsed_window_secs
+                    ),
+                    false,
+                );
+            }
             Some(learned) if s.windows >= 3 && share >= learned + cfg.unparsed_jump => {
                 spots.raise(
                     BlindKind::UnparsedJump,
@@ -408,6 +423,23 @@ mod tests {
         assert!(open(&spots, BlindKind::UnparsedJump).is_some(), "still above half the jump");
         window(10, &mut w, 8);
         assert!(open(&spots, BlindKind::UnparsedJump).is_none(), "back to normal");
+    }
+
+    /// A source of which no line parses (a wrong `format`) is a blind spot from its first
+    /// window: all-unparsed is never learned as its normal.
+    #[test]
+    fn a_source_no_line_of_which_parses_is_a_blind_spot_at_once() {
+        let t0 = Instant::now();
+        let spots = BlindSpots::default();
+        let mut w = Watcher::new(cfg(), &["conn".into()], t0);
+        w.tick(&counters("conn", 0, 0, 0), &spots, t0);
+        w.tick(&counters("conn", 50, 50, 0), &spots, t0 + Duration::from_secs(60));
+        let spot = open(&spots, BlindKind::UnparsedJump).expect("nothing parsed");
+        assert!(spot.detail.contains("none of the 50 lines of source `conn`"), "{}", spot.detail);
+        w.tick(&counters("conn", 150, 150, 0), &spots, t0 + Duration::from_secs(120));
+        assert!(open(&spots, BlindKind::UnparsedJump).is_some(), "still nothing parsed");
+        w.tick(&counters("conn", 250, 150, 0), &spots, t0 + Duration::from_secs(180));
+        assert!(open(&spots, BlindKind::UnparsedJump).is_none(), "lines parse again");
     }
 
     #[test]
