@@ -20,6 +20,10 @@ struct Expected {
     /// The input must produce no finding at all.
     #[serde(default)]
     no_findings: bool,
+    /// `[detection.network] ignore_sources` for this scenario (monitoring hosts, the
+    /// organisation's scanners), set in a copy of the shipped definitions.
+    #[serde(default)]
+    ignore_sources: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -62,7 +66,16 @@ fn replay_json(file: &Path) -> Vec<serde_json::Value> {
 }
 
 fn replay_with(file: &Path, flag: &str) -> Vec<serde_json::Value> {
-    let out = Command::new(BIN).arg("replay").arg(flag).arg(file).output().unwrap();
+    replay_in(file, flag, None)
+}
+
+fn replay_in(file: &Path, flag: &str, actors: Option<&Path>) -> Vec<serde_json::Value> {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("replay").arg(flag).arg(file);
+    if let Some(a) = actors {
+        cmd.arg("--actors").arg(a);
+    }
+    let out = cmd.output().unwrap();
     assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -76,11 +89,20 @@ fn check(case: &Path) {
     let f = std::fs::File::options().write(true).open(&input).unwrap();
     f.set_modified(expected.reference.into()).unwrap();
     drop(f);
-    let got = replay_json(&input);
+    let actors = (!expected.ignore_sources.is_empty()).then(|| {
+        let actors = crate::support::copy_actors(tmp.path());
+        let def = actors.join("threat-detection/agent.toml");
+        let toml = std::fs::read_to_string(&def).unwrap();
+        let ignore = format!("ignore_sources = {:?}", expected.ignore_sources);
+        assert!(toml.contains("\nignore_sources = []\n"), "the shipped definition sets ignore_sources");
+        std::fs::write(&def, toml.replace("\nignore_sources = []\n", &format!("\n{ignore}\n"))).unwrap();
+        actors
+    });
+    let got = replay_in(&input, "--json", actors.as_deref());
     let name = case.file_name().unwrap().to_string_lossy();
     if !expected.findings.is_empty() || expected.no_findings {
         let mut groups: std::collections::BTreeMap<(String, String), usize> = Default::default();
-        for f in replay_with(&input, "--findings") {
+        for f in replay_in(&input, "--findings", actors.as_deref()) {
             // As incident response groups them: the finding's entity, else its address,
             // else its host.
             let entity = match (f["entity"].as_str(), f["src_ip"].as_str()) {

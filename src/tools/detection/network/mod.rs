@@ -6,7 +6,9 @@
 //!
 //! Detectors, each finding carrying the numbers that led to it in `numbers`:
 //! - vertical scan: one source, many ports of one host, mostly unanswered, in a window;
-//! - horizontal scan: one source, one port, many hosts, mostly unanswered, in a window;
+//! - horizontal scan (a sweep): one source, one port, many hosts in a window, answered
+//!   or not when the hosts are ours or the source is outside (high when mostly
+//!   unanswered, medium when answered); from the inside out, unanswered attempts only;
 //! - beaconing: a source–destination pair whose connection intervals are regular
 //!   (median absolute deviation small against the median, Bowley skew near 0), whose
 //!   payload sizes are consistent, over enough connections;
@@ -269,7 +271,7 @@ impl NetworkAnalyzer {
     }
 
     fn internal(&self, ip: IpAddr) -> bool {
-        ip.is_loopback() || ip.is_multicast() || ip.is_unspecified() || self.internal.iter().any(|n| n.contains(&ip))
+        is_internal(&self.internal, ip)
     }
 
     /// Whether an event is network data this tool reads.
@@ -325,13 +327,21 @@ impl NetworkAnalyzer {
         let vkey = (f.src, f.dst);
         let hkey = (f.src, f.proto, f.dport);
         let unanswered = f.unanswered();
+        // A sweep of one port counts answered attempts too when it is of our hosts or
+        // comes from outside (a host touching 29 of our web servers is a sweep, answered
+        // or not); from the inside out it must be mostly unanswered, as a scan — a
+        // browsing host reaches many answering servers on 443.
+        let from_outside = !self.internal(f.src);
+        let sweep_starts = unanswered || from_outside || self.internal(f.dst);
         for vertical in [true, false] {
             let threshold = if vertical { p.vertical_scan_ports } else { p.horizontal_scan_hosts } as usize;
-            // A scan starts with an unanswered attempt: answered traffic only adds to a
-            // key that is already tracked (this keeps ordinary traffic out of the state).
+            // A scan starts with an unanswered attempt (a sweep also with an answered one
+            // of ours, or from outside): other traffic only adds to a key that is already
+            // tracked (this keeps ordinary traffic out of the state).
             let tracked =
                 if vertical { self.vscan.map.contains_key(&vkey) } else { self.hscan.map.contains_key(&hkey) };
-            if !unanswered && !tracked {
+            let starts = if vertical { unanswered } else { sweep_starts };
+            if !starts && !tracked {
                 continue;
             }
             let t = if vertical {
@@ -364,7 +374,10 @@ impl NetworkAnalyzer {
             let distinct = t.seen.len();
             let unanswered = t.seen.values().filter(|(_, u)| *u).count();
             let ratio = unanswered as f64 / distinct as f64;
-            if ratio < p.scan_min_unanswered_ratio {
+            let mostly_unanswered = ratio >= p.scan_min_unanswered_ratio;
+            let ours = || t.seen.keys().filter(|h| h.parse().is_ok_and(|ip| is_internal(&self.internal, ip))).count();
+            let answered_sweep = !vertical && (from_outside || ours() >= threshold);
+            if !mostly_unanswered && !answered_sweep {
                 continue;
             }
             t.last_alert = Some(f.ts);
@@ -393,12 +406,16 @@ impl NetworkAnalyzer {
             let mut numbers = BTreeMap::new();
             numbers.insert("distinct_targets".into(), distinct as f64);
             numbers.insert("unanswered_ratio".into(), round(ratio));
+            numbers.insert("answered_ratio".into(), round(1.0 - ratio));
             numbers.insert("window_secs".into(), window);
             numbers.insert("threshold".into(), threshold as f64);
+            // A sweep nobody answers is someone looking for what is there: high. One
+            // that is answered (or a vertical scan) is medium.
+            let severity = if !vertical && mostly_unanswered { Severity::High } else { Severity::Medium };
             out.push(finding(
                 rule,
                 title,
-                Severity::Medium,
+                severity,
                 0.8,
                 f.src,
                 ev,
@@ -692,6 +709,11 @@ fn finding(
     };
     super::attack::complete(&mut f);
     f
+}
+
+/// Whether an address is on the inside: the configured networks, loopback, multicast.
+fn is_internal(nets: &[ipnet::IpNet], ip: IpAddr) -> bool {
+    ip.is_loopback() || ip.is_multicast() || ip.is_unspecified() || nets.iter().any(|n| n.contains(&ip))
 }
 
 fn round(x: f64) -> f64 {
