@@ -1,0 +1,94 @@
+//! Exfiltration: a host's outbound bytes far above its own baseline, or above a ceiling.
+
+use super::*;
+
+impl NetworkAnalyzer {
+    pub(super) fn exfiltration(&mut self, f: &Flow, ev: &Event, out: &mut Vec<Finding>) {
+        if f.orig_bytes == 0
+            || !self.internal(f.src)
+            || self.internal(f.dst)
+            || self.ignore_dst.iter().any(|n| n.contains(&f.dst))
+        {
+            return;
+        }
+        let p = &self.params;
+        let window = p.exfil_window_secs as f64;
+        let Some(x) = self.exfil.touch(&f.src, &mut self.evicted) else { return };
+        let start = (f.ts / window).floor() * window;
+        if x.window_start == 0.0 && x.bytes == 0 {
+            x.window_start = start;
+        }
+        if start > x.window_start {
+            // Close the previous window into the baseline (α = 0.3).
+            x.baseline = if x.windows == 0 { x.bytes as f64 } else { 0.7 * x.baseline + 0.3 * x.bytes as f64 };
+            x.windows += 1;
+            x.window_start = start;
+            x.bytes = 0;
+            x.flows = 0;
+            x.by_dst.clear();
+            x.alerted = false;
+        } else if start < x.window_start {
+            // An old record (merged streams): count it in the current window.
+        }
+        x.bytes += f.orig_bytes;
+        x.flows += 1;
+        x.last = x.last.max(f.ts);
+        *x.by_dst.entry(f.dst.to_string()).or_default() += f.orig_bytes;
+        if x.by_dst.len() > 16 {
+            // Keep the largest destinations.
+            let smallest = x.by_dst.iter().min_by_key(|(_, b)| **b).map(|(k, _)| k.clone());
+            if let Some(k) = smallest {
+                x.by_dst.remove(&k);
+            }
+        }
+        if x.alerted {
+            return;
+        }
+        let ratio = if x.baseline > 0.0 { x.bytes as f64 / x.baseline } else { f64::INFINITY };
+        let over_ceiling = x.bytes >= p.exfil_threshold_bytes;
+        let over_baseline =
+            x.windows >= p.exfil_baseline_windows && x.bytes >= p.exfil_min_bytes && ratio >= p.exfil_factor;
+        if !(over_ceiling || over_baseline) {
+            return;
+        }
+        x.alerted = true;
+        let (top, top_bytes) =
+            x.by_dst.iter().max_by_key(|(_, b)| **b).map(|(k, b)| (k.clone(), *b)).unwrap_or_default();
+        let mut numbers = BTreeMap::new();
+        numbers.insert("bytes_out".into(), x.bytes as f64);
+        numbers.insert("flows".into(), x.flows as f64);
+        numbers.insert("baseline_bytes".into(), x.baseline.round());
+        numbers.insert("baseline_windows".into(), x.windows as f64);
+        if ratio.is_finite() {
+            numbers.insert("ratio_to_baseline".into(), round(ratio));
+        }
+        numbers.insert("window_secs".into(), window);
+        numbers.insert("top_destination_bytes".into(), top_bytes as f64);
+        let why = if over_baseline {
+            format!("{:.0}× its baseline", ratio)
+        } else {
+            format!("over the {} byte ceiling", p.exfil_threshold_bytes)
+        };
+        let mut fi = finding(
+            "data_exfiltration",
+            format!("{} sent {} outbound within {}s, {why}", f.src, human_bytes(x.bytes), window as u64),
+            Severity::High,
+            if over_baseline && over_ceiling { 0.8 } else { 0.6 },
+            f.src,
+            ev,
+            (x.window_start, f.ts),
+            x.flows,
+            &["T1041", "T1048"],
+            numbers,
+            format!("largest destination {top} ({})", human_bytes(top_bytes)),
+        );
+        // The receiving address is what containment blocks; the source host is named.
+        if let Ok(dst) = top.parse::<IpAddr>() {
+            fi.src_ip = Some(dst.to_string());
+            fi.entity = Some(dst.to_string());
+            fi.evidence.insert(0, format!("internal host {} sent the data", f.src));
+        }
+        fi.host = f.src.to_string();
+        out.push(fi);
+    }
+}
