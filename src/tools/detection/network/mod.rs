@@ -15,10 +15,13 @@
 //! - exfiltration: outbound bytes of a host in a window far above its own baseline
 //!   (an exponentially weighted mean of its previous windows) or above a fixed ceiling;
 //! - DNS tunnelling: per source and registered domain, many distinct subdomains that
-//!   are long or high-entropy, or mostly TXT/NULL queries.
+//!   are long or high-entropy, or mostly TXT/NULL queries;
+//! - long connections and strobes (`long.rs`): an inside host's connection to an
+//!   outside address open for hours, and a pair with a thousand connections a day.
 //!
-//! The state is plain serde data kept per key (`v/…`, `h/…`, `b/…`, `x/…`, `d/…`); the
-//! keys a batch touched are returned as a delta and stored with the batch's checkpoint.
+//! The state is plain serde data kept per key (`v/…`, `h/…`, `b/…`, `x/…`, `d/…`,
+//! `l/…`, `s/…`); the keys a batch touched are returned as a delta and stored with the
+//! batch's checkpoint.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -30,6 +33,7 @@ use serde::{Deserialize, Serialize};
 mod beacon;
 mod dns;
 mod exfil;
+mod long;
 mod params;
 mod records;
 mod scan;
@@ -193,6 +197,8 @@ pub struct NetworkAnalyzer {
     beacons: Tracked<(IpAddr, IpAddr, u16, &'static str), Beacon>,
     exfil: Tracked<IpAddr, Exfil>,
     dns: Tracked<(IpAddr, String), DnsWindow>,
+    long: Tracked<(IpAddr, IpAddr, u16, &'static str), long::LongConn>,
+    strobes: Tracked<(IpAddr, IpAddr), long::Strobe>,
     newest: f64,
     last_prune: f64,
     /// Keys evicted (least recent first) because a map was full.
@@ -223,6 +229,8 @@ impl NetworkAnalyzer {
             beacons: Tracked::default(),
             exfil: Tracked::default(),
             dns: Tracked::default(),
+            long: Tracked::default(),
+            strobes: Tracked::default(),
             newest: 0.0,
             last_prune: 0.0,
             evicted: 0,
@@ -246,6 +254,8 @@ impl NetworkAnalyzer {
                     self.newest = self.newest.max(x.last);
                 }
                 "d" => drop(self.dns.load(rest, value)?),
+                "l" => drop(self.long.load(rest, value)?),
+                "s" => drop(self.strobes.load(rest, value)?),
                 _ => {}
             }
         }
@@ -260,6 +270,8 @@ impl NetworkAnalyzer {
         self.beacons.discard();
         self.exfil.discard();
         self.dns.discard();
+        self.long.discard();
+        self.strobes.discard();
     }
 
     /// The keys changed since the last call: `(key below STATE_PREFIX, value or None
@@ -271,6 +283,8 @@ impl NetworkAnalyzer {
         self.beacons.drain("b/", &mut out);
         self.exfil.drain("x/", &mut out);
         self.dns.drain("d/", &mut out);
+        self.long.drain("l/", &mut out);
+        self.strobes.drain("s/", &mut out);
         out
     }
 
@@ -280,7 +294,7 @@ impl NetworkAnalyzer {
 
     /// Whether an event is network data this tool reads.
     pub fn is_network(ev: &Event) -> bool {
-        ev.json.is_some() && (ev.program.ends_with(":conn") || ev.program.ends_with(":dns"))
+        ev.json.is_some() && [":conn", ":dns", ":conn_long", ":open_conn"].iter().any(|p| ev.program.ends_with(p))
             || ev.json.as_deref().is_some_and(|m| m.contains_key("conn_state") || m.contains_key("qtype_name"))
     }
 
@@ -293,8 +307,16 @@ impl NetworkAnalyzer {
                 if self.ignore.iter().any(|n| n.contains(&flow.src)) {
                     continue;
                 }
+                self.long_connection(&flow, ev, &mut out);
+                // A still-open connection is logged again when it ends: only its
+                // length counts before that.
+                if flow.open {
+                    continue;
+                }
                 self.scan(&flow, ev, &mut out);
-                self.beacon(&flow, ev, &mut out);
+                if !self.strobe(&flow, ev, &mut out) {
+                    self.beacon(&flow, ev, &mut out);
+                }
                 self.exfiltration(&flow, ev, &mut out);
             } else if let Some(q) = DnsQuery::from_event(ev) {
                 self.newest = self.newest.max(q.ts);
@@ -323,8 +345,12 @@ impl NetworkAnalyzer {
         self.exfil.retain(|x| x.last > now - xw);
         let dw = p.dns_window_secs as f64;
         self.dns.retain(|d| d.queries.back().is_some_and(|q| q.ts > now - dw));
+        // A run of connections is over once nothing extended it for the threshold.
+        let lw = p.long_connection_secs as f64;
+        self.long.retain(|l| l.end > now - lw);
+        let sw = p.strobe_window_secs as f64;
+        self.strobes.retain(|s| s.last > now - sw);
     }
-
 }
 
 #[allow(clippy::too_many_arguments)]

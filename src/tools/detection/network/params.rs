@@ -60,6 +60,13 @@ pub struct NetworkParams {
     pub dns_entropy_min_len: usize,
     /// Share of TXT/NULL queries that is suspicious by itself.
     pub dns_txt_share: f64,
+    /// A connection to an outside address open this long (or a pair's overlapping
+    /// connections covering this long without a gap) is a long connection.
+    pub long_connection_secs: u64,
+    /// Connections of one pair (inside → outside) within `strobe_window_secs` that make
+    /// a strobe — reported as such, not scored as a beacon.
+    pub strobe_connections: u64,
+    pub strobe_window_secs: u64,
 }
 
 impl Default for NetworkParams {
@@ -102,6 +109,9 @@ impl Default for NetworkParams {
             dns_entropy_bits: 3.5,
             dns_entropy_min_len: 20,
             dns_txt_share: 0.5,
+            long_connection_secs: 3600,
+            strobe_connections: 1000,
+            strobe_window_secs: 86_400,
         }
     }
 }

@@ -21,6 +21,9 @@ pub struct Flow {
     pub resp_bytes: u64,
     /// Zeek's `conn_state` (`S0`, `REJ`, `SF`, …).
     pub state: String,
+    /// A connection still open when logged (Zeek's `conn_long.log`, `open_conn.log`):
+    /// its duration and bytes so far; its complete record comes later in `conn.log`.
+    pub open: bool,
 }
 
 fn text<'a>(m: &'a serde_json::Map<String, serde_json::Value>, k: &str) -> Option<&'a str> {
@@ -40,7 +43,8 @@ impl Flow {
     /// over the record's fields (this runs for every flow).
     pub fn from_event(ev: &Event) -> Option<Flow> {
         let m = ev.json.as_deref()?;
-        if !(ev.program.ends_with(":conn") || m.contains_key("conn_state")) {
+        let open = ev.program.ends_with(":conn_long") || ev.program.ends_with(":open_conn");
+        if !(ev.program.ends_with(":conn") || open || m.contains_key("conn_state")) {
             return None;
         }
         let (mut src, mut dst, mut sport, mut dport) = (None, None, 0u16, None);
@@ -55,6 +59,7 @@ impl Flow {
             orig_bytes: 0,
             resp_bytes: 0,
             state: String::new(),
+            open,
         };
         let num = |v: &serde_json::Value| match v {
             serde_json::Value::Number(n) => n.as_f64(),
