@@ -15,12 +15,13 @@
 //! - exfiltration: outbound bytes of a host in a window far above its own baseline
 //!   (an exponentially weighted mean of its previous windows) or above a fixed ceiling;
 //! - DNS tunnelling: per source and registered domain, many distinct subdomains that
-//!   are long or high-entropy, or mostly TXT/NULL queries;
+//!   are long or high-entropy, or mostly TXT/NULL queries, or many high-entropy TXT
+//!   answers; a DGA: per source, many names of many domains that do not exist;
 //! - long connections and strobes (`long.rs`): an inside host's connection to an
 //!   outside address open for hours, and a pair with a thousand connections a day.
 //!
 //! The state is plain serde data kept per key (`v/…`, `h/…`, `b/…`, `x/…`, `d/…`,
-//! `l/…`, `s/…`); the keys a batch touched are returned as a delta and stored with the
+//! `l/…`, `s/…`, `n/…`); the keys a batch touched are returned as a delta and stored with the
 //! batch's checkpoint.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -95,6 +96,9 @@ pub struct DnsObs {
     pub len: u16,
     pub high_entropy: bool,
     pub txt: bool,
+    /// Digests of the high-entropy TXT answers (a channel in the answers).
+    #[serde(default)]
+    pub txt_answers: Vec<u64>,
 }
 
 /// DNS queries of one source for one registered domain.
@@ -198,6 +202,7 @@ pub struct NetworkAnalyzer {
     exfil: Tracked<IpAddr, Exfil>,
     dns: Tracked<(IpAddr, String), DnsWindow>,
     long: Tracked<(IpAddr, IpAddr, u16, &'static str), long::LongConn>,
+    nxdomain: Tracked<IpAddr, dns::NxWindow>,
     strobes: Tracked<(IpAddr, IpAddr), long::Strobe>,
     newest: f64,
     last_prune: f64,
@@ -230,6 +235,7 @@ impl NetworkAnalyzer {
             exfil: Tracked::default(),
             dns: Tracked::default(),
             long: Tracked::default(),
+            nxdomain: Tracked::default(),
             strobes: Tracked::default(),
             newest: 0.0,
             last_prune: 0.0,
@@ -255,6 +261,7 @@ impl NetworkAnalyzer {
                 }
                 "d" => drop(self.dns.load(rest, value)?),
                 "l" => drop(self.long.load(rest, value)?),
+                "n" => drop(self.nxdomain.load(rest, value)?),
                 "s" => drop(self.strobes.load(rest, value)?),
                 _ => {}
             }
@@ -271,6 +278,7 @@ impl NetworkAnalyzer {
         self.exfil.discard();
         self.dns.discard();
         self.long.discard();
+        self.nxdomain.discard();
         self.strobes.discard();
     }
 
@@ -284,6 +292,7 @@ impl NetworkAnalyzer {
         self.exfil.drain("x/", &mut out);
         self.dns.drain("d/", &mut out);
         self.long.drain("l/", &mut out);
+        self.nxdomain.drain("n/", &mut out);
         self.strobes.drain("s/", &mut out);
         out
     }
@@ -322,6 +331,7 @@ impl NetworkAnalyzer {
                 self.newest = self.newest.max(q.ts);
                 if !self.ignore.iter().any(|n| n.contains(&q.src)) {
                     self.tunnel(&q, ev, &mut out);
+                    self.nx_burst(&q, ev, &mut out);
                 }
             }
         }
@@ -345,6 +355,7 @@ impl NetworkAnalyzer {
         self.exfil.retain(|x| x.last > now - xw);
         let dw = p.dns_window_secs as f64;
         self.dns.retain(|d| d.queries.back().is_some_and(|q| q.ts > now - dw));
+        self.nxdomain.retain(|n| n.names.back().is_some_and(|x| x.0 > now - dw));
         // A run of connections is over once nothing extended it for the threshold.
         let lw = p.long_connection_secs as f64;
         self.long.retain(|l| l.end > now - lw);

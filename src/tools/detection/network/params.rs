@@ -60,6 +60,13 @@ pub struct NetworkParams {
     pub dns_entropy_min_len: usize,
     /// Share of TXT/NULL queries that is suspicious by itself.
     pub dns_txt_share: f64,
+    /// Distinct high-entropy TXT answers of one domain to one source in the DNS window
+    /// that make a channel in the answers.
+    pub dns_txt_answers: u32,
+    /// Names that do not exist (NXDOMAIN) one source asked for in the DNS window, over
+    /// at least `dga_min_domains` registered domains: a domain generation algorithm.
+    pub dga_nxdomain_names: u32,
+    pub dga_min_domains: u32,
     /// A connection to an outside address open this long (or a pair's overlapping
     /// connections covering this long without a gap) is a long connection.
     pub long_connection_secs: u64,
@@ -109,6 +116,9 @@ impl Default for NetworkParams {
             dns_entropy_bits: 3.5,
             dns_entropy_min_len: 20,
             dns_txt_share: 0.5,
+            dns_txt_answers: 10,
+            dga_nxdomain_names: 50,
+            dga_min_domains: 20,
             long_connection_secs: 3600,
             strobe_connections: 1000,
             strobe_window_secs: 86_400,

@@ -109,6 +109,10 @@ pub struct DnsQuery {
     pub src: IpAddr,
     pub query: String,
     pub qtype: String,
+    /// Zeek's `rcode_name` (`NOERROR`, `NXDOMAIN`, …), upper case; empty when unknown.
+    pub rcode: String,
+    /// The data of the TXT answers (Zeek writes them `TXT <length> <data>`).
+    pub txt_answers: Vec<String>,
 }
 
 impl DnsQuery {
@@ -122,13 +126,33 @@ impl DnsQuery {
         if query.is_empty() {
             return None;
         }
+        let qtype = text(m, "qtype_name").unwrap_or("").to_ascii_uppercase();
+        // Answers: a JSON array, or the TSV form's values joined by the set separator.
+        let txt_answers = match (qtype.as_str(), lookup(m, "answers")) {
+            ("TXT", Some(serde_json::Value::Array(a))) => {
+                a.iter().filter_map(|v| v.as_str()).filter_map(txt_data).collect()
+            }
+            ("TXT", Some(serde_json::Value::String(s))) => s.split(',').filter_map(txt_data).collect(),
+            _ => Vec::new(),
+        };
         Some(DnsQuery {
             ts: ts_of(ev),
             src: ip(m, "id.orig_h")?,
             query,
-            qtype: text(m, "qtype_name").unwrap_or("").to_ascii_uppercase(),
+            qtype,
+            rcode: text(m, "rcode_name").unwrap_or("").to_ascii_uppercase(),
+            txt_answers,
         })
     }
+}
+
+/// The data of one TXT answer as Zeek writes it (`TXT 44 data…`), else the answer.
+fn txt_data(a: &str) -> Option<String> {
+    let data = match a.strip_prefix("TXT ") {
+        Some(rest) => rest.split_once(' ').map_or(rest, |(_, d)| d),
+        None => a,
+    };
+    (!data.is_empty() && data != "-").then(|| data.to_string())
 }
 
 pub(super) fn proto_name(p: &str) -> &'static str {
