@@ -234,6 +234,8 @@ fn soak() {
     };
     let (mut rss, mut fds) = (Vec::new(), Vec::new());
     let mut kills = 0;
+    // How long each restart took to answer (recovery of sled's log after `kill -9`).
+    let mut restart_secs = Vec::new();
     let mut last_kill = 0;
     let mut scrapes_failed = 0;
     // Syslog has no checkpoint: its lines are counted per process, summed over lifetimes.
@@ -255,7 +257,9 @@ fn soak() {
             last_kill = now;
             d.kill9();
             syslog_before += std::mem::take(&mut syslog_now);
-            d.spawn();
+            let restarted = Instant::now();
+            d.spawn_within(180);
+            restart_secs.push(restarted.elapsed().as_secs_f64());
             kills += 1;
         }
     }
@@ -303,6 +307,7 @@ fn soak() {
         slope_per_hour(&fds)
     );
     println!("soak RSS over time (s, MB): {:?}", rss.iter().map(|p| (p.0 as u64, p.1 as u64)).collect::<Vec<_>>());
+    println!("soak restarts after kill -9, seconds to answer: {restart_secs:.1?}");
     assert!(syslog_counted <= sent, "more syslog lines counted than sent: duplicates");
     assert!(fds_max - fds_min <= 24.0, "open descriptors grew: {fds_min} → {fds_max}");
     assert!(rss_max < 1024.0, "RSS reached {rss_max} MB");

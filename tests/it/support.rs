@@ -134,6 +134,12 @@ impl Daemon {
     }
 
     pub fn spawn(&mut self) {
+        self.spawn_within(30);
+    }
+
+    /// Starts the daemon and waits up to `secs` for its API (a restart after `kill -9`
+    /// on a large database recovers sled's log first).
+    pub fn spawn_within(&mut self, secs: u64) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.stderr_log).unwrap();
         let mut cmd = match self.wrapper.split_first() {
             Some((first, rest)) => {
@@ -150,9 +156,10 @@ impl Daemon {
         cmd.env("RUST_LOG", "info").stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         self.child = Some(cmd.spawn().expect("start warden"));
         let token_path = self.data_dir.join("admin.token");
-        self.token =
-            eventually(30, "admin token file", || std::fs::read_to_string(&token_path).ok().filter(|t| !t.is_empty()));
-        eventually(30, "admin API to answer", || self.get("/v1/health").ok().filter(|r| r.status == 200));
+        self.token = eventually(secs, "admin token file", || {
+            std::fs::read_to_string(&token_path).ok().filter(|t| !t.is_empty())
+        });
+        eventually(secs, "admin API to answer", || self.get("/v1/health").ok().filter(|r| r.status == 200));
     }
 
     pub fn kill9(&mut self) {
