@@ -8,6 +8,10 @@ use super::*;
 /// Connections shorter than this are not followed for long connections.
 const MIN_TRACKED_SECS: f64 = 60.0;
 
+/// One long-connection finding per pair within this time: a device that keeps a
+/// session to its broker open all day is one finding, not one per reconnection.
+pub(super) const LONG_REPORT_EVERY_SECS: f64 = 86_400.0;
+
 /// The connections of one pair that overlap.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LongConn {
@@ -20,6 +24,9 @@ pub struct LongConn {
     pub conns: u64,
     pub open: bool,
     pub alerted: bool,
+    /// When the pair was last reported (kept across runs).
+    #[serde(default)]
+    pub last_alert: Option<f64>,
 }
 
 impl Recency for LongConn {
@@ -63,7 +70,7 @@ impl NetworkAnalyzer {
         let end = f.ts + f.duration;
         // A connection that does not overlap the run starts a new one.
         if l.conns == 0 || f.ts > l.end {
-            *l = LongConn { start: f.ts, end, ..LongConn::default() };
+            *l = LongConn { start: f.ts, end, last_alert: l.last_alert, ..LongConn::default() };
         }
         l.start = l.start.min(f.ts);
         l.end = l.end.max(end);
@@ -80,6 +87,10 @@ impl NetworkAnalyzer {
             return;
         }
         l.alerted = true;
+        if l.last_alert.is_some_and(|a| l.end < a + LONG_REPORT_EVERY_SECS) {
+            return;
+        }
+        l.last_alert = Some(l.end);
         let mut numbers = BTreeMap::new();
         numbers.insert("duration_secs".into(), span.round());
         numbers.insert("bytes".into(), l.bytes as f64);
@@ -193,5 +204,9 @@ mod tests {
         assert_eq!(a.beacons.map.len() + a.exfil.map.len() + a.strobes.map.len(), 0, "not a flow of its own");
         // Its complete record later: the same run, not a second finding.
         assert!(a.analyze(&[event("zeek:conn", 1_772_409_600.0, 5000.0, 20_000)]).is_empty());
+        // A new session after a gap, the same day: the pair was reported already.
+        assert!(a.analyze(&[event("zeek:conn", 1_772_420_000.0, 4000.0, 20_000)]).is_empty());
+        // The next day it is reported again.
+        assert_eq!(a.analyze(&[event("zeek:conn", 1_772_500_000.0, 4000.0, 20_000)]).len(), 1);
     }
 }

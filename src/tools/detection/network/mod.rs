@@ -358,7 +358,7 @@ impl NetworkAnalyzer {
         self.nxdomain.retain(|n| n.names.back().is_some_and(|x| x.0 > now - dw));
         // A run of connections is over once nothing extended it for the threshold.
         let lw = p.long_connection_secs as f64;
-        self.long.retain(|l| l.end > now - lw);
+        self.long.retain(|l| l.end > now - lw || l.last_alert.is_some_and(|a| a > now - long::LONG_REPORT_EVERY_SECS));
         let sw = p.strobe_window_secs as f64;
         self.strobes.retain(|s| s.last > now - sw);
     }
