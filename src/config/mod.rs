@@ -415,7 +415,7 @@ pub struct StorageConfig {
 
 /// What Warden takes before any table, in MiB: the program and its threads, compiled
 /// rules, and sled — whose pages stay in memory well beyond its cache capacity while it
-/// writes (about 80 MB at the peak of a flood of 36,000 attackers, whatever the cache),
+/// writes (about 80 MB at the peak of a flood of 36,000 attackers with an 8 MiB cache),
 /// and whose page table grows with the database (about 1 % of its size on disk).
 pub const PROCESS_MEMORY_MB: u64 = 96;
 

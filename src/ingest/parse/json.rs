@@ -16,7 +16,8 @@ pub fn epoch(secs: f64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(secs.trunc() as i64, (secs.fract() * 1e9) as u32)
 }
 
-fn time_of(v: &serde_json::Value) -> Option<DateTime<Utc>> {
+/// A time written as RFC 3339 text or as (fractional) Unix seconds or milliseconds.
+pub(super) fn time_of(v: &serde_json::Value) -> Option<DateTime<Utc>> {
     match v {
         serde_json::Value::String(s) => DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)),
         serde_json::Value::Number(n) => {

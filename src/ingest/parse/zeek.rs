@@ -93,16 +93,11 @@ pub fn json_record(line: String, fallback: DateTime<Utc>) -> Result<Event, Unpar
     if !zeekish {
         return Err(Unparsed(line));
     }
-    let time = match map.get("ts") {
-        Some(serde_json::Value::Number(n)) => n.as_f64().and_then(super::json::epoch),
-        Some(serde_json::Value::String(s)) => s
-            .parse::<f64>()
-            .ok()
-            .and_then(super::json::epoch)
-            .or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))),
-        _ => None,
-    }
-    .unwrap_or(fallback);
+    // Epoch seconds (or milliseconds, `JSON::TS_MILLIS`), ISO 8601, or seconds as text.
+    let time = map
+        .get("ts")
+        .and_then(|v| super::json::time_of(v).or_else(|| v.as_str()?.parse::<f64>().ok().and_then(super::json::epoch)))
+        .unwrap_or(fallback);
     let path = match map.get("_path").and_then(|p| p.as_str()) {
         Some(p) if !p.is_empty() => p.to_string(),
         _ => log_of(&map).to_string(),

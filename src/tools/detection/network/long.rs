@@ -23,8 +23,7 @@ pub struct LongConn {
     pub open_bytes: u64,
     pub conns: u64,
     pub open: bool,
-    pub alerted: bool,
-    /// When the pair was last reported (kept across runs).
+    /// When the pair was last reported (kept across runs; a run is reported once).
     #[serde(default)]
     pub last_alert: Option<f64>,
 }
@@ -83,11 +82,7 @@ impl NetworkAnalyzer {
         l.open |= f.open;
         l.conns += 1;
         let span = l.end - l.start;
-        if l.alerted || span < limit {
-            return;
-        }
-        l.alerted = true;
-        if l.last_alert.is_some_and(|a| l.end < a + LONG_REPORT_EVERY_SECS) {
+        if span < limit || l.last_alert.is_some_and(|a| l.end < a + LONG_REPORT_EVERY_SECS) {
             return;
         }
         l.last_alert = Some(l.end);
