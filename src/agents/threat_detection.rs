@@ -94,9 +94,7 @@ impl ThreatDetection {
         if self.env.reasoner.is_some() {
             self.model_review(&batch.events, &mut findings, tools, &mut fx).await;
         }
-        if let Some(file) = &batch.file {
-            attach_refs(&mut findings, file, &batch.events);
-        }
+        attach_refs(&mut findings, batch.file.as_deref(), &batch.events);
         for f in findings {
             m.inc(&m.findings);
             tracing::info!(agent = %name, rule = %f.rule, src_ip = ?f.src_ip, finding = %f.id, "finding opened");
@@ -354,17 +352,21 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, AgentError> {
 
 /// Points findings' evidence lines at where they were read (file, offset, hash) when
 /// they come from this batch of a file (lines from earlier batches keep no reference).
-fn attach_refs(findings: &mut [crate::messages::Finding], file: &str, events: &[crate::messages::Event]) {
-    if findings.is_empty() {
+/// Points the findings' evidence lines at where they were read: each event's file (a
+/// merged replay), else the batch's.
+fn attach_refs(findings: &mut [crate::messages::Finding], file: Option<&str>, events: &[crate::messages::Event]) {
+    if findings.is_empty() || (file.is_none() && events.iter().all(|e| e.file.is_none())) {
         return;
     }
-    let file: std::sync::Arc<str> = file.into();
-    let by_line: std::collections::HashMap<&str, u64> =
-        events.iter().filter_map(|e| e.offset.map(|o| (e.raw.as_str(), o))).collect();
+    let file: Option<std::sync::Arc<str>> = file.map(Into::into);
+    let by_line: std::collections::HashMap<&str, (std::sync::Arc<str>, u64)> = events
+        .iter()
+        .filter_map(|e| Some((e.raw.as_str(), (e.file.clone().or_else(|| file.clone())?, e.offset?))))
+        .collect();
     for f in findings {
         for line in &f.evidence {
-            if let Some(offset) = by_line.get(line.as_str())
-                && !f.evidence_refs.iter().any(|r| r.offset == *offset)
+            if let Some((file, offset)) = by_line.get(line.as_str())
+                && !f.evidence_refs.iter().any(|r| r.offset == *offset && r.file == *file)
             {
                 f.evidence_refs.push(crate::messages::EvidenceRef::new(file.clone(), *offset, line));
             }

@@ -28,9 +28,7 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
     warden::telemetry::init_tracing("warn");
     let cfg = Config::load(config.as_deref())?;
     let defs = load_defs(actors.as_deref())?;
-    for f in &files {
-        std::fs::metadata(f).with_context(|| format!("cannot read {}", f.display()))?;
-    }
+    let files = expand(files)?;
     // A replay's database is thrown away at the end: a small page cache is enough.
     let store = Store::temporary(cfg.storage.cache_mb.min(8) << 20)?;
     // Replay reads whole files: larger batches mean fewer commits.
@@ -50,18 +48,24 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
                     tokio::time::sleep(Duration::from_millis(250)).await;
                     let (b, l) = (p.bytes.load(Ordering::Relaxed), p.lines.load(Ordering::Relaxed));
                     let secs = started.elapsed().as_secs_f64().max(1e-3);
-                    eprint!("\r{:5.1}%  {l} lines  {:.0} lines/s   ", 100.0 * b as f64 / total_bytes.max(1) as f64, l as f64 / secs);
+                    eprint!(
+                        "\r{:5.1}%  {l} lines  {:.0} lines/s   ",
+                        100.0 * b as f64 / total_bytes.max(1) as f64,
+                        l as f64 / secs
+                    );
                 }
             })
         });
         let mut totals = warden::messages::BatchStats::default();
-        for (i, f) in files.iter().enumerate() {
-            let source = format!("replay-{i}");
-            let stats = warden::ingest::replay::replay_file(f, &source, format, &cfg.ingest, &rt.supervisor.clone().recipient(), &progress).await?;
-            totals.add(&stats);
-            if stats.invalid_utf8 + stats.truncated > 0 {
-                tracing::warn!(file = %f.display(), invalid_utf8 = stats.invalid_utf8, truncated = stats.truncated, "damaged lines");
-            }
+        let sink = rt.supervisor.clone().recipient();
+        // One file is read as it is; several are one capture, merged on event time.
+        let stats = match files.as_slice() {
+            [f] => warden::ingest::replay::replay_file(f, "replay", format, &cfg.ingest, &sink, &progress).await?,
+            _ => warden::ingest::replay::replay_merged(&files, "replay", format, &cfg.ingest, &sink, &progress).await?,
+        };
+        totals.add(&stats);
+        if stats.invalid_utf8 + stats.truncated > 0 {
+            tracing::warn!(invalid_utf8 = stats.invalid_utf8, truncated = stats.truncated, "damaged lines");
         }
         let read_secs = started.elapsed().as_secs_f64();
         rt.quiesce().await;
@@ -114,6 +118,31 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
         }
     }
     Ok(0)
+}
+
+/// The files to replay: each file as given, a directory's files (not hidden, not its
+/// subdirectories) in name order.
+fn expand(given: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for f in given {
+        let meta = std::fs::metadata(&f).with_context(|| format!("cannot read {}", f.display()))?;
+        if !meta.is_dir() {
+            files.push(f);
+            continue;
+        }
+        let mut inside = Vec::new();
+        for e in std::fs::read_dir(&f).with_context(|| format!("cannot list {}", f.display()))? {
+            let e = e.with_context(|| format!("cannot list {}", f.display()))?;
+            let hidden = e.file_name().to_string_lossy().starts_with('.');
+            if !hidden && std::fs::metadata(e.path()).is_ok_and(|m| m.is_file()) {
+                inside.push(e.path());
+            }
+        }
+        anyhow::ensure!(!inside.is_empty(), "{} holds no file to replay", f.display());
+        inside.sort();
+        files.extend(inside);
+    }
+    Ok(files)
 }
 
 /// The stored incidents of a replay, read back one at a time.

@@ -240,7 +240,8 @@ impl Check<'_> {
             self.err(d.span(), "`detection.brute_force` needs failures and window_secs of at least 1".into());
         }
         let n = &p.network;
-        for cidr in n.internal_networks.iter().chain(&n.ignore_sources).chain(&n.ignore_destinations) {
+        for cidr in n.internal_networks.iter().chain(&n.ignore_sources).chain(&n.ignore_destinations).chain(&n.proxies)
+        {
             if let Err(e) = crate::config::cidr::parse(cidr) {
                 self.err(d.span(), format!("`detection.network`: {e}"));
             }
@@ -252,6 +253,16 @@ impl Check<'_> {
         }
         if n.beacon_min_connections < 3 {
             self.err(d.span(), "`detection.network.beacon_min_connections` must be at least 3".into());
+        }
+        if !(0.0..1.0).contains(&n.beacon_prevalence_floor) || !(0.0..=1.0).contains(&n.beacon_prevalence_weight) {
+            self.err(
+                d.span(),
+                "`detection.network`: beacon_prevalence_floor must be in [0, 1) and beacon_prevalence_weight in [0, 1]"
+                    .into(),
+            );
+        }
+        if n.proxy_min_names == 0 {
+            self.err(d.span(), "`detection.network.proxy_min_names` must be at least 1".into());
         }
         p.clone()
     }

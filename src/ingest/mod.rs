@@ -318,6 +318,7 @@ impl LineParser {
                     raw,
                     message_at: 0,
                     offset: None,
+                    file: None,
                 });
             }
         }

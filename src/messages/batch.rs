@@ -23,6 +23,21 @@ pub struct LogBatch {
     pub file: Option<String>,
 }
 
+impl LogBatch {
+    /// A batch of events that is not checkpointed (replays).
+    pub fn of(source: &str, events: Vec<Event>, stats: BatchStats) -> LogBatch {
+        LogBatch {
+            id: Uuid::now_v7(),
+            source: source.to_string(),
+            seq: None,
+            checkpoint: None,
+            events: std::sync::Arc::new(events),
+            stats,
+            file: None,
+        }
+    }
+}
+
 /// Counts of what a batch covered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BatchStats {

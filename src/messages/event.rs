@@ -29,6 +29,10 @@ pub struct Event {
     /// Where the line starts in the file it was read from (file sources and replay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
+    /// The file the line was read from, when its batch mixes files (several files
+    /// replayed as one stream); otherwise the batch's file is the line's.
+    #[serde(skip)]
+    pub file: Option<std::sync::Arc<str>>,
 }
 
 /// One request of a web server access log, with Sigma's web field names noted.

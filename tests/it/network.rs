@@ -320,31 +320,6 @@ fn network_state_survives_kill_9() {
     assert!(findings[0]["numbers"]["connections"].as_f64().unwrap() >= 8.0, "{findings:#?}");
 }
 
-/// Zeek's JSON form of a log (what `LogAscii::use_json` writes): numbers as numbers,
-/// unset fields left out, nothing else.
-fn zeek_json(tsv: &str) -> String {
-    let fields: Vec<&str> =
-        tsv.lines().find_map(|l| l.strip_prefix("#fields\t")).expect("a #fields header").split('\t').collect();
-    let numeric = ["ts", "id.orig_p", "id.resp_p", "duration", "orig_bytes", "resp_bytes", "missed_bytes"];
-    let mut out = String::new();
-    for line in tsv.lines().filter(|l| !l.starts_with('#')) {
-        let mut m = serde_json::Map::new();
-        for (f, v) in fields.iter().zip(line.split('\t')) {
-            if v == "-" {
-                continue;
-            }
-            let value = match v.parse::<f64>() {
-                Ok(n) if numeric.contains(f) => serde_json::json!(n),
-                _ => serde_json::json!(v),
-            };
-            m.insert(f.to_string(), value);
-        }
-        out.push_str(&serde_json::Value::Object(m).to_string());
-        out.push('\n');
-    }
-    out
-}
-
 /// `--format zeek` reads Zeek's JSON logs as it reads its TSV logs (the same findings,
 /// as `auto` finds them), gzip-compressed logs too; a file of which no line parses in
 /// the format asked for is an error naming the file and the format, not an empty result.
@@ -353,7 +328,7 @@ fn zeek_json_logs_read_as_zeek_and_a_wrong_format_is_an_error() {
     let tsv = std::fs::read_to_string("fixtures/scenarios/net-vertical-scan/input.log").unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let json = tmp.path().join("conn.log");
-    std::fs::write(&json, zeek_json(&tsv)).unwrap();
+    std::fs::write(&json, crate::support::zeek_json(&tsv)).unwrap();
     let scans = |format: &str| {
         let out = Command::new(BIN).args(["replay", "--findings", "--format", format]).arg(&json).output().unwrap();
         assert!(out.status.success(), "{format}: {}", String::from_utf8_lossy(&out.stderr));

@@ -80,15 +80,46 @@ fn replay_in(file: &Path, flag: &str, actors: Option<&Path>) -> Vec<serde_json::
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// How a scenario's inputs are given to replay.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Variant {
+    /// As written: `input.log`, or the case's logs of one capture as a directory.
+    AsWritten,
+    /// Each Zeek TSV log in Zeek's JSON form, gzip-compressed (`conn.log.gz`).
+    JsonGzip,
+}
+
 /// Runs one scenario and compares what replay found with what it expects.
-fn check(case: &Path) {
+fn check(case: &Path, variant: Variant) {
     let expected: Expected = toml::from_str(&std::fs::read_to_string(case.join("expected.toml")).unwrap()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("auth.log");
-    std::fs::copy(case.join("input.log"), &input).unwrap();
-    let f = std::fs::File::options().write(true).open(&input).unwrap();
-    f.set_modified(expected.reference.into()).unwrap();
-    drop(f);
+    // One input file is replayed as the file; several (the logs of one capture) as their
+    // directory, merged on time.
+    let single = case.join("input.log").exists();
+    let dir = tmp.path().join("capture");
+    std::fs::create_dir(&dir).unwrap();
+    for e in std::fs::read_dir(case).unwrap() {
+        let from = e.unwrap().path();
+        let name = from.file_name().unwrap().to_string_lossy().to_string();
+        if name == "expected.toml" {
+            continue;
+        }
+        let to = match variant {
+            Variant::AsWritten => dir.join(if single { "auth.log".to_string() } else { name }),
+            Variant::JsonGzip => {
+                let json = crate::support::zeek_json(&std::fs::read_to_string(&from).unwrap());
+                let to = dir.join(format!("{name}.gz"));
+                std::fs::write(&to, crate::support::gzip(&json)).unwrap();
+                to
+            }
+        };
+        if variant == Variant::AsWritten {
+            std::fs::copy(&from, &to).unwrap();
+        }
+        let f = std::fs::File::options().write(true).open(&to).unwrap();
+        f.set_modified(expected.reference.into()).unwrap();
+    }
+    let input = if single { std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path() } else { dir };
     let actors = (!expected.ignore_sources.is_empty()).then(|| {
         let actors = crate::support::copy_actors(tmp.path());
         let def = actors.join("threat-detection/agent.toml");
@@ -99,7 +130,7 @@ fn check(case: &Path) {
         actors
     });
     let got = replay_in(&input, "--json", actors.as_deref());
-    let name = case.file_name().unwrap().to_string_lossy();
+    let name = format!("{} ({variant:?})", case.file_name().unwrap().to_string_lossy());
     if !expected.findings.is_empty() || expected.no_findings {
         let mut groups: std::collections::BTreeMap<(String, String), usize> = Default::default();
         for f in replay_in(&input, "--findings", actors.as_deref()) {
@@ -168,7 +199,11 @@ fn scenarios() {
     cases.sort();
     assert!(cases.len() >= 5);
     for case in cases {
-        check(&case);
+        check(&case, Variant::AsWritten);
+        // Every network scenario holds in Zeek's JSON form, compressed, too.
+        if case.file_name().unwrap().to_string_lossy().starts_with("net-") {
+            check(&case, Variant::JsonGzip);
+        }
     }
 }
 
@@ -182,6 +217,51 @@ fn replay_prints_a_readable_summary() {
         "{text}"
     );
     assert!(text.contains("replayed 9 lines"), "{text}");
+}
+
+/// Several files are one stream merged on event time: failed logins in one file and
+/// the success that followed them in another (read first, by name) are a success after
+/// failures only when read in time order; so for a directory holding them. Each
+/// evidence pointer names the file its line is in, at the line's offset there. A
+/// directory's file in which no line parses is an error naming it.
+#[test]
+fn several_files_are_merged_on_time_with_evidence_in_each() {
+    let whole = std::fs::read_to_string("fixtures/scenarios/success-after-failures/input.log").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("logs");
+    std::fs::create_dir(&dir).unwrap();
+    for (name, success) in [("a.log", true), ("b.log", false)] {
+        let part: String =
+            whole.lines().filter(|l| l.contains("Accepted") == success).map(|l| format!("{l}\n")).collect();
+        std::fs::write(dir.join(name), part).unwrap();
+        let f = std::fs::File::options().write(true).open(dir.join(name)).unwrap();
+        f.set_modified(chrono::DateTime::parse_from_rfc3339("2026-03-02T00:00:00Z").unwrap().into()).unwrap();
+    }
+    for given in [vec![dir.join("a.log"), dir.join("b.log")], vec![dir.clone()]] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["replay", "--findings"]).args(&given);
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let found: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let hits: Vec<&serde_json::Value> =
+            found.iter().filter(|f| f["rule"] == "ssh_success_after_failures").collect();
+        assert_eq!(hits.len(), 1, "{found:#?}");
+        let refs = hits[0]["evidence_refs"].as_array().expect("evidence pointers");
+        let files: std::collections::BTreeSet<&str> = refs.iter().map(|r| r["file"].as_str().unwrap()).collect();
+        assert_eq!(files.len(), 2, "lines of both files: {refs:#?}");
+        for r in refs {
+            let text = std::fs::read_to_string(r["file"].as_str().unwrap()).unwrap();
+            let at = r["offset"].as_u64().unwrap() as usize;
+            let line = text[at..].lines().next().unwrap();
+            let evidence = hits[0]["evidence"].as_array().unwrap();
+            assert!(evidence.iter().any(|e| e == line), "{line:?} is not the finding's evidence: {r:#}");
+        }
+    }
+    std::fs::write(dir.join("notes.txt"), "not a log line\n").unwrap();
+    let out = Command::new(BIN).arg("replay").arg(&dir).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("notes.txt parsed as format `auto`"), "{err}");
 }
 
 /// `--stats` says which parser took how many lines, and how many none understood: each

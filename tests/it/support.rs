@@ -266,3 +266,63 @@ pub fn corpus(rel: &str) -> Option<PathBuf> {
         }
     }
 }
+
+/// Zeek's JSON form of a TSV log (what `LogAscii::use_json` writes): counts, ports and
+/// times as numbers, booleans as booleans, sets and vectors as arrays, unset fields left
+/// out, no `_path`.
+pub fn zeek_json(tsv: &str) -> String {
+    let fields: Vec<&str> =
+        tsv.lines().find_map(|l| l.strip_prefix("#fields\t")).expect("a #fields header").split('\t').collect();
+    let numeric = [
+        "ts",
+        "id.orig_p",
+        "id.resp_p",
+        "duration",
+        "orig_bytes",
+        "resp_bytes",
+        "missed_bytes",
+        "orig_pkts",
+        "orig_ip_bytes",
+        "resp_pkts",
+        "resp_ip_bytes",
+        "trans_id",
+        "rtt",
+        "qclass",
+        "qtype",
+        "rcode",
+        "Z",
+        "trans_depth",
+        "request_body_len",
+        "response_body_len",
+        "status_code",
+    ];
+    let boolean = ["AA", "TC", "RD", "RA", "rejected", "resumed", "established", "local_orig", "local_resp"];
+    let vector = ["answers", "TTLs", "tunnel_parents", "tags", "orig_fuids", "resp_fuids", "cert_chain_fps"];
+    let mut out = String::new();
+    for line in tsv.lines().filter(|l| !l.starts_with('#')) {
+        let mut m = serde_json::Map::new();
+        for (f, v) in fields.iter().zip(line.split('\t')) {
+            if v == "-" {
+                continue;
+            }
+            let value = match v.parse::<f64>() {
+                Ok(n) if numeric.contains(f) => serde_json::json!(n),
+                _ if boolean.contains(f) => serde_json::json!(v == "T"),
+                _ if vector.contains(f) && v == "(empty)" => serde_json::json!([]),
+                _ if vector.contains(f) => serde_json::json!(v.split(',').collect::<Vec<_>>()),
+                _ => serde_json::json!(v),
+            };
+            m.insert(f.to_string(), value);
+        }
+        out.push_str(&serde_json::Value::Object(m).to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// `text` gzip-compressed.
+pub fn gzip(text: &str) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut e, text.as_bytes()).unwrap();
+    e.finish().unwrap()
+}

@@ -30,6 +30,7 @@ fn make(line: String, time: chrono::DateTime<chrono::Utc>, host: String, program
         message_at: at.min(line.len()),
         raw: line,
         offset: None,
+        file: None,
     }
 }
 

@@ -37,7 +37,18 @@ pub fn record_event(
     program: String,
     raw: String,
 ) -> Event {
-    Event { time, host, program, auth: None, web: None, json: Some(Box::new(map)), raw, message_at: 0, offset: None }
+    Event {
+        time,
+        host,
+        program,
+        auth: None,
+        web: None,
+        json: Some(Box::new(map)),
+        raw,
+        message_at: 0,
+        offset: None,
+        file: None,
+    }
 }
 
 /// Parses one JSON object line; hands the line back if it is not one. `fallback` is the

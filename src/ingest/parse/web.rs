@@ -43,6 +43,7 @@ pub fn parse_line(line: String) -> Result<Event, Unparsed> {
             raw: line,
             message_at: 0,
             offset: None,
+            file: None,
         }),
         None => Err(Unparsed(line)),
     }

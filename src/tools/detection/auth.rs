@@ -305,7 +305,12 @@ impl AuthDetector {
                 self.prompt_injection(ev, &phrase, window, &mut findings);
             }
             if let Some(r) = self.rules.as_mut() {
-                findings.extend(r.evaluate(ev, self.file.as_deref(), &mut self.state.head.sigma, window));
+                findings.extend(r.evaluate(
+                    ev,
+                    ev.file.as_deref().or(self.file.as_deref()),
+                    &mut self.state.head.sigma,
+                    window,
+                ));
             }
         }
         self.prune();
@@ -567,7 +572,7 @@ impl AuthDetector {
 
 /// Where an event's line was read, when it came from a file.
 fn line_ref(file: Option<&std::sync::Arc<str>>, ev: &Event) -> Option<crate::messages::EvidenceRef> {
-    Some(crate::messages::EvidenceRef::new(file?.clone(), ev.offset?, &ev.raw))
+    Some(crate::messages::EvidenceRef::new(ev.file.as_ref().or(file)?.clone(), ev.offset?, &ev.raw))
 }
 
 #[cfg(test)]
@@ -606,6 +611,7 @@ mod tests {
             raw: format!("line at {secs}"),
             message_at: 0,
             offset: None,
+            file: None,
         }
     }
 

@@ -1,33 +1,100 @@
-//! Beaconing: a pair whose connections come on a regular rhythm with consistent sizes.
+//! Beaconing: a client whose connections to one destination — a name when one is known
+//! (`names.rs`), else an address — come on a regular rhythm with consistent sizes.
+//!
+//! A destination most internal hosts talk to weighs less (`prevalence`): an update or
+//! CDN service every host polls on a timer is regular, and not a beacon.
 
+use super::names::{Dest, Outbound};
 use super::*;
 
+/// A beaconing pair: client, destination, port, protocol.
+pub type PairKey = (IpAddr, Dest, u16, &'static str);
+
+/// `src>dst:port/proto`, the destination a name or an address.
+impl StateKey for PairKey {
+    fn encode(&self) -> String {
+        format!("{}>{}:{}/{}", self.0, self.1, self.2, self.3)
+    }
+    fn decode(s: &str) -> Option<Self> {
+        let (a, rest) = s.split_once('>')?;
+        let (dst_port, proto) = rest.rsplit_once('/')?;
+        let (dst, port) = dst_port.rsplit_once(':')?;
+        Some((a.parse().ok()?, Dest::parse(dst)?, port.parse().ok()?, proto_name(proto)))
+    }
+}
+
+/// The number of internal clients of each destination, and of internal clients in all,
+/// among the pairs followed: what prevalence is computed from. Rebuilt from the pairs
+/// when they are pruned (and on restore), counted up as pairs appear in between.
+#[derive(Debug, Default)]
+pub(super) struct Prevalence {
+    clients_of: std::collections::HashMap<(Dest, u16, &'static str), u32>,
+    clients: std::collections::HashMap<IpAddr, u32>,
+}
+
+impl Prevalence {
+    fn add(&mut self, k: &PairKey) {
+        *self.clients_of.entry((k.1.clone(), k.2, k.3)).or_default() += 1;
+        *self.clients.entry(k.0).or_default() += 1;
+    }
+
+    pub(super) fn rebuild<'a>(&mut self, keys: impl Iterator<Item = &'a PairKey>) {
+        self.clients_of.clear();
+        self.clients.clear();
+        for k in keys {
+            self.add(k);
+        }
+    }
+
+    /// The share of internal clients talking to the pair's destination (0 while fewer
+    /// than `min_hosts` clients are known: a share of a handful means nothing).
+    fn share(&self, k: &PairKey, min_hosts: u32) -> f64 {
+        let all = self.clients.len();
+        if all < min_hosts.max(1) as usize {
+            return 0.0;
+        }
+        let of = self.clients_of.get(&(k.1.clone(), k.2, k.3)).copied().unwrap_or(0) as f64;
+        (of / all as f64).min(1.0)
+    }
+}
+
 impl NetworkAnalyzer {
-    pub(super) fn beacon(&mut self, f: &Flow, ev: &Event, out: &mut Vec<Finding>) {
+    pub(super) fn beacon(&mut self, o: Outbound, ev: &Event, out: &mut Vec<Finding>) {
         let p = &self.params;
         // Outbound only: an internal host calling out (inbound regularity is an attacker
         // retrying, which the scan and log detectors see).
-        if p.beacon_ignore_ports.contains(&f.dport)
-            || !self.internal(f.src)
-            || (!p.beacon_internal && self.internal(f.dst))
-            || self.ignore_dst.iter().any(|n| n.contains(&f.dst))
+        let to_internal = o.addr.is_some_and(|a| is_internal(&self.internal, a));
+        if p.beacon_ignore_ports.contains(&o.port)
+            || !is_internal(&self.internal, o.src)
+            || (!p.beacon_internal && to_internal)
+            || o.addr.is_some_and(|a| self.ignore_dst.iter().any(|n| n.contains(&a)))
         {
             return;
         }
-        let key = (f.src, f.dst, f.dport, f.proto);
+        let key: PairKey = (o.src, o.dest.clone(), o.port, o.proto);
+        if !self.beacons.map.contains_key(&key) {
+            self.prevalence.add(&key);
+        }
         let Some(b) = self.beacons.touch(&key, &mut self.evicted) else { return };
-        let pos = b.times.partition_point(|t| *t <= f.ts);
-        b.times.insert(pos, f.ts);
-        b.sizes.insert(pos, f.orig_bytes);
+        let pos = b.times.partition_point(|t| *t <= o.ts);
+        b.times.insert(pos, o.ts);
+        b.sizes.insert(pos, o.size);
+        if o.addr.is_some() {
+            b.addr = o.addr;
+        }
+        b.via = o.via;
         while b.times.len() > p.beacon_max_connections.max(p.beacon_min_connections as usize) {
             b.times.pop_front();
             b.sizes.pop_front();
         }
         let window = p.beacon_window_secs as f64;
         let n = b.times.len();
-        if n < p.beacon_min_connections as usize || b.last_alert.is_some_and(|a| f.ts < a + window) {
+        if n < p.beacon_min_connections as usize || b.last_alert.is_some_and(|a| o.ts < a + window) {
             return;
         }
+        let prevalence = self.prevalence.share(&key, p.beacon_prevalence_min_hosts);
+        let floor = p.beacon_prevalence_floor.clamp(0.0, 0.99);
+        let factor = 1.0 - p.beacon_prevalence_weight.clamp(0.0, 1.0) * ((prevalence - floor) / (1.0 - floor)).max(0.0);
         // The longest recent run that is regular: all kept connections, then the last
         // 24 and 12 (a C2 that settled into its rhythm after a burst). Never a run
         // shorter than 12 once there are 12: a handful of connections can look regular
@@ -40,48 +107,98 @@ impl NetworkAnalyzer {
             let times: Vec<f64> = b.times.iter().skip(n - len).copied().collect();
             let sizes: Vec<f64> = b.sizes.iter().skip(n - len).map(|s| *s as f64).collect();
             let Some(s) = beacon_score(&times, &sizes) else { continue };
+            let score = s.score * factor;
             // The score and, by itself, the timing: intervals must be regular (a chatty
             // client with a constant request size at random times is not a beacon).
             if s.median_interval < p.beacon_min_interval_secs
-                || s.score < p.beacon_score
+                || score < p.beacon_score
                 || s.interval_mad / s.median_interval > p.beacon_max_dispersion
             {
                 continue;
             }
-            b.last_alert = Some(f.ts);
+            b.last_alert = Some(o.ts);
+            let (addr, via) = (b.addr, b.via);
+            let span = (o.ts - times[0]).max(0.0);
+            let observed = (self.newest - self.oldest).clamp(0.0, window).max(span);
             let mut numbers = BTreeMap::new();
             numbers.insert("connections".into(), len as f64);
             numbers.insert("median_interval_secs".into(), round(s.median_interval));
             numbers.insert("interval_mad_secs".into(), round(s.interval_mad));
+            numbers.insert("interval_dispersion".into(), round(s.interval_mad / s.median_interval));
             numbers.insert("interval_skew".into(), round(s.skew));
             numbers.insert("median_bytes".into(), s.median_size);
             numbers.insert("bytes_mad".into(), round(s.size_mad));
-            numbers.insert("score".into(), round(s.score));
-            out.push(finding(
-                "c2_beaconing",
-                format!(
-                    "{} connects to {}:{}/{} every {:.0}s (score {:.2})",
-                    f.src, f.dst, f.dport, f.proto, s.median_interval, s.score
-                ),
-                Severity::High,
-                round(s.score) as f32,
-                f.src,
-                ev,
-                (times[0], f.ts),
-                len as u64,
-                &["T1071", "T1573"],
-                numbers,
-                format!("destination {}:{}/{}", f.dst, f.dport, f.proto),
-            ));
-            // The destination is what a responder blocks; the beaconing host is the one
-            // the finding is about.
-            if let Some(last) = out.last_mut() {
-                last.entity = Some(f.dst.to_string());
-                last.src_ip = Some(f.dst.to_string());
-                last.host = f.src.to_string();
-                last.evidence.insert(0, format!("internal host {} beacons to {}", f.src, f.dst));
-            }
+            numbers.insert("duration_secs".into(), round(span));
+            numbers.insert("duration_coverage".into(), if observed > 0.0 { round(span / observed) } else { 1.0 });
+            numbers.insert("prevalence".into(), round(prevalence));
+            numbers.insert("prevalence_factor".into(), round(factor));
+            numbers.insert("regularity_score".into(), round(s.score));
+            numbers.insert("score".into(), round(score));
+            out.push(self.beacon_finding(&o, (addr, via), &s, score, (times[0], len), numbers, ev));
             return;
         }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn beacon_finding(
+        &self,
+        o: &Outbound,
+        (addr, via): (Option<IpAddr>, Option<IpAddr>),
+        s: &BeaconScore,
+        score: f64,
+        (first, len): (f64, usize),
+        numbers: BTreeMap<String, f64>,
+        ev: &Event,
+    ) -> Finding {
+        let dest = format!("{}:{}/{}", o.dest, o.port, o.proto);
+        let through = match via {
+            Some(v) => {
+                let how = if self.proxies.iter().any(|n| n.contains(&v)) { "configured" } else { "recognised" };
+                format!(" through web proxy {v} ({how})")
+            }
+            None => String::new(),
+        };
+        let mut f = finding(
+            "c2_beaconing",
+            format!("{} connects to {dest}{through} every {:.0}s (score {score:.2})", o.src, s.median_interval),
+            Severity::High,
+            round(score) as f32,
+            o.src,
+            ev,
+            (first, o.ts),
+            len as u64,
+            &["T1071", "T1573"],
+            numbers,
+            format!("destination {dest}"),
+        );
+        // The destination is what a responder blocks — its address when the client
+        // reached it directly; a name reached through a proxy has no address of its own
+        // (blocking the proxy would cut every client off). The beaconing host is the one
+        // the finding is about.
+        // An address that also serves other names (a CDN, a shared host) is not the
+        // destination's own either: blocking it would cut those off.
+        let shared = |a: IpAddr| self.beacons.map.iter().any(|(k, b)| b.addr == Some(a) && k.1 != o.dest);
+        let (entity, blockable) = match (&o.dest, via) {
+            (Dest::Addr(a), _) => (a.to_string(), Some(*a)),
+            (Dest::Name(n), None) => match addr {
+                Some(a) if !shared(a) => (a.to_string(), Some(a)),
+                _ => (format!("domain:{n}"), None),
+            },
+            (Dest::Name(n), Some(_)) => (format!("domain:{n}"), None),
+        };
+        f.entity = Some(entity);
+        f.src_ip = blockable.map(|a| a.to_string());
+        f.host = o.src.to_string();
+        let mut said = format!("internal host {} beacons to {}", o.src, o.dest);
+        if let (Dest::Name(_), Some(a), None) = (&o.dest, addr, via) {
+            if blockable.is_some() {
+                said.push_str(&format!(" (last at {a})"));
+            } else {
+                said.push_str(&format!(" (last at {a}, an address that serves other names too: not the one to block)"));
+            }
+        }
+        said.push_str(&through);
+        f.evidence.insert(0, sanitize(&said, 512));
+        f
     }
 }

@@ -23,7 +23,7 @@ impl Recency for NxWindow {
     }
 }
 
-fn digest(s: &str) -> u64 {
+pub(super) fn digest(s: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     s.hash(&mut h);
     h.finish()

@@ -35,6 +35,7 @@ mod beacon;
 mod dns;
 mod exfil;
 mod long;
+mod names;
 mod params;
 mod records;
 mod scan;
@@ -69,6 +70,12 @@ pub struct Beacon {
     pub times: VecDeque<f64>,
     pub sizes: VecDeque<u64>,
     pub last_alert: Option<f64>,
+    /// The address last connected to, when the destination is a name reached directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr: Option<IpAddr>,
+    /// The web proxy the last connection went through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<IpAddr>,
 }
 
 /// Outbound volume of one host.
@@ -156,7 +163,7 @@ impl StateKey for (IpAddr, &'static str, u16) {
     }
 }
 
-/// `src>dst:port/proto` (beaconing pairs).
+/// `src>dst:port/proto` (long connections).
 impl StateKey for (IpAddr, IpAddr, u16, &'static str) {
     fn encode(&self) -> String {
         format!("{}>{}:{}/{}", self.0, self.1, self.2, self.3)
@@ -196,15 +203,22 @@ pub struct NetworkAnalyzer {
     internal: Vec<IpNet>,
     ignore: Vec<IpNet>,
     ignore_dst: Vec<IpNet>,
+    proxies: Vec<IpNet>,
     vscan: Tracked<(IpAddr, IpAddr), Targets>,
     hscan: Tracked<(IpAddr, &'static str, u16), Targets>,
-    beacons: Tracked<(IpAddr, IpAddr, u16, &'static str), Beacon>,
+    beacons: Tracked<beacon::PairKey, Beacon>,
+    prevalence: beacon::Prevalence,
+    uids: Tracked<String, names::UidName>,
+    resolved: Tracked<(IpAddr, IpAddr), names::Resolved>,
+    proxies_seen: Tracked<IpAddr, names::ProxySeen>,
     exfil: Tracked<IpAddr, Exfil>,
     dns: Tracked<(IpAddr, String), DnsWindow>,
     long: Tracked<(IpAddr, IpAddr, u16, &'static str), long::LongConn>,
     nxdomain: Tracked<IpAddr, dns::NxWindow>,
     strobes: Tracked<(IpAddr, IpAddr), long::Strobe>,
     newest: f64,
+    /// The earliest event time seen (what a beacon's duration is compared with).
+    oldest: f64,
     last_prune: f64,
     /// Keys evicted (least recent first) because a map was full.
     pub evicted: u64,
@@ -228,16 +242,22 @@ impl NetworkAnalyzer {
             internal: nets(&params.internal_networks),
             ignore: nets(&params.ignore_sources),
             ignore_dst: nets(&params.ignore_destinations),
+            proxies: nets(&params.proxies),
             params,
             vscan: Tracked::default(),
             hscan: Tracked::default(),
             beacons: Tracked::default(),
+            prevalence: beacon::Prevalence::default(),
+            uids: Tracked::default(),
+            resolved: Tracked::default(),
+            proxies_seen: Tracked::default(),
             exfil: Tracked::default(),
             dns: Tracked::default(),
             long: Tracked::default(),
             nxdomain: Tracked::default(),
             strobes: Tracked::default(),
             newest: 0.0,
+            oldest: f64::INFINITY,
             last_prune: 0.0,
             evicted: 0,
         }
@@ -254,6 +274,7 @@ impl NetworkAnalyzer {
                 "b" => {
                     let b = self.beacons.load(rest, value)?;
                     self.newest = self.newest.max(b.times.back().copied().unwrap_or(0.0));
+                    self.oldest = self.oldest.min(b.times.front().copied().unwrap_or(f64::INFINITY));
                 }
                 "x" => {
                     let x = self.exfil.load(rest, value)?;
@@ -263,9 +284,13 @@ impl NetworkAnalyzer {
                 "l" => drop(self.long.load(rest, value)?),
                 "n" => drop(self.nxdomain.load(rest, value)?),
                 "s" => drop(self.strobes.load(rest, value)?),
+                "u" => drop(self.uids.load(rest, value)?),
+                "r" => drop(self.resolved.load(rest, value)?),
+                "p" => drop(self.proxies_seen.load(rest, value)?),
                 _ => {}
             }
         }
+        self.prevalence.rebuild(self.beacons.map.keys());
         self.last_prune = self.newest;
         Ok(())
     }
@@ -280,6 +305,9 @@ impl NetworkAnalyzer {
         self.long.discard();
         self.nxdomain.discard();
         self.strobes.discard();
+        self.uids.discard();
+        self.resolved.discard();
+        self.proxies_seen.discard();
     }
 
     /// The keys changed since the last call: `(key below STATE_PREFIX, value or None
@@ -294,6 +322,9 @@ impl NetworkAnalyzer {
         self.long.drain("l/", &mut out);
         self.nxdomain.drain("n/", &mut out);
         self.strobes.drain("s/", &mut out);
+        self.uids.drain("u/", &mut out);
+        self.resolved.drain("r/", &mut out);
+        self.proxies_seen.drain("p/", &mut out);
         out
     }
 
@@ -303,16 +334,19 @@ impl NetworkAnalyzer {
 
     /// Whether an event is network data this tool reads.
     pub fn is_network(ev: &Event) -> bool {
-        ev.json.is_some() && [":conn", ":dns", ":conn_long", ":open_conn"].iter().any(|p| ev.program.ends_with(p))
+        ev.json.is_some()
+            && [":conn", ":dns", ":conn_long", ":open_conn", ":http", ":ssl"].iter().any(|p| ev.program.ends_with(p))
             || ev.json.as_deref().is_some_and(|m| m.contains_key("conn_state") || m.contains_key("qtype_name"))
     }
 
     /// Runs every flow and DNS query of the events through the detectors.
     pub fn analyze(&mut self, events: &[Event]) -> Vec<Finding> {
         let mut out = Vec::new();
+        self.learn_names(events);
         for ev in events {
             if let Some(flow) = Flow::from_event(ev) {
                 self.newest = self.newest.max(flow.ts);
+                self.oldest = self.oldest.min(flow.ts);
                 if self.ignore.iter().any(|n| n.contains(&flow.src)) {
                     continue;
                 }
@@ -323,8 +357,10 @@ impl NetworkAnalyzer {
                     continue;
                 }
                 self.scan(&flow, ev, &mut out);
-                if !self.strobe(&flow, ev, &mut out) {
-                    self.beacon(&flow, ev, &mut out);
+                if !self.strobe(&flow, ev, &mut out)
+                    && let Some(o) = self.observed(&flow)
+                {
+                    self.beacon(o, ev, &mut out);
                 }
                 self.exfiltration(&flow, ev, &mut out);
             } else if let Some(q) = DnsQuery::from_event(ev) {
@@ -332,6 +368,14 @@ impl NetworkAnalyzer {
                 if !self.ignore.iter().any(|n| n.contains(&q.src)) {
                     self.tunnel(&q, ev, &mut out);
                     self.nx_burst(&q, ev, &mut out);
+                }
+            } else if let Some(n) = records::Naming::from_event(ev) {
+                // A request through a proxy is the client's connection to the name.
+                self.newest = self.newest.max(n.ts);
+                if !self.ignore.iter().any(|i| i.contains(&n.src))
+                    && let Some(o) = self.proxied_request(&n)
+                {
+                    self.beacon(o, ev, &mut out);
                 }
             }
         }
@@ -350,6 +394,7 @@ impl NetworkAnalyzer {
         self.hscan.retain(|t| t.last > now - scan * 2.0);
         let bw = p.beacon_window_secs as f64;
         self.beacons.retain(|b| b.times.back().is_some_and(|t| *t > now - bw));
+        self.prevalence.rebuild(self.beacons.map.keys());
         // A host's baseline outlives many windows: keep it for a day of silence.
         let xw = (p.exfil_window_secs as f64).max(86_400.0);
         self.exfil.retain(|x| x.last > now - xw);
@@ -361,6 +406,7 @@ impl NetworkAnalyzer {
         self.long.retain(|l| l.end > now - lw || l.last_alert.is_some_and(|a| a > now - long::LONG_REPORT_EVERY_SECS));
         let sw = p.strobe_window_secs as f64;
         self.strobes.retain(|s| s.last > now - sw);
+        self.prune_names(now);
     }
 }
 

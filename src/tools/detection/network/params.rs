@@ -32,6 +32,19 @@ pub struct NetworkParams {
     pub beacon_ignore_ports: Vec<u16>,
     /// Score pairs whose destination is internal too (off: monitoring polls look alike).
     pub beacon_internal: bool,
+    /// Destinations most internal clients talk to weigh less: above this share of the
+    /// clients followed (`prevalence`), a beacon's score is reduced…
+    pub beacon_prevalence_floor: f64,
+    /// …by up to this fraction (at a prevalence of 1)…
+    pub beacon_prevalence_weight: f64,
+    /// …once at least this many internal clients are followed.
+    pub beacon_prevalence_min_hosts: u32,
+    /// Web proxies (CIDRs): never a beacon's destination; the requests they carry
+    /// (Zeek `http.log`) are attributed to the client and the name asked for.
+    pub proxies: Vec<String>,
+    /// An internal address receiving proxy-style requests (CONNECT, absolute URIs) for
+    /// this many distinct names is recognised as a proxy.
+    pub proxy_min_names: u32,
     /// Window over which a host's outbound bytes are summed.
     pub exfil_window_secs: u64,
     /// A window this many times the host's baseline is reported…
@@ -91,6 +104,11 @@ impl Default for NetworkParams {
             beacon_window_secs: 86_400,
             beacon_ignore_ports: vec![53, 123, 853, 5353],
             beacon_internal: false,
+            beacon_prevalence_floor: 0.25,
+            beacon_prevalence_weight: 0.5,
+            beacon_prevalence_min_hosts: 10,
+            proxies: Vec::new(),
+            proxy_min_names: 10,
             exfil_window_secs: 600,
             exfil_factor: 10.0,
             exfil_min_bytes: 20_000_000,

@@ -24,6 +24,8 @@ pub struct Flow {
     /// A connection still open when logged (Zeek's `conn_long.log`, `open_conn.log`):
     /// its duration and bytes so far; its complete record comes later in `conn.log`.
     pub open: bool,
+    /// Zeek's connection id (`uid`), which `http.log` and `ssl.log` records share.
+    pub uid: Option<String>,
 }
 
 fn text<'a>(m: &'a serde_json::Map<String, serde_json::Value>, k: &str) -> Option<&'a str> {
@@ -60,6 +62,7 @@ impl Flow {
             resp_bytes: 0,
             state: String::new(),
             open,
+            uid: None,
         };
         let num = |v: &serde_json::Value| match v {
             serde_json::Value::Number(n) => n.as_f64(),
@@ -77,6 +80,7 @@ impl Flow {
                 "orig_bytes" => f.orig_bytes = num(v).unwrap_or(0.0).max(0.0) as u64,
                 "resp_bytes" => f.resp_bytes = num(v).unwrap_or(0.0).max(0.0) as u64,
                 "conn_state" => f.state = v.as_str().unwrap_or("").to_string(),
+                "uid" => f.uid = v.as_str().and_then(uid),
                 "id" => {
                     // Nested form (`{"id": {"orig_h": …}}`), as some exporters write it.
                     if let Some(id) = v.as_object() {
@@ -113,6 +117,8 @@ pub struct DnsQuery {
     pub rcode: String,
     /// The data of the TXT answers (Zeek writes them `TXT <length> <data>`).
     pub txt_answers: Vec<String>,
+    /// The addresses among the answers (A, AAAA): they are known by `query` to `src`.
+    pub addrs: Vec<IpAddr>,
 }
 
 impl DnsQuery {
@@ -128,13 +134,14 @@ impl DnsQuery {
         }
         let qtype = text(m, "qtype_name").unwrap_or("").to_ascii_uppercase();
         // Answers: a JSON array, or the TSV form's values joined by the set separator.
-        let txt_answers = match (qtype.as_str(), lookup(m, "answers")) {
-            ("TXT", Some(serde_json::Value::Array(a))) => {
-                a.iter().filter_map(|v| v.as_str()).filter_map(txt_data).collect()
-            }
-            ("TXT", Some(serde_json::Value::String(s))) => s.split(',').filter_map(txt_data).collect(),
+        let answers: Vec<&str> = match lookup(m, "answers") {
+            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str()).collect(),
+            Some(serde_json::Value::String(s)) if s != "-" => s.split(',').collect(),
             _ => Vec::new(),
         };
+        let txt_answers =
+            if qtype == "TXT" { answers.iter().filter_map(|a| txt_data(a)).collect() } else { Vec::new() };
+        let addrs = answers.iter().filter_map(|a| a.trim().parse().ok()).take(16).collect();
         Some(DnsQuery {
             ts: ts_of(ev),
             src: ip(m, "id.orig_h")?,
@@ -142,8 +149,104 @@ impl DnsQuery {
             qtype,
             rcode: text(m, "rcode_name").unwrap_or("").to_ascii_uppercase(),
             txt_answers,
+            addrs,
         })
     }
+}
+
+/// A request seen by Zeek's `http.log` or a TLS handshake in `ssl.log`: the name the
+/// client asked for on connection `uid`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Naming {
+    pub ts: f64,
+    pub uid: Option<String>,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub dport: u16,
+    /// The destination's name (lower case, without a trailing dot or port).
+    pub name: String,
+    /// The port of the destination the client asked for (a CONNECT's target port, the
+    /// URI's port, else the connection's).
+    pub port: u16,
+    /// A request addressed to a proxy: `CONNECT host:port` or an absolute URI.
+    pub proxy_style: bool,
+    /// Bytes the client sent in the request's body (0 for TLS and CONNECT).
+    pub size: u64,
+}
+
+impl Naming {
+    /// The name of an `http` or `ssl` record, if the event is one and names a valid host.
+    pub fn from_event(ev: &Event) -> Option<Naming> {
+        let m = ev.json.as_deref()?;
+        let http = ev.program.ends_with(":http");
+        if !(http || ev.program.ends_with(":ssl")) {
+            return None;
+        }
+        // A count as a JSON number (integral or not) or as TSV text.
+        let count = |k: &str| match lookup(m, k)? {
+            serde_json::Value::Number(n) => n.as_f64(),
+            serde_json::Value::String(s) => s.parse::<f64>().ok(),
+            _ => None,
+        };
+        let dport = count("id.resp_p").filter(|p| (0.0..=65535.0).contains(p)).map(|p| p as u16);
+        let mut n = Naming {
+            ts: ts_of(ev),
+            uid: text(m, "uid").and_then(uid),
+            src: ip(m, "id.orig_h")?,
+            dst: ip(m, "id.resp_h")?,
+            dport: dport?,
+            name: String::new(),
+            port: 0,
+            proxy_style: false,
+            size: 0,
+        };
+        n.port = n.dport;
+        let target = if http {
+            n.size = count("request_body_len").map_or(0, |b| b.max(0.0) as u64);
+            let uri = text(m, "uri").unwrap_or("");
+            if text(m, "method").is_some_and(|x| x.eq_ignore_ascii_case("CONNECT")) {
+                n.proxy_style = true;
+                n.port = 443;
+                if uri.is_empty() || uri == "-" { text(m, "host")? } else { uri }
+            } else if let Some(rest) = uri.strip_prefix("http://").or_else(|| uri.strip_prefix("https://")) {
+                n.proxy_style = true;
+                n.port = if uri.starts_with("https") { 443 } else { 80 };
+                rest.split(['/', '?', '#']).next().unwrap_or("")
+            } else {
+                text(m, "host")?
+            }
+        } else {
+            text(m, "server_name")?
+        };
+        let (name, port) = host_port(target)?;
+        n.name = name;
+        n.port = port.unwrap_or(n.port);
+        Some(n)
+    }
+}
+
+/// A host name as a destination: lower case, without a trailing dot, only the characters
+/// of DNS names (what an attacker writes in a Host header is not trusted), not an
+/// address; with its port when it has one.
+pub(super) fn host_port(s: &str) -> Option<(String, Option<u16>)> {
+    let s = s.trim();
+    let s = s.rsplit_once('@').map_or(s, |(_, h)| h);
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, Some(p.parse::<u16>().ok()?)),
+        _ => (s, None),
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let valid = !host.is_empty()
+        && host.len() <= 253
+        && host.contains('.')
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+        && host.parse::<IpAddr>().is_err();
+    valid.then_some((host, port))
+}
+
+/// A Zeek connection id: short and alphanumeric, else not one.
+fn uid(s: &str) -> Option<String> {
+    (!s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| s.to_string())
 }
 
 /// The data of one TXT answer as Zeek writes it (`TXT 44 data…`), else the answer.

@@ -197,6 +197,21 @@ pub fn decide(
                 true,
                 false,
             ),
+            // A destination known only by name, reached through a web proxy: an address
+            // block would hit the proxy (every client cut off) — said so.
+            _ if step.target == Some(Selector::AttackerIp)
+                && let Some(name) = inc.entities.iter().find_map(|e| e.strip_prefix("domain:")) =>
+            {
+                Decision::new(
+                    "skipped",
+                    format!(
+                        "the destination is the name {}, with no address of its own to block (reached through a proxy, on an address that serves other names, or never resolved): block the name at the proxy or the resolver",
+                        crate::text::sanitize(name, 128)
+                    ),
+                    true,
+                    false,
+                )
+            }
             _ => Decision::new("failed", "no target for this step in the incident".into(), true, true),
         },
         StepKind::Approval => Decision::new("waiting", format!("approve with `warden approve {key}`"), false, false),
