@@ -197,3 +197,115 @@ pub fn generate_conn(out: &mut impl Write, lines: u64, seed: u64) -> std::io::Re
     }
     Ok(())
 }
+
+/// Writes the logs of one capture into `dir` — `conn.log`, `dns.log`, `http.log`,
+/// `ssl.log`, about `records` records in all (Zeek TSV): 2,000 internal hosts reaching
+/// 5,000 sites by name, directly over TLS or HTTP (a DNS answer first for a third of
+/// them) or through a web proxy (10.0.0.3:3128, CONNECT), and an implant calling its C2
+/// through the proxy every 60 s. Returns the records written.
+pub fn generate_capture(dir: &std::path::Path, records: u64, seed: u64) -> std::io::Result<u64> {
+    let mut rng = Rng::new(seed);
+    let open = |name: &str, path: &str, fields: &str| -> std::io::Result<std::io::BufWriter<std::fs::File>> {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join(name))?);
+        writeln!(f, "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\t{path}")?;
+        writeln!(f, "#fields\t{}", fields.replace(' ', "\t"))?;
+        Ok(f)
+    };
+    let mut conn = open(
+        "conn.log",
+        "conn",
+        "ts uid id.orig_h id.orig_p id.resp_h id.resp_p proto service duration orig_bytes resp_bytes conn_state local_orig local_resp missed_bytes history orig_pkts orig_ip_bytes resp_pkts resp_ip_bytes tunnel_parents",
+    )?;
+    let mut dns = open(
+        "dns.log",
+        "dns",
+        "ts uid id.orig_h id.orig_p id.resp_h id.resp_p proto trans_id rtt query qclass qclass_name qtype qtype_name rcode rcode_name AA TC RD RA Z answers TTLs rejected",
+    )?;
+    let mut http = open(
+        "http.log",
+        "http",
+        "ts uid id.orig_h id.orig_p id.resp_h id.resp_p trans_depth method host uri referrer version user_agent origin request_body_len response_body_len status_code status_msg",
+    )?;
+    let mut ssl = open(
+        "ssl.log",
+        "ssl",
+        "ts uid id.orig_h id.orig_p id.resp_h id.resp_p version cipher curve server_name resumed last_alert next_protocol established",
+    )?;
+    let t0 = 1_772_409_600.0;
+    let mut written = 0;
+    let mut n = 0u64;
+    while written < records {
+        let ts = t0 + n as f64 * 0.02;
+        n += 1;
+        let uid = rng.next() & 0xffff_ffff_ffff;
+        let sport = 30_000 + rng.below(30_000);
+        let implant = n % 3000 == 0;
+        let src =
+            if implant { "10.9.9.9".to_string() } else { format!("10.0.{}.{}", rng.below(8), 1 + rng.below(250)) };
+        let site = rng.below(5000);
+        let name =
+            if implant { "c2.bench-example.net".to_string() } else { format!("s{site}.example{}.com", site % 97) };
+        let addr = format!("198.51.{}.{}", site % 200, 1 + site / 200);
+        let how = if implant { 9 } else { rng.below(10) };
+        let (dst, port, ob) = match how {
+            0..=5 => (addr.as_str(), 443, 300 + rng.below(5000)),
+            6..=7 => (addr.as_str(), 80, 200 + rng.below(2000)),
+            _ => ("10.0.0.3", 3128, 300 + rng.below(5000)),
+        };
+        if how <= 7 && rng.below(3) == 0 {
+            writeln!(
+                dns,
+                "{:.6}\tD{uid:012x}\t{src}\t{sport}\t10.0.0.2\t53\tudp\t{}\t0.01\t{name}\t1\tC_INTERNET\t1\tA\t0\tNOERROR\tF\tF\tT\tT\t0\t{addr}\t300.0\tF",
+                ts - 0.01,
+                rng.below(65535)
+            )?;
+            written += 1;
+        }
+        writeln!(
+            conn,
+            "{ts:.6}\tC{uid:012x}\t{src}\t{sport}\t{dst}\t{port}\ttcp\t-\t0.5\t{ob}\t{}\tSF\t-\t-\t0\tShADadFf\t5\t500\t5\t500\t-",
+            1000 + rng.below(200_000)
+        )?;
+        match how {
+            0..=5 => writeln!(
+                ssl,
+                "{:.6}\tC{uid:012x}\t{src}\t{sport}\t{dst}\t443\tTLSv13\tTLS_AES_128_GCM_SHA256\tx25519\t{name}\tF\t-\th2\tT",
+                ts + 0.01
+            )?,
+            6..=7 => writeln!(
+                http,
+                "{:.6}\tC{uid:012x}\t{src}\t{sport}\t{dst}\t80\t1\tGET\t{name}\t/index.html\t-\t1.1\tMozilla/5.0\t-\t0\t{}\t200\tOK",
+                ts + 0.01,
+                rng.below(90_000)
+            )?,
+            _ => writeln!(
+                http,
+                "{:.6}\tC{uid:012x}\t{src}\t{sport}\t{dst}\t3128\t1\tCONNECT\t{name}\t{name}:443\t-\t1.1\tMozilla/5.0\t-\t0\t0\t200\tOK",
+                ts + 0.01
+            )?,
+        }
+        written += 2;
+    }
+    for mut f in [conn, dns, http, ssl] {
+        f.flush()?;
+    }
+    Ok(written)
+}
+
+/// Writes a Zeek `conn` log of `pairs` connections, each of a distinct pair: 4,096
+/// internal hosts, each destination used once (what state per pair costs at its cap).
+pub fn generate_pairs(out: &mut impl Write, pairs: u64) -> std::io::Result<()> {
+    writeln!(out, "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn")?;
+    writeln!(
+        out,
+        "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state"
+    )?;
+    let t0 = 1_772_409_600.0;
+    for n in 0..pairs {
+        let src = format!("10.{}.{}.{}", n % 16, (n / 16) % 16, 1 + (n / 256) % 16);
+        let d = n / 4096;
+        let dst = format!("{}.{}.{}.{}", 11 + d / 65_536 % 100, d / 256 % 256, d % 256, 1 + n % 254);
+        writeln!(out, "{:.6}\tC{n:012x}\t{src}\t40000\t{dst}\t443\ttcp\t-\t0.5\t300\t900\tSF", t0 + n as f64 * 0.01)?;
+    }
+    Ok(())
+}

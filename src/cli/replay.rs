@@ -35,7 +35,7 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
     let mut cfg = cfg;
     cfg.ingest.batch_lines = cfg.ingest.batch_lines.max(8_192);
     let sys = actix::System::new();
-    let (listing, findings, totals, elapsed, read_secs, analysing_peak) = sys.block_on(async move {
+    let (listing, findings, totals, elapsed, read_secs, analysing_peak, evicted) = sys.block_on(async move {
         let rt = Runtime::start_with(&cfg, &defs, store, false)?;
         rt.ready().await;
         let progress = warden::ingest::replay::progress();
@@ -69,6 +69,7 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
         }
         let read_secs = started.elapsed().as_secs_f64();
         rt.quiesce().await;
+        let evicted = rt.metrics.evictions();
         let elapsed = started.elapsed();
         // The peak while analysing, before the listing below loads every incident.
         let analysing_peak = peak_rss_kb();
@@ -80,7 +81,7 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
         let listing = Listing::of(rt.kb.reader.clone())?;
         let findings = if want_findings { rt.kb.findings().await? } else { Vec::new() };
         rt.shutdown().await?;
-        anyhow::Ok((listing, findings, totals, elapsed, read_secs, analysing_peak))
+        anyhow::Ok((listing, findings, totals, elapsed, read_secs, analysing_peak, evicted))
     })?;
     let lines = totals.lines;
     if want_findings {
@@ -108,6 +109,12 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
         let mut by_parser: Vec<String> = totals.parsers.iter().map(|(p, n)| format!("{}={n}", p.as_str())).collect();
         by_parser.push(format!("unparsed={}", totals.unparsed));
         println!("lines by parser: {}", by_parser.join(" "));
+        // State over its caps (per table, least recent first): what the bounds cost.
+        let evicted: Vec<String> = evicted.iter().map(|(t, n)| format!("{t}={n}")).collect();
+        println!(
+            "state keys evicted over their caps: {}",
+            if evicted.is_empty() { "none".into() } else { evicted.join(" ") }
+        );
         match (peak_rss_kb(), analysing_peak) {
             (Some(kb), Some(a)) => println!(
                 "peak RSS: {:.1} MB ({:.1} MB while analysing, before the listing)",
@@ -120,8 +127,17 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
     Ok(0)
 }
 
-/// The files to replay: each file as given, a directory's files (not hidden, not its
-/// subdirectories) in name order.
+/// Whether a directory's file is replayed: a log, a JSON-lines file or a capture by its
+/// name (`conn.log`, `conn.00:00:00-01:00:00.log.gz`, `auth.log.1`, `eve.json`,
+/// `trace.pcap`) — not a README or a checksum list next to them.
+fn log_by_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.contains(".log")
+        || [".json", ".jsonl", ".json.gz", ".jsonl.gz", ".pcap", ".pcapng", ".cap"].iter().any(|e| name.ends_with(e))
+}
+
+/// The files to replay: each file as given, a directory's logs (not hidden, not its
+/// subdirectories; other files are skipped, saying so) in name order.
 fn expand(given: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for f in given {
@@ -133,12 +149,20 @@ fn expand(given: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
         let mut inside = Vec::new();
         for e in std::fs::read_dir(&f).with_context(|| format!("cannot list {}", f.display()))? {
             let e = e.with_context(|| format!("cannot list {}", f.display()))?;
-            let hidden = e.file_name().to_string_lossy().starts_with('.');
-            if !hidden && std::fs::metadata(e.path()).is_ok_and(|m| m.is_file()) {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') || !std::fs::metadata(e.path()).is_ok_and(|m| m.is_file()) {
+                continue;
+            }
+            if log_by_name(&name) {
                 inside.push(e.path());
+            } else {
+                eprintln!(
+                    "warden: skipping {}: not a log by its name (name the file to replay it)",
+                    e.path().display()
+                );
             }
         }
-        anyhow::ensure!(!inside.is_empty(), "{} holds no file to replay", f.display());
+        anyhow::ensure!(!inside.is_empty(), "{} holds no log file to replay", f.display());
         inside.sort();
         files.extend(inside);
     }

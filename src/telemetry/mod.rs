@@ -112,6 +112,11 @@ impl Metrics {
         e.1 += evicted;
     }
 
+    /// Keys evicted so far from each table of attacker-keyed state.
+    pub fn evictions(&self) -> BTreeMap<&'static str, u64> {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(t, (_, e))| (*t, *e)).collect()
+    }
+
     pub fn sources(&self) -> BTreeMap<String, SourceCounters> {
         self.sources.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

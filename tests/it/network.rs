@@ -34,10 +34,27 @@ fn stratosphere_003_flags_the_1337_c2_host() {
         assert_eq!(about(f), "147.32.83.234", "only the C2 host is flagged: {f:#}");
         assert_eq!(f["host"], "10.8.0.61");
     }
+    // The RAT's own port: data exchanged on 1337/tcp, which nothing else here uses.
+    let odd = found.iter().find(|f| f["rule"] == "unusual_port").expect("unusual port");
+    assert_eq!(odd["numbers"]["port"], 1337.0, "{odd:#}");
     let exfil = found.iter().find(|f| f["rule"] == "data_exfiltration").expect("exfiltration");
     assert!(exfil["numbers"]["bytes_out"].as_f64().unwrap() > 20e6);
     assert!(exfil["numbers"]["ratio_to_baseline"].as_f64().unwrap() > 10.0);
     assert_eq!(exfil["tactics"], serde_json::json!(["TA0010"]));
+}
+
+/// Scenario 005 (Simda, a DGA botnet), given as its directory: conn.log, dns.log and
+/// http.log merged on time (the README beside them skipped). The infected host's
+/// lookups of generated names that do not exist are a DGA; conn.log alone cannot tell.
+#[test]
+fn stratosphere_005_directory_shows_the_simda_dga() {
+    let Some(file) = corpus("zeek/stratosphere/005-zeek-scenario-malicious/conn.log") else { return };
+    let dir = file.parent().unwrap();
+    let found = findings(dir, None);
+    let dga: Vec<_> = found.iter().filter(|f| f["rule"] == "dga_nxdomain").collect();
+    assert_eq!(dga.len(), 1, "{found:#?}");
+    assert!(dga[0]["numbers"]["nxdomain_names"].as_f64().unwrap() >= 50.0, "{:#}", dga[0]);
+    assert!(findings(&file, None).iter().all(|f| f["rule"] != "dga_nxdomain"));
 }
 
 /// Scenario 001 (NjRAT): the infected host calls 41.108.179.197:1177 on a fixed rhythm.

@@ -223,7 +223,8 @@ fn replay_prints_a_readable_summary() {
 /// the success that followed them in another (read first, by name) are a success after
 /// failures only when read in time order; so for a directory holding them. Each
 /// evidence pointer names the file its line is in, at the line's offset there. A
-/// directory's file in which no line parses is an error naming it.
+/// directory's README is skipped, saying so; a log of it in which no line parses is an
+/// error naming it.
 #[test]
 fn several_files_are_merged_on_time_with_evidence_in_each() {
     let whole = std::fs::read_to_string("fixtures/scenarios/success-after-failures/input.log").unwrap();
@@ -257,11 +258,18 @@ fn several_files_are_merged_on_time_with_evidence_in_each() {
             assert!(evidence.iter().any(|e| e == line), "{line:?} is not the finding's evidence: {r:#}");
         }
     }
-    std::fs::write(dir.join("notes.txt"), "not a log line\n").unwrap();
+    // A README next to the logs is skipped, saying so; a log of which nothing parses
+    // is an error.
+    std::fs::write(dir.join("README.md"), "# capture of 2 March\n").unwrap();
+    let out = Command::new(BIN).args(["replay", "--findings"]).arg(&dir).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("skipping") && err.contains("README.md: not a log by its name"), "{err}");
+    std::fs::write(dir.join("junk.log"), "not a log line\n").unwrap();
     let out = Command::new(BIN).arg("replay").arg(&dir).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("notes.txt parsed as format `auto`"), "{err}");
+    assert!(err.contains("junk.log parsed as format `auto`"), "{err}");
 }
 
 /// `--stats` says which parser took how many lines, and how many none understood: each

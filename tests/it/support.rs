@@ -156,10 +156,28 @@ impl Daemon {
         cmd.env("RUST_LOG", "info").stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         self.child = Some(cmd.spawn().expect("start warden"));
         let token_path = self.data_dir.join("admin.token");
-        self.token = eventually(secs, "admin token file", || {
-            std::fs::read_to_string(&token_path).ok().filter(|t| !t.is_empty())
-        });
-        eventually(secs, "admin API to answer", || self.get("/v1/health").ok().filter(|r| r.status == 200));
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        // The token (created at the first start, kept) and an answer to it.
+        loop {
+            if let Some(t) = std::fs::read_to_string(&token_path).ok().filter(|t| !t.is_empty()) {
+                self.token = t;
+                if self.get("/v1/health").is_ok_and(|r| r.status == 200) {
+                    return;
+                }
+            }
+            if Instant::now() > deadline || self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_some()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Say why: whether it exited, and what it logged last.
+        let status = self.child.as_mut().map(|c| c.try_wait());
+        let log = self.stderr();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+        panic!(
+            "warden did not answer within {secs} s (process: {status:?}); last lines of its log:\n{}",
+            tail.join("\n")
+        );
     }
 
     pub fn kill9(&mut self) {

@@ -18,11 +18,16 @@
 //!   are long or high-entropy, or mostly TXT/NULL queries, or many high-entropy TXT
 //!   answers; a DGA: per source, many names of many domains that do not exist;
 //! - long connections and strobes (`long.rs`): an inside host's connection to an
-//!   outside address open for hours, and a pair with a thousand connections a day.
+//!   outside address open for hours, and a pair with a thousand connections a day;
+//! - unusual ports (`ports.rs`): data exchanged with an outside address on a port no
+//!   common service uses and few inside hosts use.
+//!
+//! Beacons are scored per destination *name* when one is known (`names.rs`: the
+//! `http`/`ssl` records of the same connection, DNS answers; web proxies).
 //!
 //! The state is plain serde data kept per key (`v/…`, `h/…`, `b/…`, `x/…`, `d/…`,
-//! `l/…`, `s/…`, `n/…`); the keys a batch touched are returned as a delta and stored with the
-//! batch's checkpoint.
+//! `l/…`, `s/…`, `n/…`, `u/…`, `r/…`, `p/…`, `o/…`, `c/…`); the keys a batch touched are
+//! returned as a delta and stored with the batch's checkpoint.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -37,6 +42,7 @@ mod exfil;
 mod long;
 mod names;
 mod params;
+mod ports;
 mod records;
 mod scan;
 mod stats;
@@ -216,6 +222,8 @@ pub struct NetworkAnalyzer {
     long: Tracked<(IpAddr, IpAddr, u16, &'static str), long::LongConn>,
     nxdomain: Tracked<IpAddr, dns::NxWindow>,
     strobes: Tracked<(IpAddr, IpAddr), long::Strobe>,
+    odd_ports: Tracked<(IpAddr, IpAddr, u16, &'static str), ports::OddPort>,
+    port_clients: Tracked<(&'static str, u16), ports::PortClients>,
     newest: f64,
     /// The earliest event time seen (what a beacon's duration is compared with).
     oldest: f64,
@@ -256,6 +264,8 @@ impl NetworkAnalyzer {
             long: Tracked::default(),
             nxdomain: Tracked::default(),
             strobes: Tracked::default(),
+            odd_ports: Tracked::default(),
+            port_clients: Tracked::default(),
             newest: 0.0,
             oldest: f64::INFINITY,
             last_prune: 0.0,
@@ -287,6 +297,8 @@ impl NetworkAnalyzer {
                 "u" => drop(self.uids.load(rest, value)?),
                 "r" => drop(self.resolved.load(rest, value)?),
                 "p" => drop(self.proxies_seen.load(rest, value)?),
+                "o" => drop(self.odd_ports.load(rest, value)?),
+                "c" => drop(self.port_clients.load(rest, value)?),
                 _ => {}
             }
         }
@@ -308,6 +320,8 @@ impl NetworkAnalyzer {
         self.uids.discard();
         self.resolved.discard();
         self.proxies_seen.discard();
+        self.odd_ports.discard();
+        self.port_clients.discard();
     }
 
     /// The keys changed since the last call: `(key below STATE_PREFIX, value or None
@@ -325,6 +339,8 @@ impl NetworkAnalyzer {
         self.uids.drain("u/", &mut out);
         self.resolved.drain("r/", &mut out);
         self.proxies_seen.drain("p/", &mut out);
+        self.odd_ports.drain("o/", &mut out);
+        self.port_clients.drain("c/", &mut out);
         out
     }
 
@@ -363,6 +379,7 @@ impl NetworkAnalyzer {
                     self.beacon(o, ev, &mut out);
                 }
                 self.exfiltration(&flow, ev, &mut out);
+                self.unusual_port(&flow, ev, &mut out);
             } else if let Some(q) = DnsQuery::from_event(ev) {
                 self.newest = self.newest.max(q.ts);
                 if !self.ignore.iter().any(|n| n.contains(&q.src)) {
@@ -406,6 +423,8 @@ impl NetworkAnalyzer {
         self.long.retain(|l| l.end > now - lw || l.last_alert.is_some_and(|a| a > now - long::LONG_REPORT_EVERY_SECS));
         let sw = p.strobe_window_secs as f64;
         self.strobes.retain(|s| s.last > now - sw);
+        self.odd_ports.retain(|o| o.last > now - 86_400.0);
+        self.port_clients.retain(|c| c.last > now - 7.0 * 86_400.0);
         self.prune_names(now);
     }
 }

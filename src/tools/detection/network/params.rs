@@ -45,6 +45,12 @@ pub struct NetworkParams {
     /// An internal address receiving proxy-style requests (CONNECT, absolute URIs) for
     /// this many distinct names is recognised as a proxy.
     pub proxy_min_names: u32,
+    /// Ports of common services: an established outbound connection on any other port
+    /// that exchanged at least `unusual_port_min_bytes` is reported (low severity) while
+    /// at most `unusual_port_max_clients` inside hosts use that port.
+    pub common_ports: Vec<u16>,
+    pub unusual_port_min_bytes: u64,
+    pub unusual_port_max_clients: u32,
     /// Window over which a host's outbound bytes are summed.
     pub exfil_window_secs: u64,
     /// A window this many times the host's baseline is reported…
@@ -109,6 +115,12 @@ impl Default for NetworkParams {
             beacon_prevalence_min_hosts: 10,
             proxies: Vec::new(),
             proxy_min_names: 10,
+            common_ports: vec![
+                20, 21, 22, 25, 53, 80, 110, 123, 143, 443, 465, 587, 853, 993, 995, 1194, 1883, 3478, 5060, 5061,
+                5222, 5223, 5228, 5349, 8080, 8443, 8883,
+            ],
+            unusual_port_min_bytes: 4096,
+            unusual_port_max_clients: 2,
             exfil_window_secs: 600,
             exfil_factor: 10.0,
             exfil_min_bytes: 20_000_000,
