@@ -1,5 +1,8 @@
-//! Packet captures (pcap and pcapng) turned into flows and DNS queries, named as Zeek
-//! names its `conn` and `dns` fields, so the network detectors read them like Zeek logs.
+//! Packet captures (pcap and pcapng) turned into flows and DNS transactions, named as
+//! Zeek names its `conn` and `dns` fields, so the network detectors read them like Zeek
+//! logs. A DNS query's event gets its response's answer code (`rcode_name`) and
+//! addresses (`answers`) when the response is in the capture, as Zeek's `dns.log` has
+//! one record per transaction.
 //!
 //! Link layers: Ethernet, raw IP, Linux cooked (SLL) and BSD loopback. A flow is one
 //! 5-tuple from its first packet until it closes (FIN both ways or RST), goes idle
@@ -42,6 +45,8 @@ pub struct CaptureStats {
     pub undecoded: u64,
     pub flows: u64,
     pub dns_queries: u64,
+    /// DNS responses matched to their query (its answer code and addresses added to it).
+    pub dns_answers: u64,
     /// Packets of new flows dropped because the flow table was full.
     pub dropped: u64,
     /// The capture ended in the middle of a record.
@@ -143,6 +148,8 @@ struct Flows {
     open: HashMap<Key, FlowState>,
     out: Vec<Event>,
     stats: CaptureStats,
+    /// DNS queries awaiting their response: (client, client port, id) → their event.
+    pending: HashMap<(IpAddr, u16, u16), usize>,
 }
 
 struct Packet<'a> {
@@ -167,6 +174,8 @@ impl Flows {
         };
         if p.proto == 17 && p.dport == 53 {
             self.dns(ts, &p);
+        } else if p.proto == 17 && p.sport == 53 {
+            self.dns_answer(&p);
         }
         let a = (p.src, p.sport);
         let b = (p.dst, p.dport);
@@ -250,8 +259,82 @@ impl Flows {
         m.insert("query".into(), json!(name));
         m.insert("qtype_name".into(), json!(qtype));
         let raw = format!("{ts:.6}\t{}\t{}\t{}\t{}\tudp\t{name}\t{qtype}", p.src, p.sport, p.dst, p.dport);
+        if p.payload.len() >= 2 {
+            if self.pending.len() >= MAX_PENDING_DNS {
+                // Unanswered queries pile up: the oldest are given up on.
+                self.pending.clear();
+            }
+            let id = u16::from_be_bytes([p.payload[0], p.payload[1]]);
+            self.pending.insert((p.src, p.sport, id), self.out.len());
+        }
         self.out.push(event(ts, "pcap:dns", m, raw));
     }
+
+    /// A response: its answer code and addresses go on its query's event, as Zeek's
+    /// `dns.log` has one record per transaction.
+    fn dns_answer(&mut self, p: &Packet<'_>) {
+        let Some((id, rcode, addrs)) = dns_response(p.payload) else { return };
+        let Some(i) = self.pending.remove(&(p.dst, p.dport, id)) else { return };
+        let Some(m) = self.out.get_mut(i).and_then(|e| e.json.as_deref_mut()) else { return };
+        self.stats.dns_answers += 1;
+        m.insert("rcode_name".into(), json!(rcode));
+        m.insert("answers".into(), json!(addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()));
+    }
+}
+
+/// Queries awaiting a response, at most.
+const MAX_PENDING_DNS: usize = 65_536;
+
+/// A DNS response: its id, answer code name and the addresses among its answers (A,
+/// AAAA; at most 16). Queries and malformed messages give `None`.
+pub fn dns_response(msg: &[u8]) -> Option<(u16, String, Vec<IpAddr>)> {
+    if msg.len() < 12 || msg[2] & 0x80 == 0 {
+        return None;
+    }
+    let id = u16::from_be_bytes([msg[0], msg[1]]);
+    let rcode = match msg[3] & 0x0f {
+        0 => "NOERROR".to_string(),
+        1 => "FORMERR".into(),
+        2 => "SERVFAIL".into(),
+        3 => "NXDOMAIN".into(),
+        4 => "NOTIMP".into(),
+        5 => "REFUSED".into(),
+        n => format!("RCODE{n}"),
+    };
+    let (qd, an) = (u16::from_be_bytes([msg[4], msg[5]]), u16::from_be_bytes([msg[6], msg[7]]));
+    // Skips a (possibly compressed) name, returning the index after it.
+    let skip_name = |mut i: usize| -> Option<usize> {
+        loop {
+            let len = *msg.get(i)? as usize;
+            match len & 0xc0 {
+                0 if len == 0 => return Some(i + 1),
+                0 => i += 1 + len,
+                0xc0 => return Some(i + 2),
+                _ => return None,
+            }
+        }
+    };
+    let mut i = 12;
+    for _ in 0..qd {
+        i = skip_name(i)? + 4;
+    }
+    let mut addrs = Vec::new();
+    for _ in 0..an {
+        i = skip_name(i)?;
+        let field = |at: usize| Some(u16::from_be_bytes([*msg.get(at)?, *msg.get(at + 1)?]));
+        let (kind, len) = (field(i)?, field(i + 8)? as usize);
+        let data = msg.get(i + 10..i + 10 + len)?;
+        match (kind, len) {
+            (1, 4) => addrs.push(IpAddr::from(<[u8; 4]>::try_from(data).ok()?)),
+            (28, 16) => addrs.push(IpAddr::from(<[u8; 16]>::try_from(data).ok()?)),
+            _ => {}
+        }
+        i += 10 + len;
+        if addrs.len() >= 16 {
+            break;
+        }
+    }
+    Some((id, rcode, addrs))
 }
 
 fn decode(link: Linktype, data: &[u8]) -> Option<Packet<'_>> {
@@ -460,5 +543,36 @@ mod tests {
         assert_eq!(dns_question(&odd), None);
         assert!(is_capture(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0]) && is_capture(&[0x0a, 0x0d, 0x0d, 0x0a]));
         assert!(!is_capture(b"Mar  1 10:00:00"));
+    }
+
+    /// A response's answers: addresses of A and AAAA records behind compressed names
+    /// (a CNAME skipped), its answer code; a query, a cut message, a bad label are none.
+    #[test]
+    fn dns_responses() {
+        let mut r = vec![0xab, 0xcd, 0x81, 0x80, 0, 1, 0, 3, 0, 0, 0, 0];
+        for l in ["c2", "example", "net"] {
+            r.push(l.len() as u8);
+            r.extend(l.as_bytes());
+        }
+        r.extend([0, 0, 1, 0, 1]);
+        // CNAME to "x.example.net" (compressed), then A and AAAA under the pointer.
+        r.extend([0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 4, 1, b'x', 0xc0, 15]);
+        r.extend([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 203, 0, 113, 80]);
+        r.extend([0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 60, 0, 16]);
+        r.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        let (id, rcode, addrs) = dns_response(&r).unwrap();
+        assert_eq!((id, rcode.as_str()), (0xabcd, "NOERROR"));
+        assert_eq!(addrs, ["203.0.113.80".parse::<IpAddr>().unwrap(), "2001:db8::1".parse().unwrap()]);
+        let mut nx = r[..32].to_vec();
+        nx[3] = 0x83;
+        nx[7] = 0;
+        assert_eq!(dns_response(&nx), Some((0xabcd, "NXDOMAIN".into(), vec![])));
+        let mut query = r.clone();
+        query[2] &= 0x7f;
+        assert_eq!(dns_response(&query), None);
+        assert_eq!(dns_response(&r[..40]), None, "cut in an answer");
+        let mut bad = r.clone();
+        bad[12] = 0x80;
+        assert_eq!(dns_response(&bad), None, "a reserved label type");
     }
 }

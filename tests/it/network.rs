@@ -158,6 +158,26 @@ fn dns_query(ts: f64, src: &str, name: &str, qtype: u16) -> Frame {
     (ts, out)
 }
 
+/// The resolver's (10.0.0.2) answer to `dns_query`: an answer code and A records.
+fn dns_answer(ts: f64, client: &str, name: &str, rcode: u8, addrs: &[&str]) -> Frame {
+    let mut r = vec![0x12, 0x34, 0x81, 0x80 | rcode, 0, 1, 0, addrs.len() as u8, 0, 0, 0, 0];
+    for l in name.split('.') {
+        r.push(l.len() as u8);
+        r.extend(l.as_bytes());
+    }
+    r.extend([0, 0, 1, 0, 1]);
+    for a in addrs {
+        r.extend([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        r.extend(ip4(a));
+    }
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+        .ipv4(ip4("10.0.0.2"), ip4(client), 64)
+        .udp(53, 40000);
+    let mut out = Vec::new();
+    b.write(&mut out, &r).unwrap();
+    (ts, out)
+}
+
 /// Classic pcap, microsecond timestamps, Ethernet.
 fn write_pcap(frames: &[Frame]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -216,7 +236,8 @@ fn write_pcapng(frames: &[Frame]) -> Vec<u8> {
 }
 
 /// Packets of a vertical scan (refused), a beaconing implant (full TCP sessions every
-/// minute) and DNS tunnelling, plus an ordinary web session.
+/// minute, to the address a DNS answer gave it for its C2's name), DNS tunnelling and a
+/// DGA's lookups answered NXDOMAIN, plus an ordinary web session.
 fn capture() -> Vec<Frame> {
     let t0 = 1_772_409_600.0;
     let mut f = Vec::new();
@@ -227,6 +248,9 @@ fn capture() -> Vec<Frame> {
     }
     for i in 0..12u16 {
         let t = t0 + 60.0 * i as f64 + if i % 2 == 0 { 0.4 } else { -0.4 };
+        // Resolved first: the beacon's destination is the name.
+        f.push(dns_query(t - 0.2, "10.0.0.20", "beacon.pcap-example.net", 1));
+        f.push(dns_answer(t - 0.19, "10.0.0.20", "beacon.pcap-example.net", 0, &["203.0.113.80"]));
         let (c, s) = (("10.0.0.20", 50000 + i), ("203.0.113.80", 8443));
         f.push(tcp(t, c, s, "S", b""));
         f.push(tcp(t + 0.01, s, c, "SA", b""));
@@ -249,6 +273,12 @@ fn capture() -> Vec<Frame> {
             .collect();
         f.push(dns_query(t0 + 2.0 * i as f64, "10.0.0.40", &format!("{label}.t.tunnel-example.net"), 16));
     }
+    // A DGA: 60 generated names of 30 domains that do not exist (NXDOMAIN answers).
+    for i in 0..60u64 {
+        let name = format!("q{:x}z{}.dga{}-example.com", i * 7919 % 4093, i % 5, i % 30);
+        f.push(dns_query(t0 + 3.0 * i as f64, "10.0.0.45", &name, 1));
+        f.push(dns_answer(t0 + 3.0 * i as f64 + 0.01, "10.0.0.45", &name, 3, &[]));
+    }
     f.push(tcp(t0 + 5.0, ("10.0.0.50", 51000), ("198.51.100.5", 443), "S", b""));
     f.push(tcp(t0 + 5.01, ("198.51.100.5", 443), ("10.0.0.50", 51000), "SA", b""));
     f.push(tcp(t0 + 5.02, ("10.0.0.50", 51000), ("198.51.100.5", 443), "PA", &[1; 500]));
@@ -256,8 +286,9 @@ fn capture() -> Vec<Frame> {
     f
 }
 
-/// pcap and pcapng files become flows and DNS queries that go through the same
-/// detectors as Zeek logs; a capture cut in the middle of a record is read up to the cut.
+/// pcap and pcapng files become flows and DNS transactions (queries with their
+/// responses' answer codes and addresses) that go through the same detectors as Zeek
+/// logs — the beacon named by its DNS answer; a capture cut in the middle of a record is read up to the cut.
 #[test]
 fn packet_captures_are_analysed_as_flows() {
     let tmp = tempfile::tempdir().unwrap();
@@ -272,6 +303,7 @@ fn packet_captures_are_analysed_as_flows() {
             ("port_scan_vertical", "203.0.113.66"),
             ("c2_beaconing", "203.0.113.80"),
             ("dns_tunnelling", "domain:tunnel-example.net"),
+            ("dga_nxdomain", "host:10.0.0.45"),
         ]
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -279,6 +311,7 @@ fn packet_captures_are_analysed_as_flows() {
         assert_eq!(got, want, "{name}: {found:#?}");
         let beacon = found.iter().find(|f| f["rule"] == "c2_beaconing").unwrap();
         assert_eq!(beacon["numbers"]["median_bytes"], 300.0, "payload bytes of the originator");
+        assert!(beacon["title"].as_str().unwrap().contains("beacon.pcap-example.net:8443/tcp"), "{beacon:#}");
         let scan = found.iter().find(|f| f["rule"] == "port_scan_vertical").unwrap();
         assert_eq!(scan["numbers"]["unanswered_ratio"], 1.0, "refused with RST: REJ");
 
