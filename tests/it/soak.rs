@@ -225,7 +225,10 @@ fn soak() {
     for f in ["auth.log", "web.log"] {
         std::fs::File::create(tmp.path().join(f)).unwrap();
     }
-    let mut d = Daemon::start(tmp.path(), &sources, "[storage]\nmin_free_mb = 1\n", None);
+    // Its own copy of the definitions: restarts read them again, whatever happens to the
+    // working tree meanwhile.
+    let actors = crate::support::copy_actors(tmp.path());
+    let mut d = Daemon::start(tmp.path(), &sources, "[storage]\nmin_free_mb = 1\n", Some(actors));
     let w = Arc::new(Written::default());
     let started = Instant::now();
     let writer_thread = {
