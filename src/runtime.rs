@@ -107,10 +107,12 @@ impl Runtime {
                     addresses = used.addresses,
                     correlation_groups = used.correlation_groups,
                     campaigns = used.campaigns,
-                    "the memory budget lowers the agent's [detection.limits] (asked: {} addresses, {} correlation groups, {} campaigns)",
+                    network_keys = used.network_keys,
+                    "the memory budget lowers the agent's [detection.limits] (asked: {} addresses, {} correlation groups, {} campaigns, {} network keys)",
                     asked.addresses,
                     asked.correlation_groups,
-                    asked.campaigns
+                    asked.campaigns,
+                    asked.network_keys
                 );
             }
         }

@@ -442,6 +442,9 @@ pub struct MemoryShares {
     /// Sigma correlation groups (about 2 KB each): a sixteenth, at most
     /// `[detection.limits] correlation_groups`.
     pub correlation_groups: usize,
+    /// Keys of each network analytics table (about 600 bytes a source–destination
+    /// pair): an eighth, at most `[detection.limits] network_keys`.
+    pub network_keys: usize,
 }
 
 impl StorageConfig {
@@ -465,6 +468,7 @@ impl StorageConfig {
             incident_entities: ((rest << 20) / 16 / 100).max(1024) as usize,
             detector_addresses: ((rest << 20) / 16 / 2048).max(256) as usize,
             correlation_groups: ((rest << 20) / 16 / 2048).max(256) as usize,
+            network_keys: ((rest << 20) / 8 / 600).max(1024) as usize,
         }
     }
 }

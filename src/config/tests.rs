@@ -139,6 +139,7 @@ fn the_memory_budget_sizes_the_cache_and_the_tables() {
     assert_eq!((m.incidents_held, m.detector_addresses, m.correlation_groups), (1048, 5120, 5120));
     let d = Config::parse("", "w").unwrap().storage.memory_shares();
     assert_eq!((d.cache_bytes, d.detector_addresses, d.correlation_groups), (32 << 20, 17_408, 17_408));
+    assert_eq!((m.network_keys, d.network_keys), (34_952, 118_838), "an eighth at 600 bytes a pair");
     // Below what Warden itself needs and a flood's headroom: refused, saying why.
     let e = Config::parse("[storage]\nmemory_budget_mb = 128\n", "w").unwrap_err().to_string();
     assert!(e.contains("memory_budget_mb = 128 is below 192"), "{e}");

@@ -32,7 +32,8 @@ impl Tool for AnalyzeNetworkTraffic {
     type Request = Request;
 
     fn build(setup: &ToolSetup, state: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
-        let mut analyzer = NetworkAnalyzer::new(setup.detection.network.clone());
+        let mut analyzer =
+            NetworkAnalyzer::new(setup.detection.network.clone()).with_cap(setup.detection.limits.network_keys);
         analyzer.restore(state)?;
         Ok(AnalyzeNetworkTraffic { analyzer, keep_delta: setup.durable })
     }

@@ -796,6 +796,7 @@ mod tests {
         let small = crate::config::Config::parse("[storage]\nmemory_budget_mb = 192\n", "w").unwrap();
         let lowered = limits.within(&small.storage.memory_shares());
         assert_eq!((lowered.addresses, lowered.correlation_groups, lowered.campaigns), (3072, 3072, 3072));
+        assert_eq!(lowered.network_keys, 20_971, "an eighth of 96 MiB at 600 bytes a pair");
         let big = crate::config::Config::parse("[storage]\nmemory_budget_mb = 65536\n", "w").unwrap();
         assert_eq!(limits.within(&big.storage.memory_shares()), limits);
     }

@@ -56,6 +56,15 @@ pub struct StateLimits {
     /// Groups of linked findings `correlate_events` keeps (one per attacker or campaign).
     #[serde(default = "default_groups")]
     pub campaigns: usize,
+    /// Keys of each table of `analyze_network_traffic` (source–destination pairs, above
+    /// all: about 600 bytes a pair, its beacon series and strobe count together).
+    #[serde(default = "default_network_keys")]
+    pub network_keys: usize,
+}
+
+/// What the default memory budget allows (an eighth of it at about 600 bytes a pair).
+fn default_network_keys() -> usize {
+    100_000
 }
 
 /// What the default memory budget (512 MiB) allows: a sixteenth of it at about 2 KB an
@@ -74,6 +83,7 @@ impl Default for StateLimits {
             addresses: default_addresses(),
             correlation_groups: default_groups(),
             campaigns: default_groups(),
+            network_keys: default_network_keys(),
         }
     }
 }
@@ -85,6 +95,7 @@ impl StateLimits {
             addresses: self.addresses.min(m.detector_addresses),
             correlation_groups: self.correlation_groups.min(m.correlation_groups),
             campaigns: self.campaigns.min(m.correlation_groups),
+            network_keys: self.network_keys.min(m.network_keys),
         }
     }
 }

@@ -58,11 +58,13 @@ pub struct Tracked<K, T> {
     pub map: HashMap<K, T>,
     dirty: HashSet<K>,
     removed: HashSet<K>,
+    /// Keys held at most ([`MAX_KEYS`] unless set).
+    pub cap: usize,
 }
 
 impl<K, T> Default for Tracked<K, T> {
     fn default() -> Self {
-        Tracked { map: HashMap::new(), dirty: HashSet::new(), removed: HashSet::new() }
+        Tracked { map: HashMap::new(), dirty: HashSet::new(), removed: HashSet::new(), cap: MAX_KEYS }
     }
 }
 
@@ -71,8 +73,8 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency
     /// full, counted in `evicted`); marks it changed.
     pub fn touch(&mut self, key: &K, evicted: &mut u64) -> Option<&mut T> {
         if !self.map.contains_key(key) {
-            if self.map.len() >= MAX_KEYS {
-                *evicted += self.evict_least_recent(MAX_KEYS / 10).len() as u64;
+            if self.map.len() >= self.cap.max(1) {
+                *evicted += self.evict_least_recent((self.cap / 10).max(1)).len() as u64;
             }
             self.map.insert(key.clone(), T::default());
             self.removed.remove(key);

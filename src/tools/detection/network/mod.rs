@@ -273,6 +273,24 @@ impl NetworkAnalyzer {
         }
     }
 
+    /// Caps every table at `keys` (the least recent evicted past it, counted).
+    pub fn with_cap(mut self, keys: usize) -> Self {
+        self.vscan.cap = keys;
+        self.hscan.cap = keys;
+        self.beacons.cap = keys;
+        self.exfil.cap = keys;
+        self.dns.cap = keys;
+        self.long.cap = keys;
+        self.nxdomain.cap = keys;
+        self.strobes.cap = keys;
+        self.uids.cap = keys;
+        self.resolved.cap = keys;
+        self.proxies_seen.cap = keys;
+        self.odd_ports.cap = keys;
+        self.port_clients.cap = keys;
+        self
+    }
+
     /// Resumes from stored entries (`key` relative to [`STATE_PREFIX`]). Entries that do
     /// not decode are an error: silently resetting detection is not an option.
     pub fn restore(&mut self, entries: Vec<(String, serde_json::Value)>) -> Result<(), crate::tools::StateError> {
@@ -487,6 +505,48 @@ fn human_bytes(b: u64) -> String {
 mod tests {
     use super::stats::bowley;
     use super::*;
+
+    /// A flood of distinct pairs holds each table at its cap — the least recent go,
+    /// counted — and a pair still calling is kept.
+    #[test]
+    fn a_flood_of_pairs_is_held_at_the_cap() {
+        let mut a = NetworkAnalyzer::new(NetworkParams::default()).with_cap(1000);
+        let conn = |ts: f64, src: String, dst: String| {
+            let m = serde_json::json!({"ts": ts, "id.orig_h": src, "id.orig_p": 40000, "id.resp_h": dst,
+                "id.resp_p": 443, "proto": "tcp", "duration": 0.5, "orig_bytes": 300, "resp_bytes": 900,
+                "conn_state": "SF"});
+            let serde_json::Value::Object(map) = m else { unreachable!() };
+            crate::ingest::parse::json::record_event(
+                map,
+                epoch(ts).unwrap(),
+                String::new(),
+                "zeek:conn".into(),
+                String::new(),
+            )
+        };
+        let t0 = 1_772_409_600.0;
+        for n in 0..5000u32 {
+            let ts = t0 + f64::from(n);
+            let mut batch = vec![conn(
+                ts,
+                format!("10.0.{}.{}", n % 16, 1 + n / 16 % 250),
+                format!("198.51.{}.{}", n / 250 % 250, 1 + n % 250),
+            )];
+            if n % 10 == 0 {
+                batch.push(conn(ts, "10.9.9.9".into(), "203.0.113.9".into()));
+            }
+            a.analyze(&batch);
+        }
+        assert!(
+            a.beacons.map.len() <= 1000 && a.strobes.map.len() <= 1000,
+            "{} {}",
+            a.beacons.map.len(),
+            a.strobes.map.len()
+        );
+        assert!(a.evicted >= 2 * 4000, "{}", a.evicted);
+        let implant = (IpAddr::from([10, 9, 9, 9]), names::Dest::Addr([203, 0, 113, 9].into()), 443, "tcp");
+        assert!(a.beacons.map.contains_key(&implant), "the pair still calling is kept");
+    }
 
     #[test]
     fn registered_domains() {
