@@ -7,7 +7,8 @@
 use super::names::{Dest, Outbound};
 use super::*;
 
-/// A beaconing pair: client, destination, port, protocol.
+/// A pair: client, destination, port, protocol (beacons; long connections and unusual
+/// ports, whose destination is always an address).
 pub type PairKey = (IpAddr, Dest, u16, &'static str);
 
 /// `src>dst:port/proto`, the destination a name or an address.

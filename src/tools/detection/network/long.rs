@@ -65,7 +65,9 @@ impl NetworkAnalyzer {
         if f.duration < limit.min(MIN_TRACKED_SECS) {
             return;
         }
-        let Some(l) = self.long.touch(&(f.src, f.dst, f.dport, f.proto), &mut self.evicted) else { return };
+        let Some(l) = self.long.touch(&(f.src, names::Dest::Addr(f.dst), f.dport, f.proto), &mut self.evicted) else {
+            return;
+        };
         let end = f.ts + f.duration;
         // A connection that does not overlap the run starts a new one.
         if l.conns == 0 || f.ts > l.end {

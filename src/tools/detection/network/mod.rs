@@ -169,19 +169,6 @@ impl StateKey for (IpAddr, &'static str, u16) {
     }
 }
 
-/// `src>dst:port/proto` (long connections).
-impl StateKey for (IpAddr, IpAddr, u16, &'static str) {
-    fn encode(&self) -> String {
-        format!("{}>{}:{}/{}", self.0, self.1, self.2, self.3)
-    }
-    fn decode(s: &str) -> Option<Self> {
-        let (a, rest) = s.split_once('>')?;
-        let (dst_port, proto) = rest.rsplit_once('/')?;
-        let (dst, port) = dst_port.rsplit_once(':')?;
-        Some((a.parse().ok()?, dst.parse().ok()?, port.parse().ok()?, proto_name(proto)))
-    }
-}
-
 /// `src` (exfiltration baselines).
 impl StateKey for IpAddr {
     fn encode(&self) -> String {
@@ -219,10 +206,10 @@ pub struct NetworkAnalyzer {
     proxies_seen: Tracked<IpAddr, names::ProxySeen>,
     exfil: Tracked<IpAddr, Exfil>,
     dns: Tracked<(IpAddr, String), DnsWindow>,
-    long: Tracked<(IpAddr, IpAddr, u16, &'static str), long::LongConn>,
+    long: Tracked<beacon::PairKey, long::LongConn>,
     nxdomain: Tracked<IpAddr, dns::NxWindow>,
     strobes: Tracked<(IpAddr, IpAddr), long::Strobe>,
-    odd_ports: Tracked<(IpAddr, IpAddr, u16, &'static str), ports::OddPort>,
+    odd_ports: Tracked<beacon::PairKey, ports::OddPort>,
     port_clients: Tracked<(&'static str, u16), ports::PortClients>,
     newest: f64,
     /// The earliest event time seen (what a beacon's duration is compared with).

@@ -70,7 +70,10 @@ impl NetworkAnalyzer {
         if clients > max_clients {
             return;
         }
-        let Some(o) = self.odd_ports.touch(&(f.src, f.dst, f.dport, f.proto), &mut self.evicted) else { return };
+        let Some(o) = self.odd_ports.touch(&(f.src, names::Dest::Addr(f.dst), f.dport, f.proto), &mut self.evicted)
+        else {
+            return;
+        };
         o.last = o.last.max(now);
         if o.last_alert.is_some_and(|a| now < a + 86_400.0) {
             return;
