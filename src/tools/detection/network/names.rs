@@ -175,7 +175,7 @@ impl NetworkAnalyzer {
     /// A connection as beaconing sees it, under the best name known; `None` when it is
     /// a connection to or from a proxy (the requests it carried are the observations).
     pub(super) fn observed(&self, f: &Flow) -> Option<Outbound> {
-        let named = f.uid.as_ref().and_then(|u| self.uids.map.get(u));
+        let named = f.uid.and_then(|u| self.uids.map.get(u));
         // A proxy's own connections out are its clients' requests, attributed to them.
         if named.is_some_and(|u| u.proxied) || self.is_proxy(f.dst) || self.is_proxy(f.src) {
             return None;

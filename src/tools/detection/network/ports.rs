@@ -49,7 +49,7 @@ impl StateKey for (&'static str, u16) {
 impl NetworkAnalyzer {
     pub(super) fn unusual_port(&mut self, f: &Flow, ev: &Event, out: &mut Vec<Finding>) {
         let p = &self.params;
-        let established = matches!(f.state.as_str(), "SF" | "S1" | "S2" | "S3" | "RSTO" | "RSTR");
+        let established = matches!(f.state, "SF" | "S1" | "S2" | "S3" | "RSTO" | "RSTR");
         if f.proto != "tcp"
             || !established
             || f.resp_bytes == 0

@@ -6,9 +6,9 @@ use std::net::IpAddr;
 use crate::messages::Event;
 use crate::messages::json_lookup as lookup;
 
-/// One connection.
+/// One connection, borrowing its texts from the event it was read from.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Flow {
+pub struct Flow<'a> {
     pub ts: f64,
     pub src: IpAddr,
     pub sport: u16,
@@ -20,12 +20,12 @@ pub struct Flow {
     pub orig_bytes: u64,
     pub resp_bytes: u64,
     /// Zeek's `conn_state` (`S0`, `REJ`, `SF`, …).
-    pub state: String,
+    pub state: &'a str,
     /// A connection still open when logged (Zeek's `conn_long.log`, `open_conn.log`):
     /// its duration and bytes so far; its complete record comes later in `conn.log`.
     pub open: bool,
     /// Zeek's connection id (`uid`), which `http.log` and `ssl.log` records share.
-    pub uid: Option<String>,
+    pub uid: Option<&'a str>,
 }
 
 fn text<'a>(m: &'a serde_json::Map<String, serde_json::Value>, k: &str) -> Option<&'a str> {
@@ -40,10 +40,10 @@ fn ts_of(ev: &Event) -> f64 {
     ev.time.timestamp() as f64 + ev.time.timestamp_subsec_nanos() as f64 / 1e9
 }
 
-impl Flow {
+impl Flow<'_> {
     /// The flow of a Zeek `conn` record (or a pcap flow), if the event is one. One pass
-    /// over the record's fields (this runs for every flow).
-    pub fn from_event(ev: &Event) -> Option<Flow> {
+    /// over the record's fields (this runs for every flow), nothing copied.
+    pub fn from_event(ev: &Event) -> Option<Flow<'_>> {
         let m = ev.json.as_deref()?;
         let open = ev.program.ends_with(":conn_long") || ev.program.ends_with(":open_conn");
         if !(ev.program.ends_with(":conn") || open || m.contains_key("conn_state")) {
@@ -60,7 +60,7 @@ impl Flow {
             duration: 0.0,
             orig_bytes: 0,
             resp_bytes: 0,
-            state: String::new(),
+            state: "",
             open,
             uid: None,
         };
@@ -79,8 +79,8 @@ impl Flow {
                 "duration" => f.duration = num(v).unwrap_or(0.0).max(0.0),
                 "orig_bytes" => f.orig_bytes = num(v).unwrap_or(0.0).max(0.0) as u64,
                 "resp_bytes" => f.resp_bytes = num(v).unwrap_or(0.0).max(0.0) as u64,
-                "conn_state" => f.state = v.as_str().unwrap_or("").to_string(),
-                "uid" => f.uid = v.as_str().and_then(uid),
+                "conn_state" => f.state = v.as_str().unwrap_or(""),
+                "uid" => f.uid = v.as_str().filter(|u| is_uid(u)),
                 "id" => {
                     // Nested form (`{"id": {"orig_h": …}}`), as some exporters write it.
                     if let Some(id) = v.as_object() {
@@ -102,7 +102,7 @@ impl Flow {
 
     /// An attempt nobody answered or that was refused.
     pub fn unanswered(&self) -> bool {
-        matches!(self.state.as_str(), "S0" | "REJ" | "RSTOS0" | "RSTRH" | "SH" | "SHR")
+        matches!(self.state, "S0" | "REJ" | "RSTOS0" | "RSTRH" | "SH" | "SHR")
     }
 }
 
@@ -191,7 +191,7 @@ impl Naming {
         let dport = count("id.resp_p").filter(|p| (0.0..=65535.0).contains(p)).map(|p| p as u16);
         let mut n = Naming {
             ts: ts_of(ev),
-            uid: text(m, "uid").and_then(uid),
+            uid: text(m, "uid").filter(|u| is_uid(u)).map(str::to_string),
             src: ip(m, "id.orig_h")?,
             dst: ip(m, "id.resp_h")?,
             dport: dport?,
@@ -244,9 +244,9 @@ pub(super) fn host_port(s: &str) -> Option<(String, Option<u16>)> {
     valid.then_some((host, port))
 }
 
-/// A Zeek connection id: short and alphanumeric, else not one.
-fn uid(s: &str) -> Option<String> {
-    (!s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| s.to_string())
+/// Whether a text is a Zeek connection id: short and alphanumeric.
+fn is_uid(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// The data of one TXT answer as Zeek writes it (`TXT 44 data…`), else the answer.
