@@ -120,13 +120,16 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency
         Some(v)
     }
 
-    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+    /// Keeps the entries `keep` accepts (the others' deletion is part of the next
+    /// delta); returns the keys removed.
+    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) -> Vec<K> {
         let gone: Vec<K> = self.map.iter().filter(|(_, v)| !keep(v)).map(|(k, _)| k.clone()).collect();
-        for k in gone {
-            self.map.remove(&k);
-            self.dirty.remove(&k);
-            self.removed.insert(k);
+        for k in &gone {
+            self.map.remove(k);
+            self.dirty.remove(k);
+            self.removed.insert(k.clone());
         }
+        gone
     }
 
     pub fn discard(&mut self) {

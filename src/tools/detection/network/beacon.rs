@@ -25,9 +25,9 @@ impl StateKey for PairKey {
 }
 
 /// The number of internal clients of each destination, and of internal clients in all,
-/// among the pairs followed: what prevalence is computed from. Rebuilt from the pairs
-/// when they are pruned (and on restore), counted up as pairs appear in between.
-#[derive(Debug, Default)]
+/// among the pairs followed: what prevalence is computed from. Counted as pairs appear
+/// and go (pruned, evicted); rebuilt from the pairs on restore.
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Prevalence {
     clients_of: std::collections::HashMap<(Dest, u16, &'static str), u32>,
     clients: std::collections::HashMap<IpAddr, u32>,
@@ -37,6 +37,22 @@ impl Prevalence {
     fn add(&mut self, k: &PairKey) {
         *self.clients_of.entry((k.1.clone(), k.2, k.3)).or_default() += 1;
         *self.clients.entry(k.0).or_default() += 1;
+    }
+
+    pub(super) fn remove(&mut self, k: &PairKey) {
+        let dest = (k.1.clone(), k.2, k.3);
+        if let Some(n) = self.clients_of.get_mut(&dest) {
+            *n -= 1;
+            if *n == 0 {
+                self.clients_of.remove(&dest);
+            }
+        }
+        if let Some(n) = self.clients.get_mut(&k.0) {
+            *n -= 1;
+            if *n == 0 {
+                self.clients.remove(&k.0);
+            }
+        }
     }
 
     pub(super) fn rebuild<'a>(&mut self, keys: impl Iterator<Item = &'a PairKey>) {
@@ -74,6 +90,14 @@ impl NetworkAnalyzer {
         }
         let key: PairKey = (o.src, o.dest.clone(), o.port, o.proto);
         if !self.beacons.map.contains_key(&key) {
+            // Room made here (rather than by `touch`) so the pairs that go are uncounted.
+            if self.beacons.map.len() >= self.beacons.cap.max(1) {
+                let gone = self.beacons.evict_least_recent((self.beacons.cap / 10).max(1));
+                self.evicted += gone.len() as u64;
+                for (k, _) in &gone {
+                    self.prevalence.remove(k);
+                }
+            }
             self.prevalence.add(&key);
         }
         let Some(b) = self.beacons.touch(&key, &mut self.evicted) else { return };

@@ -415,8 +415,9 @@ impl NetworkAnalyzer {
         self.vscan.retain(|t| t.last > now - scan * 2.0);
         self.hscan.retain(|t| t.last > now - scan * 2.0);
         let bw = p.beacon_window_secs as f64;
-        self.beacons.retain(|b| b.times.back().is_some_and(|t| *t > now - bw));
-        self.prevalence.rebuild(self.beacons.map.keys());
+        for k in self.beacons.retain(|b| b.times.back().is_some_and(|t| *t > now - bw)) {
+            self.prevalence.remove(&k);
+        }
         // A host's baseline outlives many windows: keep it for a day of silence.
         let xw = (p.exfil_window_secs as f64).max(86_400.0);
         self.exfil.retain(|x| x.last > now - xw);
@@ -533,6 +534,10 @@ mod tests {
         assert!(a.evicted >= 2 * 4000, "{}", a.evicted);
         let implant = (IpAddr::from([10, 9, 9, 9]), names::Dest::Addr([203, 0, 113, 9].into()), 443, "tcp");
         assert!(a.beacons.map.contains_key(&implant), "the pair still calling is kept");
+        // Prevalence counts followed the pairs that went: as counted from scratch.
+        let mut fresh = beacon::Prevalence::default();
+        fresh.rebuild(a.beacons.map.keys());
+        assert_eq!(a.prevalence, fresh);
     }
 
     #[test]
