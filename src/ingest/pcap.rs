@@ -2,7 +2,8 @@
 //! Zeek names its `conn` and `dns` fields, so the network detectors read them like Zeek
 //! logs. A DNS query's event gets its response's answer code (`rcode_name`) and
 //! addresses (`answers`) when the response is in the capture, as Zeek's `dns.log` has
-//! one record per transaction.
+//! one record per transaction; a TCP flow whose originator opened with a TLS ClientHello
+//! gets an `ssl` record with its server name, sharing the flow's `uid`.
 //!
 //! Link layers: Ethernet, raw IP, Linux cooked (SLL) and BSD loopback. A flow is one
 //! 5-tuple from its first packet until it closes (FIN both ways or RST), goes idle
@@ -47,6 +48,8 @@ pub struct CaptureStats {
     pub dns_queries: u64,
     /// DNS responses matched to their query (its answer code and addresses added to it).
     pub dns_answers: u64,
+    /// TLS ClientHellos whose server name was read (an `ssl` record for their flow).
+    pub tls_names: u64,
     /// Packets of new flows dropped because the flow table was full.
     pub dropped: u64,
     /// The capture ended in the middle of a record.
@@ -70,6 +73,8 @@ struct FlowState {
     resp_rst: bool,
     orig_fin: bool,
     resp_fin: bool,
+    /// The server name of the TLS ClientHello the originator sent first, if any.
+    sni: Option<String>,
 }
 
 impl FlowState {
@@ -104,10 +109,11 @@ impl FlowState {
         }
     }
 
-    fn event(&self) -> Event {
+    fn event(&self, uid: &str) -> Event {
         let dur = (self.last - self.first).max(0.0);
         let mut m = Map::new();
         m.insert("ts".into(), json!(self.first));
+        m.insert("uid".into(), json!(uid));
         m.insert("id.orig_h".into(), json!(self.orig.0.to_string()));
         m.insert("id.orig_p".into(), json!(self.orig.1));
         m.insert("id.resp_h".into(), json!(self.resp.0.to_string()));
@@ -215,6 +221,7 @@ impl Flows {
                     resp_rst: false,
                     orig_fin: false,
                     resp_fin: false,
+                    sni: None,
                 },
             );
         }
@@ -222,6 +229,9 @@ impl Flows {
         f.last = f.last.max(ts);
         let from_orig = a == f.orig;
         let n = p.payload.len() as u64;
+        if from_orig && n > 0 && f.proto == "tcp" && f.sni.is_none() && f.orig_pkts < 8 {
+            f.sni = tls_server_name(p.payload);
+        }
         if from_orig {
             f.orig_bytes += n;
             f.orig_pkts += 1;
@@ -243,7 +253,22 @@ impl Flows {
 
     fn finish(&mut self, f: FlowState) {
         self.stats.flows += 1;
-        self.out.push(f.event());
+        // A connection id, as Zeek's: what names the flow (its TLS server name) refers to.
+        let uid = format!("P{}", self.stats.flows);
+        self.out.push(f.event(&uid));
+        if let Some(name) = &f.sni {
+            self.stats.tls_names += 1;
+            let mut m = Map::new();
+            m.insert("ts".into(), json!(f.first));
+            m.insert("uid".into(), json!(uid));
+            m.insert("id.orig_h".into(), json!(f.orig.0.to_string()));
+            m.insert("id.orig_p".into(), json!(f.orig.1));
+            m.insert("id.resp_h".into(), json!(f.resp.0.to_string()));
+            m.insert("id.resp_p".into(), json!(f.resp.1));
+            m.insert("server_name".into(), json!(name));
+            let raw = format!("{:.6}\t{uid}\t{}\t{}\t{}\t{}\t{name}", f.first, f.orig.0, f.orig.1, f.resp.0, f.resp.1);
+            self.out.push(event(f.first, "pcap:ssl", m, raw));
+        }
     }
 
     fn dns(&mut self, ts: f64, p: &Packet<'_>) {
@@ -280,6 +305,41 @@ impl Flows {
         m.insert("rcode_name".into(), json!(rcode));
         m.insert("answers".into(), json!(addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()));
     }
+}
+
+/// The server name (SNI) of a TLS ClientHello at the start of `data`, lower case, if it
+/// is one and names a host (printable ASCII, at most 253 bytes); anything else — other
+/// protocols, a hello cut across segments, malformed lengths — gives `None`.
+pub fn tls_server_name(data: &[u8]) -> Option<String> {
+    // Record header: handshake (22), version, length; handshake: ClientHello (1).
+    if data.len() < 43 || data[0] != 0x16 || data[1] != 0x03 || data[5] != 0x01 {
+        return None;
+    }
+    let u8_at = |i: usize| data.get(i).map(|b| *b as usize);
+    let u16_at = |i: usize| Some(u16::from_be_bytes([*data.get(i)?, *data.get(i + 1)?]) as usize);
+    // Client version (2) and random (32) after the 4-byte handshake header.
+    let mut i = 5 + 4 + 2 + 32;
+    i += 1 + u8_at(i)?; // session id
+    i += 2 + u16_at(i)?; // cipher suites
+    i += 1 + u8_at(i)?; // compression methods
+    let end = (i + 2 + u16_at(i)?).min(data.len());
+    i += 2;
+    while i + 4 <= end {
+        let (kind, len) = (u16_at(i)?, u16_at(i + 2)?);
+        let body = data.get(i + 4..i + 4 + len)?;
+        if kind == 0 {
+            // server_name: list length, then (type 0 = host name, length, name).
+            let name_len = u16::from_be_bytes([*body.get(3)?, *body.get(4)?]) as usize;
+            let name = body.get(5..5 + name_len)?;
+            let ok = *body.get(2)? == 0
+                && !name.is_empty()
+                && name.len() <= 253
+                && name.iter().all(|b| b.is_ascii_graphic());
+            return ok.then(|| String::from_utf8_lossy(name).to_ascii_lowercase());
+        }
+        i += 4 + len;
+    }
+    None
 }
 
 /// Queries awaiting a response, at most.
@@ -543,6 +603,44 @@ mod tests {
         assert_eq!(dns_question(&odd), None);
         assert!(is_capture(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0]) && is_capture(&[0x0a, 0x0d, 0x0d, 0x0a]));
         assert!(!is_capture(b"Mar  1 10:00:00"));
+    }
+
+    /// The server name of a ClientHello (among other extensions); not one of a record
+    /// that is not a hello, cut short, or with a bad name.
+    #[test]
+    fn tls_server_names() {
+        let hello = client_hello("C2.Example.NET");
+        assert_eq!(tls_server_name(&hello).as_deref(), Some("c2.example.net"));
+        assert_eq!(tls_server_name(&hello[..hello.len() - 3]), None, "cut in the name");
+        let mut other = hello.clone();
+        other[0] = 0x17;
+        assert_eq!(tls_server_name(&other), None, "application data");
+        assert_eq!(tls_server_name(&client_hello("bad name")), None);
+        assert_eq!(tls_server_name(b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"), None);
+    }
+
+    /// A ClientHello with a supported-groups extension, then the server name.
+    fn client_hello(name: &str) -> Vec<u8> {
+        let mut ext = vec![0, 10, 0, 4, 0, 2, 0, 29];
+        let n = name.len() as u16;
+        ext.extend([0, 0]);
+        ext.extend((n + 5).to_be_bytes());
+        ext.extend((n + 3).to_be_bytes());
+        ext.push(0);
+        ext.extend(n.to_be_bytes());
+        ext.extend(name.as_bytes());
+        let mut body = vec![3, 3];
+        body.extend([7u8; 32]);
+        body.extend([0, 0, 2, 0x13, 0x01, 1, 0]);
+        body.extend((ext.len() as u16).to_be_bytes());
+        body.extend(ext);
+        let mut hs = vec![1];
+        hs.extend(&(body.len() as u32).to_be_bytes()[1..]);
+        hs.extend(body);
+        let mut rec = vec![0x16, 3, 1];
+        rec.extend((hs.len() as u16).to_be_bytes());
+        rec.extend(hs);
+        rec
     }
 
     /// A response's answers: addresses of A and AAAA records behind compressed names

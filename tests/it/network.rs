@@ -178,6 +178,17 @@ fn dns_answer(ts: f64, client: &str, name: &str, rcode: u8, addrs: &[&str]) -> F
     (ts, out)
 }
 
+/// A TLS ClientHello naming `name` (SNI), its only extension.
+fn client_hello(name: &str) -> Vec<u8> {
+    let n = name.len() as u16;
+    let sni = [&[0u8, 0][..], &(n + 5).to_be_bytes(), &(n + 3).to_be_bytes(), &[0], &n.to_be_bytes(), name.as_bytes()]
+        .concat();
+    let body =
+        [&[3u8, 3][..], &[9; 32], &[0, 0, 2, 0x13, 0x01, 1, 0], &(sni.len() as u16).to_be_bytes(), &sni].concat();
+    let hs = [&[1u8, 0][..], &(body.len() as u16).to_be_bytes(), &body].concat();
+    [&[0x16u8, 3, 1][..], &(hs.len() as u16).to_be_bytes(), &hs].concat()
+}
+
 /// Classic pcap, microsecond timestamps, Ethernet.
 fn write_pcap(frames: &[Frame]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -236,8 +247,9 @@ fn write_pcapng(frames: &[Frame]) -> Vec<u8> {
 }
 
 /// Packets of a vertical scan (refused), a beaconing implant (full TCP sessions every
-/// minute, to the address a DNS answer gave it for its C2's name), DNS tunnelling and a
-/// DGA's lookups answered NXDOMAIN, plus an ordinary web session.
+/// minute, to the address a DNS answer gave it for its C2's name), another over TLS
+/// (named by its ClientHello), DNS tunnelling and a DGA's lookups answered NXDOMAIN,
+/// plus an ordinary web session.
 fn capture() -> Vec<Frame> {
     let t0 = 1_772_409_600.0;
     let mut f = Vec::new();
@@ -256,6 +268,18 @@ fn capture() -> Vec<Frame> {
         f.push(tcp(t + 0.01, s, c, "SA", b""));
         f.push(tcp(t + 0.02, c, s, "PA", &[0x42; 300]));
         f.push(tcp(t + 0.03, s, c, "PA", &[0x17; 120]));
+        f.push(tcp(t + 0.04, c, s, "FA", b""));
+        f.push(tcp(t + 0.05, s, c, "FA", b""));
+    }
+    // A second implant over TLS, never resolving (DNS over HTTPS, say): named by the
+    // server name of its ClientHello.
+    for i in 0..12u16 {
+        let t = t0 + 30.0 + 60.0 * i as f64 + if i % 2 == 0 { 0.3 } else { -0.3 };
+        let (c, s) = (("10.0.0.21", 52000 + i), ("203.0.113.81", 443));
+        f.push(tcp(t, c, s, "S", b""));
+        f.push(tcp(t + 0.01, s, c, "SA", b""));
+        f.push(tcp(t + 0.02, c, s, "PA", &client_hello("sni.pcap-example.net")));
+        f.push(tcp(t + 0.03, s, c, "PA", &[0x16; 90]));
         f.push(tcp(t + 0.04, c, s, "FA", b""));
         f.push(tcp(t + 0.05, s, c, "FA", b""));
     }
@@ -288,7 +312,7 @@ fn capture() -> Vec<Frame> {
 
 /// pcap and pcapng files become flows and DNS transactions (queries with their
 /// responses' answer codes and addresses) that go through the same detectors as Zeek
-/// logs — the beacon named by its DNS answer; a capture cut in the middle of a record is read up to the cut.
+/// logs — the beacons named by a DNS answer and by a TLS server name; a capture cut in the middle of a record is read up to the cut.
 #[test]
 fn packet_captures_are_analysed_as_flows() {
     let tmp = tempfile::tempdir().unwrap();
@@ -304,14 +328,17 @@ fn packet_captures_are_analysed_as_flows() {
             ("c2_beaconing", "203.0.113.80"),
             ("dns_tunnelling", "domain:tunnel-example.net"),
             ("dga_nxdomain", "host:10.0.0.45"),
+            ("c2_beaconing", "203.0.113.81"),
         ]
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
         assert_eq!(got, want, "{name}: {found:#?}");
-        let beacon = found.iter().find(|f| f["rule"] == "c2_beaconing").unwrap();
+        let beacon = found.iter().find(|f| f["entity"] == "203.0.113.80").unwrap();
         assert_eq!(beacon["numbers"]["median_bytes"], 300.0, "payload bytes of the originator");
         assert!(beacon["title"].as_str().unwrap().contains("beacon.pcap-example.net:8443/tcp"), "{beacon:#}");
+        let tls = found.iter().find(|f| f["entity"] == "203.0.113.81").unwrap();
+        assert!(tls["title"].as_str().unwrap().contains("sni.pcap-example.net:443/tcp"), "{tls:#}");
         let scan = found.iter().find(|f| f["rule"] == "port_scan_vertical").unwrap();
         assert_eq!(scan["numbers"]["unanswered_ratio"], 1.0, "refused with RST: REJ");
 
