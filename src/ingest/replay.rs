@@ -70,7 +70,7 @@ pub async fn replay_merged(
     progress: &Progress,
 ) -> Result<BatchStats, ReplayError> {
     /// Lines read from a file at a time; the merge holds at most this many per file.
-    const CHUNK: usize = 4096;
+    const CHUNK: usize = 1024;
     let mut streams = Vec::new();
     for p in paths {
         streams.push((Stream::open(p, format, cfg, progress).await?, std::collections::VecDeque::new()));
