@@ -351,9 +351,8 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, AgentError> {
 }
 
 /// Points findings' evidence lines at where they were read (file, offset, hash) when
-/// they come from this batch of a file (lines from earlier batches keep no reference).
-/// Points the findings' evidence lines at where they were read: each event's file (a
-/// merged replay), else the batch's.
+/// they come from this batch (lines from earlier batches keep no reference): each
+/// event's file (several files replayed as one stream), else the batch's.
 fn attach_refs(findings: &mut [crate::messages::Finding], file: Option<&str>, events: &[crate::messages::Event]) {
     if findings.is_empty() || (file.is_none() && events.iter().all(|e| e.file.is_none())) {
         return;

@@ -58,9 +58,6 @@ impl Reader {
         Ok(rec.transpose()?.map(|r| r.incident_id))
     }
 
-    /// Hands `each` every stored incident `want` chooses, with its findings. `want`
-    /// sees each incident without its findings (they are read only for the chosen
-    /// ones); one incident at a time, so the scan itself holds none of them.
     /// Every incident's creation time and id, oldest first (ties by id): a listing that
     /// reads each incident when it gets to it, never all at once.
     pub fn incident_order(&self) -> Result<Vec<(chrono::DateTime<chrono::Utc>, Uuid)>, KbError> {
@@ -76,6 +73,9 @@ impl Reader {
         Ok(order)
     }
 
+    /// Hands `each` every stored incident `want` chooses, with its findings. `want`
+    /// sees each incident without its findings (they are read only for the chosen
+    /// ones); one incident at a time, so the scan itself holds none of them.
     pub fn scan_incidents(
         &self,
         mut want: impl FnMut(&Incident) -> bool,

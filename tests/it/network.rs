@@ -416,13 +416,8 @@ fn zeek_json_logs_read_as_zeek_and_a_wrong_format_is_an_error() {
     assert_eq!(scans("auto"), ["203.0.113.66"]);
     // Compressed as Zeek archives its logs (`conn.log.gz`), in two gzip members as a
     // rotation that appends can leave it: read directly, the same scan.
-    let gz = |text: &str| {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        std::io::Write::write_all(&mut e, text.as_bytes()).unwrap();
-        e.finish().unwrap()
-    };
     let (first, second) = tsv.split_at(tsv.len() / 2 + tsv[tsv.len() / 2..].find('\n').unwrap() + 1);
-    std::fs::write(&json, [gz(first), gz(second)].concat()).unwrap();
+    std::fs::write(&json, [crate::support::gzip(first), crate::support::gzip(second)].concat()).unwrap();
     assert_eq!(scans("zeek"), ["203.0.113.66"]);
     let out = Command::new(BIN)
         .args(["replay", "--format", "auth"])

@@ -158,6 +158,33 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency
     }
 }
 
+/// A table seen whole, whatever its key and entry types: what an owner of several
+/// tables does to each alike (cap, store, forget, restore).
+pub trait Table {
+    fn set_cap(&mut self, cap: usize);
+    /// See [`Tracked::discard`].
+    fn discard_changes(&mut self);
+    /// See [`Tracked::drain`].
+    fn drain_changes(&mut self, prefix: &str, out: &mut Vec<(String, Option<serde_json::Value>)>);
+    /// See [`Tracked::load`].
+    fn load_entry(&mut self, key: &str, value: serde_json::Value) -> Result<(), StateError>;
+}
+
+impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency> Table for Tracked<K, T> {
+    fn set_cap(&mut self, cap: usize) {
+        self.cap = cap;
+    }
+    fn discard_changes(&mut self) {
+        self.discard();
+    }
+    fn drain_changes(&mut self, prefix: &str, out: &mut Vec<(String, Option<serde_json::Value>)>) {
+        self.drain(prefix, out);
+    }
+    fn load_entry(&mut self, key: &str, value: serde_json::Value) -> Result<(), StateError> {
+        self.load(key, value).map(drop)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,7 +107,6 @@ impl NetworkAnalyzer {
         if o.addr.is_some() {
             b.addr = o.addr;
         }
-        b.via = o.via;
         while b.times.len() > p.beacon_max_connections.max(p.beacon_min_connections as usize) {
             b.times.pop_front();
             b.sizes.pop_front();
@@ -142,7 +141,6 @@ impl NetworkAnalyzer {
                 continue;
             }
             b.last_alert = Some(o.ts);
-            let (addr, via) = (b.addr, b.via);
             let span = (o.ts - times[0]).max(0.0);
             let observed = (self.newest - self.oldest).clamp(0.0, window).max(span);
             let mut numbers = BTreeMap::new();
@@ -159,22 +157,21 @@ impl NetworkAnalyzer {
             numbers.insert("prevalence_factor".into(), round(factor));
             numbers.insert("regularity_score".into(), round(s.score));
             numbers.insert("score".into(), round(score));
-            out.push(self.beacon_finding(&o, (addr, via), &s, score, (times[0], len), numbers, ev));
+            out.push(self.beacon_finding(&o, &s, score, (times[0], len), numbers, ev));
             return;
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn beacon_finding(
         &self,
         o: &Outbound,
-        (addr, via): (Option<IpAddr>, Option<IpAddr>),
         s: &BeaconScore,
         score: f64,
         (first, len): (f64, usize),
         numbers: BTreeMap<String, f64>,
         ev: &Event,
     ) -> Finding {
+        let (addr, via) = (o.addr, o.via);
         let dest = format!("{}:{}/{}", o.dest, o.port, o.proto);
         let through = match via {
             Some(v) => {

@@ -52,7 +52,7 @@ use records::proto_name;
 pub use records::{DnsQuery, Flow};
 pub use stats::{BeaconScore, beacon_score, entropy, split_registered};
 
-use super::tracked::{Recency, StateKey, Tracked};
+use super::tracked::{Recency, StateKey, Table, Tracked};
 use crate::ingest::parse::json::epoch;
 use crate::messages::{Event, Finding, Severity};
 use crate::text::sanitize;
@@ -76,12 +76,10 @@ pub struct Beacon {
     pub times: VecDeque<f64>,
     pub sizes: VecDeque<u64>,
     pub last_alert: Option<f64>,
-    /// The address last connected to, when the destination is a name reached directly.
+    /// The address last connected to, when the destination is a name reached directly
+    /// (what tells an address serving several names).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub addr: Option<IpAddr>,
-    /// The web proxy the last connection went through.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub via: Option<IpAddr>,
 }
 
 /// Outbound volume of one host.
@@ -260,21 +258,30 @@ impl NetworkAnalyzer {
         }
     }
 
+    /// Every table, with the prefix of its stored keys.
+    fn tables(&mut self) -> [(&'static str, &mut dyn Table); 13] {
+        [
+            ("v/", &mut self.vscan),
+            ("h/", &mut self.hscan),
+            ("b/", &mut self.beacons),
+            ("x/", &mut self.exfil),
+            ("d/", &mut self.dns),
+            ("l/", &mut self.long),
+            ("n/", &mut self.nxdomain),
+            ("s/", &mut self.strobes),
+            ("u/", &mut self.uids),
+            ("r/", &mut self.resolved),
+            ("p/", &mut self.proxies_seen),
+            ("o/", &mut self.odd_ports),
+            ("c/", &mut self.port_clients),
+        ]
+    }
+
     /// Caps every table at `keys` (the least recent evicted past it, counted).
     pub fn with_cap(mut self, keys: usize) -> Self {
-        self.vscan.cap = keys;
-        self.hscan.cap = keys;
-        self.beacons.cap = keys;
-        self.exfil.cap = keys;
-        self.dns.cap = keys;
-        self.long.cap = keys;
-        self.nxdomain.cap = keys;
-        self.strobes.cap = keys;
-        self.uids.cap = keys;
-        self.resolved.cap = keys;
-        self.proxies_seen.cap = keys;
-        self.odd_ports.cap = keys;
-        self.port_clients.cap = keys;
+        for (_, t) in self.tables() {
+            t.set_cap(keys);
+        }
         self
     }
 
@@ -282,31 +289,16 @@ impl NetworkAnalyzer {
     /// not decode are an error: silently resetting detection is not an option.
     pub fn restore(&mut self, entries: Vec<(String, serde_json::Value)>) -> Result<(), crate::tools::StateError> {
         for (key, value) in entries {
-            let Some((kind, rest)) = key.split_once('/') else { continue };
-            match kind {
-                "v" => drop(self.vscan.load(rest, value)?),
-                "h" => drop(self.hscan.load(rest, value)?),
-                "b" => {
-                    let b = self.beacons.load(rest, value)?;
-                    self.newest = self.newest.max(b.times.back().copied().unwrap_or(0.0));
-                    self.oldest = self.oldest.min(b.times.front().copied().unwrap_or(f64::INFINITY));
-                }
-                "x" => {
-                    let x = self.exfil.load(rest, value)?;
-                    self.newest = self.newest.max(x.last);
-                }
-                "d" => drop(self.dns.load(rest, value)?),
-                "l" => drop(self.long.load(rest, value)?),
-                "n" => drop(self.nxdomain.load(rest, value)?),
-                "s" => drop(self.strobes.load(rest, value)?),
-                "u" => drop(self.uids.load(rest, value)?),
-                "r" => drop(self.resolved.load(rest, value)?),
-                "p" => drop(self.proxies_seen.load(rest, value)?),
-                "o" => drop(self.odd_ports.load(rest, value)?),
-                "c" => drop(self.port_clients.load(rest, value)?),
-                _ => {}
+            let Some(at) = key.find('/') else { continue };
+            let (prefix, rest) = key.split_at(at + 1);
+            if let Some((_, t)) = self.tables().into_iter().find(|(p, _)| *p == prefix) {
+                t.load_entry(rest, value)?;
             }
         }
+        let beacons = self.beacons.map.values();
+        self.newest = beacons.clone().filter_map(|b| b.times.back().copied()).fold(0.0, f64::max);
+        self.newest = self.exfil.map.values().map(|x| x.last).fold(self.newest, f64::max);
+        self.oldest = beacons.filter_map(|b| b.times.front().copied()).fold(f64::INFINITY, f64::min);
         self.prevalence.rebuild(self.beacons.map.keys());
         self.last_prune = self.newest;
         Ok(())
@@ -314,38 +306,18 @@ impl NetworkAnalyzer {
 
     /// Forgets which keys changed (when nothing stores them).
     pub fn discard_delta(&mut self) {
-        self.vscan.discard();
-        self.hscan.discard();
-        self.beacons.discard();
-        self.exfil.discard();
-        self.dns.discard();
-        self.long.discard();
-        self.nxdomain.discard();
-        self.strobes.discard();
-        self.uids.discard();
-        self.resolved.discard();
-        self.proxies_seen.discard();
-        self.odd_ports.discard();
-        self.port_clients.discard();
+        for (_, t) in self.tables() {
+            t.discard_changes();
+        }
     }
 
     /// The keys changed since the last call: `(key below STATE_PREFIX, value or None
     /// for a deletion)`.
     pub fn take_delta(&mut self) -> Vec<(String, Option<serde_json::Value>)> {
         let mut out = Vec::new();
-        self.vscan.drain("v/", &mut out);
-        self.hscan.drain("h/", &mut out);
-        self.beacons.drain("b/", &mut out);
-        self.exfil.drain("x/", &mut out);
-        self.dns.drain("d/", &mut out);
-        self.long.drain("l/", &mut out);
-        self.nxdomain.drain("n/", &mut out);
-        self.strobes.drain("s/", &mut out);
-        self.uids.drain("u/", &mut out);
-        self.resolved.drain("r/", &mut out);
-        self.proxies_seen.drain("p/", &mut out);
-        self.odd_ports.drain("o/", &mut out);
-        self.port_clients.drain("c/", &mut out);
+        for (prefix, t) in self.tables() {
+            t.drain_changes(prefix, &mut out);
+        }
         out
     }
 
@@ -363,48 +335,57 @@ impl NetworkAnalyzer {
     /// Runs every flow and DNS query of the events through the detectors.
     pub fn analyze(&mut self, events: &[Event]) -> Vec<Finding> {
         let mut out = Vec::new();
-        self.learn_names(events);
-        for ev in events {
-            if let Some(flow) = Flow::from_event(ev) {
-                self.newest = self.newest.max(flow.ts);
-                self.oldest = self.oldest.min(flow.ts);
-                if self.ignore.iter().any(|n| n.contains(&flow.src)) {
-                    continue;
+        // Each event read once; the names the batch gives connections learnt first.
+        let records: Vec<Option<records::Record<'_>>> = events.iter().map(records::Record::of).collect();
+        self.learn_names(&records);
+        for (ev, record) in events.iter().zip(&records) {
+            match record {
+                Some(records::Record::Flow(flow)) => self.flow(flow, ev, &mut out),
+                Some(records::Record::Dns(q)) => {
+                    self.newest = self.newest.max(q.ts);
+                    if !self.ignore.iter().any(|n| n.contains(&q.src)) {
+                        self.tunnel(q, ev, &mut out);
+                        self.nx_burst(q, ev, &mut out);
+                    }
                 }
-                self.long_connection(&flow, ev, &mut out);
-                // A still-open connection is logged again when it ends: only its
-                // length counts before that.
-                if flow.open {
-                    continue;
+                Some(records::Record::Name(n)) => {
+                    // A request through a proxy is the client's connection to the name.
+                    self.newest = self.newest.max(n.ts);
+                    if !self.ignore.iter().any(|i| i.contains(&n.src))
+                        && let Some(o) = self.proxied_request(n)
+                    {
+                        self.beacon(o, ev, &mut out);
+                    }
                 }
-                self.scan(&flow, ev, &mut out);
-                if !self.strobe(&flow, ev, &mut out)
-                    && let Some(o) = self.observed(&flow)
-                {
-                    self.beacon(o, ev, &mut out);
-                }
-                self.exfiltration(&flow, ev, &mut out);
-                self.unusual_port(&flow, ev, &mut out);
-            } else if let Some(q) = DnsQuery::from_event(ev) {
-                self.newest = self.newest.max(q.ts);
-                if !self.ignore.iter().any(|n| n.contains(&q.src)) {
-                    self.tunnel(&q, ev, &mut out);
-                    self.nx_burst(&q, ev, &mut out);
-                }
-            } else if let Some(n) = records::Naming::from_event(ev) {
-                // A request through a proxy is the client's connection to the name.
-                self.newest = self.newest.max(n.ts);
-                if !self.ignore.iter().any(|i| i.contains(&n.src))
-                    && let Some(o) = self.proxied_request(&n)
-                {
-                    self.beacon(o, ev, &mut out);
-                }
+                None => {}
             }
         }
         if self.newest - self.last_prune >= 60.0 {
             self.prune();
         }
         out
+    }
+
+    fn flow(&mut self, flow: &Flow<'_>, ev: &Event, out: &mut Vec<Finding>) {
+        self.newest = self.newest.max(flow.ts);
+        self.oldest = self.oldest.min(flow.ts);
+        if self.ignore.iter().any(|n| n.contains(&flow.src)) {
+            return;
+        }
+        self.long_connection(flow, ev, out);
+        // A still-open connection is logged again when it ends: only its length counts
+        // before that.
+        if flow.open {
+            return;
+        }
+        self.scan(flow, ev, out);
+        if !self.strobe(flow, ev, out)
+            && let Some(o) = self.observed(flow)
+        {
+            self.beacon(o, ev, out);
+        }
+        self.exfiltration(flow, ev, out);
+        self.unusual_port(flow, ev, out);
     }
 
     fn prune(&mut self) {

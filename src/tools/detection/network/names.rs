@@ -15,7 +15,7 @@
 //! `ssl` record: both carry its start time); across batches they are kept a while (a live
 //! `conn.log` line is written when the connection ends, after its `ssl.log` line).
 
-use super::records::Naming;
+use super::records::{Naming, Record};
 use super::*;
 
 /// How long (event time) a connection id's name is kept for its `conn` record.
@@ -109,27 +109,26 @@ pub struct Outbound {
 impl NetworkAnalyzer {
     /// Learns the names a batch gives connections (http/ssl records, DNS answers) and
     /// the proxies its requests reveal, before its connections are read.
-    pub(super) fn learn_names(&mut self, events: &[Event]) {
-        for ev in events {
-            if let Some(n) = Naming::from_event(ev) {
-                self.learn_naming(&n);
-            } else if let Some(q) = DnsQuery::from_event(ev)
-                && !q.addrs.is_empty()
-                && records::host_port(&q.query).is_some()
-            {
-                for a in &q.addrs {
-                    let r = self.resolved.touch(&(q.src, *a), &mut self.evicted);
-                    if let Some(r) = r {
-                        *r = Resolved { ts: q.ts, name: q.query.clone() };
+    pub(super) fn learn_names(&mut self, records: &[Option<Record<'_>>]) {
+        for r in records.iter().flatten() {
+            match r {
+                Record::Name(n) => self.learn_naming(n),
+                Record::Dns(q) if !q.addrs.is_empty() && records::host_port(&q.query).is_some() => {
+                    for a in &q.addrs {
+                        if let Some(r) = self.resolved.touch(&(q.src, *a), &mut self.evicted) {
+                            *r = Resolved { ts: q.ts, name: q.query.clone() };
+                        }
                     }
                 }
+                _ => {}
             }
         }
     }
 
     fn learn_naming(&mut self, n: &Naming) {
         let proxied = n.proxy_style || self.is_proxy(n.dst);
-        if n.proxy_style && self.internal(n.dst) && !self.is_proxy(n.dst) {
+        // Recognised proxies are followed too: one still busy must not be forgotten.
+        if n.proxy_style && self.internal(n.dst) && !self.proxies.iter().any(|c| c.contains(&n.dst)) {
             let min = self.params.proxy_min_names as usize;
             if let Some(p) = self.proxies_seen.touch(&n.dst, &mut self.evicted) {
                 p.last = p.last.max(n.ts);

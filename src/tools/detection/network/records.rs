@@ -6,6 +6,26 @@ use std::net::IpAddr;
 use crate::messages::Event;
 use crate::messages::json_lookup as lookup;
 
+/// What a network event is, read once per batch.
+pub enum Record<'a> {
+    Flow(Flow<'a>),
+    Dns(DnsQuery),
+    Name(Naming),
+}
+
+impl Record<'_> {
+    /// The record of an event, if it is network data the detectors read.
+    pub fn of(ev: &Event) -> Option<Record<'_>> {
+        if let Some(f) = Flow::from_event(ev) {
+            Some(Record::Flow(f))
+        } else if let Some(q) = DnsQuery::from_event(ev) {
+            Some(Record::Dns(q))
+        } else {
+            Naming::from_event(ev).map(Record::Name)
+        }
+    }
+}
+
 /// One connection, borrowing its texts from the event it was read from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flow<'a> {

@@ -39,9 +39,9 @@ impl NetworkAnalyzer {
             t.last = t.last.max(f.ts);
             // Bounded: past four times the threshold only refresh known targets.
             if t.seen.len() < threshold * 4 || t.seen.contains_key(&target) {
-                let e = t.seen.entry(target).or_insert((f.ts, f.unanswered()));
+                let e = t.seen.entry(target).or_insert((f.ts, unanswered));
                 if f.ts >= e.0 {
-                    *e = (f.ts, f.unanswered());
+                    *e = (f.ts, unanswered);
                 }
             }
             if t.seen.len() < threshold || t.last_alert.is_some_and(|a| f.ts < a + window) {
