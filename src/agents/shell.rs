@@ -20,6 +20,7 @@ use super::{AgentEnv, AgentError, AgentLogic, Effects, ExecutorTools};
 use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::kb::{Commit, Write};
 use crate::messages::{BatchAck, BatchError, Envelope, InboxEntry, LogBatch};
+use crate::routing::Routed;
 
 /// Delivers routed envelopes to an agent, in routing order. `verify` asks the agent to
 /// check the durable inbox first: set for redeliveries, whose envelope may have been
@@ -164,35 +165,40 @@ async fn commit(
     let mut audit = std::mem::take(&mut effects.audit);
     for e in acks {
         writes.push(Write::InboxAck { created_at: e.created_at, id: e.id });
-        audit.push(AuditEntry::new(
-            name,
-            AuditKind::EnvelopeHandled,
-            e.id,
-            serde_json::json!({ "kind": e.payload.kind(), "correlation_id": e.correlation_id }),
-        ));
+        audit.push(handled_record(name, e));
     }
     let mut entries = Vec::new();
     for envelope in effects.route {
-        let id = envelope.id;
-        match env.routes.route(name, envelope, None) {
-            Ok(routed) => {
-                writes.extend(routed.writes);
-                audit.extend(routed.audit);
-                entries.push(routed.entry);
-            }
-            Err(e) => {
-                tracing::error!(agent = %name, envelope = %id, error = %e, "cannot route an envelope; recorded as dead letter");
-                audit.push(AuditEntry::new(
-                    name,
-                    AuditKind::DeadLetter,
-                    id,
-                    serde_json::json!({ "error": e.to_string() }),
-                ));
-            }
+        if let Some(routed) = route(name, env, envelope, &mut audit) {
+            writes.extend(routed.writes);
+            audit.extend(routed.audit);
+            entries.push(routed.entry);
         }
     }
     env.kb.commit(Commit { writes, audit, flush: effects.flush }).await?;
     Ok(entries)
+}
+
+fn handled_record(name: &str, e: &Envelope) -> AuditEntry {
+    AuditEntry::new(
+        name,
+        AuditKind::EnvelopeHandled,
+        e.id,
+        serde_json::json!({ "kind": e.payload.kind(), "correlation_id": e.correlation_id }),
+    )
+}
+
+/// Routes one envelope; an envelope that cannot be routed is recorded as a dead letter.
+fn route(name: &str, env: &AgentEnv, envelope: Envelope, audit: &mut Vec<AuditEntry>) -> Option<Routed> {
+    let id = envelope.id;
+    match env.routes.route(name, envelope, None) {
+        Ok(routed) => Some(routed),
+        Err(e) => {
+            tracing::error!(agent = %name, envelope = %id, error = %e, "cannot route an envelope; recorded as dead letter");
+            audit.push(AuditEntry::new(name, AuditKind::DeadLetter, id, serde_json::json!({ "error": e.to_string() })));
+            None
+        }
+    }
 }
 
 /// Several envelopes in one commit may rewrite the same incident: only its last version
@@ -214,8 +220,19 @@ fn dedupe_incidents(writes: Vec<Write>) -> Vec<Write> {
         .collect()
 }
 
+/// How many rounds of envelopes an agent routes to itself are handled within the
+/// delivery that caused them (see [`handle_envelopes`]); later rounds go through the inbox.
+const CHAIN_ROUNDS: usize = 8;
+
 /// Handles envelopes in order and commits everything they decided at once; returns the
 /// ids handled.
+///
+/// Envelopes the agent routes to itself (a detection's triage, the next playbook step)
+/// are handled in the same delivery, round after round — each round in routing order,
+/// as the inbox would deliver them next — and committed with their cause: their routing
+/// and handling are audited as before, but no inbox entry is written for them, since
+/// none would outlive the commit. A crash before the commit redelivers the cause, which
+/// derives the same envelopes (same ids) again.
 async fn handle_envelopes(
     name: String,
     env: Arc<AgentEnv>,
@@ -226,47 +243,73 @@ async fn handle_envelopes(
 ) -> Result<Vec<uuid::Uuid>, AgentError> {
     let mut all = Effects::default();
     let mut acks = Vec::with_capacity(envelopes.len());
-    for (envelope, verify, duplicate) in envelopes {
-        if duplicate {
-            env.metrics.inc(&env.metrics.duplicates_skipped);
-            acks.push(envelope);
-            continue;
-        }
-        // Handled before (the acknowledgement removed the inbox entry): skip.
-        if verify && !env.kb.inbox_contains(envelope.created_at, envelope.id).await? {
-            env.metrics.inc(&env.metrics.duplicates_skipped);
-            continue;
-        }
-        match logic.on_envelope(&envelope, tools).await {
-            Ok(mut fx) => {
-                all.writes.append(&mut fx.writes);
-                all.audit.append(&mut fx.audit);
-                all.route.append(&mut fx.route);
-                all.flush |= fx.flush;
+    let mut handled = Vec::with_capacity(envelopes.len());
+    let mut round = envelopes;
+    for depth in 0..=CHAIN_ROUNDS {
+        let mut next = Vec::new();
+        for (envelope, verify, duplicate) in round {
+            if duplicate {
+                env.metrics.inc(&env.metrics.duplicates_skipped);
+                acks.push(envelope);
+                continue;
             }
-            Err(AgentError::Rejected(reason)) => {
-                tracing::warn!(agent = %name, envelope = %envelope.id, %reason, "envelope rejected; recorded as dead letter");
-                env.metrics.inc(&env.metrics.dead_letters);
-                all.audit.push(AuditEntry::new(
-                    &name,
-                    AuditKind::DeadLetter,
-                    envelope.id,
-                    serde_json::json!({ "reason": reason }),
-                ));
+            // Handled before (the acknowledgement removed the inbox entry): skip.
+            if verify && !env.kb.inbox_contains(envelope.created_at, envelope.id).await? {
+                env.metrics.inc(&env.metrics.duplicates_skipped);
+                continue;
             }
-            Err(e) => return Err(e),
+            match logic.on_envelope(&envelope, tools).await {
+                Ok(mut fx) => {
+                    all.writes.append(&mut fx.writes);
+                    all.audit.append(&mut fx.audit);
+                    all.flush |= fx.flush;
+                    for e in fx.route {
+                        match route(&name, &env, e, &mut all.audit) {
+                            Some(r) if r.entry.target == name && depth < CHAIN_ROUNDS => {
+                                all.audit.extend(r.audit);
+                                all.writes.extend(r.writes.into_iter().filter(|w| !matches!(w, Write::InboxPut(_))));
+                                next.push((r.entry.envelope, false, false));
+                            }
+                            // Routed with the commit, like every other agent's envelopes.
+                            Some(r) => all.route.push(r.entry.envelope),
+                            None => {}
+                        }
+                    }
+                }
+                Err(AgentError::Rejected(reason)) => {
+                    tracing::warn!(agent = %name, envelope = %envelope.id, %reason, "envelope rejected; recorded as dead letter");
+                    env.metrics.inc(&env.metrics.dead_letters);
+                    all.audit.push(AuditEntry::new(
+                        &name,
+                        AuditKind::DeadLetter,
+                        envelope.id,
+                        serde_json::json!({ "reason": reason }),
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+            if depth == 0 {
+                acks.push(envelope);
+            } else {
+                all.audit.push(handled_record(&name, &envelope));
+                handled.push(envelope.id);
+            }
         }
-        acks.push(envelope);
+        if next.is_empty() {
+            break;
+        }
+        round = next;
     }
     all.writes.extend(logic.pending_writes());
     let entries = commit(&name, &env, all, &acks).await?;
-    for _ in &acks {
+    for _ in 0..acks.len() + handled.len() {
         env.metrics.inc(&env.metrics.envelopes_handled);
     }
     if !entries.is_empty() {
         let _ = supervisor.send(Dispatch(entries)).await;
     }
-    Ok(acks.iter().map(|e| e.id).collect())
+    handled.extend(acks.iter().map(|e| e.id));
+    Ok(handled)
 }
 
 async fn handle_batch(

@@ -5,6 +5,13 @@
 //! compact rendering of the record's fields in their declared order (`seq`, `at`, `prev`,
 //! `actor`, `kind`, `subject`, `detail`), `detail`'s keys in the order they were built
 //! or read (serde_json's `preserve_order`) — which is what the ledger has always hashed.
+//!
+//! Records are stored a *page* at a time: the records one commit appends, under the
+//! first one's sequence number, as a JSON array of `{"record", "hash"}` objects (a page of
+//! one record is the bare object, which is also how ledgers written before pages stored
+//! every record). Each record keeps its own `seq`, `prev` and hash, so verification still
+//! checks — and names — records one by one; a page only saves the database a key per
+//! record.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -113,6 +120,32 @@ pub fn seal(record: &RecordRef<'_>) -> (String, Vec<u8>) {
     (hash, stored)
 }
 
+/// The stored value of a page holding `sealed` records (each from [`seal`], in order).
+pub fn page(sealed: Vec<Vec<u8>>) -> Vec<u8> {
+    if sealed.len() == 1 {
+        return sealed.into_iter().next().unwrap_or_default();
+    }
+    let mut out = Vec::with_capacity(sealed.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
+    out.push(b'[');
+    for (i, r) in sealed.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(r);
+    }
+    out.push(b']');
+    out
+}
+
+/// The records of a stored page, in order.
+pub fn read_page(value: &[u8]) -> Result<Vec<StoredAudit>, serde_json::Error> {
+    if value.trim_ascii_start().first() == Some(&b'[') {
+        serde_json::from_slice(value)
+    } else {
+        serde_json::from_slice(value).map(|one| vec![one])
+    }
+}
+
 /// The result of recomputing the chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditReport {
@@ -130,46 +163,55 @@ pub struct BrokenRecord {
     pub reason: String,
 }
 
-/// Walks stored `(key, value)` pairs in key order and reports the first broken record.
-pub fn verify<I, E>(records: I) -> Result<AuditReport, E>
+/// Walks stored pages (`(key, value)` pairs) in key order and reports the first broken
+/// record.
+pub fn verify<I, E>(pages: I) -> Result<AuditReport, E>
 where
     I: IntoIterator<Item = Result<(Vec<u8>, Vec<u8>), E>>,
 {
     let mut prev = GENESIS.to_string();
     let mut count = 0u64;
     let mut expected_seq = 0u64;
-    for item in records {
+    for item in pages {
         let (key, value) = item?;
         let key_seq = key.as_slice().try_into().map(u64::from_be_bytes).unwrap_or(u64::MAX);
-        count += 1;
-        let broken = |reason: String| AuditReport {
+        let broken = |seq: u64, count: u64, prev: &str, reason: String| AuditReport {
             ok: false,
             records: count,
-            first_broken: Some(BrokenRecord { seq: key_seq, reason }),
-            head: prev.clone(),
+            first_broken: Some(BrokenRecord { seq, reason }),
+            head: prev.to_string(),
         };
-        let stored: StoredAudit = match serde_json::from_slice(&value) {
-            Ok(s) => s,
-            Err(e) => return Ok(broken(format!("record is not valid json: {e}"))),
+        let records = match read_page(&value) {
+            Ok(r) if !r.is_empty() => r,
+            Ok(_) => return Ok(broken(key_seq, count + 1, &prev, "empty page".into())),
+            Err(e) => return Ok(broken(key_seq, count + 1, &prev, format!("record is not valid json: {e}"))),
         };
-        if key_seq != expected_seq || stored.record.seq != key_seq {
-            return Ok(broken(format!(
-                "sequence gap: expected record {expected_seq}, found key {key_seq} holding record {}",
-                stored.record.seq
-            )));
+        for (i, stored) in records.into_iter().enumerate() {
+            count += 1;
+            let seq = stored.record.seq;
+            if seq != expected_seq || (i == 0 && key_seq != expected_seq) {
+                let found =
+                    if i == 0 { format!("key {key_seq} holding record {seq}") } else { format!("record {seq}") };
+                let at = if i == 0 { key_seq } else { seq };
+                return Ok(broken(
+                    at,
+                    count,
+                    &prev,
+                    format!("sequence gap: expected record {expected_seq}, found {found}"),
+                ));
+            }
+            if stored.record.prev != prev {
+                return Ok(broken(seq, count, &prev, "previous-hash link does not match the preceding record".into()));
+            }
+            let recomputed = chain_hash(&prev, &stored.record);
+            if recomputed != stored.hash {
+                let reason =
+                    format!("content does not match its hash (stored {}, recomputed {})", stored.hash, recomputed);
+                return Ok(broken(seq, count, &prev, reason));
+            }
+            prev = stored.hash;
+            expected_seq += 1;
         }
-        if stored.record.prev != prev {
-            return Ok(broken("previous-hash link does not match the preceding record".into()));
-        }
-        let recomputed = chain_hash(&prev, &stored.record);
-        if recomputed != stored.hash {
-            return Ok(broken(format!(
-                "content does not match its hash (stored {}, recomputed {})",
-                stored.hash, recomputed
-            )));
-        }
-        prev = stored.hash;
-        expected_seq += 1;
     }
     Ok(AuditReport { ok: true, records: count, first_broken: None, head: prev })
 }
@@ -220,5 +262,42 @@ mod tests {
         assert_eq!(h0, chain_hash(GENESIS, &first));
         let report = verify([Ok::<_, ()>((0u64.to_be_bytes().to_vec(), v0))]).unwrap();
         assert!(report.ok && report.records == 1 && report.head == h0, "{report:?}");
+    }
+
+    #[test]
+    fn a_page_verifies_record_by_record() {
+        let r = record();
+        let at = &r.at;
+        let entries: Vec<AuditEntry> =
+            (0..4).map(|i| AuditEntry::new("t", AuditKind::ToolCall, i, serde_json::json!({ "n": i }))).collect();
+        let mut prev = GENESIS.to_string();
+        let mut sealed = Vec::new();
+        for (seq, entry) in entries.iter().enumerate() {
+            let (hash, v) = seal(&RecordRef { seq: seq as u64, at, prev: &prev, entry });
+            sealed.push(v);
+            prev = hash;
+        }
+        let one = page(sealed[..1].to_vec());
+        let rest = page(sealed[1..].to_vec());
+        assert!(one.starts_with(b"{") && rest.starts_with(b"["));
+        let pages = |rest: Vec<u8>| {
+            [Ok::<_, ()>((0u64.to_be_bytes().to_vec(), one.clone())), Ok((1u64.to_be_bytes().to_vec(), rest))]
+        };
+        let report = verify(pages(rest.clone())).unwrap();
+        assert!(report.ok && report.records == 4 && report.head == prev, "{report:?}");
+        assert_eq!(read_page(&rest).unwrap().len(), 3);
+        // A record changed inside a page is named by its own sequence number.
+        let forged = String::from_utf8(rest).unwrap().replace("\"n\":2", "\"n\":7").into_bytes();
+        let report = verify(pages(forged)).unwrap();
+        let broken = report.first_broken.unwrap();
+        assert_eq!((broken.seq, report.records), (2, 3), "{}", broken.reason);
+        assert!(broken.reason.contains("does not match its hash"), "{}", broken.reason);
+        // A record dropped from a page leaves a gap named where it is.
+        let mut short: Vec<serde_json::Value> = serde_json::from_slice(&page(sealed[1..].to_vec())).unwrap();
+        short.remove(1);
+        let report = verify(pages(serde_json::to_vec(&short).unwrap())).unwrap();
+        let broken = report.first_broken.unwrap();
+        assert_eq!(broken.seq, 3);
+        assert!(broken.reason.contains("expected record 2"), "{}", broken.reason);
     }
 }

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::messages::{Action, Checkpoint, Finding, InboxEntry, Incident};
 use crate::store::{RawWrite, Store, StoreError, TreeName};
-use audit::{AuditEntry, AuditRecord, AuditReport, StoredAudit};
+use audit::{AuditEntry, AuditRecord, AuditReport};
 use records::{IncidentIn, IncidentOut, decode, encode, join};
 
 /// Schema version of every stored record.
@@ -40,6 +40,8 @@ pub enum KbError {
     Decode { what: &'static str, source: serde_json::Error },
     #[error("stored record has schema version {found}, this build reads {RECORD_VERSION}")]
     Version { found: u32 },
+    #[error("the audit ledger's last page holds no record")]
+    AuditEmptyPage,
     #[error("knowledge base is not running")]
     Gone,
     /// After a write failure the database is not touched again (a failed sled can spin
@@ -267,9 +269,11 @@ impl KnowledgeBase {
     pub fn new(store: Store) -> Result<KnowledgeBase, KbError> {
         let (next_seq, head) = match store.last(TreeName::Audit)? {
             Some((_, v)) => {
-                let s: StoredAudit =
-                    serde_json::from_slice(&v).map_err(|source| KbError::Decode { what: "audit", source })?;
-                (s.record.seq + 1, s.hash)
+                let page = audit::read_page(&v).map_err(|source| KbError::Decode { what: "audit", source })?;
+                match page.into_iter().last() {
+                    Some(s) => (s.record.seq + 1, s.hash),
+                    None => return Err(KbError::AuditEmptyPage),
+                }
             }
             None => (0, audit::GENESIS.to_string()),
         };
@@ -300,11 +304,16 @@ impl KnowledgeBase {
         let mut seq = self.next_seq;
         let mut head = self.head.clone();
         let now = Utc::now();
+        let mut sealed = Vec::with_capacity(c.audit.len());
         for entry in &c.audit {
             let (hash, value) = audit::seal(&audit::RecordRef { seq, at: &now, prev: &head, entry });
-            raw.push(RawWrite::Put { tree: TreeName::Audit, key: seq.to_be_bytes().to_vec(), value });
+            sealed.push(value);
             head = hash;
             seq += 1;
+        }
+        if !sealed.is_empty() {
+            let key = self.next_seq.to_be_bytes().to_vec();
+            raw.push(RawWrite::Put { tree: TreeName::Audit, key, value: audit::page(sealed) });
         }
         self.store.apply(&raw)?;
         self.next_seq = seq;
@@ -431,9 +440,8 @@ impl KnowledgeBase {
                 let mut out = Vec::new();
                 for item in s.iter(TreeName::Audit) {
                     let (_, v) = item?;
-                    let stored: StoredAudit =
-                        serde_json::from_slice(&v).map_err(|source| KbError::Decode { what: "audit", source })?;
-                    out.push(stored.record);
+                    let page = audit::read_page(&v).map_err(|source| KbError::Decode { what: "audit", source })?;
+                    out.extend(page.into_iter().map(|stored| stored.record));
                 }
                 QueryAnswer::AuditRecords(out)
             }

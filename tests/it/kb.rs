@@ -61,13 +61,16 @@ fn a_rechained_forgery_breaks_the_next_link() {
     let tmp = tempfile::tempdir().unwrap();
     let mut kb = KnowledgeBase::new(Store::open(tmp.path(), 8 << 20).unwrap()).unwrap();
     kb.commit(&Commit { audit: (0..5).map(entry).collect(), ..Commit::default() }).unwrap();
+    // One commit is one page (one key) holding its five records.
+    let raw = kb.store().get(TreeName::Audit, &0u64.to_be_bytes()).unwrap().unwrap();
+    assert!(kb.store().get(TreeName::Audit, &2u64.to_be_bytes()).unwrap().is_none());
     // Re-chaining a forged record is detected by the next record's link.
-    let raw = kb.store().get(TreeName::Audit, &2u64.to_be_bytes()).unwrap().unwrap();
-    let mut v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let mut page: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let v = &mut page[2];
     v["record"]["detail"]["n"] = 99.into();
     let rec: warden::kb::audit::AuditRecord = serde_json::from_value(v["record"].clone()).unwrap();
     v["hash"] = warden::kb::audit::chain_hash(&rec.prev, &rec).into();
-    kb.store().put_raw(TreeName::Audit, &2u64.to_be_bytes(), v.to_string().as_bytes()).unwrap();
+    kb.store().put_raw(TreeName::Audit, &0u64.to_be_bytes(), page.to_string().as_bytes()).unwrap();
     let broken = kb.verify_audit().unwrap().first_broken.unwrap();
     assert_eq!(broken.seq, 3);
     assert!(broken.reason.contains("previous-hash link"), "{}", broken.reason);

@@ -173,3 +173,74 @@ async fn two_inbox_entries_with_one_id_are_both_acknowledged() {
     assert_eq!(handled_by_logic, 3);
     rt.shutdown().await.unwrap();
 }
+
+/// An agent's envelopes to itself (a detection's triage, its playbook's steps) are
+/// handled in the delivery that caused them and committed with it: no inbox entries, no
+/// second round through the supervisor — and still audited as routed and handled.
+#[actix_rt::test]
+async fn envelopes_an_agent_routes_to_itself_are_committed_with_their_cause() {
+    use warden::messages::{Finding, Severity};
+
+    let defs = load(&ActorsDir::Disk(actors_dir())).unwrap();
+    let cfg = Config::parse("", "test").unwrap();
+    let rt = Runtime::start(&cfg, &defs, Store::temporary(8 << 20).unwrap()).unwrap();
+    rt.ready().await;
+    let t = chrono::DateTime::<chrono::Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+    let finding = Finding {
+        id: Finding::derive_id("ssh_brute_force", "203.0.113.9", t),
+        rule: "ssh_brute_force".into(),
+        title: "SSH brute force from 203.0.113.9".into(),
+        severity: Severity::High,
+        confidence: 0.9,
+        src_ip: Some("203.0.113.9".into()),
+        users: vec!["root".into()],
+        host: "web1".into(),
+        first_seen: t,
+        last_seen: t,
+        event_count: 6,
+        ..Default::default()
+    };
+    let id = rt
+        .supervisor
+        .send(Route { envelope: Envelope::new("test", Payload::Detection(finding)), to: None })
+        .await
+        .unwrap()
+        .unwrap();
+    rt.quiesce().await;
+    assert!(rt.kb.inbox_empty().await.unwrap());
+
+    let incidents = rt.kb.incidents().await.unwrap();
+    assert_eq!(incidents.len(), 1);
+    assert!(incidents[0].triage.is_some(), "triaged: {:?}", incidents[0]);
+    assert!(!incidents[0].actions.is_empty(), "contained: {:?}", incidents[0]);
+
+    let records = rt.kb.audit_records().await.unwrap();
+    let detection_handled = records
+        .iter()
+        .find(|r| {
+            r.entry.kind == AuditKind::EnvelopeHandled
+                && r.entry.actor == "incident-response"
+                && r.entry.subject == id.to_string()
+        })
+        .expect("the detection is handled");
+    let to_itself: Vec<_> = records
+        .iter()
+        .filter(|r| {
+            r.entry.kind == AuditKind::EnvelopeRouted
+                && r.entry.actor == "incident-response"
+                && r.entry.detail["to"] == "incident-response"
+        })
+        .collect();
+    let kinds: Vec<&str> = to_itself.iter().filter_map(|r| r.entry.detail["kind"].as_str()).collect();
+    assert!(kinds.contains(&"triage"), "{kinds:?}");
+    for routed in &to_itself {
+        let handled = records
+            .iter()
+            .find(|r| r.entry.kind == AuditKind::EnvelopeHandled && r.entry.subject == routed.entry.subject)
+            .unwrap_or_else(|| panic!("{} routed but not handled", routed.entry.subject));
+        // One commit stamps all its audit records with one time.
+        assert_eq!(routed.at, detection_handled.at, "{:?} committed apart from its cause", routed.entry.detail);
+        assert_eq!(handled.at, detection_handled.at);
+    }
+    rt.shutdown().await.unwrap();
+}
