@@ -21,9 +21,19 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("actors");
+    // The manifest directory of this build, read when the script runs: `env!` would be
+    // the one the script was compiled in, and cargo reuses a compiled build script for
+    // another checkout sharing the target directory (a worktree), which then embedded
+    // that checkout's actors — or none once it was gone.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest).join("actors");
     let mut files = Vec::new();
     walk(&root, &root, &mut files);
+    assert!(
+        files.iter().any(|f| f.ends_with("/agent.toml")),
+        "no agent definitions under {}: the binary would embed no agents",
+        root.display()
+    );
     let mut src = String::from(
         "/// Every file of the shipped `actors/` folder: (relative path, contents).\npub static FILES: &[(&str, &str)] = &[\n",
     );

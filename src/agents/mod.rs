@@ -311,10 +311,11 @@ pub mod test_support {
         }
     }
 
-    /// An environment on a temporary database, with `model` if given.
+    /// An environment on a temporary database, with `model` if given. Its data directory
+    /// is a fresh path that is not created (no test writes there; creating one per test
+    /// left hundreds in the temporary directory).
     pub fn env(defs: &Definitions, model: Option<MockReasoner>) -> Arc<AgentEnv> {
         let data_dir = std::env::temp_dir().join(format!("warden-agent-test-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&data_dir).unwrap();
         Arc::new(AgentEnv {
             kb: Kb::temporary(),
             routes: Arc::new(crate::routing::RoutingTable::new(defs).unwrap()),

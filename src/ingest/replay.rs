@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 
-use super::{BatchBuilder, BatchStats, LineSplitter, LogBatch, LogSink, send_batch};
+use super::{BatchBuilder, BatchStats, LineSplitter, LogBatch, LogSink, SendError, send_batch};
 use crate::config::{IngestConfig, LogFormat};
+use crate::messages::BatchAck;
 
 /// Progress shared with whoever reports it.
 #[derive(Debug, Default)]
@@ -36,6 +37,27 @@ pub enum ReplayError {
     NothingParsed { path: String, format: &'static str, lines: u64 },
 }
 
+/// The batch sent and not yet acknowledged: one at a time, so batches are applied in
+/// order, while the reader prepares the next.
+#[derive(Default)]
+struct InFlight(Option<std::pin::Pin<Box<dyn std::future::Future<Output = Result<BatchAck, SendError>>>>>);
+
+impl InFlight {
+    /// Waits for the previous batch's acknowledgement, then sends this one.
+    async fn send(&mut self, sink: &LogSink, batch: LogBatch) -> Result<(), SendError> {
+        self.finish().await?;
+        self.0 = Some(Box::pin(send_batch(sink, batch)));
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<(), SendError> {
+        match self.0.take() {
+            Some(ack) => ack.await.map(drop),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Replays one file through the agents and returns what it read.
 pub async fn replay_file(
     path: &Path,
@@ -47,13 +69,16 @@ pub async fn replay_file(
 ) -> Result<BatchStats, ReplayError> {
     let mut stream = Stream::open(path, format, cfg, progress).await?;
     let mut total = BatchStats::default();
+    let mut in_flight = InFlight::default();
+    // The next batch is read and parsed while the previous one is analysed.
     while let Some((events, stats)) = stream.next(cfg.batch_lines)? {
         let mut batch = LogBatch::of(source, events, stats);
         batch.file = Some(path.display().to_string());
         total.add(&stats);
         progress.lines.fetch_add(stats.lines, Ordering::Relaxed);
-        send_batch(sink, batch).await?;
+        in_flight.send(sink, batch).await?;
     }
+    in_flight.finish().await?;
     Ok(total)
 }
 
@@ -77,6 +102,7 @@ pub async fn replay_merged(
     }
     let mut total = BatchStats::default();
     let mut out = Vec::new();
+    let mut in_flight = InFlight::default();
     loop {
         // Refill the empty buffers; the file whose next event is earliest goes first,
         // up to the next event of another file.
@@ -107,14 +133,15 @@ pub async fn replay_merged(
             if out.len() >= cfg.batch_lines.max(1) {
                 let events = std::mem::take(&mut out);
                 let stats = BatchStats { lines: events.len() as u64, ..Default::default() };
-                send_batch(sink, LogBatch::of(source, events, stats)).await?;
+                in_flight.send(sink, LogBatch::of(source, events, stats)).await?;
             }
         }
     }
     if !out.is_empty() {
         let stats = BatchStats { lines: out.len() as u64, ..Default::default() };
-        send_batch(sink, LogBatch::of(source, out, stats)).await?;
+        in_flight.send(sink, LogBatch::of(source, out, stats)).await?;
     }
+    in_flight.finish().await?;
     Ok(total)
 }
 

@@ -6,8 +6,8 @@
 //! `actor`, `kind`, `subject`, `detail`), `detail`'s keys in the order they were built
 //! or read (serde_json's `preserve_order`) — which is what the ledger has always hashed.
 //!
-//! Records are stored a *page* at a time: the records one commit appends, under the
-//! first one's sequence number, as a JSON array of `{"record", "hash"}` objects (a page of
+//! Records are stored a *page* at a time: the records one commit appends (in pages of
+//! about [`PAGE_BYTES`]), under the first one's sequence number, as a JSON array of `{"record", "hash"}` objects (a page of
 //! one record is the bare object, which is also how ledgers written before pages stored
 //! every record). Each record keeps its own `seq`, `prev` and hash, so verification still
 //! checks — and names — records one by one; a page only saves the database a key per
@@ -119,6 +119,9 @@ pub fn seal(record: &RecordRef<'_>) -> (String, Vec<u8>) {
     let stored = format!("{{\"record\":{canonical},\"hash\":\"{hash}\"}}").into_bytes();
     (hash, stored)
 }
+
+/// A page is closed once its records take this many bytes.
+pub const PAGE_BYTES: usize = 4096;
 
 /// The stored value of a page holding `sealed` records (each from [`seal`], in order).
 pub fn page(sealed: Vec<Vec<u8>>) -> Vec<u8> {

@@ -304,16 +304,27 @@ impl KnowledgeBase {
         let mut seq = self.next_seq;
         let mut head = self.head.clone();
         let now = Utc::now();
-        let mut sealed = Vec::with_capacity(c.audit.len());
+        // Pages of about PAGE_BYTES: sled rewrites a leaf (16 keys) whole, and past a
+        // quarter of its segment size (128 KiB) it writes the leaf as a file of its own.
+        let (mut page, mut page_seq, mut page_bytes) = (Vec::new(), seq, 0);
         for entry in &c.audit {
             let (hash, value) = audit::seal(&audit::RecordRef { seq, at: &now, prev: &head, entry });
-            sealed.push(value);
+            page_bytes += value.len();
+            page.push(value);
             head = hash;
             seq += 1;
+            if page_bytes >= audit::PAGE_BYTES {
+                let key = page_seq.to_be_bytes().to_vec();
+                raw.push(RawWrite::Put { tree: TreeName::Audit, key, value: audit::page(std::mem::take(&mut page)) });
+                (page_seq, page_bytes) = (seq, 0);
+            }
         }
-        if !sealed.is_empty() {
-            let key = self.next_seq.to_be_bytes().to_vec();
-            raw.push(RawWrite::Put { tree: TreeName::Audit, key, value: audit::page(sealed) });
+        if !page.is_empty() {
+            raw.push(RawWrite::Put {
+                tree: TreeName::Audit,
+                key: page_seq.to_be_bytes().to_vec(),
+                value: audit::page(page),
+            });
         }
         self.store.apply(&raw)?;
         self.next_seq = seq;

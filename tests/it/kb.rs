@@ -133,3 +133,41 @@ fn the_inbox_is_read_a_page_at_a_time_per_agent() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A commit's audit records are stored in pages of about `PAGE_BYTES` (fewer database
+/// keys); every record is still read, verified and continued one by one.
+#[test]
+fn audit_records_are_stored_in_pages_and_read_one_by_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let big = |i: u32| {
+        AuditEntry::new(
+            "test",
+            AuditKind::ToolCall,
+            format!("call-{i}"),
+            serde_json::json!({ "n": i, "pad": "x".repeat(300) }),
+        )
+    };
+    {
+        let mut kb = KnowledgeBase::new(open(&db)).unwrap();
+        kb.commit(&Commit { audit: (0..40).map(big).collect(), ..Commit::default() }).unwrap();
+        let pages: Vec<_> = kb.store().iter(TreeName::Audit).map(Result::unwrap).collect();
+        assert!(pages.len() > 1 && pages.len() < 40, "{} pages", pages.len());
+        // Each page is keyed by its first record.
+        for (key, value) in &pages {
+            let first = warden::kb::audit::read_page(value).unwrap()[0].record.seq;
+            assert_eq!(key.as_slice(), first.to_be_bytes());
+            assert!(value.len() < 2 * warden::kb::audit::PAGE_BYTES);
+        }
+        let report = kb.verify_audit().unwrap();
+        assert!(report.ok && report.records == 40, "{report:?}");
+        kb.store().flush_blocking().unwrap();
+    }
+    let mut kb = KnowledgeBase::new(open(&db)).unwrap();
+    kb.commit(&Commit { audit: vec![entry(40)], ..Commit::default() }).unwrap();
+    let report = kb.verify_audit().unwrap();
+    assert!(report.ok && report.records == 41, "{report:?}");
+    let QueryAnswer::AuditRecords(records) = kb.query(&Query::AuditRecords).unwrap() else { panic!() };
+    let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (0..41).collect::<Vec<u64>>());
+}
