@@ -401,40 +401,24 @@ pub type LogSink = Recipient<LogBatch>;
 /// Sends a batch to the log sink and waits for it to be applied. While the
 /// threat-detection agent is restarting (or failed) it keeps the batch and retries, so a
 /// source never skips lines; this wait is also the backpressure on the reader.
-///
-/// The first attempt is queued when this is called, before the returned future is
-/// polled: a reader can parse its next batch while this one is analysed, and send it
-/// once this one is acknowledged (so batches are still applied in order).
-pub fn send_batch(
-    sink: &LogSink,
-    batch: LogBatch,
-) -> impl std::future::Future<Output = Result<BatchAck, SendError>> + 'static {
-    let first = sink.send(batch.clone());
-    let sink = sink.clone();
-    async move {
-        let mut first = Some(first);
-        let mut delay = std::time::Duration::from_millis(50);
-        let mut retries = 0u32;
-        loop {
-            let answer = match first.take() {
-                Some(request) => request.await,
-                None => sink.send(batch.clone()).await,
-            };
-            match answer {
-                Ok(Ok(ack)) => return Ok(ack),
-                Ok(Err(BatchError::Rejected(r))) => return Err(SendError::Rejected(r)),
-                Ok(Err(e)) => {
-                    // Said once per wait, not once per retry.
-                    if retries == 0 {
-                        tracing::warn!(source = %batch.source, error = %e, "batch not applied; retrying");
-                    }
-                    retries += 1;
+pub async fn send_batch(sink: &LogSink, batch: LogBatch) -> Result<BatchAck, SendError> {
+    let mut delay = std::time::Duration::from_millis(50);
+    let mut retries = 0u32;
+    loop {
+        match sink.send(batch.clone()).await {
+            Ok(Ok(ack)) => return Ok(ack),
+            Ok(Err(BatchError::Rejected(r))) => return Err(SendError::Rejected(r)),
+            Ok(Err(e)) => {
+                // Said once per wait, not once per retry.
+                if retries == 0 {
+                    tracing::warn!(source = %batch.source, error = %e, "batch not applied; retrying");
                 }
-                Err(e) => return Err(SendError::SinkGone(e.to_string())),
+                retries += 1;
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(std::time::Duration::from_secs(2));
+            Err(e) => return Err(SendError::SinkGone(e.to_string())),
         }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(2));
     }
 }
 

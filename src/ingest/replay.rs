@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 
-use super::{BatchBuilder, BatchStats, LineSplitter, LogBatch, LogSink, SendError, send_batch};
+use super::{BatchBuilder, BatchStats, LineSplitter, LogBatch, LogSink, send_batch};
 use crate::config::{IngestConfig, LogFormat};
-use crate::messages::BatchAck;
 
 /// Progress shared with whoever reports it.
 #[derive(Debug, Default)]
@@ -37,27 +36,6 @@ pub enum ReplayError {
     NothingParsed { path: String, format: &'static str, lines: u64 },
 }
 
-/// The batch sent and not yet acknowledged: one at a time, so batches are applied in
-/// order, while the reader prepares the next.
-#[derive(Default)]
-struct InFlight(Option<std::pin::Pin<Box<dyn std::future::Future<Output = Result<BatchAck, SendError>>>>>);
-
-impl InFlight {
-    /// Waits for the previous batch's acknowledgement, then sends this one.
-    async fn send(&mut self, sink: &LogSink, batch: LogBatch) -> Result<(), SendError> {
-        self.finish().await?;
-        self.0 = Some(Box::pin(send_batch(sink, batch)));
-        Ok(())
-    }
-
-    async fn finish(&mut self) -> Result<(), SendError> {
-        match self.0.take() {
-            Some(ack) => ack.await.map(drop),
-            None => Ok(()),
-        }
-    }
-}
-
 /// Replays one file through the agents and returns what it read.
 pub async fn replay_file(
     path: &Path,
@@ -69,16 +47,13 @@ pub async fn replay_file(
 ) -> Result<BatchStats, ReplayError> {
     let mut stream = Stream::open(path, format, cfg, progress).await?;
     let mut total = BatchStats::default();
-    let mut in_flight = InFlight::default();
-    // The next batch is read and parsed while the previous one is analysed.
     while let Some((events, stats)) = stream.next(cfg.batch_lines)? {
         let mut batch = LogBatch::of(source, events, stats);
         batch.file = Some(path.display().to_string());
         total.add(&stats);
         progress.lines.fetch_add(stats.lines, Ordering::Relaxed);
-        in_flight.send(sink, batch).await?;
+        send_batch(sink, batch).await?;
     }
-    in_flight.finish().await?;
     Ok(total)
 }
 
@@ -102,7 +77,6 @@ pub async fn replay_merged(
     }
     let mut total = BatchStats::default();
     let mut out = Vec::new();
-    let mut in_flight = InFlight::default();
     loop {
         // Refill the empty buffers; the file whose next event is earliest goes first,
         // up to the next event of another file.
@@ -133,15 +107,14 @@ pub async fn replay_merged(
             if out.len() >= cfg.batch_lines.max(1) {
                 let events = std::mem::take(&mut out);
                 let stats = BatchStats { lines: events.len() as u64, ..Default::default() };
-                in_flight.send(sink, LogBatch::of(source, events, stats)).await?;
+                send_batch(sink, LogBatch::of(source, events, stats)).await?;
             }
         }
     }
     if !out.is_empty() {
         let stats = BatchStats { lines: out.len() as u64, ..Default::default() };
-        in_flight.send(sink, LogBatch::of(source, out, stats)).await?;
+        send_batch(sink, LogBatch::of(source, out, stats)).await?;
     }
-    in_flight.finish().await?;
     Ok(total)
 }
 
