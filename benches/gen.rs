@@ -30,6 +30,11 @@ const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Au
 
 /// Writes `lines` lines starting on 1 March, 00:00, about 20 lines per second of log time.
 pub fn generate(out: &mut impl Write, lines: u64, seed: u64) -> std::io::Result<u64> {
+    generate_share(out, lines, seed, 15)
+}
+
+/// [`generate`] with about `percent` % attack lines (from the same 800 addresses).
+pub fn generate_share(out: &mut impl Write, lines: u64, seed: u64, percent: u64) -> std::io::Result<u64> {
     let mut rng = Rng::new(seed);
     let mut attack = 0;
     for n in 0..lines {
@@ -46,7 +51,7 @@ pub fn generate(out: &mut impl Write, lines: u64, seed: u64) -> std::io::Result<
         );
         let pid = 1000 + rng.below(60_000);
         let roll = rng.below(100);
-        if roll < 15 {
+        if roll < percent {
             attack += 1;
             let ip = format!("203.0.{}.{}", rng.below(4), 1 + rng.below(200));
             let user = USERS[rng.below(USERS.len() as u64) as usize];

@@ -9,6 +9,12 @@
 //! and reports lines per second, evictions and peak RSS (read by warden from
 //! /proc/self/status and printed with `--stats`). `capture` and `pairs` run only when
 //! named.
+//!
+//! `shares` is the shape of the per-finding cost: auth logs with 0, 1, 15 and 50 %
+//! attack lines, each replayed on one core (`taskset -c 0`, when there is one), best of
+//! three; it prints µs per line and, against the file without attacks, µs per finding
+//! (everything a finding brings: its attack lines' parsing and detection, the finding,
+//! its incident, actions and audit records).
 
 #[path = "gen.rs"]
 mod generator;
@@ -23,6 +29,9 @@ fn main() {
     let kinds = if kinds.is_empty() { vec!["auth", "web", "zeek"] } else { kinds };
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench");
     std::fs::create_dir_all(&dir).unwrap();
+    if args.iter().any(|a| a == "shares") {
+        return shares(&dir, lines);
+    }
     for kind in kinds {
         let file = dir.join(format!("{kind}-{lines}.log"));
         let to_file = || std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
@@ -67,6 +76,53 @@ fn main() {
             {
                 println!("{kind} run {run}: {l}");
             }
+        }
+    }
+}
+
+/// Replays auth logs of several attack shares on one core and prints the cost's shape.
+fn shares(dir: &std::path::Path, lines: u64) {
+    let pinned = Command::new("taskset").args(["-c", "0", "true"]).status().is_ok_and(|s| s.success());
+    if !pinned {
+        println!("shares: no taskset here; the figures are for every core");
+    }
+    let mut base: Option<f64> = None;
+    for percent in [0, 1, 15, 50] {
+        let file = dir.join(format!("auth-share{percent}-{lines}.log"));
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        let attack = generator::generate_share(&mut out, lines, 42, percent).unwrap();
+        drop(out);
+        let (mut best, mut findings) = (f64::MAX, 0u64);
+        for _ in 0..3 {
+            let mut cmd = if pinned { Command::new("taskset") } else { Command::new(env!("CARGO_BIN_EXE_warden")) };
+            if pinned {
+                cmd.args(["-c", "0", env!("CARGO_BIN_EXE_warden")]);
+            }
+            let out = cmd.args(["replay", "--stats"]).arg(&file).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let text = String::from_utf8_lossy(&out.stdout);
+            let field = |prefix: &str, after: &str| -> f64 {
+                let l = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_default();
+                l.split(after)
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0.0)
+            };
+            best = best.min(field("replayed", " in "));
+            findings = field("stored:", "stored: ") as u64;
+        }
+        let per_line = best * 1e6 / lines as f64;
+        let per_finding = match base {
+            Some(b) if findings > 0 => format!("{:.0} µs/finding", (best - b) * 1e6 / findings as f64),
+            _ => "—".to_string(),
+        };
+        println!(
+            "shares: {percent:>2} % attack lines ({attack}): {best:.3} s, {:.0} lines/s, {per_line:.2} µs/line, {findings} findings, {per_finding}",
+            lines as f64 / best
+        );
+        if percent == 0 {
+            base = Some(best);
         }
     }
 }

@@ -35,54 +35,59 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
     let mut cfg = cfg;
     cfg.ingest.batch_lines = cfg.ingest.batch_lines.max(8_192);
     let sys = actix::System::new();
-    let (listing, findings, totals, elapsed, read_secs, analysing_peak, evicted) = sys.block_on(async move {
-        let rt = Runtime::start_with(&cfg, &defs, store, false)?;
-        rt.ready().await;
-        let progress = warden::ingest::replay::progress();
-        let started = Instant::now();
-        let total_bytes: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
-        let ticker = std::io::stderr().is_terminal().then(|| {
-            let p = progress.clone();
-            actix_rt::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    let (b, l) = (p.bytes.load(Ordering::Relaxed), p.lines.load(Ordering::Relaxed));
-                    let secs = started.elapsed().as_secs_f64().max(1e-3);
-                    eprint!(
-                        "\r{:5.1}%  {l} lines  {:.0} lines/s   ",
-                        100.0 * b as f64 / total_bytes.max(1) as f64,
-                        l as f64 / secs
-                    );
+    let (listing, findings, totals, elapsed, read_secs, analysing_peak, evicted, stored) =
+        sys.block_on(async move {
+            let rt = Runtime::start_with(&cfg, &defs, store, false)?;
+            rt.ready().await;
+            let progress = warden::ingest::replay::progress();
+            let started = Instant::now();
+            let total_bytes: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+            let ticker = std::io::stderr().is_terminal().then(|| {
+                let p = progress.clone();
+                actix_rt::spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                        let (b, l) = (p.bytes.load(Ordering::Relaxed), p.lines.load(Ordering::Relaxed));
+                        let secs = started.elapsed().as_secs_f64().max(1e-3);
+                        eprint!(
+                            "\r{:5.1}%  {l} lines  {:.0} lines/s   ",
+                            100.0 * b as f64 / total_bytes.max(1) as f64,
+                            l as f64 / secs
+                        );
+                    }
+                })
+            });
+            let mut totals = warden::messages::BatchStats::default();
+            let sink = rt.supervisor.clone().recipient();
+            // One file is read as it is; several are one capture, merged on event time.
+            let stats = match files.as_slice() {
+                [f] => warden::ingest::replay::replay_file(f, "replay", format, &cfg.ingest, &sink, &progress).await?,
+                _ => {
+                    warden::ingest::replay::replay_merged(&files, "replay", format, &cfg.ingest, &sink, &progress)
+                        .await?
                 }
-            })
-        });
-        let mut totals = warden::messages::BatchStats::default();
-        let sink = rt.supervisor.clone().recipient();
-        // One file is read as it is; several are one capture, merged on event time.
-        let stats = match files.as_slice() {
-            [f] => warden::ingest::replay::replay_file(f, "replay", format, &cfg.ingest, &sink, &progress).await?,
-            _ => warden::ingest::replay::replay_merged(&files, "replay", format, &cfg.ingest, &sink, &progress).await?,
-        };
-        totals.add(&stats);
-        if stats.invalid_utf8 + stats.truncated > 0 {
-            tracing::warn!(invalid_utf8 = stats.invalid_utf8, truncated = stats.truncated, "damaged lines");
-        }
-        let read_secs = started.elapsed().as_secs_f64();
-        rt.quiesce().await;
-        let evicted = rt.metrics.evictions();
-        let elapsed = started.elapsed();
-        // The peak while analysing, before the listing below loads every incident.
-        let analysing_peak = peak_rss_kb();
-        if let Some(t) = ticker {
-            t.abort();
-            eprint!("\r\x1b[2K");
-        }
-        // The incidents are listed one at a time (in creation order), never all in memory.
-        let listing = Listing::of(rt.kb.reader.clone())?;
-        let findings = if want_findings { rt.kb.findings().await? } else { Vec::new() };
-        rt.shutdown().await?;
-        anyhow::Ok((listing, findings, totals, elapsed, read_secs, analysing_peak, evicted))
-    })?;
+            };
+            totals.add(&stats);
+            if stats.invalid_utf8 + stats.truncated > 0 {
+                tracing::warn!(invalid_utf8 = stats.invalid_utf8, truncated = stats.truncated, "damaged lines");
+            }
+            let read_secs = started.elapsed().as_secs_f64();
+            rt.quiesce().await;
+            let evicted = rt.metrics.evictions();
+            let elapsed = started.elapsed();
+            // The peak while analysing, before the listing below loads every incident.
+            let analysing_peak = peak_rss_kb();
+            if let Some(t) = ticker {
+                t.abort();
+                eprint!("\r\x1b[2K");
+            }
+            // The incidents are listed one at a time (in creation order), never all in memory.
+            let listing = Listing::of(rt.kb.reader.clone())?;
+            let findings = if want_findings { rt.kb.findings().await? } else { Vec::new() };
+            let stored = rt.kb.stats().await?;
+            rt.shutdown().await?;
+            anyhow::Ok((listing, findings, totals, elapsed, read_secs, analysing_peak, evicted, stored))
+        })?;
     let lines = totals.lines;
     if want_findings {
         println!("{}", serde_json::to_string_pretty(&findings)?);
@@ -104,6 +109,10 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
         println!(
             "lines read, parsed and analysed in {read_secs:.3} s ({:.0} lines/s)",
             lines as f64 / read_secs.max(1e-9)
+        );
+        println!(
+            "stored: {} findings, {} incidents, {} actions, {} audit records",
+            stored.findings, stored.incidents, stored.actions, stored.audit_records
         );
         // Which parser took how many lines, and how many none understood.
         let mut by_parser: Vec<String> = totals.parsers.iter().map(|(p, n)| format!("{}={n}", p.as_str())).collect();

@@ -285,6 +285,13 @@ fn replay_stats_count_lines_per_parser() {
     let out = Command::new(BIN).arg("replay").arg("--stats").arg(&case).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("lines by parser: sshd=22 postfix=5 syslog=5 unparsed=1"), "{text}");
+    // And what the replay stored (the benchmarks divide by it): as many findings as
+    // `--findings` prints.
+    let stored = text.lines().find(|l| l.starts_with("stored: ")).unwrap_or_else(|| panic!("{text}"));
+    let n: usize = stored["stored: ".len()..].split(' ').next().unwrap().parse().unwrap();
+    let out = Command::new(BIN).arg("replay").arg("--findings").arg(&case).output().unwrap();
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(n > 0 && n == findings.len(), "{stored} but {} findings", findings.len());
 }
 
 /// Real sshd logs from loghub: every address with at least five failed attempts inside
