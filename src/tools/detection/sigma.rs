@@ -307,9 +307,9 @@ impl SigmaView<'_> {
 }
 
 /// The evidence reference kept by [`SigmaView::reference`], in `file`.
-fn parse_reference(id: &str, file: &str) -> Option<crate::messages::EvidenceRef> {
+fn parse_reference(id: &str, file: &std::sync::Arc<str>) -> Option<crate::messages::EvidenceRef> {
     let (offset, hash) = id.strip_prefix(REF_PREFIX)?.split_once('.')?;
-    Some(crate::messages::EvidenceRef { file: file.into(), offset: offset.parse().ok()?, sha256: unb64(hash)? })
+    Some(crate::messages::EvidenceRef { file: file.clone(), offset: offset.parse().ok()?, sha256: unb64(hash)? })
 }
 
 /// Nesting deeper than this is not searched by keywords (hostile input).
@@ -625,12 +625,12 @@ impl RuleSet {
             detections
         };
         let mut out = Vec::new();
+        let mut file_name: Option<std::sync::Arc<str>> = None;
         for r in results {
             let h = &r.header;
             let Some(sev) = severity(h.level) else { continue };
             // A correlation is about its group (`group-by`), not about the event that
             // completed it: an address in the group is the entity, else an account.
-            let mut refs = Vec::new();
             let mut client = None;
             let (src_ip, users, event_count, first_seen) = match &r.body {
                 ResultBody::Correlation(c) => {
@@ -644,12 +644,6 @@ impl RuleSet {
                         .map(|(_, v)| sanitize(v, 64))
                         .collect::<Vec<_>>();
                     let start = ev.time - Duration::seconds(c.timespan_secs.min(i64::MAX as u64) as i64);
-                    refs = c
-                        .event_refs
-                        .iter()
-                        .flatten()
-                        .filter_map(|r| parse_reference(r.id.as_deref()?, file?))
-                        .collect();
                     (ip.map(|i| i.to_string()), users, c.aggregated_value.max(1.0) as u64, start)
                 }
                 ResultBody::Detection(_) => (
@@ -687,6 +681,15 @@ impl RuleSet {
                 None => 1,
             };
             state.last.insert(key, (ev.time, count));
+            // The lines a correlation points at, read only for what is reported (a
+            // brute force completes its correlation again on every further attempt).
+            let refs = match (&r.body, file) {
+                (ResultBody::Correlation(c), Some(file)) => {
+                    let file: &std::sync::Arc<str> = file_name.get_or_insert_with(|| file.into());
+                    c.event_refs.iter().flatten().filter_map(|r| parse_reference(r.id.as_deref()?, file)).collect()
+                }
+                _ => Vec::new(),
+            };
             out.push(Finding {
                 id: Finding::derive_id(&rule_key, &entity, ev.time),
                 rule: slug(&h.rule_title),
@@ -845,8 +848,8 @@ mod tests {
             assert_eq!(&*r.file, "/var/log/auth.log");
             assert_eq!(r, &crate::messages::EvidenceRef::new("/var/log/auth.log".into(), r.offset, raw));
         }
-        assert!(parse_reference("w1.zz", "/f").is_none());
-        assert!(parse_reference("something-else", "/f").is_none());
+        assert!(parse_reference("w1.zz", &"/f".into()).is_none());
+        assert!(parse_reference("something-else", &"/f".into()).is_none());
         let sha = [7u8; 32];
         assert_eq!(unb64(&b64(&sha)), Some(sha));
     }
