@@ -3,6 +3,11 @@
 # generated files (`cargo bench --bench replay` writes them to target/tmp/bench) and
 # prints wall time (from `--stats`), CPU time (`/usr/bin/time`), peak RSS and incidents.
 #   OLD=/tmp/warden-old NEW=target/release/warden N=3 KINDS="auth web zeek" PIN="taskset -c 0" benches/alternate.sh
+# Build the baseline in a worktree with a target directory of its own
+# (`git worktree add /tmp/old REV && cd /tmp/old && CARGO_TARGET_DIR=/tmp/old-target
+# cargo build --release`): a shared target directory shares the build script, and a
+# build.rs from before 2c220f9 then embeds the worktree's `actors/` into this
+# checkout's binary — or none once the worktree is gone.
 set -euo pipefail
 cd "$(dirname "$0")/../target/tmp/bench"
 OLD=${OLD:?path of the baseline binary} NEW=${NEW:?path of the new binary}
