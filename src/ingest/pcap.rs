@@ -109,8 +109,8 @@ impl FlowState {
         }
     }
 
-    fn event(&self, uid: &str) -> Event {
-        let dur = (self.last - self.first).max(0.0);
+    /// The fields every record of this flow starts with, as Zeek's: `ts`, `uid`, `id.*`.
+    fn record(&self, uid: &str) -> Map<String, serde_json::Value> {
         let mut m = Map::new();
         m.insert("ts".into(), json!(self.first));
         m.insert("uid".into(), json!(uid));
@@ -118,6 +118,12 @@ impl FlowState {
         m.insert("id.orig_p".into(), json!(self.orig.1));
         m.insert("id.resp_h".into(), json!(self.resp.0.to_string()));
         m.insert("id.resp_p".into(), json!(self.resp.1));
+        m
+    }
+
+    fn event(&self, uid: &str) -> Event {
+        let dur = (self.last - self.first).max(0.0);
+        let mut m = self.record(uid);
         m.insert("proto".into(), json!(self.proto));
         m.insert("duration".into(), json!(dur));
         m.insert("orig_bytes".into(), json!(self.orig_bytes));
@@ -258,13 +264,7 @@ impl Flows {
         self.out.push(f.event(&uid));
         if let Some(name) = &f.sni {
             self.stats.tls_names += 1;
-            let mut m = Map::new();
-            m.insert("ts".into(), json!(f.first));
-            m.insert("uid".into(), json!(uid));
-            m.insert("id.orig_h".into(), json!(f.orig.0.to_string()));
-            m.insert("id.orig_p".into(), json!(f.orig.1));
-            m.insert("id.resp_h".into(), json!(f.resp.0.to_string()));
-            m.insert("id.resp_p".into(), json!(f.resp.1));
+            let mut m = f.record(&uid);
             m.insert("server_name".into(), json!(name));
             let raw = format!("{:.6}\t{uid}\t{}\t{}\t{}\t{}\t{name}", f.first, f.orig.0, f.orig.1, f.resp.0, f.resp.1);
             self.out.push(event(f.first, "pcap:ssl", m, raw));

@@ -6,10 +6,10 @@
 //! `actor`, `kind`, `subject`, `detail`), `detail`'s keys in the order they were built
 //! or read (serde_json's `preserve_order`) — which is what the ledger has always hashed.
 //!
-//! Records are stored a *page* at a time: the records one commit appends (in pages of
-//! about [`PAGE_BYTES`]), under the first one's sequence number, as a JSON array of `{"record", "hash"}` objects (a page of
-//! one record is the bare object, which is also how ledgers written before pages stored
-//! every record). Each record keeps its own `seq`, `prev` and hash, so verification still
+//! Records are stored a *page* at a time: the records one commit appends, in pages of
+//! about [`PAGE_BYTES`], each under its first record's sequence number as a JSON array
+//! of `{"record", "hash"}` objects (a page of one record is the bare object, which is
+//! also how ledgers written before pages stored every record). Each record keeps its own `seq`, `prev` and hash, so verification still
 //! checks — and names — records one by one; a page only saves the database a key per
 //! record.
 

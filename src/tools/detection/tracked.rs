@@ -73,9 +73,7 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency
     /// full, counted in `evicted`); marks it changed.
     pub fn touch(&mut self, key: &K, evicted: &mut u64) -> Option<&mut T> {
         if !self.map.contains_key(key) {
-            if self.map.len() >= self.cap.max(1) {
-                *evicted += self.evict_least_recent((self.cap / 10).max(1)).len() as u64;
-            }
+            *evicted += self.make_room(key).len() as u64;
             self.map.insert(key.clone(), T::default());
             self.removed.remove(key);
         }
@@ -83,6 +81,15 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency
             self.dirty.insert(key.clone());
         }
         self.map.get_mut(key)
+    }
+
+    /// Room for `key` before it is added: when it is new and the map is full, the least
+    /// recent tenth goes (returned, for owners that count what their entries stand for).
+    pub fn make_room(&mut self, key: &K) -> Vec<(K, T)> {
+        if self.map.contains_key(key) || self.map.len() < self.cap.max(1) {
+            return Vec::new();
+        }
+        self.evict_least_recent((self.cap / 10).max(1))
     }
 
     /// Removes the `n` least recent entries (their deletion is part of the next delta)

@@ -90,13 +90,11 @@ impl NetworkAnalyzer {
         }
         let key: PairKey = (o.src, o.dest.clone(), o.port, o.proto);
         if !self.beacons.map.contains_key(&key) {
-            // Room made here (rather than by `touch`) so the pairs that go are uncounted.
-            if self.beacons.map.len() >= self.beacons.cap.max(1) {
-                let gone = self.beacons.evict_least_recent((self.beacons.cap / 10).max(1));
-                self.evicted += gone.len() as u64;
-                for (k, _) in &gone {
-                    self.prevalence.remove(k);
-                }
+            // Room made before `touch`, so the pairs that go are uncounted.
+            let gone = self.beacons.make_room(&key);
+            self.evicted += gone.len() as u64;
+            for (k, _) in &gone {
+                self.prevalence.remove(k);
             }
             self.prevalence.add(&key);
         }
