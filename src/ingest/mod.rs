@@ -310,7 +310,7 @@ impl LineParser {
                 stats.unparsed += 1;
                 out.push(Event {
                     time: fallback,
-                    json: None,
+                    fields: None,
                     host: String::new(),
                     program: String::new(),
                     auth: None,

@@ -24,7 +24,7 @@ use pcap_parser::pcapng::Block;
 use pcap_parser::{Linktype, PcapBlockOwned, PcapError};
 use serde_json::{Map, Value, json};
 
-use crate::messages::Event;
+use crate::messages::{Event, Fields};
 
 /// Most flows open at once; packets of new flows past it are counted, not tracked.
 const MAX_OPEN_FLOWS: usize = 1_000_000;
@@ -300,7 +300,7 @@ impl Flows {
     fn dns_answer(&mut self, p: &Packet<'_>) {
         let Some((id, rcode, addrs)) = dns_response(p.payload) else { return };
         let Some(i) = self.pending.remove(&(p.dst, p.dport, id)) else { return };
-        let Some(m) = self.out.get_mut(i).and_then(|e| e.json.as_deref_mut()) else { return };
+        let Some(Fields::Json(m)) = self.out.get_mut(i).and_then(|e| e.fields.as_deref_mut()) else { return };
         self.stats.dns_answers += 1;
         m.insert("rcode_name".into(), json!(rcode));
         m.insert("answers".into(), json!(addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()));

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
+use super::Fields;
+
 /// One log line. `time` is the log's own timestamp (event time), never the time Warden
 /// read it. Every line becomes an event — one whose header could not be parsed still
 /// reaches keyword rules, with the time of the line before it.
@@ -18,9 +20,9 @@ pub struct Event {
     /// A web server request (access logs).
     #[serde(default)]
     pub web: Option<Box<WebRequest>>,
-    /// The fields of a JSON-lines record, as given.
-    #[serde(default)]
-    pub json: Option<Box<serde_json::Map<String, serde_json::Value>>>,
+    /// The fields of a structured record (JSON lines, Zeek logs, pcap flows), as given.
+    #[serde(default, rename = "json")]
+    pub fields: Option<Box<Fields>>,
     /// The line as read (lossy UTF-8, possibly cut), kept as evidence.
     pub raw: String,
     /// Byte offset in `raw` where the message (after the syslog header) starts.
@@ -69,10 +71,10 @@ impl Event {
         if let Some(w) = &self.web {
             return w.client.parse().ok();
         }
-        let m = self.json.as_ref()?;
+        let m = self.fields.as_deref()?;
         ["src_ip", "source.ip", "client.ip", "c-ip", "remote_addr", "id.orig_h"]
             .iter()
-            .find_map(|f| json_lookup(m, f).and_then(|v| v.as_str()).and_then(|s| s.parse().ok()))
+            .find_map(|f| m.text(f).and_then(|s| s.parse().ok()))
     }
 
     /// The message after the syslog header (the whole line when there is none).
@@ -235,21 +237,6 @@ impl AuthEventKind {
             AuthEventKind::SessionOpened => "session_opened",
         }
     }
-}
-
-/// Looks up a dotted path (`source.ip`) in an object; a literal dotted key wins.
-pub fn json_lookup<'a>(
-    map: &'a serde_json::Map<String, serde_json::Value>,
-    path: &str,
-) -> Option<&'a serde_json::Value> {
-    if let Some(v) = map.get(path) {
-        return Some(v);
-    }
-    let mut cur: &serde_json::Value = map.get(path.split('.').next()?)?;
-    for part in path.split('.').skip(1) {
-        cur = cur.as_object()?.get(part)?;
-    }
-    Some(cur)
 }
 
 #[cfg(test)]

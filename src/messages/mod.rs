@@ -7,6 +7,7 @@
 mod batch;
 mod envelope;
 mod event;
+mod fields;
 mod finding;
 mod incident;
 
@@ -15,7 +16,8 @@ pub use envelope::{
     ApprovalDecision, CloseRequest, ContainmentRequest, Envelope, Handoff, IncidentRef, Instruction, Payload,
     PayloadKind, PlaybookStepRef, ScanRequest, VerifyRequest,
 };
-pub use event::{AuthEvent, AuthEventKind, Event, Service, WebRequest, json_lookup};
+pub use event::{AuthEvent, AuthEventKind, Event, Service, WebRequest};
+pub use fields::{FieldRef, Fields, TsvFields, TsvMarkers, TsvNames, json_lookup};
 pub use finding::{EvidenceRef, Finding, IntelHit, Severity};
 pub use incident::{
     Action, ActionKind, ActionStatus, Decision, EvidenceItem, Incident, IncidentStatus, PlaybookRun, Priority,

@@ -26,7 +26,7 @@ fn make(line: String, time: chrono::DateTime<chrono::Utc>, host: String, program
         program,
         auth: None,
         web: None,
-        json: None,
+        fields: None,
         message_at: at.min(line.len()),
         raw: line,
         offset: None,

@@ -4,7 +4,7 @@
 use super::Unparsed;
 use chrono::{DateTime, Utc};
 
-use crate::messages::{Event, json_lookup as lookup};
+use crate::messages::{Event, Fields, json_lookup as lookup};
 
 /// Field names tried, in order, for the event time.
 const TIME_FIELDS: [&str; 5] = ["@timestamp", "timestamp", "time", "ts", "date"];
@@ -29,7 +29,7 @@ pub(super) fn time_of(v: &serde_json::Value) -> Option<DateTime<Utc>> {
     }
 }
 
-/// An event whose fields are a record's, as given.
+/// An event whose fields are a JSON record's, as given.
 pub fn record_event(
     map: serde_json::Map<String, serde_json::Value>,
     time: DateTime<Utc>,
@@ -37,13 +37,18 @@ pub fn record_event(
     program: String,
     raw: String,
 ) -> Event {
+    fields_event(Fields::Json(map), time, host, program, raw)
+}
+
+/// An event whose fields are a record's.
+pub fn fields_event(fields: Fields, time: DateTime<Utc>, host: String, program: String, raw: String) -> Event {
     Event {
         time,
         host,
         program,
         auth: None,
         web: None,
-        json: Some(Box::new(map)),
+        fields: Some(Box::new(fields)),
         raw,
         message_at: 0,
         offset: None,
@@ -77,8 +82,7 @@ mod tests {
         .unwrap();
         assert_eq!(ev.time.to_rfc3339(), "2026-11-26T10:00:00+00:00");
         assert_eq!(ev.host, "h1");
-        let m = ev.json.as_ref().unwrap();
-        assert_eq!(lookup(m, "source.ip").unwrap(), "1.2.3.4");
+        assert_eq!(ev.fields.as_deref().unwrap().text("source.ip"), Some("1.2.3.4"));
         let ev = parse_line(r#"{"ts": 1764151200.5, "a": 1}"#.into(), now).unwrap();
         assert_eq!(ev.time.timestamp(), 1_764_151_200);
         assert_eq!(parse_line(r#"{"a": 1}"#.into(), now).unwrap().time, now);

@@ -39,7 +39,7 @@ pub fn parse_line(line: String) -> Result<Event, Unparsed> {
             program: "httpd".into(),
             auth: None,
             web: Some(Box::new(web)),
-            json: None,
+            fields: None,
             raw: line,
             message_at: 0,
             offset: None,

@@ -7,22 +7,25 @@
 use super::Unparsed;
 use chrono::{DateTime, Utc};
 
-use crate::messages::Event;
+use crate::messages::{Event, Fields, TsvFields, TsvMarkers, TsvNames};
 
 /// The header state of one Zeek TSV stream.
 #[derive(Debug, Clone, Default)]
 pub struct ZeekHeader {
     separator: Option<char>,
-    fields: Vec<String>,
-    path: String,
+    /// The `#fields` names, shared by every record of the header.
+    fields: Option<std::sync::Arc<TsvNames>>,
+    /// `zeek:<path>`, the records' program.
+    program: String,
     unset: String,
     empty: String,
 }
 
+
 impl ZeekHeader {
     /// Whether a header has been read (records can be parsed).
     pub fn ready(&self) -> bool {
-        !self.fields.is_empty()
+        self.fields.as_ref().is_some_and(|f| !f.is_empty())
     }
 
     /// Reads a `#` line; returns false when the line is not a Zeek header line.
@@ -40,8 +43,8 @@ impl ZeekHeader {
         let Some(rest) = line.strip_prefix('#') else { return false };
         let (key, value) = rest.split_once(sep).unwrap_or((rest, ""));
         match key {
-            "fields" => self.fields = value.split(sep).map(String::from).collect(),
-            "path" => self.path = value.to_string(),
+            "fields" => self.fields = Some(TsvNames::new(value.split(sep).map(String::from))),
+            "path" => self.program = format!("zeek:{value}"),
             "unset_field" => self.unset = value.to_string(),
             "empty_field" => self.empty = value.to_string(),
             "set_separator" | "open" | "close" | "types" => {}
@@ -52,26 +55,14 @@ impl ZeekHeader {
 
     /// Parses one record; hands the line back if it does not fit the header.
     pub fn record(&self, line: String, fallback: DateTime<Utc>) -> Result<Event, Unparsed> {
-        let sep = self.separator.unwrap_or('\t');
-        let values: Vec<&str> = line.split(sep).collect();
-        if !self.ready() || values.len() != self.fields.len() {
+        let markers = TsvMarkers { separator: self.separator.unwrap_or('\t'), unset: &self.unset, empty: &self.empty };
+        let Some(values) = self.fields.as_ref().and_then(|names| TsvFields::parse(names, &line, markers)) else {
             return Err(Unparsed(line));
-        }
-        let mut map = serde_json::Map::with_capacity(values.len());
-        for (f, v) in self.fields.iter().zip(&values) {
-            if *v == self.unset && !self.unset.is_empty() {
-                continue;
-            }
-            let v = if *v == self.empty && !self.empty.is_empty() { "" } else { v };
-            map.insert(f.clone(), serde_json::Value::String(v.to_string()));
-        }
-        let time = map
-            .get("ts")
-            .and_then(|t| t.as_str())
-            .and_then(|t| t.parse::<f64>().ok())
-            .and_then(super::json::epoch)
-            .unwrap_or(fallback);
-        Ok(super::json::record_event(map, time, String::new(), format!("zeek:{}", self.path), line))
+        };
+        let fields = Fields::Tsv(values);
+        let time = fields.text("ts").and_then(|t| t.parse::<f64>().ok()).and_then(super::json::epoch).unwrap_or(fallback);
+        let program = if self.program.is_empty() { "zeek:".to_string() } else { self.program.clone() };
+        Ok(super::json::fields_event(fields, time, String::new(), program, line))
     }
 }
 
@@ -151,10 +142,10 @@ mod tests {
         let ev = z.record("1596790164.509987\t10.8.0.61\t53\t-\t(empty)".into(), now).unwrap();
         assert_eq!(ev.time.timestamp(), 1_596_790_164);
         assert_eq!(ev.program, "zeek:conn");
-        let m = ev.json.as_ref().unwrap();
-        assert_eq!(m["id.orig_h"], "10.8.0.61");
+        let m = ev.fields.as_deref().unwrap();
+        assert_eq!(m.text("id.orig_h"), Some("10.8.0.61"));
         assert!(!m.contains_key("service"), "unset fields are absent");
-        assert_eq!(m["history"], "", "empty fields are empty strings");
+        assert_eq!(m.text("history"), Some(""), "empty fields are empty strings");
         assert_eq!(ev.src_ip().map(|i| i.to_string()).as_deref(), Some("10.8.0.61"));
         assert!(z.record("too\tfew".into(), now).is_err());
         assert!(!z.header("# a comment"));

@@ -34,6 +34,9 @@ impl Tool for AnalyzeNetworkTraffic {
     fn build(setup: &ToolSetup, state: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
         let mut analyzer =
             NetworkAnalyzer::new(setup.detection.network.clone()).with_cap(setup.detection.limits.network_keys);
+        if !setup.durable {
+            analyzer = analyzer.untracked();
+        }
         analyzer.restore(state)?;
         Ok(AnalyzeNetworkTraffic { analyzer, keep_delta: setup.durable })
     }

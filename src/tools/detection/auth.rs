@@ -607,7 +607,7 @@ mod tests {
                 command: None,
             }),
             web: None,
-            json: None,
+            fields: None,
             raw: format!("line at {secs}"),
             message_at: 0,
             offset: None,

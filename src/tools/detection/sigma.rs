@@ -20,7 +20,7 @@ use rsigma_eval::{CorrelationConfig, CorrelationEngine, Engine, EventValue};
 use rsigma_parser::{Level, LogSource, SigmaCollection, parse_sigma_yaml};
 use serde::{Deserialize, Serialize};
 
-use crate::messages::{Event, Finding, Service, Severity};
+use crate::messages::{Event, FieldRef, Fields, Finding, Service, Severity};
 use crate::text::sanitize;
 
 /// A problem in a file, reported as `file:line: message` (line 0: the whole file or
@@ -62,6 +62,26 @@ pub struct RuleSet {
     /// One prebuilt logsource per (service, category) pair, then the web server's (see
     /// [`logsource_index`]), so evaluation allocates none.
     logsources: Vec<LogSource>,
+    /// Whether any detection rule admits `logsources[i]` (lines no rule can match are
+    /// not evaluated).
+    admitted: Vec<bool>,
+    /// The logsources of the Zeek logs met so far (`product: zeek`, `service: <log>`),
+    /// `None` when no rule admits it; at most [`ZEEK_LOGS`] remembered.
+    zeek: Vec<(String, Option<LogSource>)>,
+}
+
+/// Zeek logs whose logsource is remembered (a JSON record's `_path` is its writer's).
+const ZEEK_LOGS: usize = 64;
+
+/// Sigma's logsource matching: each of the rule's `category`, `product` and `service`
+/// is absent or the event's (any case), as rsigma matches them.
+fn admits(rule: &LogSource, event: &LogSource) -> bool {
+    let ok = |r: &Option<String>, e: &Option<String>| match (r, e) {
+        (None, _) => true,
+        (Some(r), Some(e)) => r.eq_ignore_ascii_case(e),
+        (Some(_), None) => false,
+    };
+    ok(&rule.category, &event.category) && ok(&rule.product, &event.product) && ok(&rule.service, &event.service)
 }
 
 /// The line a parser message points at (`... at line 12 column 3`), if any.
@@ -186,7 +206,9 @@ pub fn load_with(files: &[(String, String)], groups: usize) -> RuleSet {
         }
     }
     logsources.push(LogSource { category: Some("webserver".into()), ..LogSource::default() });
-    RuleSet { engine, report, logsources }
+    let rules = engine.engine().rules();
+    let admitted = logsources.iter().map(|ls| rules.iter().any(|r| admits(&r.logsource, ls))).collect();
+    RuleSet { engine, report, logsources, admitted, zeek: Vec::new() }
 }
 
 /// Correlations remember where their last events were read (a reference each, at most
@@ -315,21 +337,16 @@ fn parse_reference(id: &str, file: &std::sync::Arc<str>) -> Option<crate::messag
 /// Nesting deeper than this is not searched by keywords (hostile input).
 const MAX_DEPTH: usize = 32;
 
-fn any_string(v: &serde_json::Value, pred: &dyn Fn(&str) -> bool, depth: usize) -> bool {
+/// Every string in a value (nested arrays and objects too, down to [`MAX_DEPTH`]).
+fn visit_strings<'a>(v: FieldRef<'a>, visit: &mut dyn FnMut(&'a str), depth: usize) {
     match v {
-        serde_json::Value::String(s) => pred(s),
-        serde_json::Value::Array(a) if depth < MAX_DEPTH => a.iter().any(|x| any_string(x, pred, depth + 1)),
-        serde_json::Value::Object(o) if depth < MAX_DEPTH => o.values().any(|x| any_string(x, pred, depth + 1)),
-        _ => false,
-    }
-}
-
-fn collect_strings<'a>(v: &'a serde_json::Value, out: &mut Vec<Cow<'a, str>>, depth: usize) {
-    match v {
-        serde_json::Value::String(s) => out.push(Cow::Borrowed(s)),
-        serde_json::Value::Array(a) if depth < MAX_DEPTH => a.iter().for_each(|x| collect_strings(x, out, depth + 1)),
-        serde_json::Value::Object(o) if depth < MAX_DEPTH => {
-            o.values().for_each(|x| collect_strings(x, out, depth + 1))
+        FieldRef::Text(s) => visit(s),
+        FieldRef::Json(serde_json::Value::String(s)) => visit(s),
+        FieldRef::Json(serde_json::Value::Array(a)) if depth < MAX_DEPTH => {
+            a.iter().for_each(|x| visit_strings(FieldRef::Json(x), visit, depth + 1))
+        }
+        FieldRef::Json(serde_json::Value::Object(o)) if depth < MAX_DEPTH => {
+            o.values().for_each(|x| visit_strings(FieldRef::Json(x), visit, depth + 1))
         }
         _ => {}
     }
@@ -337,8 +354,8 @@ fn collect_strings<'a>(v: &'a serde_json::Value, out: &mut Vec<Cow<'a, str>>, de
 
 /// A JSON record's logsource, from its own `product`/`category`/`service` fields (rules
 /// without those constraints match any record).
-fn json_logsource(m: &serde_json::Map<String, serde_json::Value>) -> LogSource {
-    let get = |k: &str| m.get(k).and_then(|v| v.as_str()).map(String::from);
+fn json_logsource(m: &Fields) -> LogSource {
+    let get = |k: &str| m.text(k).map(String::from);
     LogSource { product: get("product"), category: get("category"), service: get("service"), ..LogSource::default() }
 }
 
@@ -357,8 +374,11 @@ impl rsigma_eval::Event for SigmaView<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
         let ev = self.0;
         let s = |v: &str| Some(EventValue::Str(Cow::Owned(v.to_string())));
-        if let Some(m) = &ev.json {
-            return crate::messages::json_lookup(m, path).map(EventValue::from);
+        if let Some(m) = &ev.fields {
+            return match m.get(path)? {
+                FieldRef::Json(v) => Some(EventValue::from(v)),
+                FieldRef::Text(t) => b(t),
+            };
         }
         if let Some(w) = &ev.web {
             return match path {
@@ -400,29 +420,22 @@ impl rsigma_eval::Event for SigmaView<'_> {
     }
 
     fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
-        match &self.0.json {
-            Some(m) => m.values().any(|v| any_string(v, pred, 0)),
-            None => pred(self.0.message()),
-        }
+        let mut any = false;
+        self.visit_string_values(&mut |v| any = any || pred(v));
+        any
     }
 
     fn all_string_values(&self) -> Vec<Cow<'_, str>> {
-        match &self.0.json {
-            Some(m) => {
-                let mut out = Vec::new();
-                for v in m.values() {
-                    collect_strings(v, &mut out, 0);
-                }
-                out
-            }
-            None => vec![Cow::Borrowed(self.0.message())],
-        }
+        let Some(m) = &self.0.fields else { return vec![Cow::Borrowed(self.0.message())] };
+        let mut out = Vec::new();
+        m.iter().for_each(|(_, v)| visit_strings(v, &mut |s| out.push(Cow::Borrowed(s)), 0));
+        out
     }
 
     /// Overridden so the keyword index does not collect a `Vec` for every line.
     fn visit_string_values(&self, visit: &mut dyn FnMut(&str)) {
-        match &self.0.json {
-            Some(_) => self.all_string_values().iter().for_each(|v| visit(v)),
+        match &self.0.fields {
+            Some(m) => m.iter().for_each(|(_, v)| visit_strings(v, visit, 0)),
             None => visit(self.0.message()),
         }
     }
@@ -434,8 +447,8 @@ impl rsigma_eval::Event for SigmaView<'_> {
             return serde_json::json!({ "id": id });
         }
         let ev = self.0;
-        if let Some(m) = &ev.json {
-            return serde_json::Value::Object((**m).clone());
+        if let Some(m) = &ev.fields {
+            return serde_json::Value::Object(m.to_map());
         }
         if let Some(w) = &ev.web {
             return serde_json::json!({
@@ -606,17 +619,33 @@ impl RuleSet {
             return Vec::new();
         }
         let view = SigmaView::new(ev, file);
-        let detections = if let Some(m) = &ev.json {
-            let ls = match ev.program.strip_prefix("zeek:") {
-                // Sigma's Zeek logsource: `product: zeek`, `service: conn|dns|http|…`.
+        let detections = if let Some(m) = &ev.fields {
+            match ev.program.strip_prefix("zeek:") {
                 Some(path) => {
-                    LogSource { product: Some("zeek".into()), service: Some(path.into()), ..LogSource::default() }
+                    let met = self.zeek.iter().position(|(p, _)| p == path);
+                    let fresh;
+                    let ls = match met {
+                        Some(i) => &self.zeek[i].1,
+                        None => {
+                            // Sigma's Zeek logsource: `product: zeek`, `service: conn|dns|…`.
+                            let ls =
+                                LogSource { product: Some("zeek".into()), service: Some(path.into()), ..LogSource::default() };
+                            let rules = self.engine.engine().rules();
+                            fresh = rules.iter().any(|r| admits(&r.logsource, &ls)).then_some(ls);
+                            if self.zeek.len() < ZEEK_LOGS {
+                                self.zeek.push((path.to_string(), fresh.clone()));
+                            }
+                            &fresh
+                        }
+                    };
+                    let Some(ls) = ls else { return Vec::new() };
+                    self.engine.engine().evaluate_with_logsource(&view, ls)
                 }
-                None => json_logsource(m),
-            };
-            self.engine.engine().evaluate_with_logsource(&view, &ls)
+                None => self.engine.engine().evaluate_with_logsource(&view, &json_logsource(m)),
+            }
         } else {
-            let Some(ls) = self.logsources.get(logsource_index(ev)) else { return Vec::new() };
+            let i = logsource_index(ev);
+            let Some(ls) = self.logsources.get(i).filter(|_| self.admitted[i]) else { return Vec::new() };
             self.engine.engine().evaluate_with_logsource(&view, ls)
         };
         let results = if self.engine.correlation_rule_count() > 0 {

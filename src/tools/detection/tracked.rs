@@ -4,7 +4,12 @@
 //! correlator keep their state in it.
 
 use crate::tools::StateError;
-use std::collections::{HashMap, HashSet};
+
+/// The maps of detector state: keyed by addresses and names from the logs (attacker
+/// controlled), hashed with a per-process random key (aHash), several times faster
+/// than the standard SipHash on short keys.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+pub type FastSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 
 use serde::Serialize;
 
@@ -52,19 +57,28 @@ impl StateKey for uuid::Uuid {
     }
 }
 
-/// A map of per-key state that remembers which keys changed.
+/// A map of per-key state that remembers which keys changed (unless told that nothing
+/// stores them: see [`Tracked::untracked`]).
 #[derive(Debug, Clone)]
 pub struct Tracked<K, T> {
-    pub map: HashMap<K, T>,
-    dirty: HashSet<K>,
-    removed: HashSet<K>,
+    pub map: FastMap<K, T>,
+    dirty: FastSet<K>,
+    removed: FastSet<K>,
     /// Keys held at most ([`MAX_KEYS`] unless set).
     pub cap: usize,
+    /// Whether changes are remembered.
+    tracking: bool,
 }
 
 impl<K, T> Default for Tracked<K, T> {
     fn default() -> Self {
-        Tracked { map: HashMap::new(), dirty: HashSet::new(), removed: HashSet::new(), cap: MAX_KEYS }
+        Tracked {
+            map: FastMap::default(),
+            dirty: FastSet::default(),
+            removed: FastSet::default(),
+            cap: MAX_KEYS,
+            tracking: true,
+        }
     }
 }
 
@@ -75,12 +89,19 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency
         if !self.map.contains_key(key) {
             *evicted += self.make_room(key).len() as u64;
             self.map.insert(key.clone(), T::default());
-            self.removed.remove(key);
+            if self.tracking {
+                self.removed.remove(key);
+            }
         }
-        if !self.dirty.contains(key) {
-            self.dirty.insert(key.clone());
-        }
+        self.mark(key);
         self.map.get_mut(key)
+    }
+
+    /// Stops remembering changes (state nothing stores, as a replay's): `take_delta`
+    /// then gives nothing.
+    pub fn untracked(&mut self) {
+        self.tracking = false;
+        self.discard();
     }
 
     /// Room for `key` before it is added: when it is new and the map is full, the least
@@ -107,14 +128,16 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency
 
     /// Sets an entry (marked changed).
     pub fn insert(&mut self, key: K, value: T) {
-        self.removed.remove(&key);
-        self.dirty.insert(key.clone());
+        if self.tracking {
+            self.removed.remove(&key);
+            self.dirty.insert(key.clone());
+        }
         self.map.insert(key, value);
     }
 
     /// Marks an entry changed after it was modified through `map`.
     pub fn mark(&mut self, key: &K) {
-        if !self.dirty.contains(key) {
+        if self.tracking && !self.dirty.contains(key) {
             self.dirty.insert(key.clone());
         }
     }
@@ -122,8 +145,10 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency
     /// Removes an entry (its deletion is part of the next delta).
     pub fn remove(&mut self, key: &K) -> Option<T> {
         let v = self.map.remove(key)?;
-        self.dirty.remove(key);
-        self.removed.insert(key.clone());
+        if self.tracking {
+            self.dirty.remove(key);
+            self.removed.insert(key.clone());
+        }
         Some(v)
     }
 
@@ -133,8 +158,10 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency
         let gone: Vec<K> = self.map.iter().filter(|(_, v)| !keep(v)).map(|(k, _)| k.clone()).collect();
         for k in &gone {
             self.map.remove(k);
-            self.dirty.remove(k);
-            self.removed.insert(k.clone());
+            if self.tracking {
+                self.dirty.remove(k);
+                self.removed.insert(k.clone());
+            }
         }
         gone
     }
@@ -169,6 +196,8 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency
 /// tables does to each alike (cap, store, forget, restore).
 pub trait Table {
     fn set_cap(&mut self, cap: usize);
+    /// See [`Tracked::untracked`].
+    fn untrack(&mut self);
     /// See [`Tracked::discard`].
     fn discard_changes(&mut self);
     /// See [`Tracked::drain`].
@@ -180,6 +209,9 @@ pub trait Table {
 impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency> Table for Tracked<K, T> {
     fn set_cap(&mut self, cap: usize) {
         self.cap = cap;
+    }
+    fn untrack(&mut self) {
+        self.untracked();
     }
     fn discard_changes(&mut self) {
         self.discard();

@@ -238,24 +238,23 @@ impl IocIndex {
         if let Some(ip) = ev.src_ip() {
             push(self.match_ip(ip));
         }
-        if let Some(m) = ev.json.as_deref() {
+        if let Some(m) = ev.fields.as_deref() {
             for f in ["id.resp_h", "dst_ip", "destination.ip", "dest_ip", "remote_ip"] {
-                if let Some(ip) = m.get(f).and_then(|v| v.as_str()).and_then(|s| s.parse().ok()) {
+                if let Some(ip) = m.text(f).and_then(|s| s.parse().ok()) {
                     push(self.match_ip(ip));
                 }
             }
             for f in ["query", "host", "server_name", "domain", "dns.question.name", "url.domain"] {
-                if let Some(d) = crate::messages::json_lookup(m, f).and_then(|v| v.as_str()) {
+                if let Some(d) = m.text(f) {
                     push(self.match_domain(d));
                 }
             }
             // Zeek http: the URL is host + uri.
-            if let (Some(h), Some(u)) = (m.get("host").and_then(|v| v.as_str()), m.get("uri").and_then(|v| v.as_str()))
-            {
+            if let (Some(h), Some(u)) = (m.text("host"), m.text("uri")) {
                 push(self.match_url(&format!("http://{h}{u}")));
             }
             for f in ["md5", "sha1", "sha256", "file.hash.sha256", "hash"] {
-                if let Some(h) = crate::messages::json_lookup(m, f).and_then(|v| v.as_str()) {
+                if let Some(h) = m.text(f) {
                     push(self.match_hash(h));
                 }
             }

@@ -5,6 +5,7 @@
 //! CDN service every host polls on a timer is regular, and not a beacon.
 
 use super::names::{Dest, Outbound};
+use crate::tools::detection::tracked::FastMap;
 use super::*;
 
 /// A pair: client, destination, port, protocol (beacons; long connections and unusual
@@ -29,8 +30,8 @@ impl StateKey for PairKey {
 /// and go (pruned, evicted); rebuilt from the pairs on restore.
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Prevalence {
-    clients_of: std::collections::HashMap<(Dest, u16, &'static str), u32>,
-    clients: std::collections::HashMap<IpAddr, u32>,
+    clients_of: FastMap<(Dest, u16, &'static str), u32>,
+    clients: FastMap<IpAddr, u32>,
 }
 
 impl Prevalence {
@@ -102,6 +103,7 @@ impl NetworkAnalyzer {
         let pos = b.times.partition_point(|t| *t <= o.ts);
         b.times.insert(pos, o.ts);
         b.sizes.insert(pos, o.size);
+        b.last = b.last.max(o.ts);
         if o.addr.is_some() {
             b.addr = o.addr;
         }

@@ -73,6 +73,10 @@ pub struct Targets {
 /// Connection times and sizes of one source–destination pair.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Beacon {
+    /// The newest connection time, kept beside the entry (evicting the least recent
+    /// pairs reads it for every pair); 0 in state stored before it was kept.
+    #[serde(default)]
+    pub last: f64,
     pub times: VecDeque<f64>,
     pub sizes: VecDeque<u64>,
     pub last_alert: Option<f64>,
@@ -128,7 +132,7 @@ impl Recency for Targets {
 
 impl Recency for Beacon {
     fn recency(&self) -> f64 {
-        self.times.back().copied().unwrap_or(0.0)
+        self.last
     }
 }
 
@@ -295,6 +299,9 @@ impl NetworkAnalyzer {
                 t.load_entry(rest, value)?;
             }
         }
+        for b in self.beacons.map.values_mut() {
+            b.last = b.times.back().copied().unwrap_or(0.0);
+        }
         let beacons = self.beacons.map.values();
         self.newest = beacons.clone().filter_map(|b| b.times.back().copied()).fold(0.0, f64::max);
         self.newest = self.exfil.map.values().map(|x| x.last).fold(self.newest, f64::max);
@@ -302,6 +309,14 @@ impl NetworkAnalyzer {
         self.prevalence.rebuild(self.beacons.map.keys());
         self.last_prune = self.newest;
         Ok(())
+    }
+
+    /// Does not remember which keys change (state nothing stores, as a replay's).
+    pub fn untracked(mut self) -> Self {
+        for (_, t) in self.tables() {
+            t.untrack();
+        }
+        self
     }
 
     /// Forgets which keys changed (when nothing stores them).
@@ -327,9 +342,9 @@ impl NetworkAnalyzer {
 
     /// Whether an event is network data this tool reads.
     pub fn is_network(ev: &Event) -> bool {
-        ev.json.is_some()
+        ev.fields.is_some()
             && [":conn", ":dns", ":conn_long", ":open_conn", ":http", ":ssl"].iter().any(|p| ev.program.ends_with(p))
-            || ev.json.as_deref().is_some_and(|m| m.contains_key("conn_state") || m.contains_key("qtype_name"))
+            || ev.fields.as_deref().is_some_and(|m| m.contains_key("conn_state") || m.contains_key("qtype_name"))
     }
 
     /// Runs every flow and DNS query of the events through the detectors.

@@ -3,8 +3,7 @@
 
 use std::net::IpAddr;
 
-use crate::messages::Event;
-use crate::messages::json_lookup as lookup;
+use crate::messages::{Event, FieldRef, Fields};
 
 /// What a network event is, read once per batch.
 pub enum Record<'a> {
@@ -48,12 +47,8 @@ pub struct Flow<'a> {
     pub uid: Option<&'a str>,
 }
 
-fn text<'a>(m: &'a serde_json::Map<String, serde_json::Value>, k: &str) -> Option<&'a str> {
-    lookup(m, k).and_then(|v| v.as_str())
-}
-
-fn ip(m: &serde_json::Map<String, serde_json::Value>, k: &str) -> Option<IpAddr> {
-    text(m, k)?.parse().ok()
+fn ip(m: &Fields, k: &str) -> Option<IpAddr> {
+    m.text(k)?.parse().ok()
 }
 
 fn ts_of(ev: &Event) -> f64 {
@@ -64,7 +59,7 @@ impl Flow<'_> {
     /// The flow of a Zeek `conn` record (or a pcap flow), if the event is one. One pass
     /// over the record's fields (this runs for every flow), nothing copied.
     pub fn from_event(ev: &Event) -> Option<Flow<'_>> {
-        let m = ev.json.as_deref()?;
+        let m = ev.fields.as_deref()?;
         let open = ev.program.ends_with(":conn_long") || ev.program.ends_with(":open_conn");
         if !(ev.program.ends_with(":conn") || open || m.contains_key("conn_state")) {
             return None;
@@ -84,13 +79,10 @@ impl Flow<'_> {
             open,
             uid: None,
         };
-        let num = |v: &serde_json::Value| match v {
-            serde_json::Value::Number(n) => n.as_f64(),
-            serde_json::Value::String(s) => s.parse().ok(),
-            _ => None,
-        };
-        for (k, v) in m {
-            match k.as_str() {
+        let num = |v: FieldRef<'_>| v.as_f64();
+        let id_num = |v: &serde_json::Value| FieldRef::Json(v).as_f64();
+        for (k, v) in m.iter() {
+            match k {
                 "id.orig_h" => src = v.as_str().and_then(|s| s.parse().ok()),
                 "id.resp_h" => dst = v.as_str().and_then(|s| s.parse().ok()),
                 "id.orig_p" => sport = num(v).unwrap_or(0.0) as u16,
@@ -106,8 +98,8 @@ impl Flow<'_> {
                     if let Some(id) = v.as_object() {
                         src = src.or_else(|| id.get("orig_h")?.as_str()?.parse().ok());
                         dst = dst.or_else(|| id.get("resp_h")?.as_str()?.parse().ok());
-                        sport = id.get("orig_p").and_then(num).map_or(sport, |p| p as u16);
-                        dport = dport.or_else(|| id.get("resp_p").and_then(num).map(|p| p as u16));
+                        sport = id.get("orig_p").and_then(id_num).map_or(sport, |p| p as u16);
+                        dport = dport.or_else(|| id.get("resp_p").and_then(id_num).map(|p| p as u16));
                     }
                 }
                 _ => {}
@@ -144,21 +136,17 @@ pub struct DnsQuery {
 impl DnsQuery {
     /// The query of a Zeek `dns` record (or a pcap DNS packet), if the event is one.
     pub fn from_event(ev: &Event) -> Option<DnsQuery> {
-        let m = ev.json.as_deref()?;
+        let m = ev.fields.as_deref()?;
         if !(ev.program.ends_with(":dns") || (m.contains_key("query") && m.contains_key("qtype_name"))) {
             return None;
         }
-        let query = text(m, "query")?.trim_end_matches('.').to_ascii_lowercase();
+        let query = m.text("query")?.trim_end_matches('.').to_ascii_lowercase();
         if query.is_empty() {
             return None;
         }
-        let qtype = text(m, "qtype_name").unwrap_or("").to_ascii_uppercase();
+        let qtype = m.text("qtype_name").unwrap_or("").to_ascii_uppercase();
         // Answers: a JSON array, or the TSV form's values joined by the set separator.
-        let answers: Vec<&str> = match lookup(m, "answers") {
-            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str()).collect(),
-            Some(serde_json::Value::String(s)) if s != "-" => s.split(',').collect(),
-            _ => Vec::new(),
-        };
+        let answers: Vec<&str> = m.get("answers").map(FieldRef::elements).unwrap_or_default();
         let txt_answers =
             if qtype == "TXT" { answers.iter().filter_map(|a| txt_data(a)).collect() } else { Vec::new() };
         let addrs = answers.iter().filter_map(|a| a.trim().parse().ok()).take(16).collect();
@@ -167,7 +155,7 @@ impl DnsQuery {
             src: ip(m, "id.orig_h")?,
             query,
             qtype,
-            rcode: text(m, "rcode_name").unwrap_or("").to_ascii_uppercase(),
+            rcode: m.text("rcode_name").unwrap_or("").to_ascii_uppercase(),
             txt_answers,
             addrs,
         })
@@ -197,21 +185,17 @@ pub struct Naming {
 impl Naming {
     /// The name of an `http` or `ssl` record, if the event is one and names a valid host.
     pub fn from_event(ev: &Event) -> Option<Naming> {
-        let m = ev.json.as_deref()?;
+        let m = ev.fields.as_deref()?;
         let http = ev.program.ends_with(":http");
         if !(http || ev.program.ends_with(":ssl")) {
             return None;
         }
         // A count as a JSON number (integral or not) or as TSV text.
-        let count = |k: &str| match lookup(m, k)? {
-            serde_json::Value::Number(n) => n.as_f64(),
-            serde_json::Value::String(s) => s.parse::<f64>().ok(),
-            _ => None,
-        };
+        let count = |k: &str| m.get(k)?.as_f64();
         let dport = count("id.resp_p").filter(|p| (0.0..=65535.0).contains(p)).map(|p| p as u16);
         let mut n = Naming {
             ts: ts_of(ev),
-            uid: text(m, "uid").filter(|u| is_uid(u)).map(str::to_string),
+            uid: m.text("uid").filter(|u| is_uid(u)).map(str::to_string),
             src: ip(m, "id.orig_h")?,
             dst: ip(m, "id.resp_h")?,
             dport: dport?,
@@ -223,20 +207,20 @@ impl Naming {
         n.port = n.dport;
         let target = if http {
             n.size = count("request_body_len").map_or(0, |b| b.max(0.0) as u64);
-            let uri = text(m, "uri").unwrap_or("");
-            if text(m, "method").is_some_and(|x| x.eq_ignore_ascii_case("CONNECT")) {
+            let uri = m.text("uri").unwrap_or("");
+            if m.text("method").is_some_and(|x| x.eq_ignore_ascii_case("CONNECT")) {
                 n.proxy_style = true;
                 n.port = 443;
-                if uri.is_empty() || uri == "-" { text(m, "host")? } else { uri }
+                if uri.is_empty() || uri == "-" { m.text("host")? } else { uri }
             } else if let Some(rest) = uri.strip_prefix("http://").or_else(|| uri.strip_prefix("https://")) {
                 n.proxy_style = true;
                 n.port = if uri.starts_with("https") { 443 } else { 80 };
                 rest.split(['/', '?', '#']).next().unwrap_or("")
             } else {
-                text(m, "host")?
+                m.text("host")?
             }
         } else {
-            text(m, "server_name")?
+            m.text("server_name")?
         };
         let (name, port) = host_port(target)?;
         n.name = name;
