@@ -76,21 +76,31 @@ impl TsvFields {
             return None;
         }
         let mut spans = Vec::with_capacity(names.len());
+        let mut sep = [0u8; 4];
+        let sep = m.separator.encode_utf8(&mut sep).as_bytes();
+        let bytes = line.as_bytes();
         let mut start = 0usize;
-        for v in line.split(m.separator) {
-            let end = start + v.len();
+        loop {
+            let end = match sep {
+                [b] => memchr::memchr(*b, &bytes[start..]).map(|i| start + i),
+                _ => line[start..].find(m.separator).map(|i| start + i),
+            };
+            let v = &line[start..end.unwrap_or(line.len())];
             let span = if !m.unset.is_empty() && v == m.unset {
                 Span::UNSET
             } else if !m.empty.is_empty() && v == m.empty {
                 Span { start: start as u32, end: start as u32 }
             } else {
-                Span { start: start as u32, end: end as u32 }
+                Span { start: start as u32, end: (start + v.len()) as u32 }
             };
             if spans.len() == names.len() {
                 return None;
             }
             spans.push(span);
-            start = end + m.separator.len_utf8();
+            match end {
+                Some(e) => start = e + sep.len(),
+                None => break,
+            }
         }
         (spans.len() == names.len()).then(|| TsvFields {
             names: Arc::clone(names),
@@ -108,8 +118,29 @@ impl TsvFields {
     }
 
     /// Every set field with its value, in the header's order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.names.names.iter().enumerate().filter_map(|(i, n)| Some((&**n, self.value(i)?)))
+    pub fn iter(&self) -> TsvIter<'_> {
+        TsvIter { record: self, next: 0 }
+    }
+}
+
+/// The set fields of a TSV record, in the header's order.
+pub struct TsvIter<'a> {
+    record: &'a TsvFields,
+    next: usize,
+}
+
+impl<'a> Iterator for TsvIter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.next < self.record.spans.len() {
+            let i = self.next;
+            self.next += 1;
+            if let Some(v) = self.record.value(i) {
+                return Some((&self.record.names.names[i], v));
+            }
+        }
+        None
     }
 }
 
@@ -192,10 +223,10 @@ impl Fields {
     }
 
     /// Every top-level field with its value.
-    pub fn iter(&self) -> Box<dyn Iterator<Item = (&str, FieldRef<'_>)> + '_> {
+    pub fn iter(&self) -> FieldsIter<'_> {
         match self {
-            Fields::Json(m) => Box::new(m.iter().map(|(k, v)| (k.as_str(), FieldRef::Json(v)))),
-            Fields::Tsv(t) => Box::new(t.iter().map(|(k, v)| (k, FieldRef::Text(v)))),
+            Fields::Json(m) => FieldsIter::Json(m.iter()),
+            Fields::Tsv(t) => FieldsIter::Tsv(t.iter()),
         }
     }
 
@@ -204,6 +235,23 @@ impl Fields {
         match self {
             Fields::Json(m) => m.clone(),
             Fields::Tsv(t) => t.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect(),
+        }
+    }
+}
+
+/// The top-level fields of a record with their values.
+pub enum FieldsIter<'a> {
+    Json(serde_json::map::Iter<'a>),
+    Tsv(TsvIter<'a>),
+}
+
+impl<'a> Iterator for FieldsIter<'a> {
+    type Item = (&'a str, FieldRef<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            FieldsIter::Json(i) => i.next().map(|(k, v)| (k.as_str(), FieldRef::Json(v))),
+            FieldsIter::Tsv(i) => i.next().map(|(k, v)| (k, FieldRef::Text(v))),
         }
     }
 }
@@ -260,6 +308,12 @@ mod tests {
         );
         assert!(TsvFields::parse(&names, "1.5\t10.0.0.1\t-", Z).is_none(), "too few values");
         assert!(TsvFields::parse(&names, "1\t2\t3\t4\t5", Z).is_none(), "too many values");
+        // A separator of several bytes (the header may name any character).
+        let wide = TsvMarkers { separator: '§', ..Z };
+        let f = Fields::Tsv(TsvFields::parse(&names, "2§10.0.0.2§-§x", wide).unwrap());
+        assert_eq!((f.text("ts"), f.text("id.orig_h"), f.text("history")), (Some("2"), Some("10.0.0.2"), Some("x")));
+        assert!(!f.contains_key("service"));
+        assert!(TsvFields::parse(&names, "", Z).is_none(), "an empty line is one empty value");
     }
 
     #[test]

@@ -606,6 +606,21 @@ impl RuleSet {
         serde_json::to_value(snap).ok()
     }
 
+    /// Where a Zeek log's logsource is in `zeek` (`product: zeek`, `service: <log>`, as
+    /// Sigma names it), remembered; past [`ZEEK_LOGS`] the last one is replaced.
+    fn zeek_logsource(&mut self, path: &str) -> usize {
+        if let Some(i) = self.zeek.iter().position(|(p, _)| p == path) {
+            return i;
+        }
+        let ls = LogSource { product: Some("zeek".into()), service: Some(path.into()), ..LogSource::default() };
+        let admitted = self.engine.engine().rules().iter().any(|r| admits(&r.logsource, &ls)).then_some(ls);
+        if self.zeek.len() == ZEEK_LOGS {
+            self.zeek.pop();
+        }
+        self.zeek.push((path.to_string(), admitted));
+        self.zeek.len() - 1
+    }
+
     /// Runs the rules over one event and returns the findings it opens; a rule fires at
     /// most once per `window` for the same entity (address, else host).
     pub fn evaluate(
@@ -622,23 +637,8 @@ impl RuleSet {
         let detections = if let Some(m) = &ev.fields {
             match ev.program.strip_prefix("zeek:") {
                 Some(path) => {
-                    let met = self.zeek.iter().position(|(p, _)| p == path);
-                    let fresh;
-                    let ls = match met {
-                        Some(i) => &self.zeek[i].1,
-                        None => {
-                            // Sigma's Zeek logsource: `product: zeek`, `service: conn|dns|…`.
-                            let ls =
-                                LogSource { product: Some("zeek".into()), service: Some(path.into()), ..LogSource::default() };
-                            let rules = self.engine.engine().rules();
-                            fresh = rules.iter().any(|r| admits(&r.logsource, &ls)).then_some(ls);
-                            if self.zeek.len() < ZEEK_LOGS {
-                                self.zeek.push((path.to_string(), fresh.clone()));
-                            }
-                            &fresh
-                        }
-                    };
-                    let Some(ls) = ls else { return Vec::new() };
+                    let i = self.zeek_logsource(path);
+                    let Some(ls) = &self.zeek[i].1 else { return Vec::new() };
                     self.engine.engine().evaluate_with_logsource(&view, ls)
                 }
                 None => self.engine.engine().evaluate_with_logsource(&view, &json_logsource(m)),
@@ -851,6 +851,37 @@ mod tests {
         assert!(set.evaluate(&other_product, None, &mut st, w).is_empty());
     }
 
+
+    /// Zeek TSV records (typed fields) meet Sigma's Zeek logsource: a rule for
+    /// `service: conn` fires on a conn record, on field values and keywords alike, and
+    /// not on another log's record; a rule set with no Zeek rule evaluates none.
+    #[test]
+    fn zeek_records_meet_zeek_rules() {
+        let rule = "title: Zeek rule\nid: 5d6a5c1e-1111-4c3b-9a8e-000000000003\nlogsource:\n  product: zeek\n  service: conn\ndetection:\n  sel:\n    id.resp_p: '4444'\n    id.orig_h|cidr: 10.0.0.0/8\n  condition: sel\nlevel: high\n";
+        let mut set = load(&[("z.yml".to_string(), rule.to_string())]);
+        let now = "2026-11-26T12:00:00Z".parse().unwrap();
+        let record = |path: &str, port: &str| {
+            let mut z = crate::ingest::parse::zeek::ZeekHeader::default();
+            for h in [format!("#path\t{path}"), "#fields\tts\tid.orig_h\tid.resp_h\tid.resp_p".into()] {
+                assert!(z.header(&h));
+            }
+            z.record(format!("1764158400.5\t10.1.2.3\t198.51.100.9\t{port}"), now).unwrap()
+        };
+        let (mut st, w) = (SigmaState::default(), Duration::seconds(600));
+        let f = set.evaluate(&record("conn", "4444"), None, &mut st, w);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].src_ip.as_deref(), Some("10.1.2.3"));
+        assert!(set.evaluate(&record("conn", "443"), None, &mut SigmaState::default(), w).is_empty());
+        let other_log = set.evaluate(&record("dns", "4444"), None, &mut SigmaState::default(), w);
+        assert!(other_log.is_empty(), "another log");
+        let keyword = GOOD.replace("product: linux\n  service: sshd", "product: zeek").replace("Corrupted MAC on input", "198.51.100.9");
+        let mut set = load(&[("k.yml".to_string(), keyword)]);
+        let by_keyword = set.evaluate(&record("ssl", "443"), None, &mut SigmaState::default(), w);
+        assert_eq!(by_keyword.len(), 1, "keywords search the values");
+        let mut linux_only = load(&[("good.yml".to_string(), GOOD.to_string())]);
+        assert!(linux_only.evaluate(&record("conn", "4444"), None, &mut SigmaState::default(), w).is_empty());
+        assert_eq!(linux_only.zeek, [("conn".to_string(), None)], "no rule admits zeek:conn");
+    }
     #[test]
     fn a_correlation_points_at_the_lines_that_made_it() {
         let text = include_str!("../../../actors/threat-detection/rules/ssh_invalid_user_enumeration.yml");

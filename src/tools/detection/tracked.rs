@@ -155,10 +155,17 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency
     /// Keeps the entries `keep` accepts (the others' deletion is part of the next
     /// delta); returns the keys removed.
     pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) -> Vec<K> {
-        let gone: Vec<K> = self.map.iter().filter(|(_, v)| !keep(v)).map(|(k, _)| k.clone()).collect();
-        for k in &gone {
-            self.map.remove(k);
-            if self.tracking {
+        let mut gone = Vec::new();
+        // One pass; only the keys that go are copied.
+        self.map.retain(|k, v| {
+            let kept = keep(v);
+            if !kept {
+                gone.push(k.clone());
+            }
+            kept
+        });
+        if self.tracking {
+            for k in &gone {
                 self.dirty.remove(k);
                 self.removed.insert(k.clone());
             }

@@ -411,7 +411,7 @@ impl NetworkAnalyzer {
         self.vscan.retain(|t| t.last > now - scan * 2.0);
         self.hscan.retain(|t| t.last > now - scan * 2.0);
         let bw = p.beacon_window_secs as f64;
-        for k in self.beacons.retain(|b| b.times.back().is_some_and(|t| *t > now - bw)) {
+        for k in self.beacons.retain(|b| b.last > now - bw) {
             self.prevalence.remove(&k);
         }
         // A host's baseline outlives many windows: keep it for a day of silence.
