@@ -3,6 +3,8 @@
 //! restart reads the keys back (`load`). Network analytics, the IoC matcher and the
 //! correlator keep their state in it.
 
+use serde::Serialize;
+
 use crate::tools::StateError;
 
 /// The maps of detector state: keyed by addresses and names from the logs (attacker
@@ -10,8 +12,6 @@ use crate::tools::StateError;
 /// than the standard SipHash on short keys.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 pub type FastSet<K> = std::collections::HashSet<K, ahash::RandomState>;
-
-use serde::Serialize;
 
 /// Keys tracked per map; past this the least recent tenth is evicted (and counted) to
 /// make room — a flood of new keys never locks out the next real one.
@@ -263,5 +263,30 @@ mod tests {
         let mut out = Vec::new();
         t.drain("p/", &mut out);
         assert_eq!(out.iter().filter(|(_, v)| v.is_none()).count(), MAX_KEYS / 10, "evictions are stored deletions");
+    }
+
+    /// Changes, removals and pruning are part of the delta; an untracked table (state
+    /// nothing stores) keeps its entries the same way and gives no delta.
+    #[test]
+    fn a_delta_lists_what_changed_unless_untracked() {
+        for tracking in [true, false] {
+            let mut t: Tracked<String, Seen> = Tracked::default();
+            if !tracking {
+                t.untracked();
+            }
+            let mut evicted = 0;
+            for (k, at) in [("a", 1.0), ("b", 2.0), ("c", 3.0)] {
+                t.touch(&k.to_string(), &mut evicted).unwrap().0 = at;
+            }
+            t.remove(&"a".to_string());
+            assert_eq!(t.retain(|s| s.0 > 2.5), ["b".to_string()]);
+            assert_eq!(t.map.keys().collect::<Vec<_>>(), ["c"]);
+            let mut out = Vec::new();
+            t.drain("p/", &mut out);
+            out.sort_by(|x, y| x.0.cmp(&y.0));
+            let got: Vec<(&str, bool)> = out.iter().map(|(k, v)| (k.as_str(), v.is_some())).collect();
+            let want: &[(&str, bool)] = if tracking { &[("p/a", false), ("p/b", false), ("p/c", true)] } else { &[] };
+            assert_eq!(got, want, "tracking: {tracking}");
+        }
     }
 }
