@@ -21,7 +21,6 @@ pub struct ZeekHeader {
     empty: String,
 }
 
-
 impl ZeekHeader {
     /// Whether a header has been read (records can be parsed).
     pub fn ready(&self) -> bool {
@@ -60,7 +59,8 @@ impl ZeekHeader {
             return Err(Unparsed(line));
         };
         let fields = Fields::Tsv(values);
-        let time = fields.text("ts").and_then(|t| t.parse::<f64>().ok()).and_then(super::json::epoch).unwrap_or(fallback);
+        let time =
+            fields.text("ts").and_then(|t| t.parse::<f64>().ok()).and_then(super::json::epoch).unwrap_or(fallback);
         let program = if self.program.is_empty() { "zeek:".to_string() } else { self.program.clone() };
         Ok(super::json::fields_event(fields, time, String::new(), program, line))
     }

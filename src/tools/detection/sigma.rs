@@ -851,7 +851,6 @@ mod tests {
         assert!(set.evaluate(&other_product, None, &mut st, w).is_empty());
     }
 
-
     /// Zeek TSV records (typed fields) meet Sigma's Zeek logsource: a rule for
     /// `service: conn` fires on a conn record, on field values and keywords alike, and
     /// not on another log's record; a rule set with no Zeek rule evaluates none.
@@ -874,7 +873,9 @@ mod tests {
         assert!(set.evaluate(&record("conn", "443"), None, &mut SigmaState::default(), w).is_empty());
         let other_log = set.evaluate(&record("dns", "4444"), None, &mut SigmaState::default(), w);
         assert!(other_log.is_empty(), "another log");
-        let keyword = GOOD.replace("product: linux\n  service: sshd", "product: zeek").replace("Corrupted MAC on input", "198.51.100.9");
+        let keyword = GOOD
+            .replace("product: linux\n  service: sshd", "product: zeek")
+            .replace("Corrupted MAC on input", "198.51.100.9");
         let mut set = load(&[("k.yml".to_string(), keyword)]);
         let by_keyword = set.evaluate(&record("ssl", "443"), None, &mut SigmaState::default(), w);
         assert_eq!(by_keyword.len(), 1, "keywords search the values");

@@ -5,8 +5,8 @@
 //! CDN service every host polls on a timer is regular, and not a beacon.
 
 use super::names::{Dest, Outbound};
-use crate::tools::detection::tracked::FastMap;
 use super::*;
+use crate::tools::detection::tracked::FastMap;
 
 /// A pair: client, destination, port, protocol (beacons; long connections and unusual
 /// ports, whose destination is always an address).
