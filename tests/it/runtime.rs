@@ -14,12 +14,19 @@ use warden::supervisor::Route;
 
 use crate::support::{BIN, actors_dir, eventually, failed, free_port};
 
-#[actix_rt::test]
-async fn a_handoff_is_stored_before_its_target_receives_it() {
+/// The runtime of the shipped agents on the default configuration and a temporary store
+/// of `cache` bytes, ready.
+async fn started(cache: u64) -> Runtime {
     let defs = load(&ActorsDir::Disk(actors_dir())).unwrap();
     let cfg = Config::parse("", "test").unwrap();
-    let rt = Runtime::start(&cfg, &defs, Store::temporary(8 << 20).unwrap()).unwrap();
+    let rt = Runtime::start(&cfg, &defs, Store::temporary(cache).unwrap()).unwrap();
     rt.ready().await;
+    rt
+}
+
+#[actix_rt::test]
+async fn a_handoff_is_stored_before_its_target_receives_it() {
+    let rt = started(8 << 20).await;
     let context = serde_json::json!({ "root_cause": "sshd accepts passwords", "package": "openssh-server" });
     let handoff = Handoff {
         from: "incident-response".into(),
@@ -100,10 +107,7 @@ async fn a_flood_of_envelopes_is_queued_in_bounds_and_all_handled() {
     use warden::kb::{Commit, Write};
     use warden::messages::{InboxEntry, Instruction};
 
-    let defs = load(&ActorsDir::Disk(actors_dir())).unwrap();
-    let cfg = Config::parse("", "test").unwrap();
-    let rt = Runtime::start(&cfg, &defs, Store::temporary(32 << 20).unwrap()).unwrap();
-    rt.ready().await;
+    let rt = started(32 << 20).await;
     let entries: Vec<InboxEntry> = (0..6000)
         .map(|i| InboxEntry {
             target: "vulnerability-management".into(),
@@ -145,10 +149,7 @@ async fn two_inbox_entries_with_one_id_are_both_acknowledged() {
     use warden::kb::{Commit, Write};
     use warden::messages::{InboxEntry, Instruction};
 
-    let defs = load(&ActorsDir::Disk(actors_dir())).unwrap();
-    let cfg = Config::parse("", "test").unwrap();
-    let rt = Runtime::start(&cfg, &defs, Store::temporary(8 << 20).unwrap()).unwrap();
-    rt.ready().await;
+    let rt = started(8 << 20).await;
     let first = Envelope::new("test", Payload::Instruction(Instruction { text: "same".into(), incident_id: None }));
     let mut second = first.clone();
     second.created_at += chrono::Duration::nanoseconds(1);
@@ -181,10 +182,7 @@ async fn two_inbox_entries_with_one_id_are_both_acknowledged() {
 async fn envelopes_an_agent_routes_to_itself_are_committed_with_their_cause() {
     use warden::messages::{Finding, Severity};
 
-    let defs = load(&ActorsDir::Disk(actors_dir())).unwrap();
-    let cfg = Config::parse("", "test").unwrap();
-    let rt = Runtime::start(&cfg, &defs, Store::temporary(8 << 20).unwrap()).unwrap();
-    rt.ready().await;
+    let rt = started(8 << 20).await;
     let t = chrono::DateTime::<chrono::Utc>::from_timestamp(1_700_000_000, 0).unwrap();
     let finding = Finding {
         id: Finding::derive_id("ssh_brute_force", "203.0.113.9", t),
