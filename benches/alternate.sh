@@ -19,7 +19,7 @@ for k in ${KINDS:-auth}; do
       wall=$(echo "$out" | grep -oP 'replayed \d+ lines in \K[0-9.]+')
       cpu=$(echo "$out" | grep -oP 'cpu \K[0-9.]+ [0-9.]+' | awk '{print $1+$2}')
       rss=$(echo "$out" | grep -oP 'peak RSS: \K[0-9.]+')
-      inc=$(echo "$out" | grep -oP '\d+ incidents')
+      inc=$(echo "$out" | grep -oP '\d+ incidents' | head -1)
       echo "$k $b wall=$wall cpu=$cpu rss=$rss $inc"
     done
   done

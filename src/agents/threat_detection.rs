@@ -358,10 +358,23 @@ fn attach_refs(findings: &mut [crate::messages::Finding], file: Option<&str>, ev
         return;
     }
     let file: Option<std::sync::Arc<str>> = file.map(Into::into);
-    let by_line: std::collections::HashMap<&str, (std::sync::Arc<str>, u64)> = events
-        .iter()
-        .filter_map(|e| Some((e.raw.as_str(), (e.file.clone().or_else(|| file.clone())?, e.offset?))))
-        .collect();
+    // The evidence lines first (a few), then one pass over the batch: an event whose
+    // line is not as long as any of them is not hashed.
+    let wanted: std::collections::HashSet<&str> =
+        findings.iter().flat_map(|f| f.evidence.iter().map(String::as_str)).collect();
+    let mut lengths: Vec<usize> = wanted.iter().map(|l| l.len()).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    let mut by_line: std::collections::HashMap<&str, (std::sync::Arc<str>, u64)> = std::collections::HashMap::new();
+    for e in events {
+        if lengths.binary_search(&e.raw.len()).is_err() || !wanted.contains(e.raw.as_str()) {
+            continue;
+        }
+        if let (Some(file), Some(offset)) = (e.file.clone().or_else(|| file.clone()), e.offset) {
+            // The last of identical lines, as before.
+            by_line.insert(e.raw.as_str(), (file, offset));
+        }
+    }
     for f in findings {
         for line in &f.evidence {
             if let Some((file, offset)) = by_line.get(line.as_str())

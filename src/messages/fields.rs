@@ -109,7 +109,13 @@ impl TsvFields {
         })
     }
 
-    fn value(&self, i: usize) -> Option<&str> {
+    /// The header's names.
+    pub fn names(&self) -> &Arc<TsvNames> {
+        &self.names
+    }
+
+    /// The `i`-th value (in the header's order), if set.
+    pub fn value(&self, i: usize) -> Option<&str> {
         let s = self.spans.get(i)?;
         if *s == Span::UNSET {
             return None;

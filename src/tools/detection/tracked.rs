@@ -13,6 +13,13 @@ use crate::tools::StateError;
 pub type FastMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 pub type FastSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 
+/// A 64-bit digest of a value, keyed once per process: what cannot be chosen to collide
+/// with another value, and is never stored (it differs between runs).
+pub fn process_digest(v: impl std::hash::Hash) -> u64 {
+    static KEY: std::sync::OnceLock<ahash::RandomState> = std::sync::OnceLock::new();
+    KEY.get_or_init(ahash::RandomState::new).hash_one(v)
+}
+
 /// Keys tracked per map; past this the least recent tenth is evicted (and counted) to
 /// make room — a flood of new keys never locks out the next real one.
 pub const MAX_KEYS: usize = 200_000;
@@ -68,6 +75,8 @@ pub struct Tracked<K, T> {
     pub cap: usize,
     /// Whether changes are remembered.
     tracking: bool,
+    /// Scratch space of eviction (the entries' recency), kept between evictions.
+    ages: Vec<f64>,
 }
 
 impl<K, T> Default for Tracked<K, T> {
@@ -78,6 +87,7 @@ impl<K, T> Default for Tracked<K, T> {
             removed: FastSet::default(),
             cap: MAX_KEYS,
             tracking: true,
+            ages: Vec::new(),
         }
     }
 }
@@ -86,15 +96,15 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency
     /// The entry for `key`, created (evicting the least recent tenth when the map is
     /// full, counted in `evicted`); marks it changed.
     pub fn touch(&mut self, key: &K, evicted: &mut u64) -> Option<&mut T> {
-        if !self.map.contains_key(key) {
-            *evicted += self.make_room(key).len() as u64;
-            self.map.insert(key.clone(), T::default());
-            if self.tracking {
-                self.removed.remove(key);
-            }
-        }
         self.mark(key);
-        self.map.get_mut(key)
+        if self.map.contains_key(key) {
+            return self.map.get_mut(key);
+        }
+        *evicted += self.room_for_new(|_, _| {});
+        if self.tracking {
+            self.removed.remove(key);
+        }
+        Some(self.map.entry(key.clone()).or_default())
     }
 
     /// Stops remembering changes (state nothing stores, as a replay's): `take_delta`
@@ -105,25 +115,61 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency
     }
 
     /// Room for `key` before it is added: when it is new and the map is full, the least
-    /// recent tenth goes (returned, for owners that count what their entries stand for).
-    pub fn make_room(&mut self, key: &K) -> Vec<(K, T)> {
-        if self.map.contains_key(key) || self.map.len() < self.cap.max(1) {
-            return Vec::new();
+    /// recent tenth goes, each handed to `gone` (for owners that count what their
+    /// entries stand for); returns how many went.
+    pub fn make_room(&mut self, key: &K, gone: impl FnMut(K, T)) -> u64 {
+        if self.map.contains_key(key) { 0 } else { self.room_for_new(gone) }
+    }
+
+    /// Room for one new key: the least recent tenth goes when the map is full.
+    fn room_for_new(&mut self, gone: impl FnMut(K, T)) -> u64 {
+        if self.map.len() < self.cap.max(1) {
+            return 0;
         }
-        self.evict_least_recent((self.cap / 10).max(1))
+        self.evict_each((self.cap / 10).max(1), gone)
     }
 
     /// Removes the `n` least recent entries (their deletion is part of the next delta)
     /// and returns them.
     pub fn evict_least_recent(&mut self, n: usize) -> Vec<(K, T)> {
+        let mut out = Vec::new();
+        self.evict_each(n, |k, v| out.push((k, v)));
+        out
+    }
+
+    /// Removes the `n` least recent entries (their deletion is part of the next delta),
+    /// each handed to `gone`, in one pass over the map: the recency of the n-th least
+    /// recent is found first, then what is older goes, and as many at that recency as
+    /// make `n`. Returns how many went.
+    fn evict_each(&mut self, n: usize, mut gone: impl FnMut(K, T)) -> u64 {
         let n = n.min(self.map.len());
         if n == 0 {
-            return Vec::new();
+            return 0;
         }
-        let mut by_age: Vec<(f64, &K)> = self.map.iter().map(|(k, v)| (v.recency(), k)).collect();
-        by_age.select_nth_unstable_by(n - 1, |a, b| a.0.total_cmp(&b.0));
-        let gone: Vec<K> = by_age[..n].iter().map(|(_, k)| (*k).clone()).collect();
-        gone.into_iter().filter_map(|k| self.remove(&k).map(|v| (k, v))).collect()
+        let mut ages = std::mem::take(&mut self.ages);
+        ages.clear();
+        ages.extend(self.map.values().map(Recency::recency));
+        let (older, cutoff, _) = ages.select_nth_unstable_by(n - 1, f64::total_cmp);
+        let cutoff = *cutoff;
+        let mut at_cutoff = n - older.iter().filter(|a| a.total_cmp(&cutoff).is_lt()).count();
+        self.ages = ages;
+        let mut went = 0;
+        for (k, v) in self.map.extract_if(|_, v| match v.recency().total_cmp(&cutoff) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Equal if at_cutoff > 0 => {
+                at_cutoff -= 1;
+                true
+            }
+            _ => false,
+        }) {
+            if self.tracking {
+                self.dirty.remove(&k);
+                self.removed.insert(k.clone());
+            }
+            went += 1;
+            gone(k, v);
+        }
+        went
     }
 
     /// Sets an entry (marked changed).
@@ -263,6 +309,32 @@ mod tests {
         let mut out = Vec::new();
         t.drain("p/", &mut out);
         assert_eq!(out.iter().filter(|(_, v)| v.is_none()).count(), MAX_KEYS / 10, "evictions are stored deletions");
+    }
+
+    /// Eviction takes exactly the tenth asked for when many entries share the recency at
+    /// the cut (a burst of one second): the older ones all, then as many of those as make
+    /// the count; the newer ones none.
+    #[test]
+    fn eviction_at_a_shared_recency_takes_exactly_its_count() {
+        let mut t: Tracked<String, Seen> = Tracked { cap: 100, ..Tracked::default() };
+        let mut evicted = 0;
+        for i in 0..100 {
+            let ts = match i {
+                0..5 => i as f64,
+                5..60 => 10.0,
+                _ => 20.0 + i as f64,
+            };
+            t.touch(&format!("k{i}"), &mut evicted).unwrap().0 = ts;
+        }
+        let mut gone = Vec::new();
+        assert_eq!(t.make_room(&"new".to_string(), |k, v| gone.push((k, v.0))), 10);
+        assert_eq!(t.make_room(&"k99".to_string(), |_, _| unreachable!("a known key makes no room")), 0);
+        gone.sort_by(|a, b| a.1.total_cmp(&b.1));
+        assert_eq!(gone.len(), 10);
+        assert!(gone[..5].iter().enumerate().all(|(i, (_, ts))| *ts == i as f64), "{gone:?}");
+        assert!(gone[5..].iter().all(|(_, ts)| *ts == 10.0), "{gone:?}");
+        assert_eq!(t.map.values().filter(|s| s.0 == 10.0).count(), 50);
+        assert_eq!(t.map.values().filter(|s| s.0 > 10.0).count(), 40);
     }
 
     /// Changes, removals and pruning are part of the delta; an untracked table (state

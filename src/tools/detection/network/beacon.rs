@@ -6,7 +6,7 @@
 
 use super::names::{Dest, Outbound};
 use super::*;
-use crate::tools::detection::tracked::FastMap;
+use crate::tools::detection::tracked::{FastMap, process_digest};
 
 /// A pair: client, destination, port, protocol (beacons; long connections and unusual
 /// ports, whose destination is always an address).
@@ -28,20 +28,28 @@ impl StateKey for PairKey {
 /// The number of internal clients of each destination, and of internal clients in all,
 /// among the pairs followed: what prevalence is computed from. Counted as pairs appear
 /// and go (pruned, evicted); rebuilt from the pairs on restore.
+///
+/// A destination is counted under a 64-bit digest of it (keyed once per process, so
+/// that it cannot be chosen to collide): a small entry, no copy of a name.
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Prevalence {
-    clients_of: FastMap<(Dest, u16, &'static str), u32>,
+    clients_of: FastMap<u64, u32>,
     clients: FastMap<IpAddr, u32>,
+}
+
+/// The digest of a pair's destination (name or address, port, protocol).
+fn dest_digest(k: &PairKey) -> u64 {
+    process_digest((&k.1, k.2, k.3))
 }
 
 impl Prevalence {
     fn add(&mut self, k: &PairKey) {
-        *self.clients_of.entry((k.1.clone(), k.2, k.3)).or_default() += 1;
+        *self.clients_of.entry(dest_digest(k)).or_default() += 1;
         *self.clients.entry(k.0).or_default() += 1;
     }
 
     pub(super) fn remove(&mut self, k: &PairKey) {
-        let dest = (k.1.clone(), k.2, k.3);
+        let dest = dest_digest(k);
         if let Some(n) = self.clients_of.get_mut(&dest) {
             *n -= 1;
             if *n == 0 {
@@ -71,7 +79,7 @@ impl Prevalence {
         if all < min_hosts.max(1) as usize {
             return 0.0;
         }
-        let of = self.clients_of.get(&(k.1.clone(), k.2, k.3)).copied().unwrap_or(0) as f64;
+        let of = self.clients_of.get(&dest_digest(k)).copied().unwrap_or(0) as f64;
         (of / all as f64).min(1.0)
     }
 }
@@ -81,25 +89,26 @@ impl NetworkAnalyzer {
         let p = &self.params;
         // Outbound only: an internal host calling out (inbound regularity is an attacker
         // retrying, which the scan and log detectors see).
-        let to_internal = o.addr.is_some_and(|a| is_internal(&self.internal, a));
         if p.beacon_ignore_ports.contains(&o.port)
-            || !is_internal(&self.internal, o.src)
-            || (!p.beacon_internal && to_internal)
-            || o.addr.is_some_and(|a| self.ignore_dst.iter().any(|n| n.contains(&a)))
+            || !o.src_internal
+            || (!p.beacon_internal && o.addr_internal)
+            || o.addr_ignored
         {
             return;
         }
         let key: PairKey = (o.src, o.dest.clone(), o.port, o.proto);
         if !self.beacons.map.contains_key(&key) {
             // Room made before `touch`, so the pairs that go are uncounted.
-            let gone = self.beacons.make_room(&key);
-            self.evicted += gone.len() as u64;
-            for (k, _) in &gone {
-                self.prevalence.remove(k);
-            }
+            let prevalence = &mut self.prevalence;
+            self.evicted += self.beacons.make_room(&key, |k, _| prevalence.remove(&k));
             self.prevalence.add(&key);
         }
         let Some(b) = self.beacons.touch(&key, &mut self.evicted) else { return };
+        let window = p.beacon_window_secs as f64;
+        if !b.times.is_empty() && b.last <= o.ts - window {
+            // Silent for the window: a series afresh (as if pruned, whether or not it was).
+            *b = Beacon::default();
+        }
         let pos = b.times.partition_point(|t| *t <= o.ts);
         b.times.insert(pos, o.ts);
         b.sizes.insert(pos, o.size);
@@ -111,7 +120,6 @@ impl NetworkAnalyzer {
             b.times.pop_front();
             b.sizes.pop_front();
         }
-        let window = p.beacon_window_secs as f64;
         let n = b.times.len();
         if n < p.beacon_min_connections as usize || b.last_alert.is_some_and(|a| o.ts < a + window) {
             return;
@@ -124,10 +132,12 @@ impl NetworkAnalyzer {
         // shorter than 12 once there are 12: a handful of connections can look regular
         // by chance.
         let min = p.beacon_min_connections as usize;
-        let mut lens = vec![n, 24, 12];
-        lens.retain(|l| *l <= n && *l >= min);
-        lens.dedup();
-        for len in lens {
+        let mut tried = 0;
+        for len in [n, 24, 12] {
+            if len > n || len < min || len == tried {
+                continue;
+            }
+            tried = len;
             let times: Vec<f64> = b.times.iter().skip(n - len).copied().collect();
             let sizes: Vec<f64> = b.sizes.iter().skip(n - len).map(|s| *s as f64).collect();
             let Some(s) = beacon_score(&times, &sizes) else { continue };

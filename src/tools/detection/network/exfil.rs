@@ -2,18 +2,24 @@
 
 use super::*;
 
+/// How long a host's baseline outlives its last flow: many windows, at least a day.
+pub(super) fn exfil_keep_secs(p: &NetworkParams) -> f64 {
+    (p.exfil_window_secs as f64).max(86_400.0)
+}
+
 impl NetworkAnalyzer {
     pub(super) fn exfiltration(&mut self, f: &Flow, ev: &Event, out: &mut Vec<Finding>) {
-        if f.orig_bytes == 0
-            || !self.internal(f.src)
-            || self.internal(f.dst)
-            || self.ignore_dst.iter().any(|n| n.contains(&f.dst))
-        {
+        if f.orig_bytes == 0 || !f.outbound() {
             return;
         }
         let p = &self.params;
         let window = p.exfil_window_secs as f64;
+        let keep = exfil_keep_secs(p);
         let Some(x) = self.exfil.touch(&f.src, &mut self.evicted) else { return };
+        if x.last > 0.0 && x.last <= f.ts - keep {
+            // Silent for longer than a baseline is kept: a host seen afresh.
+            *x = Exfil::default();
+        }
         let start = (f.ts / window).floor() * window;
         if x.window_start == 0.0 && x.bytes == 0 {
             x.window_start = start;
@@ -33,10 +39,10 @@ impl NetworkAnalyzer {
         x.bytes += f.orig_bytes;
         x.flows += 1;
         x.last = x.last.max(f.ts);
-        *x.by_dst.entry(f.dst.to_string()).or_default() += f.orig_bytes;
+        *x.by_dst.entry(f.dst).or_default() += f.orig_bytes;
         if x.by_dst.len() > 16 {
             // Keep the largest destinations.
-            let smallest = x.by_dst.iter().min_by_key(|(_, b)| **b).map(|(k, _)| k.clone());
+            let smallest = x.by_dst.iter().min_by_key(|(_, b)| **b).map(|(k, _)| *k);
             if let Some(k) = smallest {
                 x.by_dst.remove(&k);
             }
@@ -52,8 +58,11 @@ impl NetworkAnalyzer {
             return;
         }
         x.alerted = true;
-        let (top, top_bytes) =
-            x.by_dst.iter().max_by_key(|(_, b)| **b).map(|(k, b)| (k.clone(), *b)).unwrap_or_default();
+        let (top, top_bytes) = match x.by_dst.iter().max_by_key(|(_, b)| **b) {
+            Some((k, b)) => (Some(*k), *b),
+            None => (None, 0),
+        };
+        let top_text = top.map(|a| a.to_string()).unwrap_or_default();
         let mut numbers = BTreeMap::new();
         numbers.insert("bytes_out".into(), x.bytes as f64);
         numbers.insert("flows".into(), x.flows as f64);
@@ -80,10 +89,10 @@ impl NetworkAnalyzer {
             x.flows,
             &["T1041", "T1048"],
             numbers,
-            format!("largest destination {top} ({})", human_bytes(top_bytes)),
+            format!("largest destination {top_text} ({})", human_bytes(top_bytes)),
         );
         // The receiving address is what containment blocks; the source host is named.
-        if let Ok(dst) = top.parse::<IpAddr>() {
+        if let Some(dst) = top {
             fi.src_ip = Some(dst.to_string());
             fi.entity = Some(dst.to_string());
             fi.evidence.insert(0, format!("internal host {} sent the data", f.src));

@@ -50,13 +50,8 @@ impl Recency for Strobe {
 }
 
 impl NetworkAnalyzer {
-    /// Whether a flow goes from the inside out to a destination that is scored.
-    pub(super) fn outbound(&self, f: &Flow) -> bool {
-        self.internal(f.src) && !self.internal(f.dst) && !self.ignore_dst.iter().any(|n| n.contains(&f.dst))
-    }
-
     pub(super) fn long_connection(&mut self, f: &Flow, ev: &Event, out: &mut Vec<Finding>) {
-        if !self.outbound(f) {
+        if !f.outbound() {
             return;
         }
         let limit = self.params.long_connection_secs as f64;
@@ -123,7 +118,7 @@ impl NetworkAnalyzer {
     /// are then not scored as a beacon).
     pub(super) fn strobe(&mut self, f: &Flow, ev: &Event, out: &mut Vec<Finding>) -> bool {
         let p = &self.params;
-        if p.beacon_ignore_ports.contains(&f.dport) || !self.outbound(f) {
+        if p.beacon_ignore_ports.contains(&f.dport) || !f.outbound() {
             return false;
         }
         let (threshold, window) = (p.strobe_connections, p.strobe_window_secs as f64);

@@ -92,8 +92,9 @@ pub struct Exfil {
     pub window_start: f64,
     pub bytes: u64,
     pub flows: u64,
-    /// Bytes per destination in the current window (the largest few).
-    pub by_dst: BTreeMap<String, u64>,
+    /// Bytes per destination in the current window (the largest few); stored as an
+    /// object keyed by the address's text, as before it was kept as an address.
+    pub by_dst: BTreeMap<IpAddr, u64>,
     /// Exponentially weighted mean of the previous windows' bytes.
     pub baseline: f64,
     /// Windows that went into the baseline.
@@ -213,10 +214,13 @@ pub struct NetworkAnalyzer {
     strobes: Tracked<(IpAddr, IpAddr), long::Strobe>,
     odd_ports: Tracked<beacon::PairKey, ports::OddPort>,
     port_clients: Tracked<(&'static str, u16), ports::PortClients>,
+    /// Where the current Zeek header puts a connection's fields.
+    layout: records::FlowLayout,
     newest: f64,
     /// The earliest event time seen (what a beacon's duration is compared with).
     oldest: f64,
     last_prune: f64,
+    pruned: Pruned,
     /// Keys evicted (least recent first) because a map was full.
     pub evicted: u64,
 }
@@ -255,9 +259,11 @@ impl NetworkAnalyzer {
             strobes: Tracked::default(),
             odd_ports: Tracked::default(),
             port_clients: Tracked::default(),
+            layout: records::FlowLayout::default(),
             newest: 0.0,
             oldest: f64::INFINITY,
             last_prune: 0.0,
+            pruned: Pruned::default(),
             evicted: 0,
         }
     }
@@ -350,29 +356,38 @@ impl NetworkAnalyzer {
     /// Runs every flow and DNS query of the events through the detectors.
     pub fn analyze(&mut self, events: &[Event]) -> Vec<Finding> {
         let mut out = Vec::new();
-        // Each event read once; the names the batch gives connections learnt first.
-        let records: Vec<Option<records::Record<'_>>> = events.iter().map(records::Record::of).collect();
-        self.learn_names(&records);
-        for (ev, record) in events.iter().zip(&records) {
+        // The names the batch gives connections learnt first: its DNS, http and ssl
+        // records (kept by position); its connections are read in the second pass.
+        let named: Vec<(usize, records::Record<'_>)> =
+            events.iter().enumerate().filter_map(|(i, ev)| Some((i, records::Record::naming(ev)?))).collect();
+        self.learn_names(named.iter().map(|(_, r)| r));
+        let mut named = named.into_iter().peekable();
+        for (i, ev) in events.iter().enumerate() {
+            let record = match named.next_if(|(at, _)| *at == i) {
+                Some((_, r)) => r,
+                None => match Flow::from_event(ev, &mut self.layout) {
+                    Some(f) => records::Record::Flow(f),
+                    None => continue,
+                },
+            };
             match record {
-                Some(records::Record::Flow(flow)) => self.flow(flow, ev, &mut out),
-                Some(records::Record::Dns(q)) => {
+                records::Record::Flow(flow) => self.flow(flow, ev, &mut out),
+                records::Record::Dns(q) => {
                     self.newest = self.newest.max(q.ts);
                     if !self.ignore.iter().any(|n| n.contains(&q.src)) {
-                        self.tunnel(q, ev, &mut out);
-                        self.nx_burst(q, ev, &mut out);
+                        self.tunnel(&q, ev, &mut out);
+                        self.nx_burst(&q, ev, &mut out);
                     }
                 }
-                Some(records::Record::Name(n)) => {
+                records::Record::Name(n) => {
                     // A request through a proxy is the client's connection to the name.
                     self.newest = self.newest.max(n.ts);
                     if !self.ignore.iter().any(|i| i.contains(&n.src))
-                        && let Some(o) = self.proxied_request(n)
+                        && let Some(o) = self.proxied_request(&n)
                     {
                         self.beacon(o, ev, &mut out);
                     }
                 }
-                None => {}
             }
         }
         if self.newest - self.last_prune >= 60.0 {
@@ -381,12 +396,16 @@ impl NetworkAnalyzer {
         out
     }
 
-    fn flow(&mut self, flow: &Flow<'_>, ev: &Event, out: &mut Vec<Finding>) {
+    fn flow(&mut self, mut flow: Flow<'_>, ev: &Event, out: &mut Vec<Finding>) {
         self.newest = self.newest.max(flow.ts);
         self.oldest = self.oldest.min(flow.ts);
         if self.ignore.iter().any(|n| n.contains(&flow.src)) {
             return;
         }
+        flow.src_internal = self.internal(flow.src);
+        flow.dst_internal = self.internal(flow.dst);
+        flow.dst_ignored = self.ignore_dst.iter().any(|n| n.contains(&flow.dst));
+        let flow = &flow;
         self.long_connection(flow, ev, out);
         // A still-open connection is logged again when it ends: only its length counts
         // before that.
@@ -403,31 +422,65 @@ impl NetworkAnalyzer {
         self.unusual_port(flow, ev, out);
     }
 
+    /// Frees what is past its time. Each table is pruned every tenth of the time its
+    /// entries are kept (at least a minute apart): the detectors ignore or restart an
+    /// entry past its time themselves, so their results do not depend on when.
     fn prune(&mut self) {
         let now = self.newest;
         self.last_prune = now;
         let p = &self.params;
-        let scan = p.scan_window_secs as f64;
-        self.vscan.retain(|t| t.last > now - scan * 2.0);
-        self.hscan.retain(|t| t.last > now - scan * 2.0);
-        let bw = p.beacon_window_secs as f64;
-        for k in self.beacons.retain(|b| b.last > now - bw) {
-            self.prevalence.remove(&k);
+        let scan = p.scan_window_secs as f64 * 2.0;
+        if self.pruned.due("scans", now, scan) {
+            self.vscan.retain(|t| t.last > now - scan);
+            self.hscan.retain(|t| t.last > now - scan);
         }
-        // A host's baseline outlives many windows: keep it for a day of silence.
-        let xw = (p.exfil_window_secs as f64).max(86_400.0);
-        self.exfil.retain(|x| x.last > now - xw);
+        let bw = p.beacon_window_secs as f64;
+        if self.pruned.due("beacons", now, bw) {
+            for k in self.beacons.retain(|b| b.last > now - bw) {
+                self.prevalence.remove(&k);
+            }
+        }
+        let xw = exfil::exfil_keep_secs(p);
+        if self.pruned.due("exfil", now, xw) {
+            self.exfil.retain(|x| x.last > now - xw);
+        }
         let dw = p.dns_window_secs as f64;
-        self.dns.retain(|d| d.queries.back().is_some_and(|q| q.ts > now - dw));
-        self.nxdomain.retain(|n| n.names.back().is_some_and(|x| x.0 > now - dw));
+        if self.pruned.due("dns", now, dw) {
+            self.dns.retain(|d| d.queries.back().is_some_and(|q| q.ts > now - dw));
+            self.nxdomain.retain(|n| n.names.back().is_some_and(|x| x.0 > now - dw));
+        }
         // A run of connections is over once nothing extended it for the threshold.
         let lw = p.long_connection_secs as f64;
-        self.long.retain(|l| l.end > now - lw || l.last_alert.is_some_and(|a| a > now - long::LONG_REPORT_EVERY_SECS));
+        if self.pruned.due("long", now, lw) {
+            let report = long::LONG_REPORT_EVERY_SECS;
+            self.long.retain(|l| l.end > now - lw || l.last_alert.is_some_and(|a| a > now - report));
+        }
         let sw = p.strobe_window_secs as f64;
-        self.strobes.retain(|s| s.last > now - sw);
-        self.odd_ports.retain(|o| o.last > now - 86_400.0);
-        self.port_clients.retain(|c| c.last > now - 7.0 * 86_400.0);
+        if self.pruned.due("strobes", now, sw) {
+            self.strobes.retain(|s| s.last > now - sw);
+        }
+        if self.pruned.due("ports", now, 86_400.0) {
+            self.odd_ports.retain(|o| o.last > now - 86_400.0);
+            self.port_clients.retain(|c| c.last > now - ports::PORT_CLIENTS_KEEP_SECS);
+        }
         self.prune_names(now);
+    }
+}
+
+/// When each table was last pruned (event time).
+#[derive(Debug, Default)]
+struct Pruned(BTreeMap<&'static str, f64>);
+
+impl Pruned {
+    /// Whether `table`, whose entries are kept `keep` seconds, is due a prune at `now`
+    /// (a tenth of `keep` after the last, at least a minute); if so, its prune is `now`.
+    fn due(&mut self, table: &'static str, now: f64, keep: f64) -> bool {
+        let last = self.0.entry(table).or_insert(f64::NEG_INFINITY);
+        let due = now - *last >= (keep / 10.0).max(60.0);
+        if due {
+            *last = now;
+        }
+        due
     }
 }
 

@@ -104,13 +104,17 @@ pub struct Outbound {
     pub addr: Option<IpAddr>,
     /// The proxy that carried it.
     pub via: Option<IpAddr>,
+    /// Whether the client is inside, and `addr` inside or ignored (`ignore_destinations`).
+    pub src_internal: bool,
+    pub addr_internal: bool,
+    pub addr_ignored: bool,
 }
 
 impl NetworkAnalyzer {
     /// Learns the names a batch gives connections (http/ssl records, DNS answers) and
     /// the proxies its requests reveal, before its connections are read.
-    pub(super) fn learn_names(&mut self, records: &[Option<Record<'_>>]) {
-        for r in records.iter().flatten() {
+    pub(super) fn learn_names<'r>(&mut self, records: impl Iterator<Item = &'r Record<'r>>) {
+        for r in records {
             match r {
                 Record::Name(n) => self.learn_naming(n),
                 Record::Dns(q) if !q.addrs.is_empty() && records::host_port(&q.query).is_some() => {
@@ -126,11 +130,16 @@ impl NetworkAnalyzer {
     }
 
     fn learn_naming(&mut self, n: &Naming) {
-        let proxied = n.proxy_style || self.is_proxy(n.dst);
+        let proxied = n.proxy_style || self.is_proxy(n.dst, n.ts);
         // Recognised proxies are followed too: one still busy must not be forgotten.
         if n.proxy_style && self.internal(n.dst) && !self.proxies.iter().any(|c| c.contains(&n.dst)) {
             let min = self.params.proxy_min_names as usize;
+            let keep = self.params.beacon_window_secs as f64;
             if let Some(p) = self.proxies_seen.touch(&n.dst, &mut self.evicted) {
+                if p.last <= n.ts - keep {
+                    // Silent for the window: what it was asked for before is forgotten.
+                    *p = ProxySeen::default();
+                }
                 p.last = p.last.max(n.ts);
                 let d = dns::digest(&n.name);
                 if p.names.len() < min && !p.names.contains(&d) {
@@ -145,21 +154,27 @@ impl NetworkAnalyzer {
             && let Some(u) = self.uids.touch(uid, &mut self.evicted)
         {
             // The first request of a kept-alive connection names it.
-            if u.name.is_empty() || proxied {
+            if u.name.is_empty() || proxied || u.ts <= n.ts - UID_TTL_SECS {
                 *u = UidName { ts: n.ts, name: n.name.clone(), port: n.port, proxied };
             }
         }
     }
 
-    /// Whether an address is a web proxy: configured, or recognised from its requests.
-    pub(super) fn is_proxy(&self, a: IpAddr) -> bool {
+    /// Whether an address is a web proxy at `now`: configured, or recognised from its
+    /// requests (within the beacon window of the last).
+    pub(super) fn is_proxy(&self, a: IpAddr, now: f64) -> bool {
+        let keep = self.params.beacon_window_secs as f64;
         self.proxies.iter().any(|n| n.contains(&a))
-            || self.proxies_seen.map.get(&a).is_some_and(|p| p.names.len() >= self.params.proxy_min_names as usize)
+            || self
+                .proxies_seen
+                .map
+                .get(&a)
+                .is_some_and(|p| p.names.len() >= self.params.proxy_min_names as usize && p.last > now - keep)
     }
 
     /// A proxied request as beaconing sees it: the client and the name.
     pub(super) fn proxied_request(&self, n: &Naming) -> Option<Outbound> {
-        (n.proxy_style || self.is_proxy(n.dst)).then(|| Outbound {
+        (n.proxy_style || self.is_proxy(n.dst, n.ts)).then(|| Outbound {
             ts: n.ts,
             src: n.src,
             dest: Dest::Name(n.name.clone()),
@@ -168,20 +183,25 @@ impl NetworkAnalyzer {
             size: n.size,
             addr: None,
             via: Some(n.dst),
+            src_internal: self.internal(n.src),
+            addr_internal: false,
+            addr_ignored: false,
         })
     }
 
     /// A connection as beaconing sees it, under the best name known; `None` when it is
     /// a connection to or from a proxy (the requests it carried are the observations).
     pub(super) fn observed(&self, f: &Flow) -> Option<Outbound> {
-        let named = f.uid.and_then(|u| self.uids.map.get(u));
+        // Names past their time are not used, whether or not they were pruned yet.
+        let named = f.uid.and_then(|u| self.uids.map.get(u)).filter(|u| u.ts > f.ts - UID_TTL_SECS);
         // A proxy's own connections out are its clients' requests, attributed to them.
-        if named.is_some_and(|u| u.proxied) || self.is_proxy(f.dst) || self.is_proxy(f.src) {
+        if named.is_some_and(|u| u.proxied) || self.is_proxy(f.dst, f.ts) || self.is_proxy(f.src, f.ts) {
             return None;
         }
+        let resolved = || self.resolved.map.get(&(f.src, f.dst)).filter(|r| r.ts > f.ts - RESOLVED_TTL_SECS);
         let dest = match named {
             Some(u) => Dest::Name(u.name.clone()),
-            None => match self.resolved.map.get(&(f.src, f.dst)) {
+            None => match resolved() {
                 Some(r) => Dest::Name(r.name.clone()),
                 None => Dest::Addr(f.dst),
             },
@@ -195,14 +215,23 @@ impl NetworkAnalyzer {
             size: f.orig_bytes,
             addr: Some(f.dst),
             via: None,
+            src_internal: f.src_internal,
+            addr_internal: f.dst_internal,
+            addr_ignored: f.dst_ignored,
         })
     }
 
     pub(super) fn prune_names(&mut self, now: f64) {
-        self.uids.retain(|u| u.ts > now - UID_TTL_SECS);
-        self.resolved.retain(|r| r.ts > now - RESOLVED_TTL_SECS);
+        if self.pruned.due("uids", now, UID_TTL_SECS) {
+            self.uids.retain(|u| u.ts > now - UID_TTL_SECS);
+        }
+        if self.pruned.due("resolved", now, RESOLVED_TTL_SECS) {
+            self.resolved.retain(|r| r.ts > now - RESOLVED_TTL_SECS);
+        }
         let keep = self.params.beacon_window_secs as f64;
-        self.proxies_seen.retain(|p| p.last > now - keep);
+        if self.pruned.due("proxies", now, keep) {
+            self.proxies_seen.retain(|p| p.last > now - keep);
+        }
     }
 }
 

@@ -9,6 +9,9 @@ use super::*;
 /// Inside clients remembered per port (enough to say "more than a few").
 const CLIENTS_PER_PORT: usize = 8;
 
+/// How long a port's clients are remembered after its last use.
+pub(super) const PORT_CLIENTS_KEEP_SECS: f64 = 7.0 * 86_400.0;
+
 /// One pair on an unusual port, reported once a day.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct OddPort {
@@ -55,13 +58,17 @@ impl NetworkAnalyzer {
             || f.resp_bytes == 0
             || f.orig_bytes + f.resp_bytes < p.unusual_port_min_bytes
             || p.common_ports.contains(&f.dport)
-            || !self.outbound(f)
-            || self.is_proxy(f.src)
+            || !f.outbound()
+            || self.is_proxy(f.src, f.ts)
         {
             return;
         }
         let (max_clients, now) = (p.unusual_port_max_clients as usize, f.ts);
         let Some(pc) = self.port_clients.touch(&(f.proto, f.dport), &mut self.evicted) else { return };
+        if pc.last <= now - PORT_CLIENTS_KEEP_SECS {
+            // Unused for the time a port's clients are kept: counted afresh.
+            *pc = PortClients::default();
+        }
         pc.last = pc.last.max(now);
         if !pc.clients.contains(&f.src) && pc.clients.len() < CLIENTS_PER_PORT {
             pc.clients.push(f.src);

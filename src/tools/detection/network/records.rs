@@ -3,7 +3,9 @@
 
 use std::net::IpAddr;
 
-use crate::messages::{Event, FieldRef, Fields};
+use std::sync::Arc;
+
+use crate::messages::{Event, FieldRef, Fields, TsvNames};
 
 /// What a network event is, read once per batch.
 pub enum Record<'a> {
@@ -13,10 +15,12 @@ pub enum Record<'a> {
 }
 
 impl Record<'_> {
-    /// The record of an event, if it is network data the detectors read.
-    pub fn of(ev: &Event) -> Option<Record<'_>> {
-        if let Some(f) = Flow::from_event(ev) {
-            Some(Record::Flow(f))
+    /// The record of an event that names destinations (a DNS query, an `http` or `ssl`
+    /// record), if it is one. An event that claims to be a connection is not, whether
+    /// or not it reads as one.
+    pub fn naming(ev: &Event) -> Option<Record<'_>> {
+        if Flow::claims(ev) {
+            None
         } else if let Some(q) = DnsQuery::from_event(ev) {
             Some(Record::Dns(q))
         } else {
@@ -45,6 +49,11 @@ pub struct Flow<'a> {
     pub open: bool,
     /// Zeek's connection id (`uid`), which `http.log` and `ssl.log` records share.
     pub uid: Option<&'a str>,
+    /// Where its ends are as the analyser is configured (`internal_networks`,
+    /// `ignore_destinations`): set by it once per flow, false until then.
+    pub src_internal: bool,
+    pub dst_internal: bool,
+    pub dst_ignored: bool,
 }
 
 fn ip(m: &Fields, k: &str) -> Option<IpAddr> {
@@ -55,16 +64,57 @@ fn ts_of(ev: &Event) -> f64 {
     ev.time.timestamp() as f64 + ev.time.timestamp_subsec_nanos() as f64 / 1e9
 }
 
-impl Flow<'_> {
-    /// The flow of a Zeek `conn` record (or a pcap flow), if the event is one. One pass
-    /// over the record's fields (this runs for every flow), nothing copied.
-    pub fn from_event(ev: &Event) -> Option<Flow<'_>> {
-        let m = ev.fields.as_deref()?;
-        let open = ev.program.ends_with(":conn_long") || ev.program.ends_with(":open_conn");
-        if !(ev.program.ends_with(":conn") || open || m.contains_key("conn_state")) {
+/// The fields a flow is read from, in [`FlowLayout`]'s order.
+const FLOW_FIELDS: [&str; 10] = [
+    "id.orig_h",
+    "id.resp_h",
+    "id.orig_p",
+    "id.resp_p",
+    "proto",
+    "duration",
+    "orig_bytes",
+    "resp_bytes",
+    "conn_state",
+    "uid",
+];
+
+/// Where one TSV header puts the fields a flow is read from: found once per header
+/// (its records share its names), then each value is taken by position.
+#[derive(Debug, Default)]
+pub struct FlowLayout {
+    names: Option<Arc<TsvNames>>,
+    at: [Option<usize>; FLOW_FIELDS.len()],
+}
+
+impl FlowLayout {
+    fn of(&mut self, names: &Arc<TsvNames>) -> [Option<usize>; FLOW_FIELDS.len()] {
+        if !self.names.as_ref().is_some_and(|n| Arc::ptr_eq(n, names)) {
+            self.at = FLOW_FIELDS.map(|f| names.index(f));
+            self.names = Some(Arc::clone(names));
+        }
+        self.at
+    }
+}
+
+/// A flow's addresses and ports while its fields are read.
+#[derive(Default)]
+struct Ends {
+    src: Option<IpAddr>,
+    dst: Option<IpAddr>,
+    sport: u16,
+    dport: Option<u16>,
+}
+
+impl<'a> Flow<'a> {
+    /// The flow of a Zeek `conn` record (or a pcap flow), if the event is one: each field
+    /// read once, nothing copied; a TSV record's fields by the positions `layout` found
+    /// for its header.
+    pub fn from_event(ev: &'a Event, layout: &mut FlowLayout) -> Option<Flow<'a>> {
+        if !Flow::claims(ev) {
             return None;
         }
-        let (mut src, mut dst, mut sport, mut dport) = (None, None, 0u16, None);
+        let m = ev.fields.as_deref()?;
+        let open = ev.program.ends_with(":conn_long") || ev.program.ends_with(":open_conn");
         let mut f = Flow {
             ts: ts_of(ev),
             src: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
@@ -78,38 +128,76 @@ impl Flow<'_> {
             state: "",
             open,
             uid: None,
+            src_internal: false,
+            dst_internal: false,
+            dst_ignored: false,
         };
-        let num = |v: FieldRef<'_>| v.as_f64();
-        let id_num = |v: &serde_json::Value| FieldRef::Json(v).as_f64();
-        for (k, v) in m.iter() {
-            match k {
-                "id.orig_h" => src = v.as_str().and_then(|s| s.parse().ok()),
-                "id.resp_h" => dst = v.as_str().and_then(|s| s.parse().ok()),
-                "id.orig_p" => sport = num(v).unwrap_or(0.0) as u16,
-                "id.resp_p" => dport = num(v).map(|p| p as u16),
-                "proto" => f.proto = proto_name(v.as_str().unwrap_or("")),
-                "duration" => f.duration = num(v).unwrap_or(0.0).max(0.0),
-                "orig_bytes" => f.orig_bytes = num(v).unwrap_or(0.0).max(0.0) as u64,
-                "resp_bytes" => f.resp_bytes = num(v).unwrap_or(0.0).max(0.0) as u64,
-                "conn_state" => f.state = v.as_str().unwrap_or(""),
-                "uid" => f.uid = v.as_str().filter(|u| is_uid(u)),
-                "id" => {
-                    // Nested form (`{"id": {"orig_h": …}}`), as some exporters write it.
-                    if let Some(id) = v.as_object() {
-                        src = src.or_else(|| id.get("orig_h")?.as_str()?.parse().ok());
-                        dst = dst.or_else(|| id.get("resp_h")?.as_str()?.parse().ok());
-                        sport = id.get("orig_p").and_then(id_num).map_or(sport, |p| p as u16);
-                        dport = dport.or_else(|| id.get("resp_p").and_then(id_num).map(|p| p as u16));
+        let mut ends = Ends::default();
+        match m {
+            Fields::Tsv(t) => {
+                for (field, at) in layout.of(t.names()).into_iter().enumerate() {
+                    if let Some(v) = at.and_then(|i| t.value(i)) {
+                        f.read(&mut ends, field, FieldRef::Text(v));
                     }
                 }
-                _ => {}
+            }
+            Fields::Json(_) => {
+                for (k, v) in m.iter() {
+                    if let Some(field) = FLOW_FIELDS.iter().position(|n| *n == k) {
+                        f.read(&mut ends, field, v);
+                    } else if k == "id"
+                        && let Some(id) = v.as_object()
+                    {
+                        // Nested form (`{"id": {"orig_h": …}}`), as some exporters write it.
+                        let id_num = |v: &serde_json::Value| FieldRef::Json(v).as_f64();
+                        ends.src = ends.src.or_else(|| id.get("orig_h")?.as_str()?.parse().ok());
+                        ends.dst = ends.dst.or_else(|| id.get("resp_h")?.as_str()?.parse().ok());
+                        ends.sport = id.get("orig_p").and_then(id_num).map_or(ends.sport, |p| p as u16);
+                        ends.dport = ends.dport.or_else(|| id.get("resp_p").and_then(id_num).map(|p| p as u16));
+                    }
+                }
             }
         }
-        f.src = src?;
-        f.dst = dst?;
-        f.sport = sport;
-        f.dport = dport?;
+        f.src = ends.src?;
+        f.dst = ends.dst?;
+        f.sport = ends.sport;
+        f.dport = ends.dport?;
         Some(f)
+    }
+
+    /// Reads the value of [`FLOW_FIELDS`]`[field]`.
+    fn read(&mut self, ends: &mut Ends, field: usize, v: FieldRef<'a>) {
+        let num = |v: FieldRef<'_>| v.as_f64();
+        match field {
+            0 => ends.src = v.as_str().and_then(|s| s.parse().ok()),
+            1 => ends.dst = v.as_str().and_then(|s| s.parse().ok()),
+            2 => ends.sport = num(v).unwrap_or(0.0) as u16,
+            3 => ends.dport = num(v).map(|p| p as u16),
+            4 => self.proto = proto_name(v.as_str().unwrap_or("")),
+            5 => self.duration = num(v).unwrap_or(0.0).max(0.0),
+            6 => self.orig_bytes = num(v).unwrap_or(0.0).max(0.0) as u64,
+            7 => self.resp_bytes = num(v).unwrap_or(0.0).max(0.0) as u64,
+            8 => self.state = v.as_str().unwrap_or(""),
+            _ => self.uid = v.as_str().filter(|u| is_uid(u)),
+        }
+    }
+
+    /// Whether an event is a connection record: a Zeek `conn`, `conn_long` or
+    /// `open_conn` record, or fields with a `conn_state` (pcap flows, Zeek JSON without
+    /// `_path`).
+    pub fn claims(ev: &Event) -> bool {
+        let p = &ev.program;
+        ev.fields.as_deref().is_some_and(|m| {
+            p.ends_with(":conn")
+                || p.ends_with(":conn_long")
+                || p.ends_with(":open_conn")
+                || m.contains_key("conn_state")
+        })
+    }
+
+    /// From the inside out, to a destination that is not ignored.
+    pub fn outbound(&self) -> bool {
+        self.src_internal && !self.dst_internal && !self.dst_ignored
     }
 
     /// An attempt nobody answered or that was refused.

@@ -13,8 +13,8 @@ impl NetworkAnalyzer {
         // comes from outside (a host touching 29 of our web servers is a sweep, answered
         // or not); from the inside out it must be mostly unanswered, as a scan — a
         // browsing host reaches many answering servers on 443.
-        let from_outside = !self.internal(f.src);
-        let sweep_starts = unanswered || from_outside || self.internal(f.dst);
+        let from_outside = !f.src_internal;
+        let sweep_starts = unanswered || from_outside || f.dst_internal;
         for vertical in [true, false] {
             let threshold = if vertical { p.vertical_scan_ports } else { p.horizontal_scan_hosts } as usize;
             // A scan starts with an unanswered attempt (a sweep also with an answered one
