@@ -101,3 +101,22 @@ impl NetworkAnalyzer {
         out.push(fi);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Destinations are kept as addresses and stored as before: an object keyed by the
+    /// address's text (state stored by an older version reads back).
+    #[test]
+    fn destinations_are_stored_keyed_by_their_text() {
+        let stored = serde_json::json!({"window_start": 600.0, "bytes": 30, "flows": 2,
+            "by_dst": {"198.51.100.9": 10, "2001:db8::1": 20}, "baseline": 0.0, "windows": 0,
+            "alerted": false, "last": 700.0});
+        let x: Exfil = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(x.by_dst[&"2001:db8::1".parse::<IpAddr>().unwrap()], 20);
+        assert_eq!(serde_json::to_value(&x).unwrap(), stored);
+        let bad = serde_json::json!({"by_dst": {"not an address": 1}});
+        assert!(serde_json::from_value::<Exfil>(bad).is_err(), "a key that is no address is refused");
+    }
+}

@@ -589,6 +589,35 @@ mod tests {
         assert_eq!(a.prevalence, fresh);
     }
 
+    /// An entry past its time restarts when it is next used, pruned or not: a pair's
+    /// series after a silence longer than the beacon window holds only what came after
+    /// (one batch: no prune ran between).
+    #[test]
+    fn a_series_after_a_silent_window_starts_afresh() {
+        let mut a = NetworkAnalyzer::new(NetworkParams::default());
+        let window = NetworkParams::default().beacon_window_secs as f64;
+        let conn = |ts: f64| {
+            let m = serde_json::json!({"ts": ts, "id.orig_h": "10.0.0.5", "id.orig_p": 40000,
+                "id.resp_h": "203.0.113.5", "id.resp_p": 443, "proto": "tcp", "duration": 0.5,
+                "orig_bytes": 300, "resp_bytes": 900, "conn_state": "SF"});
+            let serde_json::Value::Object(map) = m else { unreachable!() };
+            crate::ingest::parse::json::record_event(
+                map,
+                epoch(ts).unwrap(),
+                String::new(),
+                "zeek:conn".into(),
+                String::new(),
+            )
+        };
+        let t0 = 1_772_409_600.0;
+        let mut batch: Vec<Event> = (0..5).map(|i| conn(t0 + 60.0 * f64::from(i))).collect();
+        batch.push(conn(t0 + 240.0 + window + 1.0));
+        a.analyze(&batch);
+        let key = (IpAddr::from([10, 0, 0, 5]), names::Dest::Addr([203, 0, 113, 5].into()), 443, "tcp");
+        assert_eq!(a.beacons.map[&key].times, [t0 + 240.0 + window + 1.0]);
+        assert_eq!(a.strobes.map[&(key.0, IpAddr::from([203, 0, 113, 5]))].count, 1);
+    }
+
     #[test]
     fn registered_domains() {
         assert_eq!(split_registered("a.b.example.com"), ("a.b", "example.com"));
