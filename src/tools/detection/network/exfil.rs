@@ -2,6 +2,54 @@
 
 use super::*;
 
+/// Bytes per destination, the largest few, in a small vector (a flow's destination is
+/// found by a scan of at most 17 pairs, no allocation per flow); stored as an object keyed
+/// by the address's text.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TopBytes(Vec<(IpAddr, u64)>);
+
+impl TopBytes {
+    /// Destinations kept.
+    const KEPT: usize = 16;
+
+    /// Counts `bytes` to `dst`; past [`Self::KEPT`] destinations the smallest goes (the
+    /// lowest address among equals).
+    pub fn add(&mut self, dst: IpAddr, bytes: u64) {
+        if let Some((_, b)) = self.0.iter_mut().find(|(a, _)| *a == dst) {
+            *b += bytes;
+            return;
+        }
+        self.0.push((dst, bytes));
+        if self.0.len() > Self::KEPT
+            && let Some(i) = (0..self.0.len()).min_by_key(|&i| (self.0[i].1, self.0[i].0))
+        {
+            self.0.swap_remove(i);
+        }
+    }
+
+    /// The destination that received the most (the highest address among equals).
+    pub fn largest(&self) -> Option<(IpAddr, u64)> {
+        self.0.iter().copied().max_by_key(|(a, b)| (*b, *a))
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+impl Serialize for TopBytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let sorted: BTreeMap<IpAddr, u64> = self.0.iter().copied().collect();
+        sorted.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TopBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(TopBytes(BTreeMap::<IpAddr, u64>::deserialize(d)?.into_iter().collect()))
+    }
+}
+
 /// How long a host's baseline outlives its last flow: many windows, at least a day.
 pub(super) fn exfil_keep_secs(p: &NetworkParams) -> f64 {
     (p.exfil_window_secs as f64).max(86_400.0)
@@ -39,14 +87,7 @@ impl NetworkAnalyzer {
         x.bytes += f.orig_bytes;
         x.flows += 1;
         x.last = x.last.max(f.ts);
-        *x.by_dst.entry(f.dst).or_default() += f.orig_bytes;
-        if x.by_dst.len() > 16 {
-            // Keep the largest destinations.
-            let smallest = x.by_dst.iter().min_by_key(|(_, b)| **b).map(|(k, _)| *k);
-            if let Some(k) = smallest {
-                x.by_dst.remove(&k);
-            }
-        }
+        x.by_dst.add(f.dst, f.orig_bytes);
         if x.alerted {
             return;
         }
@@ -58,8 +99,8 @@ impl NetworkAnalyzer {
             return;
         }
         x.alerted = true;
-        let (top, top_bytes) = match x.by_dst.iter().max_by_key(|(_, b)| **b) {
-            Some((k, b)) => (Some(*k), *b),
+        let (top, top_bytes) = match x.by_dst.largest() {
+            Some((k, b)) => (Some(k), b),
             None => (None, 0),
         };
         let top_text = top.map(|a| a.to_string()).unwrap_or_default();
@@ -114,9 +155,27 @@ mod tests {
             "by_dst": {"198.51.100.9": 10, "2001:db8::1": 20}, "baseline": 0.0, "windows": 0,
             "alerted": false, "last": 700.0});
         let x: Exfil = serde_json::from_value(stored.clone()).unwrap();
-        assert_eq!(x.by_dst[&"2001:db8::1".parse::<IpAddr>().unwrap()], 20);
+        assert_eq!(x.by_dst.largest(), Some(("2001:db8::1".parse().unwrap(), 20)));
         assert_eq!(serde_json::to_value(&x).unwrap(), stored);
         let bad = serde_json::json!({"by_dst": {"not an address": 1}});
         assert!(serde_json::from_value::<Exfil>(bad).is_err(), "a key that is no address is refused");
+    }
+
+    /// The largest sixteen are kept; among equal counts the lowest address goes first
+    /// and the highest is the largest.
+    #[test]
+    fn the_largest_destinations_are_kept() {
+        let mut t = TopBytes::default();
+        for i in 1..=20u8 {
+            t.add(IpAddr::from([198, 51, 100, i]), 100 * u64::from(i));
+        }
+        t.add(IpAddr::from([198, 51, 100, 20]), 1);
+        assert_eq!(t.0.len(), 16);
+        assert!(t.0.iter().all(|(a, _)| a > &IpAddr::from([198, 51, 100, 4])), "{t:?}");
+        assert_eq!(t.largest(), Some((IpAddr::from([198, 51, 100, 20]), 2001)));
+        let mut tie = TopBytes::default();
+        tie.add(IpAddr::from([10, 0, 0, 9]), 5);
+        tie.add(IpAddr::from([10, 0, 0, 2]), 5);
+        assert_eq!(tie.largest(), Some((IpAddr::from([10, 0, 0, 9]), 5)));
     }
 }

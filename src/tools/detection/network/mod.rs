@@ -92,9 +92,8 @@ pub struct Exfil {
     pub window_start: f64,
     pub bytes: u64,
     pub flows: u64,
-    /// Bytes per destination in the current window (the largest few); stored as an
-    /// object keyed by the address's text, as before it was kept as an address.
-    pub by_dst: BTreeMap<IpAddr, u64>,
+    /// Bytes per destination in the current window (the largest few).
+    pub by_dst: exfil::TopBytes,
     /// Exponentially weighted mean of the previous windows' bytes.
     pub baseline: f64,
     /// Windows that went into the baseline.
