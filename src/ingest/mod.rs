@@ -312,7 +312,7 @@ impl LineParser {
                     time: fallback,
                     fields: None,
                     host: String::new(),
-                    program: String::new(),
+                    program: Default::default(),
                     auth: None,
                     web: None,
                     raw,
@@ -357,6 +357,8 @@ impl BatchBuilder {
 
     /// Feeds a splitter's output with the offsets it recorded.
     pub fn lines_at(&mut self, lines: Vec<String>, starts: Vec<u64>) {
+        // Room for an event per line at once (growing by doubling copied every event).
+        self.events.reserve(lines.len());
         let mut starts = starts.into_iter();
         for l in lines {
             match starts.next() {

@@ -15,7 +15,7 @@ pub struct Event {
     /// The host that wrote the line (the syslog hostname field).
     pub host: String,
     /// The program that wrote the line (`sshd`, `sudo`, ...).
-    pub program: String,
+    pub program: std::sync::Arc<str>,
     pub auth: Option<AuthEvent>,
     /// A web server request (access logs).
     #[serde(default)]

@@ -79,28 +79,46 @@ impl TsvFields {
         let mut sep = [0u8; 4];
         let sep = m.separator.encode_utf8(&mut sep).as_bytes();
         let bytes = line.as_bytes();
-        let mut start = 0usize;
-        loop {
-            let end = match sep {
-                [b] => memchr::memchr(*b, &bytes[start..]).map(|i| start + i),
-                _ => line[start..].find(m.separator).map(|i| start + i),
-            };
-            let v = &line[start..end.unwrap_or(line.len())];
-            let span = if !m.unset.is_empty() && v == m.unset {
+        let (unset, empty) = (m.unset.as_bytes(), m.empty.as_bytes());
+        // The value between two separators (byte offsets: a separator is whole characters,
+        // so both ends are character boundaries).
+        let mut value = |start: usize, end: usize| {
+            let v = &bytes[start..end];
+            let span = if !unset.is_empty() && v == unset {
                 Span::UNSET
-            } else if !m.empty.is_empty() && v == m.empty {
+            } else if !empty.is_empty() && v == empty {
                 Span { start: start as u32, end: start as u32 }
             } else {
-                Span { start: start as u32, end: (start + v.len()) as u32 }
+                Span { start: start as u32, end: end as u32 }
             };
-            if spans.len() == names.len() {
-                return None;
+            let room = spans.len() < names.len();
+            if room {
+                spans.push(span);
             }
-            spans.push(span);
-            match end {
-                Some(e) => start = e + sep.len(),
-                None => break,
+            room
+        };
+        let mut start = 0usize;
+        if let [b] = sep {
+            // One pass over the bytes: values are a few bytes long, shorter than a SIMD
+            // search's setup.
+            for (i, c) in bytes.iter().enumerate() {
+                if c == b {
+                    if !value(start, i) {
+                        return None;
+                    }
+                    start = i + 1;
+                }
             }
+        } else {
+            while let Some(i) = line[start..].find(m.separator) {
+                if !value(start, start + i) {
+                    return None;
+                }
+                start += i + sep.len();
+            }
+        }
+        if !value(start, bytes.len()) {
+            return None;
         }
         (spans.len() == names.len()).then(|| TsvFields {
             names: Arc::clone(names),

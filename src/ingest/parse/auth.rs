@@ -23,7 +23,7 @@ fn make(line: String, time: chrono::DateTime<chrono::Utc>, host: String, program
     Event {
         time,
         host,
-        program,
+        program: program.into(),
         auth: None,
         web: None,
         fields: None,

@@ -34,14 +34,20 @@ pub fn record_event(
     map: serde_json::Map<String, serde_json::Value>,
     time: DateTime<Utc>,
     host: String,
-    program: String,
+    program: std::sync::Arc<str>,
     raw: String,
 ) -> Event {
     fields_event(Fields::Json(map), time, host, program, raw)
 }
 
 /// An event whose fields are a record's.
-pub fn fields_event(fields: Fields, time: DateTime<Utc>, host: String, program: String, raw: String) -> Event {
+pub fn fields_event(
+    fields: Fields,
+    time: DateTime<Utc>,
+    host: String,
+    program: std::sync::Arc<str>,
+    raw: String,
+) -> Event {
     Event {
         time,
         host,
@@ -65,7 +71,7 @@ pub fn parse_line(line: String, fallback: DateTime<Utc>) -> Result<Event, Unpars
     };
     let time = TIME_FIELDS.iter().find_map(|f| lookup(&map, f).and_then(time_of)).unwrap_or(fallback);
     let host = HOST_FIELDS.iter().find_map(|f| lookup(&map, f).and_then(|v| v.as_str())).unwrap_or("").to_string();
-    Ok(record_event(map, time, host, String::new(), line))
+    Ok(record_event(map, time, host, Default::default(), line))
 }
 
 #[cfg(test)]

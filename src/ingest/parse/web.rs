@@ -36,7 +36,7 @@ pub fn parse_line(line: String) -> Result<Event, Unparsed> {
         Some((time, web)) => Ok(Event {
             time,
             host: String::new(),
-            program: "httpd".into(),
+            program: httpd(),
             auth: None,
             web: Some(Box::new(web)),
             fields: None,
@@ -101,6 +101,12 @@ fn parse(line: &str) -> Option<(DateTime<Utc>, WebRequest)> {
             user_agent: none(&user_agent).unwrap_or_default(),
         },
     ))
+}
+
+/// The program of every access-log event: one name shared by all of them.
+fn httpd() -> std::sync::Arc<str> {
+    static HTTPD: std::sync::LazyLock<std::sync::Arc<str>> = std::sync::LazyLock::new(|| "httpd".into());
+    HTTPD.clone()
 }
 
 #[cfg(test)]

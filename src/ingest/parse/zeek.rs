@@ -15,8 +15,8 @@ pub struct ZeekHeader {
     separator: Option<char>,
     /// The `#fields` names, shared by every record of the header.
     fields: Option<std::sync::Arc<TsvNames>>,
-    /// `zeek:<path>`, the records' program.
-    program: String,
+    /// `zeek:<path>`, the records' program (one name shared by them all).
+    program: std::sync::Arc<str>,
     unset: String,
     empty: String,
 }
@@ -43,7 +43,7 @@ impl ZeekHeader {
         let (key, value) = rest.split_once(sep).unwrap_or((rest, ""));
         match key {
             "fields" => self.fields = Some(TsvNames::new(value.split(sep).map(String::from))),
-            "path" => self.program = format!("zeek:{value}"),
+            "path" => self.program = format!("zeek:{value}").into(),
             "unset_field" => self.unset = value.to_string(),
             "empty_field" => self.empty = value.to_string(),
             "set_separator" | "open" | "close" | "types" => {}
@@ -61,7 +61,7 @@ impl ZeekHeader {
         let fields = Fields::Tsv(values);
         let time =
             fields.text("ts").and_then(|t| t.parse::<f64>().ok()).and_then(super::json::epoch).unwrap_or(fallback);
-        let program = if self.program.is_empty() { "zeek:".to_string() } else { self.program.clone() };
+        let program = if self.program.is_empty() { "zeek:".into() } else { self.program.clone() };
         Ok(super::json::fields_event(fields, time, String::new(), program, line))
     }
 }
@@ -93,7 +93,7 @@ pub fn json_record(line: String, fallback: DateTime<Utc>) -> Result<Event, Unpar
         Some(p) if !p.is_empty() => p.to_string(),
         _ => log_of(&map).to_string(),
     };
-    Ok(super::json::record_event(map, time, String::new(), format!("zeek:{path}"), line))
+    Ok(super::json::record_event(map, time, String::new(), format!("zeek:{path}").into(), line))
 }
 
 /// Which Zeek log a record without `_path` comes from, told by fields only that log has.
@@ -141,7 +141,7 @@ mod tests {
         let now = "2026-01-01T00:00:00Z".parse().unwrap();
         let ev = z.record("1596790164.509987\t10.8.0.61\t53\t-\t(empty)".into(), now).unwrap();
         assert_eq!(ev.time.timestamp(), 1_596_790_164);
-        assert_eq!(ev.program, "zeek:conn");
+        assert_eq!(&*ev.program, "zeek:conn");
         let m = ev.fields.as_deref().unwrap();
         assert_eq!(m.text("id.orig_h"), Some("10.8.0.61"));
         assert!(!m.contains_key("service"), "unset fields are absent");
@@ -158,13 +158,13 @@ mod tests {
         let now = "2026-01-01T00:00:00Z".parse().unwrap();
         let conn = r#"{"ts":1596790164.509987,"uid":"C1","id.orig_h":"10.8.0.61","id.orig_p":5353,"id.resp_h":"224.0.0.251","id.resp_p":5353,"proto":"udp","conn_state":"S0","history":"D"}"#;
         let ev = json_record(conn.into(), now).unwrap();
-        assert_eq!((ev.program.as_str(), ev.time.timestamp()), ("zeek:conn", 1_596_790_164));
+        assert_eq!((&*ev.program, ev.time.timestamp()), ("zeek:conn", 1_596_790_164));
         assert_eq!(ev.src_ip().map(|i| i.to_string()).as_deref(), Some("10.8.0.61"));
         let http = r#"{"ts":"2020-08-07T08:49:24.509987Z","uid":"C2","id.orig_h":"10.8.0.61","host":"example.com","method":"GET","uri":"/"}"#;
         let ev = json_record(http.into(), now).unwrap();
-        assert_eq!((ev.program.as_str(), ev.host.as_str(), ev.time.timestamp()), ("zeek:http", "", 1_596_790_164));
+        assert_eq!((&*ev.program, ev.host.as_str(), ev.time.timestamp()), ("zeek:http", "", 1_596_790_164));
         let named = r#"{"_path":"dns","ts":1596790164.5,"uid":"C3","id.orig_h":"10.8.0.61","query":"a.example"}"#;
-        assert_eq!(json_record(named.into(), now).unwrap().program, "zeek:dns");
+        assert_eq!(&*json_record(named.into(), now).unwrap().program, "zeek:dns");
         assert!(json_record(r#"{"ts":1,"msg":"not zeek"}"#.into(), now).is_err());
         assert!(json_record("#fields\tts".into(), now).is_err());
     }

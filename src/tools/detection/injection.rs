@@ -4,10 +4,8 @@
 //! it asks for never happens (the model sees such text only fenced as untrusted data,
 //! and can request nothing the deterministic policy would not do).
 //!
-//! Cheap enough for every line: a few SIMD substring searches decide whether the line
-//! is worth a closer (lower-cased) look.
-
-use memchr::memmem;
+//! Cheap enough for every line: one multi-pattern (SIMD) search for a few trigger words
+//! decides whether the line is worth a closer (lower-cased) look.
 
 /// Phrases, lower-case, that address a model rather than describe an event. Each entry
 /// is a set of words that must all appear, in this order.
@@ -37,13 +35,19 @@ const TRIGGERS: [&str; 8] = [
     "ystem Prompt",
 ];
 
-/// The trigger searchers, built once (every line goes through them).
-static FINDERS: std::sync::LazyLock<Vec<memmem::Finder<'static>>> =
-    std::sync::LazyLock::new(|| TRIGGERS.iter().map(|t| memmem::Finder::new(t.as_bytes())).collect());
+/// The trigger searcher, built once (every line goes through it): one pass over a line
+/// for all the triggers (leftmost-first, which lets it use its SIMD multi-pattern search;
+/// the standard semantics walks the automaton byte by byte).
+static FINDER: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+    aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+        .build(TRIGGERS)
+        .expect("fixed trigger words build")
+});
 
 /// The phrase a line uses to instruct a model, if it does.
 pub fn check(raw: &str) -> Option<String> {
-    if raw.len() < 12 || !FINDERS.iter().any(|f| f.find(raw.as_bytes()).is_some()) {
+    if raw.len() < 12 || !FINDER.is_match(raw) {
         return None;
     }
     let lower = raw.to_ascii_lowercase();

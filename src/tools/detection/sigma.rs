@@ -471,7 +471,7 @@ impl rsigma_eval::Event for SigmaView<'_> {
 /// span programs use the logsource category instead: the event's service class
 /// (`category: mail` is postfix, dovecot, exim, courier and cyrus; see [`logsource_index`]).
 pub fn service_of(ev: &Event) -> &'static str {
-    let p = ev.program.as_str();
+    let p: &str = &ev.program;
     match p.split('/').next().unwrap_or(p) {
         "sshd" | "sshd-session" | "sshd-auth" | "dropbear" => "sshd",
         "sudo" => "sudo",

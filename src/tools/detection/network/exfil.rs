@@ -20,10 +20,16 @@ impl TopBytes {
             return;
         }
         self.0.push((dst, bytes));
-        if self.0.len() > Self::KEPT
-            && let Some(i) = (0..self.0.len()).min_by_key(|&i| (self.0[i].1, self.0[i].0))
-        {
-            self.0.swap_remove(i);
+        if self.0.len() > Self::KEPT {
+            // Counts compared first; addresses only between equal counts.
+            let mut min = 0;
+            for (i, (a, b)) in self.0.iter().enumerate().skip(1) {
+                let (ma, mb) = &self.0[min];
+                if b < mb || (b == mb && a < ma) {
+                    min = i;
+                }
+            }
+            self.0.swap_remove(min);
         }
     }
 

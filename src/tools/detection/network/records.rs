@@ -167,7 +167,12 @@ impl<'a> Flow<'a> {
 
     /// Reads the value of [`FLOW_FIELDS`]`[field]`.
     fn read(&mut self, ends: &mut Ends, field: usize, v: FieldRef<'a>) {
-        let num = |v: FieldRef<'_>| v.as_f64();
+        // A number; counts (ports, bytes) read as integers without the float parser, to
+        // the same value.
+        let num = |v: FieldRef<'_>| match v {
+            FieldRef::Text(s) if let Ok(n) = s.parse::<u64>() => Some(n as f64),
+            _ => v.as_f64(),
+        };
         match field {
             0 => ends.src = v.as_str().and_then(|s| s.parse().ok()),
             1 => ends.dst = v.as_str().and_then(|s| s.parse().ok()),
