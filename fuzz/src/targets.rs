@@ -37,12 +37,21 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "admin_body" => admin_body(data),
         _ => return false,
     }
+    // Nothing left behind (AFL++ runs each input in a new process).
+    let _ = std::fs::remove_dir_all(scratch_dir());
     true
 }
 
-/// A scratch file of this process (decoders that read files get the bytes through it).
+/// The scratch directory of this process and thread, removed after each run.
+fn scratch_dir() -> PathBuf {
+    let thread = format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_alphanumeric(), "");
+    std::env::temp_dir().join(format!("warden-fuzz-{}-{thread}", std::process::id()))
+}
+
+/// A scratch file of this process and thread (decoders that read files get the bytes
+/// through it).
 fn scratch(name: &str, data: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("warden-fuzz-{}", std::process::id()));
+    let dir = scratch_dir();
     let _ = std::fs::create_dir_all(&dir);
     let path = dir.join(name);
     std::fs::write(&path, data).expect("scratch file");

@@ -493,15 +493,18 @@ pub fn kill_checked(pid: i32, start_time: u64, exe: Option<&Path>) -> Result<Str
 mod tests {
     use super::*;
 
-    fn policy() -> ContainPolicy {
-        let dir = std::env::temp_dir();
-        let passwd = dir.join(format!("warden-passwd-{}", std::process::id()));
+    /// A policy whose passwd file lives in a directory of its own (removed with the
+    /// returned handle; tests running at once each have theirs).
+    fn policy() -> (tempfile::TempDir, ContainPolicy) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let passwd = dir.join("passwd");
         std::fs::write(
             &passwd,
             "root:x:0:0:root:/root:/bin/bash\ntoor:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/bash\nadmin:x:1001:1001::/home/admin:/bin/bash\n",
         )
         .unwrap();
-        ContainPolicy {
+        let policy = ContainPolicy {
             protected: std::sync::Arc::new(Protected::new(&["10.0.0.0/8".parse().unwrap()])),
             protected_accounts: vec!["root".into(), "admin".into()],
             management: vec!["192.168.50.0/24".parse().unwrap()],
@@ -510,12 +513,13 @@ mod tests {
             remote_release: vec![],
             passwd,
             ..Default::default()
-        }
+        };
+        (tmp, policy)
     }
 
     #[test]
     fn hostile_targets_never_become_arguments() {
-        let p = policy();
+        let (_dir, p) = policy();
         for evil in ["203.0.113.7; rm -rf /", "--flush", "203.0.113.7\nnft flush ruleset", "$(reboot)", ""] {
             assert!(plan(ActionKind::BlockIp, evil, 60, &p).is_err(), "{evil:?}");
         }
@@ -531,7 +535,7 @@ mod tests {
 
     #[test]
     fn protected_entities_are_refused() {
-        let p = policy();
+        let (_dir, p) = policy();
         assert!(plan(ActionKind::BlockIp, "127.0.0.1", 60, &p).unwrap_err().contains("protected"));
         assert!(plan(ActionKind::BlockIp, "10.1.2.3", 60, &p).unwrap_err().contains("protected"));
         for a in ["root", "toor", "admin"] {
@@ -551,7 +555,7 @@ mod tests {
 
     #[test]
     fn exact_commands() {
-        let p = policy();
+        let (_dir, p) = policy();
         let b = plan(ActionKind::UnblockIp, " 2001:db8::7 ", 0, &p).unwrap();
         assert_eq!(b.argv[0], ["nft", "delete", "element", "inet", "warden", "blocklist_v6", "{ 2001:db8::7 }"]);
         // An IPv4 address written mapped in IPv6 goes to the set its packets meet.
