@@ -42,7 +42,13 @@ impl ZeekHeader {
         let Some(rest) = line.strip_prefix('#') else { return false };
         let (key, value) = rest.split_once(sep).unwrap_or((rest, ""));
         match key {
-            "fields" => self.fields = Some(TsvNames::new(value.split(sep).map(String::from))),
+            "fields" => {
+                self.fields = Some(TsvNames::new(value.split(sep).map(String::from)));
+                // Records of a header without `#path` are of an unnamed log.
+                if self.program.is_empty() {
+                    self.program = "zeek:".into();
+                }
+            }
             "path" => self.program = format!("zeek:{value}").into(),
             "unset_field" => self.unset = value.to_string(),
             "empty_field" => self.empty = value.to_string(),
@@ -61,8 +67,7 @@ impl ZeekHeader {
         let fields = Fields::Tsv(values);
         let time =
             fields.text("ts").and_then(|t| t.parse::<f64>().ok()).and_then(super::json::epoch).unwrap_or(fallback);
-        let program = if self.program.is_empty() { "zeek:".into() } else { self.program.clone() };
-        Ok(super::json::fields_event(fields, time, String::new(), program, line))
+        Ok(super::json::fields_event(fields, time, String::new(), self.program.clone(), line))
     }
 }
 

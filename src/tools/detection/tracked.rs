@@ -138,9 +138,9 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency
     }
 
     /// Removes the `n` least recent entries (their deletion is part of the next delta),
-    /// each handed to `gone`, in one pass over the map: the recency of the n-th least
-    /// recent is found first, then what is older goes, and as many at that recency as
-    /// make `n`. Returns how many went.
+    /// each handed to `gone`, in two passes over the map and no key lookup: the recency
+    /// of the n-th least recent is found first, then what is older is extracted, with as
+    /// many at that recency as make `n`. Returns how many went.
     fn evict_each(&mut self, n: usize, mut gone: impl FnMut(K, T)) -> u64 {
         let n = n.min(self.map.len());
         if n == 0 {

@@ -542,24 +542,27 @@ mod tests {
     use super::stats::bowley;
     use super::*;
 
+    /// A completed connection `src` → `dst`:443/tcp at `ts` (Zeek JSON `conn` record).
+    fn conn(ts: f64, src: &str, dst: &str) -> Event {
+        let m = serde_json::json!({"ts": ts, "id.orig_h": src, "id.orig_p": 40000, "id.resp_h": dst,
+            "id.resp_p": 443, "proto": "tcp", "duration": 0.5, "orig_bytes": 300, "resp_bytes": 900,
+            "conn_state": "SF"});
+        let serde_json::Value::Object(map) = m else { unreachable!() };
+        crate::ingest::parse::json::record_event(
+            map,
+            epoch(ts).unwrap(),
+            String::new(),
+            "zeek:conn".into(),
+            String::new(),
+        )
+    }
+
     /// A flood of distinct pairs holds each table at its cap — the least recent go,
     /// counted — and a pair still calling is kept.
     #[test]
     fn a_flood_of_pairs_is_held_at_the_cap() {
         let mut a = NetworkAnalyzer::new(NetworkParams::default()).with_cap(1000);
-        let conn = |ts: f64, src: String, dst: String| {
-            let m = serde_json::json!({"ts": ts, "id.orig_h": src, "id.orig_p": 40000, "id.resp_h": dst,
-                "id.resp_p": 443, "proto": "tcp", "duration": 0.5, "orig_bytes": 300, "resp_bytes": 900,
-                "conn_state": "SF"});
-            let serde_json::Value::Object(map) = m else { unreachable!() };
-            crate::ingest::parse::json::record_event(
-                map,
-                epoch(ts).unwrap(),
-                String::new(),
-                "zeek:conn".into(),
-                String::new(),
-            )
-        };
+        let conn = |ts: f64, src: String, dst: String| conn(ts, &src, &dst);
         let t0 = 1_772_409_600.0;
         for n in 0..5000u32 {
             let ts = t0 + f64::from(n);
@@ -595,19 +598,7 @@ mod tests {
     fn a_series_after_a_silent_window_starts_afresh() {
         let mut a = NetworkAnalyzer::new(NetworkParams::default());
         let window = NetworkParams::default().beacon_window_secs as f64;
-        let conn = |ts: f64| {
-            let m = serde_json::json!({"ts": ts, "id.orig_h": "10.0.0.5", "id.orig_p": 40000,
-                "id.resp_h": "203.0.113.5", "id.resp_p": 443, "proto": "tcp", "duration": 0.5,
-                "orig_bytes": 300, "resp_bytes": 900, "conn_state": "SF"});
-            let serde_json::Value::Object(map) = m else { unreachable!() };
-            crate::ingest::parse::json::record_event(
-                map,
-                epoch(ts).unwrap(),
-                String::new(),
-                "zeek:conn".into(),
-                String::new(),
-            )
-        };
+        let conn = |ts: f64| conn(ts, "10.0.0.5", "203.0.113.5");
         let t0 = 1_772_409_600.0;
         let mut batch: Vec<Event> = (0..5).map(|i| conn(t0 + 60.0 * f64::from(i))).collect();
         batch.push(conn(t0 + 240.0 + window + 1.0));

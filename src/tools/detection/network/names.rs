@@ -134,7 +134,7 @@ impl NetworkAnalyzer {
         // Recognised proxies are followed too: one still busy must not be forgotten.
         if n.proxy_style && self.internal(n.dst) && !self.proxies.iter().any(|c| c.contains(&n.dst)) {
             let min = self.params.proxy_min_names as usize;
-            let keep = self.params.beacon_window_secs as f64;
+            let keep = self.proxy_keep_secs();
             if let Some(p) = self.proxies_seen.touch(&n.dst, &mut self.evicted) {
                 if p.last <= n.ts - keep {
                     // Silent for the window: what it was asked for before is forgotten.
@@ -160,10 +160,16 @@ impl NetworkAnalyzer {
         }
     }
 
+    /// How long a recognised proxy stays one after its last proxy-style request (the
+    /// beacon window: what it carried is scored over that time).
+    fn proxy_keep_secs(&self) -> f64 {
+        self.params.beacon_window_secs as f64
+    }
+
     /// Whether an address is a web proxy at `now`: configured, or recognised from its
     /// requests (within the beacon window of the last).
     pub(super) fn is_proxy(&self, a: IpAddr, now: f64) -> bool {
-        let keep = self.params.beacon_window_secs as f64;
+        let keep = self.proxy_keep_secs();
         self.proxies.iter().any(|n| n.contains(&a))
             || self
                 .proxies_seen
@@ -228,7 +234,7 @@ impl NetworkAnalyzer {
         if self.pruned.due("resolved", now, RESOLVED_TTL_SECS) {
             self.resolved.retain(|r| r.ts > now - RESOLVED_TTL_SECS);
         }
-        let keep = self.params.beacon_window_secs as f64;
+        let keep = self.proxy_keep_secs();
         if self.pruned.due("proxies", now, keep) {
             self.proxies_seen.retain(|p| p.last > now - keep);
         }
