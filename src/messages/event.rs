@@ -16,7 +16,7 @@ pub struct Event {
     pub host: String,
     /// The program that wrote the line (`sshd`, `sudo`, ...).
     pub program: std::sync::Arc<str>,
-    pub auth: Option<AuthEvent>,
+    pub auth: Option<Box<AuthEvent>>,
     /// A web server request (access logs).
     #[serde(default)]
     pub web: Option<Box<WebRequest>>,

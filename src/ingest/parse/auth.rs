@@ -43,7 +43,7 @@ pub fn parse_line(line: String, years: &YearInference, st: &mut ParseState) -> R
     let message_at = line.len() - s.message.len();
     // The header's parts are copied out before the line moves into the event.
     let mut ev = make(line, time, host, program, message_at);
-    ev.auth = auth;
+    ev.auth = auth.map(Box::new);
     Ok((ev, parser))
 }
 
@@ -103,7 +103,7 @@ pub fn parse_native(line: String, years: &YearInference, st: &mut ParseState) ->
     match native(&line, years, st) {
         Some((time, program, parser, at, auth)) => {
             let mut ev = make(line, time, String::new(), program.to_string(), at);
-            ev.auth = auth;
+            ev.auth = auth.map(Box::new);
             Ok((ev, parser))
         }
         None => Err(Unparsed(line)),

@@ -595,7 +595,7 @@ mod tests {
             time,
             host: "h".into(),
             program: "sshd".into(),
-            auth: Some(AuthEvent {
+            auth: Some(Box::new(AuthEvent {
                 kind,
                 src_ip: ip.parse().ok(),
                 src_name: None,
@@ -605,7 +605,7 @@ mod tests {
                 count: 1,
                 target_user: None,
                 command: None,
-            }),
+            })),
             web: None,
             fields: None,
             raw: format!("line at {secs}"),

@@ -96,15 +96,23 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency
     /// The entry for `key`, created (evicting the least recent tenth when the map is
     /// full, counted in `evicted`); marks it changed.
     pub fn touch(&mut self, key: &K, evicted: &mut u64) -> Option<&mut T> {
+        self.entry(key, evicted, |_, _| {}).map(|(v, _)| v)
+    }
+
+    /// The entry for `key` and whether it is new; marks it changed. A new key is added
+    /// after room is made for it: when the map is full the least recent tenth goes, each
+    /// handed to `gone` (for owners that count what their entries stand for), counted in
+    /// `evicted`.
+    pub fn entry(&mut self, key: &K, evicted: &mut u64, gone: impl FnMut(K, T)) -> Option<(&mut T, bool)> {
         self.mark(key);
         if self.map.contains_key(key) {
-            return self.map.get_mut(key);
+            return self.map.get_mut(key).map(|v| (v, false));
         }
-        *evicted += self.room_for_new(|_, _| {});
+        *evicted += self.room_for_new(gone);
         if self.tracking {
             self.removed.remove(key);
         }
-        Some(self.map.entry(key.clone()).or_default())
+        Some((self.map.entry(key.clone()).or_default(), true))
     }
 
     /// Stops remembering changes (state nothing stores, as a replay's): `take_delta`
@@ -112,13 +120,6 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency
     pub fn untracked(&mut self) {
         self.tracking = false;
         self.discard();
-    }
-
-    /// Room for `key` before it is added: when it is new and the map is full, the least
-    /// recent tenth goes, each handed to `gone` (for owners that count what their
-    /// entries stand for); returns how many went.
-    pub fn make_room(&mut self, key: &K, gone: impl FnMut(K, T)) -> u64 {
-        if self.map.contains_key(key) { 0 } else { self.room_for_new(gone) }
     }
 
     /// Room for one new key: the least recent tenth goes when the map is full.
@@ -327,13 +328,20 @@ mod tests {
             t.touch(&format!("k{i}"), &mut evicted).unwrap().0 = ts;
         }
         let mut gone = Vec::new();
-        assert_eq!(t.make_room(&"new".to_string(), |k, v| gone.push((k, v.0))), 10);
-        assert_eq!(t.make_room(&"k99".to_string(), |_, _| unreachable!("a known key makes no room")), 0);
+        evicted = 0;
+        let (_, new) = t.entry(&"new".to_string(), &mut evicted, |k, v| gone.push((k, v.0))).unwrap();
+        assert!(new);
+        assert_eq!(evicted, 10);
+        let (_, new) =
+            t.entry(&"k99".to_string(), &mut evicted, |_, _| unreachable!("a known key makes no room")).unwrap();
+        assert!(!new);
+        assert_eq!(evicted, 10);
         gone.sort_by(|a, b| a.1.total_cmp(&b.1));
         assert_eq!(gone.len(), 10);
         assert!(gone[..5].iter().enumerate().all(|(i, (_, ts))| *ts == i as f64), "{gone:?}");
         assert!(gone[5..].iter().all(|(_, ts)| *ts == 10.0), "{gone:?}");
         assert_eq!(t.map.values().filter(|s| s.0 == 10.0).count(), 50);
+        assert_eq!(t.map.len(), 91, "the new key added");
         assert_eq!(t.map.values().filter(|s| s.0 > 10.0).count(), 40);
     }
 

@@ -97,30 +97,28 @@ impl NetworkAnalyzer {
             return;
         }
         let key: PairKey = (o.src, o.dest.clone(), o.port, o.proto);
-        if !self.beacons.map.contains_key(&key) {
-            // Room made before `touch`, so the pairs that go are uncounted.
-            let prevalence = &mut self.prevalence;
-            self.evicted += self.beacons.make_room(&key, |k, _| prevalence.remove(&k));
-            self.prevalence.add(&key);
+        // Room made before the pair is added, so the pairs that go are uncounted.
+        let prevalence = &mut self.prevalence;
+        let Some((b, new)) = self.beacons.entry(&key, &mut self.evicted, |k, _| prevalence.remove(&k)) else { return };
+        if new {
+            prevalence.add(&key);
         }
-        let Some(b) = self.beacons.touch(&key, &mut self.evicted) else { return };
         let window = p.beacon_window_secs as f64;
-        if !b.times.is_empty() && b.last <= o.ts - window {
+        if !b.conns.is_empty() && b.last <= o.ts - window {
             // Silent for the window: a series afresh (as if pruned, whether or not it was).
             *b = Beacon::default();
         }
-        let pos = b.times.partition_point(|t| *t <= o.ts);
-        b.times.insert(pos, o.ts);
-        b.sizes.insert(pos, o.size);
+        let pos = b.conns.partition_point(|c| c.0 <= o.ts);
+        b.conns.insert(pos, (o.ts, o.size));
         b.last = b.last.max(o.ts);
         if o.addr.is_some() {
             b.addr = o.addr;
         }
-        while b.times.len() > p.beacon_max_connections.max(p.beacon_min_connections as usize) {
-            b.times.pop_front();
-            b.sizes.pop_front();
+        let keep = p.beacon_max_connections.max(p.beacon_min_connections as usize);
+        if b.conns.len() > keep {
+            b.conns.drain(..b.conns.len() - keep);
         }
-        let n = b.times.len();
+        let n = b.conns.len();
         if n < p.beacon_min_connections as usize || b.last_alert.is_some_and(|a| o.ts < a + window) {
             return;
         }
@@ -138,8 +136,7 @@ impl NetworkAnalyzer {
                 continue;
             }
             tried = len;
-            let times: Vec<f64> = b.times.iter().skip(n - len).copied().collect();
-            let sizes: Vec<f64> = b.sizes.iter().skip(n - len).map(|s| *s as f64).collect();
+            let (times, sizes): (Vec<f64>, Vec<f64>) = b.conns.iter().skip(n - len).map(|c| (c.0, c.1 as f64)).unzip();
             let Some(s) = beacon_score(&times, &sizes) else { continue };
             let score = s.score * factor;
             // The score and, by itself, the timing: intervals must be regular (a chatty

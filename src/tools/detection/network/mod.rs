@@ -70,20 +70,50 @@ pub struct Targets {
     pub last_alert: Option<f64>,
 }
 
-/// Connection times and sizes of one source–destination pair.
+/// Connection times and sizes of one source–destination pair: one vector of both (one
+/// allocation a pair; most pairs are seen once), stored as before, as `times` and
+/// `sizes` side by side ([`StoredBeacon`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(from = "StoredBeacon", into = "StoredBeacon")]
 pub struct Beacon {
     /// The newest connection time, kept beside the entry (evicting the least recent
-    /// pairs reads it for every pair); 0 in state stored before it was kept.
-    #[serde(default)]
+    /// pairs reads it for every pair).
     pub last: f64,
-    pub times: VecDeque<f64>,
-    pub sizes: VecDeque<u64>,
+    /// (time, bytes) of each connection kept, in time order.
+    pub conns: VecDeque<(f64, u64)>,
     pub last_alert: Option<f64>,
     /// The address last connected to, when the destination is a name reached directly
     /// (what tells an address serving several names).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub addr: Option<IpAddr>,
+}
+
+/// A [`Beacon`] as stored: its times and sizes as two lists.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StoredBeacon {
+    /// 0 in state stored before it was kept (then the newest time is taken).
+    #[serde(default)]
+    last: f64,
+    times: VecDeque<f64>,
+    sizes: VecDeque<u64>,
+    last_alert: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    addr: Option<IpAddr>,
+}
+
+impl From<StoredBeacon> for Beacon {
+    /// Times without a size (a list cut short) are left out.
+    fn from(s: StoredBeacon) -> Beacon {
+        let conns: VecDeque<(f64, u64)> = s.times.into_iter().zip(s.sizes).collect();
+        let newest = conns.back().map_or(0.0, |c| c.0);
+        Beacon { last: s.last.max(newest), conns, last_alert: s.last_alert, addr: s.addr }
+    }
+}
+
+impl From<Beacon> for StoredBeacon {
+    fn from(b: Beacon) -> StoredBeacon {
+        let (times, sizes) = b.conns.into_iter().unzip();
+        StoredBeacon { last: b.last, times, sizes, last_alert: b.last_alert, addr: b.addr }
+    }
 }
 
 /// Outbound volume of one host.
@@ -304,13 +334,10 @@ impl NetworkAnalyzer {
                 t.load_entry(rest, value)?;
             }
         }
-        for b in self.beacons.map.values_mut() {
-            b.last = b.times.back().copied().unwrap_or(0.0);
-        }
         let beacons = self.beacons.map.values();
-        self.newest = beacons.clone().filter_map(|b| b.times.back().copied()).fold(0.0, f64::max);
+        self.newest = beacons.clone().filter_map(|b| b.conns.back().map(|c| c.0)).fold(0.0, f64::max);
         self.newest = self.exfil.map.values().map(|x| x.last).fold(self.newest, f64::max);
-        self.oldest = beacons.filter_map(|b| b.times.front().copied()).fold(f64::INFINITY, f64::min);
+        self.oldest = beacons.filter_map(|b| b.conns.front().map(|c| c.0)).fold(f64::INFINITY, f64::min);
         self.prevalence.rebuild(self.beacons.map.keys());
         self.last_prune = self.newest;
         Ok(())
@@ -604,8 +631,20 @@ mod tests {
         batch.push(conn(t0 + 240.0 + window + 1.0));
         a.analyze(&batch);
         let key = (IpAddr::from([10, 0, 0, 5]), names::Dest::Addr([203, 0, 113, 5].into()), 443, "tcp");
-        assert_eq!(a.beacons.map[&key].times, [t0 + 240.0 + window + 1.0]);
+        assert_eq!(a.beacons.map[&key].conns, [(t0 + 240.0 + window + 1.0, 300)]);
         assert_eq!(a.strobes.map[&(key.0, IpAddr::from([203, 0, 113, 5]))].count, 1);
+    }
+
+    /// A pair's connections are kept as one list but stored as they always were (`times`
+    /// and `sizes`); state stored before `last` was kept reads back with it.
+    #[test]
+    fn a_beacon_is_stored_as_times_and_sizes() {
+        let b = Beacon { last: 20.0, conns: [(10.0, 5), (20.0, 7)].into(), last_alert: None, addr: None };
+        let v = serde_json::to_value(&b).unwrap();
+        assert_eq!(v, serde_json::json!({"last": 20.0, "times": [10.0, 20.0], "sizes": [5, 7], "last_alert": null}));
+        assert_eq!(serde_json::from_value::<Beacon>(v).unwrap(), b);
+        let old = serde_json::json!({"times": [10.0, 20.0], "sizes": [5, 7], "last_alert": null});
+        assert_eq!(serde_json::from_value::<Beacon>(old).unwrap(), b);
     }
 
     #[test]
