@@ -9,6 +9,12 @@
 //! Fewer arenas saved as much memory but cost 30–50 % more CPU on that replay (one
 //! arena: 14.1–15.1 s; two: 12.7–13.1 s — its threads then wait on the arena's lock),
 //! so the arenas are left as they are.
+//!
+//! A 4 MiB top pad keeps that much free at the top of a heap instead of giving it back
+//! and faulting it in again for the next batch: on the Zeek replay of 1,000,000 records
+//! (a batch of 1,024 records allocates and frees about 600 KB) page faults went from
+//! 72,000 to 36,700, peak RSS 111–121 MB before, 113–123 MB after. What it costs at
+//! most is 4 MiB resident per heap a thread allocates from.
 
 /// Sets glibc's malloc options (other C libraries: nothing to do), unless
 /// `WARDEN_MALLOC_DEFAULTS` is set (to compare, or if they ever hurt).
@@ -22,6 +28,7 @@ pub fn tune() {
     unsafe {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 20);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+        libc::mallopt(libc::M_TOP_PAD, 4 << 20);
     }
 }
 
