@@ -3,10 +3,21 @@
 use super::*;
 
 /// Bytes per destination, the largest few, in a small vector (a flow's destination is
-/// found by a scan of at most 17 pairs, no allocation per flow); stored as an object keyed
+/// found by a scan of at most 16 pairs, no allocation per flow); stored as an object keyed
 /// by the address's text.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TopBytes(Vec<(IpAddr, u64)>);
+#[derive(Debug, Clone, Default)]
+pub struct TopBytes {
+    kept: Vec<(IpAddr, u64)>,
+    /// Where the smallest is once [`Self::KEPT`] are held (found again when it changes):
+    /// a new destination smaller than it goes at once, without a scan.
+    smallest: Option<usize>,
+}
+
+impl PartialEq for TopBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.kept == other.kept
+    }
+}
 
 impl TopBytes {
     /// Destinations kept.
@@ -15,44 +26,61 @@ impl TopBytes {
     /// Counts `bytes` to `dst`; past [`Self::KEPT`] destinations the smallest goes (the
     /// lowest address among equals).
     pub fn add(&mut self, dst: IpAddr, bytes: u64) {
-        if let Some((_, b)) = self.0.iter_mut().find(|(a, _)| *a == dst) {
-            *b += bytes;
+        if let Some(i) = self.kept.iter().position(|(a, _)| *a == dst) {
+            self.kept[i].1 += bytes;
+            if self.smallest == Some(i) {
+                self.smallest = None;
+            }
             return;
         }
-        self.0.push((dst, bytes));
-        if self.0.len() > Self::KEPT {
-            // Counts compared first; addresses only between equal counts.
-            let mut min = 0;
-            for (i, (a, b)) in self.0.iter().enumerate().skip(1) {
-                let (ma, mb) = &self.0[min];
-                if b < mb || (b == mb && a < ma) {
-                    min = i;
+        if self.kept.len() < Self::KEPT {
+            self.kept.push((dst, bytes));
+            return;
+        }
+        // Counts compared first; addresses only between equals.
+        let below = |(a, b): (IpAddr, u64), (ma, mb): (IpAddr, u64)| b < mb || (b == mb && a < ma);
+        let min = match self.smallest {
+            Some(m) => m,
+            None => {
+                let mut m = 0;
+                for i in 1..self.kept.len() {
+                    if below(self.kept[i], self.kept[m]) {
+                        m = i;
+                    }
                 }
+                m
             }
-            self.0.swap_remove(min);
+        };
+        if below((dst, bytes), self.kept[min]) {
+            self.smallest = Some(min);
+        } else {
+            self.kept[min] = (dst, bytes);
+            self.smallest = None;
         }
     }
 
     /// The destination that received the most (the highest address among equals).
     pub fn largest(&self) -> Option<(IpAddr, u64)> {
-        self.0.iter().copied().max_by_key(|(a, b)| (*b, *a))
+        self.kept.iter().copied().max_by_key(|(a, b)| (*b, *a))
     }
 
     pub fn clear(&mut self) {
-        self.0.clear();
+        self.kept.clear();
+        self.smallest = None;
     }
 }
 
 impl Serialize for TopBytes {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let sorted: BTreeMap<IpAddr, u64> = self.0.iter().copied().collect();
+        let sorted: BTreeMap<IpAddr, u64> = self.kept.iter().copied().collect();
         sorted.serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for TopBytes {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(TopBytes(BTreeMap::<IpAddr, u64>::deserialize(d)?.into_iter().collect()))
+        let kept = BTreeMap::<IpAddr, u64>::deserialize(d)?.into_iter().collect();
+        Ok(TopBytes { kept, smallest: None })
     }
 }
 
@@ -176,12 +204,45 @@ mod tests {
             t.add(IpAddr::from([198, 51, 100, i]), 100 * u64::from(i));
         }
         t.add(IpAddr::from([198, 51, 100, 20]), 1);
-        assert_eq!(t.0.len(), 16);
-        assert!(t.0.iter().all(|(a, _)| a > &IpAddr::from([198, 51, 100, 4])), "{t:?}");
+        assert_eq!(t.kept.len(), 16);
+        assert!(t.kept.iter().all(|(a, _)| a > &IpAddr::from([198, 51, 100, 4])), "{t:?}");
         assert_eq!(t.largest(), Some((IpAddr::from([198, 51, 100, 20]), 2001)));
         let mut tie = TopBytes::default();
         tie.add(IpAddr::from([10, 0, 0, 9]), 5);
         tie.add(IpAddr::from([10, 0, 0, 2]), 5);
         assert_eq!(tie.largest(), Some((IpAddr::from([10, 0, 0, 9]), 5)));
+    }
+
+    /// The remembered smallest keeps what is kept exactly as a scan of all of them would:
+    /// against a plain model (push, then drop the smallest of all) over a long mixed run
+    /// of new destinations, repeated ones and ties.
+    #[test]
+    fn the_remembered_smallest_keeps_what_a_full_scan_keeps() {
+        let mut model: Vec<(IpAddr, u64)> = Vec::new();
+        let mut t = TopBytes::default();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let dst = IpAddr::from([198, 51, 100, (x % 40) as u8]);
+            let bytes = (x >> 8) % 7 * 50;
+            t.add(dst, bytes);
+            match model.iter_mut().find(|(a, _)| *a == dst) {
+                Some((_, b)) => *b += bytes,
+                None => {
+                    model.push((dst, bytes));
+                    if model.len() > TopBytes::KEPT {
+                        let min = (0..model.len()).min_by_key(|&i| (model[i].1, model[i].0)).unwrap();
+                        model.swap_remove(min);
+                    }
+                }
+            }
+            assert_eq!(t.kept, model);
+            if x % 997 == 0 {
+                t.clear();
+                model.clear();
+            }
+        }
     }
 }

@@ -250,6 +250,8 @@ pub struct NetworkAnalyzer {
     oldest: f64,
     last_prune: f64,
     pruned: Pruned,
+    /// A text buffer of the scan detector, kept between flows.
+    scratch: String,
     /// Keys evicted (least recent first) because a map was full.
     pub evicted: u64,
 }
@@ -293,6 +295,7 @@ impl NetworkAnalyzer {
             oldest: f64::INFINITY,
             last_prune: 0.0,
             pruned: Pruned::default(),
+            scratch: String::new(),
             evicted: 0,
         }
     }

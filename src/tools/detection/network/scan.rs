@@ -1,5 +1,7 @@
 //! Scans: vertical (many ports of one host) and horizontal sweeps (one port, many hosts).
 
+use std::fmt::Write;
+
 use super::*;
 
 impl NetworkAnalyzer {
@@ -20,10 +22,10 @@ impl NetworkAnalyzer {
             // A scan starts with an unanswered attempt (a sweep also with an answered one
             // of ours, or from outside): other traffic only adds to a key that is already
             // tracked (this keeps ordinary traffic out of the state).
-            let tracked =
-                if vertical { self.vscan.map.contains_key(&vkey) } else { self.hscan.map.contains_key(&hkey) };
             let starts = if vertical { unanswered } else { sweep_starts };
-            if !starts && !tracked {
+            if !starts
+                && !(if vertical { self.vscan.map.contains_key(&vkey) } else { self.hscan.map.contains_key(&hkey) })
+            {
                 continue;
             }
             let t = if vertical {
@@ -32,17 +34,24 @@ impl NetworkAnalyzer {
                 self.hscan.touch(&hkey, &mut self.evicted)
             };
             let Some(t) = t else { continue };
-            let target = if vertical { f.dport.to_string() } else { f.dst.to_string() };
+            // The target as text, written into a buffer kept between flows: most flows
+            // of a tracked key refresh a known target (a host's DNS server), no copy.
+            let target = &mut self.scratch;
+            target.clear();
+            let _ = if vertical { write!(target, "{}", f.dport) } else { write!(target, "{}", f.dst) };
             if t.seen.is_empty() {
                 t.first = f.ts;
             }
             t.last = t.last.max(f.ts);
-            // Bounded: past four times the threshold only refresh known targets.
-            if t.seen.len() < threshold * 4 || t.seen.contains_key(&target) {
-                let e = t.seen.entry(target).or_insert((f.ts, unanswered));
-                if f.ts >= e.0 {
-                    *e = (f.ts, unanswered);
+            let room = t.seen.len() < threshold * 4;
+            match t.seen.get_mut(target.as_str()) {
+                Some(e) if f.ts >= e.0 => *e = (f.ts, unanswered),
+                Some(_) => {}
+                // Bounded: past four times the threshold only refresh known targets.
+                None if room => {
+                    t.seen.insert(target.clone(), (f.ts, unanswered));
                 }
+                None => {}
             }
             if t.seen.len() < threshold || t.last_alert.is_some_and(|a| f.ts < a + window) {
                 continue;
