@@ -16,6 +16,8 @@
 //!   by a language model (only [`llm::rig`] names rig).
 //! - [`ingest`]: sources (file tail, syslog, stdin, replay) and parsers. [`outbox`]:
 //!   durable notifications.
+//! - [`cluster`]: the fleet on NATS JetStream — shipping lines, reading shipped lines
+//!   (the only code that names NATS).
 //! - [`tools`]: one way to be a tool — the `Tool` trait, the registry of 14, the
 //!   per-agent executor, the toolbelts.
 //! - [`definitions`]: loading and linting the `actors/` folder.
@@ -27,6 +29,7 @@
 
 pub mod admin;
 pub mod agents;
+pub mod cluster;
 pub mod config;
 pub mod definitions;
 pub mod ingest;

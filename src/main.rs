@@ -65,6 +65,9 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// On each host of a fleet: read the configured sources and publish their lines to
+    /// the cluster's logs stream (`[cluster]`, `[ship]`), for analysis nodes to read.
+    Ship(ClientOpts),
     /// Check agent definitions; prints every error as file:line: message.
     Lint {
         #[arg(long)]
@@ -301,6 +304,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             replay::replay(files, replay::ReplayOutput { json, stats, findings, format }, actors, config)
         }
         Command::Lint { actors } => daemon::lint(actors),
+        Command::Ship(opts) => cli::ship::ship(opts),
         Command::Status(o) => client::print_get(&o, "/v1/health"),
         Command::Agents(o) => client::agents(&o),
         Command::Incidents { opts, json } => client::incidents(&opts, json),

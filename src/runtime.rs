@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::agents::AgentEnv;
+use crate::cluster::source::NatsSource;
 use crate::config::{Config, SourceKind};
 use crate::definitions::{AgentKind, Definitions};
 use crate::ingest::file_tail::FileTail;
@@ -194,6 +195,25 @@ impl Runtime {
                         cfg: ingest,
                         sink,
                         metrics,
+                    });
+                }
+                SourceKind::Nats => {
+                    // Validated: a NATS source comes with `[cluster]`.
+                    let Some(cluster) = cfg.cluster.clone() else { continue };
+                    let subject =
+                        s.subject.clone().unwrap_or_else(|| crate::config::cluster::LOGS_SUBJECTS.to_string());
+                    let node = cluster.node_name();
+                    let crash_before_ack = cfg.testing.crash_at == Some(crate::config::CrashPoint::BeforeAck);
+                    NatsSource::start_in_arbiter(&arbiter.handle(), move |_| NatsSource {
+                        source,
+                        subject,
+                        cluster,
+                        node,
+                        cfg: ingest,
+                        kb,
+                        sink,
+                        metrics,
+                        crash_before_ack,
                     });
                 }
                 SourceKind::SyslogUdp | SourceKind::SyslogTcp => {

@@ -6,5 +6,6 @@ pub mod daemon;
 pub mod data_dir;
 pub mod memory;
 pub mod replay;
+pub mod ship;
 pub mod storage;
 pub mod vuln;

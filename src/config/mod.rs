@@ -11,10 +11,12 @@ use serde::Deserialize;
 use crate::messages::ResponseMode;
 
 pub mod cidr;
+pub mod cluster;
 mod llm;
 mod notifications;
 mod visibility;
 
+pub use cluster::{ClusterConfig, ShipConfig};
 pub use llm::{LlmConfig, Provider};
 pub use notifications::{NotifyConfig, WebhookFormat};
 pub use visibility::VisibilityConfig;
@@ -75,6 +77,12 @@ pub struct Config {
     /// A language model for the agents' reasoning (off when absent).
     #[serde(default)]
     pub llm: Option<LlmConfig>,
+    /// The fleet on NATS JetStream (off when absent).
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
+    /// What `warden ship` calls this host.
+    #[serde(default)]
+    pub ship: ShipConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -163,6 +171,9 @@ pub enum SourceKind {
     /// The systemd journal (read with `journalctl --output=json`), checkpointed by the
     /// journal's cursor.
     Journald,
+    /// Lines shipped by `warden ship` on other hosts, from the JetStream logs stream
+    /// (`[cluster]`), through a durable consumer.
+    Nats,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -230,6 +241,9 @@ pub struct SourceConfig {
     /// caps it at `net.core.rmem_max`; the size obtained is logged.
     #[serde(default = "default_recv_buffer")]
     pub recv_buffer_bytes: usize,
+    /// A NATS source's subjects (default `warden.logs.>`: every host, every source).
+    #[serde(default)]
+    pub subject: Option<String>,
 }
 
 /// A syslog TCP connection idle at least this long may be closed to admit a new one.
@@ -365,6 +379,9 @@ pub struct IngestConfig {
     /// deleted and not recreated: ATT&CK T1070.002).
     #[serde(default = "default_missing_file")]
     pub missing_file_secs: u64,
+    /// Set by `warden ship` (not a setting): sources pass lines on as read, unparsed.
+    #[serde(skip)]
+    pub ship: bool,
 }
 
 fn default_missing_file() -> u64 {
@@ -393,6 +410,7 @@ impl Default for IngestConfig {
             batch_lines: default_batch_lines(),
             feed_poll_secs: default_feed_poll(),
             missing_file_secs: default_missing_file(),
+            ship: false,
         }
     }
 }
@@ -507,6 +525,20 @@ pub struct TestingConfig {
     /// Enables `POST /v1/testing/agents/{name}/panic`. Never turn on in production.
     #[serde(default)]
     pub fault_injection: bool,
+    /// Aborts the process at a point where a crash is the hardest to survive, once the
+    /// point is reached (the crash tests). Never set in production.
+    #[serde(default)]
+    pub crash_at: Option<CrashPoint>,
+}
+
+/// Where `[testing] crash_at` aborts the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashPoint {
+    /// An analysis node: a shipped batch applied and flushed, not yet acknowledged.
+    BeforeAck,
+    /// A shipper: a batch acknowledged by JetStream, its checkpoint not yet committed.
+    AfterPublish,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -638,6 +670,9 @@ impl Config {
                 }
                 _ => {}
             }
+            if let Some(p) = nats_source_problem(s, self.cluster.is_some()) {
+                return bad(p.0, p.1);
+            }
             if s.kind != SourceKind::Journald && (s.directory.is_some() || !s.matches.is_empty()) {
                 let key = if s.directory.is_some() { "directory" } else { "matches" };
                 return bad(key, format!("`directory` and `matches` are for journald sources, not `{}`", s.name));
@@ -651,6 +686,14 @@ impl Config {
                     ),
                 );
             }
+        }
+        if let Some(c) = &self.cluster
+            && let Some((key, p)) = c.problem()
+        {
+            return Err(at("cluster", 0, key, p));
+        }
+        if let Some((key, p)) = self.ship.problem() {
+            return Err(at("ship", 0, key, p));
         }
         if let Some(l) = &self.llm
             && let Some(p) = l.problems().into_iter().next()
@@ -689,6 +732,25 @@ impl Config {
         }
         default_data_dir()
     }
+}
+
+/// What is wrong with a source about NATS, if anything: a NATS source needs `[cluster]`
+/// and a subject below `warden.logs.`; `subject` is for NATS sources only.
+fn nats_source_problem(s: &SourceConfig, cluster: bool) -> Option<(&'static str, String)> {
+    if s.kind != SourceKind::Nats {
+        return s.subject.is_some().then(|| ("subject", format!("`subject` is for NATS sources, not `{}`", s.name)));
+    }
+    if !cluster {
+        return Some(("kind", format!("NATS source `{}` needs a [cluster] section (nats_url)", s.name)));
+    }
+    if s.path.is_some() || s.listen.is_some() {
+        return Some(("kind", format!("NATS source `{}` takes a `subject`, not a `path` or `listen`", s.name)));
+    }
+    let subject = s.subject.as_deref().unwrap_or(crate::config::cluster::LOGS_SUBJECTS);
+    let ok = subject.strip_prefix("warden.logs.").is_some_and(|rest| {
+        !rest.is_empty() && rest.split('.').all(|t| t == "*" || t == ">" || cluster::valid_token(t))
+    });
+    (!ok).then(|| ("subject", format!("NATS source `{}`: subject `{subject}` is not below `warden.logs.`", s.name)))
 }
 
 /// `/var/lib/warden` when running as root, else `$XDG_STATE_HOME/warden` or

@@ -144,3 +144,31 @@ fn the_memory_budget_sizes_the_cache_and_the_tables() {
     let e = Config::parse("[storage]\nmemory_budget_mb = 128\n", "w").unwrap_err().to_string();
     assert!(e.contains("memory_budget_mb = 128 is below 192"), "{e}");
 }
+
+/// A NATS source needs `[cluster]` and a subject below `warden.logs.`; `subject` is for
+/// NATS sources only; each refusal names its line.
+#[test]
+fn nats_sources_are_checked() {
+    let cluster = "[cluster]\nnats_url = \"nats://127.0.0.1:4222\"\n";
+    let ok = Config::parse(&format!("{cluster}[[sources]]\nname = \"fleet\"\nkind = \"nats\"\n"), "w.toml").unwrap();
+    assert_eq!((ok.sources[0].kind, ok.sources[0].subject.as_deref()), (SourceKind::Nats, None));
+    let narrow = format!("{cluster}[[sources]]\nname = \"web\"\nkind = \"nats\"\nsubject = \"warden.logs.*.nginx\"\n");
+    assert!(Config::parse(&narrow, "w.toml").is_ok());
+    for (text, says) in [
+        ("[[sources]]\nname = \"fleet\"\nkind = \"nats\"\n".to_string(), "needs a [cluster]"),
+        (format!("{cluster}[[sources]]\nname = \"fleet\"\nkind = \"nats\"\nsubject = \"other.>\"\n"), "not below"),
+        (format!("{cluster}[[sources]]\nname = \"fleet\"\nkind = \"nats\"\nsubject = \"warden.logs.\"\n"), "not below"),
+        (
+            format!(
+                "{cluster}[[sources]]\nname = \"a\"\nkind = \"file\"\npath = \"/x\"\nsubject = \"warden.logs.>\"\n"
+            ),
+            "NATS",
+        ),
+        (format!("{cluster}logs_max_bytes = 0\n"), "bounded"),
+    ] {
+        let e = Config::parse(&text, "w.toml").unwrap_err().to_string();
+        assert!(e.contains(says) && e.starts_with("w.toml:"), "{text}: {e}");
+    }
+    let crash = Config::parse("[testing]\ncrash_at = \"before_ack\"\n", "w.toml").unwrap();
+    assert_eq!(crash.testing.crash_at, Some(CrashPoint::BeforeAck));
+}

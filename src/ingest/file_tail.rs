@@ -97,7 +97,7 @@ impl Tailer {
             source: source.to_string(),
             path: path.to_path_buf(),
             splitter: LineSplitter::new(cfg.max_line_bytes),
-            builder: BatchBuilder::new(format, Utc::now()),
+            builder: BatchBuilder::new(format, Utc::now()).shipping(cfg.ship),
             cfg,
             open: None,
             seq: 0,

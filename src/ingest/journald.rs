@@ -217,7 +217,7 @@ impl Actor for Journald {
             source: self.source.clone(),
             spec: self.spec.clone(),
             cfg: self.cfg.clone(),
-            builder: BatchBuilder::new(self.format, Utc::now()),
+            builder: BatchBuilder::new(self.format, Utc::now()).shipping(self.cfg.ship),
             sink: self.sink.clone(),
             metrics: self.metrics.clone(),
             seq: 0,

@@ -226,6 +226,9 @@ pub struct LineParser {
     state: parse::auth::ParseState,
     /// Lines a parser understood as records (not headers, not unparsed lines).
     pub records: u64,
+    /// Shipping (`warden ship`): each line becomes an event as read, unparsed (the
+    /// analysis node parses it); Zeek headers are still followed, for the preamble.
+    ship: bool,
 }
 
 impl LineParser {
@@ -237,6 +240,24 @@ impl LineParser {
             zeek: Default::default(),
             state: Default::default(),
             records: 0,
+            ship: false,
+        }
+    }
+
+    pub fn format(&self) -> LogFormat {
+        self.format
+    }
+
+    /// The header lines in effect (a Zeek TSV header), which the next record needs.
+    pub fn preamble(&self) -> &[String] {
+        self.zeek.lines()
+    }
+
+    /// Reads the lines a shipper sent ahead of a batch (a Zeek header in effect at its
+    /// first line) as header lines: not counted, not events.
+    pub fn read_preamble(&mut self, lines: &[String]) {
+        for l in lines {
+            self.zeek.header(l);
         }
     }
 
@@ -267,6 +288,13 @@ impl LineParser {
     pub fn parse(&mut self, line: String, stats: &mut BatchStats, out: &mut Vec<Event>) {
         use crate::messages::Parser;
         stats.lines += 1;
+        if self.ship {
+            if line.starts_with('#') && matches!(self.format, LogFormat::Zeek | LogFormat::Auto) {
+                self.zeek.header(&line);
+            }
+            out.push(Event::unparsed(line, self.last_time.unwrap_or_else(|| self.years.reference())));
+            return;
+        }
         // Zeek headers (also recognised in `auto`) configure the parser; they are not events.
         if line.starts_with('#') && matches!(self.format, LogFormat::Zeek | LogFormat::Auto) && self.zeek.header(&line)
         {
@@ -308,18 +336,7 @@ impl LineParser {
             }
             Err(parse::Unparsed(raw)) => {
                 stats.unparsed += 1;
-                out.push(Event {
-                    time: fallback,
-                    fields: None,
-                    host: String::new(),
-                    program: Default::default(),
-                    auth: None,
-                    web: None,
-                    raw,
-                    message_at: 0,
-                    offset: None,
-                    file: None,
-                });
+                out.push(Event::unparsed(raw, fallback));
             }
         }
     }
@@ -330,11 +347,24 @@ pub struct BatchBuilder {
     pub parser: LineParser,
     pub events: Vec<Event>,
     pub stats: BatchStats,
+    /// Shipping: the parser's preamble when the batch's first line came.
+    preamble: Vec<String>,
 }
 
 impl BatchBuilder {
     pub fn new(format: LogFormat, reference: DateTime<Utc>) -> Self {
-        BatchBuilder { parser: LineParser::new(format, reference), events: Vec::new(), stats: BatchStats::default() }
+        BatchBuilder {
+            parser: LineParser::new(format, reference),
+            events: Vec::new(),
+            stats: BatchStats::default(),
+            preamble: Vec::new(),
+        }
+    }
+
+    /// Shipping or not (`[ingest]` as `warden ship` sets it): see [`LineParser`].
+    pub fn shipping(mut self, ship: bool) -> Self {
+        self.parser.ship = ship;
+        self
     }
 
     /// See [`LineParser::prime_from`].
@@ -343,11 +373,20 @@ impl BatchBuilder {
     }
 
     pub fn line(&mut self, line: String) {
+        self.note_preamble();
         self.parser.parse(line, &mut self.stats, &mut self.events);
+    }
+
+    /// Shipping: before a batch's first line, what it needs read first.
+    fn note_preamble(&mut self) {
+        if self.parser.ship && self.stats.lines == 0 {
+            self.preamble = self.parser.preamble().to_vec();
+        }
     }
 
     /// A line that starts at `offset` of the file being read: its event records it.
     pub fn line_at(&mut self, line: String, offset: u64) {
+        self.note_preamble();
         let before = self.events.len();
         self.parser.parse(line, &mut self.stats, &mut self.events);
         if let Some(ev) = self.events.get_mut(before) {
@@ -378,6 +417,7 @@ impl BatchBuilder {
             events: std::sync::Arc::new(std::mem::take(&mut self.events)),
             stats: std::mem::take(&mut self.stats),
             file: None,
+            preamble: std::mem::take(&mut self.preamble),
         }
     }
 }

@@ -28,7 +28,7 @@ impl Actor for Stdin {
         ctx.spawn(actix::fut::wrap_future(async move {
             let mut input = tokio::io::stdin();
             let mut splitter = LineSplitter::new(cfg.max_line_bytes);
-            let mut builder = BatchBuilder::new(format, Utc::now());
+            let mut builder = BatchBuilder::new(format, Utc::now()).shipping(cfg.ship);
             let mut buf = vec![0u8; 64 * 1024];
             loop {
                 let n = match input.read(&mut buf).await {

@@ -21,6 +21,9 @@ pub struct LogBatch {
     /// The file the lines were read from (file sources and replay): with each event's
     /// offset, where evidence lines can be found again.
     pub file: Option<String>,
+    /// Shipping: the lines a parser must read before the batch's first (a Zeek TSV
+    /// header in effect when the batch starts in the middle of a file).
+    pub preamble: Vec<String>,
 }
 
 impl LogBatch {
@@ -34,6 +37,7 @@ impl LogBatch {
             events: std::sync::Arc::new(events),
             stats,
             file: None,
+            preamble: Vec::new(),
         }
     }
 }

@@ -63,6 +63,22 @@ pub struct WebRequest {
 }
 
 impl Event {
+    /// A line no parser took (or none was asked to): its text at a time.
+    pub fn unparsed(raw: String, time: DateTime<Utc>) -> Event {
+        Event {
+            time,
+            fields: None,
+            host: String::new(),
+            program: Default::default(),
+            auth: None,
+            web: None,
+            raw,
+            message_at: 0,
+            offset: None,
+            file: None,
+        }
+    }
+
     /// The remote address the event is about: the client of a login or of a request.
     pub fn src_ip(&self) -> Option<IpAddr> {
         if let Some(a) = &self.auth {

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub dead_letters: AtomicU64,
     pub agent_restarts: AtomicU64,
     pub source_errors: AtomicU64,
+    /// Shipped batches an analysis node could not read (skipped, acknowledged).
+    pub shipped_unreadable: AtomicU64,
     /// Threat-intel feed reloads, and the indicators the current index holds.
     pub intel_reloads: AtomicU64,
     pub intel_indicators: AtomicU64,
@@ -121,12 +123,9 @@ impl Metrics {
         self.sources.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Renders the Prometheus text exposition format. `durable` adds series that come
-    /// from the knowledge base: `(name, help, labels, value)` — counters when the name
-    /// ends in `_total`, gauges otherwise.
-    pub fn render(&self, durable: &[(String, String, Vec<(String, String)>, u64)]) -> String {
-        let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 15] = [
+    /// The process's counters: name, help, value.
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 16] {
+        [
             ("warden_findings_total", "Findings opened by this process", &self.findings),
             (
                 "warden_findings_without_incident_total",
@@ -155,6 +154,11 @@ impl Metrics {
             ("warden_dead_letters_total", "Envelopes given up on", &self.dead_letters),
             ("warden_agent_restarts_total", "Agent restarts", &self.agent_restarts),
             ("warden_source_errors_total", "Source read errors", &self.source_errors),
+            (
+                "warden_shipped_unreadable_total",
+                "Shipped batches that could not be read (skipped)",
+                &self.shipped_unreadable,
+            ),
             ("warden_intel_reloads_total", "Threat-intel feed reloads after a change", &self.intel_reloads),
             ("warden_notifications_sent_total", "Webhook notifications delivered", &self.notifications_sent),
             (
@@ -162,8 +166,15 @@ impl Metrics {
                 "Webhook notifications given up on (retries exhausted or queue full)",
                 &self.notifications_failed,
             ),
-        ];
-        for (name, help, c) in counters {
+        ]
+    }
+
+    /// Renders the Prometheus text exposition format. `durable` adds series that come
+    /// from the knowledge base: `(name, help, labels, value)` — counters when the name
+    /// ends in `_total`, gauges otherwise.
+    pub fn render(&self, durable: &[(String, String, Vec<(String, String)>, u64)]) -> String {
+        let mut out = String::new();
+        for (name, help, c) in self.counters() {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.load(Ordering::Relaxed));
         }
         let name = "warden_resident_memory_bytes";

@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["config", "telemetry"],
     &["kb", "llm"],
     &["ingest", "outbox"],
+    &["cluster"],
     &["tools"],
     &["definitions"],
     &["routing"],
@@ -31,6 +32,7 @@ const OWNERS: &[(&str, &[&str])] = &[
     ("anyhow", &["main.rs", "cli/"]),
     ("rustls", &["admin/tls.rs"]),
     ("libc", &["cli/memory.rs"]),
+    ("async_nats", &["cluster/"]),
 ];
 
 fn src() -> PathBuf {

@@ -2,6 +2,7 @@
 
 mod approvals;
 mod backup;
+mod cluster;
 mod contain;
 mod custom;
 mod daemon;

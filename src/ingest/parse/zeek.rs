@@ -19,6 +19,9 @@ pub struct ZeekHeader {
     program: std::sync::Arc<str>,
     unset: String,
     empty: String,
+    /// The header lines that set this state up, as read (what a shipper sends along
+    /// with a batch that starts in the middle of a file).
+    lines: Vec<String>,
 }
 
 impl ZeekHeader {
@@ -27,8 +30,27 @@ impl ZeekHeader {
         self.fields.as_ref().is_some_and(|f| !f.is_empty())
     }
 
+    /// The header lines read since the last `#separator` line (a header's first).
+    pub fn lines(&self) -> &[String] {
+        &self.lines
+    }
+
     /// Reads a `#` line; returns false when the line is not a Zeek header line.
     pub fn header(&mut self, line: &str) -> bool {
+        let known = self.read_header(line);
+        if known {
+            if line.starts_with("#separator ") {
+                self.lines.clear();
+            }
+            // Bounded: a header is a handful of lines; a stream of `#` lines is not one.
+            if self.lines.len() < 64 && !line.starts_with("#close") && !line.starts_with("#open") {
+                self.lines.push(line.to_string());
+            }
+        }
+        known
+    }
+
+    fn read_header(&mut self, line: &str) -> bool {
         if let Some(sep) = line.strip_prefix("#separator ") {
             // Written escaped: `\x09`.
             self.separator = match sep.trim() {

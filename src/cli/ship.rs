@@ -1,0 +1,124 @@
+//! `warden ship`: on each host of a fleet, the configured sources (file, journald,
+//! stdin) read as `warden run` reads them, their lines published to the cluster's logs
+//! stream instead of analysed here. The checkpoints live in a small database in the
+//! data directory and move only after JetStream acknowledged a batch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use actix::prelude::*;
+use anyhow::{Result, bail};
+use warden::cluster::Cluster;
+use warden::cluster::ship::{Shipper, reconcile};
+use warden::config::{Config, SourceKind};
+use warden::ingest::file_tail::FileTail;
+use warden::ingest::journald::{JournalSpec, Journald};
+use warden::ingest::stdin::Stdin;
+use warden::kb::{Kb, KnowledgeBase};
+use warden::store::Store;
+use warden::telemetry::Metrics;
+
+use crate::ClientOpts;
+
+/// sled's page cache for the shipper's checkpoints (a few keys).
+const CACHE_BYTES: u64 = 1 << 20;
+
+pub fn ship(opts: ClientOpts) -> Result<i32> {
+    super::memory::tune();
+    warden::telemetry::init_tracing("info");
+    let mut cfg = Config::load(opts.config.as_deref())?;
+    let Some(cluster_cfg) = cfg.cluster.clone() else {
+        bail!("`warden ship` needs a [cluster] section with nats_url in the configuration")
+    };
+    if let Some(s) =
+        cfg.sources.iter().find(|s| !matches!(s.kind, SourceKind::File | SourceKind::Journald | SourceKind::Stdin))
+    {
+        bail!(
+            "source `{}`: `warden ship` reads file, journald and stdin sources (a syslog or NATS source belongs on an analysis node)",
+            s.name
+        );
+    }
+    if cfg.sources.is_empty() {
+        bail!("no [[sources]] to ship");
+    }
+    let host = cfg.ship.host_name();
+    let data_dir = cfg.data_dir(opts.data_dir.as_deref());
+    super::data_dir::prepare(&data_dir)?;
+    let store = Store::open(&data_dir.join("ship"), CACHE_BYTES)?;
+    cfg.ingest.ship = true;
+    let sys = actix::System::new();
+    sys.block_on(async move {
+        let kb_state = KnowledgeBase::new(store)?;
+        let (health, reader) = (kb_state.health(), kb_state.reader());
+        let kb = Kb { addr: kb_state.start(), health, reader };
+        // The host keeps reading while the servers are away: connecting waits for them.
+        let cluster = Cluster::connect(&cluster_cfg, &host, Duration::from_secs(u64::MAX >> 2)).await?;
+        let names: Vec<String> = cfg.sources.iter().map(|s| s.name.clone()).collect();
+        let moved = reconcile(&cluster, &host, &kb, &names).await?;
+        let formats: HashMap<String, _> = cfg.sources.iter().map(|s| (s.name.clone(), s.format)).collect();
+        let shipped = Arc::new(AtomicU64::new(0));
+        let shipper = Shipper {
+            cluster,
+            host: host.clone(),
+            kb: kb.clone(),
+            formats: Arc::new(formats),
+            shipped: shipped.clone(),
+            crash_after_publish: cfg.testing.crash_at == Some(warden::config::CrashPoint::AfterPublish),
+        }
+        .start();
+        let metrics = Arc::new(Metrics::default());
+        let mut arbiters = Vec::new();
+        for s in &cfg.sources {
+            let arbiter = Arbiter::new();
+            let (source, format, ingest) = (s.name.clone(), s.format, cfg.ingest.clone());
+            let (kb, sink, metrics) = (kb.clone(), shipper.clone().recipient(), metrics.clone());
+            match s.kind {
+                SourceKind::File => {
+                    let path = s.path.clone().unwrap_or_default();
+                    FileTail::start_in_arbiter(&arbiter.handle(), move |_| FileTail {
+                        source,
+                        path,
+                        format,
+                        cfg: ingest,
+                        kb,
+                        sink,
+                        metrics,
+                    });
+                }
+                SourceKind::Journald => {
+                    warden::ingest::journald::check(&source, s.directory.as_deref())?;
+                    let spec = JournalSpec { directory: s.directory.clone(), matches: s.matches.clone() };
+                    Journald::start_in_arbiter(&arbiter.handle(), move |_| Journald {
+                        source,
+                        spec,
+                        format,
+                        cfg: ingest,
+                        kb,
+                        sink,
+                        metrics,
+                    });
+                }
+                _ => {
+                    Stdin::start_in_arbiter(&arbiter.handle(), move |_| Stdin {
+                        source,
+                        format,
+                        cfg: ingest,
+                        sink,
+                        metrics,
+                    });
+                }
+            }
+            arbiters.push(arbiter);
+        }
+        tracing::info!(%host, sources = names.len(), resumed_from_stream = moved, "shipping");
+        if let Some(rss) = warden::telemetry::resident_bytes() {
+            tracing::info!(rss_mb = rss >> 20, "shipper started");
+        }
+        super::daemon::wait_for_signal().await;
+        tracing::info!(lines = shipped.load(std::sync::atomic::Ordering::Relaxed), "stopping");
+        let _ = kb.flush().await;
+        Ok::<_, anyhow::Error>(0)
+    })
+}

@@ -1,0 +1,143 @@
+//! The fleet on NATS JetStream: the only module that names `async_nats`.
+//!
+//! Hosts run `warden ship` ([`ship`]): their sources' lines go, in batches, to the logs
+//! stream (`[cluster] logs_stream`, subjects `warden.logs.<host>.<source>`), each batch
+//! acknowledged by JetStream before the host's checkpoint moves past it. Analysis nodes
+//! read the stream through a durable consumer ([`source`]): a message is acknowledged
+//! only after the batch's effects and the consumer's checkpoint (the stream sequence)
+//! are committed together, so a redelivery after `kill -9` is recognised and applied
+//! once.
+//!
+//! Architecture invariant: nothing outside this module names NATS; without `[cluster]`
+//! none of it runs.
+
+pub mod ship;
+pub mod source;
+mod wire;
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+
+use crate::config::ClusterConfig;
+use crate::config::cluster::LOGS_SUBJECTS;
+
+/// Why the cluster could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("[cluster] credentials: {0}")]
+    Credentials(String),
+    #[error("cannot connect to NATS at {url}: {error}")]
+    Connect { url: String, error: String },
+    #[error("JetStream stream `{stream}`: {error}")]
+    Stream { stream: String, error: String },
+    #[error("publishing to {subject}: {error}")]
+    Publish { subject: String, error: String },
+    #[error("JetStream consumer `{consumer}`: {error}")]
+    Consumer { consumer: String, error: String },
+}
+
+/// A connection to the cluster's NATS servers, with JetStream.
+#[derive(Clone)]
+pub struct Cluster {
+    js: jetstream::Context,
+    cfg: ClusterConfig,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("nats_url", &self.cfg.nats_url).finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Connects as `name` (the node or host: servers list it), with the configured
+    /// credentials and TLS. Retries the first connection for `patience` (a host that
+    /// starts before the central servers keeps trying after that, in the background).
+    pub async fn connect(cfg: &ClusterConfig, name: &str, patience: Duration) -> Result<Cluster, ClusterError> {
+        let mut opts = async_nats::ConnectOptions::new()
+            .name(format!("warden {name}"))
+            .connection_timeout(Duration::from_secs(5))
+            .max_reconnects(None);
+        let env = |var: &str| {
+            std::env::var(var).map_err(|_| ClusterError::Credentials(format!("environment variable {var} is not set")))
+        };
+        if let (Some(user), Some(var)) = (&cfg.user, &cfg.password_env) {
+            opts = opts.user_and_password(user.clone(), env(var)?);
+        }
+        if let Some(var) = &cfg.token_env {
+            opts = opts.token(env(var)?);
+        }
+        if let Some(path) = &cfg.creds_file {
+            opts = opts
+                .credentials_file(path)
+                .await
+                .map_err(|e| ClusterError::Credentials(format!("{}: {e}", path.display())))?;
+        }
+        if let Some(path) = &cfg.nkey_file {
+            let seed = std::fs::read_to_string(path)
+                .map_err(|e| ClusterError::Credentials(format!("{}: {e}", path.display())))?;
+            opts = opts.nkey(seed.trim().to_string());
+        }
+        if let Some(ca) = &cfg.tls_ca {
+            opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) {
+            opts = opts.add_client_certificate(cert.clone(), key.clone()).require_tls(true);
+        }
+        let urls: Vec<async_nats::ServerAddr> =
+            cfg.nats_url.split(',').map(|u| u.trim().parse()).collect::<Result<_, _>>().map_err(
+                |e: std::io::Error| ClusterError::Connect { url: cfg.nats_url.clone(), error: e.to_string() },
+            )?;
+        let deadline = tokio::time::Instant::now() + patience;
+        let client = loop {
+            match opts.clone().connect(urls.clone()).await {
+                Ok(c) => break c,
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    return Err(ClusterError::Connect { url: cfg.nats_url.clone(), error: e.to_string() });
+                }
+                Err(e) => {
+                    tracing::warn!(url = %cfg.nats_url, error = %e, "NATS not reachable yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        };
+        Ok(Cluster { js: jetstream::new(client), cfg: cfg.clone() })
+    }
+
+    /// The logs stream, created with the configured limits if absent, its limits brought
+    /// to the configuration if not.
+    pub async fn logs_stream(&self) -> Result<jetstream::stream::Stream, ClusterError> {
+        let c = &self.cfg;
+        let want = jetstream::stream::Config {
+            name: c.logs_stream.clone(),
+            subjects: vec![LOGS_SUBJECTS.to_string()],
+            max_age: Duration::from_secs(c.logs_max_age_secs),
+            max_bytes: i64::try_from(c.logs_max_bytes).unwrap_or(i64::MAX),
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: c.replicas,
+            // A batch published again within this window (a shipper that died between
+            // JetStream's acknowledgement and its own checkpoint) is stored once.
+            duplicate_window: Duration::from_secs(600),
+            ..Default::default()
+        };
+        let err =
+            |e: &dyn std::fmt::Display| ClusterError::Stream { stream: c.logs_stream.clone(), error: e.to_string() };
+        let mut stream = self.js.get_or_create_stream(want.clone()).await.map_err(|e| err(&e))?;
+        let info = stream.info().await.map_err(|e| err(&e))?;
+        let have = &info.config;
+        if have.max_age != want.max_age || have.max_bytes != want.max_bytes || have.subjects != want.subjects {
+            tracing::info!(stream = %c.logs_stream, "bringing the logs stream's limits to the configuration");
+            self.js.update_stream(want).await.map_err(|e| err(&e))?;
+        }
+        Ok(stream)
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.cfg
+    }
+
+    fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+}
