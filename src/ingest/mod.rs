@@ -534,4 +534,33 @@ mod tests {
         let (out, _) = split(4, &["aé€x\n".as_bytes()]);
         assert_eq!(out, vec!["aé"]);
     }
+
+    /// Shipping passes every line on as read (headers too), and a batch that starts
+    /// after a Zeek header carries it: a parser that never saw the file reads the
+    /// batch's records with it.
+    #[test]
+    fn a_shipped_batch_carries_the_header_its_records_need() {
+        let header =
+            ["#separator \\x09", "#path\tconn", "#fields\tts\tid.orig_h\tid.resp_h", "#types\ttime\taddr\taddr"];
+        let record = |n: u32| format!("1700000{n:03}.0\t10.0.0.{n}\t198.51.100.1");
+        let now = Utc::now();
+        let mut b = BatchBuilder::new(LogFormat::Zeek, now).shipping(true);
+        for l in header {
+            b.line(l.to_string());
+        }
+        b.line(record(1));
+        let first = b.take("zeek", Some(1), None);
+        assert!(first.preamble.is_empty(), "the first batch starts with the header itself");
+        assert_eq!(first.events.len(), 5, "header lines are shipped as lines");
+        assert!(first.events.iter().all(|e| e.fields.is_none()), "nothing parsed on the shipper");
+        b.line(record(2));
+        let second = b.take("zeek", Some(2), None);
+        assert_eq!(second.preamble, header);
+        let mut central = BatchBuilder::new(LogFormat::Zeek, now);
+        central.parser.read_preamble(&second.preamble);
+        central.line(second.events[0].raw.clone());
+        let ev = &central.events[0];
+        assert_eq!(ev.fields.as_deref().and_then(|f| f.text("id.orig_h")), Some("10.0.0.2"));
+        assert_eq!((&*ev.program, central.stats.lines, central.stats.unparsed), ("zeek:conn", 1, 0));
+    }
 }
