@@ -68,6 +68,9 @@ enum Command {
     /// On each host of a fleet: read the configured sources and publish their lines to
     /// the cluster's logs stream (`[cluster]`, `[ship]`), for analysis nodes to read.
     Ship(ClientOpts),
+    /// On each host of a fleet: apply the cluster's containment decisions to this
+    /// host's nftables table (`[enforce]`; observe mode unless configured).
+    Enforce(ClientOpts),
     /// Check agent definitions; prints every error as file:line: message.
     Lint {
         #[arg(long)]
@@ -305,6 +308,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Lint { actors } => daemon::lint(actors),
         Command::Ship(opts) => cli::ship::ship(opts),
+        Command::Enforce(opts) => cli::enforce::enforce(opts),
         Command::Status(o) => client::print_get(&o, "/v1/health"),
         Command::Agents(o) => client::agents(&o),
         Command::Incidents { opts, json } => client::incidents(&opts, json),

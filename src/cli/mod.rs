@@ -4,6 +4,7 @@
 pub mod client;
 pub mod daemon;
 pub mod data_dir;
+pub mod enforce;
 pub mod memory;
 pub mod replay;
 pub mod ship;

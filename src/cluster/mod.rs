@@ -11,6 +11,7 @@
 //! Architecture invariant: nothing outside this module names NATS; without `[cluster]`
 //! none of it runs.
 
+pub mod decisions;
 pub mod ship;
 pub mod source;
 mod wire;

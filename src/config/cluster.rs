@@ -142,6 +142,61 @@ impl ShipConfig {
     }
 }
 
+/// `[enforce]`: how `warden enforce` applies the fleet's decisions on this host.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnforceConfig {
+    /// The host's name in reports. Default: the host name.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// `observe` (the default: report what would be done) or `enforce`.
+    #[serde(default)]
+    pub mode: EnforceMode,
+    /// The nftables table the enforcer owns (inet family): its sets and drop rules.
+    #[serde(default = "default_table")]
+    pub table: String,
+}
+
+impl Default for EnforceConfig {
+    fn default() -> Self {
+        EnforceConfig { host: None, mode: EnforceMode::Observe, table: default_table() }
+    }
+}
+
+fn default_table() -> String {
+    "warden".into()
+}
+
+/// Whether an enforcer changes the firewall.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnforceMode {
+    #[default]
+    Observe,
+    Enforce,
+}
+
+impl EnforceConfig {
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        if let Some(h) = &self.host
+            && !valid_token(h)
+        {
+            return Some(("host", format!("[enforce] host `{h}` must use only letters, digits, `-`, `_`")));
+        }
+        if !valid_token(&self.table) {
+            return Some((
+                "table",
+                format!("[enforce] table `{}` must use only letters, digits, `-`, `_`", self.table),
+            ));
+        }
+        None
+    }
+
+    pub fn host_name(&self) -> String {
+        self.host.clone().unwrap_or_else(|| subject_token(&local_host()))
+    }
+}
+
 /// Whether a name can be one token of a NATS subject (and a JetStream name): no dots,
 /// wildcards or spaces.
 pub fn valid_token(s: &str) -> bool {

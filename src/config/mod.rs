@@ -16,7 +16,7 @@ mod llm;
 mod notifications;
 mod visibility;
 
-pub use cluster::{ClusterConfig, ShipConfig};
+pub use cluster::{ClusterConfig, EnforceConfig, EnforceMode, ShipConfig};
 pub use llm::{LlmConfig, Provider};
 pub use notifications::{NotifyConfig, WebhookFormat};
 pub use visibility::VisibilityConfig;
@@ -83,6 +83,9 @@ pub struct Config {
     /// What `warden ship` calls this host.
     #[serde(default)]
     pub ship: ShipConfig,
+    /// How `warden enforce` applies the fleet's decisions here.
+    #[serde(default)]
+    pub enforce: EnforceConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -694,6 +697,9 @@ impl Config {
         }
         if let Some((key, p)) = self.ship.problem() {
             return Err(at("ship", 0, key, p));
+        }
+        if let Some((key, p)) = self.enforce.problem() {
+            return Err(at("enforce", 0, key, p));
         }
         if let Some(l) = &self.llm
             && let Some(p) = l.problems().into_iter().next()

@@ -10,13 +10,14 @@ use std::time::Duration;
 use crate::support::*;
 
 /// A `nats-server -js` on loopback; killed when dropped.
-struct Nats {
+pub struct Nats {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Nats {
-    fn start(test: &str, dir: &Path) -> Option<Nats> {
+    /// `None` (the test says SKIPPED, or fails under CI) without `nats-server`.
+    pub fn start(test: &str, dir: &Path) -> Option<Nats> {
         if Command::new("nats-server").arg("--version").output().is_err() {
             assert!(std::env::var_os("CI").is_none(), "CI must run {test}: `nats-server` is not installed");
             eprintln!("SKIPPED {test}: `nats-server` is not installed");
@@ -34,7 +35,7 @@ impl Nats {
         Some(Nats { child, url: format!("nats://127.0.0.1:{port}") })
     }
 
-    fn cluster_toml(&self, node: &str) -> String {
+    pub fn cluster_toml(&self, node: &str) -> String {
         format!("[cluster]\nnats_url = \"{}\"\nnode = \"{node}\"\n", self.url)
     }
 }

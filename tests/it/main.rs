@@ -8,6 +8,7 @@ mod custom;
 mod daemon;
 mod definitions;
 mod enforce;
+mod fleet_enforce;
 mod fuzz_corpus;
 mod intel;
 mod journald;

@@ -7,6 +7,7 @@ pub mod actions;
 pub mod collect_evidence;
 pub mod contain;
 pub mod contain_threat;
+pub mod enforce;
 pub mod evidence;
 pub mod execute_playbook;
 pub mod generate_report;

@@ -1,0 +1,301 @@
+//! One host's side of the fleet's containment (`warden enforce`): the decisions bucket
+//! watched (pushed by the server), each block applied to the host's own nftables set
+//! with the time that remains, removed on unblock, the whole current state re-applied
+//! on start and on every reconnect (elements no decision asks for go). Each outcome is
+//! reported on `warden.enforcement.<host>`.
+//!
+//! The host decides for itself whether it may: an address protected here (its own,
+//! loopback, `[response] protected`) is refused whatever the decision says. After
+//! applying, it checks that the block works — the element is in the set *and* a rule in
+//! a chain hooked into `input` (and `forward` when the host routes) uses the set — and
+//! says `ineffective`, with the reason, when it does not.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::StreamExt;
+
+use super::Protected;
+use crate::cluster::ClusterError;
+use crate::cluster::decisions::{Change, Decision, Decisions, Outcome, Report, Update};
+use crate::config::EnforceMode;
+use crate::tools::command;
+
+/// What an enforcer is and may do.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub host: String,
+    pub mode: EnforceMode,
+    /// The nftables table (inet) this enforcer owns.
+    pub table: String,
+    pub protected: std::sync::Arc<Protected>,
+}
+
+/// The sets of an address family.
+fn set_of(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() { super::contain::NFT_SET_V4 } else { super::contain::NFT_SET_V6 }
+}
+
+/// The enforcer's table: two sets with timeouts, and drop rules for them in chains
+/// hooked into `input` and `forward`.
+fn table_script(table: &str) -> String {
+    let (v4, v6) = (super::contain::NFT_SET_V4, super::contain::NFT_SET_V6);
+    let chain = |hook: &str| {
+        format!(
+            "  chain {hook} {{\n    type filter hook {hook} priority -10; policy accept;\n    ip saddr @{v4} drop\n    ip6 saddr @{v6} drop\n  }}\n"
+        )
+    };
+    format!(
+        "table inet {table} {{\n  set {v4} {{ type ipv4_addr; flags timeout; }}\n  set {v6} {{ type ipv6_addr; flags timeout; }}\n{}{}}}\n",
+        chain("input"),
+        chain("forward")
+    )
+}
+
+/// Runs `argv`; its exit code and output, or why it could not run.
+async fn nft(args: &[&str], stdin: Option<&str>) -> Result<(i32, String), String> {
+    let argv: Vec<String> = std::iter::once("nft").chain(args.iter().copied()).map(String::from).collect();
+    command::run(&argv, stdin).await.map_err(|e| e.to_string())
+}
+
+/// Watches the decisions and applies them, for as long as the process runs: a lost
+/// watch is set up again (and the state re-applied) after a pause.
+pub async fn run(decisions: Decisions, settings: Settings) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match session(&decisions, &settings).await {
+            Ok(()) => tracing::warn!(host = %settings.host, "the decisions watch ended; watching again"),
+            Err(e) => tracing::warn!(host = %settings.host, error = %e, "the decisions watch failed; watching again"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One watch: the current state first (applied as a whole once complete), then each change.
+async fn session(decisions: &Decisions, s: &Settings) -> Result<(), ClusterError> {
+    if s.mode == EnforceMode::Enforce
+        && let Err(why) = ensure_table(&s.table).await
+    {
+        tracing::error!(table = %s.table, %why, "cannot set up the nftables table");
+    }
+    let mut watch = std::pin::pin!(decisions.watch().await?);
+    let mut wanted: HashMap<IpAddr, (Decision, u64)> = HashMap::new();
+    let mut synced = decisions.live_keys().await? == 0;
+    if synced {
+        resync(decisions, s, &wanted).await;
+    }
+    while let Some(u) = watch.next().await {
+        let Update { change, revision, pending } = u?;
+        if synced {
+            apply(decisions, s, change, revision).await;
+            continue;
+        }
+        match change {
+            Change::Block(d) => {
+                wanted.insert(d.target.to_canonical(), (d, revision));
+            }
+            Change::Unblock(ip) => {
+                wanted.remove(&ip);
+            }
+            Change::Unreadable { key, why } => tracing::warn!(%key, %why, "a decision that cannot be read: ignored"),
+        }
+        if pending == 0 {
+            synced = true;
+            resync(decisions, s, &wanted).await;
+            tracing::info!(host = %s.host, decisions = wanted.len(), "decisions in force re-applied");
+            wanted.clear();
+        }
+    }
+    Ok(())
+}
+
+/// The whole state: each wanted block applied, every element no decision asks for
+/// removed.
+async fn resync(decisions: &Decisions, s: &Settings, wanted: &HashMap<IpAddr, (Decision, u64)>) {
+    if s.mode == EnforceMode::Enforce {
+        for ip in elements(&s.table).await {
+            if !wanted.contains_key(&ip) {
+                let outcome = remove(&s.table, ip).await;
+                report(decisions, s, ip, 0, outcome).await;
+            }
+        }
+    }
+    for (d, revision) in wanted.values() {
+        apply(decisions, s, Change::Block(d.clone()), *revision).await;
+    }
+}
+
+/// Applies one change and reports it.
+async fn apply(decisions: &Decisions, s: &Settings, change: Change, revision: u64) {
+    let (ip, outcome) = match change {
+        Change::Block(d) => (d.target, block(s, &d).await),
+        Change::Unblock(ip) if s.mode == EnforceMode::Observe => (ip, (Outcome::Observed, "would remove".into())),
+        Change::Unblock(ip) => (ip, remove(&s.table, ip).await),
+        Change::Unreadable { key, why } => {
+            tracing::warn!(%key, %why, "a decision that cannot be read: ignored");
+            return;
+        }
+    };
+    report(decisions, s, ip, revision, outcome).await;
+}
+
+async fn report(decisions: &Decisions, s: &Settings, ip: IpAddr, revision: u64, (outcome, reason): (Outcome, String)) {
+    tracing::info!(host = %s.host, target = %ip, ?outcome, %reason, revision, "decision");
+    let r = Report { host: s.host.clone(), target: ip.to_string(), revision, outcome, reason, at: Utc::now() };
+    if let Err(e) = decisions.report(&r).await {
+        tracing::warn!(error = %e, "enforcement report not sent");
+    }
+}
+
+/// A block on this host: refused when protected here, the remaining time applied.
+async fn block(s: &Settings, d: &Decision) -> (Outcome, String) {
+    let ip = d.target.to_canonical();
+    if s.protected.contains(ip) {
+        return (Outcome::Refused, format!("{ip} is protected on {}", s.host));
+    }
+    let remaining = (d.expires_at - Utc::now()).num_seconds();
+    if remaining <= 0 {
+        return match s.mode {
+            EnforceMode::Observe => (Outcome::Observed, "expired: would remove".into()),
+            EnforceMode::Enforce => remove(&s.table, ip).await,
+        };
+    }
+    if s.mode == EnforceMode::Observe {
+        return (Outcome::Observed, format!("would block for {remaining} s"));
+    }
+    let (set, elem) = (set_of(ip), format!("{{ {ip} }}"));
+    let present = matches!(nft(&["get", "element", "inet", &s.table, set, &elem], None).await, Ok((0, _)));
+    let add = format!("{{ {ip} timeout {remaining}s }}");
+    match nft(&["add", "element", "inet", &s.table, set, &add], None).await {
+        Ok((0, _)) => {}
+        Ok((code, out)) => return (Outcome::Failed, format!("nft exited with {code}: {}", out.trim())),
+        Err(e) => return (Outcome::Failed, e),
+    }
+    match in_traffic_path(&s.table, ip).await {
+        Err(why) => (Outcome::Ineffective, why),
+        Ok(()) if present => (Outcome::AlreadyPresent, String::new()),
+        Ok(()) => (Outcome::Applied, format!("blocked for {remaining} s")),
+    }
+}
+
+async fn remove(table: &str, ip: IpAddr) -> (Outcome, String) {
+    let elem = format!("{{ {ip} }}");
+    match nft(&["delete", "element", "inet", table, set_of(ip), &elem], None).await {
+        // 1: not there (expired by its timeout, or never applied): nothing to undo.
+        Ok((0 | 1, _)) => (Outcome::Removed, String::new()),
+        Ok((code, out)) => (Outcome::Failed, format!("nft exited with {code}: {}", out.trim())),
+        Err(e) => (Outcome::Failed, e),
+    }
+}
+
+/// Creates the table when it is missing (a host where it was deleted gets it back).
+async fn ensure_table(table: &str) -> Result<(), String> {
+    if matches!(nft(&["list", "table", "inet", table], None).await, Ok((0, _))) {
+        return Ok(());
+    }
+    match nft(&["-f", "-"], Some(&table_script(table))).await? {
+        (0, _) => Ok(()),
+        (code, out) => Err(format!("nft exited with {code}: {}", out.trim())),
+    }
+}
+
+/// The addresses in the table's sets.
+async fn elements(table: &str) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    for set in [super::contain::NFT_SET_V4, super::contain::NFT_SET_V6] {
+        if let Ok((0, json)) = nft(&["-j", "list", "set", "inet", table, set], None).await {
+            out.extend(set_elements(&json));
+        }
+    }
+    out
+}
+
+/// The addresses of `nft -j list set`: plain values, or objects with `val` (elements
+/// with a timeout).
+fn set_elements(json: &str) -> Vec<IpAddr> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    let items = v["nftables"].as_array().cloned().unwrap_or_default();
+    items
+        .iter()
+        .filter_map(|i| i["set"]["elem"].as_array())
+        .flatten()
+        .filter_map(|e| e.as_str().or_else(|| e["elem"]["val"].as_str()))
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// Whether a block of `ip` works here: the element is in the set, and a rule of a chain
+/// hooked into `input` — and `forward` when this host routes — uses the set.
+async fn in_traffic_path(table: &str, ip: IpAddr) -> Result<(), String> {
+    let set = set_of(ip);
+    let elem = format!("{{ {ip} }}");
+    if !matches!(nft(&["get", "element", "inet", table, set, &elem], None).await, Ok((0, _))) {
+        return Err(format!("{ip} is not in set {set} of table inet {table} after it was added"));
+    }
+    let (code, json) = nft(&["-j", "list", "table", "inet", table], None).await?;
+    if code != 0 {
+        return Err(format!("table inet {table} cannot be listed (nft exited with {code})"));
+    }
+    let routes = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|s| s.trim() == "1");
+    let hooks = hooks_using(&json, set);
+    for hook in ["input", "forward"] {
+        if (hook == "input" || routes) && !hooks.iter().any(|h| h == hook) {
+            let routing = if hook == "forward" { " (this host routes: ip_forward = 1)" } else { "" };
+            return Err(format!(
+                "no rule in a chain hooked into {hook} of table inet {table} uses set {set}{routing}: the block does not stop traffic"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The hooks of the base chains of a table (`nft -j list table`) that have a rule using
+/// `@set` with a drop or reject verdict.
+fn hooks_using(json: &str, set: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    let items = v["nftables"].as_array().cloned().unwrap_or_default();
+    let hooks: HashMap<String, String> = items
+        .iter()
+        .filter_map(|i| {
+            let c = &i["chain"];
+            Some((c["name"].as_str()?.to_string(), c["hook"].as_str()?.to_string()))
+        })
+        .collect();
+    let reference = format!("\"@{set}\"");
+    items
+        .iter()
+        .filter_map(|i| {
+            let r = &i["rule"];
+            let text = r["expr"].to_string();
+            let stops = text.contains("\"drop\"") || text.contains("\"reject\"");
+            (stops && text.contains(&reference)).then(|| hooks.get(r["chain"].as_str()?).cloned())?
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `nft -j` as nftables 1.0 writes it: elements with a timeout are objects.
+    #[test]
+    fn sets_and_rules_are_read_from_nft_json() {
+        let set = r#"{"nftables":[{"metainfo":{"version":"1.0.6"}},{"set":{"family":"inet","name":"blocklist_v4","table":"t","type":"ipv4_addr","flags":["timeout"],"elem":[{"elem":{"val":"203.0.113.7","timeout":60,"expires":59}},"198.51.100.9"]}}]}"#;
+        let got = set_elements(set);
+        assert_eq!(got, ["203.0.113.7".parse::<IpAddr>().unwrap(), "198.51.100.9".parse().unwrap()]);
+        let table = r#"{"nftables":[{"chain":{"family":"inet","table":"t","name":"input","type":"filter","hook":"input","prio":-10,"policy":"accept"}},{"chain":{"family":"inet","table":"t","name":"mine","hook":"forward"}},{"rule":{"family":"inet","table":"t","chain":"input","expr":[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"saddr"}},"right":"@blocklist_v4"}},{"drop":null}]}},{"rule":{"chain":"mine","expr":[{"match":{"right":"@blocklist_v4"}},{"counter":null}]}}]}"#;
+        assert_eq!(hooks_using(table, "blocklist_v4"), ["input"], "a counting rule blocks nothing");
+        assert!(hooks_using(table, "blocklist_v6").is_empty());
+    }
+
+    #[test]
+    fn the_table_script_hooks_both_paths() {
+        let s = table_script("warden_edge");
+        assert!(s.starts_with("table inet warden_edge {"));
+        assert!(s.contains("hook input priority -10") && s.contains("hook forward priority -10"));
+        assert!(s.contains("ip saddr @blocklist_v4 drop") && s.contains("ip6 saddr @blocklist_v6 drop"));
+    }
+}

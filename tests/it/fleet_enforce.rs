@@ -1,0 +1,180 @@
+//! Decide once, enforce everywhere, for real: a `nats-server`, two `warden enforce`
+//! processes (each with its own nftables table) and the test, all inside one throwaway
+//! network namespace. Needs root, `nft` and `nats-server`; under CI (`CI` set) their
+//! absence is a failure, elsewhere the test says SKIPPED.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use warden::cluster::Cluster;
+use warden::cluster::decisions::{Decision, Decisions, Report};
+
+use crate::cluster::Nats;
+use crate::support::*;
+
+const TEST: &str = "decisions_reach_every_enforcer_which_checks_its_own_ground";
+
+fn nft_available() -> Result<(), String> {
+    let ok = Command::new("unshare").args(["--net", "nft", "list", "tables"]).output();
+    match ok {
+        Ok(o) if o.status.success() => Ok(()),
+        _ => Err("`unshare --net` and `nft` are needed (root)".into()),
+    }
+}
+
+/// Moves the calling thread into a new network namespace with its loopback up.
+fn new_netns() {
+    // SAFETY: only the network namespace is unshared (not the file table), which
+    // affects this thread and the processes it starts, nothing shared with others.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }.expect("unshare");
+    let up = Command::new("ip").args(["link", "set", "lo", "up"]).status().expect("ip");
+    assert!(up.success());
+}
+
+fn set_of(table: &str) -> String {
+    let out = Command::new("nft").args(["list", "set", "inet", table, "blocklist_v4"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn nft(args: &[&str]) {
+    let out = Command::new("nft").args(args).output().unwrap();
+    assert!(out.status.success(), "nft {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn enforcer(dir: &Path, nats: &Nats, host: &str) -> Child {
+    let config = dir.join(format!("{host}.toml"));
+    std::fs::write(
+        &config,
+        format!("{}[enforce]\nhost = \"{host}\"\nmode = \"enforce\"\ntable = \"t_{host}\"\n", nats.cluster_toml(host)),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join(format!("{host}.stderr"))).unwrap();
+    Command::new(BIN)
+        .arg("enforce")
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start warden enforce")
+}
+
+fn block(ip: &str, secs: i64) -> Decision {
+    let now = chrono::Utc::now();
+    Decision {
+        target: ip.parse().unwrap(),
+        expires_at: now + chrono::Duration::seconds(secs),
+        incident: None,
+        reason: "test".into(),
+        origin: "central".into(),
+        decided_at: now,
+    }
+}
+
+/// Reads reports until one from each host in `hosts` about `target` (skipping earlier
+/// ones); returns them by host.
+async fn reports(sub: &mut async_nats::Subscriber, target: &str, hosts: &[&str]) -> Vec<Report> {
+    let mut got: Vec<Report> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while hosts.iter().any(|h| !got.iter().any(|r| r.host == *h)) {
+        let m = tokio::time::timeout_at(deadline, sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("reports about {target} from {hosts:?}; got {got:?}"))
+            .expect("subscription open");
+        let r: Report = serde_json::from_slice(&m.payload).unwrap();
+        if r.target == target && !got.iter().any(|g| g.host == r.host) {
+            got.push(r);
+        }
+    }
+    got.sort_by(|a, b| a.host.cmp(&b.host));
+    got
+}
+
+fn outcomes(rs: &[Report]) -> Vec<(String, String)> {
+    rs.iter()
+        .map(|r| (r.host.clone(), serde_json::to_value(r.outcome).unwrap().as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn pair(a: &str, b: &str) -> Vec<(String, String)> {
+    vec![("a".into(), a.into()), ("b".into(), b.into())]
+}
+
+/// A block reaches both enforcers' sets; an address protected on the hosts is refused
+/// there; a host whose drop rule was removed says its block is ineffective, and why;
+/// an enforcer that was down while decisions changed, its table deleted, comes back to
+/// exactly the decisions in force.
+#[test]
+fn decisions_reach_every_enforcer_which_checks_its_own_ground() {
+    if let Err(why) = nft_available() {
+        assert!(std::env::var_os("CI").is_none(), "CI must run {TEST}: {why}");
+        eprintln!("SKIPPED {TEST}: {why}");
+        return;
+    }
+    std::thread::spawn(|| {
+        new_netns();
+        let tmp = tempfile::tempdir().unwrap();
+        let Some(nats) = Nats::start(TEST, tmp.path()) else { return };
+        let mut a = enforcer(tmp.path(), &nats, "a");
+        let mut b = enforcer(tmp.path(), &nats, "b");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let cfg: warden::config::ClusterConfig = toml::from_str(&format!("nats_url = \"{}\"", nats.url)).unwrap();
+            let decisions: Decisions =
+                Cluster::connect(&cfg, "test", Duration::from_secs(10)).await.unwrap().decisions().await.unwrap();
+            let client = async_nats::connect(nats.url.as_str()).await.unwrap();
+            let mut sub = client.subscribe("warden.enforcement.>").await.unwrap();
+            client.flush().await.unwrap();
+            // Both enforcers watching: their table exists.
+            eventually(30, "both tables", || {
+                (set_of("t_a").contains("blocklist") && set_of("t_b").contains("blocklist")).then_some(())
+            });
+
+            decisions.block(&block("203.0.113.80", 3600)).await.unwrap();
+            assert_eq!(outcomes(&reports(&mut sub, "203.0.113.80", &["a", "b"]).await), pair("applied", "applied"));
+            assert!(set_of("t_a").contains("203.0.113.80") && set_of("t_b").contains("203.0.113.80"));
+
+            decisions.block(&block("127.0.0.9", 3600)).await.unwrap();
+            let refused = reports(&mut sub, "127.0.0.9", &["a", "b"]).await;
+            assert_eq!(outcomes(&refused), pair("refused", "refused"));
+            assert!(refused[0].reason.contains("protected"), "{refused:?}");
+            assert!(!set_of("t_a").contains("127.0.0.9") && !set_of("t_b").contains("127.0.0.9"));
+
+            // Host b's drop rules gone: its element is there, and stops nothing.
+            nft(&["flush", "chain", "inet", "t_b", "input"]);
+            decisions.block(&block("203.0.113.81", 3600)).await.unwrap();
+            let r = reports(&mut sub, "203.0.113.81", &["a", "b"]).await;
+            assert_eq!(outcomes(&r), pair("applied", "ineffective"));
+            assert!(r[1].reason.contains("hooked into input"), "{r:?}");
+
+            // Host a down; its table deleted; decisions change meanwhile.
+            a.kill().unwrap();
+            a.wait().unwrap();
+            nft(&["delete", "table", "inet", "t_a"]);
+            decisions.unblock("203.0.113.80".parse::<IpAddr>().unwrap()).await.unwrap();
+            decisions.block(&block("203.0.113.82", 3600)).await.unwrap();
+            assert_eq!(
+                outcomes(&reports(&mut sub, "203.0.113.82", &["b"]).await),
+                [("b".into(), "ineffective".into())]
+            );
+            a = enforcer(tmp.path(), &nats, "a");
+            eventually(30, "host a back to the decisions in force", || {
+                let set = set_of("t_a");
+                (set.contains("203.0.113.81") && set.contains("203.0.113.82")).then_some(set)
+            });
+            assert!(!set_of("t_a").contains("203.0.113.80"), "an unblocked address is not re-applied");
+            assert!(!set_of("t_b").contains("203.0.113.80"), "host b removed the unblocked address");
+        });
+        let _ = a.kill();
+        let _ = b.kill();
+        let _ = a.wait();
+        let _ = b.wait();
+    })
+    .join()
+    .unwrap();
+}
