@@ -83,6 +83,9 @@ impl Runtime {
             passwd: "/etc/passwd".into(),
             evidence_dir: r.evidence_dir.clone().unwrap_or_else(|| cfg.data_dir(None).join("evidence")),
             collectors: r.collectors.clone(),
+            // A fleet's blocks are decisions for every host's enforcer (replays never
+            // decide for a fleet).
+            fleet: cfg.cluster.clone().filter(|_| durable).map(|c| Arc::new(crate::cluster::decisions::Fleet::new(c))),
         });
         let notifier = match &cfg.notify {
             Some(n) if durable => Some(crate::outbox::Notifier::start(n.clone(), metrics.clone(), kb.clone())?),

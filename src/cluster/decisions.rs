@@ -103,6 +103,41 @@ pub enum Outcome {
     Failed,
 }
 
+/// The decisions bucket as the deciding node reaches it: connected on first use (the
+/// node starts whether or not the servers are up), kept.
+pub struct Fleet {
+    cfg: crate::config::ClusterConfig,
+    node: String,
+    decisions: tokio::sync::OnceCell<Decisions>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+impl Fleet {
+    pub fn new(cfg: crate::config::ClusterConfig) -> Fleet {
+        let node = cfg.node_name();
+        Fleet { cfg, node, decisions: tokio::sync::OnceCell::new() }
+    }
+
+    /// The deciding node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The bucket, connecting (for at most ten seconds) the first time.
+    pub async fn decisions(&self) -> Result<&Decisions, ClusterError> {
+        self.decisions
+            .get_or_try_init(|| async {
+                Cluster::connect(&self.cfg, &self.node, Duration::from_secs(10)).await?.decisions().await
+            })
+            .await
+    }
+}
+
 /// The decisions bucket of a cluster.
 #[derive(Clone)]
 pub struct Decisions {

@@ -243,7 +243,7 @@ impl Action {
     pub fn stands(&self) -> bool {
         match self.status {
             ActionStatus::DryRun | ActionStatus::PendingApproval | ActionStatus::Rejected => true,
-            ActionStatus::Executed => self.rollback.is_none(),
+            ActionStatus::Executed | ActionStatus::Published => self.rollback.is_none(),
             ActionStatus::Failed | ActionStatus::Expired | ActionStatus::RolledBack => false,
         }
     }
@@ -347,6 +347,9 @@ pub enum ActionStatus {
     /// Approve mode: waiting for an operator.
     PendingApproval,
     Executed,
+    /// Enforce mode in a fleet (`[cluster]`): the decision is in the cluster's decisions
+    /// bucket; each host's enforcer applies it and reports whether it is in force there.
+    Published,
     Failed,
     /// An operator said no.
     Rejected,

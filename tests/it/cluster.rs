@@ -48,14 +48,14 @@ impl Drop for Nats {
 }
 
 /// A `warden ship` process for one host with one auth file; killed when dropped.
-struct Shipper {
+pub struct Shipper {
     child: Option<Child>,
     config: PathBuf,
     log: PathBuf,
 }
 
 impl Shipper {
-    fn configure(dir: &Path, nats: &Nats, host: &str, file: &Path) -> Shipper {
+    pub fn configure(dir: &Path, nats: &Nats, host: &str, file: &Path) -> Shipper {
         Shipper::configure_with(dir, nats, host, file, "")
     }
 
@@ -74,7 +74,7 @@ impl Shipper {
         Shipper { child: None, config, log: dir.join("ship.stderr") }
     }
 
-    fn spawn(&mut self) {
+    pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let child = Command::new(BIN)
             .arg("ship")
@@ -126,7 +126,7 @@ fn central(dir: &Path, nats: &Nats) -> Daemon {
     central_with(dir, nats, "")
 }
 
-fn central_with(dir: &Path, nats: &Nats, extra: &str) -> Daemon {
+pub fn central_with(dir: &Path, nats: &Nats, extra: &str) -> Daemon {
     let dir = dir.join("central");
     std::fs::create_dir_all(&dir).unwrap();
     let cluster = format!("{}{extra}", nats.cluster_toml("central"));
@@ -146,7 +146,7 @@ fn brute_force(d: &Daemon, ip: &str) -> Vec<(String, u64)> {
 
 /// Five failed logins from `ip` (the rule's threshold: one lost line and there is no
 /// finding; one line twice and it counts six).
-fn attack(ip: &str, from: u32) -> String {
+pub fn attack(ip: &str, from: u32) -> String {
     (from..from + 5).map(|s| failed(ip, "root", s)).collect()
 }
 

@@ -12,10 +12,22 @@ use futures_util::StreamExt;
 use warden::cluster::Cluster;
 use warden::cluster::decisions::{Decision, Decisions, Report};
 
-use crate::cluster::Nats;
+use crate::cluster::{Nats, Shipper, attack, central_with};
 use crate::support::*;
 
 const TEST: &str = "decisions_reach_every_enforcer_which_checks_its_own_ground";
+
+/// Skips (or fails under CI) without nftables in a network namespace.
+fn skip(test: &str) -> bool {
+    match nft_available() {
+        Ok(()) => false,
+        Err(why) => {
+            assert!(std::env::var_os("CI").is_none(), "CI must run {test}: {why}");
+            eprintln!("SKIPPED {test}: {why}");
+            true
+        }
+    }
+}
 
 fn nft_available() -> Result<(), String> {
     let ok = Command::new("unshare").args(["--net", "nft", "list", "tables"]).output();
@@ -111,9 +123,7 @@ fn pair(a: &str, b: &str) -> Vec<(String, String)> {
 /// exactly the decisions in force.
 #[test]
 fn decisions_reach_every_enforcer_which_checks_its_own_ground() {
-    if let Err(why) = nft_available() {
-        assert!(std::env::var_os("CI").is_none(), "CI must run {TEST}: {why}");
-        eprintln!("SKIPPED {TEST}: {why}");
+    if skip(TEST) {
         return;
     }
     std::thread::spawn(|| {
@@ -174,6 +184,46 @@ fn decisions_reach_every_enforcer_which_checks_its_own_ground() {
         let _ = b.kill();
         let _ = a.wait();
         let _ = b.wait();
+    })
+    .join()
+    .unwrap();
+}
+
+/// The headline: an attack logged on one host, shipped, found on the analysis node in
+/// enforce mode, is decided once and blocked on every enforcing host; the incident says
+/// the block was published for the fleet, not that it is in force.
+#[test]
+fn a_brute_force_shipped_from_one_host_is_blocked_on_every_host() {
+    const TEST: &str = "a_brute_force_shipped_from_one_host_is_blocked_on_every_host";
+    if skip(TEST) {
+        return;
+    }
+    std::thread::spawn(|| {
+        new_netns();
+        let tmp = tempfile::tempdir().unwrap();
+        let Some(nats) = Nats::start(TEST, tmp.path()) else { return };
+        let mut enforcers = [enforcer(tmp.path(), &nats, "a"), enforcer(tmp.path(), &nats, "b")];
+        let log = tmp.path().join("auth.log");
+        append(&log, &attack("203.0.113.90", 0));
+        let mut ship = Shipper::configure(tmp.path(), &nats, "web-1", &log);
+        ship.spawn();
+        let central = central_with(tmp.path(), &nats, "[response]\nmode = \"enforce\"\n");
+        eventually(60, "the address in both hosts' sets", || {
+            (set_of("t_a").contains("203.0.113.90") && set_of("t_b").contains("203.0.113.90")).then_some(())
+        });
+        let incidents = central.incidents();
+        let inc = incident_for(&incidents, "203.0.113.90").expect("an incident");
+        let block = inc["actions"].as_array().unwrap().iter().find(|a| a["kind"] == "block_ip").unwrap();
+        assert_eq!(
+            (block["mode"].as_str(), block["status"].as_str()),
+            (Some("enforce"), Some("published")),
+            "{block:#}"
+        );
+        assert!(block["output"].as_str().unwrap().contains("published to the fleet"), "{block:#}");
+        for e in &mut enforcers {
+            let _ = e.kill();
+            let _ = e.wait();
+        }
     })
     .join()
     .unwrap();

@@ -284,12 +284,12 @@ impl IncidentResponse {
                 serde_json::json!({ "incident": incident_id, "spec": spec, "outcome": outcome.summary(), "approved": true }),
             ));
             match outcome {
-                ToolOutcome::Succeeded(Executed { argv, output, undo }) => {
+                ToolOutcome::Succeeded(Executed { argv, output, undo, published }) => {
                     updated.undo_target = undo;
-                    updated.status = ActionStatus::Executed;
+                    updated.status = done_status(published);
                     updated.argv = argv;
                     updated.output = Some(output);
-                    updated.expires_at = self.expiry(action.kind, ActionStatus::Executed, now);
+                    updated.expires_at = self.expiry(action.kind, updated.status, now);
                     fx.flush = true;
                 }
                 other => {
@@ -335,7 +335,9 @@ impl IncidentResponse {
                 let closed = inc.status == IncidentStatus::Closed;
                 match a.status {
                     ActionStatus::PendingApproval if expired || closed => due.push((inc.id, pos)),
-                    ActionStatus::Executed if !a.permanent && a.rollback.is_none() && (expired || closed) => {
+                    ActionStatus::Executed | ActionStatus::Published
+                        if !a.permanent && a.rollback.is_none() && (expired || closed) =>
+                    {
                         due.push((inc.id, pos))
                     }
                     _ => {}
@@ -390,6 +392,11 @@ impl IncidentResponse {
     }
 }
 
+/// An action carried out: executed here, or published for the fleet's enforcers.
+fn done_status(published: Option<u64>) -> ActionStatus {
+    if published.is_some() { ActionStatus::Published } else { ActionStatus::Executed }
+}
+
 /// What a containment tool call left to record.
 struct Carried {
     status: ActionStatus,
@@ -407,8 +414,8 @@ fn carried(outcome: ToolOutcome<Executed>, mode: ResponseMode) -> Result<Carried
             c(ActionStatus::PendingApproval, argv, None, steps)
         }
         ToolOutcome::DryRun { argv, steps } => c(ActionStatus::DryRun, argv, None, steps),
-        ToolOutcome::Succeeded(Executed { argv, output, undo }) => {
-            Carried { undo_target: undo, ..c(ActionStatus::Executed, argv, Some(output), Vec::new()) }
+        ToolOutcome::Succeeded(Executed { argv, output, undo, published }) => {
+            Carried { undo_target: undo, ..c(done_status(published), argv, Some(output), Vec::new()) }
         }
         ToolOutcome::Denied(reason) => return Err(reason),
         ToolOutcome::Failed(e) => c(ActionStatus::Failed, Vec::new(), Some(e), Vec::new()),

@@ -140,6 +140,7 @@ fn tools_carrying_out(
                     argv,
                     output: String::new(),
                     undo: None,
+                    published: None,
                 }))
             } else {
                 ToolOutcome::DryRun { argv: vec!["nft".into(), spec.target.clone()], steps: vec![] }

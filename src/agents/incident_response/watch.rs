@@ -32,7 +32,7 @@ pub(super) fn watch_of(inc: &Incident) -> Option<Watch> {
     for a in &inc.actions {
         let lives = match a.status {
             ActionStatus::PendingApproval => true,
-            ActionStatus::Executed => !a.permanent && a.rollback.is_none(),
+            ActionStatus::Executed | ActionStatus::Published => !a.permanent && a.rollback.is_none(),
             _ => false,
         };
         if !lives {

@@ -46,6 +46,9 @@ pub struct ContainPolicy {
     /// External evidence collectors (memory or disk imaging): their standard output is
     /// stored as evidence.
     pub collectors: Vec<crate::config::Collector>,
+    /// With `[cluster]`: blocks and unblocks are decisions for the fleet (the
+    /// decisions bucket), applied by each host's enforcer, not commands run here.
+    pub fleet: Option<std::sync::Arc<crate::cluster::decisions::Fleet>>,
 }
 
 impl ContainPolicy {

@@ -30,6 +30,9 @@ pub struct Executed {
     /// The target its rollback needs when it is not the action's own (a quarantined
     /// file is restored by its SHA-256).
     pub undo: Option<String>,
+    /// A decision for the fleet (its revision in the decisions bucket), not a command
+    /// run here: each host's enforcer applies it and says so.
+    pub published: Option<u64>,
 }
 
 /// A containment a model requests; incident response decides.
@@ -73,7 +76,13 @@ impl Tool for ContainThreat {
             }
             ResponseMode::Enforce => {
                 let policy = self.policy.clone();
-                Run::Later(async move { execute_plan(&plan, &policy).await }.boxed_local())
+                match (&policy.fleet, plan.kind) {
+                    (Some(fleet), ActionKind::BlockIp | ActionKind::UnblockIp) => {
+                        let fleet = fleet.clone();
+                        Run::Later(async move { decide(&fleet, &plan, spec.ttl_secs).await }.boxed_local())
+                    }
+                    _ => Run::Later(async move { execute_plan(&plan, &policy).await }.boxed_local()),
+                }
             }
         }
     }
@@ -153,7 +162,44 @@ pub async fn execute_plan(plan: &Plan, policy: &ContainPolicy) -> ToolOutcome<Ex
         Ok(None) => {}
         Err(e) => return ToolOutcome::Denied(e.0),
     }
-    ToolOutcome::Succeeded(Executed { argv: plan.primary_argv(), output: log.join("\n"), undo })
+    ToolOutcome::Succeeded(Executed { argv: plan.primary_argv(), output: log.join("\n"), undo, published: None })
+}
+
+/// A block or unblock as the fleet's decision: written to the decisions bucket (the
+/// plan validated the address and refused a protected one first).
+async fn decide(fleet: &crate::cluster::decisions::Fleet, plan: &Plan, ttl_secs: u64) -> ToolOutcome<Executed> {
+    use crate::cluster::decisions::{BUCKET, Decision, key};
+    let Ok(ip) = plan.target.parse::<std::net::IpAddr>() else {
+        return ToolOutcome::Denied(format!("`{}` is not an address", plan.target));
+    };
+    let decisions = match fleet.decisions().await {
+        Ok(d) => d,
+        Err(e) => return ToolOutcome::Failed(format!("the fleet's decisions cannot be reached: {e}")),
+    };
+    let now = chrono::Utc::now();
+    let argv = vec!["publish".to_string(), BUCKET.to_string(), key(ip)];
+    let done = if plan.kind == ActionKind::BlockIp {
+        let ttl = chrono::Duration::seconds(i64::try_from(ttl_secs.max(1)).unwrap_or(i64::MAX / 2_000));
+        let d = Decision {
+            target: ip,
+            expires_at: now + ttl,
+            incident: None,
+            reason: format!("{} decided by {}", plan.kind, fleet.node()),
+            origin: fleet.node().to_string(),
+            decided_at: now,
+        };
+        decisions.block(&d).await.map(|rev| {
+            (rev, format!("block of {ip} until {} published to the fleet's decisions (revision {rev}): each host's enforcer applies it and reports whether it is in force", d.expires_at.to_rfc3339()))
+        })
+    } else {
+        decisions.unblock(ip).await.map(|()| {
+            (0, format!("unblock of {ip} published to the fleet's decisions: each host's enforcer removes it"))
+        })
+    };
+    match done {
+        Ok((rev, output)) => ToolOutcome::Succeeded(Executed { argv, output, undo: None, published: Some(rev) }),
+        Err(e) => ToolOutcome::Failed(format!("the decision was not published: {e}")),
+    }
 }
 
 /// The nftables table, sets and drop rules Warden's blocks go into, created once.

@@ -229,6 +229,12 @@ fn executive(inc: &Incident, facts: &Facts) -> Vec<Section> {
     done.extend(
         inc.actions
             .iter()
+            .filter(|a| a.status == ActionStatus::Published)
+            .map(|a| format!("{} {} (decided for the fleet: each host's enforcer applies it)", a.kind, a.target)),
+    );
+    done.extend(
+        inc.actions
+            .iter()
             .filter(|a| a.status == ActionStatus::DryRun)
             .map(|a| format!("{} {} (recorded, not carried out: observe mode)", a.kind, a.target)),
     );

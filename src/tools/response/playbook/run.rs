@@ -519,6 +519,7 @@ fn containment(inc: &Incident) -> String {
         S::DryRun => "recorded only (dry run, not enforced)",
         S::PendingApproval => "waiting for approval",
         S::Executed => "in force",
+        S::Published => "published to the fleet (each host's enforcer applies it)",
         S::Failed => "failed",
         S::Rejected => "rejected by an operator",
         S::Expired => "expired without a decision",
