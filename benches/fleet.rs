@@ -65,8 +65,11 @@ fn main() {
     }
     for i in 0..enforcers {
         let config = tmp.join(format!("e{i}.toml"));
-        std::fs::write(&config, format!("[cluster]\nnats_url = \"{url}\"\n[enforce]\nhost = \"e{i}\"\nmode = \"observe\"\n"))
-            .unwrap();
+        std::fs::write(
+            &config,
+            format!("[cluster]\nnats_url = \"{url}\"\n[enforce]\nhost = \"e{i}\"\nmode = \"observe\"\n"),
+        )
+        .unwrap();
         procs.0.push(
             Command::new(BIN)
                 .args(["enforce", "--config"])

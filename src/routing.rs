@@ -94,7 +94,8 @@ impl RoutingTable {
             | Payload::Approval(_)
             | Payload::PlaybookStep(_)
             | Payload::Close(_)
-            | Payload::Scan(_) => None,
+            | Payload::Scan(_)
+            | Payload::Enforcement(_) => None,
         };
         match (explicit, to) {
             (Some(a), Some(b)) if a != b => Err(RouteError::NotHandled { agent: b.to_string(), kind }),

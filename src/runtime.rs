@@ -120,6 +120,7 @@ impl Runtime {
                 );
             }
         }
+        let fleet = policy.fleet.clone();
         let env = Arc::new(AgentEnv {
             reasoner,
             memory: shares,
@@ -149,6 +150,9 @@ impl Runtime {
                 .collect(),
         });
         let supervisor = Supervisor::new(defs, env).start();
+        if let Some(fleet) = fleet {
+            actix_rt::spawn(forward_reports(fleet, supervisor.clone()));
+        }
         let detector_state_key = defs
             .agents
             .values()
@@ -272,5 +276,43 @@ impl Runtime {
             a.stop();
         }
         res
+    }
+}
+
+/// Hands every fleet enforcer's report to incident response (as an `enforcement`
+/// envelope, routed durably), for as long as the node runs.
+async fn forward_reports(fleet: Arc<crate::cluster::decisions::Fleet>, supervisor: Addr<Supervisor>) {
+    use futures_util::StreamExt;
+    let mut delay = std::time::Duration::from_millis(250);
+    loop {
+        let consumer = format!("warden-{}-enforcement", fleet.node());
+        let reports = match fleet.decisions().await {
+            Ok(d) => d.reports(&consumer).await,
+            Err(e) => Err(e),
+        };
+        match reports {
+            Ok(reports) => {
+                let mut reports = std::pin::pin!(reports);
+                while let Some(Ok(delivery)) = reports.next().await {
+                    let r = delivery.report.clone();
+                    // The same report twice (delivered again) is one envelope.
+                    let name = format!("{}/{}/{}/{:?}/{}", r.host, r.target, r.revision, r.outcome, r.at);
+                    let mut envelope =
+                        crate::messages::Envelope::new("fleet", crate::messages::Payload::Enforcement(r));
+                    envelope.id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes());
+                    envelope.correlation_id = envelope.id;
+                    // Routed means stored in incident response's durable inbox.
+                    match supervisor.send(crate::supervisor::Route { envelope, to: None }).await {
+                        Ok(Ok(_)) => delivery.ack().await,
+                        Ok(Err(e)) => tracing::warn!(error = %e, "enforcement report not routed; it will come again"),
+                        Err(_) => return,
+                    }
+                }
+                tracing::warn!("the enforcement reports consumer stopped; reading again");
+            }
+            Err(e) => tracing::warn!(error = %e, "enforcement reports unavailable; retrying"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(5));
     }
 }

@@ -20,6 +20,9 @@ use super::{Cluster, ClusterError};
 /// The decisions bucket.
 pub const BUCKET: &str = "warden_decisions";
 
+/// The stream that keeps enforcers' reports for the deciding node.
+pub const REPORTS_STREAM: &str = "WARDEN_ENFORCEMENT";
+
 /// How long a decision's key outlives its last change in the bucket (the longest block
 /// a decision can carry).
 pub const MAX_DECISION_AGE: Duration = Duration::from_secs(30 * 86_400);
@@ -71,36 +74,24 @@ pub fn target_of(key: &str) -> Option<IpAddr> {
     key.strip_prefix("ip.")?.replace('_', ":").parse().ok()
 }
 
+/// The outcome of one decision on one host.
+pub use crate::messages::EnforcementOutcome as Outcome;
 /// What an enforcer did with a decision, reported on `warden.enforcement.<host>`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    pub host: String,
-    pub target: String,
-    pub revision: u64,
-    pub outcome: Outcome,
-    /// Why (a failure's error, a refusal's reason, an ineffective block's missing rule).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub reason: String,
-    pub at: DateTime<Utc>,
+pub use crate::messages::EnforcementReport as Report;
+
+/// A report as the deciding node receives it: acknowledge it once stored.
+pub struct Delivery {
+    pub report: Report,
+    msg: async_nats::jetstream::Message,
 }
 
-/// The outcome of one decision on one host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// In the host's set, and the set is in the traffic path.
-    Applied,
-    /// It was in the set already (a re-sync).
-    AlreadyPresent,
-    /// In the set, but no rule hooked into the traffic path uses the set.
-    Ineffective,
-    /// Removed (unblocked, or expired).
-    Removed,
-    /// Not applied: the address is protected on this host.
-    Refused,
-    /// Observe mode: what would have been done, not done.
-    Observed,
-    Failed,
+impl Delivery {
+    /// The report is stored: the stream may forget it for this node.
+    pub async fn ack(&self) {
+        if let Err(e) = self.msg.ack().await {
+            tracing::warn!(error = %e, "report acknowledgement not sent; it will come again");
+        }
+    }
 }
 
 /// The decisions bucket as the deciding node reaches it: connected on first use (the
@@ -170,6 +161,20 @@ impl Cluster {
             })
             .await
             .map_err(|e| err(&e))?;
+        // Enforcers' reports are kept (a week, 1 GiB at most) until the deciding node has
+        // stored them: one that was down, or subscribed late, misses none.
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: REPORTS_STREAM.into(),
+                subjects: vec!["warden.enforcement.>".into()],
+                max_age: Duration::from_secs(7 * 86_400),
+                max_bytes: 1 << 30,
+                storage: stream::StorageType::File,
+                num_replicas: self.cfg.replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ClusterError::Stream { stream: REPORTS_STREAM.into(), error: e.to_string() })?;
         let store = self.js.get_key_value(BUCKET).await.map_err(|e| err(&e))?;
         Ok(Decisions { store, cluster: self.clone() })
     }
@@ -204,6 +209,50 @@ impl Decisions {
     pub async fn live_keys(&self) -> Result<usize, ClusterError> {
         let keys = self.store.keys().await.map_err(|e| self.err(&e))?;
         Ok(keys.filter(|k| futures_util::future::ready(k.is_ok())).count().await)
+    }
+
+    /// Every enforcer's reports, through the durable consumer `consumer` (each one
+    /// stays in the stream until [`Delivery::ack`]). An unreadable report is logged and
+    /// acknowledged.
+    pub async fn reports(
+        &self,
+        consumer: &str,
+    ) -> Result<impl futures_util::Stream<Item = Result<Delivery, ClusterError>> + use<>, ClusterError> {
+        use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+        let err =
+            |e: &dyn std::fmt::Display| ClusterError::Consumer { consumer: consumer.into(), error: e.to_string() };
+        let stream = self.cluster.js.get_stream(REPORTS_STREAM).await.map_err(|e| err(&e))?;
+        let c: PullConsumer = stream
+            .get_or_create_consumer(
+                consumer,
+                pull::Config {
+                    durable_name: Some(consumer.into()),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| err(&e))?;
+        let messages = c.messages().await.map_err(|e| err(&e))?;
+        let name = consumer.to_string();
+        Ok(messages.filter_map(move |m| {
+            let name = name.clone();
+            async move {
+                let msg = match m {
+                    Ok(m) => m,
+                    Err(e) => return Some(Err(ClusterError::Consumer { consumer: name, error: e.to_string() })),
+                };
+                match serde_json::from_slice::<Report>(&msg.payload) {
+                    Ok(report) => Some(Ok(Delivery { report, msg })),
+                    Err(e) => {
+                        tracing::warn!(subject = %crate::text::sanitize(&msg.subject, 200), error = %e, "enforcement report unreadable: skipped");
+                        let _ = msg.ack().await;
+                        None
+                    }
+                }
+            }
+        }))
     }
 
     /// Publishes an enforcer's report.

@@ -106,6 +106,11 @@ impl Check<'_> {
                 handles.push(k);
             }
         }
+        // A fleet's enforcement reports go to whoever contains: an incident-response
+        // agent takes them whether or not its definition (older than the fleet) says so.
+        if kind == AgentKind::IncidentResponse && !handles.contains(&PayloadKind::Enforcement) {
+            handles.push(PayloadKind::Enforcement);
+        }
         handles
     }
 

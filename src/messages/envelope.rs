@@ -59,6 +59,8 @@ pub enum Payload {
     PlaybookStep(PlaybookStepRef),
     Close(CloseRequest),
     Scan(ScanRequest),
+    /// What a fleet host's enforcer did with a containment decision.
+    Enforcement(crate::messages::EnforcementReport),
 }
 
 /// Scan for vulnerabilities now: one configured target (by path), or all of them.
@@ -123,6 +125,7 @@ impl Payload {
             Payload::PlaybookStep(_) => PayloadKind::PlaybookStep,
             Payload::Close(_) => PayloadKind::Close,
             Payload::Scan(_) => PayloadKind::Scan,
+            Payload::Enforcement(_) => PayloadKind::Enforcement,
         }
     }
 }
@@ -141,10 +144,11 @@ pub enum PayloadKind {
     PlaybookStep,
     Close,
     Scan,
+    Enforcement,
 }
 
 impl PayloadKind {
-    pub const ALL: [PayloadKind; 10] = [
+    pub const ALL: [PayloadKind; 11] = [
         PayloadKind::Detection,
         PayloadKind::Triage,
         PayloadKind::Containment,
@@ -155,6 +159,7 @@ impl PayloadKind {
         PayloadKind::PlaybookStep,
         PayloadKind::Close,
         PayloadKind::Scan,
+        PayloadKind::Enforcement,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -169,6 +174,7 @@ impl PayloadKind {
             PayloadKind::PlaybookStep => "playbook_step",
             PayloadKind::Close => "close",
             PayloadKind::Scan => "scan",
+            PayloadKind::Enforcement => "enforcement",
         }
     }
 }

@@ -234,6 +234,53 @@ pub struct Action {
     /// What the undoing applies to when it is not `target` (a quarantined file's hash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undo_target: Option<String>,
+    /// A decision published for a fleet: what each host's enforcer last said of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enforcement: Vec<EnforcementReport>,
+}
+
+/// What one host's enforcer did with a containment decision of the fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnforcementReport {
+    pub host: String,
+    /// The address the decision is about.
+    pub target: String,
+    /// The incident that decided it, when the decision names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Uuid>,
+    /// The decision's revision in the bucket (0 for a removal).
+    pub revision: u64,
+    pub outcome: EnforcementOutcome,
+    /// Why (a failure's error, a refusal's reason, an ineffective block's missing rule).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The outcome of one decision on one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnforcementOutcome {
+    /// In the host's set, and the set is in the traffic path.
+    Applied,
+    /// It was in the set already (a re-sync).
+    AlreadyPresent,
+    /// In the set, but no rule hooked into the traffic path uses the set.
+    Ineffective,
+    /// Removed (unblocked, or expired).
+    Removed,
+    /// Not applied: the address is protected on this host.
+    Refused,
+    /// Observe mode: what would have been done, not done.
+    Observed,
+    Failed,
+}
+
+impl EnforcementOutcome {
+    /// Whether the block stands on the host that said so.
+    pub fn in_force(self) -> bool {
+        matches!(self, EnforcementOutcome::Applied | EnforcementOutcome::AlreadyPresent)
+    }
 }
 
 impl Action {

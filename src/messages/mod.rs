@@ -20,8 +20,9 @@ pub use event::{AuthEvent, AuthEventKind, Event, Service, WebRequest};
 pub use fields::{FieldRef, Fields, TsvFields, TsvMarkers, TsvNames, json_lookup};
 pub use finding::{EvidenceRef, Finding, IntelHit, Severity};
 pub use incident::{
-    Action, ActionKind, ActionStatus, Decision, EvidenceItem, Incident, IncidentStatus, PlaybookRun, Priority,
-    RemediationEntry, RemediationStatus, Rollback, RunStatus, StepRecord, TriageResult,
+    Action, ActionKind, ActionStatus, Decision, EnforcementOutcome, EnforcementReport, EvidenceItem, Incident,
+    IncidentStatus, PlaybookRun, Priority, RemediationEntry, RemediationStatus, Rollback, RunStatus, StepRecord,
+    TriageResult,
 };
 
 /// The response mode: what the incident-response executor does with a containment action.

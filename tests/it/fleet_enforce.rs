@@ -190,8 +190,9 @@ fn decisions_reach_every_enforcer_which_checks_its_own_ground() {
 }
 
 /// The headline: an attack logged on one host, shipped, found on the analysis node in
-/// enforce mode, is decided once and blocked on every enforcing host; the incident says
-/// the block was published for the fleet, not that it is in force.
+/// enforce mode, is decided once and blocked on every enforcing host; the incident's
+/// block is `published` (the node claims nothing itself) and lists each host's report:
+/// in force on both, so the incident is contained.
 #[test]
 fn a_brute_force_shipped_from_one_host_is_blocked_on_every_host() {
     const TEST: &str = "a_brute_force_shipped_from_one_host_is_blocked_on_every_host";
@@ -211,8 +212,20 @@ fn a_brute_force_shipped_from_one_host_is_blocked_on_every_host() {
         eventually(60, "the address in both hosts' sets", || {
             (set_of("t_a").contains("203.0.113.90") && set_of("t_b").contains("203.0.113.90")).then_some(())
         });
-        let incidents = central.incidents();
-        let inc = incident_for(&incidents, "203.0.113.90").expect("an incident");
+        // The incident says, per host, that the block is in force (and only then that
+        // the attacker is contained).
+        let inc = eventually(30, "both hosts' reports on the incident", || {
+            let incidents = central.incidents();
+            let inc = incident_for(&incidents, "203.0.113.90")?.clone();
+            let block = inc["actions"].as_array()?.iter().find(|a| a["kind"] == "block_ip")?.clone();
+            let mut hosts: Vec<(String, String)> = block["enforcement"]
+                .as_array()?
+                .iter()
+                .map(|e| (e["host"].as_str().unwrap().to_string(), e["outcome"].as_str().unwrap().to_string()))
+                .collect();
+            hosts.sort();
+            (hosts == pair("applied", "applied")).then_some(inc)
+        });
         let block = inc["actions"].as_array().unwrap().iter().find(|a| a["kind"] == "block_ip").unwrap();
         assert_eq!(
             (block["mode"].as_str(), block["status"].as_str()),
@@ -220,6 +233,7 @@ fn a_brute_force_shipped_from_one_host_is_blocked_on_every_host() {
             "{block:#}"
         );
         assert!(block["output"].as_str().unwrap().contains("published to the fleet"), "{block:#}");
+        assert_eq!(inc["status"], "contained", "{inc:#}");
         for e in &mut enforcers {
             let _ = e.kill();
             let _ = e.wait();

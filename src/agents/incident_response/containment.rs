@@ -3,6 +3,7 @@
 //! the agent's autonomy and the action's own), operators' approvals, and time — actions
 //! rolled back when their time is up, approvals that lapse.
 
+use crate::messages::EnforcementReport;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
@@ -201,6 +202,7 @@ impl IncidentResponse {
             permanent: self.def.response.permanent.contains(&req.action) || req.action.rollback().is_none(),
             rollback: None,
             undo_target,
+            enforcement: Vec::new(),
         };
         self.env.metrics.inc(&self.env.metrics.actions);
         let inc = self.edit_known(req.incident_id)?;
@@ -391,6 +393,63 @@ impl IncidentResponse {
         Ok(fx)
     }
 }
+
+impl IncidentResponse {
+    /// A fleet host's enforcer said what it did with a decision: noted on the block the
+    /// decision came from (a host's latest word replaces its earlier one); the first host
+    /// to have it in force makes the incident contained. A report about no published
+    /// block known here is dropped (logged).
+    pub(super) fn enforcement(&mut self, r: &EnforcementReport) -> Result<Effects, AgentError> {
+        let mut fx = Effects::default();
+        let target = crate::text::sanitize(&r.target, 64);
+        let Some(id) = r.incident.or_else(|| self.entities.get(&target)) else {
+            tracing::debug!(%target, host = %r.host, "an enforcement report about no incident: dropped");
+            return Ok(fx);
+        };
+        let mut report = r.clone();
+        report.host = crate::text::sanitize(&r.host, 64);
+        report.reason = crate::text::sanitize(&r.reason, 512);
+        report.target = target.clone();
+        let name = self.def.name.clone();
+        let Some(inc) = self.edit(id) else { return Ok(fx) };
+        let Some(pos) = inc.actions.iter().rposition(|a| {
+            a.kind == ActionKind::BlockIp
+                && a.target == target
+                && matches!(a.status, ActionStatus::Published | ActionStatus::RolledBack)
+        }) else {
+            tracing::debug!(%target, incident = %id, "an enforcement report about no published block: dropped");
+            return Ok(fx);
+        };
+        let a = &mut inc.actions[pos];
+        let room = a.enforcement.len() < MAX_HOSTS_PER_ACTION;
+        match a.enforcement.iter_mut().find(|e| e.host == report.host) {
+            Some(e) if e.at > report.at => return Ok(fx),
+            Some(e) => *e = report.clone(),
+            // Bounded: one entry per host of the fleet.
+            None if room => a.enforcement.push(report.clone()),
+            None => return Ok(fx),
+        }
+        let action = a.clone();
+        if report.outcome.in_force()
+            && action.status == ActionStatus::Published
+            && !matches!(inc.status, IncidentStatus::Contained | IncidentStatus::Closed)
+        {
+            inc.status = IncidentStatus::Contained;
+        }
+        inc.updated_at = Utc::now();
+        fx.audit.push(AuditEntry::new(
+            &name,
+            AuditKind::Action,
+            action.id,
+            serde_json::json!({ "incident": id, "enforcement": report }),
+        ));
+        fx.writes.push(Write::Action { incident_id: id, action });
+        Ok(fx)
+    }
+}
+
+/// Hosts whose word on one action is kept.
+const MAX_HOSTS_PER_ACTION: usize = 4096;
 
 /// An action carried out: executed here, or published for the fleet's enforcers.
 fn done_status(published: Option<u64>) -> ActionStatus {

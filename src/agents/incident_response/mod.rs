@@ -248,6 +248,7 @@ impl IncidentResponse {
             },
             Payload::PlaybookStep(r) => self.playbook_step(env, r, tools).await,
             Payload::Close(c) => self.close(c),
+            Payload::Enforcement(r) => self.enforcement(r),
             Payload::PatchVerification(_) | Payload::Scan(_) => {
                 Err(AgentError::Rejected(format!("incident-response does not handle `{}`", env.payload.kind())))
             }

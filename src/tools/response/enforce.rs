@@ -119,7 +119,7 @@ async fn resync(decisions: &Decisions, s: &Settings, wanted: &HashMap<IpAddr, (D
         for ip in elements(&s.table).await {
             if !wanted.contains_key(&ip) {
                 let outcome = remove(&s.table, ip).await;
-                report(decisions, s, ip, 0, outcome).await;
+                report(decisions, s, (ip, None), 0, outcome).await;
             }
         }
     }
@@ -130,21 +130,30 @@ async fn resync(decisions: &Decisions, s: &Settings, wanted: &HashMap<IpAddr, (D
 
 /// Applies one change and reports it.
 async fn apply(decisions: &Decisions, s: &Settings, change: Change, revision: u64) {
-    let (ip, outcome) = match change {
-        Change::Block(d) => (d.target, block(s, &d).await),
-        Change::Unblock(ip) if s.mode == EnforceMode::Observe => (ip, (Outcome::Observed, "would remove".into())),
-        Change::Unblock(ip) => (ip, remove(&s.table, ip).await),
+    let (about, outcome) = match change {
+        Change::Block(d) => ((d.target, d.incident), block(s, &d).await),
+        Change::Unblock(ip) if s.mode == EnforceMode::Observe => {
+            ((ip, None), (Outcome::Observed, "would remove".into()))
+        }
+        Change::Unblock(ip) => ((ip, None), remove(&s.table, ip).await),
         Change::Unreadable { key, why } => {
             tracing::warn!(%key, %why, "a decision that cannot be read: ignored");
             return;
         }
     };
-    report(decisions, s, ip, revision, outcome).await;
+    report(decisions, s, about, revision, outcome).await;
 }
 
-async fn report(decisions: &Decisions, s: &Settings, ip: IpAddr, revision: u64, (outcome, reason): (Outcome, String)) {
+async fn report(
+    decisions: &Decisions,
+    s: &Settings,
+    (ip, incident): (IpAddr, Option<uuid::Uuid>),
+    revision: u64,
+    (outcome, reason): (Outcome, String),
+) {
     tracing::info!(host = %s.host, target = %ip, ?outcome, %reason, revision, "decision");
-    let r = Report { host: s.host.clone(), target: ip.to_string(), revision, outcome, reason, at: Utc::now() };
+    let r =
+        Report { host: s.host.clone(), target: ip.to_string(), incident, revision, outcome, reason, at: Utc::now() };
     if let Err(e) = decisions.report(&r).await {
         tracing::warn!(error = %e, "enforcement report not sent");
     }

@@ -519,14 +519,23 @@ fn containment(inc: &Incident) -> String {
         S::DryRun => "recorded only (dry run, not enforced)",
         S::PendingApproval => "waiting for approval",
         S::Executed => "in force",
-        S::Published => "published to the fleet (each host's enforcer applies it)",
+        S::Published => "published to the fleet",
         S::Failed => "failed",
         S::Rejected => "rejected by an operator",
         S::Expired => "expired without a decision",
         S::RolledBack => "rolled back",
     };
+    let said = |a: &crate::messages::Action| match a.status {
+        // What the fleet's enforcers said, not what the deciding node hopes.
+        S::Published => format!(
+            "published to the fleet: in force on {} of the {} hosts that reported",
+            a.enforcement.iter().filter(|e| e.outcome.in_force()).count(),
+            a.enforcement.len()
+        ),
+        s => words(s).to_string(),
+    };
     let mut parts: Vec<String> =
-        inc.actions.iter().take(5).map(|a| format!("{} {} {}", a.kind, a.target, words(a.status))).collect();
+        inc.actions.iter().take(5).map(|a| format!("{} {} {}", a.kind, a.target, said(a))).collect();
     if inc.actions.len() > 5 {
         parts.push(format!("and {} more", inc.actions.len() - 5));
     }
@@ -729,10 +738,28 @@ message = "{severity} {type}: {title}"
             permanent: false,
             rollback: None,
             undo_target: None,
+            enforcement: vec![],
         };
         inc.actions = vec![action("203.0.113.7", ActionStatus::DryRun), action("203.0.113.8", ActionStatus::Executed)];
         let said = containment(&inc);
         assert_eq!(said, "block_ip 203.0.113.7 recorded only (dry run, not enforced); block_ip 203.0.113.8 in force");
+        let mut fleet = action("203.0.113.9", ActionStatus::Published);
+        let report = |host: &str, outcome| crate::messages::EnforcementReport {
+            host: host.into(),
+            target: "203.0.113.9".into(),
+            incident: None,
+            revision: 1,
+            outcome,
+            reason: String::new(),
+            at: t(1),
+        };
+        use crate::messages::EnforcementOutcome as O;
+        fleet.enforcement = vec![report("a", O::Applied), report("b", O::Ineffective), report("c", O::Observed)];
+        inc.actions = vec![fleet];
+        assert_eq!(
+            containment(&inc),
+            "block_ip 203.0.113.9 published to the fleet: in force on 1 of the 3 hosts that reported"
+        );
         assert!(!said.contains("blocked"));
     }
 
