@@ -9,9 +9,6 @@ use crate::agents::AgentEnv;
 use crate::cluster::source::NatsSource;
 use crate::config::{Config, SourceKind};
 use crate::definitions::{AgentKind, Definitions};
-use crate::ingest::file_tail::FileTail;
-use crate::ingest::journald::{JournalSpec, Journald};
-use crate::ingest::stdin::Stdin;
 use crate::ingest::syslog::{Syslog, Transport};
 use crate::kb::{Kb, KbError, KnowledgeBase};
 use crate::routing::{RouteError, RoutingTable};
@@ -170,39 +167,8 @@ impl Runtime {
             let (source, format, ingest) = (s.name.clone(), s.format, cfg.ingest.clone());
             let (kb, sink, metrics) = (self.kb.clone(), self.supervisor.clone().recipient(), self.metrics.clone());
             match s.kind {
-                SourceKind::File => {
-                    let path = s.path.clone().unwrap_or_default();
-                    FileTail::start_in_arbiter(&arbiter.handle(), move |_| FileTail {
-                        source,
-                        path,
-                        format,
-                        cfg: ingest,
-                        kb,
-                        sink,
-                        metrics,
-                    });
-                }
-                SourceKind::Journald => {
-                    crate::ingest::journald::check(&source, s.directory.as_deref())?;
-                    let spec = JournalSpec { directory: s.directory.clone(), matches: s.matches.clone() };
-                    Journald::start_in_arbiter(&arbiter.handle(), move |_| Journald {
-                        source,
-                        spec,
-                        format,
-                        cfg: ingest,
-                        kb,
-                        sink,
-                        metrics,
-                    });
-                }
-                SourceKind::Stdin => {
-                    Stdin::start_in_arbiter(&arbiter.handle(), move |_| Stdin {
-                        source,
-                        format,
-                        cfg: ingest,
-                        sink,
-                        metrics,
-                    });
+                SourceKind::File | SourceKind::Journald | SourceKind::Stdin => {
+                    crate::ingest::start_reader(&arbiter.handle(), s, ingest, kb, sink, metrics)?;
                 }
                 SourceKind::Nats => {
                     // Validated: a NATS source comes with `[cluster]`.

@@ -13,9 +13,6 @@ use anyhow::{Result, bail};
 use warden::cluster::Cluster;
 use warden::cluster::ship::{Shipper, reconcile};
 use warden::config::{Config, SourceKind};
-use warden::ingest::file_tail::FileTail;
-use warden::ingest::journald::{JournalSpec, Journald};
-use warden::ingest::stdin::Stdin;
 use warden::kb::{Kb, KnowledgeBase};
 use warden::store::Store;
 use warden::telemetry::Metrics;
@@ -72,44 +69,8 @@ pub fn ship(opts: ClientOpts) -> Result<i32> {
         let mut arbiters = Vec::new();
         for s in &cfg.sources {
             let arbiter = Arbiter::new();
-            let (source, format, ingest) = (s.name.clone(), s.format, cfg.ingest.clone());
-            let (kb, sink, metrics) = (kb.clone(), shipper.clone().recipient(), metrics.clone());
-            match s.kind {
-                SourceKind::File => {
-                    let path = s.path.clone().unwrap_or_default();
-                    FileTail::start_in_arbiter(&arbiter.handle(), move |_| FileTail {
-                        source,
-                        path,
-                        format,
-                        cfg: ingest,
-                        kb,
-                        sink,
-                        metrics,
-                    });
-                }
-                SourceKind::Journald => {
-                    warden::ingest::journald::check(&source, s.directory.as_deref())?;
-                    let spec = JournalSpec { directory: s.directory.clone(), matches: s.matches.clone() };
-                    Journald::start_in_arbiter(&arbiter.handle(), move |_| Journald {
-                        source,
-                        spec,
-                        format,
-                        cfg: ingest,
-                        kb,
-                        sink,
-                        metrics,
-                    });
-                }
-                _ => {
-                    Stdin::start_in_arbiter(&arbiter.handle(), move |_| Stdin {
-                        source,
-                        format,
-                        cfg: ingest,
-                        sink,
-                        metrics,
-                    });
-                }
-            }
+            let sink = shipper.clone().recipient();
+            warden::ingest::start_reader(&arbiter.handle(), s, cfg.ingest.clone(), kb.clone(), sink, metrics.clone())?;
             arbiters.push(arbiter);
         }
         tracing::info!(%host, sources = names.len(), resumed_from_stream = moved, "shipping");

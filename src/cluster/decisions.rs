@@ -228,7 +228,8 @@ impl Decisions {
                 pull::Config {
                     durable_name: Some(consumer.into()),
                     ack_policy: AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(30),
+                    // A report not stored (routing failed) comes again soon.
+                    ack_wait: Duration::from_secs(5),
                     ..Default::default()
                 },
             )

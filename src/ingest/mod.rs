@@ -422,6 +422,53 @@ impl BatchBuilder {
     }
 }
 
+/// Starts a file, journald or stdin source on `arbiter`, sending to `sink`; `Ok(false)`
+/// for the other kinds (their start needs more: an address, a cluster). `warden run` and
+/// `warden ship` start their readers alike through here.
+pub fn start_reader(
+    arbiter: &actix::ArbiterHandle,
+    s: &crate::config::SourceConfig,
+    cfg: crate::config::IngestConfig,
+    kb: crate::kb::Kb,
+    sink: LogSink,
+    metrics: std::sync::Arc<crate::telemetry::Metrics>,
+) -> Result<bool, journald::JournalError> {
+    use crate::config::SourceKind;
+    let (source, format) = (s.name.clone(), s.format);
+    match s.kind {
+        SourceKind::File => {
+            let path = s.path.clone().unwrap_or_default();
+            file_tail::FileTail::start_in_arbiter(arbiter, move |_| file_tail::FileTail {
+                source,
+                path,
+                format,
+                cfg,
+                kb,
+                sink,
+                metrics,
+            });
+        }
+        SourceKind::Journald => {
+            journald::check(&source, s.directory.as_deref())?;
+            let spec = journald::JournalSpec { directory: s.directory.clone(), matches: s.matches.clone() };
+            journald::Journald::start_in_arbiter(arbiter, move |_| journald::Journald {
+                source,
+                spec,
+                format,
+                cfg,
+                kb,
+                sink,
+                metrics,
+            });
+        }
+        SourceKind::Stdin => {
+            stdin::Stdin::start_in_arbiter(arbiter, move |_| stdin::Stdin { source, format, cfg, sink, metrics });
+        }
+        SourceKind::SyslogUdp | SourceKind::SyslogTcp | SourceKind::Nats => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// A source's stored checkpoint (`None`: never read), retried until the knowledge base
 /// answers — a source must not start from the beginning because a read failed.
 pub async fn stored_checkpoint(kb: &crate::kb::Kb, source: &str) -> Option<crate::messages::Checkpoint> {

@@ -214,7 +214,7 @@ fn a_brute_force_shipped_from_one_host_is_blocked_on_every_host() {
         });
         // The incident says, per host, that the block is in force (and only then that
         // the attacker is contained).
-        let inc = eventually(30, "both hosts' reports on the incident", || {
+        let inc = eventually(60, "both hosts' reports on the incident", || {
             let incidents = central.incidents();
             let inc = incident_for(&incidents, "203.0.113.90")?.clone();
             let block = inc["actions"].as_array()?.iter().find(|a| a["kind"] == "block_ip")?.clone();
@@ -226,6 +226,8 @@ fn a_brute_force_shipped_from_one_host_is_blocked_on_every_host() {
             hosts.sort();
             (hosts == pair("applied", "applied")).then_some(inc)
         });
+        let dropped = central.stderr().lines().filter(|l| l.contains("enforcement report about no")).count();
+        assert_eq!(dropped, 0, "{}", central.stderr());
         let block = inc["actions"].as_array().unwrap().iter().find(|a| a["kind"] == "block_ip").unwrap();
         assert_eq!(
             (block["mode"].as_str(), block["status"].as_str()),

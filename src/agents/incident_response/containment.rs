@@ -403,7 +403,7 @@ impl IncidentResponse {
         let mut fx = Effects::default();
         let target = crate::text::sanitize(&r.target, 64);
         let Some(id) = r.incident.or_else(|| self.entities.get(&target)) else {
-            tracing::debug!(%target, host = %r.host, "an enforcement report about no incident: dropped");
+            tracing::warn!(%target, host = %r.host, "an enforcement report about no incident: dropped");
             return Ok(fx);
         };
         let mut report = r.clone();
@@ -417,7 +417,7 @@ impl IncidentResponse {
                 && a.target == target
                 && matches!(a.status, ActionStatus::Published | ActionStatus::RolledBack)
         }) else {
-            tracing::debug!(%target, incident = %id, "an enforcement report about no published block: dropped");
+            tracing::warn!(%target, incident = %id, "an enforcement report about no published block: dropped");
             return Ok(fx);
         };
         let a = &mut inc.actions[pos];
