@@ -28,7 +28,16 @@ pub fn enforce(opts: ClientOpts) -> Result<i32> {
     sys.block_on(async move {
         // A host that starts before the servers waits for them.
         let cluster = Cluster::connect(&cluster_cfg, &settings.host, Duration::from_secs(u64::MAX >> 2)).await?;
-        let decisions = cluster.decisions().await?;
+        // A busy or restarting server: keep asking rather than leave the host unenforced.
+        let decisions = loop {
+            match cluster.decisions().await {
+                Ok(d) => break d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the decisions bucket is not reachable yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
         tracing::info!(host = %settings.host, mode = ?settings.mode, table = %settings.table, "enforcing the fleet's decisions");
         tokio::select! {
             _ = run(decisions, settings) => {}

@@ -53,7 +53,15 @@ pub fn ship(opts: ClientOpts) -> Result<i32> {
         // The host keeps reading while the servers are away: connecting waits for them.
         let cluster = Cluster::connect(&cluster_cfg, &host, Duration::from_secs(u64::MAX >> 2)).await?;
         let names: Vec<String> = cfg.sources.iter().map(|s| s.name.clone()).collect();
-        let moved = reconcile(&cluster, &host, &kb, &names).await?;
+        let moved = loop {
+            match reconcile(&cluster, &host, &kb, &names).await {
+                Ok(n) => break n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot compare the checkpoints with the stream yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
         let formats: HashMap<String, _> = cfg.sources.iter().map(|s| (s.name.clone(), s.format)).collect();
         let shipped = Arc::new(AtomicU64::new(0));
         let shipper = Shipper {
