@@ -155,7 +155,8 @@ fn main() {
         .unwrap();
     let pid = ship.id();
     procs.0.push(ship);
-    // Shipped when the stream holds every line (its checkpoint is past the file's end).
+    // Shipped, near enough, when the JetStream store holds at least the file's bytes
+    // (`du` of its directory, polled every 50 ms: the time is an upper bound).
     let checkpoint_done = || {
         let out = Command::new("du").arg("-sb").arg(tmp.join("js")).output().ok()?;
         let bytes: u64 = String::from_utf8_lossy(&out.stdout).split_whitespace().next()?.parse().ok()?;

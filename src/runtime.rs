@@ -175,14 +175,11 @@ impl Runtime {
                     let Some(cluster) = cfg.cluster.clone() else { continue };
                     let subject =
                         s.subject.clone().unwrap_or_else(|| crate::config::cluster::LOGS_SUBJECTS.to_string());
-                    let node = cluster.node_name();
                     let crash_before_ack = cfg.testing.crash_at == Some(crate::config::CrashPoint::BeforeAck);
                     NatsSource::start_in_arbiter(&arbiter.handle(), move |_| NatsSource {
                         source,
                         subject,
                         cluster,
-                        node,
-                        cfg: ingest,
                         kb,
                         sink,
                         metrics,

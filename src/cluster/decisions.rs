@@ -1,7 +1,7 @@
 //! Containment decisions as state, not events: one key per target address in a
 //! JetStream key-value bucket. A block is the key's value with its end time; an unblock
 //! deletes the key (the block's history stays in the bucket for the record). Every
-//! enforcer watches the bucket: at start (and on every reconnect) it is given the last
+//! enforcer watches the bucket: at start (and whenever its watch is set up again) it is given the last
 //! value of every key — the whole current state — and then each change as it happens,
 //! pushed by the server (no polling).
 //!

@@ -133,12 +133,4 @@ impl Cluster {
         }
         Ok(stream)
     }
-
-    pub fn config(&self) -> &ClusterConfig {
-        &self.cfg
-    }
-
-    fn jetstream(&self) -> &jetstream::Context {
-        &self.js
-    }
 }

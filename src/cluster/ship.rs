@@ -85,11 +85,7 @@ impl Handler<LogBatch> for Shipper {
 async fn publish(cluster: &Cluster, subject: &str, batch: &Shipped, id: &str) -> Result<(), ClusterError> {
     let (headers, body) = wire::encode(batch, id);
     let err = |e: &dyn std::fmt::Display| ClusterError::Publish { subject: subject.to_string(), error: e.to_string() };
-    let ack = cluster
-        .jetstream()
-        .publish_with_headers(subject.to_string(), headers, body.into())
-        .await
-        .map_err(|e| err(&e))?;
+    let ack = cluster.js.publish_with_headers(subject.to_string(), headers, body.into()).await.map_err(|e| err(&e))?;
     match tokio::time::timeout(Duration::from_secs(10), ack).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(err(&e)),

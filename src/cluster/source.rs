@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 
 use super::wire;
 use super::{Cluster, ClusterError};
-use crate::config::{ClusterConfig, IngestConfig};
+use crate::config::ClusterConfig;
 use crate::ingest::{BatchBuilder, LogSink, SendError, send_batch, stored_checkpoint};
 use crate::kb::Kb;
 use crate::messages::{BatchAck, Checkpoint};
@@ -42,8 +42,6 @@ pub struct NatsSource {
     pub source: String,
     pub subject: String,
     pub cluster: ClusterConfig,
-    pub node: String,
-    pub cfg: IngestConfig,
     pub kb: Kb,
     pub sink: LogSink,
     pub metrics: Arc<Metrics>,
@@ -55,12 +53,13 @@ impl Actor for NatsSource {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        let node = self.cluster.node_name();
         let reader = Reader {
             source: self.source.clone(),
             subject: self.subject.clone(),
-            durable: format!("warden-{}-{}", self.node, crate::config::cluster::subject_token(&self.source)),
+            durable: format!("warden-{node}-{}", crate::config::cluster::subject_token(&self.source)),
             cluster: self.cluster.clone(),
-            node: self.node.clone(),
+            node,
             kb: self.kb.clone(),
             sink: self.sink.clone(),
             metrics: self.metrics.clone(),
@@ -185,8 +184,8 @@ impl Reader {
         for ev in &mut b.events {
             ev.host = host.to_string();
         }
-        self.lines_total += b.stats.lines;
-        let checkpoint = Checkpoint { seq, lines_total: self.lines_total, ..Checkpoint::default() };
+        let lines = b.stats.lines;
+        let checkpoint = Checkpoint { seq, lines_total: self.lines_total + lines, ..Checkpoint::default() };
         let batch = b.take(&self.source, Some(seq), Some(checkpoint));
         // Work in progress keeps the message ours while a slow commit runs.
         let progress = async {
@@ -197,7 +196,10 @@ impl Reader {
         };
         tokio::select! {
             r = send_batch(&self.sink, batch) => match r {
-                Ok(BatchAck::Applied { .. }) => Ok(()),
+                Ok(BatchAck::Applied { .. }) => {
+                    self.lines_total += lines;
+                    Ok(())
+                }
                 Ok(BatchAck::AlreadyApplied) => {
                     tracing::info!(source = %self.source, seq, %host, "shipped batch already applied (delivered again): acknowledged");
                     Ok(())

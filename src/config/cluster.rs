@@ -113,7 +113,7 @@ impl ClusterConfig {
 
     /// This node's name: `node`, else the host name (made a subject token).
     pub fn node_name(&self) -> String {
-        self.node.clone().unwrap_or_else(|| subject_token(&local_host()))
+        or_host_name(&self.node)
     }
 }
 
@@ -138,7 +138,7 @@ impl ShipConfig {
 
     /// The host's name: `host`, else the host name (made a subject token).
     pub fn host_name(&self) -> String {
-        self.host.clone().unwrap_or_else(|| subject_token(&local_host()))
+        or_host_name(&self.host)
     }
 }
 
@@ -193,7 +193,7 @@ impl EnforceConfig {
     }
 
     pub fn host_name(&self) -> String {
-        self.host.clone().unwrap_or_else(|| subject_token(&local_host()))
+        or_host_name(&self.host)
     }
 }
 
@@ -209,8 +209,9 @@ pub fn subject_token(s: &str) -> String {
     if t.is_empty() { "unknown".into() } else { t }
 }
 
-fn local_host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+/// A configured name, else this machine's host name made a subject token.
+fn or_host_name(name: &Option<String>) -> String {
+    name.clone().unwrap_or_else(|| subject_token(&super::local_hostname().unwrap_or_default()))
 }
 
 #[cfg(test)]

@@ -759,6 +759,13 @@ fn nats_source_problem(s: &SourceConfig, cluster: bool) -> Option<(&'static str,
     (!ok).then(|| ("subject", format!("NATS source `{}`: subject `{subject}` is not below `warden.logs.`", s.name)))
 }
 
+/// This machine's host name, as its own syslog lines carry it.
+pub fn local_hostname() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = crate::text::sanitize(name.trim(), 255);
+    (!name.is_empty()).then_some(name)
+}
+
 /// `/var/lib/warden` when running as root, else `$XDG_STATE_HOME/warden` or
 /// `~/.local/state/warden`.
 pub fn default_data_dir() -> PathBuf {

@@ -209,13 +209,6 @@ pub fn fingerprint(head: &[u8]) -> u64 {
 /// How many leading bytes form a file's fingerprint.
 pub const FINGERPRINT_BYTES: usize = 256;
 
-/// This machine's host name, as its own syslog lines carry it.
-pub fn local_hostname() -> Option<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-    let name = crate::text::sanitize(name.trim(), 255);
-    (!name.is_empty()).then_some(name)
-}
-
 /// Parses lines of one format into events, counting what each parser took and what
 /// none understood.
 pub struct LineParser {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::contain::{NFT_SET_V4, NFT_SET_V6, NFT_TABLE, Protected};
+use super::contain::{NFT_TABLE, Protected, nft_set};
 use crate::messages::ActionKind;
 
 /// Warden's isolation table (separate from the block table so releasing it is one
@@ -182,10 +182,6 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-fn nft_set(ip: IpAddr) -> &'static str {
-    if ip.is_ipv4() { NFT_SET_V4 } else { NFT_SET_V6 }
 }
 
 /// Validates an action and builds what it runs. `ttl_secs` is the block's timeout.

@@ -26,9 +26,14 @@ pub struct ContainSpec {
     pub mode: ResponseMode,
 }
 
+/// The set of Warden's table an address of this family goes into.
+pub fn nft_set(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() { NFT_SET_V4 } else { NFT_SET_V6 }
+}
+
 /// The argv that blocks `ip` for `ttl_secs` by adding it to Warden's nftables set.
 pub fn block_ip_argv(ip: IpAddr, ttl_secs: u64) -> Vec<String> {
-    let set = if ip.is_ipv4() { NFT_SET_V4 } else { NFT_SET_V6 };
+    let set = nft_set(ip);
     vec![
         "nft".into(),
         "add".into(),

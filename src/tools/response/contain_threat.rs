@@ -168,7 +168,7 @@ pub async fn execute_plan(plan: &Plan, policy: &ContainPolicy) -> ToolOutcome<Ex
 /// A block or unblock as the fleet's decision: written to the decisions bucket (the
 /// plan validated the address and refused a protected one first).
 async fn decide(fleet: &crate::cluster::decisions::Fleet, plan: &Plan, ttl_secs: u64) -> ToolOutcome<Executed> {
-    use crate::cluster::decisions::{BUCKET, Decision, key};
+    use crate::cluster::decisions::{BUCKET, Decision, MAX_DECISION_AGE, key};
     let Ok(ip) = plan.target.parse::<std::net::IpAddr>() else {
         return ToolOutcome::Denied(format!("`{}` is not an address", plan.target));
     };
@@ -179,7 +179,10 @@ async fn decide(fleet: &crate::cluster::decisions::Fleet, plan: &Plan, ttl_secs:
     let now = chrono::Utc::now();
     let argv = vec!["publish".to_string(), BUCKET.to_string(), key(ip)];
     let done = if plan.kind == ActionKind::BlockIp {
-        let ttl = chrono::Duration::seconds(i64::try_from(ttl_secs.max(1)).unwrap_or(i64::MAX / 2_000));
+        // No longer than the bucket keeps a decision (the element's own timeout in
+        // each host's set ends it then).
+        let secs = ttl_secs.clamp(1, MAX_DECISION_AGE.as_secs());
+        let ttl = chrono::Duration::seconds(i64::try_from(secs).unwrap_or(1));
         let d = Decision {
             target: ip,
             expires_at: now + ttl,

@@ -1,7 +1,8 @@
 //! One host's side of the fleet's containment (`warden enforce`): the decisions bucket
 //! watched (pushed by the server), each block applied to the host's own nftables set
 //! with the time that remains, removed on unblock, the whole current state re-applied
-//! on start and on every reconnect (elements no decision asks for go). Each outcome is
+//! on start and whenever the watch ends and is set up again (elements no decision asks for
+//! go); the client itself carries a watch across a brief reconnect. Each outcome is
 //! reported on `warden.enforcement.<host>`.
 //!
 //! The host decides for itself whether it may: an address protected here (its own,
@@ -31,11 +32,6 @@ pub struct Settings {
     /// The nftables table (inet) this enforcer owns.
     pub table: String,
     pub protected: std::sync::Arc<Protected>,
-}
-
-/// The sets of an address family.
-fn set_of(ip: IpAddr) -> &'static str {
-    if ip.is_ipv4() { super::contain::NFT_SET_V4 } else { super::contain::NFT_SET_V6 }
 }
 
 /// The enforcer's table: two sets with timeouts, and drop rules for them in chains
@@ -175,7 +171,7 @@ async fn block(s: &Settings, d: &Decision) -> (Outcome, String) {
     if s.mode == EnforceMode::Observe {
         return (Outcome::Observed, format!("would block for {remaining} s"));
     }
-    let (set, elem) = (set_of(ip), format!("{{ {ip} }}"));
+    let (set, elem) = (super::contain::nft_set(ip), format!("{{ {ip} }}"));
     let present = matches!(nft(&["get", "element", "inet", &s.table, set, &elem], None).await, Ok((0, _)));
     let add = format!("{{ {ip} timeout {remaining}s }}");
     match nft(&["add", "element", "inet", &s.table, set, &add], None).await {
@@ -192,7 +188,7 @@ async fn block(s: &Settings, d: &Decision) -> (Outcome, String) {
 
 async fn remove(table: &str, ip: IpAddr) -> (Outcome, String) {
     let elem = format!("{{ {ip} }}");
-    match nft(&["delete", "element", "inet", table, set_of(ip), &elem], None).await {
+    match nft(&["delete", "element", "inet", table, super::contain::nft_set(ip), &elem], None).await {
         // 1: not there (expired by its timeout, or never applied): nothing to undo.
         Ok((0 | 1, _)) => (Outcome::Removed, String::new()),
         Ok((code, out)) => (Outcome::Failed, format!("nft exited with {code}: {}", out.trim())),
@@ -239,7 +235,7 @@ fn set_elements(json: &str) -> Vec<IpAddr> {
 /// Whether a block of `ip` works here: the element is in the set, and a rule of a chain
 /// hooked into `input` — and `forward` when this host routes — uses the set.
 async fn in_traffic_path(table: &str, ip: IpAddr) -> Result<(), String> {
-    let set = set_of(ip);
+    let set = super::contain::nft_set(ip);
     let elem = format!("{{ {ip} }}");
     if !matches!(nft(&["get", "element", "inet", table, set, &elem], None).await, Ok((0, _))) {
         return Err(format!("{ip} is not in set {set} of table inet {table} after it was added"));
