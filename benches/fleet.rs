@@ -97,6 +97,7 @@ fn main() {
                 reason: "bench".into(),
                 origin: "bench".into(),
                 decided_at: now,
+                fence: 0,
             }
         };
         // Every enforcer watching: a first decision reported by all.

@@ -46,6 +46,8 @@ pub struct Runtime {
     pub kb: Kb,
     pub metrics: Arc<Metrics>,
     pub detector_state_key: Option<String>,
+    /// With `[cluster]`: this node's handle on the fleet.
+    pub fleet: Option<Arc<crate::cluster::fleet::Fleet>>,
     arbiters: Vec<Arbiter>,
 }
 
@@ -82,7 +84,7 @@ impl Runtime {
             collectors: r.collectors.clone(),
             // A fleet's blocks are decisions for every host's enforcer (replays never
             // decide for a fleet).
-            fleet: cfg.cluster.clone().filter(|_| durable).map(|c| Arc::new(crate::cluster::decisions::Fleet::new(c))),
+            fleet: cfg.cluster.clone().filter(|_| durable).map(|c| Arc::new(crate::cluster::fleet::Fleet::new(c))),
         });
         let notifier = match &cfg.notify {
             Some(n) if durable => Some(crate::outbox::Notifier::start(n.clone(), metrics.clone(), kb.clone())?),
@@ -146,16 +148,26 @@ impl Runtime {
                 })
                 .collect(),
         });
-        let supervisor = Supervisor::new(defs, env).start();
-        if let Some(fleet) = fleet {
-            actix_rt::spawn(forward_reports(fleet, supervisor.clone()));
-        }
+        let (kb_relay, routes) = (env.kb.clone(), env.routes.clone());
+        let supervisor = match &fleet {
+            None => Supervisor::new(defs, env).start(),
+            Some(fleet) => {
+                // Findings go to the leader; the lease says who leads.
+                let wake = Arc::new(tokio::sync::Notify::new());
+                let supervisor = Supervisor::new(defs, env).relaying(wake.clone()).start();
+                let analyses = cfg.sources.iter().any(|s| s.kind == SourceKind::Nats);
+                actix_rt::spawn(crate::cluster::lease::hold(fleet.config().clone(), analyses, fleet.leadership()));
+                actix_rt::spawn(crate::supervisor::fleet::relay(fleet.clone(), kb_relay, routes, wake));
+                actix_rt::spawn(crate::supervisor::fleet::lead(fleet.clone(), supervisor.clone()));
+                supervisor
+            }
+        };
         let detector_state_key = defs
             .agents
             .values()
             .find(|d| d.kind == AgentKind::ThreatDetection)
             .map(|d| crate::tools::detection::analyze_logs::head_key(&d.name));
-        Ok(Runtime { supervisor, containment, kb, metrics, detector_state_key, arbiters: vec![kb_arbiter] })
+        Ok(Runtime { supervisor, containment, kb, metrics, detector_state_key, fleet, arbiters: vec![kb_arbiter] })
     }
 
     /// Starts the configured sources, each on its own thread. Fails if a syslog source
@@ -239,43 +251,5 @@ impl Runtime {
             a.stop();
         }
         res
-    }
-}
-
-/// Hands every fleet enforcer's report to incident response (as an `enforcement`
-/// envelope, routed durably), for as long as the node runs.
-async fn forward_reports(fleet: Arc<crate::cluster::decisions::Fleet>, supervisor: Addr<Supervisor>) {
-    use futures_util::StreamExt;
-    let mut delay = std::time::Duration::from_millis(250);
-    loop {
-        let consumer = format!("warden-{}-enforcement", fleet.node());
-        let reports = match fleet.decisions().await {
-            Ok(d) => d.reports(&consumer).await,
-            Err(e) => Err(e),
-        };
-        match reports {
-            Ok(reports) => {
-                let mut reports = std::pin::pin!(reports);
-                while let Some(Ok(delivery)) = reports.next().await {
-                    let r = delivery.report.clone();
-                    // The same report twice (delivered again) is one envelope.
-                    let name = format!("{}/{}/{}/{:?}/{}", r.host, r.target, r.revision, r.outcome, r.at);
-                    let mut envelope =
-                        crate::messages::Envelope::new("fleet", crate::messages::Payload::Enforcement(r));
-                    envelope.id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes());
-                    envelope.correlation_id = envelope.id;
-                    // Routed means stored in incident response's durable inbox.
-                    match supervisor.send(crate::supervisor::Route { envelope, to: None }).await {
-                        Ok(Ok(_)) => delivery.ack().await,
-                        Ok(Err(e)) => tracing::warn!(error = %e, "enforcement report not routed; it will come again"),
-                        Err(_) => return,
-                    }
-                }
-                tracing::warn!("the enforcement reports consumer stopped; reading again");
-            }
-            Err(e) => tracing::warn!(error = %e, "enforcement reports unavailable; retrying"),
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(std::time::Duration::from_secs(5));
     }
 }

@@ -81,6 +81,8 @@ pub struct AdminState {
     pub evidence_dir: std::path::PathBuf,
     /// The mode each containment action runs in.
     pub containment: Option<crate::definitions::ContainmentModes>,
+    /// With `[cluster]`: the fleet, for `warden status`.
+    pub fleet: Option<Arc<crate::cluster::fleet::Fleet>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -216,7 +218,16 @@ async fn health(st: web::Data<AdminState>) -> HttpResponse {
     let budget = st.metrics.memory_budget_bytes.load(std::sync::atomic::Ordering::Relaxed);
     let resident = crate::telemetry::resident_bytes().unwrap_or(0);
     let within = budget == 0 || resident <= budget;
+    let cluster = match &st.fleet {
+        None => serde_json::Value::Null,
+        Some(f) => match tokio::time::timeout(std::time::Duration::from_secs(5), f.status()).await {
+            Ok(Ok(s)) => json!(s),
+            Ok(Err(e)) => json!({ "node": f.node(), "error": e.to_string() }),
+            Err(_) => json!({ "node": f.node(), "error": "the cluster did not answer within 5 s" }),
+        },
+    };
     HttpResponse::Ok().json(json!({
+        "cluster": cluster,
         "status": if failed.is_empty() && storage.is_none() && blind.is_empty() && within { "ok" } else { "degraded" },
         "blind_spots": blind,
         "memory": { "ok": within, "resident_bytes": resident, "budget_bytes": budget },

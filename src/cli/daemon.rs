@@ -120,6 +120,7 @@ pub fn run(opts: ClientOpts, actors: Option<PathBuf>) -> Result<i32> {
             detector_state_key: rt.detector_state_key.clone(),
             evidence_dir: cfg.response.evidence_dir.clone().unwrap_or_else(|| data_dir.join("evidence")),
             containment: rt.containment.clone(),
+            fleet: rt.fleet.clone(),
         };
         let admin = admin::start(&cfg.admin, state)?;
         if cfg.testing.fault_injection {

@@ -23,14 +23,15 @@ pub fn enforce(opts: ClientOpts) -> Result<i32> {
         mode: cfg.enforce.mode,
         table: cfg.enforce.table.clone(),
         protected: Arc::new(Protected::new(&cfg.response.protected)),
+        tally: Arc::default(),
     };
     let sys = actix::System::new();
     sys.block_on(async move {
         // A host that starts before the servers waits for them.
         let cluster = Cluster::connect(&cluster_cfg, &settings.host, Duration::from_secs(u64::MAX >> 2)).await?;
         // A busy or restarting server: keep asking rather than leave the host unenforced.
-        let decisions = loop {
-            match cluster.decisions().await {
+        let (decisions, presence) = loop {
+            match tokio::try_join!(cluster.decisions(), cluster.presence()) {
                 Ok(d) => break d,
                 Err(e) => {
                     tracing::warn!(error = %e, "the decisions bucket is not reachable yet; retrying");
@@ -40,7 +41,7 @@ pub fn enforce(opts: ClientOpts) -> Result<i32> {
         };
         tracing::info!(host = %settings.host, mode = ?settings.mode, table = %settings.table, "enforcing the fleet's decisions");
         tokio::select! {
-            _ = run(decisions, settings) => {}
+            _ = run(decisions, presence, settings) => {}
             _ = super::daemon::wait_for_signal() => {}
         }
         Ok::<_, anyhow::Error>(0)

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::{Cluster, ClusterError};
+use super::{Cluster, ClusterError, Delivery};
 
 /// The decisions bucket.
 pub const BUCKET: &str = "warden_decisions";
@@ -41,6 +41,11 @@ pub struct Decision {
     /// The node that decided.
     pub origin: String,
     pub decided_at: DateTime<Utc>,
+    /// The deciding leader's fencing token: its lease's revision when it took the lease.
+    /// An enforcer ignores a decision written after a newer leader took over by a
+    /// leader whose token is older (see [`super::lease`]).
+    #[serde(default)]
+    pub fence: u64,
 }
 
 /// A change of the decisions as an enforcer sees it.
@@ -50,6 +55,9 @@ pub enum Change {
     Block(Decision),
     /// `target` is not to be blocked any more.
     Unblock(IpAddr),
+    /// The leader's lease changed hands or was renewed: decisions written after this
+    /// revision with an older token than `token` come from a stale leader.
+    Lease { holder: String, token: u64 },
     /// A key that is not a decision (written by something else): reported, ignored.
     Unreadable { key: String, why: String },
 }
@@ -79,88 +87,18 @@ pub use crate::messages::EnforcementOutcome as Outcome;
 /// What an enforcer did with a decision, reported on `warden.enforcement.<host>`.
 pub use crate::messages::EnforcementReport as Report;
 
-/// A report as the deciding node receives it: acknowledge it once stored.
-pub struct Delivery {
-    pub report: Report,
-    msg: async_nats::jetstream::Message,
-}
-
-impl Delivery {
-    /// The report is stored: the stream may forget it for this node.
-    pub async fn ack(&self) {
-        if let Err(e) = self.msg.ack().await {
-            tracing::warn!(error = %e, "report acknowledgement not sent; it will come again");
-        }
-    }
-}
-
-/// The decisions bucket as the deciding node reaches it: connected on first use (the
-/// node starts whether or not the servers are up), kept.
-pub struct Fleet {
-    cfg: crate::config::ClusterConfig,
-    node: String,
-    decisions: tokio::sync::OnceCell<Decisions>,
-}
-
-impl std::fmt::Debug for Fleet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fleet").field("node", &self.node).finish_non_exhaustive()
-    }
-}
-
-impl Fleet {
-    pub fn new(cfg: crate::config::ClusterConfig) -> Fleet {
-        let node = cfg.node_name();
-        Fleet { cfg, node, decisions: tokio::sync::OnceCell::new() }
-    }
-
-    /// The deciding node's name.
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
-    /// The bucket, connecting (for at most ten seconds) the first time.
-    pub async fn decisions(&self) -> Result<&Decisions, ClusterError> {
-        self.decisions
-            .get_or_try_init(|| async {
-                Cluster::connect(&self.cfg, &self.node, Duration::from_secs(10)).await?.decisions().await
-            })
-            .await
-    }
-}
-
 /// The decisions bucket of a cluster.
 #[derive(Clone)]
 pub struct Decisions {
-    store: kv::Store,
-    cluster: Cluster,
+    pub(super) store: kv::Store,
+    pub(super) cluster: Cluster,
 }
 
 impl Cluster {
-    /// The decisions bucket, created if absent. Its stream is made here as a bucket's
-    /// (ADR-8: `KV_<bucket>`, `$KV.<bucket>.>`, roll-ups, direct gets): the client's own
-    /// bucket creation first reads the account's information, which it cannot parse
-    /// from a 2.9 server (no `reserved_memory`).
+    /// The decisions bucket and the enforcers' reports stream, created if absent.
     pub async fn decisions(&self) -> Result<Decisions, ClusterError> {
         use async_nats::jetstream::stream;
-        let err = |e: &dyn std::fmt::Display| ClusterError::Stream { stream: BUCKET.into(), error: e.to_string() };
-        self.js
-            .get_or_create_stream(stream::Config {
-                name: format!("KV_{BUCKET}"),
-                subjects: vec![format!("$KV.{BUCKET}.>")],
-                max_messages_per_subject: 5,
-                max_age: MAX_DECISION_AGE,
-                storage: stream::StorageType::File,
-                num_replicas: self.cfg.replicas,
-                allow_rollup: true,
-                deny_delete: true,
-                allow_direct: true,
-                discard: stream::DiscardPolicy::New,
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| err(&e))?;
+        let store = self.bucket(BUCKET, 5, MAX_DECISION_AGE).await?;
         // Enforcers' reports are kept (a week, 1 GiB at most) until the deciding node has
         // stored them: one that was down, or subscribed late, misses none.
         self.js
@@ -175,7 +113,6 @@ impl Cluster {
             })
             .await
             .map_err(|e| ClusterError::Stream { stream: REPORTS_STREAM.into(), error: e.to_string() })?;
-        let store = self.js.get_key_value(BUCKET).await.map_err(|e| err(&e))?;
         Ok(Decisions { store, cluster: self.clone() })
     }
 }
@@ -211,49 +148,13 @@ impl Decisions {
         Ok(keys.filter(|k| futures_util::future::ready(k.is_ok())).count().await)
     }
 
-    /// Every enforcer's reports, through the durable consumer `consumer` (each one
-    /// stays in the stream until [`Delivery::ack`]). An unreadable report is logged and
-    /// acknowledged.
+    /// Every enforcer's reports, through the durable consumer `consumer`.
     pub async fn reports(
         &self,
         consumer: &str,
-    ) -> Result<impl futures_util::Stream<Item = Result<Delivery, ClusterError>> + use<>, ClusterError> {
-        use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
-        let err =
-            |e: &dyn std::fmt::Display| ClusterError::Consumer { consumer: consumer.into(), error: e.to_string() };
-        let stream = self.cluster.js.get_stream(REPORTS_STREAM).await.map_err(|e| err(&e))?;
-        let c: PullConsumer = stream
-            .get_or_create_consumer(
-                consumer,
-                pull::Config {
-                    durable_name: Some(consumer.into()),
-                    ack_policy: AckPolicy::Explicit,
-                    // A report not stored (routing failed) comes again soon.
-                    ack_wait: Duration::from_secs(5),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| err(&e))?;
-        let messages = c.messages().await.map_err(|e| err(&e))?;
-        let name = consumer.to_string();
-        Ok(messages.filter_map(move |m| {
-            let name = name.clone();
-            async move {
-                let msg = match m {
-                    Ok(m) => m,
-                    Err(e) => return Some(Err(ClusterError::Consumer { consumer: name, error: e.to_string() })),
-                };
-                match serde_json::from_slice::<Report>(&msg.payload) {
-                    Ok(report) => Some(Ok(Delivery { report, msg })),
-                    Err(e) => {
-                        tracing::warn!(subject = %crate::text::sanitize(&msg.subject, 200), error = %e, "enforcement report unreadable: skipped");
-                        let _ = msg.ack().await;
-                        None
-                    }
-                }
-            }
-        }))
+    ) -> Result<impl futures_util::Stream<Item = Result<Delivery<Report>, ClusterError>> + use<>, ClusterError> {
+        // A report not stored (routing failed) comes again soon.
+        self.cluster.pull(REPORTS_STREAM, consumer, Duration::from_secs(5)).await
     }
 
     /// Publishes an enforcer's report.
@@ -273,6 +174,12 @@ impl Decisions {
 }
 
 fn change_of(e: &kv::Entry) -> Change {
+    if e.key == super::lease::LEASE_KEY {
+        return match super::lease::token_of(e) {
+            Some((holder, token)) => Change::Lease { holder, token },
+            None => Change::Unreadable { key: e.key.clone(), why: "not a lease".into() },
+        };
+    }
     match e.operation {
         kv::Operation::Delete | kv::Operation::Purge => match target_of(&e.key) {
             Some(ip) => Change::Unblock(ip),

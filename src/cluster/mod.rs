@@ -12,6 +12,9 @@
 //! none of it runs.
 
 pub mod decisions;
+pub mod fleet;
+pub mod lease;
+pub mod presence;
 pub mod ship;
 pub mod source;
 mod wire;
@@ -19,6 +22,7 @@ mod wire;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use async_nats::jetstream::kv;
 
 use crate::config::ClusterConfig;
 use crate::config::cluster::LOGS_SUBJECTS;
@@ -36,6 +40,8 @@ pub enum ClusterError {
     Publish { subject: String, error: String },
     #[error("JetStream consumer `{consumer}`: {error}")]
     Consumer { consumer: String, error: String },
+    #[error("node {node} does not lead the fleet's incident response (the leader: {leader})")]
+    NotLeader { node: String, leader: String },
 }
 
 /// A connection to the cluster's NATS servers, with JetStream.
@@ -132,5 +138,134 @@ impl Cluster {
             self.js.update_stream(want).await.map_err(|e| err(&e))?;
         }
         Ok(stream)
+    }
+
+    /// A key-value bucket, created if absent. Its stream is made here as a bucket's
+    /// (ADR-8: `KV_<bucket>`, `$KV.<bucket>.>`, roll-ups, direct gets): the client's own
+    /// bucket creation first reads the account's information, which it cannot parse
+    /// from a 2.9 server (no `reserved_memory`). A key whose last change is older than
+    /// `max_age` is gone.
+    async fn bucket(&self, name: &str, history: i64, max_age: Duration) -> Result<kv::Store, ClusterError> {
+        use async_nats::jetstream::stream;
+        let err = |e: &dyn std::fmt::Display| ClusterError::Stream { stream: name.into(), error: e.to_string() };
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: format!("KV_{name}"),
+                subjects: vec![format!("$KV.{name}.>")],
+                max_messages_per_subject: history,
+                max_age,
+                storage: stream::StorageType::File,
+                num_replicas: self.cfg.replicas,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
+                discard: stream::DiscardPolicy::New,
+                duplicate_window: max_age.min(Duration::from_secs(120)),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| err(&e))?;
+        self.js.get_key_value(name).await.map_err(|e| err(&e))
+    }
+
+    /// Publishes and waits for JetStream's acknowledgement (the message is stored).
+    async fn publish_acked(
+        &self,
+        subject: String,
+        headers: async_nats::HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<(), ClusterError> {
+        let err = |e: &dyn std::fmt::Display| ClusterError::Publish { subject: subject.clone(), error: e.to_string() };
+        let ack = self.js.publish_with_headers(subject.clone(), headers, body.into()).await.map_err(|e| err(&e))?;
+        match tokio::time::timeout(Duration::from_secs(10), ack).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(err(&e)),
+            Err(_) => Err(err(&"no acknowledgement within 10 s")),
+        }
+    }
+
+    /// The messages of `stream` through the durable pull consumer `consumer` (shared by
+    /// whoever pulls with that name), each to be acknowledged once stored
+    /// ([`Delivery::ack`]); one at a time, so in stream order. An unreadable message is
+    /// logged and acknowledged.
+    async fn pull<T: serde::de::DeserializeOwned>(
+        &self,
+        stream: &str,
+        consumer: &str,
+        ack_wait: Duration,
+    ) -> Result<impl futures_util::Stream<Item = Result<Delivery<T>, ClusterError>> + use<T>, ClusterError> {
+        use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+        use futures_util::StreamExt;
+        let err =
+            |e: &dyn std::fmt::Display| ClusterError::Consumer { consumer: consumer.into(), error: e.to_string() };
+        let c: PullConsumer = self
+            .js
+            .get_stream(stream)
+            .await
+            .map_err(|e| err(&e))?
+            .get_or_create_consumer(
+                consumer,
+                pull::Config {
+                    durable_name: Some(consumer.into()),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait,
+                    max_ack_pending: 1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| err(&e))?;
+        let messages = c.messages().await.map_err(|e| err(&e))?;
+        let name = consumer.to_string();
+        Ok(messages.filter_map(move |m| {
+            let name = name.clone();
+            async move {
+                let msg = match m {
+                    Ok(m) => m,
+                    Err(e) => return Some(Err(ClusterError::Consumer { consumer: name, error: e.to_string() })),
+                };
+                match serde_json::from_slice::<T>(&msg.payload) {
+                    Ok(item) => Some(Ok(Delivery { item, msg })),
+                    Err(e) => {
+                        tracing::warn!(subject = %crate::text::sanitize(&msg.subject, 200), error = %e, consumer = %name, "unreadable message: skipped");
+                        let _ = msg.ack().await;
+                        None
+                    }
+                }
+            }
+        }))
+    }
+}
+
+/// Every value of a bucket that reads as a `T`, in key order (others are skipped).
+async fn values<T: serde::de::DeserializeOwned>(store: &kv::Store, bucket: &str) -> Result<Vec<T>, ClusterError> {
+    use futures_util::StreamExt;
+    let err = |e: &dyn std::fmt::Display| ClusterError::Stream { stream: bucket.into(), error: e.to_string() };
+    let mut keys: Vec<String> =
+        store.keys().await.map_err(|e| err(&e))?.filter_map(|k| async { k.ok() }).collect().await;
+    keys.sort();
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        if let Some(v) = store.get(&k).await.map_err(|e| err(&e))?
+            && let Ok(t) = serde_json::from_slice::<T>(&v)
+        {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+/// A message as a consumer receives it: acknowledge it once stored.
+pub struct Delivery<T> {
+    pub item: T,
+    msg: jetstream::Message,
+}
+
+impl<T> Delivery<T> {
+    /// Stored: the stream may forget it for this consumer.
+    pub async fn ack(&self) {
+        if let Err(e) = self.msg.ack().await {
+            tracing::warn!(error = %e, "acknowledgement not sent; the message will come again");
+        }
     }
 }

@@ -11,7 +11,6 @@
 //! was down.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -84,13 +83,7 @@ impl Handler<LogBatch> for Shipper {
 /// Publishes one batch and waits for JetStream's acknowledgement.
 async fn publish(cluster: &Cluster, subject: &str, batch: &Shipped, id: &str) -> Result<(), ClusterError> {
     let (headers, body) = wire::encode(batch, id);
-    let err = |e: &dyn std::fmt::Display| ClusterError::Publish { subject: subject.to_string(), error: e.to_string() };
-    let ack = cluster.js.publish_with_headers(subject.to_string(), headers, body.into()).await.map_err(|e| err(&e))?;
-    match tokio::time::timeout(Duration::from_secs(10), ack).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(err(&e)),
-        Err(_) => Err(err(&"no acknowledgement within 10 s")),
-    }
+    cluster.publish_acked(subject.to_string(), headers, body).await
 }
 
 /// Before the sources start: for each source, the checkpoint the stream holds for it

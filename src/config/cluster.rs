@@ -54,6 +54,15 @@ pub struct ClusterConfig {
     /// Stream replicas (1 on a single server; 3 on a NATS cluster).
     #[serde(default = "default_replicas")]
     pub replicas: usize,
+    /// The leader's lease (incident response runs on one node at a time): renewed every
+    /// third of it; a standby takes over when it has not been renewed for this long.
+    #[serde(default = "default_lease")]
+    pub lease_secs: u64,
+    /// When a shipping host's logs move to this node (another analysis node died or
+    /// joined), the host's last `warmup_secs` of logs are read again first, so detector
+    /// windows hold what the previous owner's held (0: start empty).
+    #[serde(default = "default_warmup")]
+    pub warmup_secs: u64,
 }
 
 fn default_stream() -> String {
@@ -67,6 +76,12 @@ fn default_max_bytes() -> u64 {
 }
 fn default_replicas() -> usize {
     1
+}
+fn default_lease() -> u64 {
+    6
+}
+fn default_warmup() -> u64 {
+    600
 }
 
 impl ClusterConfig {
@@ -104,6 +119,12 @@ impl ClusterConfig {
             if v == 0 {
                 return Some((key, format!("[cluster] {key} = 0: the stream must be bounded")));
             }
+        }
+        if !(3..=60).contains(&self.lease_secs) {
+            return Some(("lease_secs", format!("[cluster] lease_secs = {}: 3 to 60", self.lease_secs)));
+        }
+        if self.warmup_secs > 86_400 {
+            return Some(("warmup_secs", format!("[cluster] warmup_secs = {}: at most a day", self.warmup_secs)));
         }
         if !(1..=5).contains(&self.replicas) {
             return Some(("replicas", format!("[cluster] replicas = {}: 1 to 5", self.replicas)));
@@ -241,6 +262,7 @@ mod tests {
             ("node = \"a.b\"", "node"),
             ("logs_stream = \"a b\"", "logs_stream"),
             ("replicas = 0", "replicas"),
+            ("lease_secs = 1", "lease_secs"),
         ] {
             assert_eq!(cluster(extra).problem().map(|p| p.0), Some(key), "{extra}");
         }

@@ -273,6 +273,9 @@ pub enum EnforcementOutcome {
     Refused,
     /// Observe mode: what would have been done, not done.
     Observed,
+    /// Not applied: written by a leader that had been replaced (its fencing token is
+    /// older than the lease's).
+    Stale,
     Failed,
 }
 

@@ -15,6 +15,7 @@
 //! same commit as their effects: delivery is at least once, effects exactly once.
 
 pub mod backoff;
+pub mod fleet;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -169,6 +170,8 @@ pub struct Supervisor {
     known: HashSet<EntryKey>,
     attempts: HashMap<EntryKey, u32>,
     shutting_down: bool,
+    /// With `[cluster]`: wakes the relay of this node's findings to the leader.
+    relay: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Supervisor {
@@ -200,7 +203,14 @@ impl Supervisor {
             known: HashSet::new(),
             attempts: HashMap::new(),
             shutting_down: false,
+            relay: None,
         }
+    }
+
+    /// Findings go to the fleet's leader through the relay `wake` wakes, not to agents here.
+    pub fn relaying(mut self, wake: Arc<tokio::sync::Notify>) -> Supervisor {
+        self.relay = Some(wake);
+        self
     }
 
     fn spawn_agent(&mut self, name: &str, ctx: &mut Context<Self>) {
@@ -280,6 +290,12 @@ impl Supervisor {
             return;
         }
         if self.known.contains(&key) {
+            return;
+        }
+        if let Some(wake) = &self.relay
+            && fleet::for_the_leader(&entry.envelope)
+        {
+            wake.notify_one(); // The relay reads it from the durable inbox.
             return;
         }
         let target = entry.target.clone();

@@ -127,14 +127,19 @@ fn central(dir: &Path, nats: &Nats) -> Daemon {
 }
 
 pub fn central_with(dir: &Path, nats: &Nats, extra: &str) -> Daemon {
-    let dir = dir.join("central");
+    analysis_node(dir, nats, "central", extra)
+}
+
+/// An analysis node named `node` (its data in `dir/<node>`), reading shipped logs.
+pub fn analysis_node(dir: &Path, nats: &Nats, node: &str, extra: &str) -> Daemon {
+    let dir = dir.join(node);
     std::fs::create_dir_all(&dir).unwrap();
-    let cluster = format!("{}{extra}", nats.cluster_toml("central"));
+    let cluster = format!("{}{extra}", nats.cluster_toml(node));
     Daemon::start(&dir, "[[sources]]\nname = \"fleet\"\nkind = \"nats\"\n", &cluster, None)
 }
 
 /// The brute-force findings of the analysis node, per attacker: (host, event count).
-fn brute_force(d: &Daemon, ip: &str) -> Vec<(String, u64)> {
+pub fn brute_force(d: &Daemon, ip: &str) -> Vec<(String, u64)> {
     d.incidents()
         .iter()
         .filter(|i| i["entities"].as_array().is_some_and(|e| e.iter().any(|x| x == ip)))

@@ -85,6 +85,7 @@ fn block(ip: &str, secs: i64) -> Decision {
         reason: "test".into(),
         origin: "central".into(),
         decided_at: now,
+        fence: 0,
     }
 }
 

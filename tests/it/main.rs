@@ -9,6 +9,7 @@ mod daemon;
 mod definitions;
 mod enforce;
 mod fleet_enforce;
+mod fleet_nodes;
 mod fuzz_corpus;
 mod intel;
 mod journald;

@@ -161,8 +161,13 @@ impl IncidentResponse {
             return Ok(self.refuse(req.incident_id, note, detail));
         }
         let mode = self.mode_for(req.action);
-        let spec =
-            ContainSpec { kind: req.action, target: target.clone(), ttl_secs: self.def.response.block_ttl_secs, mode };
+        let spec = ContainSpec {
+            kind: req.action,
+            target: target.clone(),
+            ttl_secs: self.def.response.block_ttl_secs,
+            mode,
+            incident: Some(req.incident_id),
+        };
         let outcome = tools.call::<ContainThreat>(spec.clone()).await;
         fx.audit.push(AuditEntry::new(
             &name,
@@ -277,6 +282,7 @@ impl IncidentResponse {
                 target: action.target.clone(),
                 ttl_secs: self.def.response.block_ttl_secs,
                 mode: ResponseMode::Enforce,
+                incident: Some(incident_id),
             };
             let outcome = tools.call::<ContainThreat>(spec.clone()).await;
             fx.audit.push(AuditEntry::new(
@@ -362,6 +368,7 @@ impl IncidentResponse {
                     target: a.undo_target.clone().unwrap_or_else(|| a.target.clone()),
                     ttl_secs: 0,
                     mode: ResponseMode::Enforce,
+                    incident: Some(incident_id),
                 };
                 let (ok, argv, output) = match tools.call::<ContainThreat>(spec).await {
                     ToolOutcome::Succeeded(Executed { argv, output, .. }) => (true, argv, output),

@@ -48,7 +48,7 @@ pub struct ContainPolicy {
     pub collectors: Vec<crate::config::Collector>,
     /// With `[cluster]`: blocks and unblocks are decisions for the fleet (the
     /// decisions bucket), applied by each host's enforcer, not commands run here.
-    pub fleet: Option<std::sync::Arc<crate::cluster::decisions::Fleet>>,
+    pub fleet: Option<std::sync::Arc<crate::cluster::fleet::Fleet>>,
 }
 
 impl ContainPolicy {

@@ -24,6 +24,9 @@ pub struct ContainSpec {
     pub target: String,
     pub ttl_secs: u64,
     pub mode: ResponseMode,
+    /// The incident it contains (carried into a fleet's decision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<uuid::Uuid>,
 }
 
 /// The set of Warden's table an address of this family goes into.

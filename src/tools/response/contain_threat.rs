@@ -79,7 +79,7 @@ impl Tool for ContainThreat {
                 match (&policy.fleet, plan.kind) {
                     (Some(fleet), ActionKind::BlockIp | ActionKind::UnblockIp) => {
                         let fleet = fleet.clone();
-                        Run::Later(async move { decide(&fleet, &plan, spec.ttl_secs).await }.boxed_local())
+                        Run::Later(async move { decide(&fleet, &plan, &spec).await }.boxed_local())
                     }
                     _ => Run::Later(async move { execute_plan(&plan, &policy).await }.boxed_local()),
                 }
@@ -165,37 +165,35 @@ pub async fn execute_plan(plan: &Plan, policy: &ContainPolicy) -> ToolOutcome<Ex
     ToolOutcome::Succeeded(Executed { argv: plan.primary_argv(), output: log.join("\n"), undo, published: None })
 }
 
-/// A block or unblock as the fleet's decision: written to the decisions bucket (the
-/// plan validated the address and refused a protected one first).
-async fn decide(fleet: &crate::cluster::decisions::Fleet, plan: &Plan, ttl_secs: u64) -> ToolOutcome<Executed> {
+/// A block or unblock as the fleet's decision: written to the decisions bucket with this
+/// node's fencing token, refused unless it leads (the plan validated the address and
+/// refused a protected one first).
+async fn decide(fleet: &crate::cluster::fleet::Fleet, plan: &Plan, spec: &ContainSpec) -> ToolOutcome<Executed> {
     use crate::cluster::decisions::{BUCKET, Decision, MAX_DECISION_AGE, key};
     let Ok(ip) = plan.target.parse::<std::net::IpAddr>() else {
         return ToolOutcome::Denied(format!("`{}` is not an address", plan.target));
-    };
-    let decisions = match fleet.decisions().await {
-        Ok(d) => d,
-        Err(e) => return ToolOutcome::Failed(format!("the fleet's decisions cannot be reached: {e}")),
     };
     let now = chrono::Utc::now();
     let argv = vec!["publish".to_string(), BUCKET.to_string(), key(ip)];
     let done = if plan.kind == ActionKind::BlockIp {
         // No longer than the bucket keeps a decision (the element's own timeout in
         // each host's set ends it then).
-        let secs = ttl_secs.clamp(1, MAX_DECISION_AGE.as_secs());
+        let secs = spec.ttl_secs.clamp(1, MAX_DECISION_AGE.as_secs());
         let ttl = chrono::Duration::seconds(i64::try_from(secs).unwrap_or(1));
         let d = Decision {
             target: ip,
             expires_at: now + ttl,
-            incident: None,
+            incident: spec.incident,
             reason: format!("{} decided by {}", plan.kind, fleet.node()),
             origin: fleet.node().to_string(),
             decided_at: now,
+            fence: 0,
         };
-        decisions.block(&d).await.map(|rev| {
+        fleet.block(d.clone()).await.map(|rev| {
             (rev, format!("block of {ip} until {} published to the fleet's decisions (revision {rev}): each host's enforcer applies it and reports whether it is in force", d.expires_at.to_rfc3339()))
         })
     } else {
-        decisions.unblock(ip).await.map(|()| {
+        fleet.unblock(ip).await.map(|()| {
             (0, format!("unblock of {ip} published to the fleet's decisions: each host's enforcer removes it"))
         })
     };

@@ -21,6 +21,7 @@ use futures_util::StreamExt;
 use super::Protected;
 use crate::cluster::ClusterError;
 use crate::cluster::decisions::{Change, Decision, Decisions, Outcome, Report, Update};
+use crate::cluster::presence::{EnforcerInfo, HEARTBEAT, Presence};
 use crate::config::EnforceMode;
 use crate::tools::command;
 
@@ -32,6 +33,32 @@ pub struct Settings {
     /// The nftables table (inet) this enforcer owns.
     pub table: String,
     pub protected: std::sync::Arc<Protected>,
+    /// What it holds and did, for its presence in the cluster.
+    pub tally: std::sync::Arc<std::sync::Mutex<Tally>>,
+}
+
+/// What an enforcer holds and did since it started.
+#[derive(Debug, Default)]
+pub struct Tally {
+    in_force: std::collections::HashSet<IpAddr>,
+    applied: u64,
+    not_applied: u64,
+}
+
+impl Tally {
+    fn count(&mut self, ip: IpAddr, outcome: Outcome) {
+        match outcome {
+            Outcome::Applied | Outcome::AlreadyPresent => {
+                self.in_force.insert(ip);
+                self.applied += 1;
+            }
+            Outcome::Removed => {
+                self.in_force.remove(&ip);
+            }
+            Outcome::Observed => {}
+            Outcome::Refused | Outcome::Failed | Outcome::Ineffective | Outcome::Stale => self.not_applied += 1,
+        }
+    }
 }
 
 /// The enforcer's table: two sets with timeouts, and drop rules for them in chains
@@ -56,9 +83,34 @@ async fn nft(args: &[&str], stdin: Option<&str>) -> Result<(i32, String), String
     command::run(&argv, stdin).await.map_err(|e| e.to_string())
 }
 
+/// Says every ten seconds that this enforcer is alive, and what it holds.
+async fn heartbeat(presence: Presence, s: Settings) {
+    let started_at = Utc::now();
+    loop {
+        let info = {
+            let t = s.tally.lock().unwrap_or_else(|p| p.into_inner());
+            EnforcerInfo {
+                host: s.host.clone(),
+                mode: format!("{:?}", s.mode).to_lowercase(),
+                table: s.table.clone(),
+                started_at,
+                seen_at: Utc::now(),
+                in_force: t.in_force.len(),
+                applied: t.applied,
+                not_applied: t.not_applied,
+            }
+        };
+        if let Err(e) = presence.say(&info).await {
+            tracing::warn!(error = %e, "presence not written");
+        }
+        tokio::time::sleep(HEARTBEAT).await;
+    }
+}
+
 /// Watches the decisions and applies them, for as long as the process runs: a lost
 /// watch is set up again (and the state re-applied) after a pause.
-pub async fn run(decisions: Decisions, settings: Settings) {
+pub async fn run(decisions: Decisions, presence: Presence, settings: Settings) {
+    actix_rt::spawn(heartbeat(presence, settings.clone()));
     let mut delay = Duration::from_millis(200);
     loop {
         match session(&decisions, &settings).await {
@@ -77,49 +129,83 @@ async fn session(decisions: &Decisions, s: &Settings) -> Result<(), ClusterError
     {
         tracing::error!(table = %s.table, %why, "cannot set up the nftables table");
     }
+    // The newest leader's token: a decision written after it with an older one is stale.
+    let mut fence = crate::cluster::lease::current(decisions).await?.map_or(0, |(_, token)| token);
     let mut watch = std::pin::pin!(decisions.watch().await?);
-    let mut wanted: HashMap<IpAddr, (Decision, u64)> = HashMap::new();
+    let mut state = Wanted::default();
     let mut synced = decisions.live_keys().await? == 0;
     if synced {
-        resync(decisions, s, &wanted).await;
+        resync(decisions, s, &state).await;
     }
     while let Some(u) = watch.next().await {
         let Update { change, revision, pending } = u?;
+        let change = match change {
+            Change::Lease { holder, token } => {
+                if token > fence {
+                    tracing::info!(host = %s.host, leader = %holder, token, "a new leader");
+                }
+                fence = fence.max(token);
+                continue;
+            }
+            Change::Block(d) if d.fence < fence && revision > fence => {
+                if !synced {
+                    // Whatever stands for the target stays (the watch gives only the
+                    // key's last value).
+                    state.stale.insert(d.target.to_canonical());
+                }
+                let why = format!(
+                    "written by {} with fencing token {} after the lease passed on (token {fence}): ignored",
+                    d.origin, d.fence
+                );
+                report(decisions, s, (d.target, d.incident), revision, (Outcome::Stale, why)).await;
+                continue;
+            }
+            other => other,
+        };
         if synced {
             apply(decisions, s, change, revision).await;
             continue;
         }
         match change {
             Change::Block(d) => {
-                wanted.insert(d.target.to_canonical(), (d, revision));
+                state.blocks.insert(d.target.to_canonical(), (d, revision));
             }
             Change::Unblock(ip) => {
-                wanted.remove(&ip);
+                state.blocks.remove(&ip);
             }
             Change::Unreadable { key, why } => tracing::warn!(%key, %why, "a decision that cannot be read: ignored"),
+            Change::Lease { .. } => {}
         }
         if pending == 0 {
             synced = true;
-            resync(decisions, s, &wanted).await;
-            tracing::info!(host = %s.host, decisions = wanted.len(), "decisions in force re-applied");
-            wanted.clear();
+            resync(decisions, s, &state).await;
+            tracing::info!(host = %s.host, decisions = state.blocks.len(), "decisions in force re-applied");
+            state = Wanted::default();
         }
     }
     Ok(())
 }
 
+/// The state a re-sync brings the host to.
+#[derive(Default)]
+struct Wanted {
+    blocks: HashMap<IpAddr, (Decision, u64)>,
+    /// Targets whose last decision is stale: left as they are.
+    stale: std::collections::HashSet<IpAddr>,
+}
+
 /// The whole state: each wanted block applied, every element no decision asks for
 /// removed.
-async fn resync(decisions: &Decisions, s: &Settings, wanted: &HashMap<IpAddr, (Decision, u64)>) {
+async fn resync(decisions: &Decisions, s: &Settings, wanted: &Wanted) {
     if s.mode == EnforceMode::Enforce {
         for ip in elements(&s.table).await {
-            if !wanted.contains_key(&ip) {
+            if !wanted.blocks.contains_key(&ip) && !wanted.stale.contains(&ip) {
                 let outcome = remove(&s.table, ip).await;
                 report(decisions, s, (ip, None), 0, outcome).await;
             }
         }
     }
-    for (d, revision) in wanted.values() {
+    for (d, revision) in wanted.blocks.values() {
         apply(decisions, s, Change::Block(d.clone()), *revision).await;
     }
 }
@@ -136,6 +222,7 @@ async fn apply(decisions: &Decisions, s: &Settings, change: Change, revision: u6
             tracing::warn!(%key, %why, "a decision that cannot be read: ignored");
             return;
         }
+        Change::Lease { .. } => return,
     };
     report(decisions, s, about, revision, outcome).await;
 }
@@ -148,6 +235,7 @@ async fn report(
     (outcome, reason): (Outcome, String),
 ) {
     tracing::info!(host = %s.host, target = %ip, ?outcome, %reason, revision, "decision");
+    s.tally.lock().unwrap_or_else(|p| p.into_inner()).count(ip.to_canonical(), outcome);
     let r =
         Report { host: s.host.clone(), target: ip.to_string(), incident, revision, outcome, reason, at: Utc::now() };
     if let Err(e) = decisions.report(&r).await {
