@@ -281,6 +281,7 @@ enum AuditCommand {
 }
 
 fn main() {
+    warden::admin::tls::install_default_provider();
     let cli = Cli::parse();
     let code = match dispatch(cli) {
         Ok(code) => code,

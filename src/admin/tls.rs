@@ -30,6 +30,12 @@ pub enum TlsError {
     Setup(String),
 }
 
+/// Makes ring the process's TLS provider (clients that take the process default — the
+/// NATS client — would otherwise panic: two providers are compiled in). Once, at start.
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

@@ -67,7 +67,11 @@ impl Fleet {
         self.decisions
             .get_or_try_init(|| async {
                 let cluster = Cluster::connect(&self.cfg, &self.node, Duration::from_secs(10)).await?;
+                // Everything hosts use, made by the analysis node: hosts' credentials
+                // need not create anything.
+                cluster.logs_stream().await?;
                 cluster.findings_stream().await?;
+                cluster.presence().await?;
                 cluster.decisions().await
             })
             .await

@@ -113,10 +113,32 @@ impl Cluster {
     }
 
     /// The logs stream, created with the configured limits if absent, its limits brought
-    /// to the configuration if not.
+    /// to the configuration if not (analysis nodes own the stream's settings).
     pub async fn logs_stream(&self) -> Result<jetstream::stream::Stream, ClusterError> {
+        let want = self.logs_config();
+        let mut stream = self.js.get_or_create_stream(want.clone()).await.map_err(|e| self.logs_err(&e))?;
+        let info = stream.info().await.map_err(|e| self.logs_err(&e))?;
+        let have = &info.config;
+        if have.max_age != want.max_age
+            || have.max_bytes != want.max_bytes
+            || have.subjects != want.subjects
+            || have.allow_direct != want.allow_direct
+        {
+            tracing::info!(stream = %want.name, "bringing the logs stream's settings to the configuration");
+            self.js.update_stream(want).await.map_err(|e| self.logs_err(&e))?;
+        }
+        Ok(stream)
+    }
+
+    /// The logs stream as a shipping host reaches it: read as it is (created only if
+    /// absent and the host may), never changed — a host's credentials need no more.
+    pub async fn logs_stream_as_host(&self) -> Result<jetstream::stream::Stream, ClusterError> {
+        self.js.get_or_create_stream(self.logs_config()).await.map_err(|e| self.logs_err(&e))
+    }
+
+    fn logs_config(&self) -> jetstream::stream::Config {
         let c = &self.cfg;
-        let want = jetstream::stream::Config {
+        jetstream::stream::Config {
             name: c.logs_stream.clone(),
             subjects: vec![LOGS_SUBJECTS.to_string()],
             max_age: Duration::from_secs(c.logs_max_age_secs),
@@ -126,18 +148,16 @@ impl Cluster {
             // A batch published again within this window (a shipper that died between
             // JetStream's acknowledgement and its own checkpoint) is stored once.
             duplicate_window: Duration::from_secs(600),
+            // A host reads back its own last batch by subject
+            // (`$JS.API.DIRECT.GET.<stream>.warden.logs.<host>.…`: a permission that
+            // can be scoped to the host).
+            allow_direct: true,
             ..Default::default()
-        };
-        let err =
-            |e: &dyn std::fmt::Display| ClusterError::Stream { stream: c.logs_stream.clone(), error: e.to_string() };
-        let mut stream = self.js.get_or_create_stream(want.clone()).await.map_err(|e| err(&e))?;
-        let info = stream.info().await.map_err(|e| err(&e))?;
-        let have = &info.config;
-        if have.max_age != want.max_age || have.max_bytes != want.max_bytes || have.subjects != want.subjects {
-            tracing::info!(stream = %c.logs_stream, "bringing the logs stream's limits to the configuration");
-            self.js.update_stream(want).await.map_err(|e| err(&e))?;
         }
-        Ok(stream)
+    }
+
+    fn logs_err(&self, e: &dyn std::fmt::Display) -> ClusterError {
+        ClusterError::Stream { stream: self.cfg.logs_stream.clone(), error: e.to_string() }
     }
 
     /// A key-value bucket, created if absent. Its stream is made here as a bucket's

@@ -90,14 +90,14 @@ async fn publish(cluster: &Cluster, subject: &str, batch: &Shipped, id: &str) ->
 /// (its last shipped batch's) when that is ahead of the local one — the shipper died
 /// after JetStream took a batch and before its own commit. Returns the sources moved.
 pub async fn reconcile(cluster: &Cluster, host: &str, kb: &Kb, sources: &[String]) -> Result<usize, ClusterError> {
-    let stream = cluster.logs_stream().await?;
+    let stream = cluster.logs_stream_as_host().await?;
     let mut moved = 0;
     for source in sources {
         let subject = wire::subject(host, source);
-        let last = match stream.get_last_raw_message_by_subject(&subject).await {
+        let last = match stream.direct_get_last_for_subject(&subject).await {
             Ok(m) => m,
             // Nothing shipped yet (or expired from the stream): the local state stands.
-            Err(e) if e.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => continue,
+            Err(e) if e.kind() == async_nats::jetstream::stream::DirectGetErrorKind::NotFound => continue,
             Err(e) => {
                 return Err(ClusterError::Stream { stream: cluster.cfg.logs_stream.clone(), error: e.to_string() });
             }

@@ -10,6 +10,7 @@ mod definitions;
 mod enforce;
 mod fleet_enforce;
 mod fleet_nodes;
+mod fleet_security;
 mod fuzz_corpus;
 mod intel;
 mod journald;
