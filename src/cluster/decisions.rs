@@ -142,10 +142,10 @@ impl Decisions {
         }))
     }
 
-    /// How many decisions are in force (keys with a value).
+    /// How many decisions are in force (address keys with a value).
     pub async fn live_keys(&self) -> Result<usize, ClusterError> {
         let keys = self.store.keys().await.map_err(|e| self.err(&e))?;
-        Ok(keys.filter(|k| futures_util::future::ready(k.is_ok())).count().await)
+        Ok(keys.filter(|k| futures_util::future::ready(k.as_ref().is_ok_and(|k| target_of(k).is_some()))).count().await)
     }
 
     /// Every enforcer's reports, through the durable consumer `consumer`.

@@ -146,12 +146,16 @@ impl Fleet {
     /// The cluster as it stands.
     pub async fn status(&self) -> Result<FleetStatus, ClusterError> {
         let decisions = self.decisions().await?;
+        // Read before the lease: a node that took it meanwhile is not said to lead
+        // under its predecessor's token.
+        let mine = self.leadership.token();
         let lease = super::lease::current(decisions).await?;
         let nodes = super::lease::live_nodes(&decisions.cluster.nodes().await?).await?;
         let enforcers = super::presence::enforcers(&decisions.cluster).await?;
         Ok(FleetStatus {
             node: self.node.clone(),
-            leading: self.leadership.token().is_some(),
+            leading: mine.is_some()
+                && lease.as_ref().is_some_and(|(holder, token)| *holder == self.node && mine == Some(*token)),
             leader: lease.as_ref().map(|l| l.0.clone()),
             token: lease.map(|l| l.1),
             nodes,

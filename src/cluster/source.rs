@@ -141,7 +141,16 @@ async fn assign(shared: Arc<Shared>) {
             };
         }
         if let Some((stream, nodes)) = &session {
-            match owned(&shared, stream, nodes).await {
+            let owned = tokio::time::timeout(Duration::from_secs(10), owned(&shared, stream, nodes))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ClusterError::Consumer {
+                        consumer: "hosts and nodes".into(),
+                        error: "no answer within 10 s".into(),
+                    })
+                });
+            tracing::debug!(source = %shared.source, ?owned, "hosts this node reads");
+            match owned {
                 Ok(mine) => {
                     readers.retain(|host, task| {
                         let keep = mine.contains(host) && !task.is_finished();

@@ -13,26 +13,40 @@ use crate::support::*;
 pub struct Nats {
     child: Child,
     pub url: String,
+    pub port: u16,
 }
 
 impl Nats {
     /// `None` (the test says SKIPPED, or fails under CI) without `nats-server`.
     pub fn start(test: &str, dir: &Path) -> Option<Nats> {
+        Nats::start_with(test, dir, &[], &[])
+    }
+
+    /// With more arguments (a configuration, TLS, …) and environment. The server picks
+    /// its own free port and says which in its log (a port chosen here could be taken
+    /// by a parallel test's server before this one binds it).
+    pub fn start_with(test: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Option<Nats> {
         if Command::new("nats-server").arg("--version").output().is_err() {
             assert!(std::env::var_os("CI").is_none(), "CI must run {test}: `nats-server` is not installed");
             eprintln!("SKIPPED {test}: `nats-server` is not installed");
             return None;
         }
-        let port = free_port();
+        let log = dir.join("nats.log");
         let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .args(args)
+            .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
             .arg(dir.join("jetstream"))
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("nats.log")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start nats-server");
-        eventually(20, "nats-server accepting", || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
-        Some(Nats { child, url: format!("nats://127.0.0.1:{port}") })
+        let port: u16 = eventually(20, "nats-server listening", || {
+            let text = std::fs::read_to_string(&log).ok()?;
+            let at = text.find("Listening for client connections on 127.0.0.1:")?;
+            text[at..].split(':').nth(1)?.split_whitespace().next()?.parse().ok()
+        });
+        Some(Nats { child, url: format!("nats://127.0.0.1:{port}"), port })
     }
 
     pub fn cluster_toml(&self, node: &str) -> String {
@@ -117,6 +131,9 @@ fn without_crash(config: &Path) {
 
 impl Drop for Shipper {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- {} ---\n{}", self.log.display(), self.stderr());
+        }
         self.kill9();
     }
 }

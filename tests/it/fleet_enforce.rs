@@ -209,7 +209,7 @@ fn a_brute_force_shipped_from_one_host_is_blocked_on_every_host() {
         append(&log, &attack("203.0.113.90", 0));
         let mut ship = Shipper::configure(tmp.path(), &nats, "web-1", &log);
         ship.spawn();
-        let central = central_with(tmp.path(), &nats, "[response]\nmode = \"enforce\"\n");
+        let mut central = central_with(tmp.path(), &nats, "[response]\nmode = \"enforce\"\n");
         eventually(60, "the address in both hosts' sets", || {
             (set_of("t_a").contains("203.0.113.90") && set_of("t_b").contains("203.0.113.90")).then_some(())
         });
@@ -237,6 +237,21 @@ fn a_brute_force_shipped_from_one_host_is_blocked_on_every_host() {
         );
         assert!(block["output"].as_str().unwrap().contains("published to the fleet"), "{block:#}");
         assert_eq!(inc["status"], "contained", "{inc:#}");
+
+        // The central node killed while the host keeps logging: the attack logged
+        // meanwhile is found and enforced after the restart, nothing is filed twice.
+        central.kill9();
+        append(&log, &attack("203.0.113.91", 30));
+        central.spawn();
+        eventually(60, "the new address in both hosts' sets", || {
+            (set_of("t_a").contains("203.0.113.91") && set_of("t_b").contains("203.0.113.91")).then_some(())
+        });
+        let incidents = central.incidents();
+        for ip in ["203.0.113.90", "203.0.113.91"] {
+            let of_ip =
+                incidents.iter().filter(|i| i["entities"].as_array().is_some_and(|e| e.iter().any(|x| x == ip)));
+            assert_eq!(of_ip.count(), 1, "one incident for {ip}: {incidents:#?}");
+        }
         for e in &mut enforcers {
             let _ = e.kill();
             let _ = e.wait();

@@ -98,7 +98,7 @@ fn the_standby_takes_over_and_a_replaced_leaders_decision_is_ignored() {
     let killed = Instant::now();
     let new = eventually(30, "n2 leading", || leading(&n2));
     eprintln!("{TEST}: n2 took over {:.1} s after n1's kill -9", killed.elapsed().as_secs_f64());
-    assert!(new > old, "a newer fencing token: {old} then {new}");
+    assert!(new > old, "a newer fencing token: {old} then {new}: {:#}", cluster_status(&n2));
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {

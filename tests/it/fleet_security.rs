@@ -12,48 +12,14 @@ use warden::cluster::Cluster;
 use warden::cluster::decisions::{Decision, Report};
 use warden::config::ClusterConfig;
 
+use crate::cluster::Nats;
 use crate::support::*;
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
 }
 
-/// A `nats-server` with `args` (and `-js` with its store in `dir`) on a free port;
-/// `None` (SKIPPED, or a failure under CI) without one.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(test: &str, dir: &Path, args: &[&str]) -> Option<Server> {
-        if Command::new("nats-server").arg("--version").output().is_err() {
-            assert!(std::env::var_os("CI").is_none(), "CI must run {test}: `nats-server` is not installed");
-            eprintln!("SKIPPED {test}: `nats-server` is not installed");
-            return None;
-        }
-        let port = free_port();
-        let child = Command::new("nats-server")
-            .args(args)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.join("jetstream"))
-            .env("WARDEN_NODE_PASSWORD", "node-secret")
-            .env("WARDEN_WEB1_PASSWORD", "web1-secret")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("nats.log")).unwrap())
-            .spawn()
-            .expect("start nats-server");
-        eventually(20, "nats-server accepting", || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
-        Some(Server { child, port })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+const SERVER_ENV: [(&str, &str); 1] = [("WARDEN_WEB1_PASSWORD", "web1-secret")];
 
 fn cluster_cfg(toml_text: &str) -> ClusterConfig {
     toml::from_str(toml_text).unwrap()
@@ -106,7 +72,9 @@ fn a_hosts_credentials_ship_its_logs_and_read_decisions_only() {
     const TEST: &str = "a_hosts_credentials_ship_its_logs_and_read_decisions_only";
     let tmp = tempfile::tempdir().unwrap();
     let conf = fixture("nats/scoped.conf");
-    let Some(server) = Server::start(TEST, tmp.path(), &["-c", conf.to_str().unwrap()]) else { return };
+    let Some(server) = Nats::start_with(TEST, tmp.path(), &["-c", conf.to_str().unwrap()], &SERVER_ENV) else {
+        return;
+    };
     let url = format!("nats://127.0.0.1:{}", server.port);
     let host_cluster = format!("[cluster]\nnats_url = \"{url}\"\nuser = \"web1\"\npassword_env = \"WEB1_PASSWORD\"\n");
     let log = tmp.path().join("auth.log");
@@ -202,7 +170,7 @@ fn a_token_over_tls_ships_and_a_wrong_token_does_not() {
     let (ca, cert, key) = (fixture("nats/ca.crt"), fixture("nats/server.crt"), fixture("nats/server.key"));
     let args =
         ["--auth", "fleet-token", "--tls", "--tlscert", cert.to_str().unwrap(), "--tlskey", key.to_str().unwrap()];
-    let Some(server) = Server::start(TEST, tmp.path(), &args) else { return };
+    let Some(server) = Nats::start_with(TEST, tmp.path(), &args, &[]) else { return };
     let url = format!("tls://127.0.0.1:{}", server.port);
     let cluster = |var: &str| format!("[cluster]\nnats_url = \"{url}\"\ntoken_env = \"{var}\"\ntls_ca = {ca:?}\n");
     // As `warden` does at start (two TLS providers are compiled in).
