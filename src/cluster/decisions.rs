@@ -97,22 +97,10 @@ pub struct Decisions {
 impl Cluster {
     /// The decisions bucket and the enforcers' reports stream, created if absent.
     pub async fn decisions(&self) -> Result<Decisions, ClusterError> {
-        use async_nats::jetstream::stream;
         let store = self.bucket(BUCKET, 5, MAX_DECISION_AGE).await?;
-        // Enforcers' reports are kept (a week, 1 GiB at most) until the deciding node has
-        // stored them: one that was down, or subscribed late, misses none.
-        self.js
-            .get_or_create_stream(stream::Config {
-                name: REPORTS_STREAM.into(),
-                subjects: vec!["warden.enforcement.>".into()],
-                max_age: Duration::from_secs(7 * 86_400),
-                max_bytes: 1 << 30,
-                storage: stream::StorageType::File,
-                num_replicas: self.cfg.replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ClusterError::Stream { stream: REPORTS_STREAM.into(), error: e.to_string() })?;
+        // Enforcers' reports are kept until the deciding node has stored them: one that
+        // was down, or subscribed late, misses none.
+        self.week_stream(REPORTS_STREAM, "warden.enforcement.>").await?;
         Ok(Decisions { store, cluster: self.clone() })
     }
 }

@@ -166,23 +166,9 @@ impl Fleet {
 }
 
 impl Cluster {
-    /// The findings stream, created if absent (a week, 1 GiB at most; a finding relayed
-    /// twice within ten minutes is stored once).
+    /// The findings stream, created if absent (a finding relayed twice within ten
+    /// minutes is stored once).
     pub async fn findings_stream(&self) -> Result<(), ClusterError> {
-        use async_nats::jetstream::stream;
-        self.js
-            .get_or_create_stream(stream::Config {
-                name: FINDINGS_STREAM.into(),
-                subjects: vec!["warden.findings.>".into()],
-                max_age: Duration::from_secs(7 * 86_400),
-                max_bytes: 1 << 30,
-                storage: stream::StorageType::File,
-                num_replicas: self.cfg.replicas,
-                duplicate_window: Duration::from_secs(600),
-                ..Default::default()
-            })
-            .await
-            .map(|_| ())
-            .map_err(|e| ClusterError::Stream { stream: FINDINGS_STREAM.into(), error: e.to_string() })
+        self.week_stream(FINDINGS_STREAM, "warden.findings.>").await
     }
 }

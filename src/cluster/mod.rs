@@ -160,6 +160,26 @@ impl Cluster {
         ClusterError::Stream { stream: self.cfg.logs_stream.clone(), error: e.to_string() }
     }
 
+    /// A stream of `subjects` kept a week (1 GiB at most), created if absent; a message
+    /// published again with the same id within ten minutes is stored once.
+    async fn week_stream(&self, name: &str, subjects: &str) -> Result<(), ClusterError> {
+        use async_nats::jetstream::stream;
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: name.into(),
+                subjects: vec![subjects.into()],
+                max_age: Duration::from_secs(7 * 86_400),
+                max_bytes: 1 << 30,
+                storage: stream::StorageType::File,
+                num_replicas: self.cfg.replicas,
+                duplicate_window: Duration::from_secs(600),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| ClusterError::Stream { stream: name.into(), error: e.to_string() })
+    }
+
     /// A key-value bucket, created if absent. Its stream is made here as a bucket's
     /// (ADR-8: `KV_<bucket>`, `$KV.<bucket>.>`, roll-ups, direct gets): the client's own
     /// bucket creation first reads the account's information, which it cannot parse

@@ -57,12 +57,13 @@ fn nft(args: &[&str]) {
 }
 
 fn enforcer(dir: &Path, nats: &Nats, host: &str) -> Child {
+    enforcer_with(dir, nats, host, &format!("mode = \"enforce\"\ntable = \"t_{host}\"\n"))
+}
+
+/// `warden enforce` as `host`, with more of `[enforce]`.
+pub fn enforcer_with(dir: &Path, nats: &Nats, host: &str, enforce: &str) -> Child {
     let config = dir.join(format!("{host}.toml"));
-    std::fs::write(
-        &config,
-        format!("{}[enforce]\nhost = \"{host}\"\nmode = \"enforce\"\ntable = \"t_{host}\"\n", nats.cluster_toml(host)),
-    )
-    .unwrap();
+    std::fs::write(&config, format!("{}[enforce]\nhost = \"{host}\"\n{enforce}", nats.cluster_toml(host))).unwrap();
     let log = std::fs::File::create(dir.join(format!("{host}.stderr"))).unwrap();
     Command::new(BIN)
         .arg("enforce")

@@ -6,7 +6,7 @@
 //! the move is still seen — once.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -14,6 +14,7 @@ use warden::cluster::Cluster;
 use warden::cluster::decisions::{Decision, Report};
 
 use crate::cluster::{Nats, Shipper, analysis_node, attack, brute_force};
+use crate::fleet_enforce::enforcer_with;
 use crate::support::*;
 
 /// The node's view of the cluster (`warden status`'s `cluster`).
@@ -26,21 +27,6 @@ fn cluster_status(d: &Daemon) -> serde_json::Value {
 fn leading(d: &Daemon) -> Option<u64> {
     let c = cluster_status(d);
     (c["leading"] == true).then(|| c["token"].as_u64()).flatten()
-}
-
-fn observer(dir: &Path, nats: &Nats, host: &str) -> Child {
-    let config = dir.join(format!("{host}.toml"));
-    std::fs::write(&config, format!("{}[enforce]\nhost = \"{host}\"\n", nats.cluster_toml(host))).unwrap();
-    Command::new(BIN)
-        .arg("enforce")
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join(format!("{host}.stderr"))).unwrap())
-        .spawn()
-        .expect("start warden enforce")
 }
 
 fn decision(ip: &str, fence: u64) -> Decision {
@@ -83,7 +69,7 @@ fn the_standby_takes_over_and_a_replaced_leaders_decision_is_ignored() {
     let mut n1 = analysis_node(tmp.path(), &nats, "n1", "");
     let old = eventually(30, "n1 leading", || leading(&n1));
     let n2 = analysis_node(tmp.path(), &nats, "n2", "");
-    let mut enforcer = observer(tmp.path(), &nats, "e1");
+    let mut enforcer = enforcer_with(tmp.path(), &nats, "e1", "");
     let status = eventually(30, "both nodes and the enforcer in n2's status", || {
         let c = cluster_status(&n2);
         let nodes = c["nodes"].as_array()?.iter().filter_map(|n| n["node"].as_str()).collect::<Vec<_>>().join(",");
