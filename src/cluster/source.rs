@@ -165,8 +165,13 @@ async fn assign(shared: Arc<Shared>) {
                     for host in mine {
                         if let std::collections::hash_map::Entry::Vacant(slot) = readers.entry(host.clone()) {
                             tracing::info!(source = %shared.source, %host, node = %shared.node, "reading the host's logs");
-                            let r =
-                                HostReader { shared: shared.clone(), host, builders: HashMap::new(), lines_total: 0 };
+                            let r = HostReader {
+                                shared: shared.clone(),
+                                host,
+                                stream: stream.clone(),
+                                builders: HashMap::new(),
+                                lines_total: 0,
+                            };
                             slot.insert(actix_rt::spawn(r.run()));
                         }
                     }
@@ -224,6 +229,8 @@ async fn owned(
 struct HostReader {
     shared: Arc<Shared>,
     host: String,
+    /// The logs stream, through the node's one connection (which reconnects by itself).
+    stream: async_nats::jetstream::stream::Stream,
     /// A batch builder (its parser) per logs subject of the host.
     builders: HashMap<String, BatchBuilder>,
     lines_total: u64,
@@ -257,8 +264,7 @@ impl HostReader {
         let sh = self.shared.clone();
         let Some(filter) = host_filter(&sh.subject, &self.host) else { return Ok(()) };
         let durable = format!("warden-{}-{}", subject_token(&sh.source), self.host);
-        let cluster = Cluster::connect(&sh.cluster, &sh.node, Duration::from_secs(30)).await?;
-        let stream = cluster.logs_stream().await?;
+        let stream = self.stream.clone();
         let err =
             |e: &dyn std::fmt::Display| ClusterError::Consumer { consumer: durable.clone(), error: e.to_string() };
         let mut consumer: PullConsumer = stream
@@ -420,5 +426,45 @@ impl HostReader {
             },
             _ = progress => unreachable!("the progress loop never ends"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn every_node_gets_a_share_and_a_dead_nodes_hosts_alone_move() {
+        let three = names(&["n1", "n2", "n3"]);
+        let hosts: Vec<String> = (0..300).map(|i| format!("web{i}")).collect();
+        let owners: Vec<&str> = hosts.iter().map(|h| owner(&three, h).unwrap()).collect();
+        for n in ["n1", "n2", "n3"] {
+            let share = owners.iter().filter(|o| **o == n).count();
+            assert!((60..=140).contains(&share), "{n} owns {share} of 300");
+        }
+        // n2 dies: its hosts go to the others, no other host moves.
+        let two = names(&["n1", "n3"]);
+        for (h, before) in hosts.iter().zip(&owners) {
+            let after = owner(&two, h).unwrap();
+            if *before != "n2" {
+                assert_eq!(after, *before, "{h} moved");
+            }
+        }
+        // The order the nodes are listed in does not matter.
+        let shuffled = names(&["n3", "n1", "n2"]);
+        assert!(hosts.iter().all(|h| owner(&three, h) == owner(&shuffled, h)));
+        assert_eq!(owner(&[], "web1"), None);
+    }
+
+    #[test]
+    fn a_hosts_subject_within_the_sources() {
+        assert_eq!(host_filter("warden.logs.>", "web1").as_deref(), Some("warden.logs.web1.>"));
+        assert_eq!(host_filter("warden.logs.*.nginx", "web1").as_deref(), Some("warden.logs.web1.nginx"));
+        assert_eq!(host_filter("warden.logs.web1.>", "web1").as_deref(), Some("warden.logs.web1.>"));
+        assert_eq!(host_filter("warden.logs.web2.>", "web1"), None);
     }
 }
