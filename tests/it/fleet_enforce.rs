@@ -238,6 +238,24 @@ fn a_brute_force_shipped_from_one_host_is_blocked_on_every_host() {
         );
         assert!(block["output"].as_str().unwrap().contains("published to the fleet"), "{block:#}");
         assert_eq!(inc["status"], "contained", "{inc:#}");
+        // `warden status`: the leader, and each enforcer with the block in force.
+        let cluster = eventually(30, "both enforcers holding the block in the status", || {
+            let out = central.cli(&["status"]);
+            let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let c = status["cluster"].clone();
+            let held = c["enforcers"]
+                .as_array()?
+                .iter()
+                .filter(|e| e["in_force"] == 1 && e["applied"].as_u64() >= Some(1))
+                .count();
+            (held == 2).then_some(c)
+        });
+        assert_eq!(
+            (cluster["leader"].as_str(), cluster["leading"].as_bool()),
+            (Some("central"), Some(true)),
+            "{cluster:#}"
+        );
+        assert_eq!(cluster["decisions"], 1, "{cluster:#}");
 
         // The central node killed while the host keeps logging: the attack logged
         // meanwhile is found and enforced after the restart, nothing is filed twice.

@@ -34,18 +34,31 @@ pub struct Settings {
     pub table: String,
     pub protected: std::sync::Arc<Protected>,
     /// What it holds and did, for its presence in the cluster.
-    pub tally: std::sync::Arc<std::sync::Mutex<Tally>>,
+    pub tally: std::sync::Arc<Tally>,
 }
 
-/// What an enforcer holds and did since it started.
+/// What an enforcer holds and did since it started; a change wakes its presence.
 #[derive(Debug, Default)]
 pub struct Tally {
+    counts: std::sync::Mutex<Counts>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
     in_force: std::collections::HashSet<IpAddr>,
     applied: u64,
     not_applied: u64,
 }
 
 impl Tally {
+    fn count(&self, ip: IpAddr, outcome: Outcome) {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner()).count(ip, outcome);
+        self.changed.notify_one();
+    }
+}
+
+impl Counts {
     fn count(&mut self, ip: IpAddr, outcome: Outcome) {
         match outcome {
             Outcome::Applied | Outcome::AlreadyPresent => {
@@ -83,12 +96,13 @@ async fn nft(args: &[&str], stdin: Option<&str>) -> Result<(i32, String), String
     command::run(&argv, stdin).await.map_err(|e| e.to_string())
 }
 
-/// Says every ten seconds that this enforcer is alive, and what it holds.
+/// Says that this enforcer is alive, and what it holds: every ten seconds, and soon
+/// after each change.
 async fn heartbeat(presence: Presence, s: Settings) {
     let started_at = Utc::now();
     loop {
         let info = {
-            let t = s.tally.lock().unwrap_or_else(|p| p.into_inner());
+            let t = s.tally.counts.lock().unwrap_or_else(|p| p.into_inner());
             EnforcerInfo {
                 host: s.host.clone(),
                 mode: format!("{:?}", s.mode).to_lowercase(),
@@ -103,7 +117,7 @@ async fn heartbeat(presence: Presence, s: Settings) {
         if let Err(e) = presence.say(&info).await {
             tracing::warn!(error = %e, "presence not written");
         }
-        tokio::time::sleep(HEARTBEAT).await;
+        let _ = tokio::time::timeout(HEARTBEAT, s.tally.changed.notified()).await;
     }
 }
 
@@ -235,7 +249,7 @@ async fn report(
     (outcome, reason): (Outcome, String),
 ) {
     tracing::info!(host = %s.host, target = %ip, ?outcome, %reason, revision, "decision");
-    s.tally.lock().unwrap_or_else(|p| p.into_inner()).count(ip.to_canonical(), outcome);
+    s.tally.count(ip.to_canonical(), outcome);
     let r =
         Report { host: s.host.clone(), target: ip.to_string(), incident, revision, outcome, reason, at: Utc::now() };
     if let Err(e) = decisions.report(&r).await {
