@@ -33,6 +33,7 @@ const OWNERS: &[(&str, &[&str])] = &[
     ("rustls", &["admin/tls.rs"]),
     ("libc", &["cli/memory.rs"]),
     ("async_nats", &["cluster/"]),
+    ("hashbrown", &["tools/detection/tracked.rs"]),
 ];
 
 fn src() -> PathBuf {

@@ -64,11 +64,15 @@ impl StateKey for uuid::Uuid {
     }
 }
 
+/// A tracked table's map: hashbrown's, for `entry_ref` (one lookup, the key cloned only
+/// when it is new), keyed like [`FastMap`].
+pub type TableMap<K, V> = hashbrown::HashMap<K, V, ahash::RandomState>;
+
 /// A map of per-key state that remembers which keys changed (unless told that nothing
 /// stores them: see [`Tracked::untracked`]).
 #[derive(Debug, Clone)]
 pub struct Tracked<K, T> {
-    pub map: FastMap<K, T>,
+    pub map: TableMap<K, T>,
     dirty: FastSet<K>,
     removed: FastSet<K>,
     /// Keys held at most ([`MAX_KEYS`] unless set).
@@ -82,7 +86,7 @@ pub struct Tracked<K, T> {
 impl<K, T> Default for Tracked<K, T> {
     fn default() -> Self {
         Tracked {
-            map: FastMap::default(),
+            map: TableMap::default(),
             dirty: FastSet::default(),
             removed: FastSet::default(),
             cap: MAX_KEYS,
@@ -105,14 +109,18 @@ impl<K: StateKey, T: Default + Serialize + serde::de::DeserializeOwned + Recency
     /// `evicted`.
     pub fn entry(&mut self, key: &K, evicted: &mut u64, gone: impl FnMut(K, T)) -> Option<(&mut T, bool)> {
         self.mark(key);
-        if self.map.contains_key(key) {
-            return self.map.get_mut(key).map(|v| (v, false));
+        if self.map.len() >= self.cap.max(1) && !self.map.contains_key(key) {
+            *evicted += self.room_for_new(gone);
         }
-        *evicted += self.room_for_new(gone);
-        if self.tracking {
-            self.removed.remove(key);
+        match self.map.entry_ref(key) {
+            hashbrown::hash_map::EntryRef::Occupied(o) => Some((o.into_mut(), false)),
+            hashbrown::hash_map::EntryRef::Vacant(v) => {
+                if self.tracking {
+                    self.removed.remove(key);
+                }
+                Some((v.insert(T::default()), true))
+            }
         }
-        Some((self.map.entry(key.clone()).or_default(), true))
     }
 
     /// Stops remembering changes (state nothing stores, as a replay's): `take_delta`
