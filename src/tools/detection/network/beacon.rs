@@ -49,19 +49,17 @@ impl Prevalence {
     }
 
     pub(super) fn remove(&mut self, k: &PairKey) {
-        let dest = dest_digest(k);
-        if let Some(n) = self.clients_of.get_mut(&dest) {
-            *n -= 1;
-            if *n == 0 {
-                self.clients_of.remove(&dest);
+        fn less<K: std::hash::Hash + Eq>(map: &mut FastMap<K, u32>, key: K) {
+            // One lookup: the entry found is decremented, and removed at zero.
+            if let std::collections::hash_map::Entry::Occupied(mut o) = map.entry(key) {
+                *o.get_mut() -= 1;
+                if *o.get() == 0 {
+                    o.remove();
+                }
             }
         }
-        if let Some(n) = self.clients.get_mut(&k.0) {
-            *n -= 1;
-            if *n == 0 {
-                self.clients.remove(&k.0);
-            }
-        }
+        less(&mut self.clients_of, dest_digest(k));
+        less(&mut self.clients, k.0);
     }
 
     pub(super) fn rebuild<'a>(&mut self, keys: impl Iterator<Item = &'a PairKey>) {
