@@ -110,15 +110,20 @@ pub async fn lead(fleet: Arc<Fleet>, supervisor: Addr<Supervisor>) {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         };
-        tokio::select! {
-            r = async { tokio::try_join!(findings, reports) } => {
-                if let Err(e) = r {
-                    tracing::warn!(error = %e, "the leader's consumers are unavailable; trying again");
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+        // Either consumer ending (a lost connection, a deleted consumer) sets both up
+        // again: what was not acknowledged comes again.
+        let ended = tokio::select! {
+            r = findings => r,
+            r = reports => r,
+            () = lost => {
+                tracing::warn!(node = %fleet.node(), "no longer leading: the fleet's findings are left to the leader");
+                continue;
             }
-            () = lost => tracing::warn!(node = %fleet.node(), "no longer leading: the fleet's findings are left to the leader"),
+        };
+        if let Err(e) = ended {
+            tracing::warn!(error = %e, "the leader's consumers are unavailable; trying again");
         }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
