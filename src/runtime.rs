@@ -148,19 +148,20 @@ impl Runtime {
                 })
                 .collect(),
         });
-        let (kb_relay, routes) = (env.kb.clone(), env.routes.clone());
-        let supervisor = match &fleet {
-            None => Supervisor::new(defs, env).start(),
-            Some(fleet) => {
+        let kb_relay = env.kb.clone();
+        let relayed = env.routes.default_handler(crate::messages::PayloadKind::Detection).map(str::to_string);
+        let supervisor = match (&fleet, relayed) {
+            (Some(fleet), Some(relayed)) => {
                 // Findings go to the leader; the lease says who leads.
                 let wake = Arc::new(tokio::sync::Notify::new());
-                let supervisor = Supervisor::new(defs, env).relaying(wake.clone()).start();
+                let supervisor = Supervisor::new(defs, env).relaying(relayed.clone(), wake.clone()).start();
                 let analyses = cfg.sources.iter().any(|s| s.kind == SourceKind::Nats);
-                actix_rt::spawn(crate::cluster::lease::hold(fleet.config().clone(), analyses, fleet.leadership()));
-                actix_rt::spawn(crate::supervisor::fleet::relay(fleet.clone(), kb_relay, routes, wake));
+                actix_rt::spawn(crate::cluster::lease::hold(fleet.clone(), analyses));
+                actix_rt::spawn(crate::supervisor::fleet::relay(fleet.clone(), kb_relay, relayed, wake));
                 actix_rt::spawn(crate::supervisor::fleet::lead(fleet.clone(), supervisor.clone()));
                 supervisor
             }
+            _ => Supervisor::new(defs, env).start(),
         };
         let detector_state_key = defs
             .agents

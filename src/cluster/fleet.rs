@@ -33,7 +33,14 @@ pub struct Fleet {
     cfg: ClusterConfig,
     node: String,
     leadership: Arc<Leadership>,
-    decisions: tokio::sync::OnceCell<Decisions>,
+    connected: tokio::sync::OnceCell<Connected>,
+}
+
+/// The node's one connection and the buckets it uses, made once.
+pub(super) struct Connected {
+    pub(super) decisions: Decisions,
+    pub(super) nodes: async_nats::jetstream::kv::Store,
+    presence: super::presence::Presence,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -45,7 +52,7 @@ impl std::fmt::Debug for Fleet {
 impl Fleet {
     pub fn new(cfg: ClusterConfig) -> Fleet {
         let node = cfg.node_name();
-        Fleet { cfg, node, leadership: Arc::default(), decisions: tokio::sync::OnceCell::new() }
+        Fleet { cfg, node, leadership: Arc::default(), connected: tokio::sync::OnceCell::new() }
     }
 
     /// This node's name.
@@ -62,19 +69,28 @@ impl Fleet {
         self.leadership.clone()
     }
 
-    /// The decisions bucket (and the connection), made the first time (within ten seconds).
-    pub async fn decisions(&self) -> Result<&Decisions, ClusterError> {
-        self.decisions
+    /// The connection and its buckets, made the first time (within ten seconds; a
+    /// failure is tried again at the next use).
+    pub(super) async fn connected(&self) -> Result<&Connected, ClusterError> {
+        self.connected
             .get_or_try_init(|| async {
                 let cluster = Cluster::connect(&self.cfg, &self.node, Duration::from_secs(10)).await?;
                 // Everything hosts use, made by the analysis node: hosts' credentials
                 // need not create anything.
                 cluster.logs_stream().await?;
                 cluster.findings_stream().await?;
-                cluster.presence().await?;
-                cluster.decisions().await
+                Ok(Connected {
+                    presence: cluster.presence().await?,
+                    nodes: cluster.nodes().await?,
+                    decisions: cluster.decisions().await?,
+                })
             })
             .await
+    }
+
+    /// The decisions bucket.
+    pub async fn decisions(&self) -> Result<&Decisions, ClusterError> {
+        Ok(&self.connected().await?.decisions)
     }
 
     /// Writes a block for the fleet, with this node's fencing token; refused unless this
@@ -109,7 +125,7 @@ impl Fleet {
         cluster.publish_acked(format!("warden.findings.{}", self.node), headers, body).await
     }
 
-    /// The fleet's findings, for the leader: each envelope marked as come from the fleet.
+    /// The fleet's findings, for the leader.
     pub async fn findings(
         &self,
     ) -> Result<impl futures_util::Stream<Item = Result<Delivery<Envelope>, ClusterError>> + use<>, ClusterError> {
@@ -145,13 +161,13 @@ pub struct FleetStatus {
 impl Fleet {
     /// The cluster as it stands.
     pub async fn status(&self) -> Result<FleetStatus, ClusterError> {
-        let decisions = self.decisions().await?;
+        let c = self.connected().await?;
         // Read before the lease: a node that took it meanwhile is not said to lead
         // under its predecessor's token.
         let mine = self.leadership.token();
-        let lease = super::lease::current(decisions).await?;
-        let nodes = super::lease::live_nodes(&decisions.cluster.nodes().await?).await?;
-        let enforcers = super::presence::enforcers(&decisions.cluster).await?;
+        let lease = super::lease::current(&c.decisions).await?;
+        let nodes = super::lease::live_nodes(&c.nodes).await?;
+        let enforcers = c.presence.enforcers().await?;
         Ok(FleetStatus {
             node: self.node.clone(),
             leading: mine.is_some()
@@ -160,7 +176,7 @@ impl Fleet {
             token: lease.map(|l| l.1),
             nodes,
             enforcers,
-            decisions: decisions.live_keys().await?,
+            decisions: c.decisions.live_keys().await?,
         })
     }
 }

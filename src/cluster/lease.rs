@@ -25,7 +25,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Cluster, ClusterError};
-use crate::config::ClusterConfig;
 
 /// The lease's key in the decisions bucket.
 pub const LEASE_KEY: &str = "lease";
@@ -111,41 +110,44 @@ pub async fn live_nodes(nodes: &kv::Store) -> Result<Vec<NodeInfo>, ClusterError
 }
 
 /// Keeps this node in the nodes bucket and competes for the lease, for as long as the
-/// process runs (a lost connection is made again).
-pub async fn hold(cfg: ClusterConfig, analyses: bool, leadership: Arc<Leadership>) {
-    let node = cfg.node_name();
-    let lease = Duration::from_secs(cfg.lease_secs);
+/// process runs, through the node's connection (made again while it cannot be).
+pub async fn hold(fleet: Arc<super::fleet::Fleet>, analyses: bool) {
     let started_at = Utc::now();
     loop {
-        let session = async {
-            let cluster = Cluster::connect(&cfg, &node, Duration::from_secs(10)).await?;
-            let decisions = cluster.decisions().await?;
-            let nodes = cluster.nodes().await?;
-            let mut c = Contender { node: node.clone(), lease, seen: None, mine: None };
-            let mut tick = tokio::time::interval(lease / 3);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let step = c.step(&decisions.store, &leadership).await;
-                let info = NodeInfo {
-                    node: node.clone(),
-                    started_at,
-                    seen_at: Utc::now(),
-                    leader: c.mine.is_some(),
-                    analyses,
-                };
-                let body = serde_json::to_vec(&info).unwrap_or_default();
-                let put = nodes.put(&node, body.into()).await;
-                step?;
-                put.map_err(|e| ClusterError::Stream { stream: NODES_BUCKET.into(), error: e.to_string() })?;
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), ClusterError>(())
-        };
-        if let Err(e) = session.await {
-            tracing::warn!(%node, error = %e, "leadership: cluster unreachable; trying again");
-        }
+        let Err(e) = session(&fleet, analyses, started_at).await;
+        tracing::warn!(node = %fleet.node(), error = %e, "leadership: cluster unreachable; trying again");
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Renews this node's presence and takes a step for the lease every third of the lease,
+/// until the cluster fails to answer.
+async fn session(
+    fleet: &super::fleet::Fleet,
+    analyses: bool,
+    started_at: DateTime<Utc>,
+) -> Result<std::convert::Infallible, ClusterError> {
+    let c = fleet.connected().await?;
+    let node = fleet.node().to_string();
+    let lease = Duration::from_secs(fleet.config().lease_secs);
+    let leadership = fleet.leadership();
+    let mut contender = Contender { node: node.clone(), lease, seen: None, mine: None };
+    let mut tick = tokio::time::interval(lease / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let step = contender.step(&c.decisions.store, &leadership).await;
+        let info = NodeInfo {
+            node: node.clone(),
+            started_at,
+            seen_at: Utc::now(),
+            leader: contender.mine.is_some(),
+            analyses,
+        };
+        let body = serde_json::to_vec(&info).unwrap_or_default();
+        let put = c.nodes.put(&node, body.into()).await;
+        step?;
+        put.map_err(|e| ClusterError::Stream { stream: NODES_BUCKET.into(), error: e.to_string() })?;
     }
 }
 

@@ -54,7 +54,9 @@ impl Presence {
     }
 }
 
-/// Every enforcer seen within the week, by host.
-pub async fn enforcers(cluster: &Cluster) -> Result<Vec<EnforcerInfo>, ClusterError> {
-    super::values(&cluster.presence().await?.store, ENFORCERS_BUCKET).await
+impl Presence {
+    /// Every enforcer seen within the week, by host.
+    pub async fn enforcers(&self) -> Result<Vec<EnforcerInfo>, ClusterError> {
+        super::values(&self.store, ENFORCERS_BUCKET).await
+    }
 }

@@ -7,10 +7,12 @@
 //! kept by the server, so a new owner goes on where the old one stopped.
 //!
 //! Detector windows live in the memory (and the knowledge base) of the node that reads
-//! the host. A new owner first reads the host's last `[cluster] warmup_secs` of logs
-//! again (up to where the previous owner had acknowledged), so its windows hold what the
+//! the host. When another node acknowledged past this node's checkpoint for the host
+//! (the host moved here), it first reads the host's last `[cluster] warmup_secs` of logs
+//! again, up to where the previous owner had acknowledged, so its windows hold what the
 //! old owner's held: an attack that spans the move is seen whole, and the findings the
-//! old owner already made come out with the same ids (stored once by the leader).
+//! old owner already made come out with the same ids (stored once by the leader). A node
+//! restarting on its own hosts reads nothing again.
 //!
 //! Per host, it emits each shipped batch as a `LogBatch` whose events carry the shipping
 //! host (whatever host a line claims), with the stream sequence as the batch's sequence
@@ -285,8 +287,13 @@ impl HostReader {
             )
             .await
             .map_err(|e| err(&e))?;
+        // Another node acknowledged past what this one applied: the host moved here.
         let floor = consumer.info().await.map_err(|e| err(&e))?.ack_floor.stream_sequence;
-        if floor > 0 && sh.cluster.warmup_secs > 0 && self.warm_up(&stream, &filter, floor).await.is_err() {
+        let applied = stored_checkpoint(&sh.kb, &self.key()).await.map_or(0, |c| c.seq);
+        if floor > applied
+            && sh.cluster.warmup_secs > 0
+            && self.warm_up(&stream, &filter, applied, floor).await.is_err()
+        {
             return Ok(());
         }
         let mut messages = consumer.messages().await.map_err(|e| err(&e))?;
@@ -317,12 +324,14 @@ impl HostReader {
     }
 
     /// The host's last `warmup_secs` of messages up to `floor` (the last the host's
-    /// consumer had acknowledged), applied — those this node applied before are
-    /// recognised by the checkpoint and skipped. `Err` when the sink is gone.
+    /// consumer had acknowledged), applied — those up to `applied` (this node's own
+    /// checkpoint) were applied here before and are passed over. `Err` when the sink is
+    /// gone.
     async fn warm_up(
         &mut self,
         stream: &async_nats::jetstream::stream::Stream,
         filter: &str,
+        applied: u64,
         floor: u64,
     ) -> Result<(), SendError> {
         let since = Utc::now() - chrono::Duration::seconds(i64::try_from(self.shared.cluster.warmup_secs).unwrap_or(0));
@@ -357,8 +366,10 @@ impl HostReader {
             if seq > floor {
                 break;
             }
-            self.apply(&m).await?;
-            read += 1;
+            if seq > applied {
+                self.apply(&m).await?;
+                read += 1;
+            }
         }
         tracing::info!(source = %self.shared.source, host = %self.host, messages = read, up_to = floor, "warm-up done: the host's recent logs read again");
         Ok(())

@@ -18,22 +18,24 @@ use super::{Route, Supervisor};
 use crate::cluster::fleet::{FLEET_ORIGIN, Fleet};
 use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::kb::{Commit, Kb, Write};
-use crate::messages::{Envelope, Payload, PayloadKind};
-use crate::routing::RoutingTable;
+use crate::messages::{Envelope, InboxEntry, Payload};
 
-/// Whether an envelope goes to the leader rather than to this node's agents: a
-/// detection made here (one from the findings stream is delivered here).
-pub fn for_the_leader(e: &Envelope) -> bool {
-    matches!(e.payload, Payload::Detection(_)) && !e.origin.starts_with(FLEET_ORIGIN)
+/// Whether an inbox entry goes to the leader rather than to this node's agents: a
+/// detection made here for `relayed` (the agent detections are routed to by default;
+/// one from the findings stream, or addressed to another agent, is delivered here).
+pub fn for_the_leader(entry: &InboxEntry, relayed: &str) -> bool {
+    entry.target == relayed
+        && matches!(entry.envelope.payload, Payload::Detection(_))
+        && !entry.envelope.origin.starts_with(FLEET_ORIGIN)
 }
 
 /// How many inbox entries the relay reads at a time.
 const RELAY_BATCH: usize = 256;
 
-/// Relays this node's findings, for as long as the node runs: woken by `wake` when one
-/// is routed, and every second (a relay that failed is tried again).
-pub async fn relay(fleet: Arc<Fleet>, kb: Kb, routes: Arc<RoutingTable>, wake: Arc<tokio::sync::Notify>) {
-    let Some(target) = routes.default_handler(PayloadKind::Detection).map(str::to_string) else { return };
+/// Relays this node's findings for `target` (see [`for_the_leader`]), for as long as
+/// the node runs: woken by `wake` when one is routed, and every second (a relay that
+/// failed is tried again).
+pub async fn relay(fleet: Arc<Fleet>, kb: Kb, target: String, wake: Arc<tokio::sync::Notify>) {
     loop {
         let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
         loop {
@@ -45,7 +47,7 @@ pub async fn relay(fleet: Arc<Fleet>, kb: Kb, routes: Arc<RoutingTable>, wake: A
                 }
             };
             let mut relayed = 0;
-            for e in entries.iter().filter(|e| for_the_leader(&e.envelope)) {
+            for e in entries.iter().filter(|e| for_the_leader(e, &target)) {
                 if let Err(err) = fleet.relay(&e.envelope).await {
                     tracing::warn!(error = %err, envelope = %e.envelope.id, "finding not relayed to the leader yet; trying again");
                     break;

@@ -170,8 +170,9 @@ pub struct Supervisor {
     known: HashSet<EntryKey>,
     attempts: HashMap<EntryKey, u32>,
     shutting_down: bool,
-    /// With `[cluster]`: wakes the relay of this node's findings to the leader.
-    relay: Option<Arc<tokio::sync::Notify>>,
+    /// With `[cluster]`: the agent whose detections go to the leader, and what wakes
+    /// their relay.
+    relay: Option<(String, Arc<tokio::sync::Notify>)>,
 }
 
 impl Supervisor {
@@ -207,9 +208,10 @@ impl Supervisor {
         }
     }
 
-    /// Findings go to the fleet's leader through the relay `wake` wakes, not to agents here.
-    pub fn relaying(mut self, wake: Arc<tokio::sync::Notify>) -> Supervisor {
-        self.relay = Some(wake);
+    /// Detections for `target` go to the fleet's leader through the relay `wake` wakes,
+    /// not to the agent here.
+    pub fn relaying(mut self, target: String, wake: Arc<tokio::sync::Notify>) -> Supervisor {
+        self.relay = Some((target, wake));
         self
     }
 
@@ -292,8 +294,8 @@ impl Supervisor {
         if self.known.contains(&key) {
             return;
         }
-        if let Some(wake) = &self.relay
-            && fleet::for_the_leader(&entry.envelope)
+        if let Some((relayed, wake)) = &self.relay
+            && fleet::for_the_leader(&entry, relayed)
         {
             wake.notify_one(); // The relay reads it from the durable inbox.
             return;

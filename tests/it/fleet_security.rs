@@ -75,7 +75,7 @@ fn a_hosts_credentials_ship_its_logs_and_read_decisions_only() {
     let Some(server) = Nats::start_with(TEST, tmp.path(), &["-c", conf.to_str().unwrap()], &SERVER_ENV) else {
         return;
     };
-    let url = format!("nats://127.0.0.1:{}", server.port);
+    let url = server.url.clone();
     let host_cluster = format!("[cluster]\nnats_url = \"{url}\"\nuser = \"web1\"\npassword_env = \"WEB1_PASSWORD\"\n");
     let log = tmp.path().join("auth.log");
     std::fs::write(&log, failed("203.0.113.90", "root", 0)).unwrap();

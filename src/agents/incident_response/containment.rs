@@ -3,7 +3,6 @@
 //! the agent's autonomy and the action's own), operators' approvals, and time — actions
 //! rolled back when their time is up, approvals that lapse.
 
-use crate::messages::EnforcementReport;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
@@ -13,6 +12,7 @@ use super::IncidentResponse;
 use crate::agents::{AgentError, Effects, Tools};
 use crate::kb::Write;
 use crate::kb::audit::{AuditEntry, AuditKind};
+use crate::messages::EnforcementReport;
 use crate::messages::{
     Action, ActionKind, ActionStatus, ApprovalDecision, ContainmentRequest, Decision, Envelope, Incident,
     IncidentStatus, Payload, ResponseMode, Rollback,

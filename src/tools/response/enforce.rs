@@ -46,23 +46,25 @@ pub struct Tally {
 
 #[derive(Debug, Default)]
 struct Counts {
-    in_force: std::collections::HashSet<IpAddr>,
+    /// Each block in force and when its element times out in the set.
+    in_force: HashMap<IpAddr, chrono::DateTime<Utc>>,
     applied: u64,
     not_applied: u64,
 }
 
 impl Tally {
-    fn count(&self, ip: IpAddr, outcome: Outcome) {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner()).count(ip, outcome);
+    fn count(&self, about: &About, outcome: Outcome) {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner()).count(about, outcome);
         self.changed.notify_one();
     }
 }
 
 impl Counts {
-    fn count(&mut self, ip: IpAddr, outcome: Outcome) {
+    fn count(&mut self, about: &About, outcome: Outcome) {
+        let ip = about.ip.to_canonical();
         match outcome {
             Outcome::Applied | Outcome::AlreadyPresent => {
-                self.in_force.insert(ip);
+                self.in_force.insert(ip, about.until.unwrap_or(chrono::DateTime::<Utc>::MAX_UTC));
                 self.applied += 1;
             }
             Outcome::Removed => {
@@ -102,7 +104,10 @@ async fn heartbeat(presence: Presence, s: Settings) {
     let started_at = Utc::now();
     loop {
         let info = {
-            let t = s.tally.counts.lock().unwrap_or_else(|p| p.into_inner());
+            let mut t = s.tally.counts.lock().unwrap_or_else(|p| p.into_inner());
+            // An element past its time has left the set by its own timeout.
+            let now = Utc::now();
+            t.in_force.retain(|_, until| *until > now);
             EnforcerInfo {
                 host: s.host.clone(),
                 mode: format!("{:?}", s.mode).to_lowercase(),
@@ -171,7 +176,7 @@ async fn session(decisions: &Decisions, s: &Settings) -> Result<(), ClusterError
                     "written by {} with fencing token {} after the lease passed on (token {fence}): ignored",
                     d.origin, d.fence
                 );
-                report(decisions, s, (d.target, d.incident), revision, (Outcome::Stale, why)).await;
+                report(decisions, s, About::of(&d), revision, (Outcome::Stale, why)).await;
                 continue;
             }
             other => other,
@@ -215,7 +220,7 @@ async fn resync(decisions: &Decisions, s: &Settings, wanted: &Wanted) {
         for ip in elements(&s.table).await {
             if !wanted.blocks.contains_key(&ip) && !wanted.stale.contains(&ip) {
                 let outcome = remove(&s.table, ip).await;
-                report(decisions, s, (ip, None), 0, outcome).await;
+                report(decisions, s, About::addr(ip), 0, outcome).await;
             }
         }
     }
@@ -227,11 +232,11 @@ async fn resync(decisions: &Decisions, s: &Settings, wanted: &Wanted) {
 /// Applies one change and reports it.
 async fn apply(decisions: &Decisions, s: &Settings, change: Change, revision: u64) {
     let (about, outcome) = match change {
-        Change::Block(d) => ((d.target, d.incident), block(s, &d).await),
+        Change::Block(d) => (About::of(&d), block(s, &d).await),
         Change::Unblock(ip) if s.mode == EnforceMode::Observe => {
-            ((ip, None), (Outcome::Observed, "would remove".into()))
+            (About::addr(ip), (Outcome::Observed, "would remove".into()))
         }
-        Change::Unblock(ip) => ((ip, None), remove(&s.table, ip).await),
+        Change::Unblock(ip) => (About::addr(ip), remove(&s.table, ip).await),
         Change::Unreadable { key, why } => {
             tracing::warn!(%key, %why, "a decision that cannot be read: ignored");
             return;
@@ -241,17 +246,42 @@ async fn apply(decisions: &Decisions, s: &Settings, change: Change, revision: u6
     report(decisions, s, about, revision, outcome).await;
 }
 
+/// What a report is about: the address, the incident that decided it, and when a block
+/// of it ends.
+struct About {
+    ip: IpAddr,
+    incident: Option<uuid::Uuid>,
+    until: Option<chrono::DateTime<Utc>>,
+}
+
+impl About {
+    fn of(d: &Decision) -> About {
+        About { ip: d.target, incident: d.incident, until: Some(d.expires_at) }
+    }
+
+    fn addr(ip: IpAddr) -> About {
+        About { ip, incident: None, until: None }
+    }
+}
+
 async fn report(
     decisions: &Decisions,
     s: &Settings,
-    (ip, incident): (IpAddr, Option<uuid::Uuid>),
+    about: About,
     revision: u64,
     (outcome, reason): (Outcome, String),
 ) {
-    tracing::info!(host = %s.host, target = %ip, ?outcome, %reason, revision, "decision");
-    s.tally.count(ip.to_canonical(), outcome);
-    let r =
-        Report { host: s.host.clone(), target: ip.to_string(), incident, revision, outcome, reason, at: Utc::now() };
+    tracing::info!(host = %s.host, target = %about.ip, ?outcome, %reason, revision, "decision");
+    s.tally.count(&about, outcome);
+    let r = Report {
+        host: s.host.clone(),
+        target: about.ip.to_string(),
+        incident: about.incident,
+        revision,
+        outcome,
+        reason,
+        at: Utc::now(),
+    };
     if let Err(e) = decisions.report(&r).await {
         tracing::warn!(error = %e, "enforcement report not sent");
     }
