@@ -12,6 +12,7 @@ mod fleet_enforce;
 mod fleet_nodes;
 mod fleet_security;
 mod fuzz_corpus;
+mod golden;
 mod intel;
 mod journald;
 mod kb;

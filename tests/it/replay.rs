@@ -101,7 +101,7 @@ fn check(case: &Path, variant: Variant) {
     for e in std::fs::read_dir(case).unwrap() {
         let from = e.unwrap().path();
         let name = from.file_name().unwrap().to_string_lossy().to_string();
-        if name == "expected.toml" {
+        if name == "expected.toml" || name == "golden.json" {
             continue;
         }
         let to = match variant {
@@ -131,9 +131,16 @@ fn check(case: &Path, variant: Variant) {
     });
     let got = replay_in(&input, "--json", actors.as_deref());
     let name = format!("{} ({variant:?})", case.file_name().unwrap().to_string_lossy());
+    let findings = replay_in(&input, "--findings", actors.as_deref());
+    // The whole output as written, pinned (the JSON/gzip variant must find the same, as
+    // checked below, but its evidence lines are its own).
+    if variant == Variant::AsWritten {
+        let whole = serde_json::json!({ "findings": findings, "incidents": got });
+        crate::golden::compare(&name, &case.join("golden.json"), &crate::golden::normalize(&whole, tmp.path()));
+    }
     if !expected.findings.is_empty() || expected.no_findings {
         let mut groups: std::collections::BTreeMap<(String, String), usize> = Default::default();
-        for f in replay_in(&input, "--findings", actors.as_deref()) {
+        for f in findings {
             // As incident response groups them: the finding's entity, else its address,
             // else its host.
             let entity = match (f["entity"].as_str(), f["src_ip"].as_str()) {
