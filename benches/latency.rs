@@ -113,7 +113,7 @@ fn run(trials: usize, load: bool) {
     });
     // The load runs a second before the first trial.
     std::thread::sleep(Duration::from_secs(if load { 1 } else { 0 }));
-    let loaded_at = Instant::now();
+    let (loaded_at, written_before) = (Instant::now(), written.load(Ordering::Relaxed));
     let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     let mut samples = Vec::with_capacity(trials);
     for n in 0..trials {
@@ -159,7 +159,7 @@ fn run(trials: usize, load: bool) {
     let what = if load {
         format!(
             "under load ({:.0} lines/s appended to a second source during the trials; {} of its {} lines read by the end)",
-            written_then as f64 / elapsed.max(1e-9),
+            (written_then - written_before) as f64 / elapsed.max(1e-9),
             read.map_or("?".to_string(), |r| r.to_string()),
             written.load(Ordering::Relaxed)
         )
