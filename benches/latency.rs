@@ -9,6 +9,8 @@
 //! Twice by default: on a quiet daemon, and under load — a second source, an nginx
 //! access log, written at 100,000 benign lines a second by another thread for the
 //! whole run (its achieved rate and how many of its lines Warden read are printed).
+//! The daemon's resident memory is printed for each: idle (started, two sources open,
+//! nothing read yet) and its peak by the end.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -106,6 +108,9 @@ fn run(trials: usize, load: bool) {
         assert!(Instant::now() < deadline, "warden did not start");
         std::thread::sleep(Duration::from_millis(20));
     };
+    // Idle: started, its sources open, nothing to read yet.
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = rss_kb(child.id(), "VmRSS");
     let (stop, written) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
     let writer = load.then(|| {
         let (web, stop, written) = (web.clone(), stop.clone(), written.clone());
@@ -151,6 +156,7 @@ fn run(trials: usize, load: bool) {
         w.join().unwrap();
     }
     let read = web_lines_read(addr, &token);
+    let peak = rss_kb(child.id(), "VmHWM");
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&tmp);
@@ -166,6 +172,8 @@ fn run(trials: usize, load: bool) {
     } else {
         "quiet".to_string()
     };
+    let mb = |kb: Option<u64>| kb.map_or("?".to_string(), |k| format!("{:.1} MB", k as f64 / 1024.0));
+    println!("resident memory, {}: idle {}, peak {}", if load { "under load" } else { "quiet" }, mb(idle), mb(peak));
     println!(
         "latency from append to stored incident over {trials} trials, {what}: median {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         q(0.5),
@@ -183,4 +191,11 @@ fn web_lines_read(addr: std::net::SocketAddr, token: &str) -> Option<u64> {
         .filter(|l| l.starts_with("warden_source_lines_total") && l.contains("source=\"web\""))
         .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .map(|v| v as u64)
+}
+
+/// A memory figure of a process from `/proc/PID/status` (`VmRSS`, `VmHWM`), in KiB.
+fn rss_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
