@@ -285,30 +285,37 @@ impl Supervisor {
 
     /// Queues an envelope for its agent and starts a delivery if none is in flight.
     fn deliver(&mut self, entry: InboxEntry, verify: bool, ctx: &mut Context<Self>) {
+        if let Some(target) = self.enqueue(entry, verify) {
+            self.pump(&target, ctx);
+        }
+    }
+
+    /// Queues an envelope for its agent; returns the agent when it was queued.
+    fn enqueue(&mut self, entry: InboxEntry, verify: bool) -> Option<String> {
         let id = entry.envelope.id;
         let key = entry_key(&entry.envelope);
         if !self.slots.contains_key(&entry.target) {
             tracing::error!(target = %entry.target, envelope = %id, "envelope routed to an unknown agent stays in the inbox");
-            return;
+            return None;
         }
         if self.known.contains(&key) {
-            return;
+            return None;
         }
         if let Some((relayed, wake)) = &self.relay
             && fleet::for_the_leader(&entry, relayed)
         {
             wake.notify_one(); // The relay reads it from the durable inbox.
-            return;
+            return None;
         }
         let target = entry.target.clone();
         let q = self.queues.entry(target.clone()).or_default();
         if q.pending.len() >= MAX_QUEUED {
             q.backlog = true; // It is in the durable inbox; a later scan picks it up.
-            return;
+            return None;
         }
         self.known.insert(key);
         q.pending.push_back((entry, verify));
-        self.pump(&target, ctx);
+        Some(target)
     }
 
     /// Hands the next batch of queued envelopes to a running agent.
@@ -325,13 +332,17 @@ impl Supervisor {
         let mut batch = Vec::new();
         let mut ids = Vec::new();
         let mut dead = Vec::new();
+        // One cause per delivery (a detection batch's findings, say): what an agent
+        // decides then depends on what it was sent, never on how far behind it was —
+        // a replay gives the same incidents, playbook outcomes and notes every time.
+        let cause = q.pending.front().map(|(e, _)| e.envelope.causation_id);
         while batch.len() < MAX_BATCH {
             // An envelope whose delivery failed before goes alone: if it is the one that
             // kills the agent, the others must not share its fate (and its dead letter).
             let retried = |e: &InboxEntry| self.attempts.get(&entry_key(&e.envelope)).is_some_and(|n| *n > 0);
             match q.pending.front() {
                 None => break,
-                Some((e, _)) if !batch.is_empty() && retried(e) => break,
+                Some((e, _)) if !batch.is_empty() && (retried(e) || Some(e.envelope.causation_id) != cause) => break,
                 Some(_) => {}
             }
             let Some((entry, verify)) = q.pending.pop_front() else { break };
@@ -553,9 +564,19 @@ impl Handler<Dispatch> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, Dispatch(entries): Dispatch, ctx: &mut Self::Context) {
+        // All of them queued before any is delivered: what one commit routed to an
+        // agent reaches it together (see `pump`), not its first envelope alone.
+        let mut targets: Vec<String> = Vec::new();
         for e in entries {
             self.env.metrics.inc(&self.env.metrics.envelopes_routed);
-            self.deliver(e, false, ctx);
+            if let Some(t) = self.enqueue(e, false)
+                && !targets.contains(&t)
+            {
+                targets.push(t);
+            }
+        }
+        for t in targets {
+            self.pump(&t, ctx);
         }
     }
 }
