@@ -337,11 +337,15 @@ impl Handler<Deliver> for AgentActor {
 
     fn handle(&mut self, Deliver { envelopes }: Deliver, _: &mut Self::Context) -> Self::Result {
         // An envelope this incarnation already handled (the same id again, e.g. derived
-        // anew from the same cause) is acknowledged without being handled twice.
+        // anew from the same cause), or that came earlier in this delivery, is
+        // acknowledged without being handled twice.
+        let mut here = std::collections::HashSet::with_capacity(envelopes.len());
         let envelopes: Vec<(Envelope, bool, bool)> = envelopes
             .into_iter()
-            .map(|(e, verify)| (self.handled.set.contains(&e.id), e, verify))
-            .map(|(d, e, v)| (e, v, d))
+            .map(|(e, verify)| {
+                let duplicate = self.handled.set.contains(&e.id) || !here.insert(e.id);
+                (e, verify, duplicate)
+            })
             .collect();
         let Some((first, _, _)) = envelopes.first() else {
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));

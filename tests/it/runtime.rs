@@ -142,7 +142,9 @@ async fn a_flood_of_envelopes_is_queued_in_bounds_and_all_handled() {
 /// Regression: an envelope derived again from the same cause has the same id but a new
 /// creation time, so it is a second inbox entry. Both entries must be acknowledged (the
 /// second without being handled again); the runtime used to skip the second and never
-/// become idle.
+/// become idle. Dispatched together, they reach the agent in one delivery (one cause),
+/// where the second is a duplicate of the first: a shell that checked only what it had
+/// handled in earlier deliveries ran the logic twice.
 #[actix_rt::test]
 async fn two_inbox_entries_with_one_id_are_both_acknowledged() {
     use warden::agents::Dispatch;
