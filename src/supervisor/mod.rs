@@ -269,15 +269,17 @@ impl Supervisor {
         ctx.spawn(async move { kb.inbox(&target, limit).await }.into_actor(self).map(move |res, act, ctx| match res {
             Ok(entries) => {
                 let more = entries.len() >= limit;
+                // All queued first, then delivered a cause at a time (see `pump`).
                 for e in entries {
                     if !act.known.contains(&entry_key(&e.envelope)) {
                         act.env.metrics.inc(&act.env.metrics.redeliveries);
-                        act.deliver(e, true, ctx);
+                        act.enqueue(e, true);
                     }
                 }
                 if more {
-                    act.queues.entry(agent).or_default().backlog = true;
+                    act.queues.entry(agent.clone()).or_default().backlog = true;
                 }
+                act.pump(&agent, ctx);
             }
             Err(e) => tracing::error!(error = %e, "cannot read the inbox for redelivery"),
         }));
