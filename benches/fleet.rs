@@ -20,6 +20,9 @@ use futures_util::StreamExt;
 use warden::cluster::Cluster;
 use warden::cluster::decisions::{Decision, Report};
 
+#[path = "support/rss.rs"]
+mod rss;
+
 const BIN: &str = env!("CARGO_BIN_EXE_warden");
 
 struct Killed(Vec<Child>);
@@ -38,8 +41,7 @@ fn free_port() -> u16 {
 }
 
 fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")?.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+    rss::status_kb(&pid.to_string(), "VmRSS").unwrap_or(0)
 }
 
 /// `warden run` as analysis node `node` (no sources), its data in `tmp/<node>`.

@@ -19,6 +19,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "support/rss.rs"]
+mod rss;
+
 /// Lines a second the background source is written at.
 const LOAD_LINES_PER_SEC: u64 = 100_000;
 
@@ -110,7 +113,7 @@ fn run(trials: usize, load: bool) {
     };
     // Idle: started, its sources open, nothing to read yet.
     std::thread::sleep(Duration::from_secs(2));
-    let idle = rss_kb(child.id(), "VmRSS");
+    let idle = rss::status_kb(&child.id().to_string(), "VmRSS");
     let (stop, written) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
     let writer = load.then(|| {
         let (web, stop, written) = (web.clone(), stop.clone(), written.clone());
@@ -156,7 +159,7 @@ fn run(trials: usize, load: bool) {
         w.join().unwrap();
     }
     let read = web_lines_read(addr, &token);
-    let peak = rss_kb(child.id(), "VmHWM");
+    let peak = rss::status_kb(&child.id().to_string(), "VmHWM");
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&tmp);
@@ -191,11 +194,4 @@ fn web_lines_read(addr: std::net::SocketAddr, token: &str) -> Option<u64> {
         .filter(|l| l.starts_with("warden_source_lines_total") && l.contains("source=\"web\""))
         .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .map(|v| v as u64)
-}
-
-/// A memory figure of a process from `/proc/PID/status` (`VmRSS`, `VmHWM`), in KiB.
-fn rss_kb(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -337,14 +337,14 @@ impl Supervisor {
         // One cause per delivery (a detection batch's findings, say): what an agent
         // decides then depends on what it was sent, never on how far behind it was —
         // a replay gives the same incidents, playbook outcomes and notes every time.
-        let cause = q.pending.front().map(|(e, _)| e.envelope.causation_id);
+        let Some(cause) = q.pending.front().map(|(e, _)| e.envelope.causation_id) else { return };
         while batch.len() < MAX_BATCH {
             // An envelope whose delivery failed before goes alone: if it is the one that
             // kills the agent, the others must not share its fate (and its dead letter).
             let retried = |e: &InboxEntry| self.attempts.get(&entry_key(&e.envelope)).is_some_and(|n| *n > 0);
             match q.pending.front() {
                 None => break,
-                Some((e, _)) if !batch.is_empty() && (retried(e) || Some(e.envelope.causation_id) != cause) => break,
+                Some((e, _)) if !batch.is_empty() && (retried(e) || e.envelope.causation_id != cause) => break,
                 Some(_) => {}
             }
             let Some((entry, verify)) = q.pending.pop_front() else { break };

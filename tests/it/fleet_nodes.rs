@@ -6,7 +6,6 @@
 //! the move is still seen — once.
 
 use std::path::Path;
-
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;

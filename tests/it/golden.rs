@@ -59,7 +59,7 @@ fn normalize_text(s: &str, dir: &Path) -> String {
     let mut i = 0;
     while i < b.len() {
         if let Some(end) = timestamp_at(b, i)
-            && let Ok(t) = DateTime::parse_from_rfc3339(&s[i..end])
+            && let Some(Ok(t)) = s.get(i..end).map(DateTime::parse_from_rfc3339)
             && t.with_timezone(&Utc) >= floor
         {
             out.push_str("<now>");
