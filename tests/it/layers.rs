@@ -34,6 +34,7 @@ const OWNERS: &[(&str, &[&str])] = &[
     ("libc", &["cli/memory.rs"]),
     ("async_nats", &["cluster/"]),
     ("hashbrown", &["tools/detection/tracked.rs"]),
+    ("smallvec", &["tools/detection/network/mod.rs"]),
 ];
 
 fn src() -> PathBuf {

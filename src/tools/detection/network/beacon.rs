@@ -10,7 +10,7 @@ use crate::tools::detection::tracked::{FastMap, process_digest};
 
 /// A pair: client, destination, port, protocol (beacons; long connections and unusual
 /// ports, whose destination is always an address).
-pub type PairKey = (IpAddr, Dest, u16, &'static str);
+pub type PairKey = (IpAddr, Dest, u16, Proto);
 
 /// `src>dst:port/proto`, the destination a name or an address.
 impl StateKey for PairKey {

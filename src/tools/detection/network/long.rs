@@ -34,11 +34,12 @@ impl Recency for LongConn {
     }
 }
 
-/// Connections of one pair in the current window.
+/// Connections of one pair in the current window (an entry and its key fill one
+/// 64-byte cache line: every outbound flow touches this table).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Strobe {
     pub window_start: f64,
-    pub count: u64,
+    pub count: u32,
     pub last: f64,
     pub alerted: bool,
 }
@@ -126,15 +127,15 @@ impl NetworkAnalyzer {
         if s.count == 0 || f.ts >= s.window_start + window {
             *s = Strobe { window_start: f.ts, ..Strobe::default() };
         }
-        s.count += 1;
+        s.count = s.count.saturating_add(1);
         s.last = s.last.max(f.ts);
-        if s.count < threshold {
+        if u64::from(s.count) < threshold {
             return false;
         }
         if !s.alerted {
             s.alerted = true;
             let mut numbers = BTreeMap::new();
-            numbers.insert("connections".into(), s.count as f64);
+            numbers.insert("connections".into(), f64::from(s.count));
             numbers.insert("window_secs".into(), window);
             numbers.insert("threshold".into(), threshold as f64);
             let mut fi = finding(
@@ -151,7 +152,7 @@ impl NetworkAnalyzer {
                 f.dst,
                 ev,
                 (s.window_start, s.last),
-                s.count,
+                s.count.into(),
                 &["T1071"],
                 numbers,
                 format!("inside host {}", f.src),

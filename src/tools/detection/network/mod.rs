@@ -48,8 +48,8 @@ mod scan;
 mod stats;
 
 pub use params::NetworkParams;
-use records::proto_name;
 pub use records::{DnsQuery, Flow};
+use records::{Proto, proto_name};
 pub use stats::{BeaconScore, beacon_score, entropy, split_registered};
 
 use super::tracked::{Recency, StateKey, Table, Tracked};
@@ -70,9 +70,9 @@ pub struct Targets {
     pub last_alert: Option<f64>,
 }
 
-/// Connection times and sizes of one source–destination pair: one vector of both (one
-/// allocation a pair; most pairs are seen once), stored as before, as `times` and
-/// `sizes` side by side ([`StoredBeacon`]).
+/// Connection times and sizes of one source–destination pair: one vector of both, its
+/// first connection held in the entry itself (most pairs are seen once: no allocation
+/// for them), stored as before, as `times` and `sizes` side by side ([`StoredBeacon`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(from = "StoredBeacon", into = "StoredBeacon")]
 pub struct Beacon {
@@ -80,12 +80,15 @@ pub struct Beacon {
     /// pairs reads it for every pair).
     pub last: f64,
     /// (time, bytes) of each connection kept, in time order.
-    pub conns: VecDeque<(f64, u64)>,
+    pub conns: Series,
     pub last_alert: Option<f64>,
     /// The address last connected to, when the destination is a name reached directly
     /// (what tells an address serving several names).
     pub addr: Option<IpAddr>,
 }
+
+/// A pair's connections, (time, bytes) each: the first in place, more on the heap.
+pub type Series = smallvec::SmallVec<[(f64, u64); 1]>;
 
 /// A [`Beacon`] as stored: its times and sizes as two lists.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -103,8 +106,8 @@ pub struct StoredBeacon {
 impl From<StoredBeacon> for Beacon {
     /// Times without a size (a list cut short) are left out.
     fn from(s: StoredBeacon) -> Beacon {
-        let conns: VecDeque<(f64, u64)> = s.times.into_iter().zip(s.sizes).collect();
-        let newest = conns.back().map_or(0.0, |c| c.0);
+        let conns: Series = s.times.into_iter().zip(s.sizes).collect();
+        let newest = conns.last().map_or(0.0, |c| c.0);
         Beacon { last: s.last.max(newest), conns, last_alert: s.last_alert, addr: s.addr }
     }
 }
@@ -190,7 +193,7 @@ impl StateKey for (IpAddr, IpAddr) {
 }
 
 /// `src>proto/port` (horizontal scans).
-impl StateKey for (IpAddr, &'static str, u16) {
+impl StateKey for (IpAddr, Proto, u16) {
     fn encode(&self) -> String {
         format!("{}>{}/{}", self.0, self.1, self.2)
     }
@@ -230,7 +233,7 @@ pub struct NetworkAnalyzer {
     ignore_dst: Vec<IpNet>,
     proxies: Vec<IpNet>,
     vscan: Tracked<(IpAddr, IpAddr), Targets>,
-    hscan: Tracked<(IpAddr, &'static str, u16), Targets>,
+    hscan: Tracked<(IpAddr, Proto, u16), Targets>,
     beacons: Tracked<beacon::PairKey, Beacon>,
     prevalence: beacon::Prevalence,
     uids: Tracked<String, names::UidName>,
@@ -242,7 +245,7 @@ pub struct NetworkAnalyzer {
     nxdomain: Tracked<IpAddr, dns::NxWindow>,
     strobes: Tracked<(IpAddr, IpAddr), long::Strobe>,
     odd_ports: Tracked<beacon::PairKey, ports::OddPort>,
-    port_clients: Tracked<(&'static str, u16), ports::PortClients>,
+    port_clients: Tracked<(Proto, u16), ports::PortClients>,
     /// Where the current Zeek header puts a connection's fields.
     layout: records::FlowLayout,
     newest: f64,
@@ -338,9 +341,9 @@ impl NetworkAnalyzer {
             }
         }
         let beacons = self.beacons.map.values();
-        self.newest = beacons.clone().filter_map(|b| b.conns.back().map(|c| c.0)).fold(0.0, f64::max);
+        self.newest = beacons.clone().filter_map(|b| b.conns.last().map(|c| c.0)).fold(0.0, f64::max);
         self.newest = self.exfil.map.values().map(|x| x.last).fold(self.newest, f64::max);
-        self.oldest = beacons.filter_map(|b| b.conns.front().map(|c| c.0)).fold(f64::INFINITY, f64::min);
+        self.oldest = beacons.filter_map(|b| b.conns.first().map(|c| c.0)).fold(f64::INFINITY, f64::min);
         self.prevalence.rebuild(self.beacons.map.keys());
         self.last_prune = self.newest;
         Ok(())
@@ -613,7 +616,7 @@ mod tests {
             a.strobes.map.len()
         );
         assert!(a.evicted >= 2 * 4000, "{}", a.evicted);
-        let implant = (IpAddr::from([10, 9, 9, 9]), names::Dest::Addr([203, 0, 113, 9].into()), 443, "tcp");
+        let implant = (IpAddr::from([10, 9, 9, 9]), names::Dest::Addr([203, 0, 113, 9].into()), 443, Proto::Tcp);
         assert!(a.beacons.map.contains_key(&implant), "the pair still calling is kept");
         // Prevalence counts followed the pairs that went: as counted from scratch.
         let mut fresh = beacon::Prevalence::default();
@@ -633,8 +636,8 @@ mod tests {
         let mut batch: Vec<Event> = (0..5).map(|i| conn(t0 + 60.0 * f64::from(i))).collect();
         batch.push(conn(t0 + 240.0 + window + 1.0));
         a.analyze(&batch);
-        let key = (IpAddr::from([10, 0, 0, 5]), names::Dest::Addr([203, 0, 113, 5].into()), 443, "tcp");
-        assert_eq!(a.beacons.map[&key].conns, [(t0 + 240.0 + window + 1.0, 300)]);
+        let key = (IpAddr::from([10, 0, 0, 5]), names::Dest::Addr([203, 0, 113, 5].into()), 443, Proto::Tcp);
+        assert_eq!(a.beacons.map[&key].conns.as_slice(), [(t0 + 240.0 + window + 1.0, 300)]);
         assert_eq!(a.strobes.map[&(key.0, IpAddr::from([203, 0, 113, 5]))].count, 1);
     }
 
@@ -642,7 +645,7 @@ mod tests {
     /// and `sizes`); state stored before `last` was kept reads back with it.
     #[test]
     fn a_beacon_is_stored_as_times_and_sizes() {
-        let b = Beacon { last: 20.0, conns: [(10.0, 5), (20.0, 7)].into(), last_alert: None, addr: None };
+        let b = Beacon { last: 20.0, conns: Series::from_slice(&[(10.0, 5), (20.0, 7)]), last_alert: None, addr: None };
         let v = serde_json::to_value(&b).unwrap();
         assert_eq!(v, serde_json::json!({"last": 20.0, "times": [10.0, 20.0], "sizes": [5, 7], "last_alert": null}));
         assert_eq!(serde_json::from_value::<Beacon>(v).unwrap(), b);

@@ -98,7 +98,7 @@ pub struct Outbound {
     pub src: IpAddr,
     pub dest: Dest,
     pub port: u16,
-    pub proto: &'static str,
+    pub proto: Proto,
     pub size: u64,
     /// The address connected to, when it was the destination itself (not a proxy).
     pub addr: Option<IpAddr>,
@@ -185,7 +185,7 @@ impl NetworkAnalyzer {
             src: n.src,
             dest: Dest::Name(n.name.clone()),
             port: n.port,
-            proto: "tcp",
+            proto: Proto::Tcp,
             size: n.size,
             addr: None,
             via: Some(n.dst),
@@ -298,8 +298,8 @@ mod tests {
         }
         // Keys round-trip, names and addresses (IPv6 too) alike.
         for key in [
-            (IpAddr::from([10, 0, 0, 7]), Dest::Name("c2.example.net".into()), 443, "tcp"),
-            (IpAddr::from([10, 0, 0, 7]), Dest::Addr("2001:db8::1".parse().unwrap()), 8443, "tcp"),
+            (IpAddr::from([10, 0, 0, 7]), Dest::Name("c2.example.net".into()), 443, Proto::Tcp),
+            (IpAddr::from([10, 0, 0, 7]), Dest::Addr("2001:db8::1".parse().unwrap()), 8443, Proto::Tcp),
         ] {
             assert_eq!(<beacon::PairKey as StateKey>::decode(&key.encode()), Some(key));
         }

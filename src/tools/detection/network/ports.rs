@@ -39,7 +39,7 @@ impl Recency for PortClients {
 }
 
 /// `proto/port` (clients of a port).
-impl StateKey for (&'static str, u16) {
+impl StateKey for (Proto, u16) {
     fn encode(&self) -> String {
         format!("{}/{}", self.0, self.1)
     }
@@ -53,7 +53,7 @@ impl NetworkAnalyzer {
     pub(super) fn unusual_port(&mut self, f: &Flow, ev: &Event, out: &mut Vec<Finding>) {
         let p = &self.params;
         let established = matches!(f.state, "SF" | "S1" | "S2" | "S3" | "RSTO" | "RSTR");
-        if f.proto != "tcp"
+        if f.proto != Proto::Tcp
             || !established
             || f.resp_bytes == 0
             || f.orig_bytes + f.resp_bytes < p.unusual_port_min_bytes

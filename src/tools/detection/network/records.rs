@@ -38,7 +38,7 @@ pub struct Flow<'a> {
     pub dst: IpAddr,
     pub dport: u16,
     /// `tcp`, `udp`, `icmp` or `other`.
-    pub proto: &'static str,
+    pub proto: Proto,
     pub duration: f64,
     pub orig_bytes: u64,
     pub resp_bytes: u64,
@@ -121,7 +121,7 @@ impl<'a> Flow<'a> {
             sport: 0,
             dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             dport: 0,
-            proto: "other",
+            proto: Proto::Other,
             duration: 0.0,
             orig_bytes: 0,
             resp_bytes: 0,
@@ -355,6 +355,33 @@ fn txt_data(a: &str) -> Option<String> {
     (!data.is_empty() && data != "-").then(|| data.to_string())
 }
 
-pub(super) fn proto_name(p: &str) -> &'static str {
-    ["tcp", "udp", "icmp"].into_iter().find(|n| p.eq_ignore_ascii_case(n)).unwrap_or("other")
+/// A transport protocol as Zeek names it (any case read): one byte in a state key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Icmp,
+    #[default]
+    Other,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Icmp => "icmp",
+            Proto::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for Proto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub(super) fn proto_name(p: &str) -> Proto {
+    [Proto::Tcp, Proto::Udp, Proto::Icmp].into_iter().find(|n| p.eq_ignore_ascii_case(n.as_str())).unwrap_or_default()
 }
