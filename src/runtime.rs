@@ -48,6 +48,8 @@ pub struct Runtime {
     pub detector_state_key: Option<String>,
     /// With `[cluster]`: this node's handle on the fleet.
     pub fleet: Option<Arc<crate::cluster::fleet::Fleet>>,
+    /// The lanes sources match their batches in (none without Sigma rules).
+    lanes: Option<Arc<dyn crate::ingest::LaneMaker>>,
     arbiters: Vec<Arbiter>,
 }
 
@@ -163,12 +165,29 @@ impl Runtime {
             }
             _ => Supervisor::new(defs, env).start(),
         };
-        let detector_state_key = defs
-            .agents
-            .values()
-            .find(|d| d.kind == AgentKind::ThreatDetection)
-            .map(|d| crate::tools::detection::analyze_logs::head_key(&d.name));
-        Ok(Runtime { supervisor, containment, kb, metrics, detector_state_key, fleet, arbiters: vec![kb_arbiter] })
+        let reader = defs.agents.values().find(|d| d.kind == AgentKind::ThreatDetection);
+        let detector_state_key = reader.map(|d| crate::tools::detection::analyze_logs::head_key(&d.name));
+        let lanes = reader.and_then(lanes_of);
+        Ok(Runtime {
+            supervisor,
+            containment,
+            kb,
+            metrics,
+            detector_state_key,
+            fleet,
+            lanes,
+            arbiters: vec![kb_arbiter],
+        })
+    }
+
+    /// Where sources send their batches: the supervisor, each batch matched against the
+    /// detection agent's Sigma rules on the source's own thread first (its lane).
+    pub fn log_sink(&self) -> crate::ingest::LogSink {
+        let to = self.supervisor.clone().recipient();
+        match &self.lanes {
+            Some(lanes) => crate::ingest::LogSink::with_lane(to, lanes.clone()),
+            None => to.into(),
+        }
     }
 
     /// Starts the configured sources, each on its own thread. Fails if a syslog source
@@ -178,7 +197,7 @@ impl Runtime {
         for s in &cfg.sources {
             let arbiter = Arbiter::new();
             let (source, format, ingest) = (s.name.clone(), s.format, cfg.ingest.clone());
-            let (kb, sink, metrics) = (self.kb.clone(), self.supervisor.clone().recipient(), self.metrics.clone());
+            let (kb, sink, metrics) = (self.kb.clone(), self.log_sink(), self.metrics.clone());
             match s.kind {
                 SourceKind::File | SourceKind::Journald | SourceKind::Stdin => {
                     crate::ingest::start_reader(&arbiter.handle(), s, ingest, kb, sink, metrics)?;
@@ -253,4 +272,14 @@ impl Runtime {
         }
         res
     }
+}
+
+/// The lanes of the detection agent's Sigma rules (matched on each source's own thread),
+/// when it analyses logs with rules.
+fn lanes_of(reader: &crate::definitions::AgentDefinition) -> Option<Arc<dyn crate::ingest::LaneMaker>> {
+    use crate::tools::detection::analyze_logs::AnalyzeLogs;
+    if !reader.tools.contains(&crate::tools::ToolName::of::<AnalyzeLogs>()) {
+        return None;
+    }
+    crate::tools::detection::sigma::SigmaLanes::new(reader.rule_files.clone())
 }

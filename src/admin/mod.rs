@@ -58,7 +58,7 @@ impl Handles {
             route: supervisor.clone().recipient(),
             agents: supervisor.clone().recipient(),
             faults: supervisor.clone().recipient(),
-            logs: supervisor.clone().recipient(),
+            logs: supervisor.clone().recipient().into(),
         }
     }
 }

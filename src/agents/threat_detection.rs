@@ -123,6 +123,7 @@ impl ThreatDetection {
             source: batch.source.clone(),
             file_truncated: batch.stats.file_truncated,
             file: batch.file.clone(),
+            matched: batch.matched.clone(),
         };
         let LogFindings { mut findings, delta } =
             tools.call::<AnalyzeLogs>(args).await.output().map_err(fatal("analyze_logs"))?;

@@ -58,7 +58,9 @@ pub fn replay(files: Vec<PathBuf>, out: ReplayOutput, actors: Option<PathBuf>, c
                 })
             });
             let mut totals = warden::messages::BatchStats::default();
-            let sink = rt.supervisor.clone().recipient();
+            // One reader thread feeds the agents: matching stays with them (a lane would add
+            // to the reader, which is the slower side of a replay).
+            let sink: warden::ingest::LogSink = rt.supervisor.clone().recipient().into();
             // One file is read as it is; several are one capture, merged on event time.
             let stats = match files.as_slice() {
                 [f] => warden::ingest::replay::replay_file(f, "replay", format, &cfg.ingest, &sink, &progress).await?,

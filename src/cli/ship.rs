@@ -77,7 +77,7 @@ pub fn ship(opts: ClientOpts) -> Result<i32> {
         let mut arbiters = Vec::new();
         for s in &cfg.sources {
             let arbiter = Arbiter::new();
-            let sink = shipper.clone().recipient();
+            let sink = shipper.clone().recipient().into();
             warden::ingest::start_reader(&arbiter.handle(), s, cfg.ingest.clone(), kb.clone(), sink, metrics.clone())?;
             arbiters.push(arbiter);
         }

@@ -554,7 +554,7 @@ mod tests {
             format: LogFormat::Auto,
             cfg,
             kb: Kb::temporary(),
-            sink: Sink(tx).start().recipient(),
+            sink: Sink(tx).start().recipient().into(),
             metrics: metrics.clone(),
         }
         .start();

@@ -9,6 +9,7 @@
 pub mod feeds;
 pub mod file_tail;
 pub mod journald;
+mod lane;
 pub mod parse;
 pub mod pcap;
 pub mod replay;
@@ -24,6 +25,7 @@ use uuid::Uuid;
 use crate::config::LogFormat;
 pub use crate::messages::{BatchAck, BatchError, BatchStats, LogBatch};
 use crate::messages::{Checkpoint, Event};
+pub use lane::{Lane, LaneMaker, LogSink};
 
 /// Splits a byte stream into lines: lossy UTF-8, lines over `max` bytes cut at `max`
 /// and the rest of them discarded, a trailing `\r` removed.
@@ -411,6 +413,7 @@ impl BatchBuilder {
             stats: std::mem::take(&mut self.stats),
             file: None,
             preamble: std::mem::take(&mut self.preamble),
+            matched: None,
         }
     }
 }
@@ -476,18 +479,15 @@ pub async fn stored_checkpoint(kb: &crate::kb::Kb, source: &str) -> Option<crate
     }
 }
 
-/// Where a source sends its batches (the supervisor, which hands them to the running
-/// threat-detection agent): given to the source once, when it starts.
-pub type LogSink = Recipient<LogBatch>;
-
 /// Sends a batch to the log sink and waits for it to be applied. While the
 /// threat-detection agent is restarting (or failed) it keeps the batch and retries, so a
 /// source never skips lines; this wait is also the backpressure on the reader.
-pub async fn send_batch(sink: &LogSink, batch: LogBatch) -> Result<BatchAck, SendError> {
+pub async fn send_batch(sink: &LogSink, mut batch: LogBatch) -> Result<BatchAck, SendError> {
+    sink.prepare(&mut batch);
     let mut delay = std::time::Duration::from_millis(50);
     let mut retries = 0u32;
     loop {
-        match sink.send(batch.clone()).await {
+        match sink.recipient().send(batch.clone()).await {
             Ok(Ok(ack)) => return Ok(ack),
             Ok(Err(BatchError::Rejected(r))) => return Err(SendError::Rejected(r)),
             Ok(Err(e)) => {

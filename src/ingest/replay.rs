@@ -47,14 +47,45 @@ pub async fn replay_file(
 ) -> Result<BatchStats, ReplayError> {
     let mut stream = Stream::open(path, format, cfg, progress).await?;
     let mut total = BatchStats::default();
+    let mut pipe = Pipeline::default();
     while let Some((events, stats)) = stream.next(cfg.batch_lines)? {
         let mut batch = LogBatch::of(source, events, stats);
         batch.file = Some(path.display().to_string());
         total.add(&stats);
         progress.lines.fetch_add(stats.lines, Ordering::Relaxed);
-        send_batch(sink, batch).await?;
+        pipe.send(sink, batch).await?;
     }
+    pipe.finish().await?;
     Ok(total)
+}
+
+/// Batches sent one at a time, in order, while the next is read, parsed and matched
+/// (the source's lane) on this thread: the agents work on batch N while batch N+1 is
+/// prepared. At most one batch in flight and one in hand.
+#[derive(Default)]
+struct Pipeline {
+    in_flight: Option<actix_rt::task::JoinHandle<Result<super::BatchAck, super::SendError>>>,
+}
+
+impl Pipeline {
+    /// Prepares `batch`, waits for the one in flight to be applied, and sends it.
+    async fn send(&mut self, sink: &LogSink, mut batch: LogBatch) -> Result<(), ReplayError> {
+        sink.prepare(&mut batch);
+        self.finish().await?;
+        let sink = sink.clone();
+        self.in_flight = Some(actix_rt::spawn(async move { send_batch(&sink, batch).await }));
+        // The send reaches the agent's mailbox before this thread reads on.
+        tokio::task::yield_now().await;
+        Ok(())
+    }
+
+    /// Waits for the batch in flight to be applied.
+    async fn finish(&mut self) -> Result<(), ReplayError> {
+        if let Some(h) = self.in_flight.take() {
+            h.await.map_err(|e| super::SendError::SinkGone(e.to_string()))??;
+        }
+        Ok(())
+    }
 }
 
 /// Replays several files of one capture (`conn.log dns.log http.log ssl.log`, a pcap,
@@ -77,6 +108,7 @@ pub async fn replay_merged(
     }
     let mut total = BatchStats::default();
     let mut out = Vec::new();
+    let mut pipe = Pipeline::default();
     loop {
         // Refill the empty buffers; the file whose next event is earliest goes first,
         // up to the next event of another file.
@@ -107,14 +139,15 @@ pub async fn replay_merged(
             if out.len() >= cfg.batch_lines.max(1) {
                 let events = std::mem::take(&mut out);
                 let stats = BatchStats { lines: events.len() as u64, ..Default::default() };
-                send_batch(sink, LogBatch::of(source, events, stats)).await?;
+                pipe.send(sink, LogBatch::of(source, events, stats)).await?;
             }
         }
     }
     if !out.is_empty() {
         let stats = BatchStats { lines: out.len() as u64, ..Default::default() };
-        send_batch(sink, LogBatch::of(source, out, stats)).await?;
+        pipe.send(sink, LogBatch::of(source, out, stats)).await?;
     }
+    pipe.finish().await?;
     Ok(total)
 }
 

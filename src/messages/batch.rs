@@ -24,6 +24,24 @@ pub struct LogBatch {
     /// Shipping: the lines a parser must read before the batch's first (a Zeek TSV
     /// header in effect when the batch starts in the middle of a file).
     pub preamble: Vec<String>,
+    /// What the source's lane found in the batch before sending it, if it has one.
+    pub matched: Option<Prematched>,
+}
+
+/// The stateless part of detection, done on the source's own thread before the batch
+/// is sent (each source in parallel): opaque here, read by the detection tool whose
+/// rules made it (`by` names them) and ignored by any other.
+#[derive(Clone)]
+pub struct Prematched {
+    /// The identity of the rules that matched.
+    pub by: u64,
+    pub results: std::sync::Arc<dyn std::any::Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for Prematched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prematched").field("by", &self.by).finish_non_exhaustive()
+    }
 }
 
 impl LogBatch {
@@ -38,6 +56,7 @@ impl LogBatch {
             stats,
             file: None,
             preamble: Vec::new(),
+            matched: None,
         }
     }
 }

@@ -11,7 +11,7 @@ mod fields;
 mod finding;
 mod incident;
 
-pub use batch::{BatchAck, BatchError, BatchStats, LogBatch, Parser, ParserCounts};
+pub use batch::{BatchAck, BatchError, BatchStats, LogBatch, Parser, ParserCounts, Prematched};
 pub use envelope::{
     ApprovalDecision, CloseRequest, ContainmentRequest, Envelope, Handoff, IncidentRef, Instruction, Payload,
     PayloadKind, PlaybookStepRef, ScanRequest, VerifyRequest,

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::auth::{AuthDetector, AuthDetectorState, StateDelta};
 use super::{DetectionParams, attack, sigma};
 use crate::llm::Refusal;
-use crate::messages::{Event, Finding};
+use crate::messages::{Event, Finding, Prematched};
 use crate::tools::{ModelCx, Run, StateError, Tool, ToolOutcome, ToolSetup};
 
 /// The key of the detector state's head (counters, newest event time) in the `state`
@@ -35,7 +35,14 @@ pub struct AnalyzeLogs {
 /// What to analyse.
 pub enum LogsArgs {
     /// A batch from a source: findings, and the state it changed.
-    Batch { events: Arc<Vec<Event>>, source: String, file_truncated: bool, file: Option<String> },
+    Batch {
+        events: Arc<Vec<Event>>,
+        source: String,
+        file_truncated: bool,
+        file: Option<String>,
+        /// What the source's lane matched (see `ingest::LogSink`).
+        matched: Option<Prematched>,
+    },
     /// Lines a model supplies: a fresh detector with the same parameters and rules, so
     /// nothing it sees touches the real detection state.
     Probe { lines: Vec<String> },
@@ -96,11 +103,11 @@ impl Tool for AnalyzeLogs {
 
     fn run(&mut self, args: LogsArgs) -> Run<LogFindings> {
         let out = match args {
-            LogsArgs::Batch { events, source, file_truncated, file } => {
+            LogsArgs::Batch { events, source, file_truncated, file, matched } => {
                 let det = &mut self.detector;
                 det.set_file(file);
                 let mut findings = det.check_log_integrity(&events, &source, file_truncated);
-                findings.extend(det.analyze(&events));
+                findings.extend(det.analyze_matched(&events, matched.as_ref()));
                 findings.iter_mut().for_each(attack::complete);
                 let delta = if self.keep_delta {
                     det.take_delta()

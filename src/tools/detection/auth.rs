@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::DetectionParams;
-use crate::messages::{AuthEvent, AuthEventKind, Event, Finding, Service, Severity};
+use crate::messages::{AuthEvent, AuthEventKind, Event, Finding, Prematched, Service, Severity};
 use crate::text::sanitize;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -297,20 +297,23 @@ impl AuthDetector {
 
     /// Runs every event through the detectors and returns the findings they opened.
     pub fn analyze(&mut self, events: &[Event]) -> Vec<Finding> {
+        self.analyze_matched(events, None)
+    }
+
+    /// Like [`AuthDetector::analyze`], with the Sigma matches a source's lane found in
+    /// the batch (used when they are of these rules).
+    pub fn analyze_matched(&mut self, events: &[Event], matched: Option<&Prematched>) -> Vec<Finding> {
         let mut findings = Vec::new();
         let window = Duration::seconds(self.params.brute_force.window_secs as i64);
-        for ev in events {
+        for (i, ev) in events.iter().enumerate() {
             self.one(ev, &mut findings);
             if let Some(phrase) = super::injection::check(&ev.raw) {
                 self.prompt_injection(ev, &phrase, window, &mut findings);
             }
             if let Some(r) = self.rules.as_mut() {
-                findings.extend(r.evaluate(
-                    ev,
-                    ev.file.as_deref().or(self.file.as_deref()),
-                    &mut self.state.head.sigma,
-                    window,
-                ));
+                let pre = r.matches(matched, i, events.len());
+                let file = ev.file.as_deref().or(self.file.as_deref());
+                findings.extend(r.evaluate_matched(ev, file, &mut self.state.head.sigma, window, pre));
             }
         }
         self.prune();
