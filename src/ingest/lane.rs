@@ -78,7 +78,77 @@ impl LogSink {
                     lanes.len() - 1
                 }
             };
-            lanes[i].1.prepare(batch);
+            // A lane that panics (rules over attacker-controlled lines) is dropped and the
+            // batch goes unmatched: the agent matches it itself, where a panic is a tool
+            // failure it recovers from. The source's thread goes on either way.
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lanes[i].1.prepare(batch)));
+            if run.is_err() {
+                lanes.remove(i);
+                batch.matched = None;
+                tracing::warn!(source = %batch.source, "the source's rule matching failed; the agent matches this batch");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix::{Actor, Context, Handler};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Nobody;
+    impl Actor for Nobody {
+        type Context = Context<Self>;
+    }
+    impl Handler<LogBatch> for Nobody {
+        type Result = Result<crate::messages::BatchAck, crate::messages::BatchError>;
+        fn handle(&mut self, _: LogBatch, _: &mut Context<Self>) -> Self::Result {
+            Err(crate::messages::BatchError::Unavailable("test".into()))
+        }
+    }
+
+    /// A lane that panics on a batch whose source is `bad`, else marks it.
+    struct Fragile(Arc<AtomicUsize>);
+    impl LaneMaker for Fragile {
+        fn make(&self) -> Box<dyn Lane> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Box::new(FragileLane)
+        }
+    }
+    struct FragileLane;
+    impl Lane for FragileLane {
+        fn prepare(&mut self, batch: &mut LogBatch) {
+            assert!(batch.source != "bad", "a rule blew up");
+            batch.matched = Some(crate::messages::Prematched { by: 7, results: Arc::new(()) });
+        }
+    }
+
+    /// A thread's lane is made once and reused; one that panics is dropped, its batch
+    /// goes unmatched (the agent matches it) and the thread carries on with a new lane.
+    #[test]
+    fn a_lane_is_made_once_per_thread_and_a_panicking_one_is_replaced() {
+        actix::System::new().block_on(async {
+            let made = Arc::new(AtomicUsize::new(0));
+            let sink = LogSink::with_lane(Nobody.start().recipient(), Arc::new(Fragile(made.clone())));
+            let batch = |source: &str| LogBatch::of(source, Vec::new(), Default::default());
+            let (mut a, mut b) = (batch("good"), batch("good"));
+            sink.prepare(&mut a);
+            sink.prepare(&mut b);
+            assert!(a.matched.is_some() && b.matched.is_some());
+            assert_eq!(made.load(Ordering::Relaxed), 1, "one lane for the thread");
+            let mut bad = batch("bad");
+            sink.prepare(&mut bad);
+            assert!(bad.matched.is_none(), "unmatched: the agent matches it");
+            let mut after = batch("good");
+            sink.prepare(&mut after);
+            assert!(after.matched.is_some());
+            assert_eq!(made.load(Ordering::Relaxed), 2, "the broken lane was replaced");
+            // A sink without a lane leaves batches as they are.
+            let plain: LogSink = Nobody.start().recipient().into();
+            let mut c = batch("good");
+            plain.prepare(&mut c);
+            assert!(c.matched.is_none());
         });
     }
 }
