@@ -63,7 +63,7 @@ impl ThreatDetection {
         // their effects durable before acknowledging them.
         let mut fx = Effects { findings: findings.len(), flush: batch.seq.is_none(), ..Effects::default() };
         if self.env.durable {
-            fx.writes.extend(state_writes(name, &delta, keyed)?);
+            fx.writes.extend(state_writes(name, delta, keyed)?);
         }
         if let (Some(seq), Some(cp)) = (batch.seq, batch.checkpoint.clone()) {
             let mut cp = cp;
@@ -183,10 +183,14 @@ struct Detection {
 /// other tools' entries (deleted when `None`), below the agent's name.
 fn state_writes(
     name: &str,
-    delta: &crate::tools::detection::auth::StateDelta,
+    delta: crate::tools::detection::auth::StateDelta,
     keyed: Vec<(String, Option<serde_json::Value>)>,
 ) -> Result<Vec<Write>, AgentError> {
-    let mut writes = vec![Write::State { key: head_key(name), value: encode(&delta.head)? }];
+    let mut writes = vec![Write::State { key: head_key(name), value: delta.head }];
+    if let Some(value) = delta.correlation {
+        let key = format!("{}{}", head_key(name), crate::tools::detection::auth::CORRELATION_KEY);
+        writes.push(Write::State { key, value });
+    }
     let prefix = addr_prefix(name);
     for (ip, st) in &delta.upserts {
         writes.push(Write::State { key: format!("{prefix}{ip}"), value: encode(st)? });

@@ -70,14 +70,18 @@ impl Tool for AnalyzeLogs {
     type Output = LogFindings;
     type Request = Request;
 
-    /// The head is stored at the prefix itself, each address below it at `/addr/<ip>`.
+    /// The head is stored at the prefix itself, each address below it at `/addr/<ip>`,
+    /// the Sigma correlation windows at `/correlation` (written when they change).
     fn build(setup: &ToolSetup, state: Vec<(String, serde_json::Value)>) -> Result<Self, StateError> {
         let mut restored = AuthDetectorState::default();
         let mut head = None;
+        let mut correlation = None;
         let mut addrs = Vec::new();
         for (key, value) in state {
             if key.is_empty() {
                 head = Some(value);
+            } else if key == super::auth::CORRELATION_KEY {
+                correlation = Some(value);
             } else if let Some(ip) = key.strip_prefix("/addr/").and_then(|ip| ip.parse().ok()) {
                 addrs.push((ip, value));
             }
@@ -86,6 +90,11 @@ impl Tool for AnalyzeLogs {
         if let Some(head) = head {
             let bad = |key: String| move |source| StateError::Value { key, source };
             restored.head = serde_json::from_value(head).map_err(bad(Self::NAME.to_string()))?;
+            // Stored apart since the windows are written only when they change (a head
+            // stored before that holds them itself).
+            if correlation.is_some() {
+                restored.head.sigma.correlation = correlation;
+            }
             for (ip, value) in addrs {
                 let st = serde_json::from_value(value).map_err(bad(format!("{}/addr/{ip}", Self::NAME)))?;
                 restored.addrs.insert(ip, st);
@@ -110,7 +119,10 @@ impl Tool for AnalyzeLogs {
                 findings.extend(det.analyze_matched(&events, matched.as_ref()));
                 findings.iter_mut().for_each(attack::complete);
                 let delta = if self.keep_delta {
-                    det.take_delta()
+                    match det.take_delta() {
+                        Ok(d) => d,
+                        Err(e) => return ToolOutcome::Failed(format!("cannot encode detector state: {e}")).into(),
+                    }
                 } else {
                     let evicted = det.discard_delta();
                     StateDelta { evicted, tracked: det.tracked(), ..StateDelta::default() }

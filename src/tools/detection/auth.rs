@@ -128,11 +128,18 @@ pub struct StateHead {
     pub newest_by_stream: std::collections::BTreeMap<String, DateTime<Utc>>,
 }
 
+/// The key of the Sigma correlation windows, below the head's.
+pub const CORRELATION_KEY: &str = "/correlation";
+
 /// What changed since the last delta: stored instead of the whole state, so the cost of
 /// persisting a batch follows the addresses it touched, not all that are tracked.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StateDelta {
-    pub head: StateHead,
+    /// The [`StateHead`] as stored (`Null` when nothing stores it: a replay).
+    pub head: serde_json::Value,
+    /// The Sigma correlation windows, when they changed (stored under their own key,
+    /// [`CORRELATION_KEY`] below the head's).
+    pub correlation: Option<serde_json::Value>,
     pub upserts: Vec<(IpAddr, AddrState)>,
     pub removed: Vec<IpAddr>,
     /// Addresses evicted since the previous delta (over `limits.addresses`), and how
@@ -175,8 +182,11 @@ impl AuthDetector {
         state: AuthDetectorState,
         mut rules: Option<super::sigma::RuleSet>,
     ) -> Self {
+        let mut state = state;
         if let Some(r) = rules.as_mut() {
             r.restore(&state.head.sigma);
+            // The engine holds them now (`take_delta` exports them again).
+            state.head.sigma.correlation = None;
         }
         AuthDetector {
             params,
@@ -272,19 +282,21 @@ impl AuthDetector {
         std::mem::take(&mut self.evicted)
     }
 
-    /// The changes since the previous call.
-    pub fn take_delta(&mut self) -> StateDelta {
-        if let Some(r) = &self.rules {
-            self.state.head.sigma.correlation = r.snapshot();
-        }
+    /// The changes since the previous call, the head encoded as stored.
+    pub fn take_delta(&mut self) -> Result<StateDelta, serde_json::Error> {
+        let head = serde_json::to_value(&self.state.head)?;
+        // The correlation windows live in the engine: exported only when an event
+        // reached them (never kept beside the engine, nor copied).
+        let correlation = self.rules.as_mut().and_then(|r| r.snapshot_if_changed());
         let upserts = self.dirty.drain().filter_map(|ip| self.state.addrs.get(&ip).map(|s| (ip, s.clone()))).collect();
-        StateDelta {
-            head: self.state.head.clone(),
+        Ok(StateDelta {
+            head,
+            correlation,
             upserts,
             removed: std::mem::take(&mut self.removed),
             evicted: std::mem::take(&mut self.evicted),
             tracked: self.state.addrs.len(),
-        }
+        })
     }
 
     /// Sets the file the next batch comes from (`None`: not a file).
@@ -780,7 +792,7 @@ mod tests {
                 (0..100u32).map(|i| fail(&format!("2001:db8::{:x}", batch * 100 + i), batch as i64)).collect();
             evs.push(fail("198.51.100.9", batch as i64));
             found.extend(d.analyze(&evs));
-            let delta = d.take_delta();
+            let delta = d.take_delta().unwrap();
             evicted += delta.evicted;
             assert!(delta.tracked <= 1000 && d.tracked() <= 1000, "batch {batch}: {}", d.tracked());
         }
@@ -802,5 +814,46 @@ mod tests {
         assert_eq!(lowered.network_keys, 20_971, "an eighth of 96 MiB at 600 bytes a pair");
         let big = crate::config::Config::parse("[storage]\nmemory_budget_mb = 65536\n", "w").unwrap();
         assert_eq!(limits.within(&big.storage.memory_shares()), limits);
+    }
+
+    /// The stored head carries the Sigma correlation windows (exported at each delta,
+    /// not kept beside the engine): a detector built from it completes a correlation
+    /// begun before, as after a restart.
+    #[test]
+    fn correlation_windows_survive_a_restart_through_the_stored_head() {
+        let text = include_str!("../../../actors/threat-detection/rules/ssh_invalid_user_enumeration.yml");
+        let files = vec![("enum.yml".to_string(), text.to_string())];
+        let batch = |raw: Vec<String>| {
+            let mut b = crate::ingest::BatchBuilder::new(crate::config::LogFormat::Auto, chrono::Utc::now());
+            raw.into_iter().for_each(|l| b.line(l));
+            std::sync::Arc::try_unwrap(b.take("auth", None, None).events).unwrap()
+        };
+        let lines = |users: &[&str], from: usize| {
+            let raw = users.iter().enumerate();
+            batch(
+                raw.map(|(i, u)| {
+                    format!("Nov 26 10:00:0{} h1 sshd[9]: Invalid user {u} from 203.0.113.9 port 4000", from + i)
+                })
+                .collect(),
+            )
+        };
+        let params = DetectionParams::default();
+        let rules = || Some(super::super::sigma::load(&files));
+        let mut d = AuthDetector::with_rules(params.clone(), AuthDetectorState::default(), rules());
+        assert!(d.analyze(&lines(&["alice", "bob", "carol"], 0)).is_empty());
+        let delta = d.take_delta().unwrap();
+        let correlation = delta.correlation.expect("the windows changed");
+        assert!(d.state.head.sigma.correlation.is_none(), "not kept beside the engine");
+        // Benign lines leave them as they were: not exported again.
+        assert!(d.analyze(&batch(vec!["Nov 26 10:00:08 h1 cron[7]: (root) CMD (true)".into()])).is_empty());
+        assert!(d.take_delta().unwrap().correlation.is_none());
+        let mut head: StateHead = serde_json::from_value(delta.head).unwrap();
+        head.sigma.correlation = Some(correlation);
+        let restored = AuthDetectorState { head, ..Default::default() };
+        let mut after = AuthDetector::with_rules(params, restored, rules());
+        let found = after.analyze(&lines(&["dave", "erin"], 3));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].rule, "ssh_invalid_user_enumeration");
+        assert!(after.state.head.sigma.correlation.is_none());
     }
 }

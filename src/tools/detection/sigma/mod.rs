@@ -77,6 +77,9 @@ pub struct RuleSet {
     /// Who these rules are: a digest of their files (a lane's matches are used only by
     /// the rules that made them).
     id: u64,
+    /// Whether the correlation windows took an event since the last
+    /// [`RuleSet::snapshot_if_changed`].
+    changed: bool,
 }
 
 /// Zeek logs whose logsource is remembered (a JSON record's `_path` is its writer's).
@@ -218,7 +221,7 @@ pub fn load_with(files: &[(String, String)], groups: usize) -> RuleSet {
     let rules = engine.engine().rules();
     let admitted = logsources.iter().map(|ls| rules.iter().any(|r| admits(&r.logsource, ls))).collect();
     let id = crate::tools::detection::tracked::process_digest(files);
-    RuleSet { engine, report, logsources, admitted, zeek: Vec::new(), id }
+    RuleSet { engine, report, logsources, admitted, zeek: Vec::new(), id, changed: false }
 }
 
 /// Correlations remember where their last events were read (a reference each, at most
@@ -384,6 +387,14 @@ impl RuleSet {
         {
             tracing::warn!("stored correlation state is from an incompatible version; starting empty");
         }
+        // Stored again once, wherever it was read from.
+        self.changed = true;
+    }
+
+    /// The correlation windows if an event reached them since the last call (an event
+    /// without a detection match leaves them as they were), else `None`.
+    pub fn snapshot_if_changed(&mut self) -> Option<serde_json::Value> {
+        std::mem::take(&mut self.changed).then(|| self.snapshot()).flatten()
     }
 
     /// The correlation windows, when there are correlation rules.
@@ -465,6 +476,7 @@ impl RuleSet {
         };
         let Some(detections) = detections else { return Vec::new() };
         let results = if self.engine.correlation_rule_count() > 0 {
+            self.changed |= !detections.is_empty();
             self.engine.process_with_detections(&view, detections, ev.time.timestamp())
         } else {
             detections
