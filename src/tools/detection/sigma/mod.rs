@@ -407,7 +407,9 @@ impl RuleSet {
         }
         let mut snap = self.engine.export_state();
         snap.event_ref_buffers.clear();
-        serde_json::to_value(snap).ok()
+        serde_json::to_value(snap)
+            .inspect_err(|e| tracing::error!(error = %e, "cannot encode the correlation windows; they are not stored"))
+            .ok()
     }
 
     /// Where a Zeek log's logsource is in `zeek` (`product: zeek`, `service: <log>`, as
