@@ -7,14 +7,17 @@
 //! checkpoints, durable incidents. Three runs; prints lines per second, incidents and
 //! peak resident memory.
 
+#[path = "support/daemon.rs"]
+mod daemon;
 #[path = "gen.rs"]
 mod generator;
 #[path = "support/rss.rs"]
 mod rss;
 
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use daemon::metric;
 
 fn main() {
     let lines: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(200_000);
@@ -49,14 +52,7 @@ fn one(run: u32, log: &std::path::Path, lines: u64) {
     )
     .unwrap();
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = daemon::spawn(&config);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let token_path = tmp.join("data/admin.token");
     let deadline = started + Duration::from_secs(600);
@@ -84,10 +80,4 @@ fn one(run: u32, log: &std::path::Path, lines: u64) {
         incidents.map_or("?".to_string(), |n| n.to_string()),
         peak.map_or("?".to_string(), |k| format!("{:.1} MB", k as f64 / 1024.0))
     );
-}
-
-/// A counter from `/metrics`, by its name with labels.
-fn metric(addr: std::net::SocketAddr, token: &str, name: &str) -> Option<u64> {
-    let r = warden::admin::client::request(addr, "GET", "/metrics", Some(token), None).ok()?;
-    r.body.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).map(|v| v as u64)
 }

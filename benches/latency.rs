@@ -14,11 +14,12 @@
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "support/daemon.rs"]
+mod daemon;
 #[path = "support/rss.rs"]
 mod rss;
 
@@ -90,14 +91,7 @@ fn run(trials: usize, load: bool) {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = daemon::spawn(&config);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let token_path = tmp.join("data/admin.token");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -158,7 +152,7 @@ fn run(trials: usize, load: bool) {
     if let Some(w) = writer {
         w.join().unwrap();
     }
-    let read = web_lines_read(addr, &token);
+    let read = daemon::metric(addr, &token, "warden_source_lines_total{source=\"web\"}");
     let peak = rss::status_kb(&child.id().to_string(), "VmHWM");
     let _ = child.kill();
     let _ = child.wait();
@@ -184,14 +178,4 @@ fn run(trials: usize, load: bool) {
         q(0.99),
         samples[samples.len() - 1]
     );
-}
-
-/// Lines of the `web` source Warden has read, from `/metrics`.
-fn web_lines_read(addr: std::net::SocketAddr, token: &str) -> Option<u64> {
-    let r = warden::admin::client::request(addr, "GET", "/metrics", Some(token), None).ok()?;
-    r.body
-        .lines()
-        .filter(|l| l.starts_with("warden_source_lines_total") && l.contains("source=\"web\""))
-        .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
 }

@@ -16,7 +16,9 @@ use crate::kb::Write;
 use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::messages::{Envelope, LogBatch, Payload};
 use crate::tools::ToolName;
-use crate::tools::detection::analyze_logs::{AnalyzeLogs, LogFindings, LogsArgs, addr_prefix, head_key};
+use crate::tools::detection::analyze_logs::{
+    AnalyzeLogs, LogFindings, LogsArgs, addr_prefix, correlation_key, head_key,
+};
 use crate::tools::detection::analyze_network_traffic::AnalyzeNetworkTraffic;
 use crate::tools::detection::correlate_events::CorrelateEvents;
 use crate::tools::detection::detect_ioc::{DetectIoc, IocArgs};
@@ -188,8 +190,7 @@ fn state_writes(
 ) -> Result<Vec<Write>, AgentError> {
     let mut writes = vec![Write::State { key: head_key(name), value: delta.head }];
     if let Some(value) = delta.correlation {
-        let key = format!("{}{}", head_key(name), crate::tools::detection::auth::CORRELATION_KEY);
-        writes.push(Write::State { key, value });
+        writes.push(Write::State { key: correlation_key(name), value });
     }
     let prefix = addr_prefix(name);
     for (ip, st) in &delta.upserts {

@@ -59,9 +59,9 @@ pub async fn replay_file(
     Ok(total)
 }
 
-/// Batches sent one at a time, in order, while the next is read, parsed and matched
-/// (the source's lane) on this thread: the agents work on batch N while batch N+1 is
-/// prepared. At most one batch in flight and one in hand.
+/// Batches sent one at a time, in order, while the next is read and parsed (and matched,
+/// when the sink has a lane: `warden replay`'s has none) on this thread: the agents work
+/// on batch N while batch N+1 is prepared. At most one batch in flight and one in hand.
 #[derive(Default)]
 struct Pipeline {
     in_flight: Option<actix_rt::task::JoinHandle<Result<super::BatchAck, super::SendError>>>,

@@ -19,6 +19,14 @@ pub fn head_key(agent: &str) -> String {
     format!("{agent}/analyze_logs")
 }
 
+/// The key of the Sigma correlation windows (written when they change), below the head.
+pub fn correlation_key(agent: &str) -> String {
+    format!("{agent}/analyze_logs{CORRELATION}")
+}
+
+/// [`correlation_key`] relative to the tool's state prefix.
+const CORRELATION: &str = "/correlation";
+
 /// The prefix of the per-address detector records.
 pub fn addr_prefix(agent: &str) -> String {
     format!("{agent}/analyze_logs/addr/")
@@ -80,7 +88,7 @@ impl Tool for AnalyzeLogs {
         for (key, value) in state {
             if key.is_empty() {
                 head = Some(value);
-            } else if key == super::auth::CORRELATION_KEY {
+            } else if key == CORRELATION {
                 correlation = Some(value);
             } else if let Some(ip) = key.strip_prefix("/addr/").and_then(|ip| ip.parse().ok()) {
                 addrs.push((ip, value));

@@ -128,17 +128,14 @@ pub struct StateHead {
     pub newest_by_stream: std::collections::BTreeMap<String, DateTime<Utc>>,
 }
 
-/// The key of the Sigma correlation windows, below the head's.
-pub const CORRELATION_KEY: &str = "/correlation";
-
 /// What changed since the last delta: stored instead of the whole state, so the cost of
 /// persisting a batch follows the addresses it touched, not all that are tracked.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StateDelta {
     /// The [`StateHead`] as stored (`Null` when nothing stores it: a replay).
     pub head: serde_json::Value,
-    /// The Sigma correlation windows, when they changed (stored under their own key,
-    /// [`CORRELATION_KEY`] below the head's).
+    /// The Sigma correlation windows, when they changed (stored under their own key:
+    /// `analyze_logs::correlation_key`).
     pub correlation: Option<serde_json::Value>,
     pub upserts: Vec<(IpAddr, AddrState)>,
     pub removed: Vec<IpAddr>,
