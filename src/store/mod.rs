@@ -543,16 +543,7 @@ mod tests {
             db.flush().unwrap();
         }
         for _ in 0..2 {
-            // sled's flusher thread can hold the lock a moment after the store is dropped.
-            let s = (0..100)
-                .find_map(|_| match Store::open(dir.path(), 1 << 20) {
-                    Err(StoreError::Locked { .. }) => {
-                        std::thread::sleep(std::time::Duration::from_millis(100));
-                        None
-                    }
-                    other => Some(other.unwrap()),
-                })
-                .expect("the database lock is released");
+            let s = open_when_released(dir.path()).unwrap();
             assert_eq!(s.len(TreeName::Audit), MIGRATION_CHUNK + 5);
             let last = s.last(TreeName::Audit).unwrap().unwrap();
             assert_eq!(
@@ -568,6 +559,18 @@ mod tests {
             assert!(!names.iter().any(|n| n.as_ref() == b"audit" || n.as_ref() == b"checkpoints"), "old trees dropped");
             s.flush_blocking().unwrap();
         }
+    }
+
+    /// Opens a database this process dropped a moment ago: sled's flusher thread can
+    /// hold its lock a little after the store is gone.
+    fn open_when_released(dir: &Path) -> Result<Store, StoreError> {
+        for _ in 0..100 {
+            match Store::open(dir, 1 << 20) {
+                Err(StoreError::Locked { .. }) => std::thread::sleep(std::time::Duration::from_millis(100)),
+                other => return other,
+            }
+        }
+        panic!("the database lock in {} is not released", dir.display())
     }
 
     /// A truncated database file made sled panic while opening: now an error naming the
@@ -589,7 +592,7 @@ mod tests {
         let file = db.join("db");
         let len = std::fs::metadata(&file).unwrap().len();
         std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(len / 2).unwrap();
-        let e = match Store::open(&db, 1 << 20) {
+        let e = match open_when_released(&db) {
             Err(e) => e.to_string(),
             Ok(s) => panic!("a damaged database opened with {} audit records", s.len(TreeName::Audit)),
         };
