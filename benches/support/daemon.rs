@@ -6,9 +6,11 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-/// Starts the release `warden run --config CONFIG`, quiet.
+/// Starts the release `warden run --config CONFIG`, quiet; `WARDEN_BIN` names another
+/// binary (an older build, to alternate with).
 pub fn spawn(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_warden"))
+    let bin = std::env::var_os("WARDEN_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_warden").into());
+    Command::new(bin)
         .args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", "warn")

@@ -16,9 +16,7 @@ use crate::kb::Write;
 use crate::kb::audit::{AuditEntry, AuditKind};
 use crate::messages::{Envelope, LogBatch, Payload};
 use crate::tools::ToolName;
-use crate::tools::detection::analyze_logs::{
-    AnalyzeLogs, LogFindings, LogsArgs, addr_prefix, correlation_key, head_key,
-};
+use crate::tools::detection::analyze_logs::{AnalyzeLogs, LogFindings, LogsArgs, addr_prefix, head_key};
 use crate::tools::detection::analyze_network_traffic::AnalyzeNetworkTraffic;
 use crate::tools::detection::correlate_events::CorrelateEvents;
 use crate::tools::detection::detect_ioc::{DetectIoc, IocArgs};
@@ -60,6 +58,9 @@ impl ThreatDetection {
         m.add_source(&batch.source, &batch.stats, batch.events.len() as u64);
         let Detection { mut findings, delta, keyed, calls } = self.detect(&batch, tools).await?;
         m.state_table("auth_addresses", Some(delta.tracked), delta.evicted);
+        if let Some((held, evicted)) = delta.groups {
+            m.state_table("sigma_groups", Some(held), evicted);
+        }
         let name = &self.def.name;
         // Lines without a checkpoint (stdin, admin injection) cannot be read again: make
         // their effects durable before acknowledging them.
@@ -188,10 +189,16 @@ fn state_writes(
     delta: crate::tools::detection::auth::StateDelta,
     keyed: Vec<(String, Option<serde_json::Value>)>,
 ) -> Result<Vec<Write>, AgentError> {
-    let mut writes = vec![Write::State { key: head_key(name), value: delta.head }];
-    if let Some(value) = delta.correlation {
-        writes.push(Write::State { key: correlation_key(name), value });
+    let head = head_key(name);
+    let mut writes = Vec::with_capacity(1 + delta.correlation.len() + delta.upserts.len());
+    for (key, value) in delta.correlation {
+        let key = format!("{head}{key}");
+        writes.push(match value {
+            Some(value) => Write::State { key, value },
+            None => Write::StateDelete { key },
+        });
     }
+    writes.push(Write::State { key: head, value: delta.head });
     let prefix = addr_prefix(name);
     for (ip, st) in &delta.upserts {
         writes.push(Write::State { key: format!("{prefix}{ip}"), value: encode(st)? });

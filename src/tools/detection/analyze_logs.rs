@@ -19,14 +19,6 @@ pub fn head_key(agent: &str) -> String {
     format!("{agent}/analyze_logs")
 }
 
-/// The key of the Sigma correlation windows (written when they change), below the head.
-pub fn correlation_key(agent: &str) -> String {
-    format!("{agent}/analyze_logs{CORRELATION}")
-}
-
-/// [`correlation_key`] relative to the tool's state prefix.
-const CORRELATION: &str = "/correlation";
-
 /// The prefix of the per-address detector records.
 pub fn addr_prefix(agent: &str) -> String {
     format!("{agent}/analyze_logs/addr/")
@@ -84,12 +76,15 @@ impl Tool for AnalyzeLogs {
         let mut restored = AuthDetectorState::default();
         let mut head = None;
         let mut correlation = None;
+        let mut groups = Vec::new();
         let mut addrs = Vec::new();
         for (key, value) in state {
             if key.is_empty() {
                 head = Some(value);
-            } else if key == CORRELATION {
+            } else if key == sigma::SNAPSHOT_KEY {
                 correlation = Some(value);
+            } else if let Some(group) = key.strip_prefix(sigma::GROUPS_KEY) {
+                groups.push((group.to_string(), value));
             } else if let Some(ip) = key.strip_prefix("/addr/").and_then(|ip| ip.parse().ok()) {
                 addrs.push((ip, value));
             }
@@ -103,6 +98,7 @@ impl Tool for AnalyzeLogs {
             if correlation.is_some() {
                 restored.head.sigma.correlation = correlation;
             }
+            restored.head.sigma.groups = groups;
             for (ip, value) in addrs {
                 let st = serde_json::from_value(value).map_err(bad(format!("{}/addr/{ip}", Self::NAME)))?;
                 restored.addrs.insert(ip, st);
@@ -110,8 +106,12 @@ impl Tool for AnalyzeLogs {
         }
         let groups = setup.detection.limits.correlation_groups;
         let rules = (!setup.rule_files.is_empty()).then(|| sigma::load_with(&setup.rule_files, groups));
+        let mut detector = AuthDetector::with_rules(setup.detection.clone(), restored, rules);
+        if !setup.durable {
+            detector.untracked();
+        }
         Ok(AnalyzeLogs {
-            detector: AuthDetector::with_rules(setup.detection.clone(), restored, rules),
+            detector,
             params: setup.detection.clone(),
             rule_files: setup.rule_files.clone(),
             keep_delta: setup.durable,
@@ -132,8 +132,7 @@ impl Tool for AnalyzeLogs {
                         Err(e) => return ToolOutcome::Failed(format!("cannot encode detector state: {e}")).into(),
                     }
                 } else {
-                    let evicted = det.discard_delta();
-                    StateDelta { evicted, tracked: det.tracked(), ..StateDelta::default() }
+                    det.discard_delta()
                 };
                 LogFindings { findings, delta }
             }

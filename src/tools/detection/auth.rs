@@ -134,9 +134,12 @@ pub struct StateHead {
 pub struct StateDelta {
     /// The [`StateHead`] as stored (`Null` when nothing stores it: a replay).
     pub head: serde_json::Value,
-    /// The Sigma correlation windows, when they changed (stored under their own key:
-    /// `analyze_logs::correlation_key`).
-    pub correlation: Option<serde_json::Value>,
+    /// What changed in the Sigma correlation windows, as keys below the detector's
+    /// (`None`: deleted): see `RuleSet::correlation_changes`.
+    pub correlation: Vec<(String, Option<serde_json::Value>)>,
+    /// Correlation groups held, and evicted at their cap since the previous delta (when
+    /// Warden counts them).
+    pub groups: Option<(usize, u64)>,
     pub upserts: Vec<(IpAddr, AddrState)>,
     pub removed: Vec<IpAddr>,
     /// Addresses evicted since the previous delta (over `limits.addresses`), and how
@@ -184,6 +187,7 @@ impl AuthDetector {
             r.restore(&state.head.sigma);
             // The engine holds them now (`take_delta` exports them again).
             state.head.sigma.correlation = None;
+            state.head.sigma.groups = Vec::new();
         }
         AuthDetector {
             params,
@@ -273,18 +277,31 @@ impl AuthDetector {
     }
 
     /// Forgets the changes since the previous delta (when nothing stores them).
-    pub fn discard_delta(&mut self) -> u64 {
+    pub fn discard_delta(&mut self) -> StateDelta {
         self.dirty.clear();
         self.removed.clear();
-        std::mem::take(&mut self.evicted)
+        let groups = self.rules.as_mut().and_then(|r| r.groups());
+        StateDelta {
+            evicted: std::mem::take(&mut self.evicted),
+            tracked: self.state.addrs.len(),
+            groups,
+            ..StateDelta::default()
+        }
+    }
+
+    /// Stops remembering which correlation groups changed (nothing stores the state).
+    pub fn untracked(&mut self) {
+        if let Some(r) = self.rules.as_mut() {
+            r.untracked();
+        }
     }
 
     /// The changes since the previous call, the head encoded as stored.
     pub fn take_delta(&mut self) -> Result<StateDelta, serde_json::Error> {
         let head = serde_json::to_value(&self.state.head)?;
-        // The correlation windows live in the engine: exported only when an event
-        // reached them (never kept beside the engine, nor copied).
-        let correlation = self.rules.as_mut().and_then(|r| r.snapshot_if_changed());
+        // The correlation windows live in the engine: only what an event changed.
+        let correlation = self.rules.as_mut().map(|r| r.correlation_changes()).unwrap_or_default();
+        let groups = self.rules.as_mut().and_then(|r| r.groups());
         let upserts = self.dirty.drain().filter_map(|ip| self.state.addrs.get(&ip).map(|s| (ip, s.clone()))).collect();
         Ok(StateDelta {
             head,
@@ -293,6 +310,7 @@ impl AuthDetector {
             removed: std::mem::take(&mut self.removed),
             evicted: std::mem::take(&mut self.evicted),
             tracked: self.state.addrs.len(),
+            groups,
         })
     }
 
@@ -839,18 +857,26 @@ mod tests {
         let mut d = AuthDetector::with_rules(params.clone(), AuthDetectorState::default(), rules());
         assert!(d.analyze(&lines(&["alice", "bob", "carol"], 0)).is_empty());
         let delta = d.take_delta().unwrap();
-        let correlation = delta.correlation.expect("the windows changed");
-        assert!(d.state.head.sigma.correlation.is_none(), "not kept beside the engine");
-        // Benign lines leave them as they were: not exported again.
+        // Each group touched is a key of its own: the enumeration's group of 203.0.113.9.
+        let groups: Vec<(String, serde_json::Value)> = delta
+            .correlation
+            .iter()
+            .map(|(k, v)| (k.strip_prefix("/corr/").unwrap().to_string(), v.clone().expect("stored, not deleted")))
+            .collect();
+        assert_eq!(groups.len(), 1, "{:?}", delta.correlation);
+        assert!(groups[0].0.contains("203.0.113.9"), "{groups:?}");
+        assert!(d.state.head.sigma.groups.is_empty(), "not kept beside the engine");
+        // Benign lines leave them as they were: nothing stored again.
         assert!(d.analyze(&batch(vec!["Nov 26 10:00:08 h1 cron[7]: (root) CMD (true)".into()])).is_empty());
-        assert!(d.take_delta().unwrap().correlation.is_none());
+        assert!(d.take_delta().unwrap().correlation.is_empty());
         let mut head: StateHead = serde_json::from_value(delta.head).unwrap();
-        head.sigma.correlation = Some(correlation);
+        head.sigma.groups = groups;
         let restored = AuthDetectorState { head, ..Default::default() };
         let mut after = AuthDetector::with_rules(params, restored, rules());
         let found = after.analyze(&lines(&["dave", "erin"], 3));
         assert_eq!(found.len(), 1, "{found:#?}");
         assert_eq!(found[0].rule, "ssh_invalid_user_enumeration");
-        assert!(after.state.head.sigma.correlation.is_none());
+        assert_eq!(found[0].event_count, 5, "three users before the restart, two after");
+        assert!(after.state.head.sigma.groups.is_empty());
     }
 }

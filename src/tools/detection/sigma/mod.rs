@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
 use rsigma_eval::result::ResultBody;
-use rsigma_eval::{CorrelationConfig, CorrelationEngine, Engine, EvaluationResult};
+use rsigma_eval::{CorrelationConfig, CorrelationEngine, CorrelationSnapshot, Engine, EvaluationResult};
 use rsigma_parser::{Level, LogSource, SigmaCollection, parse_sigma_yaml};
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,7 @@ use crate::messages::{Event, Finding, Service, Severity};
 use crate::text::sanitize;
 
 mod lane;
+mod tally;
 mod view;
 
 pub use lane::{Matches, SigmaLanes};
@@ -78,8 +79,11 @@ pub struct RuleSet {
     /// the rules that made them).
     id: u64,
     /// Whether the correlation windows took an event since the last
-    /// [`RuleSet::snapshot_if_changed`].
+    /// [`RuleSet::snapshot_if_changed`] (rsigma's windows).
     changed: bool,
+    /// The correlations when Warden counts them itself (every shipped one; see
+    /// `tally.rs`), else rsigma's engine does.
+    tally: Option<tally::Tally>,
 }
 
 /// Zeek logs whose logsource is remembered (a JSON record's `_path` is its writer's).
@@ -221,7 +225,8 @@ pub fn load_with(files: &[(String, String)], groups: usize) -> RuleSet {
     let rules = engine.engine().rules();
     let admitted = logsources.iter().map(|ls| rules.iter().any(|r| admits(&r.logsource, ls))).collect();
     let id = crate::tools::detection::tracked::process_digest(files);
-    RuleSet { engine, report, logsources, admitted, zeek: Vec::new(), id, changed: false }
+    let tally = tally::Tally::compile(&good, groups);
+    RuleSet { engine, report, logsources, admitted, zeek: Vec::new(), id, changed: false, tally }
 }
 
 /// Correlations remember where their last events were read (a reference each, at most
@@ -331,8 +336,14 @@ const SERVICES: [&str; 20] = [
     "syslog",
 ];
 
+/// Below the detector's state key: Warden's correlation groups, one key each.
+pub const GROUPS_KEY: &str = "/corr/";
+
+/// Below the detector's state key: rsigma's correlation windows, whole.
+pub const SNAPSHOT_KEY: &str = "/correlation";
+
 /// State that must survive a restart: per rule and entity, the event time of the last
-/// finding (one finding per window), and the correlation engine's windows.
+/// finding (one finding per window), and the correlation windows.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct SigmaState {
     /// Per `rule|entity`: event time of the last finding and how many there were; each
@@ -340,8 +351,14 @@ pub struct SigmaState {
     /// detector, so a persistent source extends its incident without flooding it.
     #[serde(default)]
     pub last: BTreeMap<String, (DateTime<Utc>, u32)>,
+    /// rsigma's windows, whole (read from the head where it was stored before they had a
+    /// key of their own, then from [`SNAPSHOT_KEY`]).
     #[serde(default)]
     pub correlation: Option<serde_json::Value>,
+    /// Warden's correlation groups as stored (keys below [`GROUPS_KEY`]): read at a
+    /// restart, never part of the head.
+    #[serde(skip)]
+    pub groups: Vec<(String, serde_json::Value)>,
 }
 
 fn severity(level: Option<Level>) -> Option<Severity> {
@@ -379,22 +396,74 @@ pub fn techniques(tags: &[String]) -> Vec<String> {
 }
 
 impl RuleSet {
-    /// Restores correlation windows saved by [`RuleSet::snapshot`].
+    /// Restores the correlation windows: Warden's groups stored one by one, or a
+    /// snapshot of rsigma's engine (what was stored before Warden counted the shipped
+    /// correlations itself, and still is for rule sets rsigma counts).
     pub fn restore(&mut self, state: &SigmaState) {
-        if let Some(v) = &state.correlation
-            && let Ok(snap) = serde_json::from_value(v.clone())
-            && !self.engine.import_state(snap)
-        {
-            tracing::warn!("stored correlation state is from an incompatible version; starting empty");
+        let snap = state.correlation.as_ref().map(|v| serde_json::from_value::<CorrelationSnapshot>(v.clone()));
+        if let Some(Err(e)) = &snap {
+            tracing::warn!(error = %e, "stored correlation state cannot be read; starting empty");
         }
-        // Stored again once, wherever it was read from.
-        self.changed = true;
+        let snap = snap.and_then(Result::ok);
+        match &mut self.tally {
+            Some(t) => {
+                for (key, value) in &state.groups {
+                    if let Err(e) = t.load(key, value.clone()) {
+                        tracing::warn!(error = %e, "a stored correlation group cannot be read; it starts empty");
+                    }
+                }
+                // rsigma's snapshot is converted, stored again as groups and deleted.
+                if let Some(snap) = snap {
+                    t.import(snap);
+                    self.changed = true;
+                }
+            }
+            None => {
+                if let Some(snap) = snap
+                    && !self.engine.import_state(snap)
+                {
+                    tracing::warn!("stored correlation state is from an incompatible version; starting empty");
+                }
+                // Stored again once, wherever it was read from.
+                self.changed = true;
+            }
+        }
     }
 
-    /// The correlation windows if an event reached them since the last call (an event
-    /// without a detection match leaves them as they were), else `None`.
-    pub fn snapshot_if_changed(&mut self) -> Option<serde_json::Value> {
-        std::mem::take(&mut self.changed).then(|| self.snapshot()).flatten()
+    /// What changed in the correlation windows since the last call, as state keys below
+    /// the detector's (`None`: delete): Warden's groups one by one
+    /// (`/corr/<group key>`), or rsigma's whole snapshot (`/correlation`) when an event
+    /// reached its windows. A snapshot of rsigma's that Warden converted is deleted.
+    pub fn correlation_changes(&mut self) -> Vec<(String, Option<serde_json::Value>)> {
+        let mut out = Vec::new();
+        let changed = std::mem::take(&mut self.changed);
+        match &mut self.tally {
+            Some(t) => {
+                t.drain(GROUPS_KEY, &mut out);
+                if changed {
+                    out.push((SNAPSHOT_KEY.to_string(), None));
+                }
+            }
+            None => {
+                if changed && let Some(v) = self.snapshot() {
+                    out.push((SNAPSHOT_KEY.to_string(), Some(v)));
+                }
+            }
+        }
+        out
+    }
+
+    /// Stops remembering which groups changed (nothing stores them: a replay).
+    pub fn untracked(&mut self) {
+        if let Some(t) = &mut self.tally {
+            t.untracked();
+        }
+    }
+
+    /// Correlation groups Warden counts now, and those evicted at the cap since the last
+    /// call (`None` when rsigma counts them).
+    pub fn groups(&mut self) -> Option<(usize, u64)> {
+        self.tally.as_mut().map(tally::Tally::take_evicted)
     }
 
     /// The correlation windows, when there are correlation rules.
@@ -477,11 +546,18 @@ impl RuleSet {
             None => self.detections(ev, &view),
         };
         let Some(detections) = detections else { return Vec::new() };
-        let results = if self.engine.correlation_rule_count() > 0 {
-            self.changed |= !detections.is_empty();
-            self.engine.process_with_detections(&view, detections, ev.time.timestamp())
-        } else {
-            detections
+        let results = match &mut self.tally {
+            Some(t) => {
+                let counted = t.process(&view, &detections, ev.time.timestamp());
+                let mut all = detections;
+                all.extend(counted);
+                all
+            }
+            None if self.engine.correlation_rule_count() > 0 => {
+                self.changed |= !detections.is_empty();
+                self.engine.process_with_detections(&view, detections, ev.time.timestamp())
+            }
+            None => detections,
         };
         let mut out = Vec::new();
         let mut file_name: Option<std::sync::Arc<str>> = None;

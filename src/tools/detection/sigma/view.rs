@@ -73,7 +73,7 @@ pub(super) fn unb64(s: &str) -> Option<[u8; 32]> {
 
 impl SigmaView<'_> {
     /// The id under which the correlation engine remembers this event: where it was read.
-    fn reference(&self) -> Option<&str> {
+    pub(super) fn reference(&self) -> Option<&str> {
         self.2
             .reference
             .get_or_init(|| {
